@@ -1,0 +1,523 @@
+//! Command-line parsing and the thin glue from commands to the library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use landwatch::config::Config;
+use landwatch::grid::{Cell, GridDef};
+use landwatch::ingest::bands::parse_role_list;
+use landwatch::ingest::catalog::SensorKind;
+use landwatch::ingest::plan::{plan_grid, GridRequest};
+use landwatch::ingest::{
+    catalog_paths, group_observations, CatalogEntry, CatalogOptions, CellReader,
+};
+use std::path::{Path, PathBuf};
+
+/// How a command ended when it did not fail.
+pub enum Outcome {
+    /// Everything was processed.
+    Done,
+    /// Done, but some inputs were skipped; each was named in the output.
+    DoneWithSkips,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "landwatch",
+    version,
+    about = "Find suspected land-use violations (疑似违法用地线索) in new satellite and drone imagery.",
+    long_about = "landwatch compares new satellite scenes and drone orthophotos with earlier imagery and with \
+the approved land-use parcels and permits, and flags parcels where land use changed in a way no approval \
+explains. A flag is a suspected violation — a lead for officers to check in the field, never a verdict.\n\n\
+Exit codes: 0 done; 2 done, but some inputs were skipped (each is named); 1 failed."
+)]
+struct Cli {
+    /// Write log lines as JSON (for log collectors) instead of plain text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    /// More log output (-v: debug, -vv: trace, including GDAL's messages).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every raster under the given paths with its georeferencing, date, sensor, bands and SHA-256.
+    Catalog(CatalogArgs),
+    /// Show (and optionally read) the analysis grid: its cells, stable ids and the imagery over each.
+    Grid(GridArgs),
+    /// Generate a synthetic before/after scene near Suzhou with exact ground truth.
+    Synth(SynthArgs),
+    /// Generate a scene and run everything landwatch can do on it, then say which files to open.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct CatalogArgs {
+    /// Files or directories (walked recursively).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Print JSON (an array of entries) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Band roles in band order, overriding what the files say, e.g. `red,green,blue,nir`.
+    #[arg(long, value_name = "ROLES")]
+    bands: Option<String>,
+    /// Sensor kind to assume when the files do not say: satellite, drone or aerial.
+    #[arg(long, value_name = "KIND")]
+    sensor: Option<String>,
+    /// Decode every pixel block to find corrupt data (slow on big files; the default check reads
+    /// the block table only).
+    #[arg(long)]
+    verify_pixels: bool,
+}
+
+#[derive(Args)]
+struct GridArgs {
+    /// Imagery files or directories (instead of, or in addition to, the config's).
+    paths: Vec<PathBuf>,
+    /// A landwatch.toml; its [grid] and [imagery] sections are used.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Grid CRS, e.g. EPSG:4549 (default: the config's, else the parcels' CRS, else the first raster's).
+    #[arg(long)]
+    crs: Option<String>,
+    /// Pixel size in CRS units (default: the config's, else the first raster's).
+    #[arg(long)]
+    pixel_size: Option<f64>,
+    /// Cell edge in pixels.
+    #[arg(long)]
+    cell_size: Option<usize>,
+    /// Halo in pixels read around each cell.
+    #[arg(long)]
+    halo: Option<usize>,
+    /// Pin the grid origin (north-west corner) as X,Y.
+    #[arg(long, value_name = "X,Y")]
+    origin: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Read this cell from every observation and write it as GeoTIFFs into --out.
+    #[arg(long, value_name = "CELL_ID", requires = "out")]
+    export_cell: Option<String>,
+    /// Directory for --export-cell.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Scene size in 0.5 m pixels per side (4096 = 2 km × 2 km).
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Random seed; the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Where to put the demo scene and results.
+    #[arg(long, default_value = "landwatch-demo")]
+    out: PathBuf,
+    /// Scene size in pixels per side.
+    #[arg(long, default_value_t = 2048)]
+    size: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<Outcome> {
+    let cli = Cli::parse();
+    init_logging(cli.log_json, cli.verbose);
+    match cli.command {
+        Command::Catalog(a) => catalog(a),
+        Command::Grid(a) => grid(a),
+        Command::Synth(a) => synth(a),
+        Command::Demo(a) => demo(a),
+    }
+}
+
+fn init_logging(json: bool, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 => "info,gdal=warn",
+        1 => "debug,gdal=info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("LANDWATCH_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.without_time().init();
+    }
+}
+
+fn catalog(a: CatalogArgs) -> Result<Outcome> {
+    let opts = CatalogOptions {
+        bands: a
+            .bands
+            .as_deref()
+            .map(parse_role_list)
+            .transpose()
+            .context("--bands")?,
+        sensor: a
+            .sensor
+            .as_deref()
+            .map(|s| s.parse::<SensorKind>())
+            .transpose()
+            .map_err(anyhow::Error::msg)
+            .context("--sensor")?,
+        verify_pixels: a.verify_pixels,
+    };
+    for p in &a.paths {
+        if !p.exists() {
+            bail!("{}: no such file or directory", p.display());
+        }
+    }
+    let entries = catalog_paths(&a.paths, &opts);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        print_catalog(&entries);
+    }
+    let bad = entries.iter().filter(|e| !e.is_usable()).count();
+    Ok(if bad > 0 {
+        Outcome::DoneWithSkips
+    } else {
+        Outcome::Done
+    })
+}
+
+fn print_catalog(entries: &[CatalogEntry]) {
+    for e in entries {
+        println!("{}", e.path.display());
+        if let Some(i) = &e.info {
+            let roles: Vec<&str> = i.bands.iter().map(|b| b.role.name()).collect();
+            println!(
+                "  {} {}x{} px, {} band(s) [{}] {}, {} {}, nodata {}",
+                i.driver,
+                i.width,
+                i.height,
+                i.band_count,
+                roles.join(","),
+                i.data_type.as_deref().unwrap_or("?"),
+                i.layout.as_deref().unwrap_or("?"),
+                i.compression,
+                i.nodata
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "none".into())
+            );
+            if let Some(c) = &i.crs {
+                let label = c
+                    .epsg
+                    .map(|e| format!("EPSG:{e}"))
+                    .unwrap_or_else(|| "(WKT)".into());
+                let px = i
+                    .pixel_size
+                    .map(|(x, y)| format!("{x:.4} x {y:.4}"))
+                    .unwrap_or_else(|| "?".into());
+                println!("  CRS {label} {}, pixel {px}", c.name);
+            }
+            if let Some(b) = i.footprint.as_ref().and_then(|f| f.wgs84_bounds) {
+                println!(
+                    "  footprint lon {:.5}..{:.5}, lat {:.5}..{:.5}",
+                    b.min_x, b.max_x, b.min_y, b.max_y
+                );
+            }
+            let when = i
+                .acquired
+                .as_ref()
+                .map(|a| format!("{} ({:?})", a.time, a.source))
+                .unwrap_or_else(|| "unknown date".into());
+            let sensor = i
+                .sensor
+                .as_ref()
+                .map(|s| format!("{:?} ({:?})", s.kind, s.source))
+                .unwrap_or_else(|| "unknown sensor".into());
+            println!("  acquired {when}; sensor {sensor}");
+            println!("  sha256 {}", i.sha256);
+        }
+        if let Some(p) = &e.problem {
+            println!("  UNUSABLE [{}]: {}", p.kind, p.message);
+        }
+    }
+    let bad = entries.iter().filter(|e| !e.is_usable()).count();
+    println!(
+        "{} raster(s): {} usable, {} unusable",
+        entries.len(),
+        entries.len() - bad,
+        bad
+    );
+}
+
+fn parse_origin(s: &str) -> Result<(f64, f64)> {
+    let (x, y) = s
+        .split_once(',')
+        .with_context(|| format!("--origin '{s}': expected X,Y"))?;
+    Ok((x.trim().parse()?, y.trim().parse()?))
+}
+
+fn grid(a: GridArgs) -> Result<Outcome> {
+    let cfg = a
+        .config
+        .as_deref()
+        .map(Config::load)
+        .transpose()?
+        .unwrap_or_default();
+    let before = if a.paths.is_empty() {
+        cfg.before_paths()
+    } else {
+        Vec::new()
+    };
+    let after = if a.paths.is_empty() {
+        cfg.after_paths()
+    } else {
+        a.paths.clone()
+    };
+    if before.is_empty() && after.is_empty() {
+        bail!("no imagery: give paths or a --config with [imagery] before/after");
+    }
+    let cat = |paths: &[PathBuf], after: bool| {
+        catalog_paths(
+            paths,
+            &CatalogOptions {
+                bands: cfg.band_override(after),
+                ..Default::default()
+            },
+        )
+    };
+    let before_entries = cat(&before, false);
+    let after_entries = cat(&after, true);
+    let all: Vec<&CatalogEntry> = before_entries.iter().chain(&after_entries).collect();
+    for e in all.iter().filter(|e| !e.is_usable()) {
+        if let Some(p) = &e.problem {
+            tracing::warn!("skipped {}", p.message);
+        }
+    }
+    let req = GridRequest {
+        crs: a.crs.clone().or(cfg.grid.crs.clone()),
+        pixel_size: a
+            .pixel_size
+            .or(a.config.as_ref().map(|_| cfg.grid.pixel_size)),
+        cell_size: a.cell_size.unwrap_or(cfg.grid.cell_size),
+        halo: a.halo.unwrap_or(cfg.grid.halo),
+        origin: match &a.origin {
+            Some(s) => Some(parse_origin(s)?),
+            None => cfg.grid.origin.map(|o| (o[0], o[1])),
+        },
+        parcels: cfg.parcels.path.as_ref().map(|p| cfg.resolve(p)),
+        parcels_layer: cfg.parcels.layer.clone(),
+    };
+    let grid = plan_grid(&req, &all)?;
+    let cells = grid.cells();
+    let observations: Vec<(&str, landwatch::ingest::Observation)> =
+        group_observations(&before_entries)
+            .into_iter()
+            .map(|o| ("before", o))
+            .chain(
+                group_observations(&after_entries)
+                    .into_iter()
+                    .map(|o| ("after", o)),
+            )
+            .collect();
+    let grid_ref = &grid;
+    let coverage = |cell: &Cell| -> Vec<String> {
+        let cb = grid_ref.window_bounds(&cell.core);
+        observations
+            .iter()
+            .flat_map(|(date, o)| {
+                o.sources.sources.iter().filter_map(move |s| {
+                    landwatch::ingest::plan::bounds_in_crs(&s.info, &s.path, &grid_ref.crs)
+                        .ok()
+                        .and_then(|b| b.intersection(&cb))
+                        .map(|_| format!("{date}/{}: {}", o.name, s.path.display()))
+                })
+            })
+            .collect()
+    };
+    if a.json {
+        let v = serde_json::json!({
+            "grid": grid,
+            "fingerprint": grid.fingerprint(),
+            "cells": cells.iter().map(|c| serde_json::json!({
+                "id": c.id, "row": c.row, "col": c.col,
+                "core": c.core, "read": c.read,
+                "bounds": grid.window_bounds(&c.core),
+                "imagery": coverage(c),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_grid(&grid, &cells, coverage);
+    }
+    if let (Some(id), Some(out)) = (&a.export_cell, &a.out) {
+        let cell = grid.cell_by_id(id).with_context(|| {
+            format!(
+                "no cell '{id}' in this grid (fingerprint {})",
+                grid.fingerprint()
+            )
+        })?;
+        export_cell(&grid, &cell, &observations, out)?;
+    }
+    let skipped = all.iter().any(|e| !e.is_usable());
+    Ok(if skipped {
+        Outcome::DoneWithSkips
+    } else {
+        Outcome::Done
+    })
+}
+
+fn print_grid(grid: &GridDef, cells: &[Cell], coverage: impl Fn(&Cell) -> Vec<String>) {
+    let b = grid.bounds();
+    println!(
+        "grid {} in {}: {}x{} px of {} x {}, origin ({}, {}), cells of {} px + {} px halo",
+        grid.fingerprint(),
+        if grid.crs.len() > 40 {
+            "(WKT CRS)"
+        } else {
+            &grid.crs
+        },
+        grid.width,
+        grid.height,
+        grid.pixel_width,
+        grid.pixel_height,
+        grid.origin_x,
+        grid.origin_y,
+        grid.cell_size,
+        grid.halo
+    );
+    println!(
+        "extent x {:.2}..{:.2}, y {:.2}..{:.2}; {} cell(s)",
+        b.min_x,
+        b.max_x,
+        b.min_y,
+        b.max_y,
+        cells.len()
+    );
+    for c in cells {
+        let cov = coverage(c);
+        println!(
+            "  {}  {}x{} px  {} image(s)",
+            c.id,
+            c.core.width,
+            c.core.height,
+            cov.len()
+        );
+        for s in cov {
+            println!("      {s}");
+        }
+    }
+}
+
+fn export_cell(
+    grid: &GridDef,
+    cell: &Cell,
+    observations: &[(&str, landwatch::ingest::Observation)],
+    out: &Path,
+) -> Result<()> {
+    use landwatch::export::raster::{write_geotiff, GeoTiffSpec};
+    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+    for (date, obs) in observations {
+        let mut reader = CellReader::new(grid, &obs.sources)?;
+        let img = reader.read(&cell.id, &cell.read)?;
+        let (h, w) = img.valid.dim();
+        let mut bands: Vec<Vec<f32>> = img
+            .bands
+            .outer_iter()
+            .map(|b| b.iter().copied().collect())
+            .collect();
+        bands.push(
+            img.valid
+                .iter()
+                .map(|v| if *v { 1.0 } else { 0.0 })
+                .collect(),
+        );
+        let mut spec = GeoTiffSpec::new(&grid.crs, grid.window_geo_transform(&cell.read), w, h);
+        spec.predictor = 1;
+        spec.band_descriptions = img
+            .roles
+            .iter()
+            .map(|r| r.name().to_string())
+            .chain(std::iter::once("valid".to_string()))
+            .collect();
+        let path = out.join(format!("{}_{date}_{}.tif", cell.id, obs.name));
+        let refs: Vec<&[f32]> = bands.iter().map(|b| b.as_slice()).collect();
+        write_geotiff(&path, &spec, &refs)?;
+        println!(
+            "wrote {} ({} bands, {:.1}% valid)",
+            path.display(),
+            img.roles.len(),
+            100.0 * img.valid_fraction()
+        );
+    }
+    Ok(())
+}
+
+fn synth(a: SynthArgs) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    let summary = landwatch::synth::generate(&landwatch::synth::SynthOptions {
+        out: a.out.clone(),
+        size: a.size,
+        seed: a.seed,
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "wrote a {0}x{0} px scene (seed {1}) into {2} in {3:.1} s: {4} parcels, {5} permits, injected changes {6:?}",
+            summary.size_px,
+            summary.seed,
+            summary.out.display(),
+            started.elapsed().as_secs_f64(),
+            summary.parcels,
+            summary.permits,
+            summary.truth_by_category
+        );
+        for f in &summary.files {
+            println!("  {}", f.display());
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn demo(a: DemoArgs) -> Result<Outcome> {
+    let scene = a.out.join("scene");
+    println!(
+        "1/2 generating a {0}x{0} px synthetic scene into {1}",
+        a.size,
+        scene.display()
+    );
+    synth(SynthArgs {
+        out: scene.clone(),
+        size: a.size,
+        seed: a.seed,
+        json: false,
+    })?;
+    println!("2/2 cataloguing its imagery");
+    let outcome = catalog(CatalogArgs {
+        paths: vec![scene.join("imagery")],
+        json: false,
+        bands: None,
+        sensor: None,
+        verify_pixels: false,
+    })?;
+    println!(
+        "\nOpen in QGIS: {0}/imagery/*/*.tif, {0}/parcels.gpkg, {0}/permits.gpkg, {0}/truth.geojson",
+        scene.display()
+    );
+    Ok(outcome)
+}

@@ -1,0 +1,394 @@
+//! The run configuration (`landwatch.toml`): parsed and validated once, then passed by reference.
+//!
+//! Relative paths in the file are relative to the file's own directory, so a configuration can be
+//! moved together with its data.
+
+use crate::grid::{DEFAULT_CELL_SIZE, DEFAULT_HALO};
+use crate::ingest::BandRole;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, naming the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the configuration: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown/mistyped fields.
+    #[error("{path}: invalid configuration: {detail}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the line and field).
+        detail: String,
+    },
+    /// A field has a value that cannot work.
+    #[error("{path}: [{section}] {field}: {detail}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The TOML section.
+        section: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Why and what to do.
+        detail: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Who runs landwatch and where.
+    #[serde(default)]
+    pub project: ProjectConfig,
+    /// Where the imagery is.
+    #[serde(default)]
+    pub imagery: ImageryConfig,
+    /// Where the parcels and permits are.
+    #[serde(default)]
+    pub parcels: ParcelsConfig,
+    /// The analysis grid.
+    #[serde(default)]
+    pub grid: GridConfig,
+    /// Where results go.
+    #[serde(default)]
+    pub output: OutputConfig,
+    /// The directory the configuration file is in; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[project]`: who runs landwatch and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// A name for reports.
+    #[serde(default = "default_project_name")]
+    pub name: String,
+    /// The administrative region code that prefixes case ids (e.g. `320509` for Wujiang).
+    #[serde(default = "default_region_code")]
+    pub region_code: String,
+}
+
+fn default_project_name() -> String {
+    "landwatch".to_string()
+}
+
+fn default_region_code() -> String {
+    "000000".to_string()
+}
+
+impl Default for ProjectConfig {
+    fn default() -> Self {
+        ProjectConfig {
+            name: default_project_name(),
+            region_code: default_region_code(),
+        }
+    }
+}
+
+/// `[imagery]`: before and after imagery (files or directories).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageryConfig {
+    /// Rasters (or directories of rasters) of the earlier date.
+    #[serde(default)]
+    pub before: Vec<PathBuf>,
+    /// Rasters (or directories of rasters) of the later date(s).
+    #[serde(default)]
+    pub after: Vec<PathBuf>,
+    /// Band roles of the before imagery when the files do not say, e.g. `"blue,green,red,nir"`.
+    pub bands_before: Option<String>,
+    /// Band roles of the after imagery when the files do not say.
+    pub bands_after: Option<String>,
+}
+
+/// `[parcels]`: the approved land-use parcels and the permits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParcelsConfig {
+    /// Parcel polygons (GeoPackage, Shapefile, GeoJSON).
+    pub path: Option<PathBuf>,
+    /// Layer name inside the file (default: the first layer).
+    pub layer: Option<String>,
+    /// The parcel id attribute.
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    /// The approved-use attribute.
+    #[serde(default = "default_use_field")]
+    pub use_field: String,
+    /// Permit polygons (optional).
+    pub permits: Option<PathBuf>,
+    /// Layer name inside the permits file.
+    pub permits_layer: Option<String>,
+}
+
+fn default_id_field() -> String {
+    "parcel_id".to_string()
+}
+
+fn default_use_field() -> String {
+    "approved_use".to_string()
+}
+
+impl Default for ParcelsConfig {
+    fn default() -> Self {
+        ParcelsConfig {
+            path: None,
+            layer: None,
+            id_field: default_id_field(),
+            use_field: default_use_field(),
+            permits: None,
+            permits_layer: None,
+        }
+    }
+}
+
+/// `[grid]`: the analysis grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    /// CRS of the grid (default: the parcels' CRS).
+    pub crs: Option<String>,
+    /// Pixel size in CRS units (metres for a projected CRS).
+    #[serde(default = "default_pixel_size")]
+    pub pixel_size: f64,
+    /// Cell edge in pixels.
+    #[serde(default = "default_cell_size")]
+    pub cell_size: usize,
+    /// Halo in pixels around each cell.
+    #[serde(default = "default_halo")]
+    pub halo: usize,
+    /// North-west corner of the pixel lattice `[x, y]`; pin it to keep cell ids stable when the
+    /// area grows. Default: derived from the area, snapped to whole cells.
+    pub origin: Option<[f64; 2]>,
+}
+
+fn default_pixel_size() -> f64 {
+    0.5
+}
+
+fn default_cell_size() -> usize {
+    DEFAULT_CELL_SIZE
+}
+
+fn default_halo() -> usize {
+    DEFAULT_HALO
+}
+
+impl Default for GridConfig {
+    fn default() -> Self {
+        GridConfig {
+            crs: None,
+            pixel_size: default_pixel_size(),
+            cell_size: default_cell_size(),
+            halo: default_halo(),
+            origin: None,
+        }
+    }
+}
+
+/// `[output]`: where results go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Output directory.
+    #[serde(default = "default_output_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_output_dir() -> PathBuf {
+    PathBuf::from("landwatch-out")
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: default_output_dir(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::from_toml(&text, path, &base)
+    }
+
+    /// Parses and validates configuration text; `path` is only used in messages.
+    pub fn from_toml(text: &str, path: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        cfg.base_dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir.to_path_buf()
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |section, field, detail: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            section,
+            field,
+            detail,
+        };
+        let g = &self.grid;
+        if !(g.pixel_size.is_finite() && g.pixel_size > 0.0) {
+            return Err(invalid(
+                "grid",
+                "pixel_size",
+                format!(
+                    "must be a positive number of CRS units, got {}",
+                    g.pixel_size
+                ),
+            ));
+        }
+        if !(16..=16384).contains(&g.cell_size) {
+            return Err(invalid(
+                "grid",
+                "cell_size",
+                format!("must be between 16 and 16384 pixels, got {}", g.cell_size),
+            ));
+        }
+        if g.halo > g.cell_size / 2 {
+            return Err(invalid(
+                "grid",
+                "halo",
+                format!(
+                    "must be at most half the cell size ({}), got {}",
+                    g.cell_size / 2,
+                    g.halo
+                ),
+            ));
+        }
+        if let Some(crs) = &g.crs {
+            crate::ingest::srs::parse_crs(crs).map_err(|e| {
+                invalid(
+                    "grid",
+                    "crs",
+                    format!("'{crs}' is not a CRS GDAL understands: {e}"),
+                )
+            })?;
+        }
+        for (field, roles) in [
+            ("bands_before", &self.imagery.bands_before),
+            ("bands_after", &self.imagery.bands_after),
+        ] {
+            if let Some(r) = roles {
+                crate::ingest::bands::parse_role_list(r)
+                    .map_err(|e| invalid("imagery", field, e.to_string()))?;
+            }
+        }
+        if self.project.region_code.trim().is_empty()
+            || !self
+                .project
+                .region_code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(invalid(
+                "project",
+                "region_code",
+                format!(
+                    "must be letters and digits only (it prefixes case ids), got '{}'",
+                    self.project.region_code
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves a path from the file against the file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The before imagery paths, resolved.
+    pub fn before_paths(&self) -> Vec<PathBuf> {
+        self.imagery
+            .before
+            .iter()
+            .map(|p| self.resolve(p))
+            .collect()
+    }
+
+    /// The after imagery paths, resolved.
+    pub fn after_paths(&self) -> Vec<PathBuf> {
+        self.imagery.after.iter().map(|p| self.resolve(p)).collect()
+    }
+
+    /// The output directory, resolved.
+    pub fn output_dir(&self) -> PathBuf {
+        self.resolve(&self.output.dir)
+    }
+
+    /// Band-role override for one date, parsed (validated in `load`).
+    pub fn band_override(&self, after: bool) -> Option<Vec<BandRole>> {
+        let s = if after {
+            self.imagery.bands_after.as_deref()
+        } else {
+            self.imagery.bands_before.as_deref()
+        }?;
+        crate::ingest::bands::parse_role_list(s).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("landwatch.toml"), Path::new("/data/site"))
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let cfg = parse("[imagery]\nbefore = [\"img/before\"]\n").unwrap();
+        assert_eq!(cfg.grid.cell_size, 1024);
+        assert_eq!(
+            cfg.before_paths(),
+            vec![PathBuf::from("/data/site/img/before")]
+        );
+        assert_eq!(cfg.output_dir(), PathBuf::from("/data/site/landwatch-out"));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_name_the_field() {
+        let e = parse("[grid]\npixel_sise = 0.5\n").unwrap_err().to_string();
+        assert!(e.contains("pixel_sise"), "{e}");
+        let e = parse("[grid]\npixel_size = -1\n").unwrap_err().to_string();
+        assert!(e.contains("[grid] pixel_size"), "{e}");
+        let e = parse("[grid]\ncrs = \"EPSG:999999\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[grid] crs"), "{e}");
+        let e = parse("[imagery]\nbands_after = \"red,purple\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("purple"), "{e}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Writing the files landwatch produces: GeoTIFF rasters, GeoPackage and GeoJSON vectors, CSV.
+//!
+//! Every writer writes to a temporary name beside the target and renames it into place, so a
+//! crash never leaves a half-written file under the final name.
+
+pub mod geojson;
+pub mod raster;
+pub mod vector;
+
+use std::path::{Path, PathBuf};
+
+/// A file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// GDAL failed while writing.
+    #[error("{path}: writing failed: {detail}")]
+    Gdal {
+        /// The file.
+        path: PathBuf,
+        /// GDAL's message.
+        detail: String,
+    },
+    /// The operating system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The data handed to the writer does not fit its description.
+    #[error("{path}: {detail}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        detail: String,
+    },
+}
+
+pub(crate) fn gdal_err(path: &Path) -> impl Fn(gdal::errors::GdalError) -> ExportError + '_ {
+    move |e| ExportError::Gdal {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
+pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ExportError + '_ {
+    move |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The temporary name a file is written under before it is renamed into place: hidden, and
+/// keeping the extension, which some GDAL drivers insist on (`.parcels.partial.gpkg`).
+pub fn temp_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match path.extension() {
+        Some(ext) => path.with_file_name(format!(".{stem}.partial.{}", ext.to_string_lossy())),
+        None => path.with_file_name(format!(".{stem}.partial")),
+    }
+}
+
+/// Moves a finished temporary file into place.
+pub fn commit(tmp: &Path, path: &Path) -> Result<(), ExportError> {
+    std::fs::rename(tmp, path).map_err(io_err(path))
+}
+
+/// Writes bytes atomically (temporary file, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let tmp = temp_path(path);
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    commit(&tmp, path)
+}

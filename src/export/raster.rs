@@ -1,0 +1,200 @@
+//! GeoTIFF writing: tiled, compressed, georeferenced, with band descriptions and metadata.
+
+use super::{commit, gdal_err, temp_path, ExportError};
+use crate::ingest::srs;
+use gdal::cpl::CslStringList;
+use gdal::raster::{Buffer, ColorInterpretation, GdalType};
+use gdal::{DriverManager, Metadata};
+use std::path::Path;
+
+/// How to write a GeoTIFF.
+#[derive(Debug, Clone)]
+pub struct GeoTiffSpec {
+    /// CRS as `EPSG:xxxx` or WKT.
+    pub crs: String,
+    /// GDAL-order geotransform.
+    pub geo_transform: [f64; 6],
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// One description per band (e.g. `blue`), empty for none.
+    pub band_descriptions: Vec<String>,
+    /// One colour interpretation name per band (`Red`, `Alpha`, …; `None` leaves GDAL's default).
+    pub color_interpretations: Vec<Option<&'static str>>,
+    /// Nodata value for every band.
+    pub nodata: Option<f64>,
+    /// Dataset metadata items (`TIFFTAG_DATETIME`, `ACQUISITION_DATE`, …).
+    pub metadata: Vec<(String, String)>,
+    /// Tile edge in pixels (a multiple of 16).
+    pub block_size: usize,
+    /// Compression: `DEFLATE`, `LZW`, `NONE`.
+    pub compress: String,
+    /// TIFF predictor: 1 none, 2 horizontal (integers), 3 floating point.
+    pub predictor: u8,
+}
+
+impl GeoTiffSpec {
+    /// A tiled DEFLATE GeoTIFF with no band names or metadata.
+    pub fn new(crs: &str, geo_transform: [f64; 6], width: usize, height: usize) -> GeoTiffSpec {
+        GeoTiffSpec {
+            crs: crs.to_string(),
+            geo_transform,
+            width,
+            height,
+            band_descriptions: Vec::new(),
+            color_interpretations: Vec::new(),
+            nodata: None,
+            metadata: Vec::new(),
+            block_size: 256,
+            compress: "DEFLATE".to_string(),
+            predictor: 1,
+        }
+    }
+}
+
+/// Writes bands (each `width × height`, row-major) as a GeoTIFF, atomically.
+pub fn write_geotiff<T: GdalType + Copy>(
+    path: &Path,
+    spec: &GeoTiffSpec,
+    bands: &[&[T]],
+) -> Result<(), ExportError> {
+    let n = spec.width * spec.height;
+    if bands.is_empty() || bands.iter().any(|b| b.len() != n) {
+        return Err(ExportError::Invalid {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{} bands of {:?} pixels for a {}x{} raster",
+                bands.len(),
+                bands.iter().map(|b| b.len()).collect::<Vec<_>>(),
+                spec.width,
+                spec.height
+            ),
+        });
+    }
+    let mut w = GeoTiffWriter::create::<T>(path, spec, bands.len())?;
+    let rows_per_chunk = spec.block_size.max(1);
+    for r0 in (0..spec.height).step_by(rows_per_chunk) {
+        let rows = rows_per_chunk.min(spec.height - r0);
+        let chunk: Vec<&[T]> = bands
+            .iter()
+            .map(|b| &b[r0 * spec.width..(r0 + rows) * spec.width])
+            .collect();
+        w.write_rows(r0, rows, &chunk)?;
+    }
+    w.finish()
+}
+
+/// A GeoTIFF being written strip by strip (bounded memory), renamed into place by `finish`.
+pub struct GeoTiffWriter {
+    ds: gdal::Dataset,
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    width: usize,
+    bands: usize,
+}
+
+impl GeoTiffWriter {
+    /// Creates the file under its temporary name with the spec's georeferencing and metadata.
+    pub fn create<T: GdalType + Copy>(
+        path: &Path,
+        spec: &GeoTiffSpec,
+        band_count: usize,
+    ) -> Result<GeoTiffWriter, ExportError> {
+        crate::ingest::init_gdal();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(super::io_err(dir))?;
+        }
+        let tmp = temp_path(path);
+        let e = gdal_err(path);
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(&e)?;
+        let mut opts = CslStringList::new();
+        let tiled = spec.width > spec.block_size || spec.height > spec.block_size;
+        if tiled {
+            opts.set_name_value("TILED", "YES").map_err(&e)?;
+            opts.set_name_value("BLOCKXSIZE", &spec.block_size.to_string())
+                .map_err(&e)?;
+            opts.set_name_value("BLOCKYSIZE", &spec.block_size.to_string())
+                .map_err(&e)?;
+        }
+        opts.set_name_value("COMPRESS", &spec.compress)
+            .map_err(&e)?;
+        if spec.compress != "NONE" {
+            opts.set_name_value("PREDICTOR", &spec.predictor.to_string())
+                .map_err(&e)?;
+        }
+        opts.set_name_value("NUM_THREADS", "ALL_CPUS").map_err(&e)?;
+        opts.set_name_value("BIGTIFF", "IF_SAFER").map_err(&e)?;
+        if band_count > 1 {
+            opts.set_name_value("INTERLEAVE", "PIXEL").map_err(&e)?;
+        }
+        let mut ds = driver
+            .create_with_band_type_with_options::<T, _>(
+                &tmp,
+                spec.width,
+                spec.height,
+                band_count,
+                &opts,
+            )
+            .map_err(&e)?;
+        let srs = srs::parse_crs(&spec.crs).map_err(&e)?;
+        ds.set_spatial_ref(&srs).map_err(&e)?;
+        ds.set_geo_transform(&spec.geo_transform).map_err(&e)?;
+        for (k, v) in &spec.metadata {
+            ds.set_metadata_item(k, v, "").map_err(&e)?;
+        }
+        for bi in 0..band_count {
+            let mut band = ds.rasterband(bi + 1).map_err(&e)?;
+            if let Some(nd) = spec.nodata {
+                band.set_no_data_value(Some(nd)).map_err(&e)?;
+            }
+            if let Some(Some(name)) = spec.color_interpretations.get(bi) {
+                let ci = ColorInterpretation::from_name(name).map_err(&e)?;
+                band.set_color_interpretation(ci).map_err(&e)?;
+            }
+            if let Some(desc) = spec.band_descriptions.get(bi).filter(|d| !d.is_empty()) {
+                band.set_description(desc).map_err(&e)?;
+            }
+        }
+        Ok(GeoTiffWriter {
+            ds,
+            path: path.to_path_buf(),
+            tmp,
+            width: spec.width,
+            bands: band_count,
+        })
+    }
+
+    /// Writes `rows` full rows starting at row `r0`, one slice per band.
+    ///
+    /// Write whole rows of tiles, every band at once: a pixel-interleaved tile is then complete
+    /// when it leaves GDAL's block cache and is compressed exactly once.
+    pub fn write_rows<T: GdalType + Copy>(
+        &mut self,
+        r0: usize,
+        rows: usize,
+        bands: &[&[T]],
+    ) -> Result<(), ExportError> {
+        let e = gdal_err(&self.path);
+        if bands.len() != self.bands || bands.iter().any(|b| b.len() != rows * self.width) {
+            return Err(ExportError::Invalid {
+                path: self.path.clone(),
+                detail: format!("strip at row {r0}: wrong band count or length"),
+            });
+        }
+        for (bi, data) in bands.iter().enumerate() {
+            let mut band = self.ds.rasterband(bi + 1).map_err(&e)?;
+            let mut buf = Buffer::new((self.width, rows), data.to_vec());
+            band.write((0, r0 as isize), (self.width, rows), &mut buf)
+                .map_err(&e)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, closes and renames the file into place.
+    pub fn finish(self) -> Result<(), ExportError> {
+        let e = gdal_err(&self.path);
+        self.ds.close().map_err(&e)?;
+        commit(&self.tmp, &self.path)
+    }
+}

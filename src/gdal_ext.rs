@@ -1,0 +1,122 @@
+//! The few GDAL calls the `gdal` crate does not wrap. All of landwatch's `unsafe` lives here.
+
+use gdal::Dataset;
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+use std::ptr;
+
+/// GDAL's last error message on this thread, or a placeholder when there is none.
+pub(crate) fn last_error() -> String {
+    // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local, NUL-terminated buffer that
+    // stays valid until the next GDAL call on this thread; it is copied out immediately.
+    let msg = unsafe {
+        let p = gdal_sys::CPLGetLastErrorMsg();
+        if p.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    if msg.trim().is_empty() {
+        "GDAL reported no detail".to_string()
+    } else {
+        msg
+    }
+}
+
+/// The files that make up a dataset (main file first), as GDAL lists them.
+pub(crate) fn file_list(ds: &Dataset) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    // SAFETY: the dataset handle is valid for the life of `ds`; GDALGetFileList returns a
+    // NULL-terminated list of C strings owned by the caller, which is freed with CSLDestroy after
+    // every entry has been copied.
+    unsafe {
+        let list = gdal_sys::GDALGetFileList(ds.c_dataset());
+        if list.is_null() {
+            return out;
+        }
+        let mut i = 0;
+        loop {
+            let entry = *list.add(i);
+            if entry.is_null() {
+                break;
+            }
+            out.push(PathBuf::from(
+                CStr::from_ptr(entry).to_string_lossy().into_owned(),
+            ));
+            i += 1;
+        }
+        gdal_sys::CSLDestroy(list);
+    }
+    out
+}
+
+/// Runs `gdalwarp` (the library form, `GDALWarp`) from `sources` into the existing dataset `dst`.
+///
+/// `args` are gdalwarp command-line options (e.g. `-r bilinear -dstalpha`). Sources are
+/// composited in order: a later source overwrites an earlier one where it has valid pixels.
+pub(crate) fn warp_into(
+    sources: &[&Dataset],
+    dst: &Dataset,
+    args: &[String],
+) -> Result<(), String> {
+    let c_args: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()).map_err(|_| format!("warp option {a:?} contains NUL")))
+        .collect::<Result<_, _>>()?;
+    let mut argv: Vec<*mut std::ffi::c_char> =
+        c_args.iter().map(|c| c.as_ptr() as *mut _).collect();
+    argv.push(ptr::null_mut());
+    let mut handles: Vec<gdal_sys::GDALDatasetH> = sources.iter().map(|d| d.c_dataset()).collect();
+
+    // SAFETY: `argv` is a NULL-terminated array of valid C strings that outlives the call
+    // (GDALWarpAppOptionsNew copies them). The options are freed on every path below.
+    let options = unsafe { gdal_sys::GDALWarpAppOptionsNew(argv.as_mut_ptr(), ptr::null_mut()) };
+    if options.is_null() {
+        return Err(format!("invalid warp options {args:?}: {}", last_error()));
+    }
+    let mut usage_error: std::ffi::c_int = 0;
+    // SAFETY: every handle in `handles` and `dst` is a valid open dataset borrowed for the call;
+    // with a destination handle GDALWarp writes into it and returns that same handle, which
+    // therefore must not be closed here (the `Dataset` owning it closes it).
+    let out = unsafe {
+        let out = gdal_sys::GDALWarp(
+            ptr::null(),
+            dst.c_dataset(),
+            handles.len() as std::ffi::c_int,
+            handles.as_mut_ptr(),
+            options,
+            &mut usage_error,
+        );
+        gdal_sys::GDALWarpAppOptionsFree(options);
+        out
+    };
+    if out.is_null() || usage_error != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// Adds a boolean attribute (OGR integer with subtype `OFSTBoolean`) to a layer, so GeoPackage
+/// and QGIS show true/false.
+pub(crate) fn add_boolean_field<L: gdal::vector::LayerAccess>(
+    layer: &L,
+    name: &str,
+) -> Result<(), String> {
+    let c_name = CString::new(name).map_err(|_| format!("field name {name:?} contains NUL"))?;
+    // SAFETY: the field definition is created, configured, copied into the layer by
+    // OGR_L_CreateField and destroyed here on every path; `c_layer` is the live handle of `layer`.
+    unsafe {
+        let fd = gdal_sys::OGR_Fld_Create(c_name.as_ptr(), gdal_sys::OGRFieldType::OFTInteger);
+        if fd.is_null() {
+            return Err(last_error());
+        }
+        gdal_sys::OGR_Fld_SetSubType(fd, gdal_sys::OGRFieldSubType::OFSTBoolean);
+        let rv = gdal_sys::OGR_L_CreateField(layer.c_layer(), fd, 1);
+        gdal_sys::OGR_Fld_Destroy(fd);
+        if rv != gdal_sys::OGRErr::OGRERR_NONE {
+            return Err(last_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Planning the analysis grid from the configuration and the catalogued imagery: its CRS (the
+//! config's, else the parcels', else the imagery's), pixel size, origin and extent.
+
+use super::catalog::{CatalogEntry, RasterInfo};
+use super::srs;
+use super::IngestError;
+use crate::grid::{Bounds, GridDef};
+use gdal::vector::LayerAccess;
+use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+use std::path::{Path, PathBuf};
+
+/// What the user asked for (config values, command-line overrides); `None` means "derive it".
+#[derive(Debug, Clone, Default)]
+pub struct GridRequest {
+    /// Target CRS.
+    pub crs: Option<String>,
+    /// Pixel size in CRS units.
+    pub pixel_size: Option<f64>,
+    /// Cell edge in pixels.
+    pub cell_size: usize,
+    /// Halo in pixels.
+    pub halo: usize,
+    /// Pinned origin.
+    pub origin: Option<(f64, f64)>,
+    /// The parcels file, whose CRS is the default.
+    pub parcels: Option<PathBuf>,
+    /// Layer name in the parcels file.
+    pub parcels_layer: Option<String>,
+}
+
+/// The CRS of a vector layer (the named one, else the first), as `EPSG:xxxx` or WKT.
+pub fn vector_crs(path: &Path, layer: Option<&str>) -> Result<String, IngestError> {
+    super::init_gdal();
+    let ds = Dataset::open_ex(
+        path,
+        DatasetOptions {
+            open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| IngestError::NotOpenable {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let lyr = match layer {
+        Some(name) => ds.layer_by_name(name),
+        None => ds.layer(0),
+    }
+    .map_err(|e| IngestError::NotOpenable {
+        path: path.to_path_buf(),
+        detail: format!("layer {}: {e}", layer.unwrap_or("0")),
+    })?;
+    let s = lyr.spatial_ref().ok_or_else(|| IngestError::NoCrs {
+        path: path.to_path_buf(),
+    })?;
+    Ok(srs::describe(&s).label())
+}
+
+/// The bounds of a raster's footprint in another CRS (edges densified before transforming).
+pub fn bounds_in_crs(info: &RasterInfo, path: &Path, crs: &str) -> Result<Bounds, IngestError> {
+    let crs_err = |detail: String| IngestError::Crs {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let gt = info
+        .geo_transform
+        .ok_or_else(|| IngestError::NoGeoreferencing {
+            path: path.to_path_buf(),
+        })?;
+    let src_wkt = info
+        .crs
+        .as_ref()
+        .map(|c| c.wkt.clone())
+        .ok_or_else(|| IngestError::NoCrs {
+            path: path.to_path_buf(),
+        })?;
+    let from = srs::parse_crs(&src_wkt).map_err(|e| crs_err(e.to_string()))?;
+    let to = srs::parse_crs(crs).map_err(|e| crs_err(e.to_string()))?;
+    let ct = srs::transform(&from, &to).map_err(|e| crs_err(e.to_string()))?;
+    let (w, h) = (info.width as f64, info.height as f64);
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for k in 0..=16 {
+        let t = k as f64 / 16.0;
+        for (c, r) in [(t * w, 0.0), (w, t * h), (t * w, h), (0.0, t * h)] {
+            xs.push(gt[0] + c * gt[1] + r * gt[2]);
+            ys.push(gt[3] + c * gt[4] + r * gt[5]);
+        }
+    }
+    srs::transform_points(&ct, &mut xs, &mut ys)
+        .map_err(|e| crs_err(format!("footprint cannot be transformed to {crs}: {e}")))?;
+    let mut b = Bounds::from_corners(xs[0], ys[0], xs[0], ys[0]);
+    for (x, y) in xs.iter().zip(&ys) {
+        b = b.union(&Bounds::from_corners(*x, *y, *x, *y));
+    }
+    Ok(b)
+}
+
+/// Size in `crs` units of one pixel of a raster, measured at its centre.
+fn pixel_size_in(info: &RasterInfo, path: &Path, crs: &str) -> Result<f64, IngestError> {
+    let gt = info
+        .geo_transform
+        .ok_or_else(|| IngestError::NoGeoreferencing {
+            path: path.to_path_buf(),
+        })?;
+    let wkt = info.crs.as_ref().map(|c| c.wkt.clone()).unwrap_or_default();
+    let crs_err = |e: gdal::errors::GdalError| IngestError::Crs {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let from = srs::parse_crs(&wkt).map_err(crs_err)?;
+    let to = srs::parse_crs(crs).map_err(crs_err)?;
+    let ct = srs::transform(&from, &to).map_err(crs_err)?;
+    let (c, r) = (info.width as f64 / 2.0, info.height as f64 / 2.0);
+    let p = |c: f64, r: f64| (gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]);
+    let pts = [p(c, r), p(c + 1.0, r), p(c, r + 1.0)];
+    let mut xs: Vec<f64> = pts.iter().map(|q| q.0).collect();
+    let mut ys: Vec<f64> = pts.iter().map(|q| q.1).collect();
+    srs::transform_points(&ct, &mut xs, &mut ys).map_err(crs_err)?;
+    let dx = (xs[1] - xs[0]).hypot(ys[1] - ys[0]);
+    let dy = (xs[2] - xs[0]).hypot(ys[2] - ys[0]);
+    Ok((dx * dy).sqrt())
+}
+
+/// Plans the grid over the union of the usable rasters' footprints.
+pub fn plan_grid(req: &GridRequest, entries: &[&CatalogEntry]) -> Result<GridDef, IngestError> {
+    let usable: Vec<(&Path, &RasterInfo)> = entries
+        .iter()
+        .filter(|e| e.is_usable())
+        .filter_map(|e| e.info.as_ref().map(|i| (e.path.as_path(), i)))
+        .collect();
+    let first = usable.first().ok_or_else(|| IngestError::CellRead {
+        cell: "<grid>".into(),
+        detail: "no usable imagery to place a grid over".into(),
+    })?;
+    let crs = match (&req.crs, &req.parcels) {
+        (Some(c), _) => c.clone(),
+        (None, Some(p)) => vector_crs(p, req.parcels_layer.as_deref())?,
+        (None, None) => {
+            first
+                .1
+                .crs
+                .as_ref()
+                .map(|c| c.label())
+                .ok_or_else(|| IngestError::NoCrs {
+                    path: first.0.to_path_buf(),
+                })?
+        }
+    };
+    let pixel = match req.pixel_size {
+        Some(p) => p,
+        None => pixel_size_in(first.1, first.0, &crs)?,
+    };
+    let mut extent: Option<Bounds> = None;
+    for (path, info) in &usable {
+        let b = bounds_in_crs(info, path, &crs)?;
+        extent = Some(extent.map_or(b, |e| e.union(&b)));
+    }
+    let extent = extent.unwrap_or_else(|| Bounds::from_corners(0.0, 0.0, 0.0, 0.0));
+    Ok(GridDef::covering(
+        &crs,
+        &extent,
+        pixel,
+        req.cell_size,
+        req.halo,
+        req.origin,
+    ))
+}
+
+/// A grid that is exactly a raster's own pixel grid (north-up rasters only).
+pub fn grid_of_raster(
+    info: &RasterInfo,
+    path: &Path,
+    cell_size: usize,
+    halo: usize,
+) -> Result<GridDef, IngestError> {
+    let gt = info
+        .geo_transform
+        .ok_or_else(|| IngestError::NoGeoreferencing {
+            path: path.to_path_buf(),
+        })?;
+    if gt[2] != 0.0 || gt[4] != 0.0 || gt[5] >= 0.0 {
+        return Err(IngestError::Crs {
+            path: path.to_path_buf(),
+            detail: "the raster is rotated or south-up; give a grid in the config instead".into(),
+        });
+    }
+    let crs = info
+        .crs
+        .as_ref()
+        .map(|c| c.label())
+        .ok_or_else(|| IngestError::NoCrs {
+            path: path.to_path_buf(),
+        })?;
+    Ok(GridDef {
+        crs,
+        origin_x: gt[0],
+        origin_y: gt[3],
+        pixel_width: gt[1],
+        pixel_height: -gt[5],
+        cell_size,
+        halo,
+        width: info.width,
+        height: info.height,
+    })
+}

@@ -1,0 +1,20 @@
+//! landwatch: nightly change detection over satellite and drone imagery for natural-resources
+//! law enforcement.
+//!
+//! The data flows one way — catalogue → grid → detect → vectorize → overlay + rules → evidence →
+//! store → review / export — and each stage is a module. The pure core (grid arithmetic,
+//! detection, overlay, rules) works on arrays and plain structs; the IO shell (ingest, export,
+//! synth's writers, the binary) touches files.
+//!
+//! A flag is a *suspected* violation (疑似违法线索): a lead for officers to check in the field,
+//! never a verdict.
+
+pub mod config;
+pub mod export;
+mod gdal_ext;
+pub mod grid;
+pub mod ingest;
+pub mod synth;
+
+/// The software version, recorded in every output.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

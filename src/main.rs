@@ -1,0 +1,19 @@
+//! The `landwatch` command: parses arguments, runs a command, maps the outcome to an exit code.
+//!
+//! Exit codes: 0 done; 2 done, but some inputs were skipped (each named in the output);
+//! 1 failed (the error chain is printed).
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(cli::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(cli::Outcome::DoneWithSkips) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
