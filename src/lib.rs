@@ -9,6 +9,8 @@
 //! A flag is a *suspected* violation (疑似违法线索): a lead for officers to check in the field,
 //! never a verdict.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod config;
 pub mod export;
 mod gdal_ext;

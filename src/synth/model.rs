@@ -633,8 +633,12 @@ impl Builder {
                 *p = (x0 + i as f64 * cw + jx, y1 - j as f64 * ch + jy);
             }
         }
-        let block_angle =
-            self.rng.range(-0.15, 0.15) as f32 + if self.rng.chance(0.5) { 0.0 } else { 1.5708 };
+        let block_angle = self.rng.range(-0.15, 0.15) as f32
+            + if self.rng.chance(0.5) {
+                0.0
+            } else {
+                std::f32::consts::FRAC_PI_2
+            };
         for j in 0..ny {
             for i in 0..nx {
                 let quad = Polygon::new(
@@ -1359,7 +1363,9 @@ impl Builder {
     fn clouds(&mut self, wedge: &Polygon<f64>) -> Vec<Cloud> {
         let side = self.side();
         let n = ((side / 1000.0).round() as usize).max(1);
-        let shadow_offset = (-38.0, 30.0);
+        // Clouds scale with small scenes so they still fit between the injected changes.
+        let k = (side / 1000.0).clamp(0.4, 1.0);
+        let shadow_offset = (-38.0 * k, 30.0 * k);
         let keep_clear: Vec<Rect<f64>> = self
             .truth
             .iter()
@@ -1371,7 +1377,7 @@ impl Builder {
             for _ in 0..200 {
                 let cx = ORIGIN.0 + self.rng.range(0.15, 0.85) * side;
                 let cy = ORIGIN.1 - self.rng.range(0.15, 0.85) * side;
-                let r0 = self.rng.range(30.0, 45.0);
+                let r0 = self.rng.range(30.0, 45.0) * k;
                 let mut discs = vec![(cx, cy, r0)];
                 for _ in 0..4 + self.rng.below(4) {
                     let a = self.rng.range(0.0, std::f64::consts::TAU);
@@ -1386,7 +1392,7 @@ impl Builder {
                     discs,
                     shadow_offset,
                 };
-                let b = cloud.bounds(45.0);
+                let b = cloud.bounds(45.0 * k);
                 let b_sh = Rect::new(
                     Coord {
                         x: b.min().x + shadow_offset.0,

@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests: run the real binary, generate scenes once.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The landwatch binary built for this test run.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_landwatch"))
+}
+
+/// Runs landwatch with arguments; returns the output (never panics on a non-zero exit).
+pub fn run<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(bin())
+        .args(args)
+        .env("LANDWATCH_LOG", "warn")
+        .output()
+        .expect("the landwatch binary runs")
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A scratch directory under `target/` that survives the test (for inspection after failures).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A synthetic scene generated once per test binary: (size, seed) → directory.
+pub fn scene(size: usize, seed: u64) -> PathBuf {
+    type Scenes = std::sync::Mutex<Vec<((usize, u64), PathBuf)>>;
+    static SCENES: OnceLock<Scenes> = OnceLock::new();
+    let lock = SCENES.get_or_init(Default::default);
+    let mut scenes = lock.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = scenes.iter().find(|(k, _)| *k == (size, seed)) {
+        return p.clone();
+    }
+    let dir = scratch(&format!("scene-{size}-{seed}-{}", std::process::id()));
+    let o = run([
+        "synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--size",
+        &size.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert!(o.status.success(), "synth failed: {}", stderr(&o));
+    scenes.push(((size, seed), dir.clone()));
+    dir
+}
+
+/// Every file under a directory, relative, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walk(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_path_buf())
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

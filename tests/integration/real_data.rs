@@ -1,0 +1,459 @@
+//! The real-data suite over `../shared/data` (real GeoTIFFs, real before/after pairs).
+//!
+//! It runs when the folder exists. When `LANDWATCH_SHARED_DATA` names the folder (the test
+//! script sets it whenever `../shared/data` exists, and CI has it), a missing folder or any file
+//! that misbehaves fails the suite: it never skips silently.
+
+use crate::common::{run, stderr, stdout};
+use landwatch::grid::Window;
+use landwatch::ingest::catalog::{describe_raster, open_raster, CatalogOptions};
+use landwatch::ingest::checksum::gdal_checksum;
+use landwatch::ingest::plan::grid_of_raster;
+use landwatch::ingest::read::read_band_window;
+use landwatch::ingest::{CellReader, DateSources, ImageSource};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The shared data folder, or `None` (with a note on stderr) when it is not there and not asked for.
+pub fn data_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LANDWATCH_SHARED_DATA") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.join("EXPECTED_GDAL_CHECKSUMS.tsv").is_file(),
+            "LANDWATCH_SHARED_DATA={} does not hold the shared data (no EXPECTED_GDAL_CHECKSUMS.tsv)",
+            p.display()
+        );
+        return Some(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if p.join("EXPECTED_GDAL_CHECKSUMS.tsv").is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "real-data suite: ../shared/data not found and LANDWATCH_SHARED_DATA not set; not run"
+        );
+        None
+    }
+}
+
+/// One row of EXPECTED_GDAL_CHECKSUMS.tsv.
+struct Expected {
+    file: String,
+    ok: bool,
+    width: usize,
+    height: usize,
+    bands: usize,
+    dtype: String,
+    checksums: Vec<u16>,
+}
+
+fn expected(dir: &std::path::Path) -> Vec<Expected> {
+    let text = std::fs::read_to_string(dir.join("EXPECTED_GDAL_CHECKSUMS.tsv")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let ok = f[1] == "OK";
+            Expected {
+                file: f[0].to_string(),
+                ok,
+                width: if ok { f[2].parse().unwrap() } else { 0 },
+                height: if ok { f[3].parse().unwrap() } else { 0 },
+                bands: if ok { f[4].parse().unwrap() } else { 0 },
+                dtype: f.get(5).unwrap_or(&"").to_string(),
+                checksums: if ok {
+                    f[6].split(',').map(|c| c.trim().parse().unwrap()).collect()
+                } else {
+                    vec![]
+                },
+            }
+        })
+        .collect()
+}
+
+/// EPSG codes stated in the folders' SOURCE.md files.
+const EXPECTED_EPSG: &[(&str, Option<u32>)] = &[
+    ("geotiff/rasterio/RGB.byte.tif", Some(32618)),
+    ("geotiff/rasterio/rgb_deflate.tif", Some(32618)),
+    ("geotiff/rasterio/rgb_lzw.tif", Some(32618)),
+    ("geotiff/rasterio/RGBA.uint16.tif", Some(32612)),
+    ("geotiff/rasterio/all-nodata.tif", Some(32628)),
+    ("geotiff/rasterio/alpha.tif", Some(3857)),
+    ("geotiff/rasterio/cogeo.tif", Some(3857)),
+    ("geotiff/rasterio/red.tif", Some(4326)),
+    ("geotiff/rasterio/world.byte.tif", Some(4326)),
+    ("geotiff/rasterio/byte.tif", Some(26711)),
+    ("geotiff/rasterio/test_esri_wkt.tif", None),
+    ("geotiff/rasterio/goes.tif", None),
+    (
+        "geotiff/georust/m_3607824_se_17_1_20160620_sub.tif",
+        Some(26917),
+    ),
+    ("geotiff/georust/labels.tif", Some(32617)),
+    (
+        "geotiff/osgeo_spot_drone/Ortho-DroneMapper_center100.tif",
+        Some(32613),
+    ),
+    ("geotiff/osgeo_spot_drone/SP27GTIF.tiff", Some(26771)),
+    ("geotiff/osgeo_spot_drone/UTM2GTIF.tiff", Some(26716)),
+    ("geotiff/testdata_repo/utm.tif", Some(32617)),
+    (
+        "geotiff/testdata_repo/lcv_landuse.cropland_hyde_p_10km_s0..0cm_2016_v3.2.tif",
+        Some(4326),
+    ),
+    (
+        "geotiff/testdata_repo/no_pixelscale_or_tiepoints.tiff",
+        Some(4326),
+    ),
+    ("geotiff/testdata_repo/nt_20201024_f18_nrt_s.tif", None),
+    (
+        "change/bitemporal_opengeos/naip/m_4709963_se_14_1_20090818.tif",
+        Some(26914),
+    ),
+    (
+        "change/bitemporal_opengeos/landsat_pucallpa/1985.tif",
+        Some(4326),
+    ),
+    ("change/bitemporal_opengeos/elevation/dsm.tif", Some(26918)),
+];
+
+#[test]
+fn every_listed_raster_is_catalogued_right_and_reads_to_gdals_checksums() {
+    let Some(dir) = data_dir() else { return };
+    let rows = expected(&dir);
+    assert!(
+        rows.len() >= 40,
+        "the TSV lists only {} rasters",
+        rows.len()
+    );
+    // Through the binary: size, bands, type and CRS of everything under the folder.
+    let o = run(["catalog", "--json", dir.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "some files are unusable by design: {}",
+        stderr(&o)
+    );
+    let entries: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let entry = |file: &str| -> Value {
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"].as_str().unwrap().ends_with(file))
+            .unwrap_or_else(|| panic!("{file} is missing from the catalogue"))
+            .clone()
+    };
+    let mut failures = Vec::new();
+    for r in &rows {
+        let e = entry(&r.file);
+        if !r.ok {
+            // corrupt.tif: listed with its specific reason.
+            if e["problem"]["kind"] != "corrupt" {
+                failures.push(format!(
+                    "{}: expected a 'corrupt' problem, got {}",
+                    r.file, e["problem"]
+                ));
+            }
+            continue;
+        }
+        let info = &e["info"];
+        let got = (
+            info["width"].as_u64().unwrap_or(0) as usize,
+            info["height"].as_u64().unwrap_or(0) as usize,
+            info["band_count"].as_u64().unwrap_or(0) as usize,
+            info["data_type"].as_str().unwrap_or("").to_string(),
+        );
+        if got != (r.width, r.height, r.bands, r.dtype.clone()) {
+            failures.push(format!(
+                "{}: catalogued {got:?}, expected {}x{}x{} {}",
+                r.file, r.width, r.height, r.bands, r.dtype
+            ));
+        }
+        // Our own reading path reproduces GDAL's checksums, band by band.
+        let path = dir.join(&r.file);
+        let ds = open_raster(&path).unwrap();
+        for (b, want) in r.checksums.iter().enumerate() {
+            let floating = r.dtype.starts_with("Float");
+            match read_band_window::<f64>(&ds, b + 1, 0, 0, r.width, r.height) {
+                Ok(px) => {
+                    let sum = gdal_checksum(&px, floating);
+                    if sum != *want {
+                        failures.push(format!(
+                            "{} band {}: checksum {sum}, GDAL says {want}",
+                            r.file,
+                            b + 1
+                        ));
+                    }
+                }
+                Err(err) => failures.push(format!("{} band {}: read failed: {err}", r.file, b + 1)),
+            }
+        }
+    }
+    for (file, epsg) in EXPECTED_EPSG {
+        let e = entry(file);
+        let got = e["info"]["crs"]["epsg"].as_u64().map(|c| c as u32);
+        if got != *epsg {
+            failures.push(format!("{file}: EPSG {got:?}, expected {epsg:?}"));
+        }
+        if epsg.is_none()
+            && e["info"]["crs"]["wkt"]
+                .as_str()
+                .map_or(true, |w| w.len() < 20)
+        {
+            failures.push(format!("{file}: no EPSG code, so the WKT must be given"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn unusable_real_files_get_their_specific_reasons() {
+    let Some(dir) = data_dir() else { return };
+    let opts = CatalogOptions::default();
+    for (file, kind, words) in [
+        ("geotiff/rasterio/corrupt.tif", "corrupt", "truncated"),
+        (
+            "geotiff/georust/gcp.tif",
+            "gcp_only",
+            "210 ground control points",
+        ),
+        (
+            "change/levir_dev/A/val_27_0000_0256.png",
+            "no_georeferencing",
+            "no georeferencing",
+        ),
+        (
+            "change/levir_dev/label/val_27_0000_0256.png",
+            "no_georeferencing",
+            "no georeferencing",
+        ),
+        (
+            "geotiff/georust/tinymarble.tif",
+            "no_geotransform",
+            "no geotransform",
+        ),
+        (
+            "geotiff/rasterio/rotated.tif",
+            "no_crs",
+            "no coordinate reference system",
+        ),
+    ] {
+        let e = describe_raster(&dir.join(file), &opts);
+        let p = e.problem.unwrap_or_else(|| panic!("{file} was accepted"));
+        assert_eq!(p.kind, kind, "{file}: {}", p.message);
+        assert!(
+            p.message.contains(file.rsplit('/').next().unwrap()),
+            "{}",
+            p.message
+        );
+        assert!(p.message.contains(words), "{file}: {}", p.message);
+    }
+    // The corrupt file's pixels: a clean error, never a panic.
+    let ds = open_raster(&dir.join("geotiff/rasterio/corrupt.tif")).unwrap();
+    assert!(read_band_window::<u8>(&ds, 1, 0, 0, 1024, 1024).is_err());
+    // Deep verification decodes pixels and names the band and place.
+    let deep = CatalogOptions {
+        verify_pixels: true,
+        ..Default::default()
+    };
+    let e = describe_raster(&dir.join("geotiff/rasterio/cogeo.tif"), &deep);
+    assert!(e.problem.is_none(), "{:?}", e.problem);
+}
+
+fn source(dir: &std::path::Path, file: &str) -> ImageSource {
+    let path = dir.join(file);
+    let e = describe_raster(&path, &CatalogOptions::default());
+    assert!(e.is_usable(), "{file}: {:?}", e.problem);
+    ImageSource {
+        path,
+        info: e.info.unwrap(),
+    }
+}
+
+/// The four extreme points of a validity mask (topmost, rightmost, bottommost, leftmost pixel
+/// centres), in grid pixel coordinates.
+fn extreme_points(valid: &ndarray::Array2<bool>) -> [(f64, f64); 4] {
+    let pts: Vec<(f64, f64)> = valid
+        .indexed_iter()
+        .filter(|(_, v)| **v)
+        .map(|((r, c), _)| (c as f64 + 0.5, r as f64 + 0.5))
+        .collect();
+    let by =
+        |f: &dyn Fn(&(f64, f64)) -> f64| *pts.iter().min_by(|a, b| f(a).total_cmp(&f(b))).unwrap();
+    [by(&|p| p.1), by(&|p| -p.0), by(&|p| -p.1), by(&|p| p.0)]
+}
+
+#[test]
+fn the_two_spot_files_land_on_the_same_ground() {
+    let Some(dir) = data_dir() else { return };
+    let utm = source(&dir, "geotiff/osgeo_spot_drone/UTM2GTIF.tiff");
+    let feet = source(&dir, "geotiff/osgeo_spot_drone/SP27GTIF.tiff");
+    // One grid: the UTM scene's own lattice, widened by 20 pixels so both footprints fit.
+    let mut grid = grid_of_raster(&utm.info, &utm.path, 4096, 0).unwrap();
+    let m = 20usize;
+    grid.origin_x -= m as f64 * grid.pixel_width;
+    grid.origin_y += m as f64 * grid.pixel_height;
+    grid.width += 2 * m;
+    grid.height += 2 * m;
+    let window = Window {
+        x: 0,
+        y: 0,
+        width: grid.width,
+        height: grid.height,
+    };
+    let read = |s: &ImageSource| {
+        let roles = s.info.roles();
+        let mut r = CellReader::new(
+            &grid,
+            &DateSources {
+                sources: vec![s.clone()],
+                roles,
+            },
+        )
+        .unwrap();
+        r.read("spot", &window).unwrap()
+    };
+    let a = read(&utm);
+    let b = read(&feet);
+
+    // Each file lands exactly where its own georeferencing puts it: the corners of its valid
+    // region are its corners transformed into the grid CRS, within one pixel.
+    let sp = landwatch::ingest::srs::parse_crs("EPSG:26771").unwrap();
+    let to = landwatch::ingest::srs::parse_crs(&grid.crs).unwrap();
+    let ct = landwatch::ingest::srs::transform(&sp, &to).unwrap();
+    let gt = feet.info.geo_transform.unwrap();
+    let (w, h) = (feet.info.width as f64, feet.info.height as f64);
+    let corners = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
+    let mut xs: Vec<f64> = corners
+        .iter()
+        .map(|(c, r)| gt[0] + c * gt[1] + r * gt[2])
+        .collect();
+    let mut ys: Vec<f64> = corners
+        .iter()
+        .map(|(c, r)| gt[3] + c * gt[4] + r * gt[5])
+        .collect();
+    landwatch::ingest::srs::transform_points(&ct, &mut xs, &mut ys).unwrap();
+    let want: Vec<(f64, f64)> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(x, y)| grid.world_to_pixel(*x, *y))
+        .collect();
+    // The State Plane scene is rotated against UTM. Along its left and right edges, row by row,
+    // the first and last valid pixel lie within one pixel of the edge its georeferencing gives.
+    let edge_x = |p: (f64, f64), q: (f64, f64), y: f64| p.0 + (y - p.1) / (q.1 - p.1) * (q.0 - p.0);
+    let (top, bottom) = (
+        want[0].1.max(want[1].1) + 3.0,
+        want[2].1.min(want[3].1) - 3.0,
+    );
+    let (mut worst, mut sum, mut n): (f64, f64, f64) = (0.0, 0.0, 0.0);
+    for r in (top.ceil() as usize)..(bottom.floor() as usize) {
+        let y = r as f64 + 0.5;
+        let row: Vec<usize> = (0..grid.width).filter(|&c| b.valid[[r, c]]).collect();
+        let (first, last) = (row[0] as f64 + 0.5, *row.last().unwrap() as f64 + 0.5);
+        for d in [
+            first - edge_x(want[0], want[3], y),
+            edge_x(want[1], want[2], y) - last,
+        ] {
+            worst = worst.max(d.abs());
+            sum += d;
+            n += 1.0;
+        }
+    }
+    // A whole-pixel mask quantises an edge to ±0.5 px, and bilinear alpha blurs it by a little more.
+    assert!(
+        worst <= 1.05,
+        "the State Plane scene's edge is {worst:.4} px from where its georeferencing puts it"
+    );
+    assert!(
+        (sum / n).abs() <= 0.5,
+        "the State Plane scene is offset by {:.3} px on average",
+        sum / n
+    );
+    let got = extreme_points(&a.valid);
+    assert_eq!(got[0].1, m as f64 + 0.5, "UTM scene top edge");
+    assert_eq!(got[3].0, m as f64 + 0.5, "UTM scene left edge");
+
+    // The two deliveries cover the same ground: their footprint centres agree within 1.5 px.
+    // (They disagree by 12.6 m in northing in the files themselves, which `gdaltransform` confirms
+    // independently of landwatch; see the issue note.)
+    let centre = |v: &ndarray::Array2<bool>| {
+        let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+        for ((r, c), ok) in v.indexed_iter() {
+            if *ok {
+                sx += c as f64 + 0.5;
+                sy += r as f64 + 0.5;
+                n += 1.0;
+            }
+        }
+        (sx / n, sy / n)
+    };
+    let (ca, cb) = (centre(&a.valid), centre(&b.valid));
+    let d = (ca.0 - cb.0).hypot(ca.1 - cb.1);
+    assert!(
+        d <= 1.5,
+        "footprint centres {ca:?} and {cb:?} are {d:.2} px apart"
+    );
+}
+
+#[test]
+fn nodata_and_alpha_become_the_validity_mask() {
+    let Some(dir) = data_dir() else { return };
+    for (file, want) in [
+        ("geotiff/rasterio/all-nodata.tif", 0.0),
+        // The drone crop's alpha band is opaque everywhere.
+        (
+            "geotiff/osgeo_spot_drone/Ortho-DroneMapper_center100.tif",
+            1.0,
+        ),
+        ("geotiff/rasterio/RGBA.uint16.tif", -1.0),
+    ] {
+        let s = source(&dir, file);
+        let grid = grid_of_raster(&s.info, &s.path, 4096, 0).unwrap();
+        let roles = landwatch::ingest::DateSources::common_roles(std::slice::from_ref(&s));
+        let mut r = CellReader::new(
+            &grid,
+            &DateSources {
+                sources: vec![s.clone()],
+                roles,
+            },
+        )
+        .unwrap();
+        let img = r
+            .read(
+                "whole",
+                &Window {
+                    x: 0,
+                    y: 0,
+                    width: grid.width,
+                    height: grid.height,
+                },
+            )
+            .unwrap();
+        if want >= 0.0 {
+            assert_eq!(img.valid_fraction(), want, "{file}");
+        } else {
+            // The alpha band masks part of these images: some pixels valid, some not.
+            let f = img.valid_fraction();
+            assert!(f > 0.05 && f < 1.0, "{file}: valid fraction {f}");
+            // The mask is the alpha band itself.
+            let ds = open_raster(&s.path).unwrap();
+            let alpha_band = s
+                .info
+                .band_with_role(landwatch::ingest::BandRole::Alpha)
+                .unwrap();
+            let alpha =
+                read_band_window::<f64>(&ds, alpha_band, 0, 0, grid.width, grid.height).unwrap();
+            let from_alpha = alpha.iter().filter(|a| **a > 0.0).count() as f64 / alpha.len() as f64;
+            assert!(
+                (f - from_alpha).abs() < 1e-9,
+                "{file}: {f} vs alpha {from_alpha}"
+            );
+        }
+    }
+}
