@@ -3,8 +3,8 @@
 //! Relative paths in the file are relative to the file's own directory, so a configuration can be
 //! moved together with its data.
 
+use crate::bands::BandRole;
 use crate::grid::{DEFAULT_CELL_SIZE, DEFAULT_HALO};
-use crate::ingest::BandRole;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,9 @@ pub struct Config {
     /// The analysis grid.
     #[serde(default)]
     pub grid: GridConfig,
+    /// Change detection.
+    #[serde(default)]
+    pub detect: crate::detect::DetectParams,
     /// Where results go.
     #[serde(default)]
     pub output: OutputConfig,
@@ -295,9 +298,17 @@ impl Config {
             ("bands_after", &self.imagery.bands_after),
         ] {
             if let Some(r) = roles {
-                crate::ingest::bands::parse_role_list(r)
+                crate::bands::parse_role_list(r)
                     .map_err(|e| invalid("imagery", field, e.to_string()))?;
             }
+        }
+        if let Err(detail) = self.detect.validate() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                section: "detect",
+                field: "parameters",
+                detail,
+            });
         }
         if self.project.region_code.trim().is_empty()
             || !self
@@ -353,7 +364,7 @@ impl Config {
         } else {
             self.imagery.bands_before.as_deref()
         }?;
-        crate::ingest::bands::parse_role_list(s).ok()
+        crate::bands::parse_role_list(s).ok()
     }
 }
 

@@ -11,12 +11,18 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod bands;
 pub mod config;
+pub mod detect;
+pub mod eval;
 pub mod export;
 mod gdal_ext;
 pub mod grid;
+pub mod image;
 pub mod ingest;
+pub mod pipeline;
 pub mod synth;
+pub mod vectorize;
 
 /// The software version, recorded in every output.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

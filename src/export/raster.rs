@@ -191,6 +191,31 @@ impl GeoTiffWriter {
         Ok(())
     }
 
+    /// Writes a window (`width × height` pixels at column `x`, row `y`), one slice per band.
+    pub fn write_window<T: GdalType + Copy>(
+        &mut self,
+        x: usize,
+        y: usize,
+        width: usize,
+        height: usize,
+        bands: &[&[T]],
+    ) -> Result<(), ExportError> {
+        let e = gdal_err(&self.path);
+        if bands.len() != self.bands || bands.iter().any(|b| b.len() != width * height) {
+            return Err(ExportError::Invalid {
+                path: self.path.clone(),
+                detail: format!("window at ({x},{y}): wrong band count or length"),
+            });
+        }
+        for (bi, data) in bands.iter().enumerate() {
+            let mut band = self.ds.rasterband(bi + 1).map_err(&e)?;
+            let mut buf = Buffer::new((width, height), data.to_vec());
+            band.write((x as isize, y as isize), (width, height), &mut buf)
+                .map_err(&e)?;
+        }
+        Ok(())
+    }
+
     /// Flushes, closes and renames the file into place.
     pub fn finish(self) -> Result<(), ExportError> {
         let e = gdal_err(&self.path);

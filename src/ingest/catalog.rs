@@ -1,9 +1,9 @@
 //! The catalogue: every raster under some paths, with its georeferencing, date, sensor, band roles
 //! and content hash — or the specific reason it cannot be used.
 
-use super::bands::{BandRole, RoleSource};
 use super::srs::{self, CrsInfo};
 use super::IngestError;
+use crate::bands::{BandRole, RoleSource};
 use crate::grid::Bounds;
 use chrono::{NaiveDate, NaiveDateTime};
 use gdal::raster::RasterBand;

@@ -2,9 +2,9 @@
 //! sensor with the same bands are mosaicked together; a drone orthophoto (RGB) and a satellite
 //! scene (four bands) of the same night are two observations, each compared with the before date.
 
-use super::bands::BandRole;
 use super::catalog::{CatalogEntry, SensorKind};
 use super::read::{DateSources, ImageSource};
+use crate::bands::BandRole;
 
 /// One observation: a set of rasters read together onto the grid.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 //!
 //! This is the only module that reads imagery with GDAL.
 
-pub mod bands;
 pub mod catalog;
 pub mod checksum;
 pub mod groups;
@@ -11,10 +10,11 @@ pub mod plan;
 pub mod read;
 pub mod srs;
 
-pub use bands::{BandRole, RoleSource};
+pub use crate::bands::{BandRole, RoleSource};
+pub use crate::image::CellImage;
 pub use catalog::{catalog_paths, describe_raster, CatalogEntry, CatalogOptions, RasterInfo};
 pub use groups::{group_observations, Observation};
-pub use read::{CellImage, CellReader, DateSources, ImageSource};
+pub use read::{CellReader, DateSources, ImageSource};
 
 use std::path::PathBuf;
 

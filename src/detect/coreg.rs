@@ -1,0 +1,222 @@
+//! Co-registration: the sub-pixel shift between two dates of a cell, from the correlation of their
+//! edge images, and bilinear resampling to remove it.
+//!
+//! Field edges, roads and ditches do not move between dates; their gradient images line up when
+//! the images do. A drone orthophoto geolocated a metre off, or two satellite scenes orthorectified
+//! with different elevation models, show up as a clear correlation peak away from zero.
+
+use ndarray::{Array2, Array3, Axis};
+
+/// The estimated shift: the after image's content sits at `(dx, dy)` pixels from the before's.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Shift {
+    /// Columns (positive: content further east in the after image).
+    pub dx: f32,
+    /// Rows (positive: content further south in the after image).
+    pub dy: f32,
+    /// Peak normalised correlation of the edge images.
+    pub peak: f32,
+    /// Correlation at zero shift.
+    pub at_zero: f32,
+}
+
+/// Gradient magnitude (central differences) of an image.
+fn gradient(img: &Array2<f32>) -> Array2<f32> {
+    let (h, w) = img.dim();
+    let mut g = Array2::<f32>::zeros((h, w));
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            let gx = img[[y, x + 1]] - img[[y, x - 1]];
+            let gy = img[[y + 1, x]] - img[[y - 1, x]];
+            g[[y, x]] = (gx * gx + gy * gy).sqrt();
+        }
+    }
+    g
+}
+
+fn ncc(
+    a: &Array2<f32>,
+    b: &Array2<f32>,
+    valid: &Array2<bool>,
+    dx: i32,
+    dy: i32,
+    margin: usize,
+) -> f32 {
+    let (h, w) = a.dim();
+    let (mut sa, mut sb, mut saa, mut sbb, mut sab, mut n) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+    // Every second pixel is plenty for a correlation peak and halves the cost.
+    for y in (margin..h - margin).step_by(2) {
+        let yb = (y as i32 + dy) as usize;
+        for x in (margin..w - margin).step_by(2) {
+            let xb = (x as i32 + dx) as usize;
+            if !valid[[y, x]] || !valid[[yb, xb]] {
+                continue;
+            }
+            let (p, q) = (a[[y, x]] as f64, b[[yb, xb]] as f64);
+            sa += p;
+            sb += q;
+            saa += p * p;
+            sbb += q * q;
+            sab += p * q;
+            n += 1.0;
+        }
+    }
+    if n < 100.0 {
+        return 0.0;
+    }
+    let va = saa / n - (sa / n).powi(2);
+    let vb = sbb / n - (sb / n).powi(2);
+    if va <= 0.0 || vb <= 0.0 {
+        return 0.0;
+    }
+    ((sab / n - sa / n * sb / n) / (va * vb).sqrt()) as f32
+}
+
+/// Estimates the shift of `after` against `before` (brightness images) within ±`max_px`.
+pub fn estimate_shift(
+    before: &Array2<f32>,
+    after: &Array2<f32>,
+    valid: &Array2<bool>,
+    max_px: usize,
+) -> Option<Shift> {
+    let (h, w) = before.dim();
+    let r = max_px.max(1) as i32;
+    let margin = max_px + 2;
+    if h < 4 * margin + 16 || w < 4 * margin + 16 {
+        return None;
+    }
+    let (ga, gb) = (gradient(before), gradient(after));
+    let size = (2 * r + 1) as usize;
+    let mut scores = vec![0f32; size * size];
+    for dy in -r..=r {
+        for dx in -r..=r {
+            scores[((dy + r) as usize) * size + (dx + r) as usize] =
+                ncc(&ga, &gb, valid, dx, dy, margin);
+        }
+    }
+    let at = |dx: i32, dy: i32| scores[((dy + r) as usize) * size + (dx + r) as usize];
+    let (mut bx, mut by) = (0, 0);
+    for dy in -r..=r {
+        for dx in -r..=r {
+            if at(dx, dy) > at(bx, by) {
+                bx = dx;
+                by = dy;
+            }
+        }
+    }
+    let peak = at(bx, by);
+    // Sub-pixel refinement by a parabola through the peak and its neighbours.
+    let refine = |m: f32, c: f32, p: f32| {
+        let d = m - 2.0 * c + p;
+        if d.abs() < 1e-9 {
+            0.0
+        } else {
+            (0.5 * (m - p) / d).clamp(-0.5, 0.5)
+        }
+    };
+    let fx = if bx.abs() < r {
+        bx as f32 + refine(at(bx - 1, by), peak, at(bx + 1, by))
+    } else {
+        bx as f32
+    };
+    let fy = if by.abs() < r {
+        by as f32 + refine(at(bx, by - 1), peak, at(bx, by + 1))
+    } else {
+        by as f32
+    };
+    Some(Shift {
+        dx: fx,
+        dy: fy,
+        peak,
+        at_zero: at(0, 0),
+    })
+}
+
+/// Resamples bands so that `out(x, y) = src(x + dx, y + dy)` (bilinear); pixels sampling outside
+/// the image or next to invalid pixels become invalid.
+pub fn apply_shift(
+    bands: &Array3<f32>,
+    valid: &Array2<bool>,
+    dx: f32,
+    dy: f32,
+) -> (Array3<f32>, Array2<bool>) {
+    let (nb, h, w) = bands.dim();
+    let mut out = Array3::<f32>::zeros((nb, h, w));
+    let mut ok = Array2::<bool>::from_elem((h, w), false);
+    let (ix, iy) = (dx.floor() as i64, dy.floor() as i64);
+    let (fx, fy) = (dx - dx.floor(), dy - dy.floor());
+    let weights = [
+        (1.0 - fx) * (1.0 - fy),
+        fx * (1.0 - fy),
+        (1.0 - fx) * fy,
+        fx * fy,
+    ];
+    for y in 0..h as i64 {
+        for x in 0..w as i64 {
+            let (x0, y0) = (x + ix, y + iy);
+            if x0 < 0 || y0 < 0 || x0 + 1 >= w as i64 || y0 + 1 >= h as i64 {
+                continue;
+            }
+            let (x0, y0) = (x0 as usize, y0 as usize);
+            let taps = [(y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)];
+            if taps
+                .iter()
+                .zip(&weights)
+                .any(|(t, wgt)| *wgt > 0.0 && !valid[*t])
+            {
+                continue;
+            }
+            ok[[y as usize, x as usize]] = true;
+            for b in 0..nb {
+                let band = bands.index_axis(Axis(0), b);
+                let v: f32 = taps
+                    .iter()
+                    .zip(&weights)
+                    .map(|(t, wgt)| band[*t] * wgt)
+                    .sum();
+                out[[b, y as usize, x as usize]] = v;
+            }
+        }
+    }
+    (out, ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(h: usize, w: usize, ox: f32, oy: f32) -> Array2<f32> {
+        // A smooth pattern of "fields": sums of sines with edges in both directions.
+        Array2::from_shape_fn((h, w), |(y, x)| {
+            let (x, y) = (x as f32 - ox, y as f32 - oy);
+            ((x / 7.0).sin() + (y / 5.0).cos() + ((x + y) / 11.0).sin()) * 100.0
+        })
+    }
+
+    #[test]
+    fn finds_a_sub_pixel_shift_and_removes_it() {
+        let (h, w) = (96, 96);
+        let before = pattern(h, w, 0.0, 0.0);
+        // The after image's content sits 1.5 px east and 1 px north.
+        let after = pattern(h, w, 1.5, -1.0);
+        let valid = Array2::from_elem((h, w), true);
+        let s = estimate_shift(&before, &after, &valid, 3).unwrap();
+        assert!(
+            (s.dx - 1.5).abs() < 0.2 && (s.dy + 1.0).abs() < 0.2,
+            "{s:?}"
+        );
+        let bands = after.clone().insert_axis(Axis(0));
+        let (fixed, ok) = apply_shift(&bands, &valid, s.dx, s.dy);
+        let mut err = 0f32;
+        let mut n = 0;
+        for y in 8..h - 8 {
+            for x in 8..w - 8 {
+                if ok[[y, x]] {
+                    err += (fixed[[0, y, x]] - before[[y, x]]).abs();
+                    n += 1;
+                }
+            }
+        }
+        assert!(err / (n as f32) < 3.0, "mean error {}", err / n as f32);
+    }
+}

@@ -1,0 +1,980 @@
+//! Change detection for one grid cell: arrays in, change score, mask and regions out. No IO.
+//!
+//! The spectral detector runs, per cell: cloud and shadow masks → co-registration (sub-pixel
+//! shift) → relative radiometric normalisation (IR-MAD invariant pixels, per-band mapping) →
+//! standardised change-vector magnitude and its shift-tolerant twin → automatic threshold (Otsu
+//! and a chi-square floor) → land-cover cues of both dates and the transition of every changed
+//! pixel → morphology → connected components with a minimum mapping unit per transition.
+//!
+//! Any other detector (a learned model, a height-difference detector) implements [`Detector`]
+//! and returns the same [`CellResult`]; nothing downstream knows which detector ran.
+
+pub mod coreg;
+pub mod cover;
+pub mod irmad;
+pub mod linalg;
+pub mod morphology;
+pub mod normalize;
+pub mod params;
+pub mod threshold;
+
+use crate::bands::BandRole;
+use crate::image::CellImage;
+use cover::{classify, Cover, Spectrum, Transition};
+use ndarray::{s, Array2, Array3, Axis};
+pub use params::DetectParams;
+use serde::Serialize;
+
+/// A detection failure for one cell.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The two dates lack the bands detection needs.
+    #[error("cell {cell}: {detail}")]
+    Bands {
+        /// The cell.
+        cell: String,
+        /// Which bands are missing.
+        detail: String,
+    },
+    /// The inputs do not fit together.
+    #[error("cell {cell}: {detail}")]
+    Input {
+        /// The cell.
+        cell: String,
+        /// What does not fit.
+        detail: String,
+    },
+}
+
+/// What a detector gets for one cell: both dates on the same grid window (core plus halo).
+#[derive(Debug, Clone, Copy)]
+pub struct CellInput<'a> {
+    /// The cell's id (for messages).
+    pub cell_id: &'a str,
+    /// The before date.
+    pub before: &'a CellImage,
+    /// The after date.
+    pub after: &'a CellImage,
+    /// Offset of the cell's core inside the window (columns, rows).
+    pub core_offset: (usize, usize),
+    /// Size of the core (columns, rows).
+    pub core_size: (usize, usize),
+    /// Area of one pixel in m².
+    pub pixel_area_m2: f64,
+}
+
+/// Per-region statistics over a cell's core; additive, so pieces of one region in several cells
+/// can be summed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionStats {
+    /// The region's transition (the majority of its pixels over the whole read window).
+    pub transition: Transition,
+    /// Pixels of the region in the core.
+    pub pixels: u64,
+    /// Pixels of each transition among them (indexed like `Transition::ALL`).
+    pub transition_pixels: [u64; 9],
+    /// Pixels of each before cover (indexed by `Cover as usize`).
+    pub before_cover: [u64; 7],
+    /// Pixels of each after cover.
+    pub after_cover: [u64; 7],
+    /// Sum of the change score.
+    pub score_sum: f64,
+    /// Largest change score.
+    pub score_max: f32,
+    /// Sum of the IR-MAD chi-square statistic.
+    pub chi2_sum: f64,
+    /// Pixels in a 2-pixel ring around the region (and the region) …
+    pub ring_pixels: u64,
+    /// … of which observed on both dates.
+    pub ring_observed: u64,
+}
+
+impl RegionStats {
+    /// Adds another piece of the same region.
+    pub fn absorb(&mut self, o: &RegionStats) {
+        self.pixels += o.pixels;
+        for i in 0..9 {
+            self.transition_pixels[i] += o.transition_pixels[i];
+        }
+        for i in 0..7 {
+            self.before_cover[i] += o.before_cover[i];
+            self.after_cover[i] += o.after_cover[i];
+        }
+        self.score_sum += o.score_sum;
+        self.score_max = self.score_max.max(o.score_max);
+        self.chi2_sum += o.chi2_sum;
+        self.ring_pixels += o.ring_pixels;
+        self.ring_observed += o.ring_observed;
+        // The transition of a merged region is its pixel majority.
+        let (best, _) = self
+            .transition_pixels
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))
+            .unwrap_or((0, &0));
+        if self.transition_pixels[best] > 0 {
+            self.transition = Transition::ALL[best];
+        }
+    }
+
+    /// Mean change score.
+    pub fn mean_score(&self) -> f64 {
+        self.score_sum / self.pixels.max(1) as f64
+    }
+
+    /// Fraction of the region's pixels whose transition is the region's.
+    pub fn purity(&self) -> f64 {
+        let idx = Transition::ALL
+            .iter()
+            .position(|t| *t == self.transition)
+            .unwrap_or(0);
+        let total: u64 = self.transition_pixels.iter().sum();
+        if total == 0 {
+            1.0
+        } else {
+            self.transition_pixels[idx] as f64 / total as f64
+        }
+    }
+
+    /// Fraction of the region and its surroundings observed on both dates.
+    pub fn valid_fraction(&self) -> f64 {
+        self.ring_observed as f64 / self.ring_pixels.max(1) as f64
+    }
+
+    /// The most frequent cover before and after.
+    pub fn covers(&self) -> (Cover, Cover) {
+        let pick = |c: &[u64; 7]| {
+            let i = c
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))
+                .map(|(i, _)| i)
+                .unwrap_or(6);
+            COVERS[i]
+        };
+        (pick(&self.before_cover), pick(&self.after_cover))
+    }
+
+    /// Confidence in 0–1: how far above the threshold the region's score is, how pure its
+    /// transition, how completely it was observed, and how large it is against the mapping unit.
+    pub fn confidence(&self, threshold: f32, min_area_px: f64) -> f64 {
+        let margin = (self.mean_score() / threshold.max(1e-6) as f64 - 1.0).max(0.0);
+        let strength = 1.0 - (-1.5 * margin).exp();
+        let size = (self.pixels as f64 / (2.0 * min_area_px.max(1.0)))
+            .min(1.0)
+            .sqrt();
+        let c = strength * self.purity() * self.valid_fraction().sqrt() * (0.5 + 0.5 * size);
+        (c * 1000.0).round() / 1000.0
+    }
+}
+
+const COVERS: [Cover; 7] = [
+    Cover::Vegetation,
+    Cover::DryVegetation,
+    Cover::Bare,
+    Cover::Built,
+    Cover::Water,
+    Cover::Cloud,
+    Cover::Unknown,
+];
+
+/// Whole-cell numbers, for the run summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CellStats {
+    /// Core pixels observed on both dates.
+    pub observed_px: u64,
+    /// Core pixels not observed (no data on a date, cloud, shadow).
+    pub unobserved_px: u64,
+    /// …of which cloud or haze.
+    pub cloud_px: u64,
+    /// …of which cloud shadow.
+    pub shadow_px: u64,
+    /// Core pixels of land-use change (mask = 1).
+    pub changed_px: u64,
+    /// Core pixels of vegetation-cycle change.
+    pub cycle_px: u64,
+    /// The threshold used.
+    pub threshold: f32,
+    /// Otsu's threshold, when computable.
+    pub otsu: Option<f32>,
+    /// The chi-square floor.
+    pub chi2_floor: f32,
+    /// Normalisation method actually used.
+    pub normalization: String,
+    /// Invariant pixels found by IR-MAD (sampled).
+    pub invariant_px: usize,
+    /// Estimated shift of the after image (dx, dy, peak correlation), when estimated.
+    pub shift: Option<(f32, f32, f32)>,
+    /// Whether the shift was removed.
+    pub shift_applied: bool,
+    /// Robust standard deviation of the normalised difference, per band.
+    pub sigma: Vec<f32>,
+    /// The bands compared.
+    pub bands: Vec<BandRole>,
+}
+
+/// What a detector returns for one cell; every array covers the cell's core.
+#[derive(Debug, Clone)]
+pub struct CellResult {
+    /// Change score; NaN where unobserved.
+    pub score: Array2<f32>,
+    /// 0 no change, 1 land-use change, 255 unobserved.
+    pub mask: Array2<u8>,
+    /// Region labels: 0 none, k = `regions[k - 1]`.
+    pub labels: Array2<u32>,
+    /// Region statistics.
+    pub regions: Vec<RegionStats>,
+    /// Whole-cell numbers.
+    pub stats: CellStats,
+}
+
+/// Mask value for "no change".
+pub const MASK_NO_CHANGE: u8 = 0;
+/// Mask value for "change".
+pub const MASK_CHANGE: u8 = 1;
+/// Mask value for "not observed".
+pub const MASK_UNOBSERVED: u8 = 255;
+
+/// A change detector: both dates of a cell in, score, mask and regions out.
+pub trait Detector: Send + Sync {
+    /// A short name for summaries and evidence (`spectral`, `onnx:<model>`).
+    fn name(&self) -> String;
+    /// Detects change in one cell.
+    fn detect(&self, input: &CellInput<'_>) -> Result<CellResult, DetectError>;
+}
+
+/// The classical spectral detector.
+#[derive(Debug, Clone, Default)]
+pub struct SpectralDetector {
+    /// Its parameters.
+    pub params: DetectParams,
+}
+
+/// The bands both dates share, in the order detection uses: blue, green, red, then NIR.
+fn shared_bands(input: &CellInput<'_>) -> Result<Vec<(BandRole, usize, usize)>, DetectError> {
+    let mut out = Vec::new();
+    for role in [
+        BandRole::Blue,
+        BandRole::Green,
+        BandRole::Red,
+        BandRole::Nir,
+    ] {
+        let b = input.before.roles.iter().position(|r| *r == role);
+        let a = input.after.roles.iter().position(|r| *r == role);
+        match (b, a) {
+            (Some(b), Some(a)) => out.push((role, b, a)),
+            _ if role == BandRole::Nir => {}
+            _ => {
+                return Err(DetectError::Bands {
+                    cell: input.cell_id.to_string(),
+                    detail: format!(
+                        "both dates need a {role} band (before has {:?}, after has {:?}); name the bands with --bands-before/--bands-after",
+                        input.before.roles.iter().map(|r| r.name()).collect::<Vec<_>>(),
+                        input.after.roles.iter().map(|r| r.name()).collect::<Vec<_>>()
+                    ),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn median(mut v: Vec<f32>) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    *m
+}
+
+fn spectrum(bands: &Array3<f32>, nir: bool, y: usize, x: usize) -> Spectrum {
+    Spectrum {
+        blue: bands[[0, y, x]],
+        green: bands[[1, y, x]],
+        red: bands[[2, y, x]],
+        nir: nir.then(|| bands[[3, y, x]]),
+    }
+}
+
+impl Detector for SpectralDetector {
+    fn name(&self) -> String {
+        "spectral".to_string()
+    }
+
+    fn detect(&self, input: &CellInput<'_>) -> Result<CellResult, DetectError> {
+        let p = &self.params;
+        let shared = shared_bands(input)?;
+        let nb = shared.len();
+        let has_nir = nb == 4;
+        let (h, w) = input.before.valid.dim();
+        if input.after.valid.dim() != (h, w) {
+            return Err(DetectError::Input {
+                cell: input.cell_id.to_string(),
+                detail: "the two dates were read onto different windows".into(),
+            });
+        }
+        let pick =
+            |img: &CellImage, which: fn(&(BandRole, usize, usize)) -> usize| -> Array3<f32> {
+                let mut out = Array3::<f32>::zeros((nb, h, w));
+                for (k, s) in shared.iter().enumerate() {
+                    out.index_axis_mut(Axis(0), k)
+                        .assign(&img.bands.index_axis(Axis(0), which(s)));
+                }
+                out
+            };
+        let before = pick(input.before, |s| s.1);
+        let mut after = pick(input.after, |s| s.2);
+        let flagged =
+            |img: &CellImage, y: usize, x: usize| img.flagged.as_ref().is_some_and(|f| f[[y, x]]);
+        let mut valid_after = Array2::from_shape_fn((h, w), |(y, x)| {
+            input.after.valid[[y, x]] && !flagged(input.after, y, x)
+        });
+        let valid_before = Array2::from_shape_fn((h, w), |(y, x)| {
+            input.before.valid[[y, x]] && !flagged(input.before, y, x)
+        });
+
+        // Cloud cores of each date, judged against the date's own median brightness.
+        let brightness = |b: &Array3<f32>, valid: &Array2<bool>| -> f32 {
+            let v: Vec<f32> = (0..h)
+                .step_by(2)
+                .flat_map(|y| (0..w).step_by(2).map(move |x| (y, x)))
+                .filter(|&(y, x)| valid[[y, x]])
+                .map(|(y, x)| (b[[0, y, x]] + b[[1, y, x]] + b[[2, y, x]]) / 3.0)
+                .collect();
+            median(v)
+        };
+        let cloud_core = |b: &Array3<f32>, valid: &Array2<bool>, med: f32| -> Array2<bool> {
+            Array2::from_shape_fn((h, w), |(y, x)| {
+                valid[[y, x]]
+                    && classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
+                    && has_nir_brightness(b, has_nir, y, x)
+            })
+        };
+        let med_b = brightness(&before, &valid_before);
+        let med_a_raw = brightness(&after, &valid_after);
+        let cloud_b = cloud_core(&before, &valid_before, med_b);
+        let cloud_a = cloud_core(&after, &valid_after, med_a_raw);
+
+        // Co-registration on the edges of both dates.
+        let both_clear = Array2::from_shape_fn((h, w), |(y, x)| {
+            valid_before[[y, x]] && valid_after[[y, x]] && !cloud_b[[y, x]] && !cloud_a[[y, x]]
+        });
+        let mut stats = CellStats {
+            bands: shared.iter().map(|s| s.0).collect(),
+            ..Default::default()
+        };
+        if p.coregister && p.max_shift_px > 0 {
+            let bright = |b: &Array3<f32>| b.slice(s![0..3, .., ..]).sum_axis(Axis(0));
+            if let Some(sh) = coreg::estimate_shift(
+                &bright(&before),
+                &bright(&after),
+                &both_clear,
+                p.max_shift_px,
+            ) {
+                stats.shift = Some((sh.dx, sh.dy, sh.peak));
+                let big = sh.dx.abs() >= 0.25 || sh.dy.abs() >= 0.25;
+                if big && sh.peak > 0.3 && sh.peak > sh.at_zero + 0.01 {
+                    let (shifted, ok) = coreg::apply_shift(&after, &valid_after, sh.dx, sh.dy);
+                    after = shifted;
+                    valid_after = ok;
+                    stats.shift_applied = true;
+                }
+            }
+        }
+        let observed0 = Array2::from_shape_fn((h, w), |(y, x)| {
+            valid_before[[y, x]] && valid_after[[y, x]] && !cloud_b[[y, x]] && !cloud_a[[y, x]]
+        });
+
+        // Radiometric normalisation from a sample of observed pixels.
+        let n_obs = observed0.iter().filter(|v| **v).count();
+        let stride = ((n_obs as f64 / 150_000.0).sqrt().ceil() as usize).max(1);
+        let mut sb: Vec<Vec<f32>> = vec![Vec::new(); nb];
+        let mut sa: Vec<Vec<f32>> = vec![Vec::new(); nb];
+        for y in (0..h).step_by(stride) {
+            for x in (0..w).step_by(stride) {
+                if observed0[[y, x]] {
+                    for k in 0..nb {
+                        sb[k].push(before[[k, y, x]]);
+                        sa[k].push(after[[k, y, x]]);
+                    }
+                }
+            }
+        }
+        let norm = normalize::fit(
+            &sb,
+            &sa,
+            p.normalization,
+            p.min_invariant_pixels.min(sb[0].len() / 10 + 1),
+        );
+        stats.normalization = norm.method.to_string();
+        stats.invariant_px = norm.invariant_pixels;
+        let irmad = irmad::IrMad::fit(&sb, &sa, 12);
+        let mut after_n = after.clone();
+        for k in 0..nb {
+            let m = &norm.bands[k];
+            after_n
+                .index_axis_mut(Axis(0), k)
+                .mapv_inplace(|v| m.apply(v));
+        }
+
+        // Robust spread of the normalised difference per band.
+        let sigma: Vec<f32> = (0..nb)
+            .map(|k| {
+                let d: Vec<f32> = sb[k]
+                    .iter()
+                    .zip(&sa[k])
+                    .map(|(b, a)| norm.bands[k].apply(*a) - b)
+                    .collect();
+                let m = median(d.clone());
+                let mad = median(d.iter().map(|v| (v - m).abs()).collect());
+                (1.4826 * mad).max(1e-3 * (1.0 + m.abs()))
+            })
+            .collect();
+        stats.sigma = sigma.clone();
+
+        // Clouds and haze brighten every band by about the same amount, near infrared included
+        // (a new roof on vegetation lowers the near infrared); cloud shadows darken every band
+        // while keeping the spectral shape. Both are large: smaller patches are left to detection.
+        let haze_delta = 0.5 * med_b;
+        let mut cloud = Array2::from_elem((h, w), false);
+        let mut shadow = Array2::from_elem((h, w), false);
+        for y in 0..h {
+            for x in 0..w {
+                if !observed0[[y, x]] {
+                    continue;
+                }
+                let flat_rise = |hi: &Array3<f32>, lo: &Array3<f32>| -> bool {
+                    let inc: Vec<f32> = (0..3).map(|k| hi[[k, y, x]] - lo[[k, y, x]]).collect();
+                    let (imin, imax) = inc
+                        .iter()
+                        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+                    let nir_up = !has_nir || hi[[3, y, x]] >= lo[[3, y, x]];
+                    imin > haze_delta && imax / imin < 1.5 && nir_up
+                };
+                if flat_rise(&after_n, &before) || flat_rise(&before, &after_n) {
+                    cloud[[y, x]] = true;
+                    continue;
+                }
+                let sum_b: f32 = (0..nb).map(|k| before[[k, y, x]]).sum();
+                let sum_a: f32 = (0..nb).map(|k| after_n[[k, y, x]]).sum();
+                let all_down = (0..nb).all(|k| after_n[[k, y, x]] < before[[k, y, x]]);
+                if all_down && sum_a < 0.6 * sum_b {
+                    let sbef = spectrum(&before, has_nir, y, x);
+                    let saft = spectrum(&after_n, has_nir, y, x);
+                    let same_shape = match (sbef.ndvi(), saft.ndvi()) {
+                        (Some(a), Some(b)) => (a - b).abs() < 0.15,
+                        _ => (sbef.exg() - saft.exg()).abs() < 0.08,
+                    };
+                    if same_shape {
+                        shadow[[y, x]] = true;
+                    }
+                }
+            }
+        }
+        cloud.zip_mut_with(&cloud_a, |c, a| *c |= *a);
+        cloud.zip_mut_with(&cloud_b, |c, b| *c |= *b);
+        let min_px = (p.cloud_min_area_m2 / input.pixel_area_m2).ceil() as u64;
+        let cloud = morphology::dilate(
+            &keep_large(&morphology::open(&cloud, 1), min_px),
+            p.cloud_buffer_px,
+        );
+        let shadow = morphology::dilate(
+            &keep_large(&morphology::open(&shadow, 1), min_px / 2),
+            p.cloud_buffer_px,
+        );
+        let observed = Array2::from_shape_fn((h, w), |(y, x)| {
+            valid_before[[y, x]] && valid_after[[y, x]] && !cloud[[y, x]] && !shadow[[y, x]]
+        });
+
+        // Standardised change-vector magnitude, and its shift-tolerant twin.
+        let inv_sigma: Vec<f32> = sigma.iter().map(|s| 1.0 / s).collect();
+        let dist = |by: usize, bx: usize, ay: usize, ax: usize| -> f32 {
+            let mut s = 0f32;
+            for k in 0..nb {
+                let d = (after_n[[k, ay, ax]] - before[[k, by, bx]]) * inv_sigma[k];
+                s += d * d;
+            }
+            s.sqrt()
+        };
+        let mut score = Array2::<f32>::from_elem((h, w), f32::NAN);
+        let mut tolerant = Array2::<f32>::from_elem((h, w), f32::NAN);
+        let r = p.misregistration_px as i64;
+        for y in 0..h {
+            for x in 0..w {
+                if !observed[[y, x]] {
+                    continue;
+                }
+                score[[y, x]] = dist(y, x, y, x);
+                if r == 0 {
+                    tolerant[[y, x]] = score[[y, x]];
+                    continue;
+                }
+                let (mut best_a, mut best_b) = (f32::MAX, f32::MAX);
+                for dy in -r..=r {
+                    for dx in -r..=r {
+                        let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+                        if ny < 0 || nx < 0 || ny >= h as i64 || nx >= w as i64 {
+                            continue;
+                        }
+                        let (ny, nx) = (ny as usize, nx as usize);
+                        if !observed[[ny, nx]] {
+                            continue;
+                        }
+                        best_a = best_a.min(dist(y, x, ny, nx));
+                        best_b = best_b.min(dist(ny, nx, y, x));
+                    }
+                }
+                tolerant[[y, x]] = best_a.max(best_b);
+            }
+        }
+
+        // Threshold.
+        let finite: Vec<f32> = score
+            .iter()
+            .step_by(3)
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let otsu = threshold::otsu_log(&finite);
+        let chi = threshold::chi2_floor(p.p_value, nb);
+        let thr = match &p.threshold {
+            params::Threshold::Fixed(v) => *v,
+            params::Threshold::Named(n) if n == "otsu" => otsu.unwrap_or(chi),
+            params::Threshold::Named(n) if n == "chi2" => chi,
+            // Otsu within [floor, 3 × floor]: never below the noise floor, and never so high that a
+            // cell full of strong changes hides the moderate ones.
+            _ => otsu.map_or(chi, |o| o.clamp(chi, 3.0 * chi)),
+        };
+        stats.threshold = thr;
+        stats.otsu = otsu;
+        stats.chi2_floor = chi;
+
+        // Candidates above the threshold, kept when they contain a shift-tolerant seed.
+        let candidates = score.mapv(|v| v > thr);
+        let (cand_labels, n_cand) = morphology::components(&candidates);
+        let mut seeded = vec![false; n_cand + 1];
+        for ((y, x), l) in cand_labels.indexed_iter() {
+            if *l > 0 && tolerant[[y, x]] > thr {
+                seeded[*l as usize] = true;
+            }
+        }
+        let changed = cand_labels.mapv(|l| l > 0 && seeded[l as usize]);
+
+        // Covers and transitions of changed pixels.
+        let med_a = brightness(&after_n, &observed);
+        let med_bb = brightness(&before, &observed);
+        let mut trans = Array2::<u8>::from_elem((h, w), u8::MAX);
+        let mut cov_b = Array2::<u8>::from_elem((h, w), Cover::Unknown as u8);
+        let mut cov_a = Array2::<u8>::from_elem((h, w), Cover::Unknown as u8);
+        for ((y, x), c) in changed.indexed_iter() {
+            if !*c {
+                continue;
+            }
+            let cb = classify(&spectrum(&before, has_nir, y, x), med_bb, &p.cover);
+            let ca = classify(&spectrum(&after_n, has_nir, y, x), med_a, &p.cover);
+            cov_b[[y, x]] = cb as u8;
+            cov_a[[y, x]] = ca as u8;
+            if let Some(t) = Transition::between(cb, ca) {
+                trans[[y, x]] = t as u8;
+            }
+        }
+        let land = Array2::from_shape_fn((h, w), |(y, x)| {
+            let t = trans[[y, x]];
+            t != u8::MAX && Transition::ALL[t as usize].is_land_use_change()
+        });
+        let cycle = trans.mapv(|t| t == Transition::VegetationCycle as u8);
+        let clean = |m: &Array2<bool>| -> Array2<bool> {
+            let mut c = morphology::close(&morphology::open(m, p.opening_px), p.closing_px);
+            c.zip_mut_with(&observed, |v, o| *v &= *o);
+            c
+        };
+        let land = half_max(&clean(&land), &score, &changed);
+        let cycle = {
+            let mut c = clean(&cycle);
+            c.zip_mut_with(&land, |v, l| *v &= !*l);
+            c
+        };
+
+        // Regions: components over the whole window, kept by area, reported over the core.
+        let (cx0, cy0) = input.core_offset;
+        let (cw, ch) = input.core_size;
+        let ring_of = morphology::dilate(&land, 2);
+        let ring_cycle = morphology::dilate(&cycle, 2);
+        let mut labels = Array2::<u32>::zeros((ch, cw));
+        let mut regions: Vec<RegionStats> = Vec::new();
+        for (mask, ring) in [(&land, &ring_of), (&cycle, &ring_cycle)] {
+            let (lab, n) = morphology::components(mask);
+            let mut counts = vec![[0u64; 9]; n + 1];
+            let mut size = vec![0u64; n + 1];
+            for ((y, x), l) in lab.indexed_iter() {
+                if *l == 0 {
+                    continue;
+                }
+                size[*l as usize] += 1;
+                let t = trans[[y, x]];
+                if t != u8::MAX {
+                    counts[*l as usize][t as usize] += 1;
+                }
+            }
+            let majority: Vec<Transition> = counts
+                .iter()
+                .map(|c| {
+                    let i = c
+                        .iter()
+                        .enumerate()
+                        .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))
+                        .map(|(i, _)| i)
+                        .unwrap_or(8);
+                    Transition::ALL[i]
+                })
+                .collect();
+            let keep: Vec<bool> = (0..=n)
+                .map(|l| l > 0 && size[l] as f64 * input.pixel_area_m2 >= p.min_area(majority[l]))
+                .collect();
+            // Core pieces, numbered in raster order of their first core pixel.
+            let mut id_of = vec![0u32; n + 1];
+            for y in 0..ch {
+                for x in 0..cw {
+                    let l = lab[[cy0 + y, cx0 + x]] as usize;
+                    if l == 0 || !keep[l] {
+                        continue;
+                    }
+                    if id_of[l] == 0 {
+                        regions.push(RegionStats {
+                            transition: majority[l],
+                            pixels: 0,
+                            transition_pixels: [0; 9],
+                            before_cover: [0; 7],
+                            after_cover: [0; 7],
+                            score_sum: 0.0,
+                            score_max: 0.0,
+                            chi2_sum: 0.0,
+                            ring_pixels: 0,
+                            ring_observed: 0,
+                        });
+                        id_of[l] = regions.len() as u32;
+                    }
+                    labels[[y, x]] = id_of[l];
+                    let rs = &mut regions[id_of[l] as usize - 1];
+                    let (wy, wx) = (cy0 + y, cx0 + x);
+                    rs.pixels += 1;
+                    let t = trans[[wy, wx]];
+                    if t != u8::MAX {
+                        rs.transition_pixels[t as usize] += 1;
+                    }
+                    rs.before_cover[cov_b[[wy, wx]] as usize] += 1;
+                    rs.after_cover[cov_a[[wy, wx]] as usize] += 1;
+                    let sc = score[[wy, wx]];
+                    if sc.is_finite() {
+                        rs.score_sum += sc as f64;
+                        rs.score_max = rs.score_max.max(sc);
+                    }
+                    if let Some(m) = &irmad {
+                        let xb: Vec<f32> = (0..nb).map(|k| before[[k, wy, wx]]).collect();
+                        let xa: Vec<f32> = (0..nb).map(|k| after[[k, wy, wx]]).collect();
+                        rs.chi2_sum += m.chi2(&xb, &xa);
+                    }
+                }
+            }
+            // The ring: the region dilated by two pixels, to see how much around it was observed.
+            let dl = dilate_labels(&lab, 2);
+            for y in 0..ch {
+                for x in 0..cw {
+                    let (wy, wx) = (cy0 + y, cx0 + x);
+                    if !ring[[wy, wx]] {
+                        continue;
+                    }
+                    let l = dl[[wy, wx]] as usize;
+                    if l == 0 || !keep[l] || id_of[l] == 0 {
+                        continue;
+                    }
+                    let rs = &mut regions[id_of[l] as usize - 1];
+                    rs.ring_pixels += 1;
+                    if observed[[wy, wx]] {
+                        rs.ring_observed += 1;
+                    }
+                }
+            }
+        }
+
+        // Core outputs.
+        let mut mask = Array2::<u8>::zeros((ch, cw));
+        let mut core_score = Array2::<f32>::from_elem((ch, cw), f32::NAN);
+        for y in 0..ch {
+            for x in 0..cw {
+                let (wy, wx) = (cy0 + y, cx0 + x);
+                if !observed[[wy, wx]] {
+                    mask[[y, x]] = MASK_UNOBSERVED;
+                    stats.unobserved_px += 1;
+                    if valid_before[[wy, wx]] && valid_after[[wy, wx]] {
+                        if cloud[[wy, wx]] {
+                            stats.cloud_px += 1;
+                        } else if shadow[[wy, wx]] {
+                            stats.shadow_px += 1;
+                        }
+                    }
+                    continue;
+                }
+                stats.observed_px += 1;
+                core_score[[y, x]] = score[[wy, wx]];
+                let l = labels[[y, x]];
+                if l > 0 {
+                    if regions[l as usize - 1].transition.is_land_use_change() {
+                        mask[[y, x]] = MASK_CHANGE;
+                        stats.changed_px += 1;
+                    } else {
+                        stats.cycle_px += 1;
+                    }
+                }
+            }
+        }
+        Ok(CellResult {
+            score: core_score,
+            mask,
+            labels,
+            regions,
+            stats,
+        })
+    }
+}
+
+/// Trims each region to its half-maximum contour: a pixel stays only if its score is at least
+/// half the region's median score. A pixel straddling an object's edge carries the change in
+/// proportion to how much of it the object covers, so this keeps exactly the pixels the object
+/// covers more than half of — the edge a person would draw.
+///
+/// Mixed edge pixels often read as another cover (a roof edge over green crops looks like dry
+/// vegetation), so first each region grows by one pixel into neighbouring changed pixels
+/// that pass its half-maximum, whatever their own transition.
+fn half_max(mask: &Array2<bool>, score: &Array2<f32>, changed: &Array2<bool>) -> Array2<bool> {
+    let (mut lab, n) = morphology::components(mask);
+    let mut scores: Vec<Vec<f32>> = vec![Vec::new(); n + 1];
+    for ((y, x), l) in lab.indexed_iter() {
+        if *l > 0 {
+            let s = score[[y, x]];
+            if s.is_finite() {
+                scores[*l as usize].push(s);
+            }
+        }
+    }
+    let cut: Vec<f32> = scores.into_iter().map(|v| 0.5 * median(v)).collect();
+    let (h, w) = lab.dim();
+    for _ in 0..1 {
+        let mut grown = lab.clone();
+        for y in 0..h {
+            for x in 0..w {
+                if lab[[y, x]] != 0 || !changed[[y, x]] {
+                    continue;
+                }
+                let mut best = 0u32;
+                for (dy, dx) in [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)] {
+                    let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+                    if ny < 0 || nx < 0 || ny >= h as i64 || nx >= w as i64 {
+                        continue;
+                    }
+                    let l = lab[[ny as usize, nx as usize]];
+                    if l != 0 && score[[y, x]] >= cut[l as usize] && (best == 0 || l < best) {
+                        best = l;
+                    }
+                }
+                grown[[y, x]] = best;
+            }
+        }
+        lab = grown;
+    }
+    Array2::from_shape_fn(mask.dim(), |(y, x)| {
+        let l = lab[[y, x]] as usize;
+        l > 0 && score[[y, x]] >= cut[l]
+    })
+}
+
+/// Keeps the components of a mask with at least `min_px` pixels.
+fn keep_large(mask: &Array2<bool>, min_px: u64) -> Array2<bool> {
+    let (lab, n) = morphology::components(mask);
+    let mut size = vec![0u64; n + 1];
+    for l in lab.iter() {
+        size[*l as usize] += 1;
+    }
+    lab.mapv(|l| l > 0 && size[l as usize] >= min_px)
+}
+
+/// For cloud cores with a NIR band: clouds are bright in the near infrared too (unlike blue roofs).
+fn has_nir_brightness(b: &Array3<f32>, has_nir: bool, y: usize, x: usize) -> bool {
+    if !has_nir {
+        return true;
+    }
+    let vis = (b[[0, y, x]] + b[[1, y, x]] + b[[2, y, x]]) / 3.0;
+    b[[3, y, x]] > 0.8 * vis
+}
+
+/// Grows labels by `r` pixels (square), the lowest neighbouring label winning; for ring statistics.
+fn dilate_labels(lab: &Array2<u32>, r: usize) -> Array2<u32> {
+    let (h, w) = lab.dim();
+    let mut tmp = lab.clone();
+    for y in 0..h {
+        for x in 0..w {
+            if lab[[y, x]] != 0 {
+                continue;
+            }
+            let mut best = 0u32;
+            for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
+                let l = lab[[y, xx]];
+                if l != 0 && (best == 0 || l < best) {
+                    best = l;
+                }
+            }
+            tmp[[y, x]] = best;
+        }
+    }
+    let mut out = tmp.clone();
+    for y in 0..h {
+        for x in 0..w {
+            if tmp[[y, x]] != 0 {
+                continue;
+            }
+            let mut best = 0u32;
+            for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+                let l = tmp[[yy, x]];
+                if l != 0 && (best == 0 || l < best) {
+                    best = l;
+                }
+            }
+            out[[y, x]] = best;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::Window;
+
+    /// A synthetic pair: vegetated ground with a radiometric shift, one new building, one
+    /// harvested field, noise.
+    fn pair(n: usize) -> (CellImage, CellImage) {
+        let veg = [350.0f32, 700.0, 450.0, 3800.0];
+        let roof = [2000.0f32, 2100.0, 2150.0, 2350.0];
+        let stubble = [850.0f32, 1200.0, 1450.0, 2500.0];
+        let mut b = Array3::<f32>::zeros((4, n, n));
+        let mut a = Array3::<f32>::zeros((4, n, n));
+        let mut rng = crate::synth::rng::Rng::new(5, "detect-test");
+        for y in 0..n {
+            for x in 0..n {
+                let field = 1.0 + 0.1 * (((x / 16) * 7 + (y / 16) * 3) % 5) as f32 / 5.0;
+                for k in 0..4 {
+                    let before = veg[k] * field;
+                    let mut after = before;
+                    if (20..40).contains(&y) && (20..44).contains(&x) {
+                        after = roof[k];
+                    }
+                    if (60..100).contains(&y) && (60..100).contains(&x) {
+                        after = stubble[k] * field;
+                    }
+                    b[[k, y, x]] = before + 15.0 * rng.normal() as f32;
+                    a[[k, y, x]] = after * 1.05 + 30.0 + 15.0 * rng.normal() as f32;
+                }
+            }
+        }
+        let img = |bands| CellImage {
+            window: Window {
+                x: 0,
+                y: 0,
+                width: n,
+                height: n,
+            },
+            roles: vec![
+                BandRole::Blue,
+                BandRole::Green,
+                BandRole::Red,
+                BandRole::Nir,
+            ],
+            bands,
+            valid: Array2::from_elem((n, n), true),
+            flagged: None,
+            contributing: vec![0],
+        };
+        (img(b), img(a))
+    }
+
+    #[test]
+    fn finds_the_building_and_calls_the_harvest_a_cycle() {
+        let (b, a) = pair(128);
+        let input = CellInput {
+            cell_id: "test",
+            before: &b,
+            after: &a,
+            core_offset: (0, 0),
+            core_size: (128, 128),
+            pixel_area_m2: 0.25,
+        };
+        let det = SpectralDetector::default();
+        let r = det.detect(&input).unwrap();
+        let built: Vec<&RegionStats> = r
+            .regions
+            .iter()
+            .filter(|g| g.transition == Transition::VegetationToBuilt)
+            .collect();
+        assert_eq!(
+            built.len(),
+            1,
+            "{:?}",
+            r.regions
+                .iter()
+                .map(|g| (g.transition, g.pixels))
+                .collect::<Vec<_>>()
+        );
+        // 20 × 24 = 480 pixels; the mask follows the roof's edges.
+        assert!(
+            (built[0].pixels as i64 - 480).abs() <= 30,
+            "{}",
+            built[0].pixels
+        );
+        assert!(r
+            .regions
+            .iter()
+            .any(|g| g.transition == Transition::VegetationCycle && g.pixels > 1000));
+        assert!(r
+            .regions
+            .iter()
+            .all(|g| g.transition != Transition::VegetationToBare));
+        assert_eq!(r.mask[[30, 30]], MASK_CHANGE);
+        assert_eq!(
+            r.mask[[80, 80]],
+            MASK_NO_CHANGE,
+            "harvest is not a land-use change"
+        );
+        assert_eq!(r.mask[[5, 5]], MASK_NO_CHANGE);
+        assert!(built[0].confidence(r.stats.threshold, 80.0) > 0.5);
+        assert!(
+            r.stats.normalization.starts_with("irmad"),
+            "{}",
+            r.stats.normalization
+        );
+    }
+
+    #[test]
+    fn missing_bands_are_named() {
+        let (b, mut a) = pair(32);
+        a.roles = vec![
+            BandRole::Red,
+            BandRole::Green,
+            BandRole::Unknown,
+            BandRole::Unknown,
+        ];
+        let input = CellInput {
+            cell_id: "c1",
+            before: &b,
+            after: &a,
+            core_offset: (0, 0),
+            core_size: (32, 32),
+            pixel_area_m2: 0.25,
+        };
+        let e = SpectralDetector::default()
+            .detect(&input)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c1") && e.contains("blue"), "{e}");
+    }
+}

@@ -1,0 +1,301 @@
+//! Relative radiometric normalisation: map the after date's values onto the before date's scale,
+//! band by band, using pixels that did not change.
+//!
+//! IR-MAD weights pick the invariant pixels; a per-band mapping is then fitted on them, either a
+//! straight line (orthogonal regression, for sensors that differ by gain and offset) or a
+//! monotone piecewise-linear quantile mapping (for cameras with a gamma curve, such as a drone's
+//! JPEG-like bytes against a satellite's reflectance). With too few invariant pixels the mapping
+//! falls back to matching the histograms of all valid pixels.
+
+use super::irmad::IrMad;
+use serde::{Deserialize, Serialize};
+
+/// How to map the after date onto the before date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormalizationMethod {
+    /// Monotone piecewise-linear mapping between quantiles of the invariant pixels.
+    Quantile,
+    /// Orthogonal-regression line through the invariant pixels.
+    Linear,
+    /// No normalisation (same sensor, same processing).
+    None,
+}
+
+/// A fitted per-band mapping from after values to before values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BandMapping {
+    /// Knots: after values, strictly increasing.
+    pub from: Vec<f32>,
+    /// Knots: the before values they map to, non-decreasing.
+    pub to: Vec<f32>,
+}
+
+impl BandMapping {
+    /// The identity.
+    pub fn identity() -> BandMapping {
+        BandMapping {
+            from: vec![0.0, 1.0],
+            to: vec![0.0, 1.0],
+        }
+    }
+
+    /// A line `to = gain × from + offset`.
+    pub fn line(gain: f32, offset: f32) -> BandMapping {
+        BandMapping {
+            from: vec![0.0, 1000.0],
+            to: vec![offset, gain * 1000.0 + offset],
+        }
+    }
+
+    /// Maps one value (linear extrapolation beyond the end knots).
+    pub fn apply(&self, v: f32) -> f32 {
+        let n = self.from.len();
+        let seg = match self.from.binary_search_by(|k| k.total_cmp(&v)) {
+            Ok(i) => return self.to[i],
+            Err(0) => 0,
+            Err(i) if i >= n => n - 2,
+            Err(i) => i - 1,
+        };
+        let (x0, x1, y0, y1) = (
+            self.from[seg],
+            self.from[seg + 1],
+            self.to[seg],
+            self.to[seg + 1],
+        );
+        y0 + (v - x0) * (y1 - y0) / (x1 - x0)
+    }
+
+    /// The slope and intercept of a straight-line summary (end knots).
+    pub fn gain_offset(&self) -> (f32, f32) {
+        let n = self.from.len();
+        let g = (self.to[n - 1] - self.to[0]) / (self.from[n - 1] - self.from[0]);
+        (g, self.to[0] - g * self.from[0])
+    }
+}
+
+/// The outcome of normalising one cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Normalization {
+    /// One mapping per band.
+    pub bands: Vec<BandMapping>,
+    /// What was actually done: `irmad_quantile`, `irmad_linear`, `histogram`, `identity`.
+    pub method: &'static str,
+    /// Number of sampled pixels judged invariant.
+    pub invariant_pixels: usize,
+    /// Canonical correlations from IR-MAD (empty when it could not run).
+    pub rho: Vec<f64>,
+}
+
+/// Weighted quantiles of `v` at probabilities `ps` (weights ≥ 0).
+fn weighted_quantiles(v: &[f32], w: &[f32], ps: &[f64]) -> Vec<f32> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let total: f64 = w.iter().map(|x| *x as f64).sum();
+    let mut out = Vec::with_capacity(ps.len());
+    let (mut acc, mut k) = (0f64, 0usize);
+    for &p in ps {
+        let target = p * total;
+        while k < idx.len() - 1 && acc + (w[idx[k]] as f64) < target {
+            acc += w[idx[k]] as f64;
+            k += 1;
+        }
+        out.push(v[idx[k]]);
+    }
+    out
+}
+
+const PROBS: [f64; 23] = [
+    0.002, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7,
+    0.75, 0.8, 0.85, 0.9, 0.95, 0.99,
+];
+
+fn quantile_mapping(after: &[f32], before: &[f32], w: &[f32]) -> BandMapping {
+    let qa = weighted_quantiles(after, w, &PROBS);
+    let qb = weighted_quantiles(before, w, &PROBS);
+    let (mut from, mut to): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
+    for (a, b) in qa.into_iter().zip(qb) {
+        if from.last().is_some_and(|l| a <= *l) {
+            continue;
+        }
+        let b = to.last().map_or(b, |l: &f32| b.max(*l));
+        from.push(a);
+        to.push(b);
+    }
+    if from.len() < 2 {
+        return linear_mapping(after, before, w);
+    }
+    // Extrapolate with the slope of the central part, which is steadier than an end segment.
+    let n = from.len();
+    let (lo, hi) = (n / 5, n - 1 - n / 5);
+    let slope = if from[hi] > from[lo] {
+        (to[hi] - to[lo]) / (from[hi] - from[lo])
+    } else {
+        1.0
+    };
+    let span = (from[n - 1] - from[0]).max(1.0);
+    from.insert(0, from[0] - 10.0 * span);
+    to.insert(0, to[0] - 10.0 * span * slope);
+    from.push(from[n] + 10.0 * span);
+    to.push(to[n] + 10.0 * span * slope);
+    BandMapping { from, to }
+}
+
+fn linear_mapping(after: &[f32], before: &[f32], w: &[f32]) -> BandMapping {
+    let sw: f64 = w.iter().map(|x| *x as f64).sum::<f64>().max(1e-12);
+    let mx = after
+        .iter()
+        .zip(w)
+        .map(|(a, wi)| *a as f64 * *wi as f64)
+        .sum::<f64>()
+        / sw;
+    let my = before
+        .iter()
+        .zip(w)
+        .map(|(b, wi)| *b as f64 * *wi as f64)
+        .sum::<f64>()
+        / sw;
+    let (mut sxx, mut syy, mut sxy) = (0f64, 0f64, 0f64);
+    for ((a, b), wi) in after.iter().zip(before).zip(w) {
+        let (dx, dy, wi) = (*a as f64 - mx, *b as f64 - my, *wi as f64);
+        sxx += wi * dx * dx;
+        syy += wi * dy * dy;
+        sxy += wi * dx * dy;
+    }
+    // Orthogonal (total least squares) regression: both dates are noisy.
+    let gain = if sxy.abs() < 1e-12 {
+        1.0
+    } else {
+        let d = syy - sxx;
+        (d + (d * d + 4.0 * sxy * sxy).sqrt()) / (2.0 * sxy)
+    };
+    let gain = if gain.is_finite() && gain > 0.0 {
+        gain
+    } else {
+        1.0
+    };
+    BandMapping::line(gain as f32, (my - gain * mx) as f32)
+}
+
+/// Fits the mapping from sampled pixels: `before[band][i]`, `after[band][i]`.
+pub fn fit(
+    before: &[Vec<f32>],
+    after: &[Vec<f32>],
+    method: NormalizationMethod,
+    min_invariant: usize,
+) -> Normalization {
+    let nb = before.len();
+    if method == NormalizationMethod::None || before.first().map_or(0, |b| b.len()) < 50 {
+        return Normalization {
+            bands: vec![BandMapping::identity(); nb],
+            method: "identity",
+            invariant_pixels: 0,
+            rho: vec![],
+        };
+    }
+    let m = before[0].len();
+    let irmad = IrMad::fit(before, after, 12);
+    let weights: Vec<f32> = match &irmad {
+        Some(model) => (0..m)
+            .map(|i| {
+                let x: Vec<f32> = before.iter().map(|b| b[i]).collect();
+                let y: Vec<f32> = after.iter().map(|b| b[i]).collect();
+                let p = model.no_change_probability(&x, &y);
+                // Keep clearly invariant pixels only.
+                if p > 0.5 {
+                    p as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+        None => vec![0.0; m],
+    };
+    let invariant = weights.iter().filter(|w| **w > 0.0).count();
+    let (w, name): (Vec<f32>, &'static str) = if invariant >= min_invariant {
+        let name = match method {
+            NormalizationMethod::Linear => "irmad_linear",
+            _ => "irmad_quantile",
+        };
+        (weights, name)
+    } else {
+        (vec![1.0; m], "histogram")
+    };
+    let bands = (0..nb)
+        .map(|b| match method {
+            NormalizationMethod::Linear if name != "histogram" => {
+                linear_mapping(&after[b], &before[b], &w)
+            }
+            _ => quantile_mapping(&after[b], &before[b], &w),
+        })
+        .collect();
+    Normalization {
+        bands,
+        method: name,
+        invariant_pixels: if name == "histogram" { 0 } else { invariant },
+        rho: irmad.map(|m| m.rho).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::rng::Rng;
+
+    fn scene(gamma: bool) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let mut rng = Rng::new(3, "norm");
+        let (mut b, mut a) = (vec![vec![]; 3], vec![vec![]; 3]);
+        for i in 0..5000 {
+            let base = rng.range(200.0, 3000.0) as f32;
+            let px = [base * 0.6, base * 0.9, base + rng.range(0.0, 300.0) as f32];
+            for k in 0..3 {
+                let v = px[k] + 10.0 * rng.normal() as f32;
+                b[k].push(v);
+                let mut after = if gamma {
+                    255.0 * (px[k] / 4000.0).powf(1.0 / 2.2)
+                } else {
+                    1.05 * px[k] + 40.0
+                };
+                if i % 10 == 0 {
+                    after = rng.range(0.0, 255.0) as f32 * if gamma { 1.0 } else { 10.0 };
+                }
+                a[k].push(after + rng.normal() as f32);
+            }
+        }
+        (b, a)
+    }
+
+    #[test]
+    fn linear_sensors_are_mapped_back() {
+        let (b, a) = scene(false);
+        let n = fit(&b, &a, NormalizationMethod::Linear, 500);
+        assert_eq!(n.method, "irmad_linear");
+        let (g, o) = n.bands[0].gain_offset();
+        assert!(
+            (g - 1.0 / 1.05).abs() < 0.01 && (o + 40.0 / 1.05).abs() < 15.0,
+            "{g} {o}"
+        );
+    }
+
+    #[test]
+    fn a_gamma_camera_is_mapped_back_by_quantiles() {
+        let (b, a) = scene(true);
+        let n = fit(&b, &a, NormalizationMethod::Quantile, 500);
+        assert_eq!(n.method, "irmad_quantile");
+        // An unchanged pixel of reflectance 1500 in band 2 maps back close to 1500.
+        let v = 255.0 * (1500.0f32 / 4000.0).powf(1.0 / 2.2);
+        let back = n.bands[2].apply(v);
+        assert!((back - 1500.0).abs() < 120.0, "{back}");
+    }
+
+    #[test]
+    fn mapping_is_monotone_and_extrapolates() {
+        let m = BandMapping {
+            from: vec![0.0, 10.0, 20.0],
+            to: vec![0.0, 100.0, 150.0],
+        };
+        assert_eq!(m.apply(5.0), 50.0);
+        assert_eq!(m.apply(30.0), 200.0);
+        assert_eq!(m.apply(-10.0), -100.0);
+    }
+}

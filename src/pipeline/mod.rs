@@ -1,0 +1,107 @@
+//! Orchestration: wiring the IO shell (ingest, export) to the pure core (grid, detect, vectorize,
+//! overlay, rules) for the commands that run the pipeline.
+
+pub mod detect;
+
+use crate::bands::BandRole;
+use crate::grid::{Bounds, GridDef};
+use crate::ingest::catalog::{CatalogEntry, CatalogOptions};
+use crate::ingest::plan::bounds_in_crs;
+use crate::ingest::{catalog_paths, group_observations, IngestError, Observation};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// A failure that stops a run.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Reading inputs failed in a way that leaves nothing to do.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// Writing outputs failed.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    /// The inputs cannot be used together.
+    #[error("{0}")]
+    Inputs(String),
+}
+
+/// Something the run skipped, named for the summary (a file, a cell).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    /// What was skipped: a file path or a cell id.
+    pub what: String,
+    /// Machine-readable kind.
+    pub kind: String,
+    /// Why, and what to do.
+    pub message: String,
+}
+
+/// Catalogues the rasters of one date; unusable files become `Skipped` entries.
+pub fn catalog_date(
+    paths: &[PathBuf],
+    bands: Option<Vec<BandRole>>,
+) -> (Vec<CatalogEntry>, Vec<Skipped>) {
+    let entries = catalog_paths(
+        paths,
+        &CatalogOptions {
+            bands,
+            ..Default::default()
+        },
+    );
+    let skipped = entries
+        .iter()
+        .filter(|e| !e.is_usable())
+        .map(|e| {
+            let p = e
+                .problem
+                .clone()
+                .unwrap_or_else(|| crate::ingest::catalog::Problem {
+                    kind: "unusable".into(),
+                    message: format!("{}: unusable", e.path.display()),
+                });
+            Skipped {
+                what: e.path.display().to_string(),
+                kind: p.kind,
+                message: p.message,
+            }
+        })
+        .collect();
+    (entries, skipped)
+}
+
+/// The union of an observation's footprints in the grid's CRS.
+pub fn observation_bounds(
+    obs: &Observation,
+    grid: &GridDef,
+) -> Result<Option<Bounds>, IngestError> {
+    let mut out: Option<Bounds> = None;
+    for s in &obs.sources.sources {
+        let b = bounds_in_crs(&s.info, &s.path, &grid.crs)?;
+        out = Some(out.map_or(b, |o| o.union(&b)));
+    }
+    Ok(out)
+}
+
+/// Groups usable entries into observations, refusing an empty date.
+pub fn observations_of(
+    entries: &[CatalogEntry],
+    date: &str,
+) -> Result<Vec<Observation>, PipelineError> {
+    let obs = group_observations(entries);
+    if obs.is_empty() {
+        return Err(PipelineError::Inputs(format!(
+            "no usable {date} imagery (every file was skipped; see the reasons above)"
+        )));
+    }
+    Ok(obs)
+}
+
+/// Creates the output directory.
+pub fn ensure_dir(dir: &Path) -> Result<(), PipelineError> {
+    std::fs::create_dir_all(dir).map_err(|source| {
+        PipelineError::Export(crate::export::ExportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+    })
+}
