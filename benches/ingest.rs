@@ -24,7 +24,7 @@ fn bench_cells(c: &mut Criterion) {
     let all: Vec<_> = before.iter().chain(&after).collect();
     let req = GridRequest {
         crs: cfg.grid.crs.clone(),
-        pixel_size: Some(cfg.grid.pixel_size),
+        pixel_size: cfg.grid.pixel_size,
         cell_size: 1024,
         halo: 32,
         origin: cfg.grid.origin.map(|o| (o[0], o[1])),

@@ -112,9 +112,9 @@ struct GridArgs {
 }
 
 const DETECT_HELP: &str = "Detect land-cover change between a before and an after image.\n\n\
-Runs catalogue → grid → detect → vectorize over the overlap of the two rasters. Without --config the \
-analysis grid is the before image's own pixel grid, so the mask lines up pixel for pixel with it; with \
---config its [grid] and [detect] sections apply. Per cell: cloud and shadow masks, sub-pixel \
+Runs catalogue → grid → detect → vectorize over the overlap of the two rasters. The analysis grid is \
+the before image's own pixel grid, so the mask lines up pixel for pixel with it, unless --config pins a \
+grid ([grid] crs, pixel_size or origin); the config's [detect] section sets the detection parameters. Per cell: cloud and shadow masks, sub-pixel \
 co-registration, IR-MAD relative radiometric normalisation, the standardised change-vector magnitude \
 (tolerant to a pixel of residual shift), an automatic threshold (the larger of Otsu's and a chi-square \
 floor), land-cover cues of both dates (NDVI and a water index with NIR, excess green for RGB), the \
@@ -376,9 +376,7 @@ fn grid(a: GridArgs) -> Result<Outcome> {
     }
     let req = GridRequest {
         crs: a.crs.clone().or(cfg.grid.crs.clone()),
-        pixel_size: a
-            .pixel_size
-            .or(a.config.as_ref().map(|_| cfg.grid.pixel_size)),
+        pixel_size: a.pixel_size.or(cfg.grid.pixel_size),
         cell_size: a.cell_size.unwrap_or(cfg.grid.cell_size),
         halo: a.halo.unwrap_or(cfg.grid.halo),
         origin: match &a.origin {

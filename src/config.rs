@@ -160,9 +160,8 @@ impl Default for ParcelsConfig {
 pub struct GridConfig {
     /// CRS of the grid (default: the parcels' CRS).
     pub crs: Option<String>,
-    /// Pixel size in CRS units (metres for a projected CRS).
-    #[serde(default = "default_pixel_size")]
-    pub pixel_size: f64,
+    /// Pixel size in CRS units (metres for a projected CRS). Default: the first raster's.
+    pub pixel_size: Option<f64>,
     /// Cell edge in pixels.
     #[serde(default = "default_cell_size")]
     pub cell_size: usize,
@@ -172,10 +171,6 @@ pub struct GridConfig {
     /// North-west corner of the pixel lattice `[x, y]`; pin it to keep cell ids stable when the
     /// area grows. Default: derived from the area, snapped to whole cells.
     pub origin: Option<[f64; 2]>,
-}
-
-fn default_pixel_size() -> f64 {
-    0.5
 }
 
 fn default_cell_size() -> usize {
@@ -190,7 +185,7 @@ impl Default for GridConfig {
     fn default() -> Self {
         GridConfig {
             crs: None,
-            pixel_size: default_pixel_size(),
+            pixel_size: None,
             cell_size: default_cell_size(),
             halo: default_halo(),
             origin: None,
@@ -216,6 +211,14 @@ impl Default for OutputConfig {
         OutputConfig {
             dir: default_output_dir(),
         }
+    }
+}
+
+impl GridConfig {
+    /// Whether the file pins the grid (a CRS, pixel size or origin); otherwise commands that can
+    /// work on an image's own pixel grid do so.
+    pub fn is_pinned(&self) -> bool {
+        self.crs.is_some() || self.pixel_size.is_some() || self.origin.is_some()
     }
 }
 
@@ -256,14 +259,11 @@ impl Config {
             detail,
         };
         let g = &self.grid;
-        if !(g.pixel_size.is_finite() && g.pixel_size > 0.0) {
+        if let Some(px) = g.pixel_size.filter(|p| !(p.is_finite() && *p > 0.0)) {
             return Err(invalid(
                 "grid",
                 "pixel_size",
-                format!(
-                    "must be a positive number of CRS units, got {}",
-                    g.pixel_size
-                ),
+                format!("must be a positive number of CRS units, got {px}"),
             ));
         }
         if !(16..=16384).contains(&g.cell_size) {

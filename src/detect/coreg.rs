@@ -38,16 +38,16 @@ fn ncc(
     a: &Array2<f32>,
     b: &Array2<f32>,
     valid: &Array2<bool>,
-    dx: i32,
-    dy: i32,
+    shift: (i32, i32),
     margin: usize,
+    step: usize,
 ) -> f32 {
+    let (dx, dy) = shift;
     let (h, w) = a.dim();
     let (mut sa, mut sb, mut saa, mut sbb, mut sab, mut n) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
-    // Every second pixel is plenty for a correlation peak and halves the cost.
-    for y in (margin..h - margin).step_by(2) {
+    for y in (margin..h - margin).step_by(step) {
         let yb = (y as i32 + dy) as usize;
-        for x in (margin..w - margin).step_by(2) {
+        for x in (margin..w - margin).step_by(step) {
             let xb = (x as i32 + dx) as usize;
             if !valid[[y, x]] || !valid[[yb, xb]] {
                 continue;
@@ -61,7 +61,7 @@ fn ncc(
             n += 1.0;
         }
     }
-    if n < 100.0 {
+    if n < 1000.0 {
         return 0.0;
     }
     let va = saa / n - (sa / n).powi(2);
@@ -85,13 +85,20 @@ pub fn estimate_shift(
     if h < 4 * margin + 16 || w < 4 * margin + 16 {
         return None;
     }
+    let n_valid = valid.iter().filter(|v| **v).count();
+    if n_valid < 5000 {
+        return None;
+    }
+    // Every second pixel is plenty for a big overlap and quarters the cost; small overlaps (a
+    // drone strip over one corner of a cell) use every pixel.
+    let step = if n_valid > 400_000 { 2 } else { 1 };
     let (ga, gb) = (gradient(before), gradient(after));
     let size = (2 * r + 1) as usize;
     let mut scores = vec![0f32; size * size];
     for dy in -r..=r {
         for dx in -r..=r {
             scores[((dy + r) as usize) * size + (dx + r) as usize] =
-                ncc(&ga, &gb, valid, dx, dy, margin);
+                ncc(&ga, &gb, valid, (dx, dy), margin, step);
         }
     }
     let at = |dx: i32, dy: i32| scores[((dy + r) as usize) * size + (dx + r) as usize];

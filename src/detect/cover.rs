@@ -164,6 +164,11 @@ pub struct CoverParams {
     pub cloud_whiteness: f32,
     /// Brightness relative to the cell's median below which a blue-green pixel can be water.
     pub water_brightness: f32,
+    /// Brightness relative to the cell's median above which a flat, unvegetated pixel is a built
+    /// surface (concrete, pavement, light roofs, greenhouses).
+    pub built_brightness: f32,
+    /// Largest ratio of the brightest to the darkest visible band of such a flat surface.
+    pub built_flatness: f32,
 }
 
 impl Default for CoverParams {
@@ -178,6 +183,8 @@ impl Default for CoverParams {
             cloud_brightness: 6.0,
             cloud_whiteness: 1.3,
             water_brightness: 0.85,
+            built_brightness: 1.4,
+            built_flatness: 1.35,
         }
     }
 }
@@ -238,21 +245,32 @@ pub fn classify(s: &Spectrum, median_brightness: f32, p: &CoverParams) -> Cover 
     let green_red = s.green / s.red.max(1e-6);
     let soil = (p.soil_red_blue[0]..=p.soil_red_blue[1]).contains(&red_blue)
         && (p.soil_green_red[0]..=p.soil_green_red[1]).contains(&green_red);
+    // Built surfaces need positive evidence; anything else without vegetation is bare ground.
+    // Bright and flat: concrete, pavement, light roofs, plastic. Blue-dominant: steel sheds.
+    // Red-dominant with little green: clay tiles.
+    let built = (rel > p.built_brightness && whiteness < p.built_flatness)
+        || (s.blue > 1.2 * s.red && s.blue >= s.green)
+        || (red_blue > p.soil_red_blue[1].min(1.8) && green_red < p.soil_green_red[0]);
+    let bare_or_built = if built && !soil {
+        Cover::Built
+    } else {
+        Cover::Bare
+    };
     match s.nir {
         Some(nir) => {
             let ndvi = (nir - s.red) / (nir + s.red).max(1e-6);
             let ndwi = (s.green - nir) / (s.green + nir).max(1e-6);
             let vis_mean = br.max(1e-6);
-            if ndwi > p.ndwi_water && nir / vis_mean < 0.65 {
+            // Water reflects less near infrared than red (negative NDVI), or far less than the
+            // visible bands; blue steel roofs and wet asphalt do neither.
+            if ndwi > p.ndwi_water && (ndvi < 0.0 || nir / vis_mean < 0.65) {
                 Cover::Water
             } else if ndvi > p.ndvi_vegetation {
                 Cover::Vegetation
             } else if ndvi > p.ndvi_dry_vegetation {
                 Cover::DryVegetation
-            } else if soil {
-                Cover::Bare
             } else {
-                Cover::Built
+                bare_or_built
             }
         }
         None => {
@@ -261,10 +279,8 @@ pub fn classify(s: &Spectrum, median_brightness: f32, p: &CoverParams) -> Cover 
                 Cover::Water
             } else if exg > p.exg_vegetation && s.green > s.red {
                 Cover::Vegetation
-            } else if soil {
-                Cover::Bare
             } else {
-                Cover::Built
+                bare_or_built
             }
         }
     }

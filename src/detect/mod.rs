@@ -391,9 +391,11 @@ impl Detector for SpectralDetector {
         let stride = ((n_obs as f64 / 150_000.0).sqrt().ceil() as usize).max(1);
         let mut sb: Vec<Vec<f32>> = vec![Vec::new(); nb];
         let mut sa: Vec<Vec<f32>> = vec![Vec::new(); nb];
+        let mut sample_at: Vec<(usize, usize)> = Vec::new();
         for y in (0..h).step_by(stride) {
             for x in (0..w).step_by(stride) {
                 if observed0[[y, x]] {
+                    sample_at.push((y, x));
                     for k in 0..nb {
                         sb[k].push(before[[k, y, x]]);
                         sa[k].push(after[[k, y, x]]);
@@ -418,13 +420,26 @@ impl Detector for SpectralDetector {
                 .mapv_inplace(|v| m.apply(v));
         }
 
-        // Robust spread of the normalised difference per band.
+        // Optional smoothing of both dates (box of side 2r + 1 over valid pixels): on very high
+        // resolution imagery, texture and a pixel of noise otherwise dominate the difference.
+        let (before_s, after_s) = if p.smooth_px > 0 {
+            (
+                box_mean(&before, &observed0, p.smooth_px),
+                box_mean(&after_n, &observed0, p.smooth_px),
+            )
+        } else {
+            (before.clone(), after_n.clone())
+        };
+        // Robust spread of the normalised difference per band, over the invariant pixels when
+        // IR-MAD found enough (a tile where most of the ground changed would otherwise inflate it).
+        let use_inv = norm.invariant.iter().filter(|v| **v).count() >= 500;
         let sigma: Vec<f32> = (0..nb)
             .map(|k| {
-                let d: Vec<f32> = sb[k]
+                let d: Vec<f32> = sample_at
                     .iter()
-                    .zip(&sa[k])
-                    .map(|(b, a)| norm.bands[k].apply(*a) - b)
+                    .enumerate()
+                    .filter(|(i, _)| !use_inv || norm.invariant[*i])
+                    .map(|(_, &(y, x))| after_s[[k, y, x]] - before_s[[k, y, x]])
                     .collect();
                 let m = median(d.clone());
                 let mad = median(d.iter().map(|v| (v - m).abs()).collect());
@@ -492,7 +507,7 @@ impl Detector for SpectralDetector {
         let dist = |by: usize, bx: usize, ay: usize, ax: usize| -> f32 {
             let mut s = 0f32;
             for k in 0..nb {
-                let d = (after_n[[k, ay, ax]] - before[[k, by, bx]]) * inv_sigma[k];
+                let d = (after_s[[k, ay, ax]] - before_s[[k, by, bx]]) * inv_sigma[k];
                 s += d * d;
             }
             s.sqrt()
@@ -562,6 +577,8 @@ impl Detector for SpectralDetector {
         let changed = cand_labels.mapv(|l| l > 0 && seeded[l as usize]);
 
         // Covers and transitions of changed pixels.
+        // The after date's covers are read after normalisation, in the before date's radiometry,
+        // so one set of thresholds serves both dates whatever the sensors.
         let med_a = brightness(&after_n, &observed);
         let med_bb = brightness(&before, &observed);
         let mut trans = Array2::<u8>::from_elem((h, w), u8::MAX);
@@ -579,9 +596,25 @@ impl Detector for SpectralDetector {
                 trans[[y, x]] = t as u8;
             }
         }
+        // A change of illumination only (a shadow that moved with the sun, a roof lit from the
+        // other side) scales the spectrum without turning it: a small spectral angle with a large
+        // change of brightness is not a change of land use.
+        let cos_max = p.illumination_angle_deg.to_radians().cos();
+        let illumination = |y: usize, x: usize| -> bool {
+            let (mut dot, mut nb2, mut na2) = (0f32, 0f32, 0f32);
+            for k in 0..nb {
+                let (b, a) = (before_s[[k, y, x]], after_s[[k, y, x]]);
+                dot += a * b;
+                nb2 += b * b;
+                na2 += a * a;
+            }
+            let cos = dot / (nb2.sqrt() * na2.sqrt()).max(1e-9);
+            let ratio = (na2 / nb2.max(1e-9)).sqrt();
+            cos >= cos_max && !(0.8..=1.25).contains(&ratio)
+        };
         let land = Array2::from_shape_fn((h, w), |(y, x)| {
             let t = trans[[y, x]];
-            t != u8::MAX && Transition::ALL[t as usize].is_land_use_change()
+            t != u8::MAX && Transition::ALL[t as usize].is_land_use_change() && !illumination(y, x)
         });
         let cycle = trans.mapv(|t| t == Transition::VegetationCycle as u8);
         let clean = |m: &Array2<bool>| -> Array2<bool> {
@@ -590,11 +623,21 @@ impl Detector for SpectralDetector {
             c
         };
         let land = half_max(&clean(&land), &score, &changed);
+        // Field-scale loss of vegetation (hectares of it at once) is ploughing or harvest, not an
+        // excavation or a building site: those regions join the vegetation cycle.
+        let field_px = (p.field_scale_m2 / input.pixel_area_m2).ceil() as u64;
+        let (land, field_ops) = split_field_scale(&land, &trans, field_px);
         let cycle = {
             let mut c = clean(&cycle);
+            c.zip_mut_with(&field_ops, |v, f| *v |= *f);
             c.zip_mut_with(&land, |v, l| *v &= !*l);
             c
         };
+        for ((y, x), f) in field_ops.indexed_iter() {
+            if *f {
+                trans[[y, x]] = Transition::VegetationCycle as u8;
+            }
+        }
 
         // Regions: components over the whole window, kept by area, reported over the core.
         let (cx0, cy0) = input.core_offset;
@@ -787,6 +830,90 @@ fn half_max(mask: &Array2<bool>, score: &Array2<f32>, changed: &Array2<bool>) ->
         let l = lab[[y, x]] as usize;
         l > 0 && score[[y, x]] >= cut[l]
     })
+}
+
+/// Mean of each band over a (2r + 1)² box, counting only valid pixels (summed-area tables).
+fn box_mean(bands: &Array3<f32>, valid: &Array2<bool>, r: usize) -> Array3<f32> {
+    let (nb, h, w) = bands.dim();
+    let mut out = bands.clone();
+    let mut count = vec![0f64; (h + 1) * (w + 1)];
+    for y in 0..h {
+        for x in 0..w {
+            let v = if valid[[y, x]] { 1.0 } else { 0.0 };
+            count[(y + 1) * (w + 1) + x + 1] =
+                v + count[y * (w + 1) + x + 1] + count[(y + 1) * (w + 1) + x]
+                    - count[y * (w + 1) + x];
+        }
+    }
+    let rect = |t: &[f64], y0: usize, x0: usize, y1: usize, x1: usize| {
+        t[y1 * (w + 1) + x1] - t[y0 * (w + 1) + x1] - t[y1 * (w + 1) + x0] + t[y0 * (w + 1) + x0]
+    };
+    let mut sum = vec![0f64; (h + 1) * (w + 1)];
+    for k in 0..nb {
+        for y in 0..h {
+            for x in 0..w {
+                let v = if valid[[y, x]] {
+                    bands[[k, y, x]] as f64
+                } else {
+                    0.0
+                };
+                sum[(y + 1) * (w + 1) + x + 1] =
+                    v + sum[y * (w + 1) + x + 1] + sum[(y + 1) * (w + 1) + x]
+                        - sum[y * (w + 1) + x];
+            }
+        }
+        for y in 0..h {
+            let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+            for x in 0..w {
+                if !valid[[y, x]] {
+                    continue;
+                }
+                let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+                let n = rect(&count, y0, x0, y1, x1);
+                if n > 0.0 {
+                    out[[k, y, x]] = (rect(&sum, y0, x0, y1, x1) / n) as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Splits off the components of at least `min_px` pixels whose majority transition is a loss of
+/// vegetation to bare or built ground (or a change between bare and built): returns the rest and
+/// those field-scale components.
+fn split_field_scale(
+    land: &Array2<bool>,
+    trans: &Array2<u8>,
+    min_px: u64,
+) -> (Array2<bool>, Array2<bool>) {
+    let (lab, n) = morphology::components(land);
+    let mut size = vec![0u64; n + 1];
+    let mut soil = vec![0u64; n + 1];
+    for ((y, x), l) in lab.indexed_iter() {
+        if *l == 0 {
+            continue;
+        }
+        size[*l as usize] += 1;
+        let t = trans[[y, x]];
+        let field_like = [
+            Transition::VegetationToBare,
+            Transition::VegetationToBuilt,
+            Transition::BareToBuilt,
+            Transition::Other,
+        ]
+        .iter()
+        .any(|k| *k as u8 == t);
+        if field_like {
+            soil[*l as usize] += 1;
+        }
+    }
+    let big: Vec<bool> = (0..=n)
+        .map(|l| l > 0 && size[l] >= min_px && 2 * soil[l] > size[l])
+        .collect();
+    let rest = lab.mapv(|l| l > 0 && !big[l as usize]);
+    let fields = lab.mapv(|l| big[l as usize]);
+    (rest, fields)
 }
 
 /// Keeps the components of a mask with at least `min_px` pixels.

@@ -85,6 +85,9 @@ pub struct Normalization {
     pub invariant_pixels: usize,
     /// Canonical correlations from IR-MAD (empty when it could not run).
     pub rho: Vec<f64>,
+    /// Per sample: whether IR-MAD judged it invariant.
+    #[serde(skip)]
+    pub invariant: Vec<bool>,
 }
 
 /// Weighted quantiles of `v` at probabilities `ps` (weights ≥ 0).
@@ -191,6 +194,7 @@ pub fn fit(
             method: "identity",
             invariant_pixels: 0,
             rho: vec![],
+            invariant: vec![],
         };
     }
     let m = before[0].len();
@@ -211,7 +215,8 @@ pub fn fit(
             .collect(),
         None => vec![0.0; m],
     };
-    let invariant = weights.iter().filter(|w| **w > 0.0).count();
+    let invariant_mask: Vec<bool> = weights.iter().map(|w| *w > 0.0).collect();
+    let invariant = invariant_mask.iter().filter(|v| **v).count();
     let (w, name): (Vec<f32>, &'static str) = if invariant >= min_invariant {
         let name = match method {
             NormalizationMethod::Linear => "irmad_linear",
@@ -234,6 +239,7 @@ pub fn fit(
         method: name,
         invariant_pixels: if name == "histogram" { 0 } else { invariant },
         rho: irmad.map(|m| m.rho).unwrap_or_default(),
+        invariant: invariant_mask,
     }
 }
 

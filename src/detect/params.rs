@@ -38,6 +38,14 @@ pub struct DetectParams {
     /// Residual mis-registration tolerated, in pixels: a pixel counts as changed only if no
     /// neighbour within this distance matches it.
     pub misregistration_px: usize,
+    /// Box smoothing radius in pixels applied to both dates before differencing (0: none).
+    pub smooth_px: usize,
+    /// Largest spectral angle (degrees) between the dates of a pixel whose change is read as a
+    /// change of illumination (shadow, sun angle) rather than of land use (0 disables).
+    pub illumination_angle_deg: f32,
+    /// Regions losing vegetation to bare or built ground over at least this many m² are taken as
+    /// field operations (ploughing, harvest) and reported as a vegetation cycle.
+    pub field_scale_m2: f64,
     /// Opening radius in pixels (removes specks and thin slivers).
     pub opening_px: u8,
     /// Closing radius in pixels (fills small gaps).
@@ -80,6 +88,9 @@ impl Default for DetectParams {
             coregister: true,
             max_shift_px: 3,
             misregistration_px: 1,
+            smooth_px: 0,
+            illumination_angle_deg: 5.0,
+            field_scale_m2: 20_000.0,
             opening_px: 0,
             closing_px: 1,
             cloud_buffer_px: 8,

@@ -192,13 +192,13 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     }
     let (before, after) = (&before[0], &after[0]);
 
-    let grid = match &job.config {
+    let grid = match job.config.as_ref().filter(|c| c.grid.is_pinned()) {
         Some(c) => {
             let all: Vec<_> = before_entries.iter().chain(&after_entries).collect();
             plan_grid(
                 &GridRequest {
                     crs: c.grid.crs.clone(),
-                    pixel_size: Some(c.grid.pixel_size),
+                    pixel_size: c.grid.pixel_size,
                     cell_size: c.grid.cell_size,
                     halo: c.grid.halo,
                     origin: c.grid.origin.map(|o| (o[0], o[1])),
