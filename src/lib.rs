@@ -15,6 +15,7 @@ pub mod bands;
 pub mod config;
 pub mod detect;
 pub mod eval;
+pub mod evidence;
 pub mod export;
 mod gdal_ext;
 pub mod grid;

@@ -122,12 +122,10 @@ impl IrMad {
             // them changed) keeps the statistic calibrated.
             model.var = model.robust_variances(x, y);
             for (i, wi) in w.iter_mut().enumerate() {
-                let xs: Vec<f32> = x.iter().map(|b| b[i]).collect();
-                let ys: Vec<f32> = y.iter().map(|b| b[i]).collect();
-                *wi = chi2_sf(model.chi2(&xs, &ys), n);
+                *wi = chi2_sf(model.chi2_sample(x, y, i), n);
             }
             let converged = !last_rho.is_empty()
-                && rho.iter().zip(&last_rho).all(|(r, l)| (r - l).abs() < 1e-4);
+                && rho.iter().zip(&last_rho).all(|(r, l)| (r - l).abs() < 1e-3);
             last_rho = rho;
             fit = Some(model);
             if converged {
@@ -169,6 +167,21 @@ impl IrMad {
                 (1.4826 * mad).powi(2).max(1e-12)
             })
             .collect()
+    }
+
+    /// The chi-square statistic of sample `i` of band-major sample arrays.
+    pub fn chi2_sample(&self, x: &[Vec<f32>], y: &[Vec<f32>], i: usize) -> f64 {
+        let n = self.bands;
+        let mut z = 0.0;
+        for k in 0..n {
+            let mut mad = 0.0;
+            for j in 0..n {
+                mad += self.a.get(j, k) * (x[j][i] as f64 - self.mean_x[j])
+                    - self.b.get(j, k) * (y[j][i] as f64 - self.mean_y[j]);
+            }
+            z += mad * mad / self.var[k];
+        }
+        z
     }
 
     /// The chi-square statistic of one pixel (before values, after values).

@@ -226,6 +226,21 @@ pub struct CellResult {
     pub regions: Vec<RegionStats>,
     /// Whole-cell numbers.
     pub stats: CellStats,
+    /// Diagnostic layers over the core, when `debug_layers` is on.
+    pub layers: Option<DebugLayers>,
+}
+
+/// Per-pixel diagnostics of the spectral detector (written as `debug_layers.tif`).
+#[derive(Debug, Clone)]
+pub struct DebugLayers {
+    /// Why a pixel is unobserved: 0 observed, 1 no data, 2 cloud or haze, 3 cloud shadow.
+    pub unobserved: Array2<u8>,
+    /// Before cover (`Cover as u8`, 255 where not classified).
+    pub cover_before: Array2<u8>,
+    /// After cover.
+    pub cover_after: Array2<u8>,
+    /// Transition of changed pixels (`Transition as u8`, 255 none).
+    pub transition: Array2<u8>,
 }
 
 /// Mask value for "no change".
@@ -241,6 +256,12 @@ pub trait Detector: Send + Sync {
     fn name(&self) -> String;
     /// Detects change in one cell.
     fn detect(&self, input: &CellInput<'_>) -> Result<CellResult, DetectError>;
+
+    /// Checks, before any work, that the two dates have the bands the detector needs.
+    fn check_bands(&self, before: &[BandRole], after: &[BandRole]) -> Result<(), String> {
+        let _ = (before, after);
+        Ok(())
+    }
 }
 
 /// The classical spectral detector.
@@ -302,8 +323,23 @@ impl Detector for SpectralDetector {
         "spectral".to_string()
     }
 
+    fn check_bands(&self, before: &[BandRole], after: &[BandRole]) -> Result<(), String> {
+        for role in [BandRole::Blue, BandRole::Green, BandRole::Red] {
+            for (date, roles) in [("before", before), ("after", after)] {
+                if !roles.contains(&role) {
+                    return Err(format!(
+                        "the {date} imagery has no {role} band (its bands are {}); the spectral detector needs blue, green and red on both dates: name the bands with --bands-{date} or a sidecar",
+                        roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn detect(&self, input: &CellInput<'_>) -> Result<CellResult, DetectError> {
         let p = &self.params;
+        let mut stage = Stages::new(input.cell_id);
         let shared = shared_bands(input)?;
         let nb = shared.len();
         let has_nir = nb == 4;
@@ -334,6 +370,7 @@ impl Detector for SpectralDetector {
             input.before.valid[[y, x]] && !flagged(input.before, y, x)
         });
 
+        stage.mark("prepare");
         // Cloud cores of each date, judged against the date's own median brightness.
         let brightness = |b: &Array3<f32>, valid: &Array2<bool>| -> f32 {
             let v: Vec<f32> = (0..h)
@@ -356,6 +393,7 @@ impl Detector for SpectralDetector {
         let cloud_b = cloud_core(&before, &valid_before, med_b);
         let cloud_a = cloud_core(&after, &valid_after, med_a_raw);
 
+        stage.mark("clouds");
         // Co-registration on the edges of both dates.
         let both_clear = Array2::from_shape_fn((h, w), |(y, x)| {
             valid_before[[y, x]] && valid_after[[y, x]] && !cloud_b[[y, x]] && !cloud_a[[y, x]]
@@ -374,7 +412,11 @@ impl Detector for SpectralDetector {
             ) {
                 stats.shift = Some((sh.dx, sh.dy, sh.peak));
                 let big = sh.dx.abs() >= 0.25 || sh.dy.abs() >= 0.25;
-                if big && sh.peak > 0.3 && sh.peak > sh.at_zero + 0.01 {
+                // A peak on the rim of the search window is no estimate; a weak peak barely above
+                // the unshifted correlation is noise.
+                let inside = sh.dx.abs() < p.max_shift_px as f32 - 0.5
+                    && sh.dy.abs() < p.max_shift_px as f32 - 0.5;
+                if big && inside && sh.peak > 0.15 && sh.peak > sh.at_zero + 0.02 {
                     let (shifted, ok) = coreg::apply_shift(&after, &valid_after, sh.dx, sh.dy);
                     after = shifted;
                     valid_after = ok;
@@ -386,9 +428,10 @@ impl Detector for SpectralDetector {
             valid_before[[y, x]] && valid_after[[y, x]] && !cloud_b[[y, x]] && !cloud_a[[y, x]]
         });
 
+        stage.mark("coregistration");
         // Radiometric normalisation from a sample of observed pixels.
         let n_obs = observed0.iter().filter(|v| **v).count();
-        let stride = ((n_obs as f64 / 150_000.0).sqrt().ceil() as usize).max(1);
+        let stride = ((n_obs as f64 / 40_000.0).sqrt().ceil() as usize).max(1);
         let mut sb: Vec<Vec<f32>> = vec![Vec::new(); nb];
         let mut sa: Vec<Vec<f32>> = vec![Vec::new(); nb];
         let mut sample_at: Vec<(usize, usize)> = Vec::new();
@@ -411,7 +454,7 @@ impl Detector for SpectralDetector {
         );
         stats.normalization = norm.method.to_string();
         stats.invariant_px = norm.invariant_pixels;
-        let irmad = irmad::IrMad::fit(&sb, &sa, 12);
+        let irmad = norm.irmad.clone();
         let mut after_n = after.clone();
         for k in 0..nb {
             let m = &norm.bands[k];
@@ -420,6 +463,7 @@ impl Detector for SpectralDetector {
                 .mapv_inplace(|v| m.apply(v));
         }
 
+        stage.mark("normalisation");
         // Optional smoothing of both dates (box of side 2r + 1 over valid pixels): on very high
         // resolution imagery, texture and a pixel of noise otherwise dominate the difference.
         let (before_s, after_s) = if p.smooth_px > 0 {
@@ -448,10 +492,12 @@ impl Detector for SpectralDetector {
             .collect();
         stats.sigma = sigma.clone();
 
+        stage.mark("sigma");
         // Clouds and haze brighten every band by about the same amount, near infrared included
         // (a new roof on vegetation lowers the near infrared); cloud shadows darken every band
         // while keeping the spectral shape. Both are large: smaller patches are left to detection.
         let haze_delta = 0.5 * med_b;
+        let shadow_cos = 20f32.to_radians().cos();
         let mut cloud = Array2::from_elem((h, w), false);
         let mut shadow = Array2::from_elem((h, w), false);
         for y in 0..h {
@@ -474,14 +520,17 @@ impl Detector for SpectralDetector {
                 let sum_b: f32 = (0..nb).map(|k| before[[k, y, x]]).sum();
                 let sum_a: f32 = (0..nb).map(|k| after_n[[k, y, x]]).sum();
                 let all_down = (0..nb).all(|k| after_n[[k, y, x]] < before[[k, y, x]]);
-                if all_down && sum_a < 0.6 * sum_b {
-                    let sbef = spectrum(&before, has_nir, y, x);
-                    let saft = spectrum(&after_n, has_nir, y, x);
-                    let same_shape = match (sbef.ndvi(), saft.ndvi()) {
-                        (Some(a), Some(b)) => (a - b).abs() < 0.15,
-                        _ => (sbef.exg() - saft.exg()).abs() < 0.08,
-                    };
-                    if same_shape {
+                if all_down && sum_a < 0.65 * sum_b {
+                    // A shadow keeps the direction of the spectrum (up to the sky light it still
+                    // receives): the spectral angle between the dates stays small.
+                    let (mut dot, mut nb2, mut na2) = (0f32, 0f32, 0f32);
+                    for k in 0..nb {
+                        let (b, a) = (before[[k, y, x]], after_n[[k, y, x]]);
+                        dot += a * b;
+                        nb2 += b * b;
+                        na2 += a * a;
+                    }
+                    if dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos {
                         shadow[[y, x]] = true;
                     }
                 }
@@ -489,19 +538,27 @@ impl Detector for SpectralDetector {
         }
         cloud.zip_mut_with(&cloud_a, |c, a| *c |= *a);
         cloud.zip_mut_with(&cloud_b, |c, b| *c |= *b);
+        // Size is judged on clouds and shadows together: a shadow's rim can read as haze of the
+        // before date and split it into pieces that are each too small.
         let min_px = (p.cloud_min_area_m2 / input.pixel_area_m2).ceil() as u64;
-        let cloud = morphology::dilate(
-            &keep_large(&morphology::open(&cloud, 1), min_px),
-            p.cloud_buffer_px,
-        );
-        let shadow = morphology::dilate(
-            &keep_large(&morphology::open(&shadow, 1), min_px / 2),
-            p.cloud_buffer_px,
-        );
+        let (cloud, shadow) = if cloud.iter().any(|v| *v) || shadow.iter().any(|v| *v) {
+            let mut either = cloud.clone();
+            either.zip_mut_with(&shadow, |e, s| *e |= *s);
+            let kept = keep_large(&morphology::open(&either, 1), min_px / 2);
+            let pick = |m: &Array2<bool>| {
+                let mut k = kept.clone();
+                k.zip_mut_with(m, |a, b| *a &= *b);
+                morphology::dilate(&k, p.cloud_buffer_px)
+            };
+            (pick(&cloud), pick(&shadow))
+        } else {
+            (cloud, shadow)
+        };
         let observed = Array2::from_shape_fn((h, w), |(y, x)| {
             valid_before[[y, x]] && valid_after[[y, x]] && !cloud[[y, x]] && !shadow[[y, x]]
         });
 
+        stage.mark("haze_shadow");
         // Standardised change-vector magnitude, and its shift-tolerant twin.
         let inv_sigma: Vec<f32> = sigma.iter().map(|s| 1.0 / s).collect();
         let dist = |by: usize, bx: usize, ay: usize, ax: usize| -> f32 {
@@ -513,37 +570,37 @@ impl Detector for SpectralDetector {
             s.sqrt()
         };
         let mut score = Array2::<f32>::from_elem((h, w), f32::NAN);
-        let mut tolerant = Array2::<f32>::from_elem((h, w), f32::NAN);
-        let r = p.misregistration_px as i64;
-        for y in 0..h {
-            for x in 0..w {
-                if !observed[[y, x]] {
-                    continue;
-                }
+        for ((y, x), o) in observed.indexed_iter() {
+            if *o {
                 score[[y, x]] = dist(y, x, y, x);
-                if r == 0 {
-                    tolerant[[y, x]] = score[[y, x]];
-                    continue;
-                }
-                let (mut best_a, mut best_b) = (f32::MAX, f32::MAX);
-                for dy in -r..=r {
-                    for dx in -r..=r {
-                        let (ny, nx) = (y as i64 + dy, x as i64 + dx);
-                        if ny < 0 || nx < 0 || ny >= h as i64 || nx >= w as i64 {
-                            continue;
-                        }
-                        let (ny, nx) = (ny as usize, nx as usize);
-                        if !observed[[ny, nx]] {
-                            continue;
-                        }
-                        best_a = best_a.min(dist(y, x, ny, nx));
-                        best_b = best_b.min(dist(ny, nx, y, x));
-                    }
-                }
-                tolerant[[y, x]] = best_a.max(best_b);
             }
         }
+        // The shift-tolerant score: a pixel only counts as changed if no neighbour within `r`
+        // pixels matches it, in both directions. Computed for candidate pixels only.
+        let r = p.misregistration_px as i64;
+        let tolerant_at = |y: usize, x: usize| -> f32 {
+            if r == 0 {
+                return score[[y, x]];
+            }
+            let (mut best_a, mut best_b) = (f32::MAX, f32::MAX);
+            for dy in -r..=r {
+                for dx in -r..=r {
+                    let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+                    if ny < 0 || nx < 0 || ny >= h as i64 || nx >= w as i64 {
+                        continue;
+                    }
+                    let (ny, nx) = (ny as usize, nx as usize);
+                    if !observed[[ny, nx]] {
+                        continue;
+                    }
+                    best_a = best_a.min(dist(y, x, ny, nx));
+                    best_b = best_b.min(dist(ny, nx, y, x));
+                }
+            }
+            best_a.max(best_b)
+        };
 
+        stage.mark("score");
         // Threshold.
         let finite: Vec<f32> = score
             .iter()
@@ -565,17 +622,19 @@ impl Detector for SpectralDetector {
         stats.otsu = otsu;
         stats.chi2_floor = chi;
 
+        stage.mark("threshold");
         // Candidates above the threshold, kept when they contain a shift-tolerant seed.
         let candidates = score.mapv(|v| v > thr);
         let (cand_labels, n_cand) = morphology::components(&candidates);
         let mut seeded = vec![false; n_cand + 1];
         for ((y, x), l) in cand_labels.indexed_iter() {
-            if *l > 0 && tolerant[[y, x]] > thr {
+            if *l > 0 && !seeded[*l as usize] && tolerant_at(y, x) > thr {
                 seeded[*l as usize] = true;
             }
         }
         let changed = cand_labels.mapv(|l| l > 0 && seeded[l as usize]);
 
+        stage.mark("seeds");
         // Covers and transitions of changed pixels.
         // The after date's covers are read after normalisation, in the before date's radiometry,
         // so one set of thresholds serves both dates whatever the sensors.
@@ -596,6 +655,7 @@ impl Detector for SpectralDetector {
                 trans[[y, x]] = t as u8;
             }
         }
+        stage.mark("covers");
         // A change of illumination only (a shadow that moved with the sun, a roof lit from the
         // other side) scales the spectrum without turning it: a small spectral angle with a large
         // change of brightness is not a change of land use.
@@ -610,7 +670,9 @@ impl Detector for SpectralDetector {
             }
             let cos = dot / (nb2.sqrt() * na2.sqrt()).max(1e-9);
             let ratio = (na2 / nb2.max(1e-9)).sqrt();
-            cos >= cos_max && !(0.8..=1.25).contains(&ratio)
+            // Only darkening: a new shadow. A surface that got brighter without changing colour
+            // is as often a new light roof on pavement as a shadow that went away.
+            cos >= cos_max && ratio < 0.8
         };
         let land = Array2::from_shape_fn((h, w), |(y, x)| {
             let t = trans[[y, x]];
@@ -623,6 +685,7 @@ impl Detector for SpectralDetector {
             c
         };
         let land = half_max(&clean(&land), &score, &changed);
+        stage.mark("morphology");
         // Field-scale loss of vegetation (hectares of it at once) is ploughing or harvest, not an
         // excavation or a building site: those regions join the vegetation cycle.
         let field_px = (p.field_scale_m2 / input.pixel_area_m2).ceil() as u64;
@@ -639,6 +702,7 @@ impl Detector for SpectralDetector {
             }
         }
 
+        stage.mark("field_scale");
         // Regions: components over the whole window, kept by area, reported over the core.
         let (cx0, cy0) = input.core_offset;
         let (cw, ch) = input.core_size;
@@ -714,9 +778,13 @@ impl Detector for SpectralDetector {
                         rs.score_max = rs.score_max.max(sc);
                     }
                     if let Some(m) = &irmad {
-                        let xb: Vec<f32> = (0..nb).map(|k| before[[k, wy, wx]]).collect();
-                        let xa: Vec<f32> = (0..nb).map(|k| after[[k, wy, wx]]).collect();
-                        rs.chi2_sum += m.chi2(&xb, &xa);
+                        let mut xb = [0f32; 4];
+                        let mut xa = [0f32; 4];
+                        for k in 0..nb {
+                            xb[k] = before[[k, wy, wx]];
+                            xa[k] = after[[k, wy, wx]];
+                        }
+                        rs.chi2_sum += m.chi2(&xb[..nb], &xa[..nb]);
                     }
                 }
             }
@@ -741,6 +809,7 @@ impl Detector for SpectralDetector {
             }
         }
 
+        stage.mark("regions");
         // Core outputs.
         let mut mask = Array2::<u8>::zeros((ch, cw));
         let mut core_score = Array2::<f32>::from_elem((ch, cw), f32::NAN);
@@ -772,12 +841,34 @@ impl Detector for SpectralDetector {
                 }
             }
         }
+        let layers = p.debug_layers.then(|| {
+            let core = |a: &Array2<u8>| a.slice(s![cy0..cy0 + ch, cx0..cx0 + cw]).to_owned();
+            let why = Array2::from_shape_fn((h, w), |(y, x)| {
+                if !(valid_before[[y, x]] && valid_after[[y, x]]) {
+                    1
+                } else if cloud[[y, x]] {
+                    2
+                } else if shadow[[y, x]] {
+                    3
+                } else {
+                    0
+                }
+            });
+            DebugLayers {
+                unobserved: core(&why),
+                cover_before: core(&cov_b),
+                cover_after: core(&cov_a),
+                transition: core(&trans),
+            }
+        });
+        stage.mark("outputs");
         Ok(CellResult {
             score: core_score,
             mask,
             labels,
             regions,
             stats,
+            layers,
         })
     }
 }
@@ -914,6 +1005,32 @@ fn split_field_scale(
     let rest = lab.mapv(|l| l > 0 && !big[l as usize]);
     let fields = lab.mapv(|l| big[l as usize]);
     (rest, fields)
+}
+
+/// Per-stage timings of one cell, logged at trace level (`-vv`).
+struct Stages<'a> {
+    cell: &'a str,
+    last: std::time::Instant,
+}
+
+impl<'a> Stages<'a> {
+    fn new(cell: &'a str) -> Self {
+        Stages {
+            cell,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn mark(&mut self, stage: &str) {
+        let now = std::time::Instant::now();
+        tracing::trace!(
+            cell = self.cell,
+            stage,
+            ms = (now - self.last).as_secs_f64() * 1e3,
+            "detect stage"
+        );
+        self.last = now;
+    }
 }
 
 /// Keeps the components of a mask with at least `min_px` pixels.

@@ -88,6 +88,9 @@ pub struct Normalization {
     /// Per sample: whether IR-MAD judged it invariant.
     #[serde(skip)]
     pub invariant: Vec<bool>,
+    /// The IR-MAD model, when it could be fitted (reused for per-pixel chi-square values).
+    #[serde(skip)]
+    pub irmad: Option<IrMad>,
 }
 
 /// Weighted quantiles of `v` at probabilities `ps` (weights ≥ 0).
@@ -195,16 +198,15 @@ pub fn fit(
             invariant_pixels: 0,
             rho: vec![],
             invariant: vec![],
+            irmad: None,
         };
     }
     let m = before[0].len();
-    let irmad = IrMad::fit(before, after, 12);
+    let irmad = IrMad::fit(before, after, 10);
     let weights: Vec<f32> = match &irmad {
         Some(model) => (0..m)
             .map(|i| {
-                let x: Vec<f32> = before.iter().map(|b| b[i]).collect();
-                let y: Vec<f32> = after.iter().map(|b| b[i]).collect();
-                let p = model.no_change_probability(&x, &y);
+                let p = super::linalg::chi2_sf(model.chi2_sample(before, after, i), model.bands);
                 // Keep clearly invariant pixels only.
                 if p > 0.5 {
                     p as f32
@@ -238,8 +240,9 @@ pub fn fit(
         bands,
         method: name,
         invariant_pixels: if name == "histogram" { 0 } else { invariant },
-        rho: irmad.map(|m| m.rho).unwrap_or_default(),
+        rho: irmad.as_ref().map(|m| m.rho.clone()).unwrap_or_default(),
         invariant: invariant_mask,
+        irmad,
     }
 }
 

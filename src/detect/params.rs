@@ -40,8 +40,8 @@ pub struct DetectParams {
     pub misregistration_px: usize,
     /// Box smoothing radius in pixels applied to both dates before differencing (0: none).
     pub smooth_px: usize,
-    /// Largest spectral angle (degrees) between the dates of a pixel whose change is read as a
-    /// change of illumination (shadow, sun angle) rather than of land use (0 disables).
+    /// Largest spectral angle (degrees) between the dates of a pixel that got darker whose change
+    /// is read as a new shadow (another sun angle) rather than a change of land use (0 disables).
     pub illumination_angle_deg: f32,
     /// Regions losing vegetation to bare or built ground over at least this many m² are taken as
     /// field operations (ploughing, harvest) and reported as a vegetation cycle.
@@ -63,6 +63,8 @@ pub struct DetectParams {
     pub min_invariant_pixels: usize,
     /// Cover classification thresholds.
     pub cover: CoverParams,
+    /// Write per-pixel diagnostics (`debug_layers.tif`: unobserved reason, covers, transition).
+    pub debug_layers: bool,
 }
 
 impl Default for DetectParams {
@@ -89,7 +91,7 @@ impl Default for DetectParams {
             max_shift_px: 3,
             misregistration_px: 1,
             smooth_px: 0,
-            illumination_angle_deg: 5.0,
+            illumination_angle_deg: 8.0,
             field_scale_m2: 20_000.0,
             opening_px: 0,
             closing_px: 1,
@@ -99,6 +101,7 @@ impl Default for DetectParams {
             default_min_area_m2: 40.0,
             min_invariant_pixels: 2000,
             cover: CoverParams::default(),
+            debug_layers: false,
         }
     }
 }

@@ -223,3 +223,45 @@ impl GeoTiffWriter {
         commit(&self.tmp, &self.path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_of_a_multi_band_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.tif");
+        let k = 1024;
+        let mut spec = GeoTiffSpec::new(
+            "EPSG:4549",
+            [500000.0, 1.0, 0.0, 3000000.0, 0.0, -1.0],
+            2 * k,
+            k + k / 2,
+        );
+        spec.block_size = 512;
+        let mut w = GeoTiffWriter::create::<u8>(&path, &spec, 4).unwrap();
+        for (x, y) in [(k, 0), (0, 0), (0, k), (k, k)] {
+            let (ww, hh) = (k, if y == k { k / 2 } else { k });
+            let bands: Vec<Vec<u8>> = (0..4).map(|b| vec![(x + y + b) as u8; ww * hh]).collect();
+            let refs: Vec<&[u8]> = bands.iter().map(|b| b.as_slice()).collect();
+            w.write_window(x, y, ww, hh, &refs).unwrap();
+        }
+        w.finish().unwrap();
+        let ds = gdal::Dataset::open(&path).unwrap();
+        for b in 0..4 {
+            let v = ds
+                .rasterband(b + 1)
+                .unwrap()
+                .read_as::<u8>((1040, 1040), (1, 1), (1, 1), None)
+                .unwrap();
+            assert_eq!(v.data()[0], b as u8, "band {}", b + 1);
+            let v = ds
+                .rasterband(b + 1)
+                .unwrap()
+                .read_as::<u8>((1040, 5), (1, 1), (1, 1), None)
+                .unwrap();
+            assert_eq!(v.data()[0], b as u8, "band {}", b + 1);
+        }
+    }
+}

@@ -149,6 +149,7 @@ fn block_size_for(cell: usize) -> usize {
 
 struct CellOutcome {
     cell: Cell,
+    layers: Option<Vec<Vec<u8>>>,
     mask: Vec<u8>,
     score: Vec<f32>,
     pieces: Vec<Piece>,
@@ -191,6 +192,9 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
         )));
     }
     let (before, after) = (&before[0], &after[0]);
+    job.detector
+        .check_bands(&before.sources.roles, &after.sources.roles)
+        .map_err(PipelineError::Inputs)?;
 
     let grid = match job.config.as_ref().filter(|c| c.grid.is_pinned()) {
         Some(c) => {
@@ -258,6 +262,20 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     let score_path = job.out.join("change_score.tif");
     let mut mask_w = GeoTiffWriter::create::<u8>(&mask_path, &mask_spec, 1)?;
     let mut score_w = GeoTiffWriter::create::<f32>(&score_path, &score_spec, 1)?;
+    let debug_path = job.out.join("debug_layers.tif");
+    let mut debug_w = if cfg.detect.debug_layers {
+        let mut spec = mask_spec.clone();
+        spec.nodata = None;
+        spec.band_descriptions = vec![
+            "unobserved: 0 observed, 1 no data, 2 cloud/haze, 3 shadow".into(),
+            "before cover (0 vegetation, 1 dry vegetation, 2 bare, 3 built, 4 water, 5 cloud, 6 unknown)".into(),
+            "after cover".into(),
+            "transition (landwatch Transition order; 255 none)".into(),
+        ];
+        Some(GeoTiffWriter::create::<u8>(&debug_path, &spec, 4)?)
+    } else {
+        None
+    };
 
     let detector = job.detector.clone();
     let mut pieces: Vec<Piece> = Vec::new();
@@ -299,6 +317,14 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
                 h,
                 &[&o.score],
             )?;
+            if let Some(dw) = debug_w.as_mut() {
+                let blank = vec![255u8; w * h];
+                let l: Vec<&[u8]> = match &o.layers {
+                    Some(l) => l.iter().map(|v| v.as_slice()).collect(),
+                    None => vec![&blank; 4],
+                };
+                dw.write_window(o.cell.core.x as usize, o.cell.core.y as usize, w, h, &l)?;
+            }
             if let Some(e) = o.error {
                 tracing::warn!("{}", e.message);
                 skipped.push(e);
@@ -317,6 +343,9 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     }
     mask_w.finish()?;
     score_w.finish()?;
+    if let Some(dw) = debug_w {
+        dw.finish()?;
+    }
 
     let merged = merge_pieces(pieces, &strips, grid.pixel_area());
     let median_thr = {
@@ -413,6 +442,7 @@ fn empty_outcome(cell: &Cell, error: Option<Skipped>) -> CellOutcome {
     let n = cell.core.width * cell.core.height;
     CellOutcome {
         cell: cell.clone(),
+        layers: None,
         mask: vec![MASK_UNOBSERVED; n],
         score: vec![f32::NAN; n],
         pieces: Vec::new(),
@@ -488,8 +518,20 @@ fn process_cell(
             polygon,
         })
         .collect();
+    let layers = result.layers.as_ref().map(|l| {
+        [
+            &l.unobserved,
+            &l.cover_before,
+            &l.cover_after,
+            &l.transition,
+        ]
+        .iter()
+        .map(|a| a.iter().copied().collect())
+        .collect()
+    });
     CellOutcome {
         cell: cell.clone(),
+        layers,
         mask: result.mask.iter().copied().collect(),
         score: result.score.iter().copied().collect(),
         pieces,

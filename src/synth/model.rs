@@ -169,6 +169,14 @@ pub struct Parcel {
     pub row_period_m: f32,
 }
 
+impl Parcel {
+    /// Whether the field is under a crop at the before date (violations are injected on
+    /// cultivated fields: a change on ground that was already bare is not spectrally visible).
+    pub fn cultivated(&self) -> bool {
+        matches!(self.cover_before, Cover::Crop | Cover::Paddy)
+    }
+}
+
 /// A drawn object (building, yard, pond, patch of soil …) on top of the parcels.
 #[derive(Debug, Clone)]
 pub struct Object {
@@ -951,7 +959,7 @@ impl Builder {
         let n = self.count(n_farm, 0.012);
         self.inject_n(
             n,
-            |p| p.approved_use == "farmland",
+            |p| p.approved_use == "farmland" && p.cultivated(),
             |b, i| {
                 if let Some(g) = b.building(i, 260.0) {
                     b.add_truth(
@@ -971,7 +979,7 @@ impl Builder {
         let n = self.count(n_farm, 0.008);
         self.inject_n(
             n,
-            |p| p.approved_use == "farmland",
+            |p| p.approved_use == "farmland" && p.cultivated(),
             |b, i| {
                 let w = b.rng.range(22.0, 34.0);
                 let h = b.rng.range(600.0, 900.0) / w;
@@ -1017,7 +1025,7 @@ impl Builder {
         let n = self.count(n_farm, 0.006);
         self.inject_n(
             n,
-            |p| p.approved_use == "farmland" && p.basic_farmland,
+            |p| p.approved_use == "farmland" && p.basic_farmland && p.cultivated(),
             |b, i| {
                 let w = b.rng.range(24.0, 36.0);
                 let h = b.rng.range(650.0, 1000.0) / w;
@@ -1078,7 +1086,7 @@ impl Builder {
         let n = self.count(n_farm, 0.004);
         self.inject_n(
             n,
-            |p| p.approved_use == "farmland",
+            |p| p.approved_use == "farmland" && p.cultivated(),
             |b, i| {
                 let w = b.rng.range(20.0, 26.0);
                 let h = b.rng.range(24.0, 30.0);
@@ -1138,7 +1146,7 @@ impl Builder {
         let n = self.count(n_farm, 0.003);
         self.inject_n(
             n,
-            |p| p.approved_use == "farmland",
+            |p| p.approved_use == "farmland" && p.cultivated(),
             |b, i| {
                 if let Some(g) = b.building(i, 260.0) {
                     let fp = grow_rect(&g, 2.0);
@@ -1166,7 +1174,7 @@ impl Builder {
         let n = self.count(n_farm, 0.003);
         self.inject_n(
             n,
-            |p| p.approved_use == "farmland",
+            |p| p.approved_use == "farmland" && p.cultivated(),
             |b, i| {
                 let w = b.rng.range(24.0, 34.0);
                 let h = b.rng.range(700.0, 1000.0) / w;
@@ -1222,7 +1230,7 @@ impl Builder {
         let n = self.count(n_farm, 0.008);
         self.inject_n(
             n,
-            |p| p.approved_use == "farmland",
+            |p| p.approved_use == "farmland" && p.cultivated(),
             |b, i| {
                 if let Some(g) = b.building(i, 260.0) {
                     let fp = grow_rect(&g, 3.0);
@@ -1251,7 +1259,7 @@ impl Builder {
         let n = self.count(n_farm, 0.006);
         self.inject_n(
             n,
-            |p| p.approved_use == "farmland",
+            |p| p.approved_use == "farmland" && p.cultivated(),
             |b, i| {
                 let w = b.rng.range(30.0, 40.0);
                 let h = b.rng.range(9.0, 14.0);
@@ -1436,25 +1444,30 @@ impl Builder {
 
     /// The drone flies over a suspected building site, with a 1–2 pixel geolocation error.
     fn drone(&mut self) -> DroneFlight {
-        let site = self
-            .truth
-            .iter()
-            .find(|t| t.kind == "building_on_farmland")
-            .or_else(|| {
-                self.truth
-                    .iter()
-                    .find(|t| t.category == Category::Violation)
-            })
-            .and_then(|t| t.geometry.centroid())
-            .map(|p| (p.x(), p.y()))
-            .unwrap_or((ORIGIN.0 + 100.0, ORIGIN.1 - 100.0));
         let side = self.side();
         let size = (100.0f64.min(side * 0.4), 75.0f64.min(side * 0.3));
-        // Keep the flight inside the scene.
-        let cx = site.0.clamp(ORIGIN.0 + size.0, ORIGIN.0 + side - size.0);
-        let cy = site.1.clamp(ORIGIN.1 - side + size.0, ORIGIN.1 - size.0);
+        // The flight covers a suspected building site away from the scene's edges, so the
+        // whole flown strip has before imagery under it.
+        let half = 0.5 * size.0.hypot(size.1) + 2.0;
+        let inside = |x: f64, y: f64| {
+            x > ORIGIN.0 + half
+                && x < ORIGIN.0 + side - half
+                && y < ORIGIN.1 - half
+                && y > ORIGIN.1 - side + half
+        };
+        let centre_of = |kind: Option<&str>| {
+            self.truth
+                .iter()
+                .filter(|t| kind.map_or(t.category == Category::Violation, |k| t.kind == k))
+                .filter_map(|t| t.geometry.centroid())
+                .map(|p| (p.x(), p.y()))
+                .find(|&(x, y)| inside(x, y))
+        };
+        let site = centre_of(Some("building_on_farmland"))
+            .or_else(|| centre_of(None))
+            .unwrap_or((ORIGIN.0 + side / 2.0, ORIGIN.1 - side / 2.0));
         DroneFlight {
-            centre: (cx, cy),
+            centre: site,
             size_m: size,
             angle: 0.35,
             shift_m: (0.75, -0.5),
