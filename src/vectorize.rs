@@ -457,6 +457,7 @@ mod tests {
             chi2_sum: 0.0,
             ring_pixels: 2 * n,
             ring_observed: 2 * n,
+            agree_pixels: None,
         };
         let pieces = vec![
             Piece {

@@ -87,6 +87,8 @@ pub struct RegionStats {
     pub ring_pixels: u64,
     /// … of which observed on both dates.
     pub ring_observed: u64,
+    /// Pixels where two combined detectors agreed (`None` when only one detector ran).
+    pub agree_pixels: Option<u64>,
 }
 
 impl RegionStats {
@@ -105,6 +107,10 @@ impl RegionStats {
         self.chi2_sum += o.chi2_sum;
         self.ring_pixels += o.ring_pixels;
         self.ring_observed += o.ring_observed;
+        self.agree_pixels = match (self.agree_pixels, o.agree_pixels) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
         // The transition of a merged region is its pixel majority.
         let (best, _) = self
             .transition_pixels
@@ -163,7 +169,15 @@ impl RegionStats {
         let size = (self.pixels as f64 / (2.0 * min_area_px.max(1.0)))
             .min(1.0)
             .sqrt();
-        let c = strength * self.purity() * self.valid_fraction().sqrt() * (0.5 + 0.5 * size);
+        // With two detectors, agreement counts: a region only one of them saw is half as sure.
+        let agreement = self.agree_pixels.map_or(1.0, |a| {
+            0.5 + 0.5 * (a as f64 / self.pixels.max(1) as f64).min(1.0)
+        });
+        let c = strength
+            * self.purity()
+            * self.valid_fraction().sqrt()
+            * (0.5 + 0.5 * size)
+            * agreement;
         (c * 1000.0).round() / 1000.0
     }
 }
@@ -338,6 +352,42 @@ impl Detector for SpectralDetector {
     }
 
     fn detect(&self, input: &CellInput<'_>) -> Result<CellResult, DetectError> {
+        self.detect_with(input, None)
+    }
+}
+
+/// How an external change mask (another detector's) enters the spectral detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    /// Use only the external mask (a learned detector alone).
+    Replace,
+    /// A pixel changed only where both detectors say so.
+    Both,
+    /// A pixel changed where either detector says so.
+    Either,
+}
+
+/// Another detector's opinion on a cell's read window, for [`SpectralDetector::detect_with`].
+#[derive(Debug, Clone)]
+pub struct GivenChange {
+    /// Its change score over the whole read window (e.g. a probability).
+    pub score: Array2<f32>,
+    /// Its threshold on that score.
+    pub threshold: f32,
+    /// How it combines with the spectral detector's own change pixels.
+    pub combine: Combine,
+}
+
+impl SpectralDetector {
+    /// Runs the spectral detector, optionally combining its change pixels with another
+    /// detector's. Covers, transitions, clouds, morphology and regions are always the spectral
+    /// detector's own, so every detector yields the same kind of result.
+    pub fn detect_with(
+        &self,
+        input: &CellInput<'_>,
+        given: Option<&GivenChange>,
+    ) -> Result<CellResult, DetectError> {
         let p = &self.params;
         let mut stage = Stages::new(input.cell_id);
         let shared = shared_bands(input)?;
@@ -632,7 +682,53 @@ impl Detector for SpectralDetector {
                 seeded[*l as usize] = true;
             }
         }
-        let changed = cand_labels.mapv(|l| l > 0 && seeded[l as usize]);
+        let own = cand_labels.mapv(|l| l > 0 && seeded[l as usize]);
+        // Another detector's opinion, if any: scores are brought to threshold units so that the
+        // half-maximum contours below work on either.
+        let (changed, score, agree) = match given {
+            None => (own, score, None),
+            Some(g) => {
+                if g.score.dim() != (h, w) {
+                    return Err(DetectError::Input {
+                        cell: input.cell_id.to_string(),
+                        detail: format!(
+                            "the external score is {:?}, the window {:?}",
+                            g.score.dim(),
+                            (h, w)
+                        ),
+                    });
+                }
+                let theirs = Array2::from_shape_fn((h, w), |(y, x)| {
+                    observed[[y, x]] && g.score[[y, x]] > g.threshold
+                });
+                let unit = |v: f32, t: f32| {
+                    if v.is_finite() {
+                        v / t.max(1e-6)
+                    } else {
+                        f32::NAN
+                    }
+                };
+                let mut combined_score = Array2::<f32>::from_elem((h, w), f32::NAN);
+                let mut changed = Array2::from_elem((h, w), false);
+                for y in 0..h {
+                    for x in 0..w {
+                        if !observed[[y, x]] {
+                            continue;
+                        }
+                        let (a, b) = (unit(score[[y, x]], thr), unit(g.score[[y, x]], g.threshold));
+                        let (c, s) = match g.combine {
+                            Combine::Replace => (theirs[[y, x]], b),
+                            Combine::Both => (theirs[[y, x]] && own[[y, x]], a.min(b)),
+                            Combine::Either => (theirs[[y, x]] || own[[y, x]], a.max(b)),
+                        };
+                        changed[[y, x]] = c;
+                        combined_score[[y, x]] = s * thr;
+                    }
+                }
+                let agree = Array2::from_shape_fn((h, w), |(y, x)| theirs[[y, x]] && own[[y, x]]);
+                (changed, combined_score, Some(agree))
+            }
+        };
 
         stage.mark("seeds");
         // Covers and transitions of changed pixels.
@@ -759,6 +855,7 @@ impl Detector for SpectralDetector {
                             chi2_sum: 0.0,
                             ring_pixels: 0,
                             ring_observed: 0,
+                            agree_pixels: agree.as_ref().map(|_| 0),
                         });
                         id_of[l] = regions.len() as u32;
                     }
@@ -766,6 +863,11 @@ impl Detector for SpectralDetector {
                     let rs = &mut regions[id_of[l] as usize - 1];
                     let (wy, wx) = (cy0 + y, cx0 + x);
                     rs.pixels += 1;
+                    if let (Some(a), Some(n)) = (agree.as_ref(), rs.agree_pixels.as_mut()) {
+                        if a[[wy, wx]] {
+                            *n += 1;
+                        }
+                    }
                     let t = trans[[wy, wx]];
                     if t != u8::MAX {
                         rs.transition_pixels[t as usize] += 1;
@@ -1196,6 +1298,72 @@ mod tests {
             "{}",
             r.stats.normalization
         );
+    }
+
+    #[test]
+    fn another_detectors_mask_combines_with_the_spectral_one() {
+        let (b, a) = pair(128);
+        let input = CellInput {
+            cell_id: "test",
+            before: &b,
+            after: &a,
+            core_offset: (0, 0),
+            core_size: (128, 128),
+            pixel_area_m2: 0.25,
+        };
+        let det = SpectralDetector::default();
+        // A "model" that sees only the left half of the building.
+        let score = Array2::from_shape_fn((128, 128), |(y, x)| {
+            if (20..40).contains(&y) && (20..32).contains(&x) {
+                0.9
+            } else {
+                0.1
+            }
+        });
+        let given = |combine| GivenChange {
+            score: score.clone(),
+            threshold: 0.5,
+            combine,
+        };
+        let built = |r: &CellResult| -> Vec<RegionStats> {
+            r.regions
+                .iter()
+                .filter(|g| g.transition == Transition::VegetationToBuilt)
+                .cloned()
+                .collect()
+        };
+        let replace = det
+            .detect_with(&input, Some(&given(Combine::Replace)))
+            .unwrap();
+        let both = det
+            .detect_with(&input, Some(&given(Combine::Both)))
+            .unwrap();
+        let either = det
+            .detect_with(&input, Some(&given(Combine::Either)))
+            .unwrap();
+        let (r, bo, ei) = (built(&replace), built(&both), built(&either));
+        assert_eq!((r.len(), bo.len(), ei.len()), (1, 1, 1));
+        assert!(
+            r[0].pixels < 300 && bo[0].pixels < 300,
+            "{} {}",
+            r[0].pixels,
+            bo[0].pixels
+        );
+        assert!(
+            ei[0].pixels > 400,
+            "either keeps the spectral detector's whole roof: {}",
+            ei[0].pixels
+        );
+        // Where only one detector saw part of the change, the confidence says so.
+        assert_eq!(bo[0].agree_pixels, Some(bo[0].pixels));
+        let half = ei[0].agree_pixels.unwrap() as f64 / ei[0].pixels as f64;
+        assert!(half > 0.3 && half < 0.7, "{half}");
+        let mut alone = ei[0].clone();
+        alone.agree_pixels = None;
+        let thr = either.stats.threshold;
+        assert!(ei[0].confidence(thr, 80.0) < alone.confidence(thr, 80.0));
+        // The harvest stays a vegetation cycle whatever the model says.
+        assert_eq!(either.mask[[80, 80]], MASK_NO_CHANGE);
     }
 
     #[test]

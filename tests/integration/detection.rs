@@ -340,7 +340,7 @@ fn eval_mask_reads_a_png_label() {
     label
         .create_copy(&png, work.join("label.png"), &Default::default())
         .unwrap();
-    let mut mask = drv.create_with_band_type::<u8, _>("", 4, 2, 1).unwrap();
+    let mask = drv.create_with_band_type::<u8, _>("", 4, 2, 1).unwrap();
     let mut b = gdal::raster::Buffer::new((4, 2), vec![1u8, 0, 1, 0, 0, 0, 255, 255]);
     mask.rasterband(1)
         .unwrap()
