@@ -21,7 +21,10 @@ mod gdal_ext;
 pub mod grid;
 pub mod image;
 pub mod ingest;
+pub mod overlay;
+pub mod parcels;
 pub mod pipeline;
+pub mod rules;
 pub mod synth;
 pub mod vectorize;
 

@@ -8,6 +8,7 @@ pub mod checksum;
 pub mod groups;
 pub mod plan;
 pub mod read;
+pub mod vector;
 pub mod srs;
 
 pub use crate::bands::{BandRole, RoleSource};

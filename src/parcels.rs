@@ -1,0 +1,431 @@
+//! Parcels of the approved land-use plan, control layers and permits: validated, indexed with an
+//! R-tree, in the working CRS. Pure: built from features the ingest layer read.
+
+use crate::ingest::vector::{VectorFeature, VectorLayerData};
+use chrono::NaiveDate;
+use geo::{Area, BooleanOps, BoundingRect, MultiPolygon, Rect};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{RTree, AABB};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// A parcel of the land-use plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parcel {
+    /// Parcel id (text, whatever the source type).
+    pub id: String,
+    /// Approved use, normalised to lower-case English (`farmland`, `construction`, …).
+    pub approved_use: String,
+    /// Inside permanent basic farmland (永久基本农田).
+    pub basic_farmland: bool,
+    /// Inside the ecological protection red line (生态保护红线).
+    pub eco_redline: bool,
+    /// A permit that covers the whole parcel (the simple schema's `permit_id`).
+    pub parcel_permit: Option<String>,
+    /// Outline in the working CRS.
+    #[serde(skip)]
+    pub polygon: MultiPolygon<f64>,
+    /// Area in CRS units² (m² in a metric CRS).
+    pub area: f64,
+    /// Source layer and feature id (for messages).
+    pub source: String,
+}
+
+impl Parcel {
+    /// The control layers the parcel lies in.
+    pub fn control_layers(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.basic_farmland {
+            v.push("basic_farmland".to_string());
+        }
+        if self.eco_redline {
+            v.push("eco_redline".to_string());
+        }
+        v
+    }
+}
+
+/// A permit or approval with its footprint and validity.
+#[derive(Debug, Clone, Serialize)]
+pub struct Permit {
+    /// Permit number.
+    pub id: String,
+    /// Kind: `land_use_approval`, `planning_permit`, `facility_agriculture`, `temporary_use`,
+    /// `parcel_permit` (the simple schema's whole-parcel permit).
+    pub kind: String,
+    /// Permitted use: `construction`, `facility_agriculture`, `temporary_use`, `any`.
+    pub permitted_use: String,
+    /// First valid day (open when absent).
+    pub valid_from: Option<NaiveDate>,
+    /// Last valid day (open when absent).
+    pub valid_to: Option<NaiveDate>,
+    /// The parcel it was issued for, if recorded.
+    pub parcel_id: Option<String>,
+    /// Footprint in the working CRS.
+    #[serde(skip)]
+    pub footprint: MultiPolygon<f64>,
+    /// Source layer and feature id.
+    pub source: String,
+}
+
+impl Permit {
+    /// Whether the permit is valid on a day.
+    pub fn valid_on(&self, day: NaiveDate) -> bool {
+        self.valid_from.is_none_or(|f| f <= day) && self.valid_to.is_none_or(|t| t >= day)
+    }
+}
+
+/// A parcel or permit problem that stops loading, naming the layer and features.
+#[derive(Debug, thiserror::Error)]
+pub enum ParcelError {
+    /// Two features share a parcel id.
+    #[error("{layer}: parcel id '{id}' is used by feature {first} and feature {second}; parcel ids must be unique")]
+    DuplicateId {
+        /// Layer.
+        layer: String,
+        /// The id.
+        id: String,
+        /// First feature.
+        first: String,
+        /// Second feature.
+        second: String,
+    },
+    /// A required attribute is missing.
+    #[error("{layer}: no field '{field}' (fields: {available}); set it in [parcels] of the config")]
+    MissingField {
+        /// Layer.
+        layer: String,
+        /// The field.
+        field: String,
+        /// The fields there are.
+        available: String,
+    },
+    /// No usable parcel at all.
+    #[error("{layer}: no usable parcel (every feature was rejected)")]
+    Empty {
+        /// Layer.
+        layer: String,
+    },
+}
+
+/// Something loading repaired or skipped, for the run summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParcelNote {
+    /// Layer and feature.
+    pub feature: String,
+    /// `repaired` or `rejected`.
+    pub kind: String,
+    /// What and why.
+    pub message: String,
+}
+
+/// Field names of the parcel layer.
+#[derive(Debug, Clone)]
+pub struct ParcelFields {
+    /// Parcel id field.
+    pub id: String,
+    /// Approved-use field.
+    pub approved_use: String,
+}
+
+/// Normalises an approved-use value: lower-case English, Chinese land-use class names mapped.
+pub fn normalise_use(raw: &str) -> String {
+    let t = raw.trim();
+    let mapped = match t {
+        "耕地" | "水田" | "旱地" | "水浇地" => "farmland",
+        "园地" => "garden",
+        "林地" => "forest",
+        "草地" => "grassland",
+        "建设用地" | "城镇村及工矿用地" => "construction",
+        "水域" | "水域及水利设施用地" | "坑塘水面" => "water",
+        "交通运输用地" => "road",
+        _ => "",
+    };
+    if !mapped.is_empty() {
+        return mapped.to_string();
+    }
+    match t.to_ascii_lowercase().as_str() {
+        "cropland" | "arable" | "agricultural" | "agriculture" => "farmland".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads a yes/no attribute: true, 1, yes, y, 是.
+pub fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
+        Some(Value::String(s)) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "y" | "是" | "t"),
+        _ => false,
+    }
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(s.trim().to_string()),
+        Value::Number(n) => Some(match n.as_i64() {
+            Some(i) => i.to_string(),
+            None => n.to_string(),
+        }),
+        other => Some(other.to_string()),
+    }
+}
+
+fn date(v: Option<&Value>) -> Option<NaiveDate> {
+    let s = text(v)?;
+    crate::ingest::catalog::parse_datetime(&s).map(|d| d.date())
+}
+
+fn describe(layer: &VectorLayerData, f: &VectorFeature) -> String {
+    format!("{} layer {} feature {}", layer.path.display(), layer.layer, f.fid.map_or("?".into(), |x| x.to_string()))
+}
+
+fn notes_of(layer: &VectorLayerData, f: &VectorFeature, notes: &mut Vec<ParcelNote>) -> Option<MultiPolygon<f64>> {
+    if let Some(r) = &f.repaired {
+        notes.push(ParcelNote { feature: describe(layer, f), kind: "repaired".into(), message: r.clone() });
+    }
+    if let Some(r) = &f.rejected {
+        notes.push(ParcelNote { feature: describe(layer, f), kind: "rejected".into(), message: r.clone() });
+    }
+    f.geometry.clone()
+}
+
+/// Builds parcels from a layer. Invalid geometries were repaired or rejected on reading and are
+/// reported in the notes; a duplicate parcel id is an error naming both features.
+pub fn parcels_from_layer(
+    layer: &VectorLayerData,
+    fields: &ParcelFields,
+    notes: &mut Vec<ParcelNote>,
+) -> Result<Vec<Parcel>, ParcelError> {
+    let available: Vec<String> = layer.features.first().map(|f| f.attributes.keys().cloned().collect()).unwrap_or_default();
+    for field in [&fields.id, &fields.approved_use] {
+        if !layer.features.is_empty() && !available.contains(field) {
+            return Err(ParcelError::MissingField {
+                layer: format!("{} ({})", layer.path.display(), layer.layer),
+                field: field.clone(),
+                available: available.join(", "),
+            });
+        }
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for f in &layer.features {
+        let Some(id) = text(f.attributes.get(&fields.id)) else {
+            notes.push(ParcelNote { feature: describe(layer, f), kind: "rejected".into(), message: format!("no {}", fields.id) });
+            continue;
+        };
+        let here = describe(layer, f);
+        if let Some(first) = seen.insert(id.clone(), here.clone()) {
+            return Err(ParcelError::DuplicateId {
+                layer: format!("{} ({})", layer.path.display(), layer.layer),
+                id,
+                first,
+                second: here,
+            });
+        }
+        let Some(polygon) = notes_of(layer, f, notes) else { continue };
+        let approved_use = normalise_use(&text(f.attributes.get(&fields.approved_use)).unwrap_or_default());
+        out.push(Parcel {
+            id,
+            approved_use,
+            basic_farmland: truthy(f.attributes.get("basic_farmland")),
+            eco_redline: truthy(f.attributes.get("eco_redline")),
+            parcel_permit: text(f.attributes.get("permit_id")),
+            area: polygon.unsigned_area(),
+            polygon,
+            source: here,
+        });
+    }
+    if out.is_empty() {
+        return Err(ParcelError::Empty { layer: format!("{} ({})", layer.path.display(), layer.layer) });
+    }
+    Ok(out)
+}
+
+/// Builds permits from a layer (`permit_id`, `kind`, `permitted_use`, `valid_from`, `valid_to`,
+/// optional `parcel_id`).
+pub fn permits_from_layer(layer: &VectorLayerData, notes: &mut Vec<ParcelNote>) -> Vec<Permit> {
+    let mut out = Vec::new();
+    for f in &layer.features {
+        let Some(footprint) = notes_of(layer, f, notes) else { continue };
+        let a = &f.attributes;
+        let id = text(a.get("permit_id")).unwrap_or_else(|| format!("fid-{}", f.fid.unwrap_or(0)));
+        out.push(Permit {
+            id,
+            kind: text(a.get("kind")).unwrap_or_else(|| "permit".into()).to_ascii_lowercase(),
+            permitted_use: text(a.get("permitted_use")).unwrap_or_else(|| "construction".into()).to_ascii_lowercase(),
+            valid_from: date(a.get("valid_from")),
+            valid_to: date(a.get("valid_to")),
+            parcel_id: text(a.get("parcel_id")),
+            footprint,
+            source: describe(layer, f),
+        });
+    }
+    out
+}
+
+/// Marks parcels that lie (by at least half their area) inside a control layer's polygons.
+pub fn apply_control_layer(parcels: &mut [Parcel], polygons: &[MultiPolygon<f64>], kind: &str) {
+    let tree = rect_tree(polygons.iter().map(|p| p.bounding_rect()));
+    for p in parcels.iter_mut() {
+        let Some(b) = p.polygon.bounding_rect() else { continue };
+        let mut inside = 0.0;
+        for hit in tree.locate_in_envelope_intersecting(&aabb(&b)) {
+            inside += p.polygon.intersection(&polygons[hit.data]).unsigned_area();
+        }
+        if inside >= 0.5 * p.area {
+            match kind {
+                "basic_farmland" => p.basic_farmland = true,
+                "eco_redline" => p.eco_redline = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+type RectTree = RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>;
+
+fn aabb(r: &Rect<f64>) -> AABB<[f64; 2]> {
+    AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y])
+}
+
+fn rect_tree(rects: impl Iterator<Item = Option<Rect<f64>>>) -> RectTree {
+    let items: Vec<_> = rects
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|r| GeomWithData::new(Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]), i)))
+        .collect();
+    RTree::bulk_load(items)
+}
+
+/// Parcels and permits with R-trees over their bounding boxes.
+pub struct ParcelSet {
+    /// Parcels.
+    pub parcels: Vec<Parcel>,
+    /// Permits (including one per whole-parcel permit of the simple schema).
+    pub permits: Vec<Permit>,
+    parcel_tree: RectTree,
+    permit_tree: RectTree,
+}
+
+impl ParcelSet {
+    /// Indexes parcels and permits; whole-parcel permits become permits on the parcel's outline.
+    pub fn new(parcels: Vec<Parcel>, mut permits: Vec<Permit>) -> ParcelSet {
+        for p in &parcels {
+            if let Some(pid) = &p.parcel_permit {
+                permits.push(Permit {
+                    id: pid.clone(),
+                    kind: "parcel_permit".into(),
+                    permitted_use: "any".into(),
+                    valid_from: None,
+                    valid_to: None,
+                    parcel_id: Some(p.id.clone()),
+                    footprint: p.polygon.clone(),
+                    source: p.source.clone(),
+                });
+            }
+        }
+        let parcel_tree = rect_tree(parcels.iter().map(|p| p.polygon.bounding_rect()));
+        let permit_tree = rect_tree(permits.iter().map(|p| p.footprint.bounding_rect()));
+        ParcelSet { parcels, permits, parcel_tree, permit_tree }
+    }
+
+    /// Indices of parcels whose bounding box meets a rectangle.
+    pub fn parcels_near(&self, r: &Rect<f64>) -> Vec<usize> {
+        let mut v: Vec<usize> = self.parcel_tree.locate_in_envelope_intersecting(&aabb(r)).map(|g| g.data).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Indices of permits whose bounding box meets a rectangle.
+    pub fn permits_near(&self, r: &Rect<f64>) -> Vec<usize> {
+        let mut v: Vec<usize> = self.permit_tree.locate_in_envelope_intersecting(&aabb(r)).map(|g| g.data).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The bounds of all parcels.
+    pub fn bounds(&self) -> Option<crate::grid::Bounds> {
+        let e = self.parcel_tree.root().envelope();
+        let (lo, hi) = (e.lower(), e.upper());
+        (lo[0] <= hi[0]).then(|| crate::grid::Bounds::from_corners(lo[0], lo[1], hi[0], hi[1]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    fn square(x: f64, y: f64, s: f64) -> MultiPolygon<f64> {
+        MultiPolygon::new(vec![geo::Rect::new((x, y), (x + s, y + s)).to_polygon()])
+    }
+
+    fn layer(features: Vec<(Option<&str>, &str, Option<MultiPolygon<f64>>)>) -> VectorLayerData {
+        VectorLayerData {
+            path: PathBuf::from("parcels.gpkg"),
+            layer: "parcels".into(),
+            source_crs: "EPSG:4549".into(),
+            features: features
+                .into_iter()
+                .enumerate()
+                .map(|(i, (id, use_, g))| {
+                    let mut a = BTreeMap::new();
+                    a.insert("parcel_id".to_string(), id.map_or(Value::Null, Value::from));
+                    a.insert("approved_use".to_string(), Value::from(use_));
+                    a.insert("basic_farmland".to_string(), Value::from(1));
+                    VectorFeature {
+                        fid: Some(i as u64 + 1),
+                        rejected: g.is_none().then(|| "empty geometry".to_string()),
+                        geometry: g,
+                        attributes: a,
+                        repaired: None,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn fields() -> ParcelFields {
+        ParcelFields { id: "parcel_id".into(), approved_use: "approved_use".into() }
+    }
+
+    #[test]
+    fn duplicate_ids_name_both_features() {
+        let l = layer(vec![(Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))), (Some("A"), "farmland", Some(square(20.0, 0.0, 10.0)))]);
+        let e = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap_err().to_string();
+        assert!(e.contains("'A'") && e.contains("feature 1") && e.contains("feature 2"), "{e}");
+    }
+
+    #[test]
+    fn rejected_geometries_are_noted_and_uses_normalised() {
+        let l = layer(vec![(Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))), (Some("B"), "Forest", None)]);
+        let mut notes = vec![];
+        let p = parcels_from_layer(&l, &fields(), &mut notes).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].approved_use, "farmland");
+        assert!(p[0].basic_farmland);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].feature.contains("feature 2") && notes[0].message.contains("empty"));
+        let e = parcels_from_layer(&layer(vec![]), &ParcelFields { id: "pid".into(), approved_use: "u".into() }, &mut vec![]);
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn index_finds_neighbours_and_whole_parcel_permits() {
+        let mut l = layer(vec![(Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))), (Some("B"), "farmland", Some(square(100.0, 0.0, 10.0)))]);
+        l.features[1].attributes.insert("permit_id".into(), Value::from("P-1"));
+        let parcels = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap();
+        let set = ParcelSet::new(parcels, vec![]);
+        let near = set.parcels_near(&geo::Rect::new((95.0, 2.0), (99.0, 3.0)));
+        assert!(near.is_empty());
+        let near = set.parcels_near(&geo::Rect::new((95.0, 2.0), (101.0, 3.0)));
+        assert_eq!(near, vec![1]);
+        assert_eq!(set.permits.len(), 1);
+        assert_eq!(set.permits[0].kind, "parcel_permit");
+        assert!(set.permits[0].valid_on(NaiveDate::from_ymd_opt(2030, 1, 1).unwrap()));
+    }
+}

@@ -1,0 +1,433 @@
+//! Rules as data (`rules.toml`): which changes on which parcels are suspected violations, from
+//! what area, how severe, and how permits apply. Every decision carries a rule trace.
+
+use crate::detect::cover::Transition;
+use crate::overlay::{Piece, PermitCheck, PermittedUses};
+use crate::parcels::{Parcel, ParcelSet};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// The rules shipped with landwatch (written by `landwatch init`).
+pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
+
+/// How a rule uses permits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PermitCondition {
+    /// Fires on the part no valid permit explains, when no valid permit touches the change.
+    #[default]
+    None,
+    /// Fires on the excess when a valid permit explains part of the change (少批多占).
+    Partial,
+    /// Fires when a permit that is not yet valid covers the change (未批先建).
+    NotYetValid,
+    /// Fires when an expired temporary-use permit covers the change (临时用地到期).
+    ExpiredTemporary,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable id, e.g. `R06-FARM-BUILD`.
+    pub id: String,
+    /// The suspected violation kind it reports.
+    pub kind: String,
+    /// Chinese label.
+    pub label_zh: String,
+    /// English label.
+    pub label_en: String,
+    /// Approved uses it applies to (empty: any).
+    #[serde(default)]
+    pub approved_use: Vec<String>,
+    /// Control layers the parcel must be in, all of them (empty: none required).
+    #[serde(default)]
+    pub control: Vec<String>,
+    /// Transitions it applies to.
+    pub transitions: Vec<String>,
+    /// Minimum suspected area, m².
+    pub min_area_m2: f64,
+    /// `low`, `medium` or `high`.
+    pub severity: String,
+    /// How permits apply.
+    #[serde(default)]
+    pub permit: PermitCondition,
+}
+
+/// Settings shared by the rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSettings {
+    /// Changes smaller than this inside one parcel are ignored, m².
+    pub min_piece_m2: f64,
+    /// Share of a farmland parcel a vegetation loss must fill to be a field operation.
+    pub field_operation_min_fraction: f64,
+    /// Share of the region that must lie inside that parcel.
+    pub field_operation_inside_fraction: f64,
+    /// Share of a change a permit must cover for the permit-based kinds.
+    pub permit_cover_fraction: f64,
+    /// Which permitted uses explain which transitions.
+    pub permitted_uses: PermittedUses,
+}
+
+/// A rules file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSet {
+    /// Format version (1).
+    pub version: u32,
+    /// Shared settings.
+    pub settings: RuleSettings,
+    /// The rules, in order: the first that fires makes the finding.
+    #[serde(rename = "rule")]
+    pub rules: Vec<Rule>,
+}
+
+/// A rules file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// Not readable.
+    #[error("{path}: cannot read the rules: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a field is wrong.
+    #[error("{path}: invalid rules: {detail}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong (names the rule and field).
+        detail: String,
+    },
+}
+
+impl RuleSet {
+    /// The shipped rules.
+    pub fn default_rules() -> RuleSet {
+        // The shipped file is checked by a unit test; parsing it cannot fail at run time.
+        RuleSet::parse(DEFAULT_RULES, "<built-in rules>").unwrap_or_else(|_| RuleSet {
+            version: 1,
+            settings: RuleSettings {
+                min_piece_m2: 5.0,
+                field_operation_min_fraction: 0.9,
+                field_operation_inside_fraction: 0.9,
+                permit_cover_fraction: 0.5,
+                permitted_uses: PermittedUses::new(),
+            },
+            rules: Vec::new(),
+        })
+    }
+
+    /// Reads and validates a rules file.
+    pub fn load(path: &Path) -> Result<RuleSet, RulesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        RuleSet::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates rules text.
+    pub fn parse(text: &str, name: &str) -> Result<RuleSet, RulesError> {
+        let invalid = |detail: String| RulesError::Invalid { path: name.to_string(), detail };
+        let set: RuleSet = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if set.version != 1 {
+            return Err(invalid(format!("version {} is not supported (expected 1)", set.version)));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for r in &set.rules {
+            if !ids.insert(r.id.clone()) {
+                return Err(invalid(format!("rule id '{}' appears twice", r.id)));
+            }
+            for t in &r.transitions {
+                if Transition::from_name(t).is_none() {
+                    let known: Vec<&str> = Transition::ALL.iter().map(|t| t.name()).collect();
+                    return Err(invalid(format!("rule {}: unknown transition '{t}' (known: {})", r.id, known.join(", "))));
+                }
+            }
+            for c in &r.control {
+                if !["basic_farmland", "eco_redline"].contains(&c.as_str()) {
+                    return Err(invalid(format!("rule {}: unknown control layer '{c}' (basic_farmland, eco_redline)", r.id)));
+                }
+            }
+            if !["low", "medium", "high"].contains(&r.severity.as_str()) {
+                return Err(invalid(format!("rule {}: severity '{}' (low, medium, high)", r.id, r.severity)));
+            }
+            if !(r.min_area_m2.is_finite() && r.min_area_m2 >= 0.0) {
+                return Err(invalid(format!("rule {}: min_area_m2 must be ≥ 0", r.id)));
+            }
+        }
+        for (use_, ts) in &set.settings.permitted_uses {
+            for t in ts {
+                if Transition::from_name(t).is_none() {
+                    return Err(invalid(format!("settings.permitted_uses.{use_}: unknown transition '{t}'")));
+                }
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// What the rules decided about one piece of change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judgement {
+    /// The rule that fired, if any.
+    pub rule: Option<Rule>,
+    /// Suspected area, m² (for beyond-permit: the excess only).
+    pub suspected_m2: f64,
+    /// Whether the suspected part is the unexplained remainder (permits cut it) or the whole piece.
+    pub suspected_is_remainder: bool,
+    /// The rule trace: every rule considered and why it fired or not, the numbers and permits.
+    pub trace: Value,
+}
+
+fn permit_cover(piece: &Piece, status: &str, temporary_only: bool) -> f64 {
+    piece
+        .permits
+        .iter()
+        .filter(|(_, c)| c.status == status && (!temporary_only || c.kind == "temporary_use" || c.permitted_use == "temporary_use"))
+        .map(|(_, c)| c.overlap_m2)
+        .sum::<f64>()
+}
+
+/// Judges one piece (a change region inside one parcel) against the rules.
+pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transition, region_area_m2: f64) -> Judgement {
+    let s = &rules.settings;
+    let controls = parcel.control_layers();
+    let mut considered = Vec::new();
+    let permits: Vec<&PermitCheck> = piece.permits.iter().map(|(_, c)| c).collect();
+    let explained_m2 = piece.area_m2 - piece.unexplained_m2;
+    let measured = json!({
+        "piece_area_m2": round2(piece.area_m2),
+        "unexplained_area_m2": round2(piece.unexplained_m2),
+        "explained_by_permits_m2": round2(explained_m2),
+        "region_area_m2": round2(region_area_m2),
+        "parcel_changed_fraction": round3(piece.parcel_fraction),
+        "region_inside_parcel_fraction": round3(piece.region_fraction),
+    });
+    let base = |considered: Vec<Value>, outcome: &str, note: Option<String>| {
+        json!({
+            "outcome": outcome,
+            "transition": transition.name(),
+            "parcel": {"id": parcel.id, "approved_use": parcel.approved_use, "control_layers": controls},
+            "measured": measured,
+            "permits": permits,
+            "rules": considered,
+            "note": note,
+        })
+    };
+    if piece.area_m2 < s.min_piece_m2 {
+        return Judgement {
+            rule: None,
+            suspected_m2: 0.0,
+            suspected_is_remainder: false,
+            trace: base(considered, "sliver", Some(format!("{:.1} m² inside the parcel, below min_piece_m2 = {}", piece.area_m2, s.min_piece_m2))),
+        };
+    }
+    // Harvest and ploughing: a whole field losing its vegetation at once.
+    let field_like = matches!(transition, Transition::VegetationToBare | Transition::VegetationToBuilt | Transition::Other);
+    if field_like
+        && ["farmland", "garden"].contains(&parcel.approved_use.as_str())
+        && piece.parcel_fraction >= s.field_operation_min_fraction
+        && piece.region_fraction >= s.field_operation_inside_fraction
+    {
+        return Judgement {
+            rule: None,
+            suspected_m2: 0.0,
+            suspected_is_remainder: false,
+            trace: base(
+                considered,
+                "field_operation",
+                Some(format!(
+                    "the change fills {:.0}% of the field (≥ {:.0}%) and stays inside it: a harvest or ploughing, not a suspected violation",
+                    100.0 * piece.parcel_fraction,
+                    100.0 * s.field_operation_min_fraction
+                )),
+            ),
+        };
+    }
+    for r in &rules.rules {
+        let mut why = |fired: bool, reason: String| {
+            considered.push(json!({"rule_id": r.id, "fired": fired, "reason": reason}));
+        };
+        if !r.approved_use.is_empty() && !r.approved_use.contains(&parcel.approved_use) {
+            why(false, format!("approved use '{}' not in {:?}", parcel.approved_use, r.approved_use));
+            continue;
+        }
+        if let Some(missing) = r.control.iter().find(|c| !controls.contains(c)) {
+            why(false, format!("parcel is not in {missing}"));
+            continue;
+        }
+        if !r.transitions.iter().any(|t| t == transition.name()) {
+            why(false, format!("transition {} not in {:?}", transition.name(), r.transitions));
+            continue;
+        }
+        let (ok, area, remainder, reason) = match r.permit {
+            PermitCondition::None => {
+                let ok = explained_m2 < 1.0 && piece.unexplained_m2 >= r.min_area_m2;
+                let reason = if explained_m2 >= 1.0 {
+                    format!("{explained_m2:.1} m² explained by a valid permit: judged by the beyond-footprint rule")
+                } else {
+                    format!("{:.1} m² unexplained vs min_area_m2 {}", piece.unexplained_m2, r.min_area_m2)
+                };
+                (ok, piece.unexplained_m2, true, reason)
+            }
+            PermitCondition::Partial => {
+                let ok = explained_m2 >= 1.0 && piece.unexplained_m2 >= r.min_area_m2;
+                (ok, piece.unexplained_m2, true, format!(
+                    "valid permits explain {explained_m2:.1} m²; excess {:.1} m² vs min_area_m2 {}",
+                    piece.unexplained_m2, r.min_area_m2
+                ))
+            }
+            PermitCondition::NotYetValid | PermitCondition::ExpiredTemporary => {
+                let (status, temp) = if r.permit == PermitCondition::NotYetValid { ("not_yet_valid", false) } else { ("expired", true) };
+                let cover = permit_cover(piece, status, temp);
+                let ok = cover >= s.permit_cover_fraction * piece.area_m2 && piece.unexplained_m2 >= r.min_area_m2;
+                (ok, piece.unexplained_m2, true, format!(
+                    "{status} permits cover {cover:.1} m² of {:.1} m² (≥ {:.0}% needed); unexplained {:.1} m² vs min_area_m2 {}",
+                    piece.area_m2, 100.0 * s.permit_cover_fraction, piece.unexplained_m2, r.min_area_m2
+                ))
+            }
+        };
+        why(ok, reason);
+        if ok {
+            let trace = json!({
+                "outcome": "suspected",
+                "rule_id": r.id,
+                "kind": r.kind,
+                "label": format!("{} / {}", r.label_zh, r.label_en),
+                "transition": transition.name(),
+                "parcel": {"id": parcel.id, "approved_use": parcel.approved_use, "control_layers": controls},
+                "measured": measured,
+                "thresholds": {"min_area_m2": r.min_area_m2, "permit_cover_fraction": s.permit_cover_fraction, "field_operation_min_fraction": s.field_operation_min_fraction},
+                "permits": permits,
+                "rules": considered,
+                "wording": "疑似违法用地线索 / suspected violation: a lead for a field check, not a verdict",
+            });
+            return Judgement { rule: Some(r.clone()), suspected_m2: area, suspected_is_remainder: remainder, trace };
+        }
+    }
+    Judgement {
+        rule: None,
+        suspected_m2: 0.0,
+        suspected_is_remainder: false,
+        trace: base(considered, "no_rule", None),
+    }
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Convenience for tests and tools: the parcel of a piece.
+pub fn parcel_of<'a>(set: &'a ParcelSet, piece: &Piece) -> &'a Parcel {
+    &set.parcels[piece.parcel]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overlay::pieces;
+    use crate::parcels::{Parcel, Permit};
+    use chrono::NaiveDate;
+    use geo::{Area, MultiPolygon};
+
+    fn sq(x: f64, y: f64, w: f64, h: f64) -> MultiPolygon<f64> {
+        MultiPolygon::new(vec![geo::Rect::new((x, y), (x + w, y + h)).to_polygon()])
+    }
+
+    fn parcel(use_: &str, basic: bool, redline: bool) -> Parcel {
+        let p = sq(0.0, 0.0, 60.0, 50.0);
+        Parcel {
+            id: "P1".into(),
+            approved_use: use_.into(),
+            basic_farmland: basic,
+            eco_redline: redline,
+            parcel_permit: None,
+            area: p.unsigned_area(),
+            polygon: p,
+            source: "test".into(),
+        }
+    }
+
+    fn permit(kind: &str, use_: &str, from: (i32, u32), to: (i32, u32), fp: MultiPolygon<f64>) -> Permit {
+        Permit {
+            id: format!("{kind}-1"),
+            kind: kind.into(),
+            permitted_use: use_.into(),
+            valid_from: NaiveDate::from_ymd_opt(from.0, from.1, 1),
+            valid_to: NaiveDate::from_ymd_opt(to.0, to.1, 28),
+            parcel_id: Some("P1".into()),
+            footprint: fp,
+            source: "test".into(),
+        }
+    }
+
+    fn run(p: Parcel, permits: Vec<Permit>, region: MultiPolygon<f64>, t: Transition) -> Judgement {
+        let rules = RuleSet::default_rules();
+        let set = ParcelSet::new(vec![p], permits);
+        let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+        let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, 1.0);
+        judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area())
+    }
+
+    fn kind(j: &Judgement) -> Option<String> {
+        j.rule.as_ref().map(|r| r.kind.clone())
+    }
+
+    #[test]
+    fn shipped_rules_parse_and_cover_every_violation_kind() {
+        let r = RuleSet::parse(DEFAULT_RULES, "default").unwrap();
+        for k in ["building_on_farmland", "excavation", "pond_digging", "filled_water", "before_approval", "beyond_permit", "expired_temporary", "redline_construction"] {
+            assert!(r.rules.iter().any(|x| x.kind == k), "no rule for {k}");
+        }
+        let e = RuleSet::parse("version = 1\n[settings]\nmin_piece_m2 = 1\nfield_operation_min_fraction = 0.9\nfield_operation_inside_fraction = 0.9\npermit_cover_fraction = 0.5\n[settings.permitted_uses]\n[[rule]]\nid='X'\nkind='k'\nlabel_zh='z'\nlabel_en='e'\ntransitions=['veg_to_roof']\nmin_area_m2=1\nseverity='high'\n", "r.toml").unwrap_err();
+        assert!(e.to_string().contains("veg_to_roof") && e.to_string().contains("rule X"), "{e}");
+    }
+
+    #[test]
+    fn each_kind_of_violation_fires_its_rule() {
+        let b = sq(10.0, 10.0, 20.0, 15.0); // 300 m²
+        assert_eq!(kind(&run(parcel("farmland", false, false), vec![], b.clone(), Transition::VegetationToBuilt)).as_deref(), Some("building_on_farmland"));
+        // 300 m² of bare soil is below the 400 m² of excavation.
+        assert_eq!(kind(&run(parcel("farmland", false, false), vec![], b.clone(), Transition::VegetationToBare)), None);
+        let big = sq(5.0, 5.0, 30.0, 20.0);
+        assert_eq!(kind(&run(parcel("farmland", false, false), vec![], big.clone(), Transition::VegetationToBare)).as_deref(), Some("excavation"));
+        assert_eq!(kind(&run(parcel("farmland", true, false), vec![], b.clone(), Transition::VegetationToWater)).as_deref(), Some("pond_digging"));
+        assert_eq!(kind(&run(parcel("water", false, false), vec![], b.clone(), Transition::WaterToLand)).as_deref(), Some("filled_water"));
+        assert_eq!(kind(&run(parcel("forest", false, true), vec![], sq(10.0, 10.0, 10.0, 12.0), Transition::VegetationToBuilt)).as_deref(), Some("redline_construction"));
+        // A valid permit covering everything explains it.
+        let fp = sq(8.0, 8.0, 24.0, 19.0);
+        let valid = permit("planning_permit", "construction", (2026, 1), (2027, 12), fp.clone());
+        let j = run(parcel("farmland", false, false), vec![valid.clone()], b.clone(), Transition::VegetationToBuilt);
+        assert_eq!(kind(&j), None, "{}", j.trace);
+        // Beyond the footprint: only the excess counts.
+        let wide = sq(10.0, 10.0, 40.0, 15.0); // 600 m², 270 outside the footprint
+        let j = run(parcel("farmland", false, false), vec![valid], wide, Transition::VegetationToBuilt);
+        assert_eq!(kind(&j).as_deref(), Some("beyond_permit"));
+        assert!((j.suspected_m2 - 270.0).abs() < 1e-6, "{}", j.suspected_m2);
+        // Not yet valid, expired temporary.
+        let later = permit("planning_permit", "construction", (2026, 12), (2028, 12), fp.clone());
+        assert_eq!(kind(&run(parcel("farmland", false, false), vec![later], b.clone(), Transition::VegetationToBuilt)).as_deref(), Some("before_approval"));
+        let expired = permit("temporary_use", "temporary_use", (2026, 5), (2026, 8), fp);
+        assert_eq!(kind(&run(parcel("farmland", false, false), vec![expired], b, Transition::VegetationToBuilt)).as_deref(), Some("expired_temporary"));
+    }
+
+    #[test]
+    fn a_whole_field_turning_bare_is_a_field_operation() {
+        let whole = sq(0.5, 0.5, 59.0, 49.0);
+        let j = run(parcel("farmland", false, false), vec![], whole, Transition::VegetationToBare);
+        assert_eq!(kind(&j), None);
+        assert_eq!(j.trace["outcome"], "field_operation");
+        // Construction land is not judged by these rules.
+        assert_eq!(kind(&run(parcel("construction", false, false), vec![], sq(10.0, 10.0, 20.0, 15.0), Transition::VegetationToBuilt)), None);
+    }
+}
