@@ -60,6 +60,9 @@ pub struct Config {
     /// Change detection.
     #[serde(default)]
     pub detect: crate::detect::DetectParams,
+    /// The rules.
+    #[serde(default)]
+    pub rules: RulesConfig,
     /// Where results go.
     #[serde(default)]
     pub output: OutputConfig,
@@ -131,6 +134,29 @@ pub struct ParcelsConfig {
     pub permits: Option<PathBuf>,
     /// Layer name inside the permits file.
     pub permits_layer: Option<String>,
+    /// Control layers given as separate polygon layers (basic farmland, ecological red line).
+    #[serde(default)]
+    pub control: Vec<ControlLayer>,
+}
+
+/// `[[parcels.control]]`: a control layer as its own polygon layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlLayer {
+    /// The file.
+    pub path: PathBuf,
+    /// Layer name (default: the first).
+    pub layer: Option<String>,
+    /// `basic_farmland` or `eco_redline`.
+    pub kind: String,
+}
+
+/// `[rules]`: which rules file to use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// A rules file (default: the rules built into landwatch, see `landwatch init`).
+    pub path: Option<PathBuf>,
 }
 
 fn default_id_field() -> String {
@@ -150,6 +176,7 @@ impl Default for ParcelsConfig {
             use_field: default_use_field(),
             permits: None,
             permits_layer: None,
+            control: Vec::new(),
         }
     }
 }
@@ -300,6 +327,15 @@ impl Config {
             if let Some(r) = roles {
                 crate::bands::parse_role_list(r)
                     .map_err(|e| invalid("imagery", field, e.to_string()))?;
+            }
+        }
+        for c in &self.parcels.control {
+            if !["basic_farmland", "eco_redline"].contains(&c.kind.as_str()) {
+                return Err(invalid(
+                    "parcels.control",
+                    "kind",
+                    format!("'{}' is not a control layer kind (basic_farmland, eco_redline)", c.kind),
+                ));
             }
         }
         if let Err(detail) = self.detect.validate() {

@@ -236,6 +236,9 @@ pub struct CellResult {
     pub mask: Array2<u8>,
     /// Region labels: 0 none, k = `regions[k - 1]`.
     pub labels: Array2<u32>,
+    /// Why a pixel is unobserved: 0 observed, 1 no data on a date, 2 cloud or haze, 3 cloud
+    /// shadow (see the `UNOBSERVED_*` constants).
+    pub unobserved: Array2<u8>,
     /// Region statistics.
     pub regions: Vec<RegionStats>,
     /// Whole-cell numbers.
@@ -256,6 +259,15 @@ pub struct DebugLayers {
     /// Transition of changed pixels (`Transition as u8`, 255 none).
     pub transition: Array2<u8>,
 }
+
+/// Unobserved reason: observed.
+pub const UNOBSERVED_NO: u8 = 0;
+/// Unobserved reason: no data on one of the dates (outside the image, nodata, transparent).
+pub const UNOBSERVED_NO_DATA: u8 = 1;
+/// Unobserved reason: cloud or haze.
+pub const UNOBSERVED_CLOUD: u8 = 2;
+/// Unobserved reason: cloud shadow.
+pub const UNOBSERVED_SHADOW: u8 = 3;
 
 /// Mask value for "no change".
 pub const MASK_NO_CHANGE: u8 = 0;
@@ -914,6 +926,7 @@ impl SpectralDetector {
         stage.mark("regions");
         // Core outputs.
         let mut mask = Array2::<u8>::zeros((ch, cw));
+        let mut unobserved = Array2::<u8>::zeros((ch, cw));
         let mut core_score = Array2::<f32>::from_elem((ch, cw), f32::NAN);
         for y in 0..ch {
             for x in 0..cw {
@@ -921,11 +934,14 @@ impl SpectralDetector {
                 if !observed[[wy, wx]] {
                     mask[[y, x]] = MASK_UNOBSERVED;
                     stats.unobserved_px += 1;
+                    unobserved[[y, x]] = UNOBSERVED_NO_DATA;
                     if valid_before[[wy, wx]] && valid_after[[wy, wx]] {
                         if cloud[[wy, wx]] {
                             stats.cloud_px += 1;
+                            unobserved[[y, x]] = UNOBSERVED_CLOUD;
                         } else if shadow[[wy, wx]] {
                             stats.shadow_px += 1;
+                            unobserved[[y, x]] = UNOBSERVED_SHADOW;
                         }
                     }
                     continue;
@@ -945,19 +961,8 @@ impl SpectralDetector {
         }
         let layers = p.debug_layers.then(|| {
             let core = |a: &Array2<u8>| a.slice(s![cy0..cy0 + ch, cx0..cx0 + cw]).to_owned();
-            let why = Array2::from_shape_fn((h, w), |(y, x)| {
-                if !(valid_before[[y, x]] && valid_after[[y, x]]) {
-                    1
-                } else if cloud[[y, x]] {
-                    2
-                } else if shadow[[y, x]] {
-                    3
-                } else {
-                    0
-                }
-            });
             DebugLayers {
-                unobserved: core(&why),
+                unobserved: unobserved.clone(),
                 cover_before: core(&cov_b),
                 cover_after: core(&cov_a),
                 transition: core(&trans),
@@ -968,6 +973,7 @@ impl SpectralDetector {
             score: core_score,
             mask,
             labels,
+            unobserved,
             regions,
             stats,
             layers,

@@ -41,10 +41,7 @@ impl PixelGrid {
     }
 
     fn scene_to_pixel(&self, x: f64, y: f64) -> (f64, f64) {
-        let g = &self.to_scene;
-        let det = g[1] * g[5] - g[2] * g[4];
-        let (dx, dy) = (x - g[0], y - g[3]);
-        ((dx * g[5] - dy * g[2]) / det, (dy * g[1] - dx * g[4]) / det)
+        crate::rasterize::map_to_pixel(&self.to_scene, x, y)
     }
 }
 
@@ -60,44 +57,7 @@ pub struct Rendered {
 
 /// Fills `target[i] = value` for pixels whose centre lies inside the polygon (even-odd rule).
 pub fn rasterize(grid: &PixelGrid, poly: &Polygon<f64>, value: i32, target: &mut [i32]) {
-    let rings: Vec<Vec<(f64, f64)>> = std::iter::once(poly.exterior())
-        .chain(poly.interiors())
-        .map(|ring| {
-            ring.coords()
-                .map(|c| grid.scene_to_pixel(c.x, c.y))
-                .collect()
-        })
-        .collect();
-    let (mut r0, mut r1) = (f64::MAX, f64::MIN);
-    for ring in &rings {
-        for &(_, r) in ring {
-            r0 = r0.min(r);
-            r1 = r1.max(r);
-        }
-    }
-    let row_start = (r0 - 0.5).ceil().max(0.0) as usize;
-    let row_end = ((r1 - 0.5).floor() + 1.0).clamp(0.0, grid.height as f64) as usize;
-    let mut xs: Vec<f64> = Vec::new();
-    for row in row_start..row_end {
-        let yc = row as f64 + 0.5;
-        xs.clear();
-        for ring in &rings {
-            for w in ring.windows(2) {
-                let ((xa, ya), (xb, yb)) = (w[0], w[1]);
-                if (ya <= yc && yb > yc) || (yb <= yc && ya > yc) {
-                    xs.push(xa + (yc - ya) / (yb - ya) * (xb - xa));
-                }
-            }
-        }
-        xs.sort_by(|a, b| a.total_cmp(b));
-        for pair in xs.chunks_exact(2) {
-            let c0 = (pair[0] - 0.5).ceil().max(0.0) as usize;
-            let c1 = ((pair[1] - 0.5).ceil()).clamp(0.0, grid.width as f64) as usize;
-            for c in c0..c1 {
-                target[row * grid.width + c] = value;
-            }
-        }
-    }
+    crate::rasterize::fill_polygon(&grid.to_scene, grid.width, grid.height, poly, value, target);
 }
 
 fn overlaps(grid: &PixelGrid, poly: &Polygon<f64>) -> bool {

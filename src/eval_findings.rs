@@ -1,0 +1,256 @@
+//! Scoring findings against injected truth: parcel-level and object-level precision, recall and F1,
+//! overall and per violation kind, with the lists of misses and false alarms. Pure.
+
+use geo::{Area, BooleanOps, BoundingRect, MultiPolygon};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One truth record.
+#[derive(Debug, Clone)]
+pub struct TruthItem {
+    /// Kind (`building_on_farmland`, `harvest`, `cloud`, …; the simple schema's `violation`).
+    pub kind: String,
+    /// `violation`, `legal`, `cycle`, `unobserved`, `artefact`.
+    pub category: String,
+    /// Parcel id, if any.
+    pub parcel_id: Option<String>,
+    /// Geometry (any common CRS).
+    pub geometry: MultiPolygon<f64>,
+}
+
+/// One finding as scored.
+#[derive(Debug, Clone)]
+pub struct FoundItem {
+    /// Kind.
+    pub kind: String,
+    /// Parcel id.
+    pub parcel_id: String,
+    /// Geometry (same CRS as the truth).
+    pub geometry: MultiPolygon<f64>,
+}
+
+/// Precision, recall, F1 with their counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Prf {
+    /// True positives.
+    pub tp: usize,
+    /// False positives.
+    pub fp: usize,
+    /// False negatives.
+    pub fn_: usize,
+    /// TP / (TP + FP).
+    pub precision: f64,
+    /// TP / (TP + FN).
+    pub recall: f64,
+    /// Harmonic mean.
+    pub f1: f64,
+}
+
+impl Prf {
+    /// From counts.
+    pub fn new(tp: usize, fp: usize, fn_: usize) -> Prf {
+        let p = if tp + fp > 0 { tp as f64 / (tp + fp) as f64 } else { 0.0 };
+        let r = if tp + fn_ > 0 { tp as f64 / (tp + fn_) as f64 } else { 0.0 };
+        Prf { tp, fp, fn_, precision: p, recall: r, f1: if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 } }
+    }
+}
+
+/// A missed violation or a false alarm.
+#[derive(Debug, Clone, Serialize)]
+pub struct Miss {
+    /// Parcel.
+    pub parcel_id: String,
+    /// Kind (truth kind for misses, finding kind for false alarms).
+    pub kind: String,
+    /// Area, in the CRS's units².
+    pub area: f64,
+    /// For false alarms: the truth kinds the finding overlaps (harvest, permitted …), if any.
+    pub overlaps: Vec<String>,
+}
+
+/// The whole evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    /// Parcel level: a parcel with a violation is found if any finding names it.
+    pub parcel: Prf,
+    /// Object level: a violation object is found if a finding overlaps it; a finding is right if
+    /// it overlaps a violation object.
+    pub object: Prf,
+    /// Parcel level per violation kind (recall from the truth kind, precision from the finding kind).
+    pub per_kind: BTreeMap<String, Prf>,
+    /// Violations that could not be observed (mostly under cloud, shadow or outside the after
+    /// image), left out of the scores.
+    pub unobservable: Vec<Miss>,
+    /// Violation parcels not flagged.
+    pub missed_parcels: Vec<Miss>,
+    /// Flagged parcels without a violation.
+    pub false_alarm_parcels: Vec<Miss>,
+    /// Violation objects no finding overlaps.
+    pub missed_objects: Vec<Miss>,
+    /// Findings that overlap no violation object.
+    pub false_alarm_objects: Vec<Miss>,
+}
+
+fn overlap(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
+    match (a.bounding_rect(), b.bounding_rect()) {
+        (Some(ra), Some(rb))
+            if ra.min().x <= rb.max().x && rb.min().x <= ra.max().x && ra.min().y <= rb.max().y && rb.min().y <= ra.max().y =>
+        {
+            a.intersection(b).unsigned_area()
+        }
+        _ => 0.0,
+    }
+}
+
+/// Scores findings against truth.
+pub fn evaluate(truth: &[TruthItem], found: &[FoundItem]) -> Evaluation {
+    let unobserved: Vec<&TruthItem> = truth.iter().filter(|t| t.category == "unobserved").collect();
+    let mut violations = Vec::new();
+    let mut unobservable = Vec::new();
+    for t in truth.iter().filter(|t| t.category == "violation") {
+        let area = t.geometry.unsigned_area();
+        let hidden: f64 = unobserved.iter().map(|u| overlap(&t.geometry, &u.geometry)).sum();
+        let miss = Miss { parcel_id: t.parcel_id.clone().unwrap_or_default(), kind: t.kind.clone(), area, overlaps: vec![] };
+        if area > 0.0 && hidden >= 0.5 * area {
+            unobservable.push(miss);
+        } else {
+            violations.push(t);
+        }
+    }
+    let hidden_parcels: BTreeSet<&str> = unobservable.iter().map(|m| m.parcel_id.as_str()).collect();
+    let truth_parcels: BTreeSet<&str> = violations.iter().filter_map(|t| t.parcel_id.as_deref()).collect();
+    // Findings on parcels whose violation could not be seen are neither right nor wrong.
+    let flagged: BTreeSet<&str> = found
+        .iter()
+        .map(|f| f.parcel_id.as_str())
+        .filter(|p| truth_parcels.contains(p) || !hidden_parcels.contains(p))
+        .collect();
+    let tp = flagged.intersection(&truth_parcels).count();
+    let parcel = Prf::new(tp, flagged.len() - tp, truth_parcels.len() - tp);
+    let kinds_of = |p: &str| -> Vec<String> {
+        let mut k: Vec<String> = truth.iter().filter(|t| t.parcel_id.as_deref() == Some(p)).map(|t| t.kind.clone()).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let missed_parcels = truth_parcels
+        .difference(&flagged)
+        .map(|p| Miss {
+            parcel_id: p.to_string(),
+            kind: kinds_of(p).join(","),
+            area: violations.iter().filter(|t| t.parcel_id.as_deref() == Some(*p)).map(|t| t.geometry.unsigned_area()).sum(),
+            overlaps: vec![],
+        })
+        .collect();
+    let false_alarm_parcels = flagged
+        .difference(&truth_parcels)
+        .map(|p| Miss {
+            parcel_id: p.to_string(),
+            kind: found.iter().filter(|f| f.parcel_id == *p).map(|f| f.kind.clone()).collect::<Vec<_>>().join(","),
+            area: found.iter().filter(|f| f.parcel_id == *p).map(|f| f.geometry.unsigned_area()).sum(),
+            overlaps: kinds_of(p),
+        })
+        .collect();
+
+    // Objects.
+    let matched: Vec<bool> = violations
+        .iter()
+        .map(|t| {
+            let a = t.geometry.unsigned_area();
+            found.iter().any(|f| {
+                let o = overlap(&t.geometry, &f.geometry);
+                o > 0.0 && (o >= 0.1 * a || o >= 20.0)
+            })
+        })
+        .collect();
+    let mut false_alarm_objects = Vec::new();
+    let mut right = 0;
+    for f in found {
+        if hidden_parcels.contains(f.parcel_id.as_str()) && !truth_parcels.contains(f.parcel_id.as_str()) {
+            continue;
+        }
+        if violations.iter().any(|t| overlap(&t.geometry, &f.geometry) > 0.0) {
+            right += 1;
+        } else {
+            let mut ov: Vec<String> = truth
+                .iter()
+                .filter(|t| t.category != "artefact" && overlap(&t.geometry, &f.geometry) > 0.0)
+                .map(|t| t.kind.clone())
+                .collect();
+            ov.sort();
+            ov.dedup();
+            false_alarm_objects.push(Miss { parcel_id: f.parcel_id.clone(), kind: f.kind.clone(), area: f.geometry.unsigned_area(), overlaps: ov });
+        }
+    }
+    // Precision counts findings (right / all scored findings); recall counts truth objects.
+    let found_objects = matched.iter().filter(|m| **m).count();
+    let scored = right + false_alarm_objects.len();
+    let precision = if scored > 0 { right as f64 / scored as f64 } else { 0.0 };
+    let recall = if violations.is_empty() { 0.0 } else { found_objects as f64 / violations.len() as f64 };
+    let object = Prf {
+        tp: found_objects,
+        fp: false_alarm_objects.len(),
+        fn_: violations.len() - found_objects,
+        precision,
+        recall,
+        f1: if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 },
+    };
+    let missed_objects = violations
+        .iter()
+        .zip(&matched)
+        .filter(|(_, m)| !**m)
+        .map(|(t, _)| Miss { parcel_id: t.parcel_id.clone().unwrap_or_default(), kind: t.kind.clone(), area: t.geometry.unsigned_area(), overlaps: vec![] })
+        .collect();
+
+    // Per kind.
+    let mut per_kind = BTreeMap::new();
+    let mut kinds: BTreeSet<String> = violations.iter().map(|t| t.kind.clone()).collect();
+    kinds.extend(found.iter().map(|f| f.kind.clone()));
+    for k in kinds {
+        let truth_k: BTreeSet<&str> = violations.iter().filter(|t| t.kind == k).filter_map(|t| t.parcel_id.as_deref()).collect();
+        let found_k: BTreeSet<&str> = found.iter().filter(|f| f.kind == k).map(|f| f.parcel_id.as_str()).filter(|p| flagged.contains(p)).collect();
+        let hit = truth_k.iter().filter(|p| flagged.contains(**p)).count();
+        let right = found_k.iter().filter(|p| truth_parcels.contains(**p)).count();
+        let mut prf = Prf::new(right, found_k.len() - right, truth_k.len() - hit);
+        prf.recall = if truth_k.is_empty() { 0.0 } else { hit as f64 / truth_k.len() as f64 };
+        prf.f1 = if prf.precision + prf.recall > 0.0 { 2.0 * prf.precision * prf.recall / (prf.precision + prf.recall) } else { 0.0 };
+        per_kind.insert(k, prf);
+    }
+    Evaluation { parcel, object, per_kind, unobservable, missed_parcels, false_alarm_parcels, missed_objects, false_alarm_objects }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sq(x: f64, y: f64, s: f64) -> MultiPolygon<f64> {
+        MultiPolygon::new(vec![geo::Rect::new((x, y), (x + s, y + s)).to_polygon()])
+    }
+
+    fn t(kind: &str, cat: &str, p: &str, g: MultiPolygon<f64>) -> TruthItem {
+        TruthItem { kind: kind.into(), category: cat.into(), parcel_id: Some(p.into()), geometry: g }
+    }
+
+    #[test]
+    fn scores_parcels_and_objects() {
+        let truth = vec![
+            t("building_on_farmland", "violation", "A", sq(0.0, 0.0, 10.0)),
+            t("excavation", "violation", "B", sq(100.0, 0.0, 10.0)),
+            t("harvest", "cycle", "C", sq(200.0, 0.0, 50.0)),
+            t("pond_digging", "violation", "D", sq(300.0, 0.0, 10.0)),
+            TruthItem { kind: "cloud".into(), category: "unobserved".into(), parcel_id: None, geometry: sq(295.0, -5.0, 30.0) },
+        ];
+        let found = vec![
+            FoundItem { kind: "building_on_farmland".into(), parcel_id: "A".into(), geometry: sq(2.0, 2.0, 6.0) },
+            FoundItem { kind: "excavation".into(), parcel_id: "C".into(), geometry: sq(210.0, 10.0, 20.0) },
+        ];
+        let e = evaluate(&truth, &found);
+        assert_eq!((e.parcel.tp, e.parcel.fp, e.parcel.fn_), (1, 1, 1));
+        assert_eq!(e.unobservable.len(), 1, "the pond under the cloud is left out");
+        assert_eq!(e.false_alarm_parcels[0].overlaps, vec!["harvest"]);
+        assert_eq!(e.missed_parcels[0].parcel_id, "B");
+        assert_eq!((e.object.tp, e.object.fp, e.object.fn_), (1, 1, 1));
+        assert!((e.per_kind["building_on_farmland"].recall - 1.0).abs() < 1e-12);
+        assert!((e.per_kind["excavation"].precision - 0.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,897 @@
+//! `landwatch scan`: catalogue → grid → detect → vectorize → overlay + rules, over every cell
+//! that holds parcels and imagery of both dates, writing findings, coverage and a summary.
+
+use super::detect::M2_PER_MU;
+use super::{catalog_date, ensure_dir, observation_bounds, PipelineError, Skipped};
+use crate::config::Config;
+use crate::detect::cover::Transition;
+use crate::detect::{CellInput, CellStats, Detector, UNOBSERVED_NO, UNOBSERVED_NO_DATA};
+use crate::export::geojson::{self, ToWgs84};
+use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLayer};
+use crate::grid::{Cell, GridDef};
+use crate::ingest::catalog::CatalogEntry;
+use crate::ingest::plan::{plan_grid, vector_crs, GridRequest};
+use crate::ingest::vector::read_layer;
+use crate::ingest::{group_observations, CellReader, Observation};
+use crate::overlay::pieces;
+use crate::parcels::{apply_control_layer, parcels_from_layer, permits_from_layer, ParcelFields, ParcelNote, ParcelSet};
+use crate::rules::{judge, RuleSet};
+use crate::vectorize::{merge_pieces, trace_regions, EdgeStrips, MergedRegion, Piece as RegionPiece};
+use chrono::{NaiveDate, NaiveDateTime};
+use geo::{Area, BooleanOps, Centroid, MultiPolygon};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A progress bar (on a terminal).
+    Bar,
+    /// Plain log lines.
+    Log,
+}
+
+/// What to run.
+#[derive(Clone)]
+pub struct ScanJob {
+    /// The configuration (imagery, parcels, grid, detection, rules, output).
+    pub config: Config,
+    /// Output directory.
+    pub out: PathBuf,
+    /// The detector.
+    pub detector: Arc<dyn Detector>,
+    /// The rules.
+    pub rules: RuleSet,
+    /// How to show progress.
+    pub progress: Progress,
+}
+
+/// One suspected violation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable within the run's inputs: a hash of parcel, kind and location.
+    pub finding_id: String,
+    /// Parcel id.
+    pub parcel_id: String,
+    /// Approved use of the parcel.
+    pub approved_use: String,
+    /// Control layers of the parcel.
+    pub control_layers: Vec<String>,
+    /// Suspected violation kind.
+    pub kind: String,
+    /// Bilingual label of the kind.
+    pub kind_label: String,
+    /// The rule that fired.
+    pub rule_id: String,
+    /// Severity.
+    pub severity: String,
+    /// Land-cover transition.
+    pub transition: String,
+    /// Suspected area, m² (for building beyond a permit: the excess only).
+    pub area_m2: f64,
+    /// The same in mu.
+    pub area_mu: f64,
+    /// Area of the whole change region, m².
+    pub region_area_m2: f64,
+    /// Share of the parcel that changed (this region).
+    pub parcel_changed_fraction: f64,
+    /// Confidence 0–1.
+    pub confidence: f64,
+    /// The observation that saw it (`satellite`, `drone`).
+    pub observation: String,
+    /// Other observations that saw it too.
+    pub also_seen_by: Vec<String>,
+    /// Before date.
+    pub before_date: Option<String>,
+    /// After date.
+    pub after_date: Option<String>,
+    /// Permits consulted.
+    pub permits: Vec<String>,
+    /// Cells the region spans.
+    pub cells: Vec<String>,
+    /// The rule trace.
+    pub rule_trace: Value,
+    /// The suspected area as a polygon in the working CRS.
+    #[serde(skip)]
+    pub polygon: MultiPolygon<f64>,
+    /// The whole change region in the working CRS.
+    #[serde(skip)]
+    pub region_polygon: MultiPolygon<f64>,
+}
+
+/// What was observed of one protected parcel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    /// Parcel id.
+    pub parcel_id: String,
+    /// Approved use.
+    pub approved_use: String,
+    /// Control layers.
+    pub control_layers: Vec<String>,
+    /// `observed_clean`, `observed_with_findings`, `partly_unobserved`, `unobserved`.
+    pub status: String,
+    /// Share observed on both dates.
+    pub observed_fraction: f64,
+    /// Share hidden by cloud or haze.
+    pub cloud_fraction: f64,
+    /// Share hidden by cloud shadow.
+    pub shadow_fraction: f64,
+    /// Share without imagery of a date (outside the scenes, nodata).
+    pub no_data_fraction: f64,
+    /// Findings on the parcel.
+    pub findings: usize,
+    /// Outline.
+    #[serde(skip)]
+    pub polygon: MultiPolygon<f64>,
+}
+
+/// One observation as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObservationReport {
+    /// Name.
+    pub name: String,
+    /// Its rasters.
+    pub sources: Vec<String>,
+    /// Latest acquisition among its rasters.
+    pub after_date: Option<String>,
+    /// Regions found (land use and cycles).
+    pub regions: usize,
+    /// Land-use change regions.
+    pub land_use_regions: usize,
+    /// Cells with a removed shift.
+    pub shifted_cells: usize,
+}
+
+/// The run summary (`summary.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanReport {
+    /// Software version.
+    pub version: String,
+    /// The detector.
+    pub detector: String,
+    /// The working CRS.
+    pub working_crs: String,
+    /// The grid.
+    pub grid: GridDef,
+    /// Before date (latest before acquisition).
+    pub before_date: Option<String>,
+    /// Observations of the after date(s).
+    pub observations: Vec<ObservationReport>,
+    /// Cells scanned.
+    pub cells_scanned: usize,
+    /// Parcels loaded.
+    pub parcels: usize,
+    /// Permits loaded.
+    pub permits: usize,
+    /// Findings.
+    pub findings: usize,
+    /// Findings per kind.
+    pub findings_by_kind: BTreeMap<String, usize>,
+    /// Protected parcels per coverage status.
+    pub coverage: BTreeMap<String, usize>,
+    /// Protected area not observed, m².
+    pub unobserved_protected_m2: f64,
+    /// Inputs, cells and features skipped or repaired.
+    pub skipped: Vec<Skipped>,
+    /// Parcel geometry notes (repaired or rejected features).
+    pub parcel_notes: Vec<ParcelNote>,
+    /// Files written.
+    pub outputs: Vec<PathBuf>,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Wall time per stage, seconds.
+    pub stage_seconds: BTreeMap<String, f64>,
+}
+
+/// Everything a scan produced.
+pub struct ScanResult {
+    /// The summary.
+    pub report: ScanReport,
+    /// The findings.
+    pub findings: Vec<Finding>,
+    /// Coverage of protected parcels.
+    pub coverage: Vec<Coverage>,
+}
+
+struct CellScan {
+    cell: Cell,
+    per_obs: Vec<ObsCell>,
+    /// Per protected parcel index: pixels observed, no data, cloud, shadow.
+    coverage: Vec<(usize, [u64; 4])>,
+    errors: Vec<Skipped>,
+}
+
+struct ObsCell {
+    pieces: Vec<RegionPiece>,
+    strips: EdgeStrips,
+    stats: Option<CellStats>,
+}
+
+fn latest(obs: &Observation) -> Option<NaiveDateTime> {
+    obs.sources.sources.iter().filter_map(|s| s.info.acquired.as_ref().map(|a| a.time)).max()
+}
+
+/// Runs a scan.
+pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
+    let started = std::time::Instant::now();
+    let mut stages: BTreeMap<String, f64> = BTreeMap::new();
+    let mut lap = {
+        let mut t = std::time::Instant::now();
+        move |name: &str, stages: &mut BTreeMap<String, f64>| {
+            let now = std::time::Instant::now();
+            *stages.entry(name.to_string()).or_default() += (now - t).as_secs_f64();
+            t = now;
+        }
+    };
+    crate::ingest::init_gdal();
+    let cfg = &job.config;
+    let parcels_path = cfg
+        .parcels
+        .path
+        .as_ref()
+        .map(|p| cfg.resolve(p))
+        .ok_or_else(|| PipelineError::Inputs("no parcels: set [parcels] path in the config or pass --parcels".into()))?;
+
+    // Catalogue.
+    let (before_entries, mut skipped) = catalog_date(&cfg.before_paths(), cfg.band_override(false));
+    let (after_entries, s2) = catalog_date(&cfg.after_paths(), cfg.band_override(true));
+    skipped.extend(s2);
+    for s in &skipped {
+        tracing::warn!("skipped {}", s.message);
+    }
+    let before_obs = group_observations(&before_entries);
+    let after_obs = group_observations(&after_entries);
+    let Some(before) = before_obs.first() else {
+        return Err(PipelineError::Inputs("no usable before imagery (every file was skipped; see above)".into()));
+    };
+    if after_obs.is_empty() {
+        return Err(PipelineError::Inputs("no usable after imagery (every file was skipped; see above)".into()));
+    }
+    for o in &after_obs {
+        job.detector
+            .check_bands(&before.sources.roles, &o.sources.roles)
+            .map_err(|e| PipelineError::Inputs(format!("after observation '{}': {e}", o.name)))?;
+    }
+    lap("catalogue", &mut stages);
+
+    // Parcels, permits, control layers in the working CRS.
+    let working_crs = match &cfg.grid.crs {
+        Some(c) => c.clone(),
+        None => vector_crs(&parcels_path, cfg.parcels.layer.as_deref())?,
+    };
+    let mut notes = Vec::new();
+    let layer = read_layer(&parcels_path, cfg.parcels.layer.as_deref(), &working_crs)?;
+    let fields = ParcelFields { id: cfg.parcels.id_field.clone(), approved_use: cfg.parcels.use_field.clone() };
+    let mut parcels = parcels_from_layer(&layer, &fields, &mut notes).map_err(|e| PipelineError::Inputs(e.to_string()))?;
+    for c in &cfg.parcels.control {
+        let l = read_layer(&cfg.resolve(&c.path), c.layer.as_deref(), &working_crs)?;
+        let polys: Vec<MultiPolygon<f64>> = l.features.iter().filter_map(|f| f.geometry.clone()).collect();
+        apply_control_layer(&mut parcels, &polys, &c.kind);
+    }
+    let permits = match &cfg.parcels.permits {
+        Some(p) => permits_from_layer(&read_layer(&cfg.resolve(p), cfg.parcels.permits_layer.as_deref(), &working_crs)?, &mut notes),
+        None => Vec::new(),
+    };
+    for n in &notes {
+        tracing::warn!("{}: {} ({})", n.feature, n.message, n.kind);
+    }
+    let set = ParcelSet::new(parcels, permits);
+    lap("parcels", &mut stages);
+
+    // Grid and cells: where parcels and both dates are.
+    let all: Vec<&CatalogEntry> = before_entries.iter().chain(&after_entries).collect();
+    let grid = plan_grid(
+        &GridRequest {
+            crs: Some(working_crs.clone()),
+            pixel_size: cfg.grid.pixel_size,
+            cell_size: cfg.grid.cell_size,
+            halo: cfg.grid.halo,
+            origin: cfg.grid.origin.map(|o| (o[0], o[1])),
+            parcels: None,
+            parcels_layer: None,
+        },
+        &all,
+    )?;
+    let pixel_area = super::detect::pixel_area_m2(&grid);
+    let m2_per_unit2 = pixel_area / grid.pixel_area().max(1e-300);
+    let parcel_bounds = set.bounds();
+    let before_b = observation_bounds(before, &grid)?;
+    let after_b: Vec<Option<crate::grid::Bounds>> = after_obs.iter().map(|o| observation_bounds(o, &grid)).collect::<Result<_, _>>()?;
+    let cells: Vec<Cell> = grid
+        .cells()
+        .into_iter()
+        .filter(|c| {
+            let cb = grid.window_bounds(&c.core);
+            let on_parcels = parcel_bounds.as_ref().is_some_and(|p| p.intersection(&cb).is_some());
+            let on_before = before_b.as_ref().is_some_and(|b| b.intersection(&cb).is_some());
+            let on_after = after_b.iter().flatten().any(|a| a.intersection(&cb).is_some());
+            on_parcels && on_before && on_after
+        })
+        .collect();
+    let protected: Vec<usize> = (0..set.parcels.len()).filter(|&i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline).collect();
+    let is_protected: Vec<bool> = (0..set.parcels.len()).map(|i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline).collect();
+    ensure_dir(&job.out)?;
+
+    // Detection over the cells, in parallel, a batch at a time (memory stays bounded).
+    let bar = match job.progress {
+        Progress::Bar => {
+            let b = indicatif::ProgressBar::new(cells.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} scanning [{bar:40}] {pos}/{len} cells, {elapsed} ({eta} left)")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(b)
+        }
+        Progress::Log => None,
+    };
+    let batch = (rayon::current_num_threads() * 2).max(1);
+    let mut per_obs_pieces: Vec<Vec<RegionPiece>> = vec![Vec::new(); after_obs.len()];
+    let mut per_obs_strips: Vec<HashMap<(usize, usize), EdgeStrips>> = vec![HashMap::new(); after_obs.len()];
+    let mut per_obs_stats: Vec<Vec<(String, CellStats)>> = vec![Vec::new(); after_obs.len()];
+    let mut coverage_px: HashMap<usize, [u64; 4]> = HashMap::new();
+    for (bi, chunk) in cells.chunks(batch).enumerate() {
+        let scans: Vec<CellScan> = chunk
+            .par_iter()
+            .map_init(
+                || {
+                    let b = CellReader::new(&grid, &before.sources);
+                    let a: Vec<_> = after_obs.iter().map(|o| CellReader::new(&grid, &o.sources)).collect();
+                    (b, a)
+                },
+                |(rb, ra), cell| scan_cell(cell, &grid, rb, ra, &after_b, job.detector.as_ref(), pixel_area, &set, &is_protected),
+            )
+            .collect();
+        for s in scans {
+            skipped.extend(s.errors);
+            for (pi, c) in s.coverage {
+                let e = coverage_px.entry(pi).or_default();
+                for k in 0..4 {
+                    e[k] += c[k];
+                }
+            }
+            for (oi, o) in s.per_obs.into_iter().enumerate() {
+                per_obs_pieces[oi].extend(o.pieces);
+                per_obs_strips[oi].insert((s.cell.row, s.cell.col), o.strips);
+                if let Some(st) = o.stats {
+                    per_obs_stats[oi].push((s.cell.id.clone(), st));
+                }
+            }
+        }
+        let done = ((bi + 1) * batch).min(cells.len());
+        match &bar {
+            Some(b) => b.set_position(done as u64),
+            None => tracing::info!("scan: {done} of {} cells", cells.len()),
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    lap("detect", &mut stages);
+
+    // Regions per observation, then overlay and rules.
+    let before_date = latest(before);
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut obs_reports = Vec::new();
+    let mut region_features = Vec::new();
+    let to_wgs = ToWgs84::new(&grid.crs).map_err(|e| PipelineError::Inputs(format!("working CRS: {e}")))?;
+    for (oi, obs) in after_obs.iter().enumerate() {
+        let merged = merge_pieces(std::mem::take(&mut per_obs_pieces[oi]), &per_obs_strips[oi], grid.pixel_area());
+        let after_dt = latest(obs);
+        let after_day = after_dt.map(|d| d.date()).unwrap_or_else(|| chrono::Utc::now().date_naive());
+        if after_dt.is_none() {
+            skipped.push(Skipped {
+                what: obs.name.clone(),
+                kind: "no_date".into(),
+                message: format!("after observation '{}' has no acquisition date; permits were judged on today's date {after_day}", obs.name),
+            });
+        }
+        let thresholds: Vec<f32> = per_obs_stats[oi].iter().map(|(_, s)| s.threshold).collect();
+        let thr = median_f32(thresholds);
+        obs_reports.push(ObservationReport {
+            name: obs.name.clone(),
+            sources: obs.sources.sources.iter().map(|s| s.path.display().to_string()).collect(),
+            after_date: after_dt.map(|d| d.format("%Y-%m-%d").to_string()),
+            regions: merged.len(),
+            land_use_regions: merged.iter().filter(|m| m.stats.transition.is_land_use_change()).count(),
+            shifted_cells: per_obs_stats[oi].iter().filter(|(_, s)| s.shift_applied).count(),
+        });
+        for (ri, m) in merged.iter().enumerate() {
+            let t = m.stats.transition;
+            let min_px = job.config.detect.min_area(t) / pixel_area;
+            let confidence = m.stats.confidence(thr, min_px);
+            let region_area_m2 = m.polygon.unsigned_area() * m2_per_unit2;
+            if let Ok(g) = to_wgs.multi_polygon(&m.polygon) {
+                let mut props = Map::new();
+                props.insert("observation".into(), json!(obs.name));
+                props.insert("region_id".into(), json!(ri + 1));
+                props.insert("transition".into(), json!(t.name()));
+                props.insert("land_use_change".into(), json!(t.is_land_use_change()));
+                props.insert("area_m2".into(), json!(round2(region_area_m2)));
+                props.insert("confidence".into(), json!(confidence));
+                region_features.push(geojson::feature(Some(&geo::Geometry::MultiPolygon(g)), props));
+            }
+            if !t.is_land_use_change() {
+                continue;
+            }
+            for piece in pieces(&m.polygon, t, &set, after_day, &job.rules.settings.permitted_uses, m2_per_unit2) {
+                let parcel = &set.parcels[piece.parcel];
+                let j = judge(&job.rules, &piece, parcel, t, region_area_m2);
+                let Some(rule) = j.rule else { continue };
+                let polygon = if j.suspected_is_remainder { piece.unexplained.clone() } else { piece.polygon.clone() };
+                findings.push(make_finding(
+                    parcel,
+                    &rule,
+                    t,
+                    j.suspected_m2,
+                    region_area_m2,
+                    piece.parcel_fraction,
+                    confidence,
+                    obs,
+                    before_date,
+                    after_dt,
+                    piece.permits.iter().map(|(_, c)| c.permit_id.clone()).collect(),
+                    m,
+                    j.trace,
+                    polygon,
+                ));
+            }
+        }
+    }
+    let findings = dedupe(findings, &after_obs);
+    lap("overlay_rules", &mut stages);
+
+    // Coverage of protected parcels.
+    let mut findings_per_parcel: HashMap<&str, usize> = HashMap::new();
+    for f in &findings {
+        *findings_per_parcel.entry(f.parcel_id.as_str()).or_default() += 1;
+    }
+    let mut coverage = Vec::with_capacity(protected.len());
+    let mut unobserved_protected_m2 = 0.0;
+    for &pi in &protected {
+        let p = &set.parcels[pi];
+        let total_px = (p.area * m2_per_unit2 / pixel_area).max(1.0);
+        let c = coverage_px.get(&pi).copied().unwrap_or([0; 4]);
+        let frac = |v: u64| (v as f64 / total_px).min(1.0);
+        let observed = frac(c[0]);
+        let (cloud, shadow) = (frac(c[2]), frac(c[3]));
+        let no_data = (1.0 - observed - cloud - shadow).max(0.0);
+        let n = findings_per_parcel.get(p.id.as_str()).copied().unwrap_or(0);
+        let status = if n > 0 {
+            "observed_with_findings"
+        } else if observed >= 0.95 {
+            "observed_clean"
+        } else if observed >= 0.05 {
+            "partly_unobserved"
+        } else {
+            "unobserved"
+        };
+        unobserved_protected_m2 += (1.0 - observed) * p.area * m2_per_unit2;
+        coverage.push(Coverage {
+            parcel_id: p.id.clone(),
+            approved_use: p.approved_use.clone(),
+            control_layers: p.control_layers(),
+            status: status.to_string(),
+            observed_fraction: round3(observed),
+            cloud_fraction: round3(cloud),
+            shadow_fraction: round3(shadow),
+            no_data_fraction: round3(no_data),
+            findings: n,
+            polygon: p.polygon.clone(),
+        });
+    }
+    lap("coverage", &mut stages);
+
+    // Outputs.
+    let outputs = write_outputs(&job.out, &grid, &findings, &coverage, region_features)?;
+    lap("write", &mut stages);
+    let mut by_kind = BTreeMap::new();
+    for f in &findings {
+        *by_kind.entry(f.kind.clone()).or_default() += 1;
+    }
+    let mut cov = BTreeMap::new();
+    for c in &coverage {
+        *cov.entry(c.status.clone()).or_default() += 1;
+    }
+    for n in &notes {
+        skipped.push(Skipped { what: n.feature.clone(), kind: format!("parcel_{}", n.kind), message: format!("{}: {}", n.feature, n.message) });
+    }
+    let report = ScanReport {
+        version: crate::VERSION.to_string(),
+        detector: job.detector.name(),
+        working_crs: working_crs.clone(),
+        grid: grid.clone(),
+        before_date: before_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        observations: obs_reports,
+        cells_scanned: cells.len(),
+        parcels: set.parcels.len(),
+        permits: set.permits.len(),
+        findings: findings.len(),
+        findings_by_kind: by_kind,
+        coverage: cov,
+        unobserved_protected_m2: round2(unobserved_protected_m2),
+        skipped,
+        parcel_notes: notes,
+        outputs,
+        seconds: started.elapsed().as_secs_f64(),
+        stage_seconds: stages,
+    };
+    let text = serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
+    crate::export::write_atomic(&job.out.join("summary.json"), text.as_bytes())?;
+    Ok(ScanResult { report, findings, coverage })
+}
+
+fn median_f32(mut v: Vec<f32>) -> f32 {
+    if v.is_empty() {
+        return 1.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_cell(
+    cell: &Cell,
+    grid: &GridDef,
+    rb: &mut Result<CellReader, crate::ingest::IngestError>,
+    ra: &mut [Result<CellReader, crate::ingest::IngestError>],
+    after_bounds: &[Option<crate::grid::Bounds>],
+    detector: &dyn Detector,
+    pixel_area: f64,
+    set: &ParcelSet,
+    is_protected: &[bool],
+) -> CellScan {
+    let mut errors = Vec::new();
+    let (cw, ch) = (cell.core.width, cell.core.height);
+    let n = cw * ch;
+    // Per pixel of the core: observed by any after observation, else the best-known reason.
+    let mut reason = vec![UNOBSERVED_NO_DATA; n];
+    let mut per_obs = Vec::with_capacity(ra.len());
+    let before = match rb.as_mut().map_err(|e| e.to_string()).and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string())) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            errors.push(Skipped { what: cell.id.clone(), kind: "cell_read".into(), message: format!("cell {}: before date: {e}; the cell is reported unobserved", cell.id) });
+            None
+        }
+    };
+    let cb = grid.window_bounds(&cell.core);
+    for (oi, r) in ra.iter_mut().enumerate() {
+        let empty = ObsCell { pieces: Vec::new(), strips: EdgeStrips::default(), stats: None };
+        let (Some(before), true) = (before.as_ref(), after_bounds[oi].as_ref().is_some_and(|b| b.intersection(&cb).is_some())) else {
+            per_obs.push(empty);
+            continue;
+        };
+        let after = match r.as_mut().map_err(|e| e.to_string()).and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string())) {
+            Ok(a) => a,
+            Err(e) => {
+                errors.push(Skipped { what: cell.id.clone(), kind: "cell_read".into(), message: format!("cell {}: after date: {e}; this observation is skipped there", cell.id) });
+                per_obs.push(empty);
+                continue;
+            }
+        };
+        if after.valid_fraction() == 0.0 {
+            per_obs.push(empty);
+            continue;
+        }
+        let input = CellInput {
+            cell_id: &cell.id,
+            before,
+            after: &after,
+            core_offset: cell.core_offset(),
+            core_size: (cw, ch),
+            pixel_area_m2: pixel_area,
+        };
+        match detector.detect(&input) {
+            Ok(res) => {
+                for (i, u) in res.unobserved.iter().enumerate() {
+                    reason[i] = match (reason[i], *u) {
+                        (UNOBSERVED_NO, _) | (_, UNOBSERVED_NO) => UNOBSERVED_NO,
+                        (UNOBSERVED_NO_DATA, other) => other,
+                        (mine, _) => mine,
+                    };
+                }
+                let polys = trace_regions(&res.labels, res.regions.len(), grid, cell);
+                let pieces = res
+                    .regions
+                    .iter()
+                    .zip(polys)
+                    .enumerate()
+                    .map(|(i, (stats, polygon))| RegionPiece {
+                        cell: (cell.row, cell.col),
+                        cell_id: cell.id.clone(),
+                        label: i as u32 + 1,
+                        stats: stats.clone(),
+                        polygon,
+                    })
+                    .collect();
+                per_obs.push(ObsCell { pieces, strips: EdgeStrips::of(&res.labels), stats: Some(res.stats) });
+            }
+            Err(e) => {
+                errors.push(Skipped { what: cell.id.clone(), kind: "detect".into(), message: e.to_string() });
+                per_obs.push(empty);
+            }
+        }
+    }
+    // Coverage of the protected parcels in this cell, by pixel centres.
+    let mut coverage = Vec::new();
+    let rect = geo::Rect::new((cb.min_x, cb.min_y), (cb.max_x, cb.max_y));
+    let gt = grid.window_geo_transform(&cell.core);
+    let mut labels = vec![0i32; n];
+    let near: Vec<usize> = set.parcels_near(&rect).into_iter().filter(|&i| is_protected[i]).collect();
+    for &pi in &near {
+        for poly in &set.parcels[pi].polygon.0 {
+            crate::rasterize::fill_polygon(&gt, cw, ch, poly, pi as i32 + 1, &mut labels);
+        }
+    }
+    if !near.is_empty() {
+        let mut counts: HashMap<usize, [u64; 4]> = HashMap::new();
+        for (i, l) in labels.iter().enumerate() {
+            if *l > 0 {
+                counts.entry(*l as usize - 1).or_default()[reason[i] as usize] += 1;
+            }
+        }
+        let mut v: Vec<(usize, [u64; 4])> = counts.into_iter().collect();
+        v.sort_by_key(|(k, _)| *k);
+        coverage = v;
+    }
+    CellScan { cell: cell.clone(), per_obs, coverage, errors }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_finding(
+    parcel: &crate::parcels::Parcel,
+    rule: &crate::rules::Rule,
+    t: Transition,
+    suspected_m2: f64,
+    region_area_m2: f64,
+    parcel_fraction: f64,
+    confidence: f64,
+    obs: &Observation,
+    before: Option<NaiveDateTime>,
+    after: Option<NaiveDateTime>,
+    permits: Vec<String>,
+    region: &MergedRegion,
+    trace: Value,
+    polygon: MultiPolygon<f64>,
+) -> Finding {
+    let c = polygon.centroid().map(|p| (p.x().round() as i64, p.y().round() as i64)).unwrap_or((0, 0));
+    let digest = Sha256::digest(format!("{}|{}|{}|{}", parcel.id, rule.kind, c.0, c.1).as_bytes());
+    Finding {
+        finding_id: hex::encode(&digest[..8]),
+        parcel_id: parcel.id.clone(),
+        approved_use: parcel.approved_use.clone(),
+        control_layers: parcel.control_layers(),
+        kind: rule.kind.clone(),
+        kind_label: format!("{} / {}", rule.label_zh, rule.label_en),
+        rule_id: rule.id.clone(),
+        severity: rule.severity.clone(),
+        transition: t.name().to_string(),
+        area_m2: round2(suspected_m2),
+        area_mu: round3(suspected_m2 / M2_PER_MU),
+        region_area_m2: round2(region_area_m2),
+        parcel_changed_fraction: round3(parcel_fraction),
+        confidence,
+        observation: obs.name.clone(),
+        also_seen_by: Vec::new(),
+        before_date: before.map(|d| d.format("%Y-%m-%d").to_string()),
+        after_date: after.map(|d| d.format("%Y-%m-%d").to_string()),
+        permits,
+        cells: region.cells.clone(),
+        rule_trace: trace,
+        polygon,
+        region_polygon: region.polygon.clone(),
+    }
+}
+
+/// Two observations (a drone flight and a satellite scene) can see the same change: keep the one
+/// from the latest observation (then the most confident) and note the other.
+fn dedupe(mut findings: Vec<Finding>, obs: &[Observation]) -> Vec<Finding> {
+    let rank: HashMap<&str, (Option<NaiveDateTime>, usize)> =
+        obs.iter().enumerate().map(|(i, o)| (o.name.as_str(), (latest(o), i))).collect();
+    findings.sort_by(|a, b| {
+        let (ra, rb) = (rank.get(a.observation.as_str()), rank.get(b.observation.as_str()));
+        rb.cmp(&ra).then(b.confidence.total_cmp(&a.confidence)).then(a.finding_id.cmp(&b.finding_id))
+    });
+    let mut kept: Vec<Finding> = Vec::new();
+    for f in findings {
+        let dup = kept.iter_mut().find(|k| {
+            k.parcel_id == f.parcel_id && k.observation != f.observation && {
+                let inter = k.polygon.intersection(&f.polygon).unsigned_area();
+                inter >= 0.3 * k.polygon.unsigned_area().min(f.polygon.unsigned_area())
+            }
+        });
+        match dup {
+            Some(k) => {
+                if !k.also_seen_by.contains(&f.observation) {
+                    k.also_seen_by.push(f.observation.clone());
+                }
+            }
+            None => kept.push(f),
+        }
+    }
+    kept.sort_by(|a, b| a.parcel_id.cmp(&b.parcel_id).then(a.kind.cmp(&b.kind)).then(a.finding_id.cmp(&b.finding_id)));
+    kept
+}
+
+fn finding_properties(f: &Finding) -> Map<String, Value> {
+    match serde_json::to_value(f) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+const FINDING_FIELDS: [(&str, FieldKind); 20] = [
+    ("finding_id", FieldKind::Text),
+    ("parcel_id", FieldKind::Text),
+    ("approved_use", FieldKind::Text),
+    ("control_layers", FieldKind::Text),
+    ("kind", FieldKind::Text),
+    ("kind_label", FieldKind::Text),
+    ("rule_id", FieldKind::Text),
+    ("severity", FieldKind::Text),
+    ("transition", FieldKind::Text),
+    ("area_m2", FieldKind::Real),
+    ("area_mu", FieldKind::Real),
+    ("region_area_m2", FieldKind::Real),
+    ("parcel_changed_fraction", FieldKind::Real),
+    ("confidence", FieldKind::Real),
+    ("observation", FieldKind::Text),
+    ("also_seen_by", FieldKind::Text),
+    ("before_date", FieldKind::Text),
+    ("after_date", FieldKind::Text),
+    ("permits", FieldKind::Text),
+    ("rule_trace", FieldKind::Text),
+];
+
+fn finding_row(f: &Finding) -> Vec<VValue> {
+    vec![
+        VValue::from(f.finding_id.as_str()),
+        VValue::from(f.parcel_id.as_str()),
+        VValue::from(f.approved_use.as_str()),
+        VValue::from(f.control_layers.join(",")),
+        VValue::from(f.kind.as_str()),
+        VValue::from(f.kind_label.as_str()),
+        VValue::from(f.rule_id.as_str()),
+        VValue::from(f.severity.as_str()),
+        VValue::from(f.transition.as_str()),
+        VValue::from(f.area_m2),
+        VValue::from(f.area_mu),
+        VValue::from(f.region_area_m2),
+        VValue::from(f.parcel_changed_fraction),
+        VValue::from(f.confidence),
+        VValue::from(f.observation.as_str()),
+        VValue::from(f.also_seen_by.join(",")),
+        VValue::from(f.before_date.clone()),
+        VValue::from(f.after_date.clone()),
+        VValue::from(f.permits.join(",")),
+        VValue::from(f.rule_trace.to_string()),
+    ]
+}
+
+fn write_outputs(
+    out: &std::path::Path,
+    grid: &GridDef,
+    findings: &[Finding],
+    coverage: &[Coverage],
+    region_features: Vec<Value>,
+) -> Result<Vec<PathBuf>, PipelineError> {
+    let t = ToWgs84::new(&grid.crs).map_err(|e| PipelineError::Inputs(format!("working CRS: {e}")))?;
+    let mut features = Vec::new();
+    for f in findings {
+        let g = t.multi_polygon(&f.polygon).map_err(|e| PipelineError::Inputs(format!("finding {}: {e}", f.finding_id)))?;
+        let mut props = finding_properties(f);
+        props.insert("wording".into(), json!("疑似违法用地线索 / suspected violation (a lead, not a verdict)"));
+        features.push(geojson::feature(Some(&geo::Geometry::MultiPolygon(g)), props));
+    }
+    let mut members = Map::new();
+    members.insert("name".into(), json!("landwatch findings: suspected violations (疑似违法用地线索)"));
+    let gj = out.join("findings.geojson");
+    geojson::write_feature_collection(&gj, features, members)?;
+    let mut members = Map::new();
+    members.insert("name".into(), json!("landwatch change regions"));
+    let changes = out.join("changes.geojson");
+    geojson::write_feature_collection(&changes, region_features, members)?;
+
+    let crs = grid.crs.clone();
+    let gpkg = out.join("findings.gpkg");
+    write_vector(
+        &gpkg,
+        "GPKG",
+        &[VectorLayer {
+            name: "findings".into(),
+            crs: crs.clone(),
+            fields: FINDING_FIELDS.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
+            features: findings.iter().map(|f| (geo::Geometry::MultiPolygon(f.polygon.clone()), finding_row(f))).collect(),
+        }],
+        None,
+    )?;
+    let cov = out.join("coverage.gpkg");
+    write_vector(
+        &cov,
+        "GPKG",
+        &[VectorLayer {
+            name: "coverage".into(),
+            crs,
+            fields: vec![
+                ("parcel_id".into(), FieldKind::Text),
+                ("approved_use".into(), FieldKind::Text),
+                ("control_layers".into(), FieldKind::Text),
+                ("status".into(), FieldKind::Text),
+                ("observed_fraction".into(), FieldKind::Real),
+                ("cloud_fraction".into(), FieldKind::Real),
+                ("shadow_fraction".into(), FieldKind::Real),
+                ("no_data_fraction".into(), FieldKind::Real),
+                ("findings".into(), FieldKind::Integer),
+            ],
+            features: coverage
+                .iter()
+                .map(|c| {
+                    (
+                        geo::Geometry::MultiPolygon(c.polygon.clone()),
+                        vec![
+                            VValue::from(c.parcel_id.as_str()),
+                            VValue::from(c.approved_use.as_str()),
+                            VValue::from(c.control_layers.join(",")),
+                            VValue::from(c.status.as_str()),
+                            VValue::from(c.observed_fraction),
+                            VValue::from(c.cloud_fraction),
+                            VValue::from(c.shadow_fraction),
+                            VValue::from(c.no_data_fraction),
+                            VValue::Integer(c.findings as i64),
+                        ],
+                    )
+                })
+                .collect(),
+        }],
+        None,
+    )?;
+    let csv_path = out.join("findings.csv");
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    let header: Vec<&str> = FINDING_FIELDS.iter().map(|(n, _)| *n).chain(["centroid_lon", "centroid_lat"]).collect();
+    let csv_err = |e: csv::Error| PipelineError::Inputs(format!("{}: {e}", csv_path.display()));
+    w.write_record(&header).map_err(csv_err)?;
+    for f in findings {
+        let (lon, lat) = f
+            .polygon
+            .centroid()
+            .and_then(|c| t.point(c.x(), c.y()).ok())
+            .unwrap_or((f64::NAN, f64::NAN));
+        let mut rec: Vec<String> = finding_row(f)
+            .into_iter()
+            .map(|v| match v {
+                VValue::Text(s) => s,
+                VValue::Real(x) => x.to_string(),
+                VValue::Integer(i) => i.to_string(),
+                VValue::Boolean(b) => b.to_string(),
+                VValue::Date(d) => d.to_string(),
+                VValue::Null => String::new(),
+            })
+            .collect();
+        rec.push(format!("{lon:.7}"));
+        rec.push(format!("{lat:.7}"));
+        w.write_record(&rec).map_err(csv_err)?;
+    }
+    let body = w.into_inner().map_err(|e| PipelineError::Inputs(e.to_string()))?;
+    // A byte-order mark so that spreadsheet programs read the Chinese text as UTF-8.
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(body);
+    crate::export::write_atomic(&csv_path, &bytes)?;
+    Ok(vec![gj, gpkg, csv_path, cov, changes, out.join("summary.json")])
+}
+
+/// A `NaiveDate` from an optional date string, for callers that need the after date.
+pub fn parse_day(s: Option<&str>) -> Option<NaiveDate> {
+    s.and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+}
