@@ -685,7 +685,13 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
         },
     };
     let cwd = std::env::current_dir().context("current directory")?;
-    let abs = |p: &PathBuf| if p.is_absolute() { p.clone() } else { cwd.join(p) };
+    let abs = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            cwd.join(p)
+        }
+    };
     if !a.before.is_empty() {
         cfg.imagery.before = a.before.iter().map(abs).collect();
     }
@@ -728,9 +734,15 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
     };
     let job = ScanJob {
         out: cfg.output_dir(),
-        detector: std::sync::Arc::new(landwatch::detect::SpectralDetector { params: cfg.detect.clone() }),
+        detector: std::sync::Arc::new(landwatch::detect::SpectralDetector {
+            params: cfg.detect.clone(),
+        }),
         rules,
-        progress: if std::io::stderr().is_terminal() { Progress::Bar } else { Progress::Log },
+        progress: if std::io::stderr().is_terminal() {
+            Progress::Bar
+        } else {
+            Progress::Log
+        },
         config: cfg,
     };
     let result = run_scan(&job)?;
@@ -742,7 +754,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             "scan ({}): {} cells in {}, {} parcels, {} permits, {:.1} s",
             r.detector,
             r.cells_scanned,
-            if r.working_crs.len() > 40 { "(WKT CRS)" } else { &r.working_crs },
+            if r.working_crs.len() > 40 {
+                "(WKT CRS)"
+            } else {
+                &r.working_crs
+            },
             r.parcels,
             r.permits,
             r.seconds
@@ -755,16 +771,34 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                 o.after_date.as_deref().unwrap_or("no date"),
                 o.regions,
                 o.land_use_regions,
-                if o.shifted_cells > 0 { format!("; shift corrected in {} cell(s)", o.shifted_cells) } else { String::new() }
+                if o.shifted_cells > 0 {
+                    format!("; shift corrected in {} cell(s)", o.shifted_cells)
+                } else {
+                    String::new()
+                }
             );
         }
-        println!("  {} suspected violation(s) (疑似违法用地线索):", r.findings);
+        println!(
+            "  {} suspected violation(s) (疑似违法用地线索):",
+            r.findings
+        );
         for (k, n) in &r.findings_by_kind {
             println!("    {n:>4} {k}");
         }
         let cov: Vec<String> = r.coverage.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!("  protected parcels: {}", if cov.is_empty() { "none".into() } else { cov.join(", ") });
-        println!("  protected area not observed: {:.1} m² ({:.2} mu)", r.unobserved_protected_m2, r.unobserved_protected_m2 / landwatch::pipeline::detect::M2_PER_MU);
+        println!(
+            "  protected parcels: {}",
+            if cov.is_empty() {
+                "none".into()
+            } else {
+                cov.join(", ")
+            }
+        );
+        println!(
+            "  protected area not observed: {:.1} m² ({:.2} mu)",
+            r.unobserved_protected_m2,
+            r.unobserved_protected_m2 / landwatch::pipeline::detect::M2_PER_MU
+        );
         for s in &r.skipped {
             println!("  SKIPPED [{}] {}", s.kind, s.message);
         }
@@ -772,7 +806,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             println!("  wrote {}", o.display());
         }
     }
-    let outcome = if r.skipped.is_empty() { Outcome::Done } else { Outcome::DoneWithSkips };
+    let outcome = if r.skipped.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::DoneWithSkips
+    };
     Ok((outcome, result))
 }
 
@@ -801,14 +839,26 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
                 "cloud" | "cloud_shadow" | "no_data" => "unobserved".into(),
                 _ => "legal".into(),
             });
-            Some(TruthItem { kind, category, parcel_id: text(f, "parcel_id"), geometry: f.geometry.clone()? })
+            Some(TruthItem {
+                kind,
+                category,
+                parcel_id: text(f, "parcel_id"),
+                geometry: f.geometry.clone()?,
+            })
         })
         .collect();
     let found_layer = read_layer(&a.findings, None, crs)?;
     let found: Vec<FoundItem> = found_layer
         .features
         .iter()
-        .filter_map(|f| Some(FoundItem { kind: text(f, "kind")?, parcel_id: text(f, "parcel_id")?, geometry: f.geometry.clone()? }))
+        .filter_map(|f| {
+            Some(FoundItem {
+                // Other tools' outputs (the peer's flagged parcels) may carry no kind.
+                kind: text(f, "kind").unwrap_or_else(|| "flagged".to_string()),
+                parcel_id: text(f, "parcel_id")?,
+                geometry: f.geometry.clone()?,
+            })
+        })
         .collect();
     let e = evaluate(&truth, &found);
     if a.json {
@@ -827,7 +877,17 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
         line(&format!("  {k}"), p);
     }
     if !e.unobservable.is_empty() {
-        println!("{} violation(s) not observable (cloud, shadow, no after image), left out", e.unobservable.len());
+        println!(
+            "{} violation(s) not observable (cloud, shadow, no after image), left out",
+            e.unobservable.len()
+        );
+    }
+    if !e.spill_over_parcels.is_empty() {
+        println!(
+            "{} flagged parcel(s) carry a neighbour's injected change spilling across the edge (a real change; not counted): {}",
+            e.spill_over_parcels.len(),
+            e.spill_over_parcels.iter().map(|m| m.parcel_id.as_str()).collect::<Vec<_>>().join(", ")
+        );
     }
     for m in &e.missed_parcels {
         println!("  missed parcel {} ({})", m.parcel_id, m.kind);
@@ -837,7 +897,11 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             "  false alarm on parcel {} ({}){}",
             m.parcel_id,
             m.kind,
-            if m.overlaps.is_empty() { String::new() } else { format!(", truth there: {}", m.overlaps.join(",")) }
+            if m.overlaps.is_empty() {
+                String::new()
+            } else {
+                format!(", truth there: {}", m.overlaps.join(","))
+            }
         );
     }
     Ok(Outcome::Done)

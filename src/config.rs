@@ -334,7 +334,10 @@ impl Config {
                 return Err(invalid(
                     "parcels.control",
                     "kind",
-                    format!("'{}' is not a control layer kind (basic_farmland, eco_redline)", c.kind),
+                    format!(
+                        "'{}' is not a control layer kind (basic_farmland, eco_redline)",
+                        c.kind
+                    ),
                 ));
             }
         }

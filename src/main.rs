@@ -8,6 +8,7 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    reset_sigpipe();
     match cli::run() {
         Ok(cli::Outcome::Done) => ExitCode::SUCCESS,
         Ok(cli::Outcome::DoneWithSkips) => ExitCode::from(2),
@@ -15,5 +16,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `landwatch cases | head` should stop quietly like any Unix tool, not panic on a closed pipe:
+/// Rust ignores SIGPIPE by default, so restore the default action.
+fn reset_sigpipe() {
+    // SAFETY: called once at start-up, before any thread is spawned; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -92,7 +92,9 @@ pub enum ParcelError {
         second: String,
     },
     /// A required attribute is missing.
-    #[error("{layer}: no field '{field}' (fields: {available}); set it in [parcels] of the config")]
+    #[error(
+        "{layer}: no field '{field}' (fields: {available}); set it in [parcels] of the config"
+    )]
     MissingField {
         /// Layer.
         layer: String,
@@ -156,7 +158,10 @@ pub fn truthy(v: Option<&Value>) -> bool {
     match v {
         Some(Value::Bool(b)) => *b,
         Some(Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
-        Some(Value::String(s)) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "y" | "是" | "t"),
+        Some(Value::String(s)) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "y" | "是" | "t"
+        ),
         _ => false,
     }
 }
@@ -180,15 +185,32 @@ fn date(v: Option<&Value>) -> Option<NaiveDate> {
 }
 
 fn describe(layer: &VectorLayerData, f: &VectorFeature) -> String {
-    format!("{} layer {} feature {}", layer.path.display(), layer.layer, f.fid.map_or("?".into(), |x| x.to_string()))
+    format!(
+        "{} layer {} feature {}",
+        layer.path.display(),
+        layer.layer,
+        f.fid.map_or("?".into(), |x| x.to_string())
+    )
 }
 
-fn notes_of(layer: &VectorLayerData, f: &VectorFeature, notes: &mut Vec<ParcelNote>) -> Option<MultiPolygon<f64>> {
+fn notes_of(
+    layer: &VectorLayerData,
+    f: &VectorFeature,
+    notes: &mut Vec<ParcelNote>,
+) -> Option<MultiPolygon<f64>> {
     if let Some(r) = &f.repaired {
-        notes.push(ParcelNote { feature: describe(layer, f), kind: "repaired".into(), message: r.clone() });
+        notes.push(ParcelNote {
+            feature: describe(layer, f),
+            kind: "repaired".into(),
+            message: r.clone(),
+        });
     }
     if let Some(r) = &f.rejected {
-        notes.push(ParcelNote { feature: describe(layer, f), kind: "rejected".into(), message: r.clone() });
+        notes.push(ParcelNote {
+            feature: describe(layer, f),
+            kind: "rejected".into(),
+            message: r.clone(),
+        });
     }
     f.geometry.clone()
 }
@@ -200,7 +222,11 @@ pub fn parcels_from_layer(
     fields: &ParcelFields,
     notes: &mut Vec<ParcelNote>,
 ) -> Result<Vec<Parcel>, ParcelError> {
-    let available: Vec<String> = layer.features.first().map(|f| f.attributes.keys().cloned().collect()).unwrap_or_default();
+    let available: Vec<String> = layer
+        .features
+        .first()
+        .map(|f| f.attributes.keys().cloned().collect())
+        .unwrap_or_default();
     for field in [&fields.id, &fields.approved_use] {
         if !layer.features.is_empty() && !available.contains(field) {
             return Err(ParcelError::MissingField {
@@ -214,7 +240,11 @@ pub fn parcels_from_layer(
     let mut out = Vec::new();
     for f in &layer.features {
         let Some(id) = text(f.attributes.get(&fields.id)) else {
-            notes.push(ParcelNote { feature: describe(layer, f), kind: "rejected".into(), message: format!("no {}", fields.id) });
+            notes.push(ParcelNote {
+                feature: describe(layer, f),
+                kind: "rejected".into(),
+                message: format!("no {}", fields.id),
+            });
             continue;
         };
         let here = describe(layer, f);
@@ -226,8 +256,11 @@ pub fn parcels_from_layer(
                 second: here,
             });
         }
-        let Some(polygon) = notes_of(layer, f, notes) else { continue };
-        let approved_use = normalise_use(&text(f.attributes.get(&fields.approved_use)).unwrap_or_default());
+        let Some(polygon) = notes_of(layer, f, notes) else {
+            continue;
+        };
+        let approved_use =
+            normalise_use(&text(f.attributes.get(&fields.approved_use)).unwrap_or_default());
         out.push(Parcel {
             id,
             approved_use,
@@ -240,7 +273,9 @@ pub fn parcels_from_layer(
         });
     }
     if out.is_empty() {
-        return Err(ParcelError::Empty { layer: format!("{} ({})", layer.path.display(), layer.layer) });
+        return Err(ParcelError::Empty {
+            layer: format!("{} ({})", layer.path.display(), layer.layer),
+        });
     }
     Ok(out)
 }
@@ -250,13 +285,19 @@ pub fn parcels_from_layer(
 pub fn permits_from_layer(layer: &VectorLayerData, notes: &mut Vec<ParcelNote>) -> Vec<Permit> {
     let mut out = Vec::new();
     for f in &layer.features {
-        let Some(footprint) = notes_of(layer, f, notes) else { continue };
+        let Some(footprint) = notes_of(layer, f, notes) else {
+            continue;
+        };
         let a = &f.attributes;
         let id = text(a.get("permit_id")).unwrap_or_else(|| format!("fid-{}", f.fid.unwrap_or(0)));
         out.push(Permit {
             id,
-            kind: text(a.get("kind")).unwrap_or_else(|| "permit".into()).to_ascii_lowercase(),
-            permitted_use: text(a.get("permitted_use")).unwrap_or_else(|| "construction".into()).to_ascii_lowercase(),
+            kind: text(a.get("kind"))
+                .unwrap_or_else(|| "permit".into())
+                .to_ascii_lowercase(),
+            permitted_use: text(a.get("permitted_use"))
+                .unwrap_or_else(|| "construction".into())
+                .to_ascii_lowercase(),
             valid_from: date(a.get("valid_from")),
             valid_to: date(a.get("valid_to")),
             parcel_id: text(a.get("parcel_id")),
@@ -271,7 +312,9 @@ pub fn permits_from_layer(layer: &VectorLayerData, notes: &mut Vec<ParcelNote>) 
 pub fn apply_control_layer(parcels: &mut [Parcel], polygons: &[MultiPolygon<f64>], kind: &str) {
     let tree = rect_tree(polygons.iter().map(|p| p.bounding_rect()));
     for p in parcels.iter_mut() {
-        let Some(b) = p.polygon.bounding_rect() else { continue };
+        let Some(b) = p.polygon.bounding_rect() else {
+            continue;
+        };
         let mut inside = 0.0;
         for hit in tree.locate_in_envelope_intersecting(&aabb(&b)) {
             inside += p.polygon.intersection(&polygons[hit.data]).unsigned_area();
@@ -295,7 +338,14 @@ fn aabb(r: &Rect<f64>) -> AABB<[f64; 2]> {
 fn rect_tree(rects: impl Iterator<Item = Option<Rect<f64>>>) -> RectTree {
     let items: Vec<_> = rects
         .enumerate()
-        .filter_map(|(i, r)| r.map(|r| GeomWithData::new(Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]), i)))
+        .filter_map(|(i, r)| {
+            r.map(|r| {
+                GeomWithData::new(
+                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                    i,
+                )
+            })
+        })
         .collect();
     RTree::bulk_load(items)
 }
@@ -329,19 +379,32 @@ impl ParcelSet {
         }
         let parcel_tree = rect_tree(parcels.iter().map(|p| p.polygon.bounding_rect()));
         let permit_tree = rect_tree(permits.iter().map(|p| p.footprint.bounding_rect()));
-        ParcelSet { parcels, permits, parcel_tree, permit_tree }
+        ParcelSet {
+            parcels,
+            permits,
+            parcel_tree,
+            permit_tree,
+        }
     }
 
     /// Indices of parcels whose bounding box meets a rectangle.
     pub fn parcels_near(&self, r: &Rect<f64>) -> Vec<usize> {
-        let mut v: Vec<usize> = self.parcel_tree.locate_in_envelope_intersecting(&aabb(r)).map(|g| g.data).collect();
+        let mut v: Vec<usize> = self
+            .parcel_tree
+            .locate_in_envelope_intersecting(&aabb(r))
+            .map(|g| g.data)
+            .collect();
         v.sort_unstable();
         v
     }
 
     /// Indices of permits whose bounding box meets a rectangle.
     pub fn permits_near(&self, r: &Rect<f64>) -> Vec<usize> {
-        let mut v: Vec<usize> = self.permit_tree.locate_in_envelope_intersecting(&aabb(r)).map(|g| g.data).collect();
+        let mut v: Vec<usize> = self
+            .permit_tree
+            .locate_in_envelope_intersecting(&aabb(r))
+            .map(|g| g.data)
+            .collect();
         v.sort_unstable();
         v
     }
@@ -364,7 +427,9 @@ mod tests {
         MultiPolygon::new(vec![geo::Rect::new((x, y), (x + s, y + s)).to_polygon()])
     }
 
-    fn layer(features: Vec<(Option<&str>, &str, Option<MultiPolygon<f64>>)>) -> VectorLayerData {
+    type TestFeature<'a> = (Option<&'a str>, &'a str, Option<MultiPolygon<f64>>);
+
+    fn layer(features: Vec<TestFeature<'_>>) -> VectorLayerData {
         VectorLayerData {
             path: PathBuf::from("parcels.gpkg"),
             layer: "parcels".into(),
@@ -390,19 +455,33 @@ mod tests {
     }
 
     fn fields() -> ParcelFields {
-        ParcelFields { id: "parcel_id".into(), approved_use: "approved_use".into() }
+        ParcelFields {
+            id: "parcel_id".into(),
+            approved_use: "approved_use".into(),
+        }
     }
 
     #[test]
     fn duplicate_ids_name_both_features() {
-        let l = layer(vec![(Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))), (Some("A"), "farmland", Some(square(20.0, 0.0, 10.0)))]);
-        let e = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap_err().to_string();
-        assert!(e.contains("'A'") && e.contains("feature 1") && e.contains("feature 2"), "{e}");
+        let l = layer(vec![
+            (Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))),
+            (Some("A"), "farmland", Some(square(20.0, 0.0, 10.0))),
+        ]);
+        let e = parcels_from_layer(&l, &fields(), &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'A'") && e.contains("feature 1") && e.contains("feature 2"),
+            "{e}"
+        );
     }
 
     #[test]
     fn rejected_geometries_are_noted_and_uses_normalised() {
-        let l = layer(vec![(Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))), (Some("B"), "Forest", None)]);
+        let l = layer(vec![
+            (Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))),
+            (Some("B"), "Forest", None),
+        ]);
         let mut notes = vec![];
         let p = parcels_from_layer(&l, &fields(), &mut notes).unwrap();
         assert_eq!(p.len(), 1);
@@ -410,14 +489,26 @@ mod tests {
         assert!(p[0].basic_farmland);
         assert_eq!(notes.len(), 1);
         assert!(notes[0].feature.contains("feature 2") && notes[0].message.contains("empty"));
-        let e = parcels_from_layer(&layer(vec![]), &ParcelFields { id: "pid".into(), approved_use: "u".into() }, &mut vec![]);
+        let e = parcels_from_layer(
+            &layer(vec![]),
+            &ParcelFields {
+                id: "pid".into(),
+                approved_use: "u".into(),
+            },
+            &mut vec![],
+        );
         assert!(e.is_err());
     }
 
     #[test]
     fn index_finds_neighbours_and_whole_parcel_permits() {
-        let mut l = layer(vec![(Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))), (Some("B"), "farmland", Some(square(100.0, 0.0, 10.0)))]);
-        l.features[1].attributes.insert("permit_id".into(), Value::from("P-1"));
+        let mut l = layer(vec![
+            (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+            (Some("B"), "farmland", Some(square(100.0, 0.0, 10.0))),
+        ]);
+        l.features[1]
+            .attributes
+            .insert("permit_id".into(), Value::from("P-1"));
         let parcels = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap();
         let set = ParcelSet::new(parcels, vec![]);
         let near = set.parcels_near(&geo::Rect::new((95.0, 2.0), (99.0, 3.0)));

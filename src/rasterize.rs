@@ -6,12 +6,22 @@ use geo::Polygon;
 pub fn map_to_pixel(gt: &[f64; 6], x: f64, y: f64) -> (f64, f64) {
     let det = gt[1] * gt[5] - gt[2] * gt[4];
     let (dx, dy) = (x - gt[0], y - gt[3]);
-    ((dx * gt[5] - dy * gt[2]) / det, (dy * gt[1] - dx * gt[4]) / det)
+    (
+        (dx * gt[5] - dy * gt[2]) / det,
+        (dy * gt[1] - dx * gt[4]) / det,
+    )
 }
 
 /// Sets `target[row * width + col] = value` for every pixel whose centre lies inside the polygon
 /// (holes excluded). `gt` maps pixel (column, row) to map coordinates.
-pub fn fill_polygon(gt: &[f64; 6], width: usize, height: usize, poly: &Polygon<f64>, value: i32, target: &mut [i32]) {
+pub fn fill_polygon(
+    gt: &[f64; 6],
+    width: usize,
+    height: usize,
+    poly: &Polygon<f64>,
+    value: i32,
+    target: &mut [i32],
+) {
     let rings: Vec<Vec<(f64, f64)>> = std::iter::once(poly.exterior())
         .chain(poly.interiors())
         .map(|ring| ring.coords().map(|c| map_to_pixel(gt, c.x, c.y)).collect())

@@ -91,7 +91,13 @@ pub fn estimate_shift(
     }
     // Every second pixel is plenty for a big overlap and quarters the cost; small overlaps (a
     // drone strip over one corner of a cell) use every pixel.
-    let step = if n_valid > 400_000 { 2 } else { 1 };
+    let step = if n_valid > 600_000 {
+        3
+    } else if n_valid > 150_000 {
+        2
+    } else {
+        1
+    };
     let (ga, gb) = (gradient(before), gradient(after));
     let size = (2 * r + 1) as usize;
     let mut scores = vec![0f32; size * size];

@@ -444,8 +444,13 @@ impl SpectralDetector {
             median(v)
         };
         let cloud_core = |b: &Array3<f32>, valid: &Array2<bool>, med: f32| -> Array2<bool> {
+            let (b0, b1, b2) = (band_slice(b, 0), band_slice(b, 1), band_slice(b, 2));
+            let bright = p.cover.cloud_brightness * 3.0 * med;
             Array2::from_shape_fn((h, w), |(y, x)| {
+                let i = y * w + x;
+                // Most pixels fail the brightness test; only bright ones are classified.
                 valid[[y, x]]
+                    && b0[i] + b1[i] + b2[i] > bright
                     && classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
                     && has_nir_brightness(b, has_nir, y, x)
             })
@@ -493,7 +498,7 @@ impl SpectralDetector {
         stage.mark("coregistration");
         // Radiometric normalisation from a sample of observed pixels.
         let n_obs = observed0.iter().filter(|v| **v).count();
-        let stride = ((n_obs as f64 / 40_000.0).sqrt().ceil() as usize).max(1);
+        let stride = ((n_obs as f64 / 20_000.0).sqrt().ceil() as usize).max(1);
         let mut sb: Vec<Vec<f32>> = vec![Vec::new(); nb];
         let mut sa: Vec<Vec<f32>> = vec![Vec::new(); nb];
         let mut sample_at: Vec<(usize, usize)> = Vec::new();
@@ -562,41 +567,51 @@ impl SpectralDetector {
         let shadow_cos = 20f32.to_radians().cos();
         let mut cloud = Array2::from_elem((h, w), false);
         let mut shadow = Array2::from_elem((h, w), false);
-        for y in 0..h {
-            for x in 0..w {
-                if !observed0[[y, x]] {
+        {
+            let bs: Vec<&[f32]> = (0..nb).map(|k| band_slice(&before, k)).collect();
+            let as_: Vec<&[f32]> = (0..nb).map(|k| band_slice(&after_n, k)).collect();
+            let obs0 = observed0.as_slice().unwrap_or(&[]);
+            let cl = cloud.as_slice_mut().unwrap_or(&mut []);
+            let flat_rise = |hi: &[&[f32]], lo: &[&[f32]], i: usize| -> bool {
+                let (mut imin, mut imax) = (f32::MAX, f32::MIN);
+                for k in 0..3 {
+                    let d = hi[k][i] - lo[k][i];
+                    imin = imin.min(d);
+                    imax = imax.max(d);
+                }
+                let nir_up = !has_nir || hi[3][i] >= lo[3][i];
+                imin > haze_delta && imax / imin < 1.5 && nir_up
+            };
+            let mut sh = vec![false; h * w];
+            for i in 0..h * w {
+                if !obs0.get(i).copied().unwrap_or(false) {
                     continue;
                 }
-                let flat_rise = |hi: &Array3<f32>, lo: &Array3<f32>| -> bool {
-                    let inc: Vec<f32> = (0..3).map(|k| hi[[k, y, x]] - lo[[k, y, x]]).collect();
-                    let (imin, imax) = inc
-                        .iter()
-                        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
-                    let nir_up = !has_nir || hi[[3, y, x]] >= lo[[3, y, x]];
-                    imin > haze_delta && imax / imin < 1.5 && nir_up
-                };
-                if flat_rise(&after_n, &before) || flat_rise(&before, &after_n) {
-                    cloud[[y, x]] = true;
+                if flat_rise(&as_, &bs, i) || flat_rise(&bs, &as_, i) {
+                    cl[i] = true;
                     continue;
                 }
-                let sum_b: f32 = (0..nb).map(|k| before[[k, y, x]]).sum();
-                let sum_a: f32 = (0..nb).map(|k| after_n[[k, y, x]]).sum();
-                let all_down = (0..nb).all(|k| after_n[[k, y, x]] < before[[k, y, x]]);
-                if all_down && sum_a < 0.65 * sum_b {
-                    // A shadow keeps the direction of the spectrum (up to the sky light it still
-                    // receives): the spectral angle between the dates stays small.
-                    let (mut dot, mut nb2, mut na2) = (0f32, 0f32, 0f32);
-                    for k in 0..nb {
-                        let (b, a) = (before[[k, y, x]], after_n[[k, y, x]]);
-                        dot += a * b;
-                        nb2 += b * b;
-                        na2 += a * a;
-                    }
-                    if dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos {
-                        shadow[[y, x]] = true;
-                    }
+                let (mut sum_b, mut sum_a, mut all_down) = (0f32, 0f32, true);
+                let (mut dot, mut nb2, mut na2) = (0f32, 0f32, 0f32);
+                for k in 0..nb {
+                    let (b, a) = (bs[k][i], as_[k][i]);
+                    sum_b += b;
+                    sum_a += a;
+                    all_down &= a < b;
+                    dot += a * b;
+                    nb2 += b * b;
+                    na2 += a * a;
+                }
+                // A shadow keeps the direction of the spectrum (up to the sky light it still
+                // receives): the spectral angle between the dates stays small.
+                if all_down
+                    && sum_a < 0.65 * sum_b
+                    && dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos
+                {
+                    sh[i] = true;
                 }
             }
+            shadow = Array2::from_shape_vec((h, w), sh).unwrap_or(shadow);
         }
         cloud.zip_mut_with(&cloud_a, |c, a| *c |= *a);
         cloud.zip_mut_with(&cloud_b, |c, b| *c |= *b);
@@ -891,7 +906,7 @@ impl SpectralDetector {
                         rs.score_sum += sc as f64;
                         rs.score_max = rs.score_max.max(sc);
                     }
-                    if let Some(m) = &irmad {
+                    if let Some(m) = irmad.as_ref().filter(|_| majority[l].is_land_use_change()) {
                         let mut xb = [0f32; 4];
                         let mut xa = [0f32; 4];
                         for k in 0..nb {
@@ -1139,6 +1154,15 @@ impl<'a> Stages<'a> {
         );
         self.last = now;
     }
+}
+
+/// Band `k` of a (band, row, column) array as a contiguous slice (the arrays built here are in
+/// standard layout; an empty slice otherwise).
+fn band_slice(a: &Array3<f32>, k: usize) -> &[f32] {
+    let (_, h, w) = a.dim();
+    a.as_slice()
+        .map(|s| &s[k * h * w..(k + 1) * h * w])
+        .unwrap_or(&[])
 }
 
 /// Keeps the components of a mask with at least `min_px` pixels.

@@ -7,20 +7,17 @@ use ndarray::Array2;
 
 fn to_gray(mask: &Array2<bool>) -> GrayImage {
     let (h, w) = mask.dim();
-    GrayImage::from_fn(w as u32, h as u32, |x, y| {
-        Luma([if mask[[y as usize, x as usize]] {
-            255
-        } else {
-            0
-        }])
-    })
+    let raw: Vec<u8> = mask.iter().map(|v| if *v { 255 } else { 0 }).collect();
+    // The buffer has exactly w × h bytes, so `from_raw` cannot fail.
+    GrayImage::from_raw(w as u32, h as u32, raw)
+        .unwrap_or_else(|| GrayImage::new(w as u32, h as u32))
 }
 
-fn from_gray(img: &GrayImage) -> Array2<bool> {
+fn from_gray(img: GrayImage) -> Array2<bool> {
     let (w, h) = img.dimensions();
-    Array2::from_shape_fn((h as usize, w as usize), |(y, x)| {
-        img.get_pixel(x as u32, y as u32)[0] > 0
-    })
+    let raw: Vec<bool> = img.into_raw().into_iter().map(|v| v > 0).collect();
+    Array2::from_shape_vec((h as usize, w as usize), raw)
+        .unwrap_or_else(|_| Array2::from_elem((h as usize, w as usize), false))
 }
 
 /// Opening (erosion then dilation) with a (2r+1)² square: removes specks and lines thinner than it.
@@ -28,7 +25,7 @@ pub fn open(mask: &Array2<bool>, r: u8) -> Array2<bool> {
     if r == 0 {
         return mask.clone();
     }
-    from_gray(&imageproc::morphology::open(&to_gray(mask), Norm::LInf, r))
+    from_gray(imageproc::morphology::open(&to_gray(mask), Norm::LInf, r))
 }
 
 /// Closing (dilation then erosion) with a (2r+1)² square: fills gaps and holes narrower than it.
@@ -36,7 +33,7 @@ pub fn close(mask: &Array2<bool>, r: u8) -> Array2<bool> {
     if r == 0 {
         return mask.clone();
     }
-    from_gray(&imageproc::morphology::close(&to_gray(mask), Norm::LInf, r))
+    from_gray(imageproc::morphology::close(&to_gray(mask), Norm::LInf, r))
 }
 
 /// Dilation with a (2r+1)² square.
@@ -44,11 +41,7 @@ pub fn dilate(mask: &Array2<bool>, r: u8) -> Array2<bool> {
     if r == 0 {
         return mask.clone();
     }
-    from_gray(&imageproc::morphology::dilate(
-        &to_gray(mask),
-        Norm::LInf,
-        r,
-    ))
+    from_gray(imageproc::morphology::dilate(&to_gray(mask), Norm::LInf, r))
 }
 
 /// 8-connected components: 0 is background, components are numbered from 1 in raster order of
@@ -57,12 +50,10 @@ pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
     let img = to_gray(mask);
     let labels = connected_components(&img, Connectivity::Eight, Luma([0u8]));
     let (w, h) = labels.dimensions();
-    let mut out = Array2::<u32>::zeros((h as usize, w as usize));
-    let mut max = 0;
-    for (x, y, p) in labels.enumerate_pixels() {
-        out[[y as usize, x as usize]] = p[0];
-        max = max.max(p[0]);
-    }
+    let raw = labels.into_raw();
+    let max = raw.iter().copied().max().unwrap_or(0);
+    let out = Array2::from_shape_vec((h as usize, w as usize), raw)
+        .unwrap_or_else(|_| Array2::zeros((h as usize, w as usize)));
     (out, max as usize)
 }
 

@@ -202,7 +202,7 @@ pub fn fit(
         };
     }
     let m = before[0].len();
-    let irmad = IrMad::fit(before, after, 10);
+    let irmad = IrMad::fit(before, after, 8);
     let weights: Vec<f32> = match &irmad {
         Some(model) => (0..m)
             .map(|i| {

@@ -8,8 +8,8 @@ pub mod checksum;
 pub mod groups;
 pub mod plan;
 pub mod read;
-pub mod vector;
 pub mod srs;
+pub mod vector;
 
 pub use crate::bands::{BandRole, RoleSource};
 pub use crate::image::CellImage;

@@ -43,7 +43,9 @@ fn field_value(v: Option<FieldValue>) -> Value {
         None => Value::Null,
         Some(FieldValue::IntegerValue(i)) => Value::from(i),
         Some(FieldValue::Integer64Value(i)) => Value::from(i),
-        Some(FieldValue::RealValue(f)) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        Some(FieldValue::RealValue(f)) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         Some(FieldValue::StringValue(s)) => Value::from(s),
         Some(FieldValue::DateValue(d)) => Value::from(d.format("%Y-%m-%d").to_string()),
         Some(FieldValue::DateTimeValue(d)) => Value::from(d.format("%Y-%m-%d").to_string()),
@@ -62,7 +64,11 @@ fn polygons_of(g: geo::Geometry<f64>) -> Vec<geo::Polygon<f64>> {
 }
 
 /// Reads one layer (the named one, else the first) into the working CRS.
-pub fn read_layer(path: &Path, layer: Option<&str>, target_crs: &str) -> Result<VectorLayerData, IngestError> {
+pub fn read_layer(
+    path: &Path,
+    layer: Option<&str>,
+    target_crs: &str,
+) -> Result<VectorLayerData, IngestError> {
     super::init_gdal();
     let open_err = |detail: String| IngestError::NotOpenable {
         path: path.to_path_buf(),
@@ -81,10 +87,14 @@ pub fn read_layer(path: &Path, layer: Option<&str>, target_crs: &str) -> Result<
             let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
             open_err(format!("no layer '{name}' (layers: {})", names.join(", ")))
         })?,
-        None => ds.layer(0).map_err(|e| open_err(format!("no layer: {e}")))?,
+        None => ds
+            .layer(0)
+            .map_err(|e| open_err(format!("no layer: {e}")))?,
     };
     let layer_name = lyr.name();
-    let src_srs = lyr.spatial_ref().ok_or_else(|| IngestError::NoCrs { path: path.to_path_buf() })?;
+    let src_srs = lyr.spatial_ref().ok_or_else(|| IngestError::NoCrs {
+        path: path.to_path_buf(),
+    })?;
     let source_crs = srs::describe(&src_srs).label();
     let target = srs::parse_crs(target_crs).map_err(|e| IngestError::Crs {
         path: path.to_path_buf(),
@@ -120,7 +130,10 @@ pub fn read_layer(path: &Path, layer: Option<&str>, target_crs: &str) -> Result<
                             repaired = Some("invalid geometry (self-intersection or unclosed ring) repaired with MakeValid".to_string());
                             g = v;
                         }
-                        _ => rejected = Some("invalid geometry that MakeValid cannot repair".to_string()),
+                        _ => {
+                            rejected =
+                                Some("invalid geometry that MakeValid cannot repair".to_string())
+                        }
                     }
                 }
                 if rejected.is_some() {

@@ -14,9 +14,14 @@ use crate::ingest::plan::{plan_grid, vector_crs, GridRequest};
 use crate::ingest::vector::read_layer;
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
-use crate::parcels::{apply_control_layer, parcels_from_layer, permits_from_layer, ParcelFields, ParcelNote, ParcelSet};
+use crate::parcels::{
+    apply_control_layer, parcels_from_layer, permits_from_layer, ParcelFields, ParcelNote,
+    ParcelSet,
+};
 use crate::rules::{judge, RuleSet};
-use crate::vectorize::{merge_pieces, trace_regions, EdgeStrips, MergedRegion, Piece as RegionPiece};
+use crate::vectorize::{
+    merge_pieces, trace_regions, EdgeStrips, MergedRegion, Piece as RegionPiece,
+};
 use chrono::{NaiveDate, NaiveDateTime};
 use geo::{Area, BooleanOps, Centroid, MultiPolygon};
 use rayon::prelude::*;
@@ -26,6 +31,9 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// One region's share of a change in a parcel: (region index, the part inside the parcel).
+type ParcelShare = (usize, MultiPolygon<f64>);
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,10 +218,16 @@ struct ObsCell {
     pieces: Vec<RegionPiece>,
     strips: EdgeStrips,
     stats: Option<CellStats>,
+    /// Per parcel index: observed pixels, and observed pixels in the parcel's edge band.
+    observed: Vec<(usize, [u64; 2])>,
 }
 
 fn latest(obs: &Observation) -> Option<NaiveDateTime> {
-    obs.sources.sources.iter().filter_map(|s| s.info.acquired.as_ref().map(|a| a.time)).max()
+    obs.sources
+        .sources
+        .iter()
+        .filter_map(|s| s.info.acquired.as_ref().map(|a| a.time))
+        .max()
 }
 
 /// Runs a scan.
@@ -235,7 +249,11 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .path
         .as_ref()
         .map(|p| cfg.resolve(p))
-        .ok_or_else(|| PipelineError::Inputs("no parcels: set [parcels] path in the config or pass --parcels".into()))?;
+        .ok_or_else(|| {
+            PipelineError::Inputs(
+                "no parcels: set [parcels] path in the config or pass --parcels".into(),
+            )
+        })?;
 
     // Catalogue.
     let (before_entries, mut skipped) = catalog_date(&cfg.before_paths(), cfg.band_override(false));
@@ -247,10 +265,14 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let before_obs = group_observations(&before_entries);
     let after_obs = group_observations(&after_entries);
     let Some(before) = before_obs.first() else {
-        return Err(PipelineError::Inputs("no usable before imagery (every file was skipped; see above)".into()));
+        return Err(PipelineError::Inputs(
+            "no usable before imagery (every file was skipped; see above)".into(),
+        ));
     };
     if after_obs.is_empty() {
-        return Err(PipelineError::Inputs("no usable after imagery (every file was skipped; see above)".into()));
+        return Err(PipelineError::Inputs(
+            "no usable after imagery (every file was skipped; see above)".into(),
+        ));
     }
     for o in &after_obs {
         job.detector
@@ -266,15 +288,30 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     };
     let mut notes = Vec::new();
     let layer = read_layer(&parcels_path, cfg.parcels.layer.as_deref(), &working_crs)?;
-    let fields = ParcelFields { id: cfg.parcels.id_field.clone(), approved_use: cfg.parcels.use_field.clone() };
-    let mut parcels = parcels_from_layer(&layer, &fields, &mut notes).map_err(|e| PipelineError::Inputs(e.to_string()))?;
+    let fields = ParcelFields {
+        id: cfg.parcels.id_field.clone(),
+        approved_use: cfg.parcels.use_field.clone(),
+    };
+    let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
+        .map_err(|e| PipelineError::Inputs(e.to_string()))?;
     for c in &cfg.parcels.control {
         let l = read_layer(&cfg.resolve(&c.path), c.layer.as_deref(), &working_crs)?;
-        let polys: Vec<MultiPolygon<f64>> = l.features.iter().filter_map(|f| f.geometry.clone()).collect();
+        let polys: Vec<MultiPolygon<f64>> = l
+            .features
+            .iter()
+            .filter_map(|f| f.geometry.clone())
+            .collect();
         apply_control_layer(&mut parcels, &polys, &c.kind);
     }
     let permits = match &cfg.parcels.permits {
-        Some(p) => permits_from_layer(&read_layer(&cfg.resolve(p), cfg.parcels.permits_layer.as_deref(), &working_crs)?, &mut notes),
+        Some(p) => permits_from_layer(
+            &read_layer(
+                &cfg.resolve(p),
+                cfg.parcels.permits_layer.as_deref(),
+                &working_crs,
+            )?,
+            &mut notes,
+        ),
         None => Vec::new(),
     };
     for n in &notes {
@@ -301,20 +338,34 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let m2_per_unit2 = pixel_area / grid.pixel_area().max(1e-300);
     let parcel_bounds = set.bounds();
     let before_b = observation_bounds(before, &grid)?;
-    let after_b: Vec<Option<crate::grid::Bounds>> = after_obs.iter().map(|o| observation_bounds(o, &grid)).collect::<Result<_, _>>()?;
+    let after_b: Vec<Option<crate::grid::Bounds>> = after_obs
+        .iter()
+        .map(|o| observation_bounds(o, &grid))
+        .collect::<Result<_, _>>()?;
     let cells: Vec<Cell> = grid
         .cells()
         .into_iter()
         .filter(|c| {
             let cb = grid.window_bounds(&c.core);
-            let on_parcels = parcel_bounds.as_ref().is_some_and(|p| p.intersection(&cb).is_some());
-            let on_before = before_b.as_ref().is_some_and(|b| b.intersection(&cb).is_some());
-            let on_after = after_b.iter().flatten().any(|a| a.intersection(&cb).is_some());
+            let on_parcels = parcel_bounds
+                .as_ref()
+                .is_some_and(|p| p.intersection(&cb).is_some());
+            let on_before = before_b
+                .as_ref()
+                .is_some_and(|b| b.intersection(&cb).is_some());
+            let on_after = after_b
+                .iter()
+                .flatten()
+                .any(|a| a.intersection(&cb).is_some());
             on_parcels && on_before && on_after
         })
         .collect();
-    let protected: Vec<usize> = (0..set.parcels.len()).filter(|&i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline).collect();
-    let is_protected: Vec<bool> = (0..set.parcels.len()).map(|i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline).collect();
+    let protected: Vec<usize> = (0..set.parcels.len())
+        .filter(|&i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline)
+        .collect();
+    let is_protected: Vec<bool> = (0..set.parcels.len())
+        .map(|i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline)
+        .collect();
     ensure_dir(&job.out)?;
 
     // Detection over the cells, in parallel, a batch at a time (memory stays bounded).
@@ -322,8 +373,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         Progress::Bar => {
             let b = indicatif::ProgressBar::new(cells.len() as u64);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} scanning [{bar:40}] {pos}/{len} cells, {elapsed} ({eta} left)")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} scanning [{bar:40}] {pos}/{len} cells, {elapsed} ({eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             Some(b)
         }
@@ -331,8 +384,23 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     };
     let batch = (rayon::current_num_threads() * 2).max(1);
     let mut per_obs_pieces: Vec<Vec<RegionPiece>> = vec![Vec::new(); after_obs.len()];
-    let mut per_obs_strips: Vec<HashMap<(usize, usize), EdgeStrips>> = vec![HashMap::new(); after_obs.len()];
+    let mut per_obs_strips: Vec<HashMap<(usize, usize), EdgeStrips>> =
+        vec![HashMap::new(); after_obs.len()];
     let mut per_obs_stats: Vec<Vec<(String, CellStats)>> = vec![Vec::new(); after_obs.len()];
+    let mut per_obs_seen: Vec<HashMap<usize, [u64; 2]>> = vec![HashMap::new(); after_obs.len()];
+    // Each parcel shrunk by the edge band (two pixels): what is left is its interior.
+    let edge = 2.0 * grid.pixel_width;
+    let insets: Vec<MultiPolygon<f64>> = set
+        .parcels
+        .par_iter()
+        .map(|p| {
+            if ["farmland", "garden"].contains(&p.approved_use.as_str()) {
+                geo::Buffer::buffer(&p.polygon, -edge)
+            } else {
+                p.polygon.clone()
+            }
+        })
+        .collect();
     let mut coverage_px: HashMap<usize, [u64; 4]> = HashMap::new();
     for (bi, chunk) in cells.chunks(batch).enumerate() {
         let scans: Vec<CellScan> = chunk
@@ -340,10 +408,26 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .map_init(
                 || {
                     let b = CellReader::new(&grid, &before.sources);
-                    let a: Vec<_> = after_obs.iter().map(|o| CellReader::new(&grid, &o.sources)).collect();
+                    let a: Vec<_> = after_obs
+                        .iter()
+                        .map(|o| CellReader::new(&grid, &o.sources))
+                        .collect();
                     (b, a)
                 },
-                |(rb, ra), cell| scan_cell(cell, &grid, rb, ra, &after_b, job.detector.as_ref(), pixel_area, &set, &is_protected),
+                |(rb, ra), cell| {
+                    scan_cell(
+                        cell,
+                        &grid,
+                        rb,
+                        ra,
+                        &after_b,
+                        job.detector.as_ref(),
+                        pixel_area,
+                        &set,
+                        &is_protected,
+                        &insets,
+                    )
+                },
             )
             .collect();
         for s in scans {
@@ -357,6 +441,11 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             for (oi, o) in s.per_obs.into_iter().enumerate() {
                 per_obs_pieces[oi].extend(o.pieces);
                 per_obs_strips[oi].insert((s.cell.row, s.cell.col), o.strips);
+                for (pi, n) in o.observed {
+                    let e = per_obs_seen[oi].entry(pi).or_default();
+                    e[0] += n[0];
+                    e[1] += n[1];
+                }
                 if let Some(st) = o.stats {
                     per_obs_stats[oi].push((s.cell.id.clone(), st));
                 }
@@ -378,11 +467,18 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let mut findings: Vec<Finding> = Vec::new();
     let mut obs_reports = Vec::new();
     let mut region_features = Vec::new();
-    let to_wgs = ToWgs84::new(&grid.crs).map_err(|e| PipelineError::Inputs(format!("working CRS: {e}")))?;
+    let to_wgs =
+        ToWgs84::new(&grid.crs).map_err(|e| PipelineError::Inputs(format!("working CRS: {e}")))?;
     for (oi, obs) in after_obs.iter().enumerate() {
-        let merged = merge_pieces(std::mem::take(&mut per_obs_pieces[oi]), &per_obs_strips[oi], grid.pixel_area());
+        let merged = merge_pieces(
+            std::mem::take(&mut per_obs_pieces[oi]),
+            &per_obs_strips[oi],
+            grid.pixel_area(),
+        );
         let after_dt = latest(obs);
-        let after_day = after_dt.map(|d| d.date()).unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let after_day = after_dt
+            .map(|d| d.date())
+            .unwrap_or_else(|| chrono::Utc::now().date_naive());
         if after_dt.is_none() {
             skipped.push(Skipped {
                 what: obs.name.clone(),
@@ -394,52 +490,154 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let thr = median_f32(thresholds);
         obs_reports.push(ObservationReport {
             name: obs.name.clone(),
-            sources: obs.sources.sources.iter().map(|s| s.path.display().to_string()).collect(),
+            sources: obs
+                .sources
+                .sources
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect(),
             after_date: after_dt.map(|d| d.format("%Y-%m-%d").to_string()),
             regions: merged.len(),
-            land_use_regions: merged.iter().filter(|m| m.stats.transition.is_land_use_change()).count(),
-            shifted_cells: per_obs_stats[oi].iter().filter(|(_, s)| s.shift_applied).count(),
+            land_use_regions: merged
+                .iter()
+                .filter(|m| m.stats.transition.is_land_use_change())
+                .count(),
+            shifted_cells: per_obs_stats[oi]
+                .iter()
+                .filter(|(_, s)| s.shift_applied)
+                .count(),
         });
+        let loss = field_losses(
+            &merged,
+            &set,
+            &insets,
+            edge,
+            &per_obs_seen[oi],
+            grid.pixel_area(),
+        );
+        // Pieces of land-use change per (parcel, transition): a change read as several nearby
+        // regions in one field (a pit and its spoil heap, a roof split by a shadow) is judged as one.
+        let mut groups: BTreeMap<(usize, Transition), Vec<ParcelShare>> = BTreeMap::new();
+        let mut confidences = Vec::with_capacity(merged.len());
         for (ri, m) in merged.iter().enumerate() {
-            let t = m.stats.transition;
+            let t = effective_transition(m);
             let min_px = job.config.detect.min_area(t) / pixel_area;
             let confidence = m.stats.confidence(thr, min_px);
+            confidences.push(confidence);
             let region_area_m2 = m.polygon.unsigned_area() * m2_per_unit2;
             if let Ok(g) = to_wgs.multi_polygon(&m.polygon) {
                 let mut props = Map::new();
                 props.insert("observation".into(), json!(obs.name));
                 props.insert("region_id".into(), json!(ri + 1));
                 props.insert("transition".into(), json!(t.name()));
+                props.insert(
+                    "detected_transition".into(),
+                    json!(m.stats.transition.name()),
+                );
                 props.insert("land_use_change".into(), json!(t.is_land_use_change()));
                 props.insert("area_m2".into(), json!(round2(region_area_m2)));
                 props.insert("confidence".into(), json!(confidence));
-                region_features.push(geojson::feature(Some(&geo::Geometry::MultiPolygon(g)), props));
+                region_features.push(geojson::feature(
+                    Some(&geo::Geometry::MultiPolygon(g)),
+                    props,
+                ));
             }
             if !t.is_land_use_change() {
                 continue;
             }
-            for piece in pieces(&m.polygon, t, &set, after_day, &job.rules.settings.permitted_uses, m2_per_unit2) {
-                let parcel = &set.parcels[piece.parcel];
-                let j = judge(&job.rules, &piece, parcel, t, region_area_m2);
-                let Some(rule) = j.rule else { continue };
-                let polygon = if j.suspected_is_remainder { piece.unexplained.clone() } else { piece.polygon.clone() };
-                findings.push(make_finding(
-                    parcel,
-                    &rule,
-                    t,
-                    j.suspected_m2,
-                    region_area_m2,
-                    piece.parcel_fraction,
-                    confidence,
-                    obs,
-                    before_date,
-                    after_dt,
-                    piece.permits.iter().map(|(_, c)| c.permit_id.clone()).collect(),
-                    m,
-                    j.trace,
-                    polygon,
-                ));
+            let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
+                continue;
+            };
+            for pi in set.parcels_near(&bb) {
+                let inside = m.polygon.intersection(&set.parcels[pi].polygon);
+                if inside.unsigned_area() > 0.0 {
+                    groups.entry((pi, t)).or_default().push((ri, inside));
+                }
             }
+        }
+        for ((pi, t), parts) in groups {
+            let parcel = &set.parcels[pi];
+            let mut union = MultiPolygon::new(vec![]);
+            let (mut region_area_m2, mut conf_area, mut weight) = (0.0, 0.0, 0.0);
+            let mut cells: Vec<String> = Vec::new();
+            let mut region_polygon = MultiPolygon::new(vec![]);
+            let mut detected: Vec<&str> = Vec::new();
+            for (ri, part) in &parts {
+                union = union.union(part);
+                let m = &merged[*ri];
+                let a = m.polygon.unsigned_area() * m2_per_unit2;
+                region_area_m2 += a;
+                conf_area += confidences[*ri] * a;
+                weight += a;
+                region_polygon = region_polygon.union(&m.polygon);
+                for c in &m.cells {
+                    if !cells.contains(c) {
+                        cells.push(c.clone());
+                    }
+                }
+                if !detected.contains(&m.stats.transition.name()) {
+                    detected.push(m.stats.transition.name());
+                }
+            }
+            let confidence = if weight > 0.0 {
+                (conf_area / weight * 1000.0).round() / 1000.0
+            } else {
+                0.0
+            };
+            let Some(piece) = pieces(
+                &union,
+                t,
+                &set,
+                after_day,
+                &job.rules.settings.permitted_uses,
+                m2_per_unit2,
+            )
+            .into_iter()
+            .find(|p| p.parcel == pi) else {
+                continue;
+            };
+            let field = loss.get(&pi).copied().unwrap_or_default();
+            let mut j = judge(&job.rules, &piece, parcel, t, region_area_m2, field);
+            if let Some(o) = j.trace.as_object_mut() {
+                o.insert(
+                    "regions".into(),
+                    json!(parts.iter().map(|(ri, _)| ri + 1).collect::<Vec<_>>()),
+                );
+                if detected != [t.name()] {
+                    o.insert("detected_transition".into(), json!(detected));
+                    o.insert(
+                        "judged_as".into(),
+                        json!(format!("{}: where there was vegetation the after cover reads as dry vegetation or bare ground", t.name())),
+                    );
+                }
+            }
+            let Some(rule) = j.rule else { continue };
+            let polygon = if j.suspected_is_remainder {
+                piece.unexplained.clone()
+            } else {
+                piece.polygon.clone()
+            };
+            findings.push(make_finding(
+                parcel,
+                &rule,
+                t,
+                j.suspected_m2,
+                region_area_m2,
+                piece.parcel_fraction,
+                confidence,
+                obs,
+                before_date,
+                after_dt,
+                piece
+                    .permits
+                    .iter()
+                    .map(|(_, c)| c.permit_id.clone())
+                    .collect(),
+                cells,
+                region_polygon,
+                j.trace,
+                polygon,
+            ));
         }
     }
     let findings = dedupe(findings, &after_obs);
@@ -498,7 +696,11 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         *cov.entry(c.status.clone()).or_default() += 1;
     }
     for n in &notes {
-        skipped.push(Skipped { what: n.feature.clone(), kind: format!("parcel_{}", n.kind), message: format!("{}: {}", n.feature, n.message) });
+        skipped.push(Skipped {
+            what: n.feature.clone(),
+            kind: format!("parcel_{}", n.kind),
+            message: format!("{}: {}", n.feature, n.message),
+        });
     }
     let report = ScanReport {
         version: crate::VERSION.to_string(),
@@ -520,9 +722,86 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         seconds: started.elapsed().as_secs_f64(),
         stage_seconds: stages,
     };
-    let text = serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
     crate::export::write_atomic(&job.out.join("summary.json"), text.as_bytes())?;
-    Ok(ScanResult { report, findings, coverage })
+    Ok(ScanResult {
+        report,
+        findings,
+        coverage,
+    })
+}
+
+/// How each parcel lost its vegetation over all regions of an observation: the share of its area
+/// and of its edge band (`edge` wide, in CRS units) the losses cover.
+///
+/// Both shares are taken over what the observation saw of the parcel (`seen_px` pixels of
+/// `pixel_area` each): half a field under a cloud cannot show that the other half was harvested.
+fn field_losses(
+    merged: &[MergedRegion],
+    set: &ParcelSet,
+    insets: &[MultiPolygon<f64>],
+    edge: f64,
+    seen_px: &HashMap<usize, [u64; 2]>,
+    pixel_area: f64,
+) -> HashMap<usize, crate::rules::FieldLoss> {
+    use geo::Buffer;
+    let mut parts: HashMap<usize, MultiPolygon<f64>> = HashMap::new();
+    for m in merged {
+        if !matches!(
+            effective_transition(m),
+            Transition::VegetationToBare | Transition::VegetationToBuilt
+        ) {
+            continue;
+        }
+        let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
+            continue;
+        };
+        for pi in set.parcels_near(&bb) {
+            let inside = m.polygon.intersection(&set.parcels[pi].polygon);
+            if inside.unsigned_area() <= 0.0 {
+                continue;
+            }
+            let e = parts.entry(pi).or_insert_with(|| MultiPolygon::new(vec![]));
+            *e = e.union(&inside);
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(pi, lost)| {
+            let parcel = &set.parcels[pi].polygon;
+            let band = parcel.difference(&insets[pi]);
+            let area = set.parcels[pi].area.max(1e-12);
+            let [seen, seen_band] = seen_px.get(&pi).copied().unwrap_or([0, 0]);
+            let seen = (seen as f64 * pixel_area).clamp(1e-12, area);
+            let seen_band =
+                (seen_band as f64 * pixel_area).clamp(1e-12, band.unsigned_area().max(1e-12));
+            let contact = lost.buffer(edge).intersection(&band).unsigned_area() / seen_band;
+            let fraction = lost.unsigned_area() / seen;
+            (
+                pi,
+                crate::rules::FieldLoss {
+                    fraction: fraction.min(1.0),
+                    edge_contact: contact.min(1.0),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The transition the rules judge: a vegetation cycle that ends in dry vegetation or bare ground
+/// (straw-coloured soil is spectrally close to stubble) is a loss of vegetation, which the rules
+/// tell apart from a harvest by how much of the field it covers.
+fn effective_transition(m: &MergedRegion) -> Transition {
+    use crate::detect::cover::Cover;
+    let t = m.stats.transition;
+    if t == Transition::VegetationCycle {
+        let (before, after) = m.stats.covers();
+        if before == Cover::Vegetation && matches!(after, Cover::DryVegetation | Cover::Bare) {
+            return Transition::VegetationToBare;
+        }
+    }
+    t
 }
 
 fn median_f32(mut v: Vec<f32>) -> f32 {
@@ -552,6 +831,7 @@ fn scan_cell(
     pixel_area: f64,
     set: &ParcelSet,
     is_protected: &[bool],
+    insets: &[MultiPolygon<f64>],
 ) -> CellScan {
     let mut errors = Vec::new();
     let (cw, ch) = (cell.core.width, cell.core.height);
@@ -559,24 +839,70 @@ fn scan_cell(
     // Per pixel of the core: observed by any after observation, else the best-known reason.
     let mut reason = vec![UNOBSERVED_NO_DATA; n];
     let mut per_obs = Vec::with_capacity(ra.len());
-    let before = match rb.as_mut().map_err(|e| e.to_string()).and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string())) {
+    let before = match rb
+        .as_mut()
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
+    {
         Ok(b) => Some(b),
         Err(e) => {
-            errors.push(Skipped { what: cell.id.clone(), kind: "cell_read".into(), message: format!("cell {}: before date: {e}; the cell is reported unobserved", cell.id) });
+            errors.push(Skipped {
+                what: cell.id.clone(),
+                kind: "cell_read".into(),
+                message: format!(
+                    "cell {}: before date: {e}; the cell is reported unobserved",
+                    cell.id
+                ),
+            });
             None
         }
     };
     let cb = grid.window_bounds(&cell.core);
+    // Every parcel of the cell, by pixel centres: for coverage and for what each observation saw.
+    let rect = geo::Rect::new((cb.min_x, cb.min_y), (cb.max_x, cb.max_y));
+    let gt = grid.window_geo_transform(&cell.core);
+    let mut labels = vec![0i32; n];
+    let mut inner = vec![0i32; n];
+    let near = set.parcels_near(&rect);
+    for &pi in &near {
+        for poly in &set.parcels[pi].polygon.0 {
+            crate::rasterize::fill_polygon(&gt, cw, ch, poly, pi as i32 + 1, &mut labels);
+        }
+        for poly in &insets[pi].0 {
+            crate::rasterize::fill_polygon(&gt, cw, ch, poly, pi as i32 + 1, &mut inner);
+        }
+    }
     for (oi, r) in ra.iter_mut().enumerate() {
-        let empty = ObsCell { pieces: Vec::new(), strips: EdgeStrips::default(), stats: None };
-        let (Some(before), true) = (before.as_ref(), after_bounds[oi].as_ref().is_some_and(|b| b.intersection(&cb).is_some())) else {
+        let empty = ObsCell {
+            pieces: Vec::new(),
+            strips: EdgeStrips::default(),
+            stats: None,
+            observed: Vec::new(),
+        };
+        let (Some(before), true) = (
+            before.as_ref(),
+            after_bounds[oi]
+                .as_ref()
+                .is_some_and(|b| b.intersection(&cb).is_some()),
+        ) else {
             per_obs.push(empty);
             continue;
         };
-        let after = match r.as_mut().map_err(|e| e.to_string()).and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string())) {
+        let after = match r
+            .as_mut()
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
+        {
             Ok(a) => a,
             Err(e) => {
-                errors.push(Skipped { what: cell.id.clone(), kind: "cell_read".into(), message: format!("cell {}: after date: {e}; this observation is skipped there", cell.id) });
+                errors.push(Skipped {
+                    what: cell.id.clone(),
+                    kind: "cell_read".into(),
+                    message: format!(
+                        "cell {}: after date: {e}; this observation is skipped there",
+                        cell.id
+                    ),
+                });
                 per_obs.push(empty);
                 continue;
             }
@@ -616,29 +942,41 @@ fn scan_cell(
                         polygon,
                     })
                     .collect();
-                per_obs.push(ObsCell { pieces, strips: EdgeStrips::of(&res.labels), stats: Some(res.stats) });
+                let mut seen: HashMap<usize, [u64; 2]> = HashMap::new();
+                for ((l, u), inn) in labels.iter().zip(res.unobserved.iter()).zip(&inner) {
+                    if *l > 0 && *u == UNOBSERVED_NO {
+                        let e = seen.entry(*l as usize - 1).or_default();
+                        e[0] += 1;
+                        if inn != l {
+                            e[1] += 1;
+                        }
+                    }
+                }
+                let mut observed: Vec<(usize, [u64; 2])> = seen.into_iter().collect();
+                observed.sort_unstable();
+                per_obs.push(ObsCell {
+                    pieces,
+                    strips: EdgeStrips::of(&res.labels),
+                    stats: Some(res.stats),
+                    observed,
+                });
             }
             Err(e) => {
-                errors.push(Skipped { what: cell.id.clone(), kind: "detect".into(), message: e.to_string() });
+                errors.push(Skipped {
+                    what: cell.id.clone(),
+                    kind: "detect".into(),
+                    message: e.to_string(),
+                });
                 per_obs.push(empty);
             }
         }
     }
-    // Coverage of the protected parcels in this cell, by pixel centres.
+    // Coverage of the protected parcels in this cell.
     let mut coverage = Vec::new();
-    let rect = geo::Rect::new((cb.min_x, cb.min_y), (cb.max_x, cb.max_y));
-    let gt = grid.window_geo_transform(&cell.core);
-    let mut labels = vec![0i32; n];
-    let near: Vec<usize> = set.parcels_near(&rect).into_iter().filter(|&i| is_protected[i]).collect();
-    for &pi in &near {
-        for poly in &set.parcels[pi].polygon.0 {
-            crate::rasterize::fill_polygon(&gt, cw, ch, poly, pi as i32 + 1, &mut labels);
-        }
-    }
-    if !near.is_empty() {
+    if near.iter().any(|&i| is_protected[i]) {
         let mut counts: HashMap<usize, [u64; 4]> = HashMap::new();
         for (i, l) in labels.iter().enumerate() {
-            if *l > 0 {
+            if *l > 0 && is_protected[*l as usize - 1] {
                 counts.entry(*l as usize - 1).or_default()[reason[i] as usize] += 1;
             }
         }
@@ -646,7 +984,12 @@ fn scan_cell(
         v.sort_by_key(|(k, _)| *k);
         coverage = v;
     }
-    CellScan { cell: cell.clone(), per_obs, coverage, errors }
+    CellScan {
+        cell: cell.clone(),
+        per_obs,
+        coverage,
+        errors,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -662,11 +1005,15 @@ fn make_finding(
     before: Option<NaiveDateTime>,
     after: Option<NaiveDateTime>,
     permits: Vec<String>,
-    region: &MergedRegion,
+    cells: Vec<String>,
+    region_polygon: MultiPolygon<f64>,
     trace: Value,
     polygon: MultiPolygon<f64>,
 ) -> Finding {
-    let c = polygon.centroid().map(|p| (p.x().round() as i64, p.y().round() as i64)).unwrap_or((0, 0));
+    let c = polygon
+        .centroid()
+        .map(|p| (p.x().round() as i64, p.y().round() as i64))
+        .unwrap_or((0, 0));
     let digest = Sha256::digest(format!("{}|{}|{}|{}", parcel.id, rule.kind, c.0, c.1).as_bytes());
     Finding {
         finding_id: hex::encode(&digest[..8]),
@@ -688,21 +1035,29 @@ fn make_finding(
         before_date: before.map(|d| d.format("%Y-%m-%d").to_string()),
         after_date: after.map(|d| d.format("%Y-%m-%d").to_string()),
         permits,
-        cells: region.cells.clone(),
+        cells,
         rule_trace: trace,
         polygon,
-        region_polygon: region.polygon.clone(),
+        region_polygon,
     }
 }
 
 /// Two observations (a drone flight and a satellite scene) can see the same change: keep the one
 /// from the latest observation (then the most confident) and note the other.
 fn dedupe(mut findings: Vec<Finding>, obs: &[Observation]) -> Vec<Finding> {
-    let rank: HashMap<&str, (Option<NaiveDateTime>, usize)> =
-        obs.iter().enumerate().map(|(i, o)| (o.name.as_str(), (latest(o), i))).collect();
+    let rank: HashMap<&str, (Option<NaiveDateTime>, usize)> = obs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.name.as_str(), (latest(o), i)))
+        .collect();
     findings.sort_by(|a, b| {
-        let (ra, rb) = (rank.get(a.observation.as_str()), rank.get(b.observation.as_str()));
-        rb.cmp(&ra).then(b.confidence.total_cmp(&a.confidence)).then(a.finding_id.cmp(&b.finding_id))
+        let (ra, rb) = (
+            rank.get(a.observation.as_str()),
+            rank.get(b.observation.as_str()),
+        );
+        rb.cmp(&ra)
+            .then(b.confidence.total_cmp(&a.confidence))
+            .then(a.finding_id.cmp(&b.finding_id))
     });
     let mut kept: Vec<Finding> = Vec::new();
     for f in findings {
@@ -721,7 +1076,12 @@ fn dedupe(mut findings: Vec<Finding>, obs: &[Observation]) -> Vec<Finding> {
             None => kept.push(f),
         }
     }
-    kept.sort_by(|a, b| a.parcel_id.cmp(&b.parcel_id).then(a.kind.cmp(&b.kind)).then(a.finding_id.cmp(&b.finding_id)));
+    kept.sort_by(|a, b| {
+        a.parcel_id
+            .cmp(&b.parcel_id)
+            .then(a.kind.cmp(&b.kind))
+            .then(a.finding_id.cmp(&b.finding_id))
+    });
     kept
 }
 
@@ -787,16 +1147,28 @@ fn write_outputs(
     coverage: &[Coverage],
     region_features: Vec<Value>,
 ) -> Result<Vec<PathBuf>, PipelineError> {
-    let t = ToWgs84::new(&grid.crs).map_err(|e| PipelineError::Inputs(format!("working CRS: {e}")))?;
+    let t =
+        ToWgs84::new(&grid.crs).map_err(|e| PipelineError::Inputs(format!("working CRS: {e}")))?;
     let mut features = Vec::new();
     for f in findings {
-        let g = t.multi_polygon(&f.polygon).map_err(|e| PipelineError::Inputs(format!("finding {}: {e}", f.finding_id)))?;
+        let g = t
+            .multi_polygon(&f.polygon)
+            .map_err(|e| PipelineError::Inputs(format!("finding {}: {e}", f.finding_id)))?;
         let mut props = finding_properties(f);
-        props.insert("wording".into(), json!("疑似违法用地线索 / suspected violation (a lead, not a verdict)"));
-        features.push(geojson::feature(Some(&geo::Geometry::MultiPolygon(g)), props));
+        props.insert(
+            "wording".into(),
+            json!("疑似违法用地线索 / suspected violation (a lead, not a verdict)"),
+        );
+        features.push(geojson::feature(
+            Some(&geo::Geometry::MultiPolygon(g)),
+            props,
+        ));
     }
     let mut members = Map::new();
-    members.insert("name".into(), json!("landwatch findings: suspected violations (疑似违法用地线索)"));
+    members.insert(
+        "name".into(),
+        json!("landwatch findings: suspected violations (疑似违法用地线索)"),
+    );
     let gj = out.join("findings.geojson");
     geojson::write_feature_collection(&gj, features, members)?;
     let mut members = Map::new();
@@ -812,8 +1184,19 @@ fn write_outputs(
         &[VectorLayer {
             name: "findings".into(),
             crs: crs.clone(),
-            fields: FINDING_FIELDS.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
-            features: findings.iter().map(|f| (geo::Geometry::MultiPolygon(f.polygon.clone()), finding_row(f))).collect(),
+            fields: FINDING_FIELDS
+                .iter()
+                .map(|(n, k)| (n.to_string(), *k))
+                .collect(),
+            features: findings
+                .iter()
+                .map(|f| {
+                    (
+                        geo::Geometry::MultiPolygon(f.polygon.clone()),
+                        finding_row(f),
+                    )
+                })
+                .collect(),
         }],
         None,
     )?;
@@ -859,7 +1242,11 @@ fn write_outputs(
     )?;
     let csv_path = out.join("findings.csv");
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    let header: Vec<&str> = FINDING_FIELDS.iter().map(|(n, _)| *n).chain(["centroid_lon", "centroid_lat"]).collect();
+    let header: Vec<&str> = FINDING_FIELDS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(["centroid_lon", "centroid_lat"])
+        .collect();
     let csv_err = |e: csv::Error| PipelineError::Inputs(format!("{}: {e}", csv_path.display()));
     w.write_record(&header).map_err(csv_err)?;
     for f in findings {
@@ -883,12 +1270,21 @@ fn write_outputs(
         rec.push(format!("{lat:.7}"));
         w.write_record(&rec).map_err(csv_err)?;
     }
-    let body = w.into_inner().map_err(|e| PipelineError::Inputs(e.to_string()))?;
+    let body = w
+        .into_inner()
+        .map_err(|e| PipelineError::Inputs(e.to_string()))?;
     // A byte-order mark so that spreadsheet programs read the Chinese text as UTF-8.
     let mut bytes = b"\xEF\xBB\xBF".to_vec();
     bytes.extend(body);
     crate::export::write_atomic(&csv_path, &bytes)?;
-    Ok(vec![gj, gpkg, csv_path, cov, changes, out.join("summary.json")])
+    Ok(vec![
+        gj,
+        gpkg,
+        csv_path,
+        cov,
+        changes,
+        out.join("summary.json"),
+    ])
 }
 
 /// A `NaiveDate` from an optional date string, for callers that need the after date.

@@ -2,7 +2,7 @@
 //! what area, how severe, and how permits apply. Every decision carries a rule trace.
 
 use crate::detect::cover::Transition;
-use crate::overlay::{Piece, PermitCheck, PermittedUses};
+use crate::overlay::{PermitCheck, PermittedUses, Piece};
 use crate::parcels::{Parcel, ParcelSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -63,6 +63,8 @@ pub struct RuleSettings {
     pub min_piece_m2: f64,
     /// Share of a farmland parcel a vegetation loss must fill to be a field operation.
     pub field_operation_min_fraction: f64,
+    /// Share of the parcel's edge band the loss must reach (a field operation goes to the edges).
+    pub field_operation_min_edge_contact: f64,
     /// Share of the region that must lie inside that parcel.
     pub field_operation_inside_fraction: f64,
     /// Share of a change a permit must cover for the permit-based kinds.
@@ -113,8 +115,9 @@ impl RuleSet {
             version: 1,
             settings: RuleSettings {
                 min_piece_m2: 5.0,
-                field_operation_min_fraction: 0.9,
-                field_operation_inside_fraction: 0.9,
+                field_operation_min_fraction: 0.7,
+                field_operation_min_edge_contact: 0.8,
+                field_operation_inside_fraction: 0.6,
                 permit_cover_fraction: 0.5,
                 permitted_uses: PermittedUses::new(),
             },
@@ -133,10 +136,16 @@ impl RuleSet {
 
     /// Parses and validates rules text.
     pub fn parse(text: &str, name: &str) -> Result<RuleSet, RulesError> {
-        let invalid = |detail: String| RulesError::Invalid { path: name.to_string(), detail };
+        let invalid = |detail: String| RulesError::Invalid {
+            path: name.to_string(),
+            detail,
+        };
         let set: RuleSet = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if set.version != 1 {
-            return Err(invalid(format!("version {} is not supported (expected 1)", set.version)));
+            return Err(invalid(format!(
+                "version {} is not supported (expected 1)",
+                set.version
+            )));
         }
         let mut ids = std::collections::HashSet::new();
         for r in &set.rules {
@@ -146,16 +155,26 @@ impl RuleSet {
             for t in &r.transitions {
                 if Transition::from_name(t).is_none() {
                     let known: Vec<&str> = Transition::ALL.iter().map(|t| t.name()).collect();
-                    return Err(invalid(format!("rule {}: unknown transition '{t}' (known: {})", r.id, known.join(", "))));
+                    return Err(invalid(format!(
+                        "rule {}: unknown transition '{t}' (known: {})",
+                        r.id,
+                        known.join(", ")
+                    )));
                 }
             }
             for c in &r.control {
                 if !["basic_farmland", "eco_redline"].contains(&c.as_str()) {
-                    return Err(invalid(format!("rule {}: unknown control layer '{c}' (basic_farmland, eco_redline)", r.id)));
+                    return Err(invalid(format!(
+                        "rule {}: unknown control layer '{c}' (basic_farmland, eco_redline)",
+                        r.id
+                    )));
                 }
             }
             if !["low", "medium", "high"].contains(&r.severity.as_str()) {
-                return Err(invalid(format!("rule {}: severity '{}' (low, medium, high)", r.id, r.severity)));
+                return Err(invalid(format!(
+                    "rule {}: severity '{}' (low, medium, high)",
+                    r.id, r.severity
+                )));
             }
             if !(r.min_area_m2.is_finite() && r.min_area_m2 >= 0.0) {
                 return Err(invalid(format!("rule {}: min_area_m2 must be ≥ 0", r.id)));
@@ -164,12 +183,23 @@ impl RuleSet {
         for (use_, ts) in &set.settings.permitted_uses {
             for t in ts {
                 if Transition::from_name(t).is_none() {
-                    return Err(invalid(format!("settings.permitted_uses.{use_}: unknown transition '{t}'")));
+                    return Err(invalid(format!(
+                        "settings.permitted_uses.{use_}: unknown transition '{t}'"
+                    )));
                 }
             }
         }
         Ok(set)
     }
+}
+
+/// How a whole parcel lost its vegetation in a run (all regions together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct FieldLoss {
+    /// Share of the parcel's area.
+    pub fraction: f64,
+    /// Share of the parcel's edge band (two pixels wide) the loss reaches.
+    pub edge_contact: f64,
 }
 
 /// What the rules decided about one piece of change.
@@ -189,13 +219,28 @@ fn permit_cover(piece: &Piece, status: &str, temporary_only: bool) -> f64 {
     piece
         .permits
         .iter()
-        .filter(|(_, c)| c.status == status && (!temporary_only || c.kind == "temporary_use" || c.permitted_use == "temporary_use"))
+        .filter(|(_, c)| {
+            c.status == status
+                && (!temporary_only
+                    || c.kind == "temporary_use"
+                    || c.permitted_use == "temporary_use")
+        })
         .map(|(_, c)| c.overlap_m2)
         .sum::<f64>()
 }
 
 /// Judges one piece (a change region inside one parcel) against the rules.
-pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transition, region_area_m2: f64) -> Judgement {
+///
+/// `field` describes how the whole parcel lost its vegetation in this run, all regions together
+/// (a harvest read in pieces, a building in a harvested field).
+pub fn judge(
+    rules: &RuleSet,
+    piece: &Piece,
+    parcel: &Parcel,
+    transition: Transition,
+    region_area_m2: f64,
+    field: FieldLoss,
+) -> Judgement {
     let s = &rules.settings;
     let controls = parcel.control_layers();
     let mut considered = Vec::new();
@@ -207,6 +252,8 @@ pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transi
         "explained_by_permits_m2": round2(explained_m2),
         "region_area_m2": round2(region_area_m2),
         "parcel_changed_fraction": round3(piece.parcel_fraction),
+        "parcel_vegetation_loss_fraction": round3(field.fraction),
+        "parcel_edge_contact": round3(field.edge_contact),
         "region_inside_parcel_fraction": round3(piece.region_fraction),
     });
     let base = |considered: Vec<Value>, outcome: &str, note: Option<String>| {
@@ -225,14 +272,22 @@ pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transi
             rule: None,
             suspected_m2: 0.0,
             suspected_is_remainder: false,
-            trace: base(considered, "sliver", Some(format!("{:.1} m² inside the parcel, below min_piece_m2 = {}", piece.area_m2, s.min_piece_m2))),
+            trace: base(
+                considered,
+                "sliver",
+                Some(format!(
+                    "{:.1} m² inside the parcel, below min_piece_m2 = {}",
+                    piece.area_m2, s.min_piece_m2
+                )),
+            ),
         };
     }
     // Harvest and ploughing: a whole field losing its vegetation at once.
-    let field_like = matches!(transition, Transition::VegetationToBare | Transition::VegetationToBuilt | Transition::Other);
-    if field_like
+    let filled = piece.parcel_fraction.max(field.fraction);
+    if transition == Transition::VegetationToBare
         && ["farmland", "garden"].contains(&parcel.approved_use.as_str())
-        && piece.parcel_fraction >= s.field_operation_min_fraction
+        && filled >= s.field_operation_min_fraction
+        && field.edge_contact >= s.field_operation_min_edge_contact
         && piece.region_fraction >= s.field_operation_inside_fraction
     {
         return Judgement {
@@ -243,9 +298,11 @@ pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transi
                 considered,
                 "field_operation",
                 Some(format!(
-                    "the change fills {:.0}% of the field (≥ {:.0}%) and stays inside it: a harvest or ploughing, not a suspected violation",
-                    100.0 * piece.parcel_fraction,
-                    100.0 * s.field_operation_min_fraction
+                    "the field lost its vegetation over {:.0}% of its area (≥ {:.0}%), out to {:.0}% of its edges (≥ {:.0}%): a harvest or ploughing, not a suspected violation",
+                    100.0 * filled,
+                    100.0 * s.field_operation_min_fraction,
+                    100.0 * field.edge_contact,
+                    100.0 * s.field_operation_min_edge_contact
                 )),
             ),
         };
@@ -255,7 +312,13 @@ pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transi
             considered.push(json!({"rule_id": r.id, "fired": fired, "reason": reason}));
         };
         if !r.approved_use.is_empty() && !r.approved_use.contains(&parcel.approved_use) {
-            why(false, format!("approved use '{}' not in {:?}", parcel.approved_use, r.approved_use));
+            why(
+                false,
+                format!(
+                    "approved use '{}' not in {:?}",
+                    parcel.approved_use, r.approved_use
+                ),
+            );
             continue;
         }
         if let Some(missing) = r.control.iter().find(|c| !controls.contains(c)) {
@@ -263,7 +326,14 @@ pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transi
             continue;
         }
         if !r.transitions.iter().any(|t| t == transition.name()) {
-            why(false, format!("transition {} not in {:?}", transition.name(), r.transitions));
+            why(
+                false,
+                format!(
+                    "transition {} not in {:?}",
+                    transition.name(),
+                    r.transitions
+                ),
+            );
             continue;
         }
         let (ok, area, remainder, reason) = match r.permit {
@@ -272,21 +342,34 @@ pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transi
                 let reason = if explained_m2 >= 1.0 {
                     format!("{explained_m2:.1} m² explained by a valid permit: judged by the beyond-footprint rule")
                 } else {
-                    format!("{:.1} m² unexplained vs min_area_m2 {}", piece.unexplained_m2, r.min_area_m2)
+                    format!(
+                        "{:.1} m² unexplained vs min_area_m2 {}",
+                        piece.unexplained_m2, r.min_area_m2
+                    )
                 };
                 (ok, piece.unexplained_m2, true, reason)
             }
             PermitCondition::Partial => {
                 let ok = explained_m2 >= 1.0 && piece.unexplained_m2 >= r.min_area_m2;
-                (ok, piece.unexplained_m2, true, format!(
+                (
+                    ok,
+                    piece.unexplained_m2,
+                    true,
+                    format!(
                     "valid permits explain {explained_m2:.1} m²; excess {:.1} m² vs min_area_m2 {}",
                     piece.unexplained_m2, r.min_area_m2
-                ))
+                ),
+                )
             }
             PermitCondition::NotYetValid | PermitCondition::ExpiredTemporary => {
-                let (status, temp) = if r.permit == PermitCondition::NotYetValid { ("not_yet_valid", false) } else { ("expired", true) };
+                let (status, temp) = if r.permit == PermitCondition::NotYetValid {
+                    ("not_yet_valid", false)
+                } else {
+                    ("expired", true)
+                };
                 let cover = permit_cover(piece, status, temp);
-                let ok = cover >= s.permit_cover_fraction * piece.area_m2 && piece.unexplained_m2 >= r.min_area_m2;
+                let ok = cover >= s.permit_cover_fraction * piece.area_m2
+                    && piece.unexplained_m2 >= r.min_area_m2;
                 (ok, piece.unexplained_m2, true, format!(
                     "{status} permits cover {cover:.1} m² of {:.1} m² (≥ {:.0}% needed); unexplained {:.1} m² vs min_area_m2 {}",
                     piece.area_m2, 100.0 * s.permit_cover_fraction, piece.unexplained_m2, r.min_area_m2
@@ -308,7 +391,12 @@ pub fn judge(rules: &RuleSet, piece: &Piece, parcel: &Parcel, transition: Transi
                 "rules": considered,
                 "wording": "疑似违法用地线索 / suspected violation: a lead for a field check, not a verdict",
             });
-            return Judgement { rule: Some(r.clone()), suspected_m2: area, suspected_is_remainder: remainder, trace };
+            return Judgement {
+                rule: Some(r.clone()),
+                suspected_m2: area,
+                suspected_is_remainder: remainder,
+                trace,
+            };
         }
     }
     Judgement {
@@ -358,7 +446,13 @@ mod tests {
         }
     }
 
-    fn permit(kind: &str, use_: &str, from: (i32, u32), to: (i32, u32), fp: MultiPolygon<f64>) -> Permit {
+    fn permit(
+        kind: &str,
+        use_: &str,
+        from: (i32, u32),
+        to: (i32, u32),
+        fp: MultiPolygon<f64>,
+    ) -> Permit {
         Permit {
             id: format!("{kind}-1"),
             kind: kind.into(),
@@ -376,7 +470,17 @@ mod tests {
         let set = ParcelSet::new(vec![p], permits);
         let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
         let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, 1.0);
-        judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area())
+        judge(
+            &rules,
+            &ps[0],
+            &set.parcels[0],
+            t,
+            region.unsigned_area(),
+            FieldLoss {
+                fraction: ps[0].parcel_fraction,
+                edge_contact: 1.0,
+            },
+        )
     }
 
     fn kind(j: &Judgement) -> Option<String> {
@@ -386,48 +490,166 @@ mod tests {
     #[test]
     fn shipped_rules_parse_and_cover_every_violation_kind() {
         let r = RuleSet::parse(DEFAULT_RULES, "default").unwrap();
-        for k in ["building_on_farmland", "excavation", "pond_digging", "filled_water", "before_approval", "beyond_permit", "expired_temporary", "redline_construction"] {
+        for k in [
+            "building_on_farmland",
+            "excavation",
+            "pond_digging",
+            "filled_water",
+            "before_approval",
+            "beyond_permit",
+            "expired_temporary",
+            "redline_construction",
+        ] {
             assert!(r.rules.iter().any(|x| x.kind == k), "no rule for {k}");
         }
-        let e = RuleSet::parse("version = 1\n[settings]\nmin_piece_m2 = 1\nfield_operation_min_fraction = 0.9\nfield_operation_inside_fraction = 0.9\npermit_cover_fraction = 0.5\n[settings.permitted_uses]\n[[rule]]\nid='X'\nkind='k'\nlabel_zh='z'\nlabel_en='e'\ntransitions=['veg_to_roof']\nmin_area_m2=1\nseverity='high'\n", "r.toml").unwrap_err();
-        assert!(e.to_string().contains("veg_to_roof") && e.to_string().contains("rule X"), "{e}");
+        let e = RuleSet::parse("version = 1\n[settings]\nmin_piece_m2 = 1\nfield_operation_min_fraction = 0.9\nfield_operation_min_edge_contact = 0.8\nfield_operation_inside_fraction = 0.9\npermit_cover_fraction = 0.5\n[settings.permitted_uses]\n[[rule]]\nid='X'\nkind='k'\nlabel_zh='z'\nlabel_en='e'\ntransitions=['veg_to_roof']\nmin_area_m2=1\nseverity='high'\n", "r.toml").unwrap_err();
+        assert!(
+            e.to_string().contains("veg_to_roof") && e.to_string().contains("rule X"),
+            "{e}"
+        );
     }
 
     #[test]
     fn each_kind_of_violation_fires_its_rule() {
         let b = sq(10.0, 10.0, 20.0, 15.0); // 300 m²
-        assert_eq!(kind(&run(parcel("farmland", false, false), vec![], b.clone(), Transition::VegetationToBuilt)).as_deref(), Some("building_on_farmland"));
+        assert_eq!(
+            kind(&run(
+                parcel("farmland", false, false),
+                vec![],
+                b.clone(),
+                Transition::VegetationToBuilt
+            ))
+            .as_deref(),
+            Some("building_on_farmland")
+        );
         // 300 m² of bare soil is below the 400 m² of excavation.
-        assert_eq!(kind(&run(parcel("farmland", false, false), vec![], b.clone(), Transition::VegetationToBare)), None);
+        assert_eq!(
+            kind(&run(
+                parcel("farmland", false, false),
+                vec![],
+                b.clone(),
+                Transition::VegetationToBare
+            )),
+            None
+        );
         let big = sq(5.0, 5.0, 30.0, 20.0);
-        assert_eq!(kind(&run(parcel("farmland", false, false), vec![], big.clone(), Transition::VegetationToBare)).as_deref(), Some("excavation"));
-        assert_eq!(kind(&run(parcel("farmland", true, false), vec![], b.clone(), Transition::VegetationToWater)).as_deref(), Some("pond_digging"));
-        assert_eq!(kind(&run(parcel("water", false, false), vec![], b.clone(), Transition::WaterToLand)).as_deref(), Some("filled_water"));
-        assert_eq!(kind(&run(parcel("forest", false, true), vec![], sq(10.0, 10.0, 10.0, 12.0), Transition::VegetationToBuilt)).as_deref(), Some("redline_construction"));
+        assert_eq!(
+            kind(&run(
+                parcel("farmland", false, false),
+                vec![],
+                big.clone(),
+                Transition::VegetationToBare
+            ))
+            .as_deref(),
+            Some("excavation")
+        );
+        assert_eq!(
+            kind(&run(
+                parcel("farmland", true, false),
+                vec![],
+                b.clone(),
+                Transition::VegetationToWater
+            ))
+            .as_deref(),
+            Some("pond_digging")
+        );
+        assert_eq!(
+            kind(&run(
+                parcel("water", false, false),
+                vec![],
+                b.clone(),
+                Transition::WaterToLand
+            ))
+            .as_deref(),
+            Some("filled_water")
+        );
+        assert_eq!(
+            kind(&run(
+                parcel("forest", false, true),
+                vec![],
+                sq(10.0, 10.0, 10.0, 12.0),
+                Transition::VegetationToBuilt
+            ))
+            .as_deref(),
+            Some("redline_construction")
+        );
         // A valid permit covering everything explains it.
         let fp = sq(8.0, 8.0, 24.0, 19.0);
-        let valid = permit("planning_permit", "construction", (2026, 1), (2027, 12), fp.clone());
-        let j = run(parcel("farmland", false, false), vec![valid.clone()], b.clone(), Transition::VegetationToBuilt);
+        let valid = permit(
+            "planning_permit",
+            "construction",
+            (2026, 1),
+            (2027, 12),
+            fp.clone(),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![valid.clone()],
+            b.clone(),
+            Transition::VegetationToBuilt,
+        );
         assert_eq!(kind(&j), None, "{}", j.trace);
         // Beyond the footprint: only the excess counts.
         let wide = sq(10.0, 10.0, 40.0, 15.0); // 600 m², 270 outside the footprint
-        let j = run(parcel("farmland", false, false), vec![valid], wide, Transition::VegetationToBuilt);
+        let j = run(
+            parcel("farmland", false, false),
+            vec![valid],
+            wide,
+            Transition::VegetationToBuilt,
+        );
         assert_eq!(kind(&j).as_deref(), Some("beyond_permit"));
         assert!((j.suspected_m2 - 270.0).abs() < 1e-6, "{}", j.suspected_m2);
         // Not yet valid, expired temporary.
-        let later = permit("planning_permit", "construction", (2026, 12), (2028, 12), fp.clone());
-        assert_eq!(kind(&run(parcel("farmland", false, false), vec![later], b.clone(), Transition::VegetationToBuilt)).as_deref(), Some("before_approval"));
+        let later = permit(
+            "planning_permit",
+            "construction",
+            (2026, 12),
+            (2028, 12),
+            fp.clone(),
+        );
+        assert_eq!(
+            kind(&run(
+                parcel("farmland", false, false),
+                vec![later],
+                b.clone(),
+                Transition::VegetationToBuilt
+            ))
+            .as_deref(),
+            Some("before_approval")
+        );
         let expired = permit("temporary_use", "temporary_use", (2026, 5), (2026, 8), fp);
-        assert_eq!(kind(&run(parcel("farmland", false, false), vec![expired], b, Transition::VegetationToBuilt)).as_deref(), Some("expired_temporary"));
+        assert_eq!(
+            kind(&run(
+                parcel("farmland", false, false),
+                vec![expired],
+                b,
+                Transition::VegetationToBuilt
+            ))
+            .as_deref(),
+            Some("expired_temporary")
+        );
     }
 
     #[test]
     fn a_whole_field_turning_bare_is_a_field_operation() {
         let whole = sq(0.5, 0.5, 59.0, 49.0);
-        let j = run(parcel("farmland", false, false), vec![], whole, Transition::VegetationToBare);
+        let j = run(
+            parcel("farmland", false, false),
+            vec![],
+            whole,
+            Transition::VegetationToBare,
+        );
         assert_eq!(kind(&j), None);
         assert_eq!(j.trace["outcome"], "field_operation");
         // Construction land is not judged by these rules.
-        assert_eq!(kind(&run(parcel("construction", false, false), vec![], sq(10.0, 10.0, 20.0, 15.0), Transition::VegetationToBuilt)), None);
+        assert_eq!(
+            kind(&run(
+                parcel("construction", false, false),
+                vec![],
+                sq(10.0, 10.0, 20.0, 15.0),
+                Transition::VegetationToBuilt
+            )),
+            None
+        );
     }
 }

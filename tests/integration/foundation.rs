@@ -8,7 +8,16 @@ use std::path::Path;
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["catalog", "grid", "detect", "eval-mask", "scan", "eval", "synth", "demo"] {
+    for cmd in [
+        "catalog",
+        "grid",
+        "detect",
+        "eval-mask",
+        "scan",
+        "eval",
+        "synth",
+        "demo",
+    ] {
         let o = run([cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help failed");
         let text = stdout(&o);

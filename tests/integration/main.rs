@@ -8,3 +8,4 @@ mod detection;
 mod fixtures;
 mod foundation;
 mod real_data;
+mod scan;

@@ -199,7 +199,7 @@ fn every_listed_raster_is_catalogued_right_and_reads_to_gdals_checksums() {
         if epsg.is_none()
             && e["info"]["crs"]["wkt"]
                 .as_str()
-                .map_or(true, |w| w.len() < 20)
+                .is_none_or(|w| w.len() < 20)
         {
             failures.push(format!("{file}: no EPSG code, so the WKT must be given"));
         }

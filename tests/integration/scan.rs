@@ -1,0 +1,454 @@
+//! Issue 4: parcels, permits, rules and the scan, through the binary.
+
+use crate::common::{run, scene, scratch, stderr, stdout};
+use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
+use gdal::Dataset;
+use serde_json::Value;
+use std::path::Path;
+
+fn json_of(o: &std::process::Output) -> Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[test]
+fn nightly_scan_of_a_4096_px_scene_meets_the_targets() {
+    let dir = scene(4096, 21);
+    let out = scratch("scan-4096");
+    let o = run([
+        "scan",
+        "--config",
+        dir.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let summary = json_of(&o);
+    assert!(summary["findings"].as_u64().unwrap() > 10);
+    let o = run([
+        "eval",
+        "--json",
+        "--truth",
+        dir.join("truth.geojson").to_str().unwrap(),
+        "--findings",
+        out.join("findings.geojson").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = json_of(&o);
+    let (p, r) = (
+        e["parcel"]["precision"].as_f64().unwrap(),
+        e["parcel"]["recall"].as_f64().unwrap(),
+    );
+    eprintln!(
+        "synthetic 4096 px seed 21: parcel precision {p:.3} recall {r:.3}; object {}",
+        e["object"]
+    );
+    assert!(
+        r >= 0.97,
+        "parcel recall {r}: missed {}",
+        e["missed_parcels"]
+    );
+    assert!(
+        p >= 0.95,
+        "parcel precision {p}: false alarms {}",
+        e["false_alarm_parcels"]
+    );
+    // Nothing on permitted footprints, harvested fields, cloud, shadow or drone edges.
+    for fa in e["false_alarm_objects"].as_array().unwrap() {
+        let ov: Vec<&str> = fa["overlaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for bad in [
+            "permitted_building",
+            "facility_agriculture",
+            "harvest",
+            "phenology",
+            "cloud",
+            "cloud_shadow",
+        ] {
+            assert!(!ov.contains(&bad), "a finding on {bad}: {fa}");
+        }
+    }
+
+    // findings.geojson: the promised attributes, suspected wording, WGS84.
+    let g: Value =
+        serde_json::from_slice(&std::fs::read(out.join("findings.geojson")).unwrap()).unwrap();
+    let f0 = &g["features"][0]["properties"];
+    for k in [
+        "parcel_id",
+        "approved_use",
+        "kind",
+        "area_m2",
+        "area_mu",
+        "severity",
+        "confidence",
+        "rule_id",
+        "rule_trace",
+    ] {
+        assert!(!f0[k].is_null(), "findings.geojson lacks {k}: {f0}");
+    }
+    assert!(f0["wording"].as_str().unwrap().contains("疑似"));
+    assert!(f0["rule_trace"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["fired"] == true));
+    assert!(
+        (f0["area_mu"].as_f64().unwrap() - f0["area_m2"].as_f64().unwrap() / 666.6667).abs() < 0.01
+    );
+
+    // findings.gpkg opens with the same attributes; coverage.gpkg has a status per protected parcel.
+    let ds = Dataset::open(out.join("findings.gpkg")).unwrap();
+    let layer = ds.layer_by_name("findings").unwrap();
+    assert_eq!(
+        layer.feature_count(),
+        g["features"].as_array().unwrap().len() as u64
+    );
+    let names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+    for k in [
+        "parcel_id",
+        "approved_use",
+        "kind",
+        "area_m2",
+        "area_mu",
+        "severity",
+        "confidence",
+        "rule_id",
+    ] {
+        assert!(names.iter().any(|n| n == k), "findings.gpkg lacks {k}");
+    }
+    let cov = Dataset::open(out.join("coverage.gpkg")).unwrap();
+    let mut cl = cov.layer_by_name("coverage").unwrap();
+    let idx = cl.defn().field_index("status").unwrap();
+    let statuses: Vec<String> = cl
+        .features()
+        .map(|f| f.field_as_string(idx).unwrap().unwrap())
+        .collect();
+    for s in ["observed_clean", "observed_with_findings"] {
+        assert!(statuses.iter().any(|x| x == s), "no {s} parcel in coverage");
+    }
+    // The swath edge and the cloud leave protected parcels unobserved, and the summary says so.
+    assert!(statuses
+        .iter()
+        .any(|x| x == "unobserved" || x == "partly_unobserved"));
+    assert!(summary["unobserved_protected_m2"].as_f64().unwrap() > 0.0);
+
+    // findings.csv: UTF-8 with a byte-order mark, Chinese intact.
+    let csv = std::fs::read(out.join("findings.csv")).unwrap();
+    assert_eq!(&csv[..3], b"\xEF\xBB\xBF");
+    let text = String::from_utf8(csv[3..].to_vec()).unwrap();
+    assert!(text.starts_with("finding_id,parcel_id,approved_use"));
+    assert!(
+        text.contains("占用耕地建房"),
+        "the Chinese labels are intact"
+    );
+    assert!(out.join("summary.json").is_file() && out.join("changes.geojson").is_file());
+}
+
+/// Rewrites the synthetic parcels in the peer scene's simple schema: integer `parcel_id`,
+/// `approved_use`, nullable `permit_id` (a non-null permit covers the whole parcel).
+fn peer_schema_parcels(src: &Path, dst: &Path) {
+    let ds = Dataset::open(src).unwrap();
+    let mut layer = ds.layer_by_name("parcels").unwrap();
+    let srs = layer.spatial_ref().unwrap();
+    let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+    let mut out = drv.create_vector_only(dst).unwrap();
+    let l = out
+        .create_layer(LayerOptions {
+            name: "parcels",
+            srs: Some(&srs),
+            ty: OGRwkbGeometryType::wkbPolygon,
+            options: None,
+        })
+        .unwrap();
+    l.create_defn_fields(&[
+        ("parcel_id", OGRFieldType::OFTInteger),
+        ("approved_use", OGRFieldType::OFTString),
+        ("permit_id", OGRFieldType::OFTString),
+    ])
+    .unwrap();
+    let use_idx = layer.defn().field_index("approved_use").unwrap();
+    let feats: Vec<(i32, String, gdal::vector::Geometry)> = layer
+        .features()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                i as i32 + 1,
+                f.field_as_string(use_idx).unwrap().unwrap(),
+                f.geometry().unwrap().clone(),
+            )
+        })
+        .collect();
+    for (id, use_, g) in feats {
+        let mut f = gdal::vector::Feature::new(l.defn()).unwrap();
+        f.set_geometry(g).unwrap();
+        f.set_field_integer(0, id).unwrap();
+        f.set_field_string(1, &use_).unwrap();
+        // Construction land carries a whole-parcel permit, as in the peer's scene.
+        if use_ == "construction" {
+            f.set_field_string(2, &format!("P-{id}")).unwrap();
+        } else {
+            f.set_field_null(2).unwrap();
+        }
+        f.create(&l).unwrap();
+    }
+}
+
+#[test]
+fn an_ad_hoc_scan_accepts_the_peer_schema() {
+    let dir = scene(1024, 11);
+    let work = scratch("scan-peer-schema");
+    peer_schema_parcels(&dir.join("parcels.gpkg"), &work.join("parcels.gpkg"));
+    let out = work.join("out");
+    let o = run([
+        "scan",
+        "--json",
+        "--before",
+        dir.join("imagery/before").to_str().unwrap(),
+        "--after",
+        dir.join("imagery/after").to_str().unwrap(),
+        "--parcels",
+        work.join("parcels.gpkg").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let s = json_of(&o);
+    assert_eq!(
+        s["working_crs"], "EPSG:4549",
+        "the parcels' CRS is the default working CRS"
+    );
+    assert!(
+        s["permits"].as_u64().unwrap() > 0,
+        "whole-parcel permits from permit_id"
+    );
+    let g: Value =
+        serde_json::from_slice(&std::fs::read(out.join("findings.geojson")).unwrap()).unwrap();
+    let ids: Vec<&str> = g["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["parcel_id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.is_empty());
+    assert!(
+        ids.iter().all(|i| i.parse::<i64>().is_ok()),
+        "integer parcel ids come through as text: {ids:?}"
+    );
+}
+
+fn write_parcels(path: &Path, features: &[(&str, &str, &str)]) {
+    // (parcel_id, approved_use, WKT) in EPSG:4549.
+    let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+    let mut ds = drv.create_vector_only(path).unwrap();
+    let srs = gdal::spatial_ref::SpatialRef::from_epsg(4549).unwrap();
+    let l = ds
+        .create_layer(LayerOptions {
+            name: "parcels",
+            srs: Some(&srs),
+            ty: OGRwkbGeometryType::wkbPolygon,
+            options: None,
+        })
+        .unwrap();
+    l.create_defn_fields(&[
+        ("parcel_id", OGRFieldType::OFTString),
+        ("approved_use", OGRFieldType::OFTString),
+    ])
+    .unwrap();
+    for (id, use_, wkt) in features {
+        let mut f = gdal::vector::Feature::new(l.defn()).unwrap();
+        f.set_geometry(gdal::vector::Geometry::from_wkt(wkt).unwrap())
+            .unwrap();
+        f.set_field_string(0, id).unwrap();
+        f.set_field_string(1, use_).unwrap();
+        f.create(&l).unwrap();
+    }
+}
+
+#[test]
+fn bad_parcels_are_repaired_rejected_or_refused_by_name() {
+    let dir = scene(1024, 11);
+    let work = scratch("scan-bad-parcels");
+    let (x, y) = (561_300.0, 3_449_200.0);
+    let square = |dx: f64| {
+        format!(
+            "POLYGON(({} {y},{} {y},{} {},{} {},{} {y}))",
+            x + dx,
+            x + dx + 50.0,
+            x + dx + 50.0,
+            y + 40.0,
+            x + dx,
+            y + 40.0,
+            x + dx
+        )
+    };
+    let bowtie = format!(
+        "POLYGON(({x} {},{} {},{} {},{x} {},{x} {}))",
+        y - 100.0,
+        x + 60.0,
+        y - 50.0,
+        x + 60.0,
+        y - 100.0,
+        y - 50.0,
+        y - 100.0
+    );
+    let args = |parcels: &Path, out: &Path| {
+        vec![
+            "scan".to_string(),
+            "--before".into(),
+            dir.join("imagery/before").display().to_string(),
+            "--after".into(),
+            dir.join("imagery/after").display().to_string(),
+            "--parcels".into(),
+            parcels.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    // A self-intersecting parcel is repaired with a warning naming it; the run goes on and exits 2.
+    let p1 = work.join("repair.gpkg");
+    write_parcels(
+        &p1,
+        &[("A", "farmland", &square(0.0)), ("B", "farmland", &bowtie)],
+    );
+    let o = run(args(&p1, &work.join("out1")));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("repaired") && text.contains("feature 2"),
+        "{text}"
+    );
+
+    // Duplicate parcel ids: an error naming both features, before any work.
+    let p2 = work.join("dup.gpkg");
+    write_parcels(
+        &p2,
+        &[
+            ("A", "farmland", &square(0.0)),
+            ("A", "farmland", &square(100.0)),
+        ],
+    );
+    let o = run(args(&p2, &work.join("out2")));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("'A'") && err.contains("feature 1") && err.contains("feature 2"),
+        "{err}"
+    );
+
+    // A missing field is named, with the fields there are.
+    let p3 = work.join("nofield.gpkg");
+    {
+        let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+        let mut ds = drv.create_vector_only(&p3).unwrap();
+        let srs = gdal::spatial_ref::SpatialRef::from_epsg(4549).unwrap();
+        let l = ds
+            .create_layer(LayerOptions {
+                name: "parcels",
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: None,
+            })
+            .unwrap();
+        l.create_defn_fields(&[("code", OGRFieldType::OFTString)])
+            .unwrap();
+        let mut f = gdal::vector::Feature::new(l.defn()).unwrap();
+        f.set_geometry(gdal::vector::Geometry::from_wkt(&square(0.0)).unwrap())
+            .unwrap();
+        f.set_field_string(0, "A").unwrap();
+        f.create(&l).unwrap();
+    }
+    let o = run(args(&p3, &work.join("out3")));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no field 'parcel_id'") && stderr(&o).contains("code"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn parcels_in_another_crs_are_reprojected() {
+    let dir = scene(1024, 11);
+    let work = scratch("scan-crs");
+    // The parcels as GeoJSON in WGS84: the working CRS is then EPSG:4326 unless the config pins
+    // one, so pin EPSG:4549 and check the findings agree with a run on the original parcels.
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-t_srs", "EPSG:4326", "-f", "GeoJSON"])
+        .arg(work.join("parcels.geojson"))
+        .arg(dir.join("parcels.gpkg"))
+        .status();
+    // ogr2ogr comes with GDAL (gdal-bin, installed by scripts/setup).
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "ogr2ogr failed"
+    );
+    let cfg = std::fs::read_to_string(dir.join("landwatch.toml")).unwrap();
+    let cfg = cfg
+        .replace(
+            "path = \"parcels.gpkg\"",
+            &format!("path = \"{}\"", work.join("parcels.geojson").display()),
+        )
+        .replace("layer = \"parcels\"\n", "")
+        .replace("\"imagery/", &format!("\"{}/imagery/", dir.display()))
+        .replace(
+            "permits = \"permits.gpkg\"",
+            &format!("permits = \"{}\"", dir.join("permits.gpkg").display()),
+        );
+    std::fs::write(work.join("landwatch.toml"), cfg).unwrap();
+    let a = work.join("out-geojson");
+    let b = work.join("out-gpkg");
+    let o = run([
+        "scan",
+        "--config",
+        work.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let o = run([
+        "scan",
+        "--config",
+        dir.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let ids = |d: &Path| -> Vec<String> {
+        let g: Value =
+            serde_json::from_slice(&std::fs::read(d.join("findings.geojson")).unwrap()).unwrap();
+        let mut v: Vec<String> = g["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}:{}",
+                    f["properties"]["parcel_id"], f["properties"]["kind"]
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&a), ids(&b));
+}
