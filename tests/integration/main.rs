@@ -7,4 +7,5 @@ mod common;
 mod detection;
 mod fixtures;
 mod foundation;
+mod onnx;
 mod real_data;
