@@ -1393,6 +1393,10 @@ mod tests {
             "either keeps the spectral detector's whole roof: {}",
             ei[0].pixels
         );
+        // The model alone reports in its own units and threshold, graded by its own margin.
+        assert_eq!(replace.stats.threshold, 0.5);
+        assert_eq!(replace.score[[30, 25]], 0.9);
+        assert_eq!(r[0].agree_pixels, None);
         // Where only one detector saw part of the change, the confidence says so.
         assert_eq!(bo[0].agree_pixels, Some(bo[0].pixels));
         let half = ei[0].agree_pixels.unwrap() as f64 / ei[0].pixels as f64;

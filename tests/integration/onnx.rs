@@ -581,6 +581,25 @@ fn the_grid_is_read_at_the_models_pixel_size() {
     let s: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(s["grid"]["pixel_width"].as_f64(), Some(0.5));
     assert!(stderr(&o).contains("expects 1 m pixels"), "{}", stderr(&o));
+    // `landwatch grid` shows the grid a configured model implies.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[grid]\ncrs = \"EPSG:32651\"\n[detector]\nkind = \"onnx\"\nmodel = \"{}\"\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let o = run([
+        "grid",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        bp.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let g: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(g["grid"]["pixel_width"].as_f64(), Some(1.0));
 }
 
 #[test]
