@@ -25,6 +25,7 @@ fn bench_cells(c: &mut Criterion) {
     let req = GridRequest {
         crs: cfg.grid.crs.clone(),
         pixel_size: cfg.grid.pixel_size,
+        pixel_size_m: None,
         cell_size: 1024,
         halo: 32,
         origin: cfg.grid.origin.map(|o| (o[0], o[1])),

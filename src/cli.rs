@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use landwatch::bands::parse_role_list;
 use landwatch::config::Config;
+use landwatch::detect::{build_detector, CombinePolicy, DetectorConfig, DetectorKind};
 use landwatch::grid::{Cell, GridDef};
 use landwatch::ingest::catalog::SensorKind;
 use landwatch::ingest::plan::{plan_grid, GridRequest};
@@ -125,8 +126,13 @@ co-registration, IR-MAD relative radiometric normalisation, the standardised cha
 floor), land-cover cues of both dates (NDVI and a water index with NIR, excess green for RGB), the \
 transition of each changed pixel, opening and closing, and connected components above a minimum \
 mapping unit per transition.\n\n\
+With --detector onnx --model MODEL.toml (or [detector] kind = \"onnx\" in the config), a learned ONNX \
+model described by MODEL.toml computes a change probability by sliding-window inference; the grid is \
+then read at the model's pixel_size_m (unless the config pins [grid] pixel_size), and --combine says \
+whether the model alone decides (learned), or a change must be seen by both detectors or by either. \
+Clouds, covers, transitions, morphology and regions stay the spectral detector's. See docs/DETECTORS.md.\n\n\
 Writes into --out: change_mask.tif (Byte: 0 no change, 1 land-use change, 255 unobserved), \
-change_score.tif (Float32), changes.geojson (RFC 7946, WGS84: one feature per region with its \
+change_score.tif (Float32; a learned model alone writes its change probability), changes.geojson (RFC 7946, WGS84: one feature per region with its \
 transition, area in m² and mu, scores and confidence; vegetation cycles such as harvest are regions \
 with land_use_change = false and are not in the mask) and summary.json.\n\n\
 Exit codes: 0 done; 2 done but inputs or cells were skipped (named in the summary); 1 failed.";
@@ -157,6 +163,66 @@ struct DetectArgs {
     /// Worker threads (default: all cores). The output does not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    detector: DetectorArgs,
+}
+
+/// Choosing the detector (overrides the config's [detector] section).
+#[derive(Args)]
+struct DetectorArgs {
+    /// The detector: `spectral` (the classical change-vector detector) or `onnx` (a learned model
+    /// described by --model). Default: the config's [detector] kind, else spectral.
+    #[arg(long, value_name = "KIND", value_parser = ["spectral", "onnx"])]
+    detector: Option<String>,
+    /// The model descriptor (TOML beside the ONNX file; see docs/DETECTORS.md). Implies
+    /// --detector onnx. The grid is read at the model's pixel_size_m unless the config pins
+    /// [grid] pixel_size.
+    #[arg(long, value_name = "MODEL.toml")]
+    model: Option<PathBuf>,
+    /// How the learned model's changes combine with the spectral detector's: `learned` (the model
+    /// alone), `both` (a change both see) or `either` (a change either sees; what only one saw
+    /// gets a lower confidence). Default: the config's [detector] combine, else learned.
+    #[arg(long, value_name = "POLICY", value_parser = ["learned", "both", "either"])]
+    combine: Option<String>,
+}
+
+impl DetectorArgs {
+    /// The config's [detector] section with the command line's choices applied, validated.
+    fn resolve(&self, config: Option<&Config>) -> Result<DetectorConfig> {
+        let mut d = config.map(|c| c.detector.clone()).unwrap_or_default();
+        let kind = self
+            .detector
+            .as_deref()
+            .map(str::parse::<DetectorKind>)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        if let Some(m) = &self.model {
+            if kind == Some(DetectorKind::Spectral) {
+                bail!("--model is only used with --detector onnx");
+            }
+            d.model = Some(m.clone());
+            d.kind = DetectorKind::Onnx;
+        }
+        if let Some(k) = kind {
+            if k == DetectorKind::Spectral {
+                d.model = None;
+                d.combine = None;
+            }
+            d.kind = k;
+        }
+        if let Some(c) = &self.combine {
+            if d.kind != DetectorKind::Onnx {
+                bail!("--combine is only used with a learned detector (--detector onnx --model M.toml)");
+            }
+            d.combine = Some(c.parse::<CombinePolicy>().map_err(anyhow::Error::msg)?);
+        }
+        if d.kind == DetectorKind::Onnx && d.model.is_none() {
+            bail!("--detector onnx needs --model path/to/model.toml (or [detector] model in the config)");
+        }
+        d.validate()
+            .map_err(|(field, detail)| anyhow::anyhow!("[detector] {field}: {detail}"))?;
+        Ok(d)
+    }
 }
 
 const SCAN_HELP: &str = "Scan imagery against parcels, permits and rules for suspected violations (疑似违法用地线索).\n\n\
@@ -198,6 +264,8 @@ struct ScanArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    detector: DetectorArgs,
 }
 
 #[derive(Args)]
@@ -438,6 +506,8 @@ fn grid(a: GridArgs) -> Result<Outcome> {
     let req = GridRequest {
         crs: a.crs.clone().or(cfg.grid.crs.clone()),
         pixel_size: a.pixel_size.or(cfg.grid.pixel_size),
+        // A learned detector's ground resolution, when the config names one.
+        pixel_size_m: cfg.detector.pixel_size_m()?,
         cell_size: a.cell_size.unwrap_or(cfg.grid.cell_size),
         halo: a.halo.unwrap_or(cfg.grid.halo),
         origin: match &a.origin {
@@ -609,6 +679,9 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
         .as_ref()
         .map(|c| c.detect.clone())
         .unwrap_or_default();
+    // The detector is built (and a model loaded and checked) before any imagery is read.
+    let detector_config = a.detector.resolve(config.as_ref())?;
+    let detector = build_detector(&detector_config, &params)?;
     let job = landwatch::pipeline::detect::DetectJob {
         before: a.before,
         after: a.after,
@@ -626,7 +699,7 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
             .context("--bands-after")?,
         config,
         out: a.out,
-        detector: std::sync::Arc::new(landwatch::detect::SpectralDetector { params }),
+        detector,
     };
     let r = landwatch::pipeline::detect::run_detect(&job)?;
     if a.json {
@@ -732,11 +805,12 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         Some(p) => landwatch::rules::RuleSet::load(&cfg.resolve(p))?,
         None => landwatch::rules::RuleSet::default_rules(),
     };
+    // The detector is built (and a model loaded and checked) before any imagery is read.
+    let detector_config = a.detector.resolve(Some(&cfg))?;
+    let detector = build_detector(&detector_config, &cfg.detect)?;
     let job = ScanJob {
         out: cfg.output_dir(),
-        detector: std::sync::Arc::new(landwatch::detect::SpectralDetector {
-            params: cfg.detect.clone(),
-        }),
+        detector,
         rules,
         progress: if std::io::stderr().is_terminal() {
             Progress::Bar

@@ -63,6 +63,9 @@ pub struct Config {
     /// The rules.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Which detector runs (spectral, or a learned ONNX model) and how detectors combine.
+    #[serde(default)]
+    pub detector: crate::detect::DetectorConfig,
     /// Where results go.
     #[serde(default)]
     pub output: OutputConfig,
@@ -275,6 +278,11 @@ impl Config {
             base_dir.to_path_buf()
         };
         cfg.validate(path)?;
+        // The model descriptor is named relative to this file, like every other path; it is
+        // resolved here because the detector is built from `[detector]` alone.
+        if let Some(m) = cfg.detector.model.take() {
+            cfg.detector.model = Some(cfg.resolve(&m));
+        }
         Ok(cfg)
     }
 
@@ -349,6 +357,9 @@ impl Config {
                 detail,
             });
         }
+        self.detector
+            .validate()
+            .map_err(|(field, detail)| invalid("detector", field, detail))?;
         if self.project.region_code.trim().is_empty()
             || !self
                 .project
@@ -427,6 +438,26 @@ mod tests {
     }
 
     #[test]
+    fn the_detector_section_resolves_the_model_against_the_file() {
+        let cfg =
+            parse("[detector]\nkind = \"onnx\"\nmodel = \"models/cd.toml\"\ncombine = \"both\"\n")
+                .unwrap();
+        assert_eq!(cfg.detector.kind, crate::detect::DetectorKind::Onnx);
+        assert_eq!(
+            cfg.detector.model,
+            Some(PathBuf::from("/data/site/models/cd.toml"))
+        );
+        assert_eq!(
+            cfg.detector.combine,
+            Some(crate::detect::CombinePolicy::Both)
+        );
+        assert_eq!(
+            parse("").unwrap().detector.kind,
+            crate::detect::DetectorKind::Spectral
+        );
+    }
+
+    #[test]
     fn unknown_fields_and_bad_values_name_the_field() {
         let e = parse("[grid]\npixel_sise = 0.5\n").unwrap_err().to_string();
         assert!(e.contains("pixel_sise"), "{e}");
@@ -436,6 +467,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[grid] crs"), "{e}");
+        let e = parse("[detector]\nkind = \"onnx\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[detector] model"), "{e}");
+        let e = parse("[detector]\nkind = \"cnn\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cnn"), "{e}");
         let e = parse("[imagery]\nbands_after = \"red,purple\"\n")
             .unwrap_err()
             .to_string();

@@ -9,17 +9,20 @@
 //! Any other detector (a learned model, a height-difference detector) implements [`Detector`]
 //! and returns the same [`CellResult`]; nothing downstream knows which detector ran.
 
+pub mod build;
 pub mod coreg;
 pub mod cover;
 pub mod irmad;
 pub mod linalg;
 pub mod morphology;
 pub mod normalize;
+pub mod onnx;
 pub mod params;
 pub mod threshold;
 
 use crate::bands::BandRole;
 use crate::image::CellImage;
+pub use build::{build_detector, BuildError, CombinePolicy, DetectorConfig, DetectorKind};
 use cover::{classify, Cover, Spectrum, Transition};
 use ndarray::{s, Array2, Array3, Axis};
 pub use params::DetectParams;
@@ -42,6 +45,14 @@ pub enum DetectError {
         /// The cell.
         cell: String,
         /// What does not fit.
+        detail: String,
+    },
+    /// A learned model failed on the cell.
+    #[error("cell {cell}: {detail}")]
+    Model {
+        /// The cell.
+        cell: String,
+        /// What failed, naming the model.
         detail: String,
     },
 }
@@ -287,6 +298,24 @@ pub trait Detector: Send + Sync {
     fn check_bands(&self, before: &[BandRole], after: &[BandRole]) -> Result<(), String> {
         let _ = (before, after);
         Ok(())
+    }
+
+    /// What evidence manifests record about the detector: at least `kind`; a learned detector
+    /// adds its model's name, version, licence, training data and the model file's SHA-256.
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({ "kind": self.name() })
+    }
+
+    /// The ground pixel size in metres the detector expects the grid to have, if any (a learned
+    /// model trained at one resolution). The pipeline reads imagery at it unless the
+    /// configuration pins `[grid] pixel_size`.
+    fn pixel_size_m(&self) -> Option<f64> {
+        None
+    }
+
+    /// What the change score written to `change_score.tif` means.
+    fn score_description(&self) -> String {
+        "standardised change magnitude".to_string()
     }
 }
 
@@ -735,6 +764,13 @@ impl SpectralDetector {
                         f32::NAN
                     }
                 };
+                // A learned detector alone reports in its own units (a probability), with its own
+                // threshold: the score map, region scores and confidence then read as the model's.
+                // Combined, scores are in the spectral detector's units.
+                let replace = g.combine == Combine::Replace;
+                if replace {
+                    stats.threshold = g.threshold;
+                }
                 let mut combined_score = Array2::<f32>::from_elem((h, w), f32::NAN);
                 let mut changed = Array2::from_elem((h, w), false);
                 for y in 0..h {
@@ -749,11 +785,14 @@ impl SpectralDetector {
                             Combine::Either => (theirs[[y, x]] || own[[y, x]], a.max(b)),
                         };
                         changed[[y, x]] = c;
-                        combined_score[[y, x]] = s * thr;
+                        combined_score[[y, x]] = if replace { g.score[[y, x]] } else { s * thr };
                     }
                 }
-                let agree = Array2::from_shape_fn((h, w), |(y, x)| theirs[[y, x]] && own[[y, x]]);
-                (changed, combined_score, Some(agree))
+                // Agreement only means something when both detectors decide; a learned detector
+                // alone is one detector, graded by its own margin.
+                let agree = (!replace)
+                    .then(|| Array2::from_shape_fn((h, w), |(y, x)| theirs[[y, x]] && own[[y, x]]));
+                (changed, combined_score, agree)
             }
         };
 
@@ -1384,6 +1423,10 @@ mod tests {
             "either keeps the spectral detector's whole roof: {}",
             ei[0].pixels
         );
+        // The model alone reports in its own units and threshold, graded by its own margin.
+        assert_eq!(replace.stats.threshold, 0.5);
+        assert_eq!(replace.score[[30, 25]], 0.9);
+        assert_eq!(r[0].agree_pixels, None);
         // Where only one detector saw part of the change, the confidence says so.
         assert_eq!(bo[0].agree_pixels, Some(bo[0].pixels));
         let half = ei[0].agree_pixels.unwrap() as f64 / ei[0].pixels as f64;

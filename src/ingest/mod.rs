@@ -112,6 +112,14 @@ pub enum IngestError {
         /// The parse error.
         detail: String,
     },
+    /// The grid's pixel size cannot be set as asked.
+    #[error("grid in {crs}: pixel size: {detail}")]
+    GridPixelSize {
+        /// The grid CRS.
+        crs: String,
+        /// Why, and what to do.
+        detail: String,
+    },
     /// Reading or warping a cell failed.
     #[error("cell {cell}: {detail}")]
     CellRead {
@@ -138,6 +146,7 @@ impl IngestError {
             IngestError::Io { .. } => "io",
             IngestError::BandRoles { .. } => "band_roles",
             IngestError::Sidecar { .. } => "sidecar",
+            IngestError::GridPixelSize { .. } => "grid_pixel_size",
             IngestError::CellRead { .. } => "cell_read",
         }
     }

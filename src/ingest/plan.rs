@@ -16,6 +16,10 @@ pub struct GridRequest {
     pub crs: Option<String>,
     /// Pixel size in CRS units.
     pub pixel_size: Option<f64>,
+    /// Pixel size in metres, used when `pixel_size` is not given: the ground resolution a
+    /// learned detector expects ([`crate::detect::Detector::pixel_size_m`]), converted to the
+    /// grid CRS's units (projected CRSs only).
+    pub pixel_size_m: Option<f64>,
     /// Cell edge in pixels.
     pub cell_size: usize,
     /// Halo in pixels.
@@ -121,6 +125,61 @@ fn pixel_size_in(info: &RasterInfo, path: &Path, crs: &str) -> Result<f64, Inges
     Ok((dx * dy).sqrt())
 }
 
+/// A length in metres expressed in a projected CRS's linear unit (1 for metres, 0.3048… for
+/// feet). A geographic CRS has no such unit: the error says to pin `[grid] pixel_size` in degrees
+/// or to use a projected grid CRS.
+pub fn metres_in_crs_units(crs: &str, metres: f64) -> Result<f64, IngestError> {
+    let err = |detail: String| IngestError::GridPixelSize {
+        crs: if crs.len() > 40 {
+            "(WKT)".to_string()
+        } else {
+            crs.to_string()
+        },
+        detail,
+    };
+    let info = srs::parse_crs(crs)
+        .map(|s| srs::describe(&s))
+        .map_err(|e| err(e.to_string()))?;
+    match info.linear_unit_m {
+        Some(u) if !info.geographic && u > 0.0 => Ok(metres / u),
+        _ => Err(err(format!(
+            "a pixel size of {metres} m cannot be expressed in a geographic CRS; use a projected grid CRS ([grid] crs) or pin [grid] pixel_size in degrees"
+        ))),
+    }
+}
+
+/// Size in metres of one pixel of a grid with pixel size `pixel` in `crs` units (projected CRSs
+/// only; `None` for geographic ones).
+pub fn crs_units_in_metres(crs: &str, pixel: f64) -> Option<f64> {
+    let info = srs::parse_crs(crs).ok().map(|s| srs::describe(&s))?;
+    info.linear_unit_m
+        .filter(|_| !info.geographic)
+        .map(|u| pixel * u)
+}
+
+/// The same ground on a lattice of `metres`-sized pixels with the same origin (north-west
+/// corner), for a detector that expects that ground resolution. A grid whose pixels are already
+/// within 1% of it is returned unchanged, so imagery at the model's resolution stays on its own
+/// pixel lattice.
+pub fn regrid_to_pixel_size_m(grid: &GridDef, metres: f64) -> Result<GridDef, IngestError> {
+    let current = (grid.pixel_width * grid.pixel_height).sqrt();
+    if let Some(m) = crs_units_in_metres(&grid.crs, current) {
+        if ((m - metres) / metres).abs() <= 0.01 {
+            return Ok(grid.clone());
+        }
+    }
+    let pixel = metres_in_crs_units(&grid.crs, metres)?;
+    let span_x = grid.pixel_width * grid.width as f64;
+    let span_y = grid.pixel_height * grid.height as f64;
+    Ok(GridDef {
+        pixel_width: pixel,
+        pixel_height: pixel,
+        width: ((span_x / pixel) - 1e-9).ceil().max(1.0) as usize,
+        height: ((span_y / pixel) - 1e-9).ceil().max(1.0) as usize,
+        ..grid.clone()
+    })
+}
+
 /// Plans the grid over the union of the usable rasters' footprints.
 pub fn plan_grid(req: &GridRequest, entries: &[&CatalogEntry]) -> Result<GridDef, IngestError> {
     let usable: Vec<(&Path, &RasterInfo)> = entries
@@ -146,9 +205,10 @@ pub fn plan_grid(req: &GridRequest, entries: &[&CatalogEntry]) -> Result<GridDef
                 })?
         }
     };
-    let pixel = match req.pixel_size {
-        Some(p) => p,
-        None => pixel_size_in(first.1, first.0, &crs)?,
+    let pixel = match (req.pixel_size, req.pixel_size_m) {
+        (Some(p), _) => p,
+        (None, Some(m)) => metres_in_crs_units(&crs, m)?,
+        (None, None) => pixel_size_in(first.1, first.0, &crs)?,
     };
     let mut extent: Option<Bounds> = None;
     for (path, info) in &usable {

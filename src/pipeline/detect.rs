@@ -10,7 +10,9 @@ use crate::detect::{CellInput, CellStats, Detector, MASK_UNOBSERVED};
 use crate::export::geojson::{self, ToWgs84};
 use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::grid::{Cell, GridDef};
-use crate::ingest::plan::{grid_of_raster, plan_grid, GridRequest};
+use crate::ingest::plan::{
+    crs_units_in_metres, grid_of_raster, plan_grid, regrid_to_pixel_size_m, GridRequest,
+};
 use crate::ingest::{CellReader, Observation};
 use crate::vectorize::{merge_pieces, trace_regions, EdgeStrips, MergedRegion, Piece};
 use geo::Area;
@@ -86,6 +88,9 @@ pub struct DetectReport {
     pub version: String,
     /// The detector's name.
     pub detector: String,
+    /// What the detector is ([`Detector::describe`]: for a learned model its name, version,
+    /// licence, training data and the model file's SHA-256).
+    pub detector_info: Value,
     /// The analysis grid.
     pub grid: GridDef,
     /// Cells processed.
@@ -196,6 +201,9 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
         .check_bands(&before.sources.roles, &after.sources.roles)
         .map_err(PipelineError::Inputs)?;
 
+    // A learned detector's ground resolution sets the grid's pixel size, unless the
+    // configuration pins `[grid] pixel_size` (then it wins, with a warning if they differ).
+    let model_px_m = job.detector.pixel_size_m();
     let grid = match job.config.as_ref().filter(|c| c.grid.is_pinned()) {
         Some(c) => {
             let all: Vec<_> = before_entries.iter().chain(&after_entries).collect();
@@ -203,6 +211,7 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
                 &GridRequest {
                     crs: c.grid.crs.clone(),
                     pixel_size: c.grid.pixel_size,
+                    pixel_size_m: model_px_m,
                     cell_size: c.grid.cell_size,
                     halo: c.grid.halo,
                     origin: c.grid.origin.map(|o| (o[0], o[1])),
@@ -227,9 +236,19 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
                 g.width = ((c1 - 1e-6).ceil() - c0).max(1.0) as usize;
                 g.height = ((r1 - 1e-6).ceil() - r0).max(1.0) as usize;
             }
-            g
+            match model_px_m {
+                Some(m) => regrid_to_pixel_size_m(&g, m)?,
+                None => g,
+            }
         }
     };
+    if let (Some(m), Some(px)) = (model_px_m, crs_units_in_metres(&grid.crs, grid.pixel_width)) {
+        if ((px - m) / m).abs() > 0.01 {
+            tracing::warn!(
+                "the detector expects {m} m pixels but [grid] pixel_size gives {px:.3} m; the configuration wins"
+            );
+        }
+    }
     let overlap = match (
         observation_bounds(before, &grid)?,
         observation_bounds(after, &grid)?,
@@ -257,7 +276,7 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     let mut score_spec = mask_spec.clone();
     score_spec.nodata = Some(f64::NAN);
     score_spec.predictor = 3;
-    score_spec.band_descriptions = vec!["standardised change magnitude".into()];
+    score_spec.band_descriptions = vec![job.detector.score_description()];
     let mask_path = job.out.join("change_mask.tif");
     let score_path = job.out.join("change_score.tif");
     let mut mask_w = GeoTiffWriter::create::<u8>(&mask_path, &mask_spec, 1)?;
@@ -379,6 +398,7 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     let mut report = DetectReport {
         version: crate::VERSION.to_string(),
         detector: job.detector.name(),
+        detector_info: job.detector.describe(),
         grid: grid.clone(),
         cells: total,
         cells_outside_overlap: cells_outside,

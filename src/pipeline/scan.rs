@@ -326,6 +326,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         &GridRequest {
             crs: Some(working_crs.clone()),
             pixel_size: cfg.grid.pixel_size,
+            pixel_size_m: job.detector.pixel_size_m(),
             cell_size: cfg.grid.cell_size,
             halo: cfg.grid.halo,
             origin: cfg.grid.origin.map(|o| (o[0], o[1])),

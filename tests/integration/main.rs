@@ -7,5 +7,6 @@ mod common;
 mod detection;
 mod fixtures;
 mod foundation;
+mod onnx;
 mod real_data;
 mod scan;
