@@ -284,9 +284,13 @@ fn canonical(v: &Value) -> Value {
 
 /// The content fingerprint: SHA-256 of the manifest as compact JSON with keys sorted, without the
 /// run members (`RUN_MEMBERS`) and without the report's entry in `files` (the report prints this
-/// fingerprint, so it cannot be part of it).
+/// fingerprint, so it cannot be part of it). Python's
+/// `json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` gives the same text
+/// unless a number needs an exponent.
 pub fn content_sha256(m: &Manifest) -> String {
-    let mut v = match serde_json::to_value(m) {
+    // Through the JSON text, so that numbers are exactly those manifest.json shows (an f32
+    // converted straight to a JSON value would widen: 0.1f32 becomes 0.10000000149011612).
+    let mut v = match serde_json::to_vec(m).and_then(|b| serde_json::from_slice::<Value>(&b)) {
         Ok(v) => v,
         Err(_) => return String::new(),
     };
