@@ -19,6 +19,9 @@ pub enum Outcome {
     Done,
     /// Done, but some inputs were skipped; each was named in the output.
     DoneWithSkips,
+    /// The command ran to the end and its answer is "no" (e.g. a packet that does not verify);
+    /// what failed was named in the output.
+    Failed,
 }
 
 #[derive(Parser)]
@@ -62,6 +65,49 @@ enum Command {
     Synth(SynthArgs),
     /// Generate a scene and run everything landwatch can do on it, then say which files to open.
     Demo(DemoArgs),
+    /// Generate the bureau's Ed25519 key pair for signing evidence packets.
+    #[command(long_about = KEYGEN_HELP)]
+    Keygen(KeygenArgs),
+    /// Check an evidence packet (directory or .zip): every file's SHA-256 and the signature.
+    #[command(long_about = VERIFY_HELP)]
+    Verify(VerifyArgs),
+}
+
+const KEYGEN_HELP: &str = "Generate the bureau's Ed25519 key pair for signing evidence packets.\n\n\
+Writes DIR/NAME.key (the private key, file mode 0600: keep it on the machine that runs the scan, \
+never in a packet) and DIR/NAME.pub (the public key, to hand to anyone who checks packets), and prints \
+the key's fingerprint (SHA-256 of the 32 public-key bytes). Both files are text: a header line \
+(landwatch-ed25519-private-key/1 or landwatch-ed25519-public-key/1) and 32 bytes in hex. Existing \
+files are never overwritten. The randomness comes from the operating system.";
+
+const VERIFY_HELP: &str = "Check an evidence packet (a packet directory or its .zip).\n\n\
+Recomputes the SHA-256 of every file and compares it with manifest.json, reports each file that \
+changed, is missing or was added, and checks the Ed25519 signature in manifest.sig over the exact \
+bytes of manifest.json. With --pubkey the signature is checked with the bureau's public key file, \
+which identifies the signer; without it, with the public key embedded in the manifest, which only \
+shows that nothing changed since signing (anyone can re-sign with their own key), and the output \
+says so.\n\nExit codes: 0 intact; 1 anything changed, missing, added, or the signature does not match.";
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Directory for the key files (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Base name of the key files: NAME.key and NAME.pub.
+    #[arg(long, default_value = "bureau")]
+    name: String,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The packet: a directory `packets/<case-id>[.vN]` or its `.zip`.
+    packet: PathBuf,
+    /// The bureau's public key file (NAME.pub from `landwatch keygen`).
+    #[arg(long, value_name = "KEY")]
+    pubkey: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -339,6 +385,8 @@ pub fn run() -> Result<Outcome> {
         Command::Eval(a) => eval(a),
         Command::Synth(a) => synth(a),
         Command::Demo(a) => demo(a),
+        Command::Keygen(a) => keygen(a),
+        Command::Verify(a) => verify(a),
     }
 }
 
@@ -1093,4 +1141,95 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         scene.display()
     );
     Ok(outcome)
+}
+
+fn keygen(a: KeygenArgs) -> Result<Outcome> {
+    let files = landwatch::evidence::write_key_pair(&a.out, &a.name)?;
+    println!(
+        "private key {} (mode 0600; keep it secret, never put it in a packet)",
+        files.private_key.display()
+    );
+    println!(
+        "public key  {} (hand it to whoever checks packets)",
+        files.public_key.display()
+    );
+    println!("fingerprint {}", files.fingerprint);
+    Ok(Outcome::Done)
+}
+
+fn verify(a: VerifyArgs) -> Result<Outcome> {
+    use landwatch::evidence::verify::{FileStatus, KeySource, SignatureStatus};
+    let given = match &a.pubkey {
+        Some(p) => Some(landwatch::evidence::GivenKey {
+            key: landwatch::evidence::load_verifying_key(p)?,
+            path: p.clone(),
+        }),
+        None => None,
+    };
+    let r = landwatch::evidence::verify_packet(&a.packet, given.as_ref())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "packet {} (case {}, schema {})",
+            r.packet.display(),
+            r.case_id.as_deref().unwrap_or("?"),
+            r.schema_version.as_deref().unwrap_or("?")
+        );
+        if let Some(h) = &r.manifest_sha256 {
+            println!("  manifest.json sha256 {h}");
+        }
+        if let Some(h) = &r.content_sha256 {
+            println!("  packet fingerprint   {h} (printed in report.html)");
+        }
+        let fp = r.key_fingerprint.as_deref().unwrap_or("?");
+        let sig = match r.signature {
+            SignatureStatus::Valid => "VALID",
+            SignatureStatus::Invalid => "DOES NOT MATCH",
+            SignatureStatus::Missing => "MISSING",
+            SignatureStatus::Unchecked => "NOT CHECKED",
+        };
+        match &r.key {
+            KeySource::File { path } => {
+                println!(
+                    "  signature {sig} (Ed25519, key {} with fingerprint {fp})",
+                    path.display()
+                )
+            }
+            KeySource::Embedded => {
+                println!("  signature {sig} (Ed25519, with the public key embedded in the manifest, fingerprint {fp})");
+                println!("  NOTE: that key was not independently checked: anyone can re-sign a packet with their own key.");
+                println!("        Give --pubkey with the bureau's public key file to check who signed it.");
+            }
+            KeySource::None => println!("  signature {sig} (no public key to check with)"),
+        }
+        let ok = r
+            .files
+            .iter()
+            .filter(|f| f.status == FileStatus::Intact)
+            .count();
+        println!("  files: {ok} of {} intact", r.files.len());
+        for f in r.files.iter().filter(|f| f.status != FileStatus::Intact) {
+            let what = match f.status {
+                FileStatus::Changed => "CHANGED",
+                FileStatus::Missing => "MISSING",
+                FileStatus::Added => "ADDED  ",
+                FileStatus::Intact => "ok     ",
+            };
+            println!("  {what} {}", f.name);
+        }
+        for p in &r.problems {
+            println!("  problem: {p}");
+        }
+        if r.intact {
+            println!("INTACT");
+        } else {
+            println!("NOT INTACT: {} problem(s)", r.problems.len().max(1));
+        }
+    }
+    Ok(if r.intact {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    })
 }

@@ -1,7 +1,7 @@
 //! The `landwatch` command: parses arguments, runs a command, maps the outcome to an exit code.
 //!
 //! Exit codes: 0 done; 2 done, but some inputs were skipped (each named in the output);
-//! 1 failed (the error chain is printed).
+//! 1 failed (the error chain is printed, or the command named what failed, as `verify` does).
 
 mod cli;
 
@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(cli::Outcome::Done) => ExitCode::SUCCESS,
         Ok(cli::Outcome::DoneWithSkips) => ExitCode::from(2),
+        Ok(cli::Outcome::Failed) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

@@ -5,6 +5,7 @@
 
 mod common;
 mod detection;
+mod evidence;
 mod fixtures;
 mod foundation;
 mod onnx;

@@ -1,0 +1,573 @@
+//! Evidence packets: writing, versioning, determinism, tampering caught by the real `verify`
+//! binary, zips, snapshots of the manifest, the report's structure and a chip, and the report
+//! rendered by headless Chromium.
+
+use crate::common::{run, scratch, stderr, stdout};
+use landwatch::evidence::{
+    self, example_input, write_packet, PacketInput, PacketOptions, SigningKey, WrittenPacket,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every file of a packet.
+const PACKET_FILES: [&str; 10] = [
+    "after.png",
+    "after.tif",
+    "before.png",
+    "before.tif",
+    "change.png",
+    "change.tif",
+    "finding.geojson",
+    "manifest.json",
+    "manifest.sig",
+    "report.html",
+];
+
+/// A fixed key, so that snapshots do not depend on randomness.
+fn fixed_key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+/// A key pair written by the real `keygen`; returns (signing key, public key file).
+fn keygen(dir: &Path, name: &str) -> (SigningKey, PathBuf) {
+    let o = run(["keygen", "--out", dir.to_str().unwrap(), "--name", name]);
+    assert!(o.status.success(), "keygen failed: {}", stderr(&o));
+    let key = evidence::load_signing_key(&dir.join(format!("{name}.key"))).unwrap();
+    let fp = evidence::fingerprint(&key.verifying_key());
+    assert!(stdout(&o).contains(&fp), "keygen prints the fingerprint");
+    (key, dir.join(format!("{name}.pub")))
+}
+
+fn write(dir: &Path, input: &PacketInput, key: &SigningKey, zip: bool) -> WrittenPacket {
+    write_packet(dir, input, key, &PacketOptions { zip }).unwrap()
+}
+
+fn verify_args(packet: &Path, pubkey: Option<&Path>, json: bool) -> std::process::Output {
+    let mut args = vec!["verify".to_string(), packet.to_str().unwrap().to_string()];
+    if let Some(k) = pubkey {
+        args.push("--pubkey".into());
+        args.push(k.to_str().unwrap().into());
+    }
+    if json {
+        args.push("--json".into());
+    }
+    run(args)
+}
+
+fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        out.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).unwrap(),
+        );
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for (name, bytes) in files_of(from) {
+        std::fs::write(to.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn keygen_writes_a_private_key_only_the_owner_reads_and_never_overwrites() {
+    let dir = scratch("evidence-keygen");
+    let (key, public) = keygen(&dir, "bureau");
+    let pk = evidence::load_verifying_key(&public).unwrap();
+    assert_eq!(pk, key.verifying_key());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("bureau.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = run(["keygen", "--out", dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("bureau.key"), "{}", stderr(&again));
+}
+
+#[test]
+fn an_untouched_packet_verifies_as_a_directory_a_zip_and_unzipped() {
+    let dir = scratch("evidence-intact");
+    let (key, public) = keygen(&dir, "bureau");
+    let packets = dir.join("packets");
+    let w = write(&packets, &example_input(), &key, true);
+    assert_eq!(w.dir, packets.join("320509-20261128-0042"));
+    assert_eq!(w.version, 1);
+    let names: Vec<String> = files_of(&w.dir).into_keys().collect();
+    let mut expected: Vec<String> = PACKET_FILES.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(names, expected);
+
+    let o = verify_args(&w.dir, Some(&public), false);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("INTACT") && stdout(&o).contains("signature VALID"));
+    assert!(stdout(&o).contains(&w.content_sha256));
+
+    // Without --pubkey the embedded key is used, and the output says it proves nothing about who signed.
+    let o = verify_args(&w.dir, None, false);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("not independently checked"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Straight from the zip.
+    let zip = w.zip.clone().unwrap();
+    assert_eq!(zip, packets.join("320509-20261128-0042.zip"));
+    let o = verify_args(&zip, Some(&public), false);
+    assert!(o.status.success(), "{}", stdout(&o));
+
+    // Unzipped by someone else: the archive holds one folder named after the packet.
+    let (top, files) = evidence::archive::read_zip(&zip).unwrap();
+    assert_eq!(top, "320509-20261128-0042");
+    let unzipped = dir.join("unzipped").join(&top);
+    std::fs::create_dir_all(&unzipped).unwrap();
+    for (name, bytes) in &files {
+        std::fs::write(unzipped.join(name), bytes).unwrap();
+    }
+    let o = verify_args(&unzipped, Some(&public), true);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["signature"], "valid");
+    assert_eq!(v["key"]["source"], "file");
+    assert_eq!(v["files"].as_array().unwrap().len(), 8);
+
+    // The zip itself is deterministic: writing it again gives the same bytes.
+    let before = std::fs::read(&zip).unwrap();
+    evidence::write_zip(&w.dir).unwrap();
+    assert_eq!(std::fs::read(&zip).unwrap(), before);
+}
+
+/// Flips one byte in the middle of a file.
+fn flip(path: &Path) {
+    let mut b = std::fs::read(path).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn verify_names_every_changed_missing_or_added_file_and_a_bad_signature() {
+    let dir = scratch("evidence-tamper");
+    let (key, public) = keygen(&dir, "bureau");
+    let w = write(&dir.join("packets"), &example_input(), &key, false);
+
+    for name in [
+        "before.png",
+        "after.png",
+        "change.png",
+        "before.tif",
+        "after.tif",
+        "change.tif",
+        "finding.geojson",
+        "report.html",
+    ] {
+        let copy = dir.join(format!("flip-{name}"));
+        copy_dir(&w.dir, &copy);
+        flip(&copy.join(name));
+        let o = verify_args(&copy, Some(&public), false);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
+        let out = stdout(&o);
+        assert!(out.contains(&format!("CHANGED {name}")), "{name}: {out}");
+        assert!(out.contains("signature VALID"), "{name}: {out}");
+        assert!(out.contains("NOT INTACT"), "{name}: {out}");
+    }
+
+    // A byte of the manifest: the signature no longer matches (and the JSON may not parse).
+    let copy = dir.join("flip-manifest");
+    copy_dir(&w.dir, &copy);
+    flip(&copy.join("manifest.json"));
+    let o = verify_args(&copy, Some(&public), false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("signature does not match"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("manifest.json"), "{}", stdout(&o));
+
+    // A byte of the signature.
+    let copy = dir.join("flip-sig");
+    copy_dir(&w.dir, &copy);
+    flip(&copy.join("manifest.sig"));
+    let o = verify_args(&copy, Some(&public), false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("signature DOES NOT MATCH"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("manifest.sig"), "{}", stdout(&o));
+
+    // A deleted file.
+    let copy = dir.join("deleted");
+    copy_dir(&w.dir, &copy);
+    std::fs::remove_file(copy.join("change.tif")).unwrap();
+    let o = verify_args(&copy, Some(&public), false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("MISSING change.tif"), "{}", stdout(&o));
+
+    // A deleted signature.
+    let copy = dir.join("unsigned");
+    copy_dir(&w.dir, &copy);
+    std::fs::remove_file(copy.join("manifest.sig")).unwrap();
+    let o = verify_args(&copy, Some(&public), false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("manifest.sig is missing"),
+        "{}",
+        stdout(&o)
+    );
+
+    // An added file.
+    let copy = dir.join("added");
+    copy_dir(&w.dir, &copy);
+    std::fs::write(copy.join("notes.txt"), "added later").unwrap();
+    let o = verify_args(&copy, Some(&public), true);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["intact"], false);
+    let added: Vec<&serde_json::Value> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "added")
+        .collect();
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0]["name"], "notes.txt");
+
+    // The signature swapped for one by another key over the same manifest.
+    let other = SigningKey::from_bytes(&[9u8; 32]);
+    let copy = dir.join("other-key");
+    copy_dir(&w.dir, &copy);
+    let manifest = std::fs::read(copy.join("manifest.json")).unwrap();
+    std::fs::write(copy.join("manifest.sig"), evidence::sign(&other, &manifest)).unwrap();
+    for pubkey in [Some(public.as_path()), None] {
+        let o = verify_args(&copy, pubkey, false);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        assert!(
+            stdout(&o).contains("signature does not match"),
+            "{}",
+            stdout(&o)
+        );
+    }
+
+    // A forger who also replaces the embedded key: only --pubkey catches it, and without it the
+    // output warns that the key was not checked.
+    let copy = dir.join("forged");
+    copy_dir(&w.dir, &copy);
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let vk = other.verifying_key();
+    m["signing"]["public_key"] = hex::encode(vk.as_bytes()).into();
+    m["signing"]["key_fingerprint_sha256"] = evidence::fingerprint(&vk).into();
+    let forged = serde_json::to_vec_pretty(&m).unwrap();
+    std::fs::write(copy.join("manifest.json"), &forged).unwrap();
+    std::fs::write(copy.join("manifest.sig"), evidence::sign(&other, &forged)).unwrap();
+    let o = verify_args(&copy, None, false);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("not independently checked"));
+    let o = verify_args(&copy, Some(&public), false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("signature does not match"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("but the key given is"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A zip with a changed entry.
+    let copy = dir.join("zipped");
+    copy_dir(&w.dir, &copy);
+    flip(&copy.join("after.png"));
+    let zip = evidence::write_zip(&copy).unwrap();
+    let o = verify_args(&zip, Some(&public), false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("CHANGED after.png"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_crash_leaves_no_packet_and_a_changed_finding_gets_a_new_version() {
+    let dir = scratch("evidence-versions");
+    let key = fixed_key();
+    let packets = dir.join("packets");
+    let input = example_input();
+    let v1 = write(&packets, &input, &key, false);
+    let v1_files = files_of(&v1.dir);
+
+    // What a crash mid-write leaves: a hidden partial directory without manifest or signature.
+    let partial = packets.join(".320509-20261128-0042.partial-99999-0");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("before.png"), &v1_files["before.png"]).unwrap();
+    let o = verify_args(&partial, None, false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("manifest.json is missing"),
+        "{}",
+        stdout(&o)
+    );
+    let versions = evidence::packet::existing_versions(&packets, &input.case_id);
+    assert_eq!(versions.len(), 1, "{versions:?}");
+
+    // The same finding again (another run): nothing is written, v1 is returned.
+    let mut again = input.clone();
+    again.run_id = "run-20261129T020000Z".into();
+    again.created_at = "2026-11-29T02:11:00Z".into();
+    let same = write(&packets, &again, &key, false);
+    assert!(same.unchanged);
+    assert_eq!(same.dir, v1.dir);
+    assert_eq!(same.manifest_sha256, v1.manifest_sha256);
+    assert_eq!(files_of(&v1.dir), v1_files);
+    assert!(
+        !partial.exists(),
+        "the crashed writer's leftovers are cleared"
+    );
+
+    // The finding changed: v2 beside v1, v1 untouched, v2 names v1.
+    let mut changed = again.clone();
+    changed.area_m2 = 640.0;
+    changed.area_mu = 640.0 / 666.67;
+    let v2 = write(&packets, &changed, &key, false);
+    assert!(!v2.unchanged);
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.dir, packets.join("320509-20261128-0042.v2"));
+    assert_ne!(v2.content_sha256, v1.content_sha256);
+    assert_eq!(files_of(&v1.dir), v1_files);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(v2.dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["packet"]["version"], 2);
+    assert_eq!(
+        m["packet"]["supersedes"]["directory"],
+        "320509-20261128-0042"
+    );
+    assert_eq!(
+        m["packet"]["supersedes"]["manifest_sha256"],
+        v1.manifest_sha256.as_str()
+    );
+    for w in [&v1, &v2] {
+        let o = verify_args(&w.dir, None, false);
+        assert!(o.status.success(), "{}", stdout(&o));
+    }
+
+    // Back to v2's content: unchanged; v3 only for new content.
+    let same2 = write(&packets, &changed, &key, false);
+    assert!(same2.unchanged && same2.version == 2);
+    changed.confidence = 0.5;
+    let v3 = write(&packets, &changed, &key, false);
+    assert_eq!(v3.version, 3);
+    assert_eq!(files_of(&v1.dir), v1_files);
+}
+
+#[test]
+fn the_same_finding_gives_byte_identical_files_except_the_run_members() {
+    let dir = scratch("evidence-determinism");
+    let key = fixed_key();
+    let a = write(&dir.join("a"), &example_input(), &key, true);
+    let mut input = example_input();
+    input.run_id = "another-run".into();
+    input.created_at = "2027-01-01T00:00:00Z".into();
+    let b = write(&dir.join("b"), &input, &key, true);
+    let (fa, fb) = (files_of(&a.dir), files_of(&b.dir));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    for (name, bytes) in &fa {
+        if name == "manifest.json" || name == "manifest.sig" {
+            continue;
+        }
+        assert!(bytes == &fb[name], "{name} differs between runs");
+    }
+    assert_eq!(a.content_sha256, b.content_sha256);
+    let strip = |b: &[u8]| {
+        let mut v: serde_json::Value = serde_json::from_slice(b).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("run_id");
+        o.remove("created_at");
+        v
+    };
+    assert_eq!(strip(&fa["manifest.json"]), strip(&fb["manifest.json"]));
+    assert_ne!(fa["manifest.json"], fb["manifest.json"]);
+}
+
+#[test]
+fn manifest_snapshot() {
+    let dir = scratch("evidence-snapshot-manifest");
+    let w = write(&dir, &example_input(), &fixed_key(), false);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["schema_version"], "landwatch-evidence/1");
+    // Every parameter and the whole rule trace are carried over verbatim.
+    assert_eq!(m["finding"]["rule_trace"], example_input().rule_trace);
+    assert_eq!(m["parameters"], example_input().parameters);
+    insta::assert_json_snapshot!("manifest", m, {
+        ".run_id" => "[run_id]",
+        ".created_at" => "[created_at]",
+        ".software.version" => "[version]",
+        // The report (and so the fingerprint over the manifest's content) prints the version.
+        ".content_sha256" => "[content_sha256]",
+        ".files[\"report.html\"]" => "[report]",
+    });
+}
+
+/// The text of every element with one of these tags, in document order, tags stripped.
+fn texts_of(html: &str, tags: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if !tags.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(open_end) = rest.find('>') else {
+            break;
+        };
+        let close = format!("</{name}>");
+        let Some(end) = rest.find(&close) else { break };
+        let inner = &rest[open_end + 1..end];
+        let mut text = String::new();
+        let mut in_tag = false;
+        for ch in inner.chars() {
+            match ch {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                c if !in_tag => text.push(c),
+                _ => {}
+            }
+        }
+        out.push(format!(
+            "{name}: {}",
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        ));
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[test]
+fn report_structure_snapshot() {
+    let dir = scratch("evidence-snapshot-report");
+    let w = write(&dir, &example_input(), &fixed_key(), false);
+    let html = std::fs::read_to_string(w.dir.join("report.html")).unwrap();
+    // Self-contained: the chips are data URIs, nothing is fetched.
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 3);
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count()
+                == html.matches("http://www.w3.org/2000/svg").count()
+    );
+    assert!(!html.contains("https://"));
+    // Worded as a lead.
+    assert!(html.contains("疑似违法用地线索") && html.contains("自然资发〔2023〕258号"));
+    assert!(html.contains("field check is required"));
+    assert!(!html.to_lowercase().contains("illegal"));
+    assert!(html.contains(&w.content_sha256));
+    assert!(html.contains(&evidence::fingerprint(&fixed_key().verifying_key())));
+    assert!(html.contains("@page") && html.contains("A4"));
+    let structure = texts_of(&html, &["h1", "h2", "h3", "th", "figcaption"]);
+    insta::assert_snapshot!("report_structure", structure.join("\n"));
+}
+
+#[test]
+fn chip_snapshot() {
+    let dir = scratch("evidence-snapshot-chip");
+    let w = write(&dir, &example_input(), &fixed_key(), false);
+    let bytes = std::fs::read(w.dir.join("after.png")).unwrap();
+    let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    // 160 × 120 px chips are enlarged 3× to 480 × 360, plus a 30 px header and a 66 px footer.
+    assert_eq!(img.dimensions(), (480, 456));
+    let red = img.pixels().filter(|p| p.0 == [255, 32, 32]).count();
+    let yellow = img.pixels().filter(|p| p.0 == [255, 221, 0]).count();
+    let cyan = img.pixels().filter(|p| p.0 == [0, 229, 255]).count();
+    assert!(
+        red > 500 && yellow > 500 && cyan > 100,
+        "{red} {yellow} {cyan}"
+    );
+    insta::assert_snapshot!("after_png_sha256", evidence::manifest::sha256_hex(&bytes));
+    // The GeoTIFF twin is georeferenced like the chip and carries the stretched bytes and alpha.
+    let ds = gdal::Dataset::open(w.dir.join("after.tif")).unwrap();
+    assert_eq!(ds.raster_count(), 4);
+    assert_eq!(
+        ds.geo_transform().unwrap(),
+        example_input().after_chip.geo_transform
+    );
+    let alpha = ds
+        .rasterband(4)
+        .unwrap()
+        .read_as::<u8>((0, 0), (2, 1), (2, 1), None)
+        .unwrap();
+    assert_eq!(alpha.data(), &[0, 0], "the cloud corner is transparent");
+}
+
+#[test]
+fn headless_chromium_renders_the_report_to_png_and_pdf() {
+    let chromium = Path::new("/usr/bin/chromium");
+    assert!(
+        chromium.exists(),
+        "Debian's chromium is needed for this test: run scripts/setup"
+    );
+    let dir = scratch("evidence-chromium");
+    let w = write(&dir.join("packets"), &example_input(), &fixed_key(), false);
+    let report = w.dir.join("report.html");
+    let url = format!("file://{}", report.display());
+    let png = dir.join("report.png");
+    let pdf = dir.join("report.pdf");
+    for out in [
+        format!("--screenshot={}", png.display()),
+        format!("--print-to-pdf={}", pdf.display()),
+    ] {
+        let profile = tempfile::tempdir().unwrap();
+        let o = std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--no-pdf-header-footer",
+                "--hide-scrollbars",
+                "--window-size=1000,2600",
+                &format!("--user-data-dir={}", profile.path().display()),
+                &out,
+                &url,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "chromium {out}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let png_bytes = std::fs::read(&png).unwrap();
+    let shot = image::load_from_memory(&png_bytes).unwrap().to_rgb8();
+    assert_eq!(shot.dimensions(), (1000, 2600));
+    // Not a blank page: many distinct colours (text, chips, the locator map).
+    let mut colours: Vec<[u8; 3]> = shot.pixels().step_by(7).map(|p| p.0).collect();
+    colours.sort();
+    colours.dedup();
+    assert!(colours.len() > 500, "{} colours", colours.len());
+    let pdf_bytes = std::fs::read(&pdf).unwrap();
+    assert!(pdf_bytes.starts_with(b"%PDF-"));
+    assert!(pdf_bytes.len() > 50_000, "{} bytes", pdf_bytes.len());
+    // A4 pages: 210 × 297 mm = 595 × 842 points (Skia writes 594.96 × 841.92).
+    let text = String::from_utf8_lossy(&pdf_bytes);
+    let a4 = text.matches("/MediaBox [0 0 594.95996 841.91998]").count();
+    assert!(a4 >= 2, "expected at least two A4 pages, found {a4}");
+}
