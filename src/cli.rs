@@ -312,6 +312,15 @@ struct ScanArgs {
     threads: Option<usize>,
     #[command(flatten)]
     detector: DetectorArgs,
+    /// The bureau's private key for signing evidence packets (overrides [evidence] key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Also write one .zip per evidence packet.
+    #[arg(long)]
+    zip: bool,
+    /// Write no evidence packets.
+    #[arg(long)]
+    no_packets: bool,
 }
 
 #[derive(Args)]
@@ -867,7 +876,20 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         },
         config: cfg,
     };
-    let result = run_scan(&job)?;
+    let run_started = chrono::Utc::now();
+    let mut result = run_scan(&job)?;
+    if job.config.evidence.enabled && !a.no_packets {
+        let region = job.config.project.region_code.clone();
+        let day = run_started.format("%Y%m%d").to_string();
+        let case_ids: Vec<String> = (0..result.findings.len())
+            .map(|i| format!("{region}-{day}-{:04}", i + 1))
+            .collect();
+        let run_id = format!("run-{}", run_started.format("%Y%m%dT%H%M%SZ"));
+        let p = evidence_stage(&job, &a, &result, &case_ids, &run_id, run_started)?;
+        result.report.packets = Some(p);
+        let text = serde_json::to_string_pretty(&result.report)?;
+        landwatch::export::write_atomic(&job.out.join("summary.json"), text.as_bytes())?;
+    }
     let r = &result.report;
     if a.json {
         println!("{}", serde_json::to_string_pretty(r)?);
@@ -927,13 +949,159 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         for o in &r.outputs {
             println!("  wrote {}", o.display());
         }
+        if let Some(p) = &r.packets {
+            println!(
+                "  evidence packets in {}: {} written, {} unchanged, {} failed (signed by key {}); open report.html in a packet",
+                p.dir.display(),
+                p.written,
+                p.unchanged,
+                p.failed.len(),
+                &p.key_fingerprint[..16.min(p.key_fingerprint.len())]
+            );
+            for f in &p.failed {
+                println!("  PACKET FAILED {f}");
+            }
+        }
     }
-    let outcome = if r.skipped.is_empty() {
+    let packet_failures = r.packets.as_ref().is_some_and(|p| !p.failed.is_empty());
+    let outcome = if r.skipped.is_empty() && !packet_failures {
         Outcome::Done
     } else {
         Outcome::DoneWithSkips
     };
     Ok((outcome, result))
+}
+
+/// The signing key of a run: `--key`, else `[evidence] key`, else `<out>/keys/landwatch.key`
+/// (made on first use, with a warning).
+fn signing_key(
+    cfg: &Config,
+    given: Option<&std::path::Path>,
+) -> Result<landwatch::evidence::SigningKey> {
+    let path = match (given, &cfg.evidence.key) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(p)) => cfg.resolve(p),
+        (None, None) => {
+            let dir = cfg.output_dir().join("keys");
+            let p = dir.join("landwatch.key");
+            if !p.exists() {
+                let files = landwatch::evidence::write_key_pair(&dir, "landwatch")?;
+                tracing::warn!(
+                    "no signing key configured: made {} (fingerprint {}); register its public key {} with whoever checks packets, or name the bureau's key in [evidence] key",
+                    files.private_key.display(),
+                    files.fingerprint,
+                    files.public_key.display()
+                );
+            }
+            p
+        }
+    };
+    landwatch::evidence::load_signing_key(&path)
+        .with_context(|| format!("loading the signing key {}", path.display()))
+}
+
+/// Writes the evidence packets of a scan's findings.
+fn evidence_stage(
+    job: &landwatch::pipeline::scan::ScanJob,
+    a: &ScanArgs,
+    result: &landwatch::pipeline::scan::ScanResult,
+    case_ids: &[String],
+    run_id: &str,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<landwatch::pipeline::scan::PacketsReport> {
+    use landwatch::pipeline::packets::{write_packets, PacketSettings};
+    use landwatch::pipeline::scan::{PacketLine, PacketsReport};
+    use sha2::Digest;
+    let t0 = std::time::Instant::now();
+    let cfg = &job.config;
+    let key = signing_key(cfg, a.key.as_deref())?;
+    let fingerprint = landwatch::evidence::fingerprint(&key.verifying_key());
+    let parameters = serde_json::json!({ "config": cfg, "rules": job.rules });
+    let config_sha256 = hex::encode(sha2::Sha256::digest(serde_json::to_vec(&parameters)?));
+    let settings = PacketSettings {
+        packets_dir: job.out.join("packets"),
+        key,
+        zip: a.zip || cfg.evidence.zip,
+        run_id: run_id.to_string(),
+        created_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        config_sha256,
+        parameters,
+        detector: job.detector.describe(),
+        margin_m: cfg.evidence.margin_m,
+        min_px: cfg.evidence.min_chip_px,
+        max_px: cfg.evidence.max_chip_px,
+    };
+    let n = result.findings.len();
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && n > 0 {
+        let b = indicatif::ProgressBar::new(n as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} evidence [{bar:40}] {pos}/{len} packets, {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let step = (n / 10).max(1);
+    let on_done = |k: usize| match &bar {
+        Some(b) => b.set_position(k as u64),
+        None if k % step == 0 || k == n => tracing::info!("evidence: {k} of {n} packets"),
+        None => {}
+    };
+    let outcomes = write_packets(
+        &result.context,
+        &result.findings,
+        case_ids,
+        &settings,
+        &on_done,
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let mut rep = PacketsReport {
+        dir: settings.packets_dir.clone(),
+        key_fingerprint: fingerprint,
+        ..Default::default()
+    };
+    for o in outcomes {
+        let f = &result.findings[o.finding];
+        match o.result {
+            Ok(w) => {
+                if w.unchanged {
+                    rep.unchanged += 1;
+                } else {
+                    rep.written += 1;
+                }
+                rep.cases.push(PacketLine {
+                    finding_id: f.finding_id.clone(),
+                    case_id: o.case_id,
+                    dir: Some(w.dir),
+                    version: Some(w.version),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "packet for case {} (finding {}): {e}",
+                    o.case_id,
+                    f.finding_id
+                );
+                rep.failed.push(format!(
+                    "case {} (finding {}): {e}",
+                    o.case_id, f.finding_id
+                ));
+                rep.cases.push(PacketLine {
+                    finding_id: f.finding_id.clone(),
+                    case_id: o.case_id,
+                    dir: None,
+                    version: None,
+                });
+            }
+        }
+    }
+    rep.seconds = t0.elapsed().as_secs_f64();
+    Ok(rep)
 }
 
 fn eval(a: EvalArgs) -> Result<Outcome> {
@@ -988,6 +1156,10 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
         return Ok(Outcome::Done);
     }
     let line = |name: &str, p: &landwatch::eval_findings::Prf| {
+        if p.tp + p.fp + p.fn_ == 0 {
+            println!("{name:<24} none in the truth and none found");
+            return;
+        }
         println!(
             "{name:<24} precision {:.3}  recall {:.3}  F1 {:.3}   (TP {}, FP {}, FN {})",
             p.precision, p.recall, p.f1, p.tp, p.fp, p.fn_
@@ -1117,8 +1289,9 @@ fn synth(a: SynthArgs) -> Result<Outcome> {
 
 fn demo(a: DemoArgs) -> Result<Outcome> {
     let scene = a.out.join("scene");
+    let results = a.out.join("results");
     println!(
-        "1/2 generating a {0}x{0} px synthetic scene into {1}",
+        "1/4 generating a {0}x{0} px synthetic scene with known truth into {1}",
         a.size,
         scene.display()
     );
@@ -1128,18 +1301,62 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         seed: a.seed,
         json: false,
     })?;
-    println!("2/2 cataloguing its imagery");
-    let outcome = catalog(CatalogArgs {
-        paths: vec![scene.join("imagery")],
+    println!("\n2/4 scanning it: catalogue, grid, detection, overlay, rules, evidence packets");
+    let (outcome, result) = scan(ScanArgs {
+        config: Some(scene.join("landwatch.toml")),
+        before: Vec::new(),
+        after: Vec::new(),
+        parcels: None,
+        permits: None,
+        rules: None,
+        out: Some(results.clone()),
         json: false,
-        bands: None,
-        sensor: None,
-        verify_pixels: false,
+        threads: None,
+        detector: DetectorArgs {
+            detector: None,
+            model: None,
+            combine: None,
+        },
+        key: None,
+        zip: false,
+        no_packets: false,
     })?;
+    println!("\n3/4 scoring the findings against the scene's truth");
+    eval(EvalArgs {
+        truth: scene.join("truth.geojson"),
+        findings: results.join("findings.geojson"),
+        json: false,
+    })?;
+    let first = result
+        .report
+        .packets
+        .as_ref()
+        .and_then(|p| p.cases.iter().find_map(|c| c.dir.clone()));
+    if let Some(dir) = &first {
+        println!("\n4/4 checking an evidence packet's hashes and signature");
+        verify(VerifyArgs {
+            packet: dir.clone(),
+            pubkey: Some(results.join("keys").join("landwatch.pub")),
+            json: false,
+        })?;
+    }
+    println!("\nWhere to look:");
+    if let Some(dir) = &first {
+        println!(
+            "  a field report (bilingual, prints on A4): {}",
+            dir.join("report.html").display()
+        );
+    }
     println!(
-        "\nOpen in QGIS: {0}/imagery/*/*.tif, {0}/parcels.gpkg, {0}/permits.gpkg, {0}/truth.geojson",
+        "  findings for a spreadsheet: {}",
+        results.join("findings.csv").display()
+    );
+    println!(
+        "  in QGIS: {0}/findings.gpkg, {0}/coverage.gpkg, {0}/change_score_satellite.tif, {1}/imagery/*/*.tif, {1}/parcels.gpkg, {1}/permits.gpkg",
+        results.display(),
         scene.display()
     );
+    println!("Every finding is a suspected violation (疑似违法用地线索): a lead for a field check, never a verdict.");
     Ok(outcome)
 }
 

@@ -69,6 +69,9 @@ pub struct Config {
     /// Where results go.
     #[serde(default)]
     pub output: OutputConfig,
+    /// Evidence packets.
+    #[serde(default)]
+    pub evidence: EvidenceConfig,
     /// The directory the configuration file is in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -219,6 +222,58 @@ impl Default for GridConfig {
             cell_size: default_cell_size(),
             halo: default_halo(),
             origin: None,
+        }
+    }
+}
+
+/// `[evidence]`: the packets a scan writes for its findings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Write packets at all (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The bureau's private signing key (`landwatch keygen`). Without one, the scan makes a key
+    /// under `<output dir>/keys/` on first use and says so: register its fingerprint, or name
+    /// the bureau's key here.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Also write one `.zip` per packet.
+    #[serde(default)]
+    pub zip: bool,
+    /// Ground margin shown around a finding, in metres (default 30).
+    #[serde(default = "default_margin_m")]
+    pub margin_m: f64,
+    /// Smallest chip edge in pixels (default 160).
+    #[serde(default = "default_min_chip")]
+    pub min_chip_px: usize,
+    /// Largest chip edge in pixels (default 800); a larger finding is shown around its centre.
+    #[serde(default = "default_max_chip")]
+    pub max_chip_px: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_margin_m() -> f64 {
+    30.0
+}
+fn default_min_chip() -> usize {
+    160
+}
+fn default_max_chip() -> usize {
+    800
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            enabled: true,
+            key: None,
+            zip: false,
+            margin_m: default_margin_m(),
+            min_chip_px: default_min_chip(),
+            max_chip_px: default_max_chip(),
         }
     }
 }

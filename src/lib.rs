@@ -32,3 +32,6 @@ pub mod vectorize;
 
 /// The software version, recorded in every output.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit landwatch was built from (`unknown` outside a git checkout).
+pub const GIT_COMMIT: &str = env!("LANDWATCH_GIT_COMMIT");

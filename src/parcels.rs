@@ -153,6 +153,20 @@ pub fn normalise_use(raw: &str) -> String {
     }
 }
 
+/// Chinese names of the approved uses, as they appear in a county land-use plan.
+pub fn use_name_zh(u: &str) -> &'static str {
+    match u {
+        "farmland" => "耕地",
+        "garden" => "园地",
+        "forest" => "林地",
+        "grassland" => "草地",
+        "construction" => "建设用地",
+        "water" => "水域",
+        "road" => "交通用地",
+        _ => "其他",
+    }
+}
+
 /// Reads a yes/no attribute: true, 1, yes, y, 是.
 pub fn truthy(v: Option<&Value>) -> bool {
     match v {

@@ -16,7 +16,7 @@ use gdal::raster::GdalType;
 use gdal::spatial_ref::SpatialRef;
 use gdal::{Dataset, DriverManager};
 use ndarray::{s, Array2, Array3};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One usable source raster.
 #[derive(Debug, Clone)]
@@ -504,4 +504,50 @@ pub fn read_band_window<T: Copy + GdalType + Default>(
         None,
     )?;
     Ok(buf)
+}
+
+/// Band 1 of a raster on the analysis grid (such as a change score the run wrote), read by grid
+/// window. One per thread, like every GDAL dataset.
+pub struct SingleBandReader {
+    ds: Dataset,
+    path: PathBuf,
+}
+
+impl SingleBandReader {
+    /// Opens the raster.
+    pub fn open(path: &Path) -> Result<SingleBandReader, IngestError> {
+        let ds = open_raster(path)?;
+        Ok(SingleBandReader {
+            ds,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Band 1 over a grid window as `f32`; NaN where the window lies outside the raster.
+    pub fn read_f32(&self, win: &Window) -> Result<Array2<f32>, IngestError> {
+        let (w, h) = self.ds.raster_size();
+        let mut out = Array2::from_elem((win.height, win.width), f32::NAN);
+        let x0 = win.x.max(0);
+        let y0 = win.y.max(0);
+        let x1 = (win.x + win.width as i64).min(w as i64);
+        let y1 = (win.y + win.height as i64).min(h as i64);
+        if x1 <= x0 || y1 <= y0 {
+            return Ok(out);
+        }
+        let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
+        let v = read_band_window::<f32>(&self.ds, 1, x0 as usize, y0 as usize, rw, rh).map_err(
+            |e| IngestError::PixelsUnreadable {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            },
+        )?;
+        let (ox, oy) = ((x0 - win.x) as usize, (y0 - win.y) as usize);
+        for r in 0..rh {
+            out.slice_mut(ndarray::s![oy + r, ox..ox + rw])
+                .iter_mut()
+                .zip(&v[r * rw..(r + 1) * rw])
+                .for_each(|(o, x)| *o = *x);
+        }
+        Ok(out)
+    }
 }

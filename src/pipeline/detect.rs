@@ -145,7 +145,7 @@ pub fn pixel_area_m2(grid: &GridDef) -> f64 {
 
 /// Output block size: the largest power of two up to 512 that divides the cell size, so every
 /// cell writes whole tiles.
-fn block_size_for(cell: usize) -> usize {
+pub(crate) fn block_size_for(cell: usize) -> usize {
     [512, 256, 128, 64, 32, 16]
         .into_iter()
         .find(|b| cell % b == 0)

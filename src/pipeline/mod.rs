@@ -2,6 +2,7 @@
 //! overlay, rules) for the commands that run the pipeline.
 
 pub mod detect;
+pub mod packets;
 pub mod scan;
 
 use crate::bands::BandRole;

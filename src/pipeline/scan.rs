@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::detect::cover::Transition;
 use crate::detect::{CellInput, CellStats, Detector, UNOBSERVED_NO, UNOBSERVED_NO_DATA};
 use crate::export::geojson::{self, ToWgs84};
+use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLayer};
 use crate::grid::{Cell, GridDef};
 use crate::ingest::catalog::CatalogEntry;
@@ -194,6 +195,41 @@ pub struct ScanReport {
     pub seconds: f64,
     /// Wall time per stage, seconds.
     pub stage_seconds: BTreeMap<String, f64>,
+    /// Evidence packets (filled by the evidence stage after the scan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packets: Option<PacketsReport>,
+}
+
+/// What the evidence stage did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PacketsReport {
+    /// Where the packets are.
+    pub dir: PathBuf,
+    /// Packets written (new cases or new versions).
+    pub written: usize,
+    /// Packets already there and identical (nothing written).
+    pub unchanged: usize,
+    /// Packets that could not be made, with why.
+    pub failed: Vec<String>,
+    /// The fingerprint of the signing key.
+    pub key_fingerprint: String,
+    /// Per finding (in findings order): the case id and its packet directory.
+    pub cases: Vec<PacketLine>,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// One finding's packet.
+#[derive(Debug, Clone, Serialize)]
+pub struct PacketLine {
+    /// The finding.
+    pub finding_id: String,
+    /// Its case.
+    pub case_id: String,
+    /// The packet directory (absent when it could not be made).
+    pub dir: Option<PathBuf>,
+    /// The packet's version.
+    pub version: Option<u32>,
 }
 
 /// Everything a scan produced.
@@ -204,6 +240,24 @@ pub struct ScanResult {
     pub findings: Vec<Finding>,
     /// Coverage of protected parcels.
     pub coverage: Vec<Coverage>,
+    /// What the evidence stage needs to read chips around the findings.
+    pub context: ScanContext,
+}
+
+/// The run's grid, imagery and parcels, kept for the evidence stage after the scan.
+pub struct ScanContext {
+    /// The analysis grid.
+    pub grid: GridDef,
+    /// The before observation.
+    pub before: Observation,
+    /// The after observations.
+    pub after: Vec<Observation>,
+    /// Parcels and permits in the working CRS.
+    pub parcels: ParcelSet,
+    /// Per after observation: the change score raster this run wrote (on the grid).
+    pub score_files: Vec<PathBuf>,
+    /// Square metres per squared CRS unit.
+    pub m2_per_unit2: f64,
 }
 
 struct CellScan {
@@ -220,6 +274,8 @@ struct ObsCell {
     stats: Option<CellStats>,
     /// Per parcel index: observed pixels, and observed pixels in the parcel's edge band.
     observed: Vec<(usize, [u64; 2])>,
+    /// The change score over the cell's core (NaN where unobserved), when detection ran.
+    score: Option<Vec<f32>>,
 }
 
 fn latest(obs: &Observation) -> Option<NaiveDateTime> {
@@ -368,6 +424,22 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .map(|i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline)
         .collect();
     ensure_dir(&job.out)?;
+    // The change score of each after observation, for analysts and for the evidence chips.
+    let block = super::detect::block_size_for(grid.cell_size);
+    let mut score_spec = GeoTiffSpec::new(&grid.crs, grid.geo_transform(), grid.width, grid.height);
+    score_spec.block_size = block;
+    score_spec.nodata = Some(f64::NAN);
+    score_spec.predictor = 3;
+    score_spec.band_descriptions = vec![job.detector.score_description()];
+    score_spec.metadata = vec![("LANDWATCH_VERSION".into(), crate::VERSION.into())];
+    let score_files: Vec<PathBuf> = after_obs
+        .iter()
+        .map(|o| job.out.join(format!("change_score_{}.tif", o.name)))
+        .collect();
+    let mut score_writers = score_files
+        .iter()
+        .map(|p| GeoTiffWriter::create::<f32>(p, &score_spec, 1))
+        .collect::<Result<Vec<_>, _>>()?;
 
     // Detection over the cells, in parallel, a batch at a time (memory stays bounded).
     let bar = match job.progress {
@@ -440,6 +512,16 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 }
             }
             for (oi, o) in s.per_obs.into_iter().enumerate() {
+                if let Some(score) = &o.score {
+                    let c = &s.cell.core;
+                    score_writers[oi].write_window(
+                        c.x as usize,
+                        c.y as usize,
+                        c.width,
+                        c.height,
+                        &[score],
+                    )?;
+                }
                 per_obs_pieces[oi].extend(o.pieces);
                 per_obs_strips[oi].insert((s.cell.row, s.cell.col), o.strips);
                 for (pi, n) in o.observed {
@@ -460,6 +542,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     }
     if let Some(b) = &bar {
         b.finish_and_clear();
+    }
+    for w in score_writers {
+        w.finish()?;
     }
     lap("detect", &mut stages);
 
@@ -722,6 +807,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         outputs,
         seconds: started.elapsed().as_secs_f64(),
         stage_seconds: stages,
+        packets: None,
     };
     let text =
         serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
@@ -730,6 +816,14 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         report,
         findings,
         coverage,
+        context: ScanContext {
+            grid,
+            before: before.clone(),
+            after: after_obs,
+            parcels: set,
+            score_files,
+            m2_per_unit2,
+        },
     })
 }
 
@@ -879,6 +973,7 @@ fn scan_cell(
             strips: EdgeStrips::default(),
             stats: None,
             observed: Vec::new(),
+            score: None,
         };
         let (Some(before), true) = (
             before.as_ref(),
@@ -960,6 +1055,7 @@ fn scan_cell(
                     strips: EdgeStrips::of(&res.labels),
                     stats: Some(res.stats),
                     observed,
+                    score: Some(res.score.iter().copied().collect()),
                 });
             }
             Err(e) => {

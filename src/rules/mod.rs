@@ -652,4 +652,37 @@ mod tests {
             None
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the parcel, its control layers, the transition and the field statistics, no
+        /// rule fires on a change that lies wholly inside the footprint of a permit valid on the
+        /// after date whose permitted use explains the change.
+        #[test]
+        fn no_rule_fires_inside_a_matching_valid_permit(
+            x in 3.0f64..30.0, y in 3.0f64..25.0, w in 1.0f64..25.0, h in 1.0f64..20.0,
+            use_i in 0usize..6, basic in proptest::bool::ANY, redline in proptest::bool::ANY,
+            t_i in 0usize..6, fraction in 0.0f64..1.0, edge in 0.0f64..1.0,
+        ) {
+            let uses = ["farmland", "garden", "forest", "grassland", "water", "construction"];
+            let ts = [
+                Transition::VegetationToBuilt,
+                Transition::BareToBuilt,
+                Transition::VegetationToBare,
+                Transition::VegetationToWater,
+                Transition::BareToWater,
+                Transition::WaterToLand,
+            ];
+            let rules = RuleSet::default_rules();
+            let p = parcel(uses[use_i], basic, redline);
+            let permit = permit("land_use_approval", "any", (2025, 1), (2027, 12), sq(2.0, 2.0, 56.0, 46.0));
+            let set = ParcelSet::new(vec![p], vec![permit]);
+            let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+            let region = sq(x, y, w, h);
+            let t = ts[t_i];
+            let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, 1.0);
+            proptest::prop_assert_eq!(ps.len(), 1);
+            let j = judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area(), FieldLoss { fraction, edge_contact: edge });
+            proptest::prop_assert!(j.rule.is_none(), "fired {:?}: {}", j.rule.map(|r| r.id), j.trace);
+        }
+    }
 }

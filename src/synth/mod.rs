@@ -327,19 +327,7 @@ fn write_drone(scene: &Scene, path: &Path) -> Result<(), SynthError> {
     Ok(())
 }
 
-/// Chinese names of the approved uses, as they appear in a county land-use plan.
-pub fn use_name_zh(u: &str) -> &'static str {
-    match u {
-        "farmland" => "耕地",
-        "garden" => "园地",
-        "forest" => "林地",
-        "grassland" => "草地",
-        "construction" => "建设用地",
-        "water" => "水域",
-        "road" => "交通用地",
-        _ => "其他",
-    }
-}
+pub use crate::parcels::use_name_zh;
 
 fn parcels_layer(scene: &Scene) -> VectorLayer {
     VectorLayer {

@@ -17,6 +17,8 @@ fn every_command_has_help() {
         "eval",
         "synth",
         "demo",
+        "keygen",
+        "verify",
     ] {
         let o = run([cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help failed");
@@ -502,4 +504,29 @@ fn a_bad_config_is_refused_naming_the_field() {
     let o = run(["grid", "--config", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("befor"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_demo_runs_the_whole_pipeline_and_points_at_a_report() {
+    let out = scratch("demo-1024");
+    let o = run([
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "1024",
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for step in ["1/4", "2/4", "3/4", "4/4", "INTACT", "report.html", "疑似"] {
+        assert!(text.contains(step), "no {step} in:\n{text}");
+    }
+    let report = text
+        .lines()
+        .find_map(|l| l.split("A4): ").nth(1))
+        .expect("a report path");
+    assert!(std::path::Path::new(report.trim()).is_file(), "{report}");
+    assert!(out.join("results/findings.csv").is_file());
 }

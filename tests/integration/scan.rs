@@ -452,3 +452,102 @@ fn parcels_in_another_crs_are_reprojected() {
     };
     assert_eq!(ids(&a), ids(&b));
 }
+
+#[test]
+fn scan_writes_a_verifiable_packet_per_finding_and_a_rerun_rewrites_nothing() {
+    let dir = scene(1024, 3);
+    let out = scratch("scan-packets");
+    let key_dir = scratch("scan-packets-key");
+    let o = run(["keygen", "--out", key_dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scan = || {
+        run([
+            "scan",
+            "--config",
+            dir.join("landwatch.toml").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--key",
+            key_dir.join("bureau.key").to_str().unwrap(),
+            "--zip",
+            "--json",
+        ])
+    };
+    let o = scan();
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let s = json_of(&o);
+    let n = s["findings"].as_u64().unwrap() as usize;
+    assert!(n >= 5, "{s}");
+    let p = &s["packets"];
+    assert_eq!(p["written"].as_u64(), Some(n as u64), "{p}");
+    assert_eq!(p["failed"].as_array().unwrap().len(), 0, "{p}");
+    let cases = p["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), n);
+    let pubkey = key_dir.join("bureau.pub");
+    let mut hashes = Vec::new();
+    for c in cases {
+        let d = Path::new(c["dir"].as_str().unwrap());
+        for f in [
+            "before.png",
+            "after.png",
+            "change.png",
+            "before.tif",
+            "after.tif",
+            "change.tif",
+            "finding.geojson",
+            "report.html",
+            "manifest.json",
+            "manifest.sig",
+        ] {
+            assert!(d.join(f).is_file(), "{} lacks {f}", d.display());
+        }
+        let o = run([
+            "verify",
+            d.to_str().unwrap(),
+            "--pubkey",
+            pubkey.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let zip = d.with_extension("zip");
+        let zip = if zip.is_file() {
+            zip
+        } else {
+            Path::new(&format!("{}.zip", d.display())).to_path_buf()
+        };
+        let o = run([
+            "verify",
+            zip.to_str().unwrap(),
+            "--pubkey",
+            pubkey.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        // The manifest names the finding, the sources with their hashes and the parameters.
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(m["case_id"].as_str(), c["case_id"].as_str());
+        assert!(m["sources"].as_array().unwrap().iter().all(|s| s["sha256"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 64));
+        hashes.push(std::fs::read(d.join("after.png")).unwrap());
+    }
+    // The same inputs again: every packet is already there and identical.
+    let o = scan();
+    let s2 = json_of(&o);
+    assert_eq!(
+        s2["packets"]["unchanged"].as_u64(),
+        Some(n as u64),
+        "{}",
+        s2["packets"]
+    );
+    assert_eq!(s2["packets"]["written"].as_u64(), Some(0));
+    for (c, h) in cases.iter().zip(&hashes) {
+        let d = Path::new(c["dir"].as_str().unwrap());
+        assert_eq!(&std::fs::read(d.join("after.png")).unwrap(), h);
+    }
+}
