@@ -875,6 +875,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             Progress::Log
         },
         config: cfg,
+        select_cells: None,
     };
     let run_started = chrono::Utc::now();
     let mut result = run_scan(&job)?;

@@ -107,3 +107,21 @@ pub fn ensure_dir(dir: &Path) -> Result<(), PipelineError> {
         })
     })
 }
+
+/// A named point in a run where the crash-safety tests kill the process: when the environment
+/// variable `LANDWATCH_CRASH_AT` equals `name`, the process sends itself SIGKILL right here (no
+/// destructors, no flushing: the same as a power cut or `kill -9` at this moment). Does nothing
+/// otherwise.
+pub fn crash_point(name: &str) {
+    if std::env::var("LANDWATCH_CRASH_AT").is_ok_and(|v| v == name) {
+        tracing::warn!("LANDWATCH_CRASH_AT={name}: killing this process now (crash test)");
+        let pid = std::process::id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+        // The signal is on its way; never return into the run.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+}

@@ -58,6 +58,25 @@ pub struct ScanJob {
     pub rules: RuleSet,
     /// How to show progress.
     pub progress: Progress,
+    /// Incremental runs: given the grid's fingerprint and every candidate cell with its keys,
+    /// returns the cells to process (`None`: all of them).
+    pub select_cells: Option<Arc<CellSelector>>,
+}
+
+/// Chooses the cells of an incremental run (see [`ScanJob::select_cells`]).
+pub type CellSelector = dyn Fn(&str, &[CellKey]) -> std::collections::HashSet<String> + Send + Sync;
+
+/// What a cell's result depends on, as content hashes: a cell whose keys are unchanged since its
+/// last successful run gives the same result again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CellKey {
+    /// The cell.
+    pub cell_id: String,
+    /// SHA-256 over the before and after rasters that overlap the cell (their content hashes).
+    pub after_key: String,
+    /// SHA-256 over everything else the result depends on: parcels, permits, control layers,
+    /// rules, detection parameters, the detector and the grid.
+    pub inputs_key: String,
 }
 
 /// One suspected violation.
@@ -195,6 +214,8 @@ pub struct ScanReport {
     pub seconds: f64,
     /// Wall time per stage, seconds.
     pub stage_seconds: BTreeMap<String, f64>,
+    /// Cells skipped by an incremental run because nothing they depend on changed.
+    pub cells_unchanged: usize,
     /// Evidence packets (filled by the evidence stage after the scan).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packets: Option<PacketsReport>,
@@ -242,6 +263,8 @@ pub struct ScanResult {
     pub coverage: Vec<Coverage>,
     /// What the evidence stage needs to read chips around the findings.
     pub context: ScanContext,
+    /// The keys of the cells processed (for the store's record of what is done).
+    pub cell_keys: Vec<CellKey>,
 }
 
 /// The run's grid, imagery and parcels, kept for the evidence stage after the scan.
@@ -399,7 +422,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .iter()
         .map(|o| observation_bounds(o, &grid))
         .collect::<Result<_, _>>()?;
-    let cells: Vec<Cell> = grid
+    let candidates: Vec<Cell> = grid
         .cells()
         .into_iter()
         .filter(|c| {
@@ -417,6 +440,48 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             on_parcels && on_before && on_after
         })
         .collect();
+    // Content keys of each candidate cell, for incremental runs.
+    let inputs_key = inputs_key(job, &parcels_path)?;
+    let mut source_bounds: Vec<(crate::grid::Bounds, String)> = Vec::new();
+    for o in std::iter::once(before).chain(&after_obs) {
+        for s in &o.sources.sources {
+            let b = crate::ingest::plan::bounds_in_crs(&s.info, &s.path, &grid.crs)?;
+            source_bounds.push((b, s.info.sha256.clone()));
+        }
+    }
+    let cell_keys: Vec<CellKey> = candidates
+        .iter()
+        .map(|c| {
+            let cb = grid.window_bounds(&c.read);
+            let mut shas: Vec<&str> = source_bounds
+                .iter()
+                .filter(|(b, _)| b.intersection(&cb).is_some())
+                .map(|(_, s)| s.as_str())
+                .collect();
+            shas.sort_unstable();
+            shas.dedup();
+            CellKey {
+                cell_id: c.id.clone(),
+                after_key: hex::encode(Sha256::digest(shas.join(",").as_bytes())),
+                inputs_key: inputs_key.clone(),
+            }
+        })
+        .collect();
+    let (cells, cell_keys, cells_unchanged) = match &job.select_cells {
+        Some(select) => {
+            let chosen = select(&grid.fingerprint(), &cell_keys);
+            let n = candidates.len();
+            let (cells, keys): (Vec<Cell>, Vec<CellKey>) = candidates
+                .into_iter()
+                .zip(cell_keys)
+                .filter(|(c, _)| chosen.contains(&c.id))
+                .unzip();
+            let unchanged = n - cells.len();
+            (cells, keys, unchanged)
+        }
+        None => (candidates, cell_keys, 0),
+    };
+    super::crash_point("catalogue");
     let protected: Vec<usize> = (0..set.parcels.len())
         .filter(|&i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline)
         .collect();
@@ -534,6 +599,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 }
             }
         }
+        super::crash_point("detect");
         let done = ((bi + 1) * batch).min(cells.len());
         match &bar {
             Some(b) => b.set_position(done as u64),
@@ -796,6 +862,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         before_date: before_date.map(|d| d.format("%Y-%m-%d").to_string()),
         observations: obs_reports,
         cells_scanned: cells.len(),
+        cells_unchanged,
         parcels: set.parcels.len(),
         permits: set.permits.len(),
         findings: findings.len(),
@@ -824,7 +891,41 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             score_files,
             m2_per_unit2,
         },
+        cell_keys,
     })
+}
+
+/// SHA-256 over what a cell's result depends on besides its imagery.
+fn inputs_key(job: &ScanJob, parcels_path: &std::path::Path) -> Result<String, PipelineError> {
+    let cfg = &job.config;
+    let mut h = Sha256::new();
+    let mut file = |p: &std::path::Path| {
+        h.update(p.display().to_string().as_bytes());
+        match std::fs::read(p) {
+            Ok(b) => h.update(Sha256::digest(&b)),
+            Err(_) => h.update(b"unreadable"),
+        }
+    };
+    file(parcels_path);
+    if let Some(p) = &cfg.parcels.permits {
+        file(&cfg.resolve(p));
+    }
+    for c in &cfg.parcels.control {
+        file(&cfg.resolve(&c.path));
+    }
+    let rest = json!({
+        "parcels": cfg.parcels,
+        "grid": cfg.grid,
+        "detect": cfg.detect,
+        "detector": job.detector.describe(),
+        "rules": job.rules,
+        "version": crate::VERSION,
+    });
+    let text = serde_json::to_vec(&rest).map_err(|e| PipelineError::Inputs(e.to_string()))?;
+    let mut h2 = Sha256::new();
+    h2.update(h.finalize());
+    h2.update(&text);
+    Ok(hex::encode(h2.finalize()))
 }
 
 /// How each parcel lost its vegetation over all regions of an observation: the share of its area
