@@ -71,6 +71,14 @@ enum Command {
     /// Check an evidence packet (directory or .zip): every file's SHA-256 and the signature.
     #[command(long_about = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// List cases (suspected violations followed across runs) from the store.
+    Cases(crate::store_cli::CasesArgs),
+    /// Show one case (history, geometry, packets, lineage), or record an analyst's decision on it.
+    Case(crate::store_cli::CaseArgs),
+    /// Show the last runs, their outcome and counts, and the cases per status.
+    Status(crate::store_cli::StatusArgs),
+    /// Write a starter landwatch.toml, the shipped rules.toml and a key pair into a directory.
+    Init(crate::store_cli::InitArgs),
 }
 
 const KEYGEN_HELP: &str = "Generate the bureau's Ed25519 key pair for signing evidence packets.\n\n\
@@ -387,6 +395,10 @@ pub fn run() -> Result<Outcome> {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => keygen(a),
         Command::Verify(a) => verify(a),
+        Command::Cases(a) => crate::store_cli::cases(a),
+        Command::Case(a) => crate::store_cli::case(a),
+        Command::Status(a) => crate::store_cli::status(a),
+        Command::Init(a) => crate::store_cli::init(a),
     }
 }
 
