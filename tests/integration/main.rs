@@ -11,3 +11,4 @@ mod foundation;
 mod onnx;
 mod real_data;
 mod scan;
+mod store;

@@ -4,9 +4,7 @@
 use crate::common::{run, scratch, stderr, stdout};
 use chrono::NaiveDate;
 use landwatch::config::Config;
-use landwatch::store::{
-    CaseContext, FindingRecord, NewRun, PacketRecord, RunOutcome, Store,
-};
+use landwatch::store::{CaseContext, FindingRecord, NewRun, PacketRecord, RunOutcome, Store};
 use std::path::Path;
 
 fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> String {
@@ -116,12 +114,7 @@ fn populated(dir: &Path) -> (std::path::PathBuf, Vec<String>) {
 #[test]
 fn init_writes_a_config_that_loads_rules_and_keys_and_never_overwrites() {
     let dir = scratch("store-init").join("site");
-    let o = run([
-        "init",
-        dir.to_str().unwrap(),
-        "--region-code",
-        "320509",
-    ]);
+    let o = run(["init", dir.to_str().unwrap(), "--region-code", "320509"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let cfg = Config::load(&dir.join("landwatch.toml")).unwrap();
     assert_eq!(cfg.project.region_code, "320509");
@@ -151,7 +144,10 @@ fn init_writes_a_config_that_loads_rules_and_keys_and_never_overwrites() {
     let o = run(["init", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("landwatch.toml") && e.contains("rules.toml"), "{e}");
+    assert!(
+        e.contains("landwatch.toml") && e.contains("rules.toml"),
+        "{e}"
+    );
     assert!(e.contains("bureau.key"), "{e}");
     assert_eq!(std::fs::read(dir.join("keys/bureau.key")).unwrap(), before);
     // A bad region code is refused before anything is written.
@@ -172,7 +168,14 @@ fn cases_lists_json_and_a_table() {
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), 3);
     for c in arr {
-        for k in ["id", "parcel_id", "status", "kind", "first_seen", "last_seen"] {
+        for k in [
+            "id",
+            "parcel_id",
+            "status",
+            "kind",
+            "first_seen",
+            "last_seen",
+        ] {
             assert!(c[k].is_string(), "{k} in {c}");
         }
         assert!(c["parents"].is_array());
@@ -217,7 +220,10 @@ fn cases_lists_json_and_a_table() {
     let o = run(["cases", "--store", db.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let t = stdout(&o);
-    assert!(t.contains("疑似违法线索") && t.contains("Suspected violations"), "{t}");
+    assert!(
+        t.contains("疑似违法线索") && t.contains("Suspected violations"),
+        "{t}"
+    );
     assert!(t.contains(&ids[0]) && t.contains("P-002"), "{t}");
     assert!(t.contains("3 case(s)"), "{t}");
     // Found through the config too.
@@ -273,7 +279,11 @@ fn case_shows_history_and_records_a_review() {
     // Unknown case.
     let o = run(["case", "320509-20000101-0001", "--store", db]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no case '320509-20000101-0001'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no case '320509-20000101-0001'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -308,7 +318,10 @@ fn a_missing_store_says_how_to_create_it() {
         let o = run([cmd, "--store", db.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(1));
         let e = stderr(&o);
-        assert!(e.contains("no store at") && e.contains("nothing/landwatch.db"), "{e}");
+        assert!(
+            e.contains("no store at") && e.contains("nothing/landwatch.db"),
+            "{e}"
+        );
     }
     let cfg = dir.join("landwatch.toml");
     std::fs::write(&cfg, "[output]\ndir = \"results\"\n").unwrap();
