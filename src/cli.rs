@@ -71,6 +71,14 @@ enum Command {
     /// Check an evidence packet (directory or .zip): every file's SHA-256 and the signature.
     #[command(long_about = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// List cases (suspected violations followed across runs) from the store.
+    Cases(crate::store_cli::CasesArgs),
+    /// Show one case (history, geometry, packets, lineage), or record an analyst's decision on it.
+    Case(crate::store_cli::CaseArgs),
+    /// Show the last runs, their outcome and counts, and the cases per status.
+    Status(crate::store_cli::StatusArgs),
+    /// Write a starter landwatch.toml, the shipped rules.toml and a key pair into a directory.
+    Init(crate::store_cli::InitArgs),
 }
 
 const KEYGEN_HELP: &str = "Generate the bureau's Ed25519 key pair for signing evidence packets.\n\n\
@@ -321,6 +329,10 @@ struct ScanArgs {
     /// Write no evidence packets.
     #[arg(long)]
     no_packets: bool,
+    /// Process every cell, not only those whose imagery, parcels, permits, rules or config
+    /// changed since their last successful run.
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Args)]
@@ -396,6 +408,10 @@ pub fn run() -> Result<Outcome> {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => keygen(a),
         Command::Verify(a) => verify(a),
+        Command::Cases(a) => crate::store_cli::cases(a),
+        Command::Case(a) => crate::store_cli::case(a),
+        Command::Status(a) => crate::store_cli::status(a),
+        Command::Init(a) => crate::store_cli::init(a),
     }
 }
 
@@ -877,21 +893,172 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         config: cfg,
         select_cells: None,
     };
+    let mut job = job;
+    // One run at a time per store; a lock left by a killed run is taken over.
+    let store_path = job.config.store_path();
+    if let Some(dir) = store_path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let _lock = landwatch::store::acquire(&store_path, "landwatch scan")?;
+    let store = std::sync::Arc::new(std::sync::Mutex::new(landwatch::store::Store::open(
+        &store_path,
+    )?));
+    {
+        let mut st = lock_store(&store)?;
+        let n = st.mark_interrupted_runs()?;
+        if n > 0 {
+            tracing::warn!(
+                "{n} earlier run(s) were interrupted; their unfinished cells are redone now"
+            );
+        }
+    }
+    let full = a.full;
+    let sel_store = store.clone();
+    job.select_cells = Some(std::sync::Arc::new(
+        move |fp: &str, keys: &[landwatch::pipeline::scan::CellKey]| {
+            let marks = match sel_store.lock() {
+                Ok(st) => st.cell_marks(fp).unwrap_or_else(|e| {
+                    tracing::warn!(
+                        "reading which cells are done failed ({e}); processing every cell"
+                    );
+                    Default::default()
+                }),
+                Err(_) => Default::default(),
+            };
+            keys.iter()
+                .filter(|k| {
+                    full || marks
+                        .get(&k.cell_id)
+                        .is_none_or(|m| m.after_key != k.after_key || m.inputs_key != k.inputs_key)
+                })
+                .map(|k| k.cell_id.clone())
+                .collect()
+        },
+    ));
     let run_started = chrono::Utc::now();
     let mut result = run_scan(&job)?;
-    if job.config.evidence.enabled && !a.no_packets {
-        let region = job.config.project.region_code.clone();
-        let day = run_started.format("%Y%m%d").to_string();
-        let case_ids: Vec<String> = (0..result.findings.len())
-            .map(|i| format!("{region}-{day}-{:04}", i + 1))
+    let mut st = lock_store(&store)?;
+    let (parameters, config_sha256) = run_parameters(&job)?;
+    let run_id = st.begin_run(&landwatch::store::NewRun {
+        started_at: run_started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        config_sha256,
+        grid_fingerprint: result.report.grid.fingerprint(),
+        full: a.full,
+        software_version: landwatch::VERSION.to_string(),
+        args: serde_json::json!(std::env::args().collect::<Vec<_>>()),
+    })?;
+    drop(parameters);
+    let imagery: Vec<landwatch::store::ImageryRecord> =
+        std::iter::once(("before", &result.context.before))
+            .chain(result.context.after.iter().map(|o| ("after", o)))
+            .flat_map(|(role, o)| {
+                o.sources
+                    .sources
+                    .iter()
+                    .map(move |s| landwatch::store::ImageryRecord {
+                        path: s.path.display().to_string(),
+                        sha256: s.info.sha256.clone(),
+                        acquired_at: s.info.acquired.as_ref().map(|t| t.time.to_string()),
+                        date_role: role.to_string(),
+                    })
+            })
             .collect();
-        let run_id = format!("run-{}", run_started.format("%Y%m%dT%H%M%SZ"));
-        let p = evidence_stage(&job, &a, &result, &case_ids, &run_id, run_started)?;
-        result.report.packets = Some(p);
+    st.record_imagery(&imagery)?;
+    let processed: Vec<String> = result.cell_keys.iter().map(|k| k.cell_id.clone()).collect();
+    let cells_done: Vec<landwatch::store::CellDone> = result
+        .cell_keys
+        .iter()
+        .map(|k| landwatch::store::CellDone {
+            cell_id: k.cell_id.clone(),
+            after_key: k.after_key.clone(),
+            inputs_key: k.inputs_key.clone(),
+        })
+        .collect();
+    let mut outcome_counts = landwatch::store::RunOutcome {
+        status: String::new(),
+        cells_processed: processed.len(),
+        cells_skipped_unchanged: result.report.cells_unchanged,
+        findings: result.findings.len(),
+        new_cases: 0,
+        updated_cases: 0,
+        disappeared_cases: 0,
+        unobserved_protected_m2: result.report.unobserved_protected_m2,
+        skipped_inputs: result.report.skipped.len(),
+    };
+    if !processed.is_empty() {
+        // Findings to cases, in one transaction.
+        let records = result
+            .findings
+            .iter()
+            .map(finding_record)
+            .collect::<Result<Vec<_>>>()?;
+        // Protected parcels this run did not see well: a case there is not "disappeared".
+        let unobserved: Vec<String> = {
+            use wkt::ToWkt;
+            result
+                .coverage
+                .iter()
+                .filter(|c| c.observed_fraction < 0.95)
+                .map(|c| c.polygon.wkt_string())
+                .collect()
+        };
+        landwatch::pipeline::crash_point("store_commit");
+        let ctx = landwatch::store::CaseContext::from_config(&job.config, run_started.date_naive());
+        let assignments =
+            st.commit_findings_observed(&run_id, &ctx, &processed, &records, &unobserved)?;
+        landwatch::pipeline::crash_point("after_commit");
+        outcome_counts.new_cases = assignments.iter().filter(|c| c.is_new).count();
+        outcome_counts.updated_cases = assignments.len() - outcome_counts.new_cases;
+        outcome_counts.disappeared_cases = st
+            .run_event_counts(&run_id)?
+            .get("disappeared")
+            .copied()
+            .unwrap_or(0);
+        result.report.cases = assignments.clone();
+        if job.config.evidence.enabled && !a.no_packets {
+            let case_ids: Vec<String> = assignments.iter().map(|c| c.case_id.clone()).collect();
+            let p = evidence_stage(&job, &a, &result, &case_ids, &run_id, run_started)?;
+            for (line, f) in p.cases.iter().zip(&result.findings) {
+                if let (Some(dir), Some(version)) = (&line.dir, line.version) {
+                    let manifest = std::fs::read(dir.join("manifest.json")).with_context(|| {
+                        format!("reading {}", dir.join("manifest.json").display())
+                    })?;
+                    st.record_packet(
+                        &line.case_id,
+                        &landwatch::store::PacketRecord {
+                            version,
+                            dir: dir.display().to_string(),
+                            manifest_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                                &manifest,
+                            )),
+                            run_id: run_id.clone(),
+                        },
+                    )
+                    .with_context(|| format!("recording the packet of finding {}", f.finding_id))?;
+                }
+            }
+            result.report.packets = Some(p);
+        }
         let text = serde_json::to_string_pretty(&result.report)?;
         landwatch::export::write_atomic(&job.out.join("summary.json"), text.as_bytes())?;
     }
     let r = &result.report;
+    let packet_failures = r.packets.as_ref().is_some_and(|p| !p.failed.is_empty());
+    outcome_counts.status = if r.skipped.is_empty() && !packet_failures {
+        "done".into()
+    } else {
+        "done_with_skips".into()
+    };
+    landwatch::pipeline::crash_point("finish");
+    st.finish_run(&run_id, &cells_done, &outcome_counts)?;
+    drop(st);
+    if processed.is_empty() && !a.json {
+        println!(
+            "nothing new: none of the {} cell(s) changed since their last successful run (run {run_id}); `landwatch scan --full` redoes them all",
+            r.cells_unchanged
+        );
+        return Ok((Outcome::Done, result));
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(r)?);
     } else {
@@ -950,6 +1117,13 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         for o in &r.outputs {
             println!("  wrote {}", o.display());
         }
+        let new = r.cases.iter().filter(|c| c.is_new).count();
+        println!(
+            "  cases: {new} new, {} updated ({} cell(s) processed, {} unchanged since their last run)",
+            r.cases.len() - new,
+            r.cells_scanned,
+            r.cells_unchanged
+        );
         if let Some(p) = &r.packets {
             println!(
                 "  evidence packets in {}: {} written, {} unchanged, {} failed (signed by key {}); open report.html in a packet",
@@ -964,13 +1138,58 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             }
         }
     }
-    let packet_failures = r.packets.as_ref().is_some_and(|p| !p.failed.is_empty());
     let outcome = if r.skipped.is_empty() && !packet_failures {
         Outcome::Done
     } else {
         Outcome::DoneWithSkips
     };
     Ok((outcome, result))
+}
+
+fn lock_store(
+    s: &std::sync::Mutex<landwatch::store::Store>,
+) -> Result<std::sync::MutexGuard<'_, landwatch::store::Store>> {
+    s.lock()
+        .map_err(|_| anyhow::anyhow!("the store's handle was poisoned by a panic"))
+}
+
+/// Every parameter of a run and their SHA-256 (the manifest's `config_sha256`).
+fn run_parameters(job: &landwatch::pipeline::scan::ScanJob) -> Result<(serde_json::Value, String)> {
+    let parameters = serde_json::json!({ "config": job.config, "rules": job.rules });
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(serde_json::to_vec(
+        &parameters,
+    )?));
+    Ok((parameters, sha))
+}
+
+/// A finding as the store keeps it.
+fn finding_record(
+    f: &landwatch::pipeline::scan::Finding,
+) -> Result<landwatch::store::FindingRecord> {
+    use wkt::ToWkt;
+    Ok(landwatch::store::FindingRecord {
+        finding_id: f.finding_id.clone(),
+        parcel_id: f.parcel_id.clone(),
+        kind: f.kind.clone(),
+        rule_id: f.rule_id.clone(),
+        severity: f.severity.clone(),
+        transition: f.transition.clone(),
+        area_m2: f.area_m2,
+        confidence: f.confidence,
+        cells: f.cells.clone(),
+        after_date: f.after_date.clone(),
+        geometry_wkt: f.polygon.wkt_string(),
+        properties: serde_json::json!({
+            "approved_use": f.approved_use,
+            "control_layers": f.control_layers,
+            "kind_label": f.kind_label,
+            "area_mu": f.area_mu,
+            "observation": f.observation,
+            "before_date": f.before_date,
+            "permits": f.permits,
+            "rule_trace": f.rule_trace,
+        }),
+    })
 }
 
 /// The signing key of a run: `--key`, else `[evidence] key`, else `<out>/keys/landwatch.key`
@@ -1012,13 +1231,11 @@ fn evidence_stage(
 ) -> Result<landwatch::pipeline::scan::PacketsReport> {
     use landwatch::pipeline::packets::{write_packets, PacketSettings};
     use landwatch::pipeline::scan::{PacketLine, PacketsReport};
-    use sha2::Digest;
     let t0 = std::time::Instant::now();
     let cfg = &job.config;
     let key = signing_key(cfg, a.key.as_deref())?;
     let fingerprint = landwatch::evidence::fingerprint(&key.verifying_key());
-    let parameters = serde_json::json!({ "config": cfg, "rules": job.rules });
-    let config_sha256 = hex::encode(sha2::Sha256::digest(serde_json::to_vec(&parameters)?));
+    let (parameters, config_sha256) = run_parameters(job)?;
     let settings = PacketSettings {
         packets_dir: job.out.join("packets"),
         key,
@@ -1047,6 +1264,7 @@ fn evidence_stage(
     };
     let step = (n / 10).max(1);
     let on_done = |k: usize| match &bar {
+        _ if k == 2 => landwatch::pipeline::crash_point("packets"),
         Some(b) => b.set_position(k as u64),
         None if k % step == 0 || k == n => tracing::info!("evidence: {k} of {n} packets"),
         None => {}
@@ -1321,6 +1539,7 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         key: None,
         zip: false,
         no_packets: false,
+        full: false,
     })?;
     println!("\n3/4 scoring the findings against the scene's truth");
     eval(EvalArgs {

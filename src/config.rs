@@ -72,6 +72,9 @@ pub struct Config {
     /// Evidence packets.
     #[serde(default)]
     pub evidence: EvidenceConfig,
+    /// The store of runs and cases, and how findings continue cases.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// The directory the configuration file is in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -299,6 +302,35 @@ impl Default for OutputConfig {
     }
 }
 
+/// `[store]`: the store of runs, cases and their history (`landwatch.db`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite store (default: `landwatch.db` in the output directory). Keep it on a local
+    /// file system.
+    pub path: Option<PathBuf>,
+    /// A finding continues a case on the same parcel when
+    /// `area(finding ∩ case) / min(area(finding), area(case))` is at least this.
+    #[serde(default = "default_overlap_ratio")]
+    pub overlap_ratio: f64,
+}
+
+fn default_overlap_ratio() -> f64 {
+    0.3
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: None,
+            overlap_ratio: default_overlap_ratio(),
+        }
+    }
+}
+
+/// The store's file name in the output directory when `[store] path` is not given.
+pub const DEFAULT_STORE_FILE: &str = "landwatch.db";
+
 impl GridConfig {
     /// Whether the file pins the grid (a CRS, pixel size or origin); otherwise commands that can
     /// work on an image's own pixel grid do so.
@@ -415,6 +447,14 @@ impl Config {
         self.detector
             .validate()
             .map_err(|(field, detail)| invalid("detector", field, detail))?;
+        let r = self.store.overlap_ratio;
+        if !(r > 0.0 && r <= 1.0) {
+            return Err(invalid(
+                "store",
+                "overlap_ratio",
+                format!("must be a share in (0, 1], e.g. 0.3; got {r}"),
+            ));
+        }
         if self.project.region_code.trim().is_empty()
             || !self
                 .project
@@ -462,6 +502,14 @@ impl Config {
         self.resolve(&self.output.dir)
     }
 
+    /// The store file, resolved: `[store] path`, else `landwatch.db` in the output directory.
+    pub fn store_path(&self) -> PathBuf {
+        match &self.store.path {
+            Some(p) => self.resolve(p),
+            None => self.output_dir().join(DEFAULT_STORE_FILE),
+        }
+    }
+
     /// Band-role override for one date, parsed (validated in `load`).
     pub fn band_override(&self, after: bool) -> Option<Vec<BandRole>> {
         let s = if after {
@@ -490,6 +538,22 @@ mod tests {
             vec![PathBuf::from("/data/site/img/before")]
         );
         assert_eq!(cfg.output_dir(), PathBuf::from("/data/site/landwatch-out"));
+        assert_eq!(
+            cfg.store_path(),
+            PathBuf::from("/data/site/landwatch-out/landwatch.db")
+        );
+        assert_eq!(cfg.store.overlap_ratio, 0.3);
+    }
+
+    #[test]
+    fn the_store_section() {
+        let cfg = parse("[store]\npath = \"db/lw.db\"\noverlap_ratio = 0.5\n").unwrap();
+        assert_eq!(cfg.store_path(), PathBuf::from("/data/site/db/lw.db"));
+        assert_eq!(cfg.store.overlap_ratio, 0.5);
+        let e = parse("[store]\noverlap_ratio = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[store] overlap_ratio"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod parcels;
 pub mod pipeline;
 pub mod rasterize;
 pub mod rules;
+pub mod store;
 pub mod synth;
 pub mod vectorize;
 

@@ -4,6 +4,7 @@
 //! 1 failed (the error chain is printed, or the command named what failed, as `verify` does).
 
 mod cli;
+mod store_cli;
 
 use std::process::ExitCode;
 

@@ -216,6 +216,9 @@ pub struct ScanReport {
     pub stage_seconds: BTreeMap<String, f64>,
     /// Cells skipped by an incremental run because nothing they depend on changed.
     pub cells_unchanged: usize,
+    /// The case of each finding (in findings order), once the store has assigned them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<crate::store::CaseAssignment>,
     /// Evidence packets (filled by the evidence stage after the scan).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packets: Option<PacketsReport>,
@@ -482,6 +485,52 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         None => (candidates, cell_keys, 0),
     };
     super::crash_point("catalogue");
+    if job.select_cells.is_some() && cells.is_empty() {
+        // An incremental run with nothing new: touch no output.
+        for n in &notes {
+            skipped.push(Skipped {
+                what: n.feature.clone(),
+                kind: format!("parcel_{}", n.kind),
+                message: format!("{}: {}", n.feature, n.message),
+            });
+        }
+        return Ok(ScanResult {
+            report: ScanReport {
+                version: crate::VERSION.to_string(),
+                detector: job.detector.name(),
+                working_crs: working_crs.clone(),
+                grid: grid.clone(),
+                before_date: latest(before).map(|d| d.format("%Y-%m-%d").to_string()),
+                observations: Vec::new(),
+                cells_scanned: 0,
+                cells_unchanged,
+                cases: Vec::new(),
+                parcels: set.parcels.len(),
+                permits: set.permits.len(),
+                findings: 0,
+                findings_by_kind: BTreeMap::new(),
+                coverage: BTreeMap::new(),
+                unobserved_protected_m2: 0.0,
+                skipped,
+                parcel_notes: notes,
+                outputs: Vec::new(),
+                seconds: started.elapsed().as_secs_f64(),
+                stage_seconds: stages,
+                packets: None,
+            },
+            findings: Vec::new(),
+            coverage: Vec::new(),
+            context: ScanContext {
+                grid,
+                before: before.clone(),
+                after: after_obs,
+                parcels: set,
+                score_files: Vec::new(),
+                m2_per_unit2,
+            },
+            cell_keys,
+        });
+    }
     let protected: Vec<usize> = (0..set.parcels.len())
         .filter(|&i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline)
         .collect();
@@ -863,6 +912,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         observations: obs_reports,
         cells_scanned: cells.len(),
         cells_unchanged,
+        cases: Vec::new(),
         parcels: set.parcels.len(),
         permits: set.permits.len(),
         findings: findings.len(),

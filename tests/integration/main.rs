@@ -8,6 +8,8 @@ mod detection;
 mod evidence;
 mod fixtures;
 mod foundation;
+mod nightly;
 mod onnx;
 mod real_data;
 mod scan;
+mod store;

@@ -1,0 +1,484 @@
+//! Matching a run's findings to the cases already known (pure: no IO, no clock).
+//!
+//! A finding matches a case on the *same parcel* when the overlap of their geometries, measured as
+//! `area(F ∩ C) / min(area(F), area(C))`, is at least the configured ratio. From the graph of
+//! matches:
+//!
+//! - every matched case is claimed by the one finding that matches it best (the finding that last
+//!   updated the case first, then the larger overlap, then the smaller finding id);
+//! - a finding that claims cases continues the oldest of them; the others are *merged* into it and
+//!   become its parents;
+//! - a finding that claims no case opens a new one; when it matched cases that other findings
+//!   claimed (a region that split), those cases are its parents;
+//! - a case that no finding matched, whose cells were all processed in this run and which was
+//!   mostly observed (less than half of it under cloud, shadow or without data), was not seen.
+//!
+//! The result depends only on the sets of cases and findings, never on their order.
+
+use geo::{Area, BooleanOps, BoundingRect, MultiPolygon};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A case as matching sees it.
+#[derive(Debug, Clone)]
+pub struct KnownCase {
+    /// Case id.
+    pub id: String,
+    /// The parcel it lies on.
+    pub parcel_id: String,
+    /// When it was first seen (RFC 3339); the oldest case continues in a merge.
+    pub first_seen: String,
+    /// The finding that last updated it; a finding with the same id is preferred.
+    pub last_finding_id: String,
+    /// The grid cells it touches.
+    pub cells: Vec<String>,
+    /// Its latest geometry (working CRS).
+    pub geometry: MultiPolygon<f64>,
+}
+
+/// A finding as matching sees it.
+#[derive(Debug, Clone)]
+pub struct NewFinding {
+    /// Finding id (stable for the same change on the same parcel).
+    pub finding_id: String,
+    /// The parcel it lies on.
+    pub parcel_id: String,
+    /// The change polygon (working CRS).
+    pub geometry: MultiPolygon<f64>,
+}
+
+/// What happens to one finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The finding continues an existing case; `merged` cases (sorted) are merged into it.
+    Continue {
+        /// The continuing case.
+        case_id: String,
+        /// Other cases this finding claimed, now merged into `case_id`.
+        merged: Vec<String>,
+    },
+    /// The finding opens a new case; `parents` (sorted) are the cases it split from.
+    New {
+        /// Cases the finding matched but that other findings continue.
+        parents: Vec<String>,
+    },
+}
+
+/// The outcome of matching a run's findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchPlan {
+    /// One decision per finding, in the order the findings were given.
+    pub decisions: Vec<Decision>,
+    /// Cases no finding matched although all their cells were processed (sorted).
+    pub not_seen: Vec<String>,
+}
+
+/// The overlap of two geometries as a share of the smaller one: `area(A ∩ B) / min(area(A), area(B))`.
+/// Zero when either is empty or they do not intersect.
+pub fn overlap_ratio(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
+    let (Some(ra), Some(rb)) = (a.bounding_rect(), b.bounding_rect()) else {
+        return 0.0;
+    };
+    if ra.max().x < rb.min().x
+        || rb.max().x < ra.min().x
+        || ra.max().y < rb.min().y
+        || rb.max().y < ra.min().y
+    {
+        return 0.0;
+    }
+    let smaller = a.unsigned_area().min(b.unsigned_area());
+    if smaller.is_nan() || smaller <= 0.0 {
+        return 0.0;
+    }
+    let common = a.intersection(b).unsigned_area();
+    (common / smaller).clamp(0.0, 1.0)
+}
+
+/// The share of a case that must be unobserved for "not seen" to mean nothing.
+pub const UNOBSERVED_SHARE: f64 = 0.5;
+
+/// The share of `a`'s area inside `b`.
+pub fn covered_share(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
+    let area = a.unsigned_area();
+    if b.0.is_empty() || area.is_nan() || area <= 0.0 {
+        return 0.0;
+    }
+    (a.intersection(b).unsigned_area() / area).clamp(0.0, 1.0)
+}
+
+/// Matches findings to known cases (see the module documentation); `unobserved` is the area
+/// this run could not see (empty when unknown).
+pub fn plan_matches(
+    cases: &[KnownCase],
+    findings: &[NewFinding],
+    processed_cells: &BTreeSet<String>,
+    unobserved: &MultiPolygon<f64>,
+    min_overlap: f64,
+) -> MatchPlan {
+    // Edges of the match graph, keyed by ids so that nothing depends on input order.
+    let mut by_case: BTreeMap<&str, Vec<(&NewFinding, f64)>> = BTreeMap::new();
+    let mut by_finding: BTreeMap<&str, Vec<&KnownCase>> = BTreeMap::new();
+    for c in cases {
+        for f in findings.iter().filter(|f| f.parcel_id == c.parcel_id) {
+            let r = overlap_ratio(&f.geometry, &c.geometry);
+            if r >= min_overlap && r > 0.0 {
+                by_case.entry(&c.id).or_default().push((f, r));
+                by_finding.entry(&f.finding_id).or_default().push(c);
+            }
+        }
+    }
+    // Each matched case is claimed by its best finding.
+    let case_of: BTreeMap<&str, &KnownCase> = cases.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut claimed: BTreeMap<&str, Vec<&KnownCase>> = BTreeMap::new();
+    for (case_id, edges) in &by_case {
+        let Some(case) = case_of.get(case_id) else {
+            continue;
+        };
+        let best = edges.iter().max_by(|(fa, ra), (fb, rb)| {
+            let same_a = fa.finding_id == case.last_finding_id;
+            let same_b = fb.finding_id == case.last_finding_id;
+            same_a
+                .cmp(&same_b)
+                .then(ra.total_cmp(rb))
+                // The smaller id wins a tie, so it must compare as the larger here.
+                .then(fb.finding_id.cmp(&fa.finding_id))
+        });
+        if let Some((f, _)) = best {
+            claimed.entry(&f.finding_id).or_default().push(case);
+        }
+    }
+    let decisions = findings
+        .iter()
+        .map(|f| match claimed.get(f.finding_id.as_str()) {
+            Some(own) if !own.is_empty() => {
+                let mut own: Vec<&KnownCase> = own.clone();
+                own.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
+                let mut merged: Vec<String> = own[1..].iter().map(|c| c.id.clone()).collect();
+                merged.sort();
+                Decision::Continue {
+                    case_id: own[0].id.clone(),
+                    merged,
+                }
+            }
+            _ => {
+                let mut parents: Vec<String> = by_finding
+                    .get(f.finding_id.as_str())
+                    .map(|cs| cs.iter().map(|c| c.id.clone()).collect())
+                    .unwrap_or_default();
+                parents.sort();
+                parents.dedup();
+                Decision::New { parents }
+            }
+        })
+        .collect();
+    let mut not_seen: Vec<String> = cases
+        .iter()
+        .filter(|c| !by_case.contains_key(c.id.as_str()))
+        .filter(|c| !c.cells.is_empty() && c.cells.iter().all(|x| processed_cells.contains(x)))
+        .filter(|c| covered_share(&c.geometry, unobserved) < UNOBSERVED_SHARE)
+        .map(|c| c.id.clone())
+        .collect();
+    not_seen.sort();
+    not_seen.dedup();
+    MatchPlan {
+        decisions,
+        not_seen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{polygon, MultiPolygon};
+    use proptest::prelude::*;
+
+    fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon<f64> {
+        MultiPolygon(vec![polygon![
+            (x: x0, y: y0), (x: x1, y: y0), (x: x1, y: y1), (x: x0, y: y1), (x: x0, y: y0)
+        ]])
+    }
+
+    fn case(id: &str, parcel: &str, seen: &str, g: MultiPolygon<f64>) -> KnownCase {
+        KnownCase {
+            id: id.into(),
+            parcel_id: parcel.into(),
+            first_seen: seen.into(),
+            last_finding_id: format!("f-{id}"),
+            cells: vec!["c1".into()],
+            geometry: g,
+        }
+    }
+
+    fn finding(id: &str, parcel: &str, g: MultiPolygon<f64>) -> NewFinding {
+        NewFinding {
+            finding_id: id.into(),
+            parcel_id: parcel.into(),
+            geometry: g,
+        }
+    }
+
+    fn none() -> MultiPolygon<f64> {
+        MultiPolygon(vec![])
+    }
+
+    fn cells(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn overlap_is_relative_to_the_smaller_geometry() {
+        let big = rect(0.0, 0.0, 10.0, 10.0);
+        let small = rect(0.0, 0.0, 2.0, 2.0);
+        assert!((overlap_ratio(&big, &small) - 1.0).abs() < 1e-9);
+        let half = rect(5.0, 0.0, 15.0, 10.0);
+        assert!((overlap_ratio(&big, &half) - 0.5).abs() < 1e-9);
+        assert_eq!(overlap_ratio(&big, &rect(20.0, 20.0, 30.0, 30.0)), 0.0);
+        assert_eq!(overlap_ratio(&big, &MultiPolygon(vec![])), 0.0);
+    }
+
+    #[test]
+    fn one_finding_one_case_continues_it() {
+        let cases = [case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0))];
+        let fs = [finding("f1", "p1", rect(1.0, 1.0, 11.0, 11.0))];
+        let plan = plan_matches(&cases, &fs, &cells(&["c1"]), &none(), 0.3);
+        assert_eq!(
+            plan.decisions,
+            vec![Decision::Continue {
+                case_id: "A".into(),
+                merged: vec![]
+            }]
+        );
+        assert!(plan.not_seen.is_empty());
+    }
+
+    #[test]
+    fn another_parcel_never_matches() {
+        let cases = [case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0))];
+        let fs = [finding("f1", "p2", rect(0.0, 0.0, 10.0, 10.0))];
+        let plan = plan_matches(&cases, &fs, &cells(&["c1"]), &none(), 0.3);
+        assert_eq!(plan.decisions, vec![Decision::New { parents: vec![] }]);
+        assert_eq!(plan.not_seen, vec!["A".to_string()]);
+    }
+
+    #[test]
+    fn below_the_ratio_is_no_match() {
+        let cases = [case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0))];
+        // 2 of 10 m² of the smaller geometry overlap: 0.2 < 0.3.
+        let fs = [finding("f1", "p1", rect(9.0, 0.0, 19.0, 10.0))];
+        let plan = plan_matches(&cases, &fs, &cells(&[]), &none(), 0.3);
+        assert_eq!(plan.decisions, vec![Decision::New { parents: vec![] }]);
+        // The case's cell was not processed: it is not declared unseen.
+        assert!(plan.not_seen.is_empty());
+    }
+
+    #[test]
+    fn a_split_keeps_the_id_for_the_best_overlap() {
+        let cases = [case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0))];
+        let fs = [
+            finding("f2", "p1", rect(0.0, 0.0, 4.0, 10.0)),
+            finding("f1", "p1", rect(6.0, 0.0, 10.0, 10.0)),
+            finding("f3", "p1", rect(4.0, 0.0, 6.0, 10.0)),
+        ];
+        let plan = plan_matches(&cases, &fs, &cells(&["c1"]), &none(), 0.3);
+        // All three lie wholly inside A (ratio 1): the tie goes to the smaller finding id.
+        assert_eq!(
+            plan.decisions,
+            vec![
+                Decision::New {
+                    parents: vec!["A".into()]
+                },
+                Decision::Continue {
+                    case_id: "A".into(),
+                    merged: vec![]
+                },
+                Decision::New {
+                    parents: vec!["A".into()]
+                },
+            ]
+        );
+        // With a larger piece, the larger overlap does not win over the ratio (all are 1), but a
+        // piece that sticks out does lose.
+        let fs = [
+            finding("f1", "p1", rect(5.0, 0.0, 15.0, 10.0)),
+            finding("f2", "p1", rect(0.0, 0.0, 5.0, 10.0)),
+        ];
+        let plan = plan_matches(&cases, &fs, &cells(&["c1"]), &none(), 0.3);
+        assert_eq!(
+            plan.decisions[1],
+            Decision::Continue {
+                case_id: "A".into(),
+                merged: vec![]
+            }
+        );
+        assert_eq!(
+            plan.decisions[0],
+            Decision::New {
+                parents: vec!["A".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn a_merge_continues_the_oldest_case() {
+        let cases = [
+            case("B", "p1", "2026-11-02", rect(6.0, 0.0, 10.0, 10.0)),
+            case("A", "p1", "2026-11-01", rect(0.0, 0.0, 4.0, 10.0)),
+            case("C", "p1", "2026-10-30", rect(50.0, 50.0, 60.0, 60.0)),
+        ];
+        let fs = [finding("f1", "p1", rect(0.0, 0.0, 10.0, 10.0))];
+        let plan = plan_matches(&cases, &fs, &cells(&["c1"]), &none(), 0.3);
+        assert_eq!(
+            plan.decisions,
+            vec![Decision::Continue {
+                case_id: "A".into(),
+                merged: vec!["B".into()]
+            }]
+        );
+        assert_eq!(plan.not_seen, vec!["C".to_string()]);
+    }
+
+    #[test]
+    fn the_finding_that_last_updated_a_case_keeps_it() {
+        // Two identical findings and two identical cases, each case last updated by one of them:
+        // each keeps its own case instead of one merging both.
+        let g = rect(0.0, 0.0, 10.0, 10.0);
+        let mut a = case("A", "p1", "t1", g.clone());
+        a.last_finding_id = "f2".into();
+        let mut b = case("B", "p1", "t1", g.clone());
+        b.last_finding_id = "f1".into();
+        let fs = [finding("f1", "p1", g.clone()), finding("f2", "p1", g)];
+        let plan = plan_matches(&[a, b], &fs, &cells(&["c1"]), &none(), 0.3);
+        assert_eq!(
+            plan.decisions,
+            vec![
+                Decision::Continue {
+                    case_id: "B".into(),
+                    merged: vec![]
+                },
+                Decision::Continue {
+                    case_id: "A".into(),
+                    merged: vec![]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unseen_needs_every_cell_of_the_case_processed() {
+        let mut a = case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0));
+        a.cells = vec!["c1".into(), "c2".into()];
+        let plan = plan_matches(std::slice::from_ref(&a), &[], &cells(&["c1"]), &none(), 0.3);
+        assert!(plan.not_seen.is_empty());
+        let plan = plan_matches(&[a], &[], &cells(&["c1", "c2", "c3"]), &none(), 0.3);
+        assert_eq!(plan.not_seen, vec!["A".to_string()]);
+    }
+
+    #[test]
+    fn a_case_under_cloud_is_not_declared_unseen() {
+        let a = case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0));
+        let cloud = rect(-5.0, -5.0, 7.0, 15.0);
+        let plan = plan_matches(std::slice::from_ref(&a), &[], &cells(&["c1"]), &cloud, 0.3);
+        assert!(plan.not_seen.is_empty());
+        let haze = rect(-5.0, -5.0, 3.0, 15.0);
+        let plan = plan_matches(&[a], &[], &cells(&["c1"]), &haze, 0.3);
+        assert_eq!(plan.not_seen, vec!["A".to_string()]);
+    }
+
+    /// A small model of the store for property tests: applies a plan like `commit_findings`.
+    fn apply(book: &mut Vec<KnownCase>, fs: &[NewFinding], plan: &MatchPlan, run: usize) -> usize {
+        let mut opened = 0;
+        for (f, d) in fs.iter().zip(&plan.decisions) {
+            match d {
+                Decision::Continue { case_id, merged } => {
+                    book.retain(|c| !merged.contains(&c.id));
+                    if let Some(c) = book.iter_mut().find(|c| &c.id == case_id) {
+                        c.geometry = f.geometry.clone();
+                        c.last_finding_id = f.finding_id.clone();
+                    }
+                }
+                Decision::New { .. } => {
+                    opened += 1;
+                    let id = format!("case-{run}-{}", book.len());
+                    book.push(KnownCase {
+                        id,
+                        parcel_id: f.parcel_id.clone(),
+                        first_seen: format!("run-{run}"),
+                        last_finding_id: f.finding_id.clone(),
+                        cells: vec!["c1".into()],
+                        geometry: f.geometry.clone(),
+                    });
+                }
+            }
+        }
+        opened
+    }
+
+    fn arb_findings() -> impl Strategy<Value = Vec<NewFinding>> {
+        prop::collection::vec(
+            (
+                0u8..3,
+                0.0f64..80.0,
+                0.0f64..80.0,
+                1.0f64..30.0,
+                1.0f64..30.0,
+            ),
+            0..12,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (p, x, y, w, h))| {
+                    finding(
+                        &format!("f{i:02}"),
+                        &format!("p{p}"),
+                        rect(x, y, x + w, y + h),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn matching_the_same_findings_again_opens_nothing(fs in arb_findings(), ratio in 0.05f64..0.9) {
+            let processed = cells(&["c1"]);
+            let mut book = Vec::new();
+            let first = plan_matches(&book, &fs, &processed, &none(), ratio);
+            apply(&mut book, &fs, &first, 1);
+            let ids_after_first: Vec<String> = book.iter().map(|c| c.id.clone()).collect();
+            let second = plan_matches(&book, &fs, &processed, &none(), ratio);
+            let opened = apply(&mut book, &fs, &second, 2);
+            prop_assert_eq!(opened, 0);
+            let all_continue = second
+                .decisions
+                .iter()
+                .all(|d| matches!(d, Decision::Continue { merged, .. } if merged.is_empty()));
+            prop_assert!(all_continue, "{:?}", second.decisions);
+            prop_assert!(second.not_seen.is_empty());
+            let ids_after_second: Vec<String> = book.iter().map(|c| c.id.clone()).collect();
+            prop_assert_eq!(ids_after_first, ids_after_second);
+        }
+
+        #[test]
+        fn the_plan_does_not_depend_on_input_order(fs in arb_findings(), ratio in 0.05f64..0.9) {
+            let processed = cells(&["c1"]);
+            let mut book = Vec::new();
+            let first = plan_matches(&book, &fs, &processed, &none(), ratio);
+            apply(&mut book, &fs, &first, 1);
+            // Shift every finding a little and match in reverse order, against reversed cases.
+            let moved: Vec<NewFinding> = fs.iter().map(|f| {
+                let mut f = f.clone();
+                use geo::Translate;
+                f.geometry = f.geometry.translate(1.5, -0.5);
+                f
+            }).collect();
+            let forward = plan_matches(&book, &moved, &processed, &none(), ratio);
+            let mut rev_book = book.clone();
+            rev_book.reverse();
+            let mut rev_moved = moved.clone();
+            rev_moved.reverse();
+            let mut backward = plan_matches(&rev_book, &rev_moved, &processed, &none(), ratio);
+            backward.decisions.reverse();
+            prop_assert_eq!(forward, backward);
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Issue 6: the store through `landwatch scan`: incremental nightly runs, stable cases, one run at
+//! a time, and crash safety under SIGKILL.
+
+use crate::common::{bin, run, scene, scratch, stderr, stdout};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn json_of(o: &std::process::Output) -> Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// A private copy of a generated scene (tests change its files).
+fn scene_copy(size: usize, seed: u64, name: &str) -> PathBuf {
+    let src = scene(size, seed);
+    let dst = scratch(name);
+    let o = Command::new("cp")
+        .args(["-a", &format!("{}/.", src.display()), dst.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    dst
+}
+
+fn scan_cmd(cfg: &Path, out: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env("LANDWATCH_LOG", "warn");
+    c.args([
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    c.env_remove("LANDWATCH_CRASH_AT");
+    c
+}
+
+fn cases(cfg: &Path, out: &Path) -> Vec<Value> {
+    let o = run([
+        "cases",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut v: Vec<Value> = json_of(&o).as_array().unwrap().clone();
+    v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    v
+}
+
+/// What must be the same after any crash and rerun: each case (id, parcel, status, kind, area)
+/// and each packet directory with the hashes of its evidence files (the manifest names the run
+/// and the output directory, and the report prints the manifest's fingerprint, so those two
+/// differ between output directories by design).
+fn state(cfg: &Path, out: &Path) -> (Vec<String>, BTreeMap<String, String>) {
+    let cs = cases(cfg, out)
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {} {} {:.1}",
+                c["id"].as_str().unwrap(),
+                c["parcel_id"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+                c["kind"].as_str().unwrap(),
+                c["area_m2"].as_f64().unwrap_or(0.0)
+            )
+        })
+        .collect();
+    let mut packets = BTreeMap::new();
+    for e in std::fs::read_dir(out.join("packets")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if p.is_dir() && !name.starts_with('.') {
+            let m: Value =
+                serde_json::from_slice(&std::fs::read(p.join("manifest.json")).unwrap()).unwrap();
+            let mut files: Vec<String> = m["files"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k.as_str() != "report.html")
+                .map(|(k, v)| format!("{k}={}", v["sha256"].as_str().unwrap()))
+                .collect();
+            files.sort();
+            assert!(files.len() >= 7, "{files:?}");
+            packets.insert(name, files.join(" "));
+            let o = run(["verify", p.to_str().unwrap()]);
+            assert!(o.status.success(), "{}: {}", p.display(), stdout(&o));
+        }
+    }
+    (cs, packets)
+}
+
+#[test]
+fn a_second_nightly_scan_opens_no_new_case_and_touches_nothing() {
+    let dir = scene(1024, 3);
+    let cfg = dir.join("landwatch.toml");
+    let out = scratch("nightly-twice");
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = json_of(&o);
+    let n = first["findings"].as_u64().unwrap() as usize;
+    assert!(n >= 5);
+    let opened = first["cases"].as_array().unwrap();
+    assert_eq!(opened.len(), n);
+    assert!(opened.iter().all(|c| c["is_new"] == true));
+    let before = std::fs::read(out.join("findings.geojson")).unwrap();
+    let state1 = state(&cfg, &out);
+
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let second = json_of(&o);
+    assert_eq!(second["cells_scanned"].as_u64(), Some(0), "{second}");
+    assert!(second["cells_unchanged"].as_u64().unwrap() >= 1);
+    assert_eq!(std::fs::read(out.join("findings.geojson")).unwrap(), before);
+    assert_eq!(state(&cfg, &out), state1);
+
+    // --full redoes every cell: the same cases are seen again, none is opened.
+    let mut c = scan_cmd(&cfg, &out);
+    c.arg("--full");
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let third = json_of(&o);
+    assert!(third["cells_scanned"].as_u64().unwrap() >= 1);
+    let seen = third["cases"].as_array().unwrap();
+    assert_eq!(seen.len(), n);
+    assert!(seen.iter().all(|c| c["is_new"] == false), "{third}");
+    assert_eq!(state(&cfg, &out), state1);
+    // The human summary says when there is nothing to do.
+    let o = run([
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout(&o).contains("nothing new"), "{}", stdout(&o));
+    let o = run([
+        "status",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_new_after_image_over_part_of_the_area_processes_only_its_cells() {
+    let dir = scene_copy(1024, 3, "nightly-partial-scene");
+    let cfg = dir.join("landwatch.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("cell_size = 1024"), "{text}");
+    std::fs::write(&cfg, text.replace("cell_size = 1024", "cell_size = 256")).unwrap();
+    let out = scratch("nightly-partial");
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(
+        o.status.success() || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let first = json_of(&o);
+    let all = first["cells_scanned"].as_u64().unwrap();
+    assert!(all >= 12, "{first}");
+    let cases1 = cases(&cfg, &out).len();
+
+    // A new after image over the north-west corner only (a copy of part of a tile).
+    let tiles: Vec<PathBuf> = std::fs::read_dir(dir.join("imagery/after"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+        .collect();
+    let nw = tiles
+        .iter()
+        .find(|p| p.to_string_lossy().contains("r0c0"))
+        .expect("tile r0c0");
+    let o = Command::new("gdal_translate")
+        .args(["-q", "-srcwin", "0", "0", "200", "200"])
+        .arg(nw)
+        .arg(dir.join("imagery/after/after_patch.tif"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(
+        o.status.success() || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let second = json_of(&o);
+    let redone = second["cells_scanned"].as_u64().unwrap();
+    let unchanged = second["cells_unchanged"].as_u64().unwrap();
+    eprintln!("incremental: first run {all} cells; after a 100 m x 100 m patch: {redone} processed, {unchanged} unchanged");
+    assert!((1..=4).contains(&redone), "{second}");
+    assert_eq!(redone + unchanged, all);
+    // The same changes under the patch continue their cases.
+    assert!(
+        second["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["is_new"] == false),
+        "{second}"
+    );
+    assert_eq!(cases(&cfg, &out).len(), cases1);
+
+    // A rules change re-evaluates every cell, and the cases found again continue.
+    let init = scratch("nightly-partial-init");
+    let o = run(["init", init.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rules = std::fs::read_to_string(init.join("rules.toml")).unwrap();
+    assert!(rules.contains("min_area_m2 = 400.0"));
+    std::fs::write(
+        dir.join("my-rules.toml"),
+        rules.replacen("min_area_m2 = 400.0", "min_area_m2 = 390.0", 1),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(!text.contains("[rules]"));
+    std::fs::write(&cfg, format!("{text}\n[rules]\npath = \"my-rules.toml\"\n")).unwrap();
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(
+        o.status.success() || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let third = json_of(&o);
+    assert_eq!(third["cells_scanned"].as_u64(), Some(all), "{third}");
+    assert_eq!(cases(&cfg, &out).len(), cases1);
+}
+
+#[test]
+fn a_second_scan_on_the_same_store_refuses_cleanly_and_a_dead_holders_lock_is_taken_over() {
+    let dir = scene(1024, 3);
+    let cfg = dir.join("landwatch.toml");
+    let out = scratch("nightly-lock");
+    std::fs::create_dir_all(&out).unwrap();
+    let store = out.join("landwatch.db");
+    {
+        // This test process holds the lock, as a running scan would.
+        let _held = landwatch::store::acquire(&store, "test holder").unwrap();
+        let t = std::time::Instant::now();
+        let o = scan_cmd(&cfg, &out).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let msg = stderr(&o);
+        assert!(msg.contains(&std::process::id().to_string()), "{msg}");
+        assert!(t.elapsed().as_secs() < 20, "it must refuse at once");
+        assert!(!out.join("findings.geojson").exists());
+    }
+    // A lock file left by a killed process (its pid is gone): taken over.
+    let dead = {
+        let mut c = Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let lock = landwatch::store::lock::lock_path(&store);
+    std::fs::write(
+        &lock,
+        format!("{{\"pid\":{dead},\"host\":\"{}\",\"started_at\":\"2026-11-27T02:00:00Z\",\"holder\":\"landwatch scan\"}}", landwatch::store::lock::host_name()),
+    )
+    .unwrap();
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn sigkill_at_any_point_then_a_rerun_gives_exactly_the_cases_and_packets_of_a_clean_run() {
+    let dir = scene(1024, 3);
+    let cfg = dir.join("landwatch.toml");
+    let clean = scratch("kill-clean");
+    let o = scan_cmd(&cfg, &clean).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = state(&cfg, &clean);
+    assert!(
+        want.0.len() >= 5 && want.1.len() == want.0.len(),
+        "{want:?}"
+    );
+    let loops: usize = std::env::var("LANDWATCH_KILL_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for round in 0..loops {
+        for point in [
+            "catalogue",
+            "detect",
+            "store_commit",
+            "after_commit",
+            "packets",
+            "finish",
+        ] {
+            let out = scratch(&format!("kill-{point}-{round}"));
+            let mut c = scan_cmd(&cfg, &out);
+            c.env("LANDWATCH_CRASH_AT", point);
+            let o = c.output().unwrap();
+            assert_eq!(
+                o.status.signal(),
+                Some(9),
+                "{point}: the run was not killed: {:?} {}",
+                o.status,
+                stderr(&o)
+            );
+            let o = scan_cmd(&cfg, &out).output().unwrap();
+            assert!(o.status.success(), "{point}: rerun failed: {}", stderr(&o));
+            let s = json_of(&o);
+            // The rerun redid the interrupted work (nothing was marked done by the killed run).
+            assert!(s["cells_scanned"].as_u64().unwrap() >= 1, "{point}: {s}");
+            assert_eq!(state(&cfg, &out), want, "after a kill at {point}");
+            // No half-written packet is left under a packet's name.
+            for e in std::fs::read_dir(out.join("packets")).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().to_string();
+                assert!(!name.contains(".partial-"), "{point}: left {name}");
+            }
+        }
+    }
+}
