@@ -811,3 +811,70 @@ fn detect_with_an_onnx_model_runs_end_to_end_on_a_synthetic_scene_under_each_pol
         }
     }
 }
+
+#[test]
+fn scan_with_an_onnx_model_finds_the_violations_and_names_the_model_in_every_manifest() {
+    let scene = scene(1024, 11);
+    let dir = scratch("onnx-scan");
+    let d = descriptor(&dir, "m.toml", "absdiff_pair.onnx", |t| {
+        t.replace(&format!("scale = {SCALE}"), "scale = 0.0001")
+            .replace("mean = [0.485, 0.456, 0.406]", "mean = [0.1, 0.1, 0.1]")
+            .replace("std = [0.229, 0.224, 0.225]", "std = [0.05, 0.05, 0.05]")
+            .replace("tile = 64", "tile = 256")
+            .replace("overlap = 16", "overlap = 32\npixel_size_m = 0.5")
+    });
+    let out = dir.join("out");
+    let o = run([
+        "scan",
+        "--config",
+        scene.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--detector",
+        "onnx",
+        "--model",
+        d.to_str().unwrap(),
+        "--combine",
+        "both",
+        "--json",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let s: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let n = s["findings"].as_u64().unwrap();
+    assert!(n >= 3, "{s}");
+    let o = run([
+        "eval",
+        "--json",
+        "--truth",
+        scene.join("truth.geojson").to_str().unwrap(),
+        "--findings",
+        out.join("findings.geojson").to_str().unwrap(),
+    ]);
+    let e: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    eprintln!(
+        "scan 1024/11 with the onnx absdiff model (both): parcel precision {} recall {}",
+        e["parcel"]["precision"], e["parcel"]["recall"]
+    );
+    assert!(
+        e["parcel"]["precision"].as_f64().unwrap() >= 0.9,
+        "{}",
+        e["parcel"]
+    );
+    let packets = s["packets"]["cases"].as_array().unwrap();
+    assert_eq!(packets.len() as u64, n);
+    for p in packets {
+        let m: Value = serde_json::from_slice(
+            &std::fs::read(Path::new(p["dir"].as_str().unwrap()).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let model = &m["detector"]["model"];
+        assert_eq!(model["name"], "absdiff-test", "{}", m["detector"]);
+        assert_eq!(model["version"], "1.0");
+        assert!(model["license"].is_string());
+        assert_eq!(model["sha256"].as_str().map(str::len), Some(64));
+    }
+}

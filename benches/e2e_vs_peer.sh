@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end bench: `landwatch scan` against the peer pipeline (../shared/peer) on the same peer
+# scene, one after the other on this machine, in one run. Prints wall time, peak RSS and
+# parcel-level accuracy of both, and their ratios; writes target/e2e-bench/result.json.
+#
+# Usage: benches/e2e_vs_peer.sh [SIZE] [PARCELS] [SEED]     (default 5000 5000 1)
+# Needs the peer's Python packages: they are installed into .peer-venv on first use (PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=${1:-5000}
+parcels=${2:-5000}
+seed=${3:-1}
+peer=${LANDWATCH_PEER:-../shared/peer}
+work=target/e2e-bench
+scene=$work/scene$size-$seed
+mkdir -p "$work"
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
+if [ ! -x .peer-venv/bin/python ]; then
+    python3 -m venv .peer-venv
+    .peer-venv/bin/pip install -q -r "$peer/requirements.txt"
+fi
+P=.peer-venv/bin/python
+[ -f "$scene/after.tif" ] || $P "$peer/make_scene.py" "$scene" --size "$size" --parcels "$parcels" --seed "$seed"
+cargo build --release --locked -q
+bin=target/release/landwatch
+
+measure() { # label, command...
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$work/$label.time" "$@" > "$work/$label.stdout" 2> "$work/$label.stderr"
+    read -r secs kib < "$work/$label.time"
+    echo "$secs $kib"
+}
+
+echo "scene $scene ($size x $size px, $parcels parcels); $(nproc) cores"
+read -r peer_s peer_kib < <(measure peer $P "$peer/peer_pipeline.py" "$scene/before.tif" "$scene/after.tif" "$scene/parcels.gpkg" "$work/peer.geojson")
+$P "$peer/check_truth.py" "$work/peer.geojson" "$scene" > "$work/peer.accuracy" 2>&1 || true
+rm -rf "$work/lw" "$work/lw-packets"
+read -r lw_s lw_kib < <(measure landwatch "$bin" scan --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw" --no-packets --json)
+"$bin" eval --truth "$scene/truth.gpkg" --findings "$work/lw/findings.gpkg" > "$work/landwatch.accuracy"
+read -r lwp_s lwp_kib < <(measure landwatch-packets "$bin" scan --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw-packets" --json)
+findings=$(python3 -c "import json,sys; print(json.load(open('$work/landwatch-packets.stdout'))['findings'])")
+
+echo
+printf "%-34s %8s %10s\n" "" "wall s" "peak MiB"
+printf "%-34s %8.1f %10.0f\n" "peer (rasterio + exactextract)" "$peer_s" "$((peer_kib / 1024))"
+printf "%-34s %8.1f %10.0f\n" "landwatch scan, no packets" "$lw_s" "$((lw_kib / 1024))"
+printf "%-34s %8.1f %10.0f\n" "landwatch scan + $findings packets" "$lwp_s" "$((lwp_kib / 1024))"
+speed=$(python3 -c "print(f'{$peer_s / max($lw_s, 1e-9):.2f}')")
+mem=$(python3 -c "print(f'{$peer_kib / max($lw_kib, 1):.2f}')")
+echo "speed-up (peer time / landwatch time, no packets): ${speed}x; memory ratio (peer / landwatch): ${mem}x"
+echo
+echo "peer accuracy:";      cat "$work/peer.accuracy"
+echo "landwatch accuracy:"; head -2 "$work/landwatch.accuracy"
+python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" <<'PY'
+import json, sys
+w, ps, pk, ls, lk, lps, lpk, n, size = sys.argv[1:]
+json.dump({"size": int(size), "peer_s": float(ps), "peer_rss_kib": int(pk), "landwatch_s": float(ls),
+           "landwatch_rss_kib": int(lk), "landwatch_with_packets_s": float(lps),
+           "landwatch_with_packets_rss_kib": int(lpk), "packets": int(n),
+           "speedup": float(ps) / max(float(ls), 1e-9)}, open(f"{w}/result.json", "w"), indent=2)
+PY
