@@ -19,6 +19,10 @@ fn every_command_has_help() {
         "demo",
         "keygen",
         "verify",
+        "cases",
+        "case",
+        "status",
+        "init",
     ] {
         let o = run([cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help failed");

@@ -460,20 +460,26 @@ fn scan_writes_a_verifiable_packet_per_finding_and_a_rerun_rewrites_nothing() {
     let key_dir = scratch("scan-packets-key");
     let o = run(["keygen", "--out", key_dir.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let scan = || {
-        run([
+    let cfg = dir.join("landwatch.toml");
+    let key = key_dir.join("bureau.key");
+    let scan = |full: bool| {
+        let mut args = vec![
             "scan",
             "--config",
-            dir.join("landwatch.toml").to_str().unwrap(),
+            cfg.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
             "--key",
-            key_dir.join("bureau.key").to_str().unwrap(),
+            key.to_str().unwrap(),
             "--zip",
             "--json",
-        ])
+        ];
+        if full {
+            args.push("--full");
+        }
+        run(args)
     };
-    let o = scan();
+    let o = scan(false);
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(2),
         "{}",
@@ -536,8 +542,9 @@ fn scan_writes_a_verifiable_packet_per_finding_and_a_rerun_rewrites_nothing() {
             == 64));
         hashes.push(std::fs::read(d.join("after.png")).unwrap());
     }
-    // The same inputs again: every packet is already there and identical.
-    let o = scan();
+    // The same inputs again (every cell redone with --full, which an unchanged store would
+    // otherwise skip): every packet is already there and identical.
+    let o = scan(true);
     let s2 = json_of(&o);
     assert_eq!(
         s2["packets"]["unchanged"].as_u64(),
