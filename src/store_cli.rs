@@ -520,8 +520,16 @@ dir = "out"
 # of the smaller of the two.
 overlap_ratio = 0.3
 
+[evidence]
 # Evidence packets are signed with keys/bureau.key (written by `landwatch init`); hand
 # keys/bureau.pub to whoever checks packets (`landwatch verify --pubkey keys/bureau.pub`).
+key = "keys/bureau.key"
+# Also write one .zip per packet.
+zip = false
+# Ground shown around a finding (metres) and the chip size limits (pixels).
+margin_m = 30.0
+min_chip_px = 160
+max_chip_px = 800
 "#
     )
 }

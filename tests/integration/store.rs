@@ -124,6 +124,11 @@ fn init_writes_a_config_that_loads_rules_and_keys_and_never_overwrites() {
     let rules = landwatch::rules::RuleSet::load(&cfg.resolve(Path::new("rules.toml"))).unwrap();
     assert_eq!(rules, landwatch::rules::RuleSet::default_rules());
     landwatch::evidence::load_signing_key(&dir.join("keys/bureau.key")).unwrap();
+    // The scan signs with the key init wrote.
+    assert_eq!(
+        cfg.evidence.key.as_deref().map(|k| cfg.resolve(k)),
+        Some(dir.join("keys/bureau.key"))
+    );
     landwatch::evidence::load_verifying_key(&dir.join("keys/bureau.pub")).unwrap();
     let text = std::fs::read_to_string(dir.join("landwatch.toml")).unwrap();
     for section in [
