@@ -938,7 +938,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
     let run_started = chrono::Utc::now();
     let mut result = run_scan(&job)?;
     let mut st = lock_store(&store)?;
-    let (parameters, config_sha256) = run_parameters(&job)?;
+    let (_, config_sha256) = run_parameters(&job)?;
     let run_id = st.begin_run(&landwatch::store::NewRun {
         started_at: run_started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         config_sha256,
@@ -947,7 +947,6 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         software_version: landwatch::VERSION.to_string(),
         args: serde_json::json!(std::env::args().collect::<Vec<_>>()),
     })?;
-    drop(parameters);
     let imagery: Vec<landwatch::store::ImageryRecord> =
         std::iter::once(("before", &result.context.before))
             .chain(result.context.after.iter().map(|o| ("after", o)))

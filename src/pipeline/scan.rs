@@ -396,8 +396,15 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         ),
         None => Vec::new(),
     };
+    // A repaired or rejected parcel feature is a fact about the run: logged now, listed in the
+    // summary as skipped input.
     for n in &notes {
         tracing::warn!("{}: {} ({})", n.feature, n.message, n.kind);
+        skipped.push(Skipped {
+            what: n.feature.clone(),
+            kind: format!("parcel_{}", n.kind),
+            message: format!("{}: {}", n.feature, n.message),
+        });
     }
     let set = ParcelSet::new(parcels, permits);
     lap("parcels", &mut stages);
@@ -487,13 +494,6 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     super::crash_point("catalogue");
     if job.select_cells.is_some() && cells.is_empty() {
         // An incremental run with nothing new: touch no output.
-        for n in &notes {
-            skipped.push(Skipped {
-                what: n.feature.clone(),
-                kind: format!("parcel_{}", n.kind),
-                message: format!("{}: {}", n.feature, n.message),
-            });
-        }
         return Ok(ScanResult {
             report: ScanReport {
                 version: crate::VERSION.to_string(),
@@ -895,13 +895,6 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let mut cov = BTreeMap::new();
     for c in &coverage {
         *cov.entry(c.status.clone()).or_default() += 1;
-    }
-    for n in &notes {
-        skipped.push(Skipped {
-            what: n.feature.clone(),
-            kind: format!("parcel_{}", n.kind),
-            message: format!("{}: {}", n.feature, n.message),
-        });
     }
     let report = ScanReport {
         version: crate::VERSION.to_string(),
