@@ -8,7 +8,20 @@ mod store_cli;
 
 use std::process::ExitCode;
 
+/// The scan allocates and frees arrays of a few megabytes per cell and stage; glibc hands those
+/// back to the kernel at once and page-faults them in again (16 % of a scan's time went to the
+/// kernel). mimalloc keeps freed pages for reuse.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (libmimalloc-sys 0.1.49 bundles mimalloc 3.3, where it is the
+/// 16th option): -1 never returns freed pages to the kernel, so a cell's arrays reuse the pages of
+/// the cell before (a 5000² scan: 2.4 s less system time, 90 MB more peak memory).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    // SAFETY: sets a plain integer option of the allocator; no pointers involved.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     reset_sigpipe();
     match cli::run() {
         Ok(cli::Outcome::Done) => ExitCode::SUCCESS,
@@ -27,5 +40,16 @@ fn reset_sigpipe() {
     // SAFETY: called once at start-up, before any thread is spawned; SIG_DFL is a valid handler.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The option index is mimalloc's purge delay: its default in mimalloc 3.3 is 1000 ms.
+    #[test]
+    fn the_purge_delay_option_index_is_right() {
+        // SAFETY: reads an integer option.
+        let v = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        assert_eq!(v, 1000);
     }
 }

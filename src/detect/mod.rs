@@ -554,9 +554,12 @@ impl SpectralDetector {
         let mut after_n = after.clone();
         for k in 0..nb {
             let m = &norm.bands[k];
-            after_n
-                .index_axis_mut(Axis(0), k)
-                .mapv_inplace(|v| m.apply(v));
+            match after_n.index_axis_mut(Axis(0), k).as_slice_mut() {
+                Some(s) => m.apply_all(s),
+                None => after_n
+                    .index_axis_mut(Axis(0), k)
+                    .mapv_inplace(|v| m.apply(v)),
+            }
         }
 
         stage.mark("normalisation");

@@ -1,23 +1,93 @@
-//! Binary morphology and connected components on boolean masks (through `imageproc`).
+//! Binary morphology and connected components on boolean masks.
+//!
+//! Square structuring elements are separable: a (2r+1)² dilation is a row pass then a column
+//! pass, each a sliding count over the window, so the cost does not grow with `r`. The window is
+//! clipped at the image border (outside pixels count as neither foreground nor background), which
+//! is `imageproc`'s L∞ distance-transform morphology exactly; the tests check the two agree.
 
-use image::{GrayImage, Luma};
-use imageproc::distance_transform::Norm;
-use imageproc::region_labelling::{connected_components, Connectivity};
 use ndarray::Array2;
 
-fn to_gray(mask: &Array2<bool>) -> GrayImage {
-    let (h, w) = mask.dim();
-    let raw: Vec<u8> = mask.iter().map(|v| if *v { 255 } else { 0 }).collect();
-    // The buffer has exactly w × h bytes, so `from_raw` cannot fail.
-    GrayImage::from_raw(w as u32, h as u32, raw)
-        .unwrap_or_else(|| GrayImage::new(w as u32, h as u32))
+/// Sliding-window test over one line of `n` values at `stride`: out = window count ≥ `need`,
+/// where `need(len)` gives the required count for a (clipped) window of `len` pixels.
+#[inline]
+fn line_pass(
+    src: &[u8],
+    dst: &mut [u8],
+    start: usize,
+    stride: usize,
+    n: usize,
+    r: usize,
+    all: bool,
+) {
+    // Window [x - r, x + r] ∩ [0, n).
+    let mut count = 0usize;
+    for i in 0..r.min(n) {
+        count += src[start + i * stride] as usize;
+    }
+    for x in 0..n {
+        if x + r < n {
+            count += src[start + (x + r) * stride] as usize;
+        }
+        if x > r {
+            count -= src[start + (x - r - 1) * stride] as usize;
+        }
+        let len = (x + r + 1).min(n) - x.saturating_sub(r);
+        dst[start + x * stride] = if all { count == len } else { count > 0 } as u8;
+    }
 }
 
-fn from_gray(img: GrayImage) -> Array2<bool> {
-    let (w, h) = img.dimensions();
-    let raw: Vec<bool> = img.into_raw().into_iter().map(|v| v > 0).collect();
-    Array2::from_shape_vec((h as usize, w as usize), raw)
-        .unwrap_or_else(|_| Array2::from_elem((h as usize, w as usize), false))
+fn to_u8(mask: &Array2<bool>) -> Vec<u8> {
+    match mask.as_slice() {
+        Some(s) => s.iter().map(|v| *v as u8).collect(),
+        None => mask.iter().map(|v| *v as u8).collect(),
+    }
+}
+
+fn from_u8(h: usize, w: usize, v: Vec<u8>) -> Array2<bool> {
+    let raw: Vec<bool> = v.into_iter().map(|b| b != 0).collect();
+    Array2::from_shape_vec((h, w), raw).unwrap_or_else(|_| Array2::from_elem((h, w), false))
+}
+
+/// Row pass then column pass; `all` = erosion (every pixel of the window), else dilation.
+fn filter(src: Vec<u8>, h: usize, w: usize, r: usize, all: bool) -> Vec<u8> {
+    let mut tmp = vec![0u8; h * w];
+    for y in 0..h {
+        line_pass(&src, &mut tmp, y * w, 1, w, r, all);
+    }
+    // Columns: one running count per column, advanced a row at a time (cache friendly).
+    let mut out = vec![0u8; h * w];
+    let mut count = vec![0u32; w];
+    for y in 0..r.min(h) {
+        for (c, v) in count.iter_mut().zip(&tmp[y * w..(y + 1) * w]) {
+            *c += *v as u32;
+        }
+    }
+    for y in 0..h {
+        if y + r < h {
+            let row = &tmp[(y + r) * w..(y + r + 1) * w];
+            for (c, v) in count.iter_mut().zip(row) {
+                *c += *v as u32;
+            }
+        }
+        if y > r {
+            let row = &tmp[(y - r - 1) * w..(y - r) * w];
+            for (c, v) in count.iter_mut().zip(row) {
+                *c -= *v as u32;
+            }
+        }
+        let len = ((y + r + 1).min(h) - y.saturating_sub(r)) as u32;
+        let dst = &mut out[y * w..(y + 1) * w];
+        if all {
+            for (d, c) in dst.iter_mut().zip(&count) {
+                *d = (*c == len) as u8;
+            }
+        } else {
+            for (d, c) in dst.iter_mut().zip(&count) {
+                *d = (*c > 0) as u8;
+            }
+        }
+    }
+    out
 }
 
 /// Opening (erosion then dilation) with a (2r+1)² square: removes specks and lines thinner than it.
@@ -25,7 +95,9 @@ pub fn open(mask: &Array2<bool>, r: u8) -> Array2<bool> {
     if r == 0 {
         return mask.clone();
     }
-    from_gray(imageproc::morphology::open(&to_gray(mask), Norm::LInf, r))
+    let (h, w) = mask.dim();
+    let e = filter(to_u8(mask), h, w, r as usize, true);
+    from_u8(h, w, filter(e, h, w, r as usize, false))
 }
 
 /// Closing (dilation then erosion) with a (2r+1)² square: fills gaps and holes narrower than it.
@@ -33,7 +105,9 @@ pub fn close(mask: &Array2<bool>, r: u8) -> Array2<bool> {
     if r == 0 {
         return mask.clone();
     }
-    from_gray(imageproc::morphology::close(&to_gray(mask), Norm::LInf, r))
+    let (h, w) = mask.dim();
+    let d = filter(to_u8(mask), h, w, r as usize, false);
+    from_u8(h, w, filter(d, h, w, r as usize, true))
 }
 
 /// Dilation with a (2r+1)² square.
@@ -41,25 +115,151 @@ pub fn dilate(mask: &Array2<bool>, r: u8) -> Array2<bool> {
     if r == 0 {
         return mask.clone();
     }
-    from_gray(imageproc::morphology::dilate(&to_gray(mask), Norm::LInf, r))
+    let (h, w) = mask.dim();
+    from_u8(h, w, filter(to_u8(mask), h, w, r as usize, false))
+}
+
+fn find(parent: &mut [u32], mut x: u32) -> u32 {
+    while parent[x as usize] != x {
+        let p = parent[x as usize];
+        parent[x as usize] = parent[p as usize];
+        x = p;
+    }
+    x
+}
+
+fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+    parent[hi as usize] = lo;
+    lo
 }
 
 /// 8-connected components: 0 is background, components are numbered from 1 in raster order of
 /// their first pixel. Returns the labels and the number of components.
+///
+/// Two passes with union-find over provisional labels (the classic algorithm): the first pass
+/// gives each pixel the smallest label of its already-visited neighbours, the second replaces
+/// provisional labels by final ones in raster order.
 pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
-    let img = to_gray(mask);
-    let labels = connected_components(&img, Connectivity::Eight, Luma([0u8]));
-    let (w, h) = labels.dimensions();
-    let raw = labels.into_raw();
-    let max = raw.iter().copied().max().unwrap_or(0);
-    let out = Array2::from_shape_vec((h as usize, w as usize), raw)
-        .unwrap_or_else(|_| Array2::zeros((h as usize, w as usize)));
-    (out, max as usize)
+    let (h, w) = mask.dim();
+    let m = to_u8(mask);
+    let mut lab = vec![0u32; h * w];
+    let mut parent: Vec<u32> = vec![0];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            if m[i] == 0 {
+                continue;
+            }
+            // Visited neighbours: W, NW, N, NE.
+            let mut l = 0u32;
+            let mut take = |n: u32, parent: &mut Vec<u32>| {
+                if n != 0 {
+                    l = if l == 0 { n } else { union(parent, l, n) };
+                }
+            };
+            if x > 0 {
+                take(lab[i - 1], &mut parent);
+            }
+            if y > 0 {
+                let up = i - w;
+                if x > 0 {
+                    take(lab[up - 1], &mut parent);
+                }
+                take(lab[up], &mut parent);
+                if x + 1 < w {
+                    take(lab[up + 1], &mut parent);
+                }
+            }
+            if l == 0 {
+                l = parent.len() as u32;
+                parent.push(l);
+            }
+            lab[i] = l;
+        }
+    }
+    let mut final_of = vec![0u32; parent.len()];
+    let mut n = 0u32;
+    for v in lab.iter_mut() {
+        if *v == 0 {
+            continue;
+        }
+        let root = find(&mut parent, *v) as usize;
+        if final_of[root] == 0 {
+            n += 1;
+            final_of[root] = n;
+        }
+        *v = final_of[root];
+    }
+    let out = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
+    (out, n as usize)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::{GrayImage, Luma};
+    use imageproc::distance_transform::Norm;
+    use imageproc::region_labelling::{connected_components, Connectivity};
+    use proptest::prelude::*;
+
+    fn gray(mask: &Array2<bool>) -> GrayImage {
+        let (h, w) = mask.dim();
+        let raw: Vec<u8> = mask.iter().map(|v| if *v { 255 } else { 0 }).collect();
+        GrayImage::from_raw(w as u32, h as u32, raw).unwrap()
+    }
+
+    fn bools(img: &GrayImage) -> Array2<bool> {
+        let (w, h) = img.dimensions();
+        Array2::from_shape_vec(
+            (h as usize, w as usize),
+            img.as_raw().iter().map(|v| *v > 0).collect(),
+        )
+        .unwrap()
+    }
+
+    fn mask_strategy() -> impl Strategy<Value = Array2<bool>> {
+        (1usize..40, 1usize..40, 0u32..100).prop_flat_map(|(h, w, density)| {
+            proptest::collection::vec(0u32..100, h * w).prop_map(move |v| {
+                Array2::from_shape_vec((h, w), v.into_iter().map(|x| x < density).collect())
+                    .unwrap()
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The separable filters are imageproc's L∞ morphology exactly, borders included.
+        #[test]
+        fn morphology_equals_imageproc(m in mask_strategy(), r in 1u8..6) {
+            // imageproc's "no foreground at all" distance is width + height: only a mask smaller
+            // than the element sees it (never a cell window).
+            let (h, w) = m.dim();
+            prop_assume!(h + w > r as usize);
+            let g = gray(&m);
+            prop_assert_eq!(dilate(&m, r), bools(&imageproc::morphology::dilate(&g, Norm::LInf, r)));
+            prop_assert_eq!(open(&m, r), bools(&imageproc::morphology::open(&g, Norm::LInf, r)));
+            prop_assert_eq!(close(&m, r), bools(&imageproc::morphology::close(&g, Norm::LInf, r)));
+        }
+
+        /// Labels and their numbering are imageproc's 8-connected labelling exactly.
+        #[test]
+        fn components_equal_imageproc(m in mask_strategy()) {
+            // imageproc's union-find overflows on some tiny dense masks (it panics): those are
+            // not comparable.
+            let g = gray(&m);
+            let theirs = std::panic::catch_unwind(|| {
+                connected_components(&g, Connectivity::Eight, Luma([0u8]))
+            });
+            prop_assume!(theirs.is_ok());
+            let theirs = theirs.unwrap();
+            let (lab, n) = components(&m);
+            prop_assert_eq!(lab.as_slice().unwrap(), theirs.as_raw().as_slice());
+            prop_assert_eq!(n as u32, theirs.as_raw().iter().copied().max().unwrap_or(0));
+        }
+    }
 
     #[test]
     fn opening_removes_specks_closing_fills_holes() {

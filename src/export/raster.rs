@@ -28,8 +28,10 @@ pub struct GeoTiffSpec {
     pub metadata: Vec<(String, String)>,
     /// Tile edge in pixels (a multiple of 16).
     pub block_size: usize,
-    /// Compression: `DEFLATE`, `LZW`, `NONE`.
+    /// Compression: `DEFLATE`, `ZSTD`, `LZW`, `NONE`.
     pub compress: String,
+    /// Compression level (`ZLEVEL` for DEFLATE, `ZSTD_LEVEL` for ZSTD); `None` is GDAL's default.
+    pub level: Option<u8>,
     /// TIFF predictor: 1 none, 2 horizontal (integers), 3 floating point.
     pub predictor: u8,
 }
@@ -48,6 +50,7 @@ impl GeoTiffSpec {
             metadata: Vec::new(),
             block_size: 256,
             compress: "DEFLATE".to_string(),
+            level: None,
             predictor: 1,
         }
     }
@@ -119,6 +122,13 @@ impl GeoTiffWriter {
         }
         opts.set_name_value("COMPRESS", &spec.compress)
             .map_err(&e)?;
+        match (spec.compress.as_str(), spec.level) {
+            ("DEFLATE", Some(l)) => opts.set_name_value("ZLEVEL", &l.to_string()).map_err(&e)?,
+            ("ZSTD", Some(l)) => opts
+                .set_name_value("ZSTD_LEVEL", &l.to_string())
+                .map_err(&e)?,
+            _ => {}
+        }
         if spec.compress != "NONE" {
             opts.set_name_value("PREDICTOR", &spec.predictor.to_string())
                 .map_err(&e)?;
