@@ -1378,6 +1378,15 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             println!("{name:<24} none in the truth and none found");
             return;
         }
+        if p.fn_ == 0 && p.recall == 0.0 {
+            // Found kinds the truth names differently (the peer scene's truth says "building"):
+            // precision is meaningful, recall is not.
+            println!(
+                "{name:<24} precision {:.3}  recall   n/a (no truth of this kind)   (TP {}, FP {})",
+                p.precision, p.tp, p.fp
+            );
+            return;
+        }
         println!(
             "{name:<24} precision {:.3}  recall {:.3}  F1 {:.3}   (TP {}, FP {}, FN {})",
             p.precision, p.recall, p.f1, p.tp, p.fp, p.fn_

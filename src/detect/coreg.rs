@@ -20,56 +20,84 @@ pub struct Shift {
     pub at_zero: f32,
 }
 
-/// Gradient magnitude (central differences) of an image.
-fn gradient(img: &Array2<f32>) -> Array2<f32> {
+/// Gradient magnitude (central differences) of an image, row-major.
+fn gradient(img: &Array2<f32>) -> Vec<f32> {
     let (h, w) = img.dim();
-    let mut g = Array2::<f32>::zeros((h, w));
+    let src: std::borrow::Cow<'_, [f32]> = match img.as_slice() {
+        Some(s) => s.into(),
+        None => img.iter().copied().collect::<Vec<f32>>().into(),
+    };
+    let mut g = vec![0f32; h * w];
     for y in 1..h.saturating_sub(1) {
+        let (up, row, down) = (
+            &src[(y - 1) * w..y * w],
+            &src[y * w..(y + 1) * w],
+            &src[(y + 1) * w..(y + 2) * w],
+        );
+        let out = &mut g[y * w..(y + 1) * w];
         for x in 1..w.saturating_sub(1) {
-            let gx = img[[y, x + 1]] - img[[y, x - 1]];
-            let gy = img[[y + 1, x]] - img[[y - 1, x]];
-            g[[y, x]] = (gx * gx + gy * gy).sqrt();
+            let gx = row[x + 1] - row[x - 1];
+            let gy = down[x] - up[x];
+            out[x] = (gx * gx + gy * gy).sqrt();
         }
     }
     g
 }
 
-fn ncc(
-    a: &Array2<f32>,
-    b: &Array2<f32>,
-    valid: &Array2<bool>,
-    shift: (i32, i32),
+/// Normalised cross-correlation of `a` with `b` displaced by each shift within ±`r`, over the
+/// sampled pixels (every `step`-th row and column inside `margin`) valid at both ends. Every
+/// shift's sums accumulate in raster order, as a loop per shift would.
+fn ncc_all(
+    a: &[f32],
+    b: &[f32],
+    valid: &[bool],
+    (h, w): (usize, usize),
+    r: i32,
     margin: usize,
     step: usize,
-) -> f32 {
-    let (dx, dy) = shift;
-    let (h, w) = a.dim();
-    let (mut sa, mut sb, mut saa, mut sbb, mut sab, mut n) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+) -> Vec<f32> {
+    let size = (2 * r + 1) as usize;
+    // Per shift: sa, sb, saa, sbb, sab, n.
+    let mut acc = vec![[0f64; 6]; size * size];
+    let offsets: Vec<isize> = (-r..=r)
+        .flat_map(|dy| (-r..=r).map(move |dx| dy as isize * w as isize + dx as isize))
+        .collect();
     for y in (margin..h - margin).step_by(step) {
-        let yb = (y as i32 + dy) as usize;
         for x in (margin..w - margin).step_by(step) {
-            let xb = (x as i32 + dx) as usize;
-            if !valid[[y, x]] || !valid[[yb, xb]] {
+            let i = y * w + x;
+            if !valid[i] {
                 continue;
             }
-            let (p, q) = (a[[y, x]] as f64, b[[yb, xb]] as f64);
-            sa += p;
-            sb += q;
-            saa += p * p;
-            sbb += q * q;
-            sab += p * q;
-            n += 1.0;
+            let p = a[i] as f64;
+            for (s, off) in acc.iter_mut().zip(&offsets) {
+                // Inside the margin every shifted index is in the image.
+                let j = (i as isize + off) as usize;
+                if !valid[j] {
+                    continue;
+                }
+                let q = b[j] as f64;
+                s[0] += p;
+                s[1] += q;
+                s[2] += p * p;
+                s[3] += q * q;
+                s[4] += p * q;
+                s[5] += 1.0;
+            }
         }
     }
-    if n < 1000.0 {
-        return 0.0;
-    }
-    let va = saa / n - (sa / n).powi(2);
-    let vb = sbb / n - (sb / n).powi(2);
-    if va <= 0.0 || vb <= 0.0 {
-        return 0.0;
-    }
-    ((sab / n - sa / n * sb / n) / (va * vb).sqrt()) as f32
+    acc.iter()
+        .map(|&[sa, sb, saa, sbb, sab, n]| {
+            if n < 1000.0 {
+                return 0.0;
+            }
+            let va = saa / n - (sa / n).powi(2);
+            let vb = sbb / n - (sb / n).powi(2);
+            if va <= 0.0 || vb <= 0.0 {
+                return 0.0;
+            }
+            ((sab / n - sa / n * sb / n) / (va * vb).sqrt()) as f32
+        })
+        .collect()
 }
 
 /// Estimates the shift of `after` against `before` (brightness images) within ±`max_px`.
@@ -100,13 +128,11 @@ pub fn estimate_shift(
     };
     let (ga, gb) = (gradient(before), gradient(after));
     let size = (2 * r + 1) as usize;
-    let mut scores = vec![0f32; size * size];
-    for dy in -r..=r {
-        for dx in -r..=r {
-            scores[((dy + r) as usize) * size + (dx + r) as usize] =
-                ncc(&ga, &gb, valid, (dx, dy), margin, step);
-        }
-    }
+    let valid: std::borrow::Cow<'_, [bool]> = match valid.as_slice() {
+        Some(s) => s.into(),
+        None => valid.iter().copied().collect::<Vec<bool>>().into(),
+    };
+    let scores = ncc_all(&ga, &gb, &valid, (h, w), r, margin, step);
     let at = |dx: i32, dy: i32| scores[((dy + r) as usize) * size + (dx + r) as usize];
     let (mut bx, mut by) = (0, 0);
     for dy in -r..=r {

@@ -110,10 +110,14 @@ impl BandMapping {
             .collect();
         for v in values.iter_mut() {
             let x = *v;
-            let i = (x - base).floor();
-            // The subtraction may round across an integer: check against the exact interval ends.
-            let seg = if i >= 0.0 && (i as usize) < cells && x >= base + i && x <= base + i + 1.0 {
-                table[i as usize]
+            // Truncation is the floor for the non-negative offsets the table covers (and needs no
+            // libm call); the subtraction may round across an integer, so the interval's exact
+            // ends are checked.
+            let d = x - base;
+            let i = d as usize;
+            let seg = if d >= 0.0 && i < cells && x >= base + i as f32 && x <= base + i as f32 + 1.0
+            {
+                table[i]
             } else {
                 u32::MAX
             };

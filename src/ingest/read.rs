@@ -466,11 +466,26 @@ fn read_aligned(
         ok.iter_mut().zip(d).for_each(|(o, v)| *o &= !v.is_nan());
     }
 
+    // Row by row: each row of the target is contiguous, so the copy runs over plain slices.
     for (b, d) in data.iter().enumerate() {
-        let mut target = bands.slice_mut(s![b, oy..oy + rh, ox..ox + rw]);
-        for ((t, v), o) in target.iter_mut().zip(d).zip(&ok) {
-            if *o {
-                *t = *v;
+        for r in 0..rh {
+            let mut row = bands.slice_mut(s![b, oy + r, ox..ox + rw]);
+            let (src_row, ok_row) = (&d[r * rw..(r + 1) * rw], &ok[r * rw..(r + 1) * rw]);
+            match row.as_slice_mut() {
+                Some(t) => {
+                    for ((t, v), o) in t.iter_mut().zip(src_row).zip(ok_row) {
+                        if *o {
+                            *t = *v;
+                        }
+                    }
+                }
+                None => {
+                    for ((t, v), o) in row.iter_mut().zip(src_row).zip(ok_row) {
+                        if *o {
+                            *t = *v;
+                        }
+                    }
+                }
             }
         }
     }

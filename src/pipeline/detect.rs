@@ -520,7 +520,7 @@ fn process_cell(
         core_size: (cell.core.width, cell.core.height),
         pixel_area_m2: pixel_area,
     };
-    let result = match detector.detect(&input) {
+    let result = match crate::detect::detect_cropped(detector, &input) {
         Ok(r) => r,
         Err(e) => return fail("detect", e.to_string()),
     };

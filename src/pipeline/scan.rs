@@ -338,8 +338,11 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         })?;
 
     // Catalogue.
-    let (before_entries, mut skipped) = catalog_date(&cfg.before_paths(), cfg.band_override(false));
-    let (after_entries, s2) = catalog_date(&cfg.after_paths(), cfg.band_override(true));
+    // Both dates at once: cataloguing hashes every file (SHA-256), which is most of its time.
+    let ((before_entries, mut skipped), (after_entries, s2)) = rayon::join(
+        || catalog_date(&cfg.before_paths(), cfg.band_override(false)),
+        || catalog_date(&cfg.after_paths(), cfg.band_override(true)),
+    );
     skipped.extend(s2);
     for s in &skipped {
         tracing::warn!("skipped {}", s.message);
@@ -573,7 +576,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         }
         Progress::Log => None,
     };
-    let batch = (rayon::current_num_threads() * 2).max(1);
+    // Four cells per thread per batch: cells differ in cost (edge cells are mostly no data, cloudy
+    // ones skip work), and work stealing evens that out within a batch.
+    let batch = (rayon::current_num_threads() * 4).max(1);
     let mut per_obs_pieces: Vec<Vec<RegionPiece>> = vec![Vec::new(); after_obs.len()];
     let mut per_obs_strips: Vec<HashMap<(usize, usize), EdgeStrips>> =
         vec![HashMap::new(); after_obs.len()];
@@ -1163,7 +1168,7 @@ fn scan_cell(
             core_size: (cw, ch),
             pixel_area_m2: pixel_area,
         };
-        match detector.detect(&input) {
+        match crate::detect::detect_cropped(detector, &input) {
             Ok(res) => {
                 for (i, u) in res.unobserved.iter().enumerate() {
                     reason[i] = match (reason[i], *u) {
@@ -1186,18 +1191,25 @@ fn scan_cell(
                         polygon,
                     })
                     .collect();
-                let mut seen: HashMap<usize, [u64; 2]> = HashMap::new();
+                // Counted densely over the parcels near the cell (a hash map per pixel cost
+                // more than the counting).
+                let mut seen = vec![[0u64; 2]; set.parcels.len()];
                 for ((l, u), inn) in labels.iter().zip(res.unobserved.iter()).zip(&inner) {
                     if *l > 0 && *u == UNOBSERVED_NO {
-                        let e = seen.entry(*l as usize - 1).or_default();
+                        let e = &mut seen[*l as usize - 1];
                         e[0] += 1;
                         if inn != l {
                             e[1] += 1;
                         }
                     }
                 }
-                let mut observed: Vec<(usize, [u64; 2])> = seen.into_iter().collect();
-                observed.sort_unstable();
+                let observed: Vec<(usize, [u64; 2])> = near
+                    .iter()
+                    .map(|&pi| (pi, seen[pi]))
+                    .filter(|(_, c)| c[0] > 0)
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect();
                 per_obs.push(ObsCell {
                     pieces,
                     strips: EdgeStrips::of(&res.labels),
@@ -1219,15 +1231,18 @@ fn scan_cell(
     // Coverage of the protected parcels in this cell.
     let mut coverage = Vec::new();
     if near.iter().any(|&i| is_protected[i]) {
-        let mut counts: HashMap<usize, [u64; 4]> = HashMap::new();
+        let mut counts = vec![[0u64; 4]; set.parcels.len()];
         for (i, l) in labels.iter().enumerate() {
             if *l > 0 && is_protected[*l as usize - 1] {
-                counts.entry(*l as usize - 1).or_default()[reason[i] as usize] += 1;
+                counts[*l as usize - 1][reason[i] as usize] += 1;
             }
         }
-        let mut v: Vec<(usize, [u64; 4])> = counts.into_iter().collect();
-        v.sort_by_key(|(k, _)| *k);
-        coverage = v;
+        let v: std::collections::BTreeMap<usize, [u64; 4]> = near
+            .iter()
+            .map(|&pi| (pi, counts[pi]))
+            .filter(|(_, c)| c.iter().any(|n| *n > 0))
+            .collect();
+        coverage = v.into_iter().collect();
     }
     CellScan {
         cell: cell.clone(),
