@@ -987,6 +987,8 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         status: String::new(),
         cells_processed: processed.len(),
         cells_skipped_unchanged: result.report.cells_unchanged,
+        cells_detected: result.report.cells_detected,
+        cells_from_cache: result.report.cells_from_cache,
         findings: result.findings.len(),
         new_cases: 0,
         updated_cases: 0,

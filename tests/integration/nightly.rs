@@ -420,6 +420,20 @@ fn a_rules_change_rejudges_cached_detections_exactly_and_a_detection_change_dete
         cached.0, findings1,
         "the rules change must change the findings"
     );
+    // The store records where the run's cells came from.
+    let o = run([
+        "status",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = json_of(&o)["runs"].clone();
+    assert_eq!(runs[0]["cells_from_cache"].as_u64(), Some(all), "{runs}");
+    assert_eq!(runs[0]["cells_detected"].as_u64(), Some(0), "{runs}");
+    assert_eq!(runs[1]["cells_detected"].as_u64(), Some(all), "{runs}");
     // …exactly those of a scan that detects everything with the new rules.
     let fresh = scratch("cache-fresh");
     let (f, _) = scan_ok(&cfg, &fresh, &["--no-cache"]);
