@@ -330,9 +330,14 @@ struct ScanArgs {
     #[arg(long)]
     no_packets: bool,
     /// Process every cell, not only those whose imagery, parcels, permits, rules or config
-    /// changed since their last successful run.
+    /// changed since their last successful run; detect every cell again and rewrite its entry
+    /// in the detection cache.
     #[arg(long)]
     full: bool,
+    /// Neither use nor write the detection cache (`<out>/cache/detect`): detect every
+    /// processed cell.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Args)]
@@ -870,6 +875,7 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
 }
 
 fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)> {
+    use landwatch::pipeline::cache::CacheOptions;
     use landwatch::pipeline::scan::{run_scan, Progress, ScanJob};
     use std::io::IsTerminal;
     set_threads(a.threads)?;
@@ -890,6 +896,10 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         } else {
             Progress::Log
         },
+        detect_cache: (!a.no_cache).then(|| CacheOptions {
+            dir: cfg.output_dir().join("cache").join("detect"),
+            refresh: a.full,
+        }),
         config: cfg,
         select_cells: None,
     };
@@ -977,6 +987,8 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         status: String::new(),
         cells_processed: processed.len(),
         cells_skipped_unchanged: result.report.cells_unchanged,
+        cells_detected: result.report.cells_detected,
+        cells_from_cache: result.report.cells_from_cache,
         findings: result.findings.len(),
         new_cases: 0,
         updated_cases: 0,
@@ -1122,6 +1134,10 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             r.cases.len() - new,
             r.cells_scanned,
             r.cells_unchanged
+        );
+        println!(
+            "  cells: {} detected, {} from the detection cache",
+            r.cells_detected, r.cells_from_cache
         );
         if let Some(p) = &r.packets {
             println!(
@@ -1548,6 +1564,7 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         zip: false,
         no_packets: false,
         full: false,
+        no_cache: false,
     })?;
     println!("\n3/4 scoring the findings against the scene's truth");
     eval(EvalArgs {

@@ -1,6 +1,7 @@
 //! Orchestration: wiring the IO shell (ingest, export) to the pure core (grid, detect, vectorize,
 //! overlay, rules) for the commands that run the pipeline.
 
+pub mod cache;
 pub mod detect;
 pub mod packets;
 pub mod scan;

@@ -1,6 +1,7 @@
 //! `landwatch scan`: catalogue → grid → detect → vectorize → overlay + rules, over every cell
 //! that holds parcels and imagery of both dates, writing findings, coverage and a summary.
 
+use super::cache::{CacheOptions, DetectCache, Detection, KeyContext, Outcome};
 use super::detect::M2_PER_MU;
 use super::{catalog_date, ensure_dir, observation_bounds, PipelineError, Skipped};
 use crate::config::Config;
@@ -61,6 +62,10 @@ pub struct ScanJob {
     /// Incremental runs: given the grid's fingerprint and every candidate cell with its keys,
     /// returns the cells to process (`None`: all of them).
     pub select_cells: Option<Arc<CellSelector>>,
+    /// The per-cell detection cache (`None`: detect every cell, cache nothing): a cell whose
+    /// imagery, detection parameters, detector, grid and code are unchanged since its entry was
+    /// written is re-judged from the entry without reading imagery or detecting.
+    pub detect_cache: Option<CacheOptions>,
 }
 
 /// Chooses the cells of an incremental run (see [`ScanJob::select_cells`]).
@@ -216,6 +221,10 @@ pub struct ScanReport {
     pub stage_seconds: BTreeMap<String, f64>,
     /// Cells skipped by an incremental run because nothing they depend on changed.
     pub cells_unchanged: usize,
+    /// Cells scanned whose imagery was read and detected in this run.
+    pub cells_detected: usize,
+    /// Cells scanned from the detection cache (no imagery read, no detection).
+    pub cells_from_cache: usize,
     /// The case of each finding (in findings order), once the store has assigned them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cases: Vec<crate::store::CaseAssignment>,
@@ -286,8 +295,20 @@ pub struct ScanContext {
     pub m2_per_unit2: f64,
 }
 
+/// Where a cell's detections came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Imagery was read and detected.
+    Detected,
+    /// The detection cache.
+    Cache,
+    /// Neither: the imagery could not be read (the errors say why).
+    Nothing,
+}
+
 struct CellScan {
     cell: Cell,
+    source: Source,
     per_obs: Vec<ObsCell>,
     /// Per protected parcel index: pixels observed, no data, cloud, shadow.
     coverage: Vec<(usize, [u64; 4])>,
@@ -507,6 +528,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 observations: Vec::new(),
                 cells_scanned: 0,
                 cells_unchanged,
+                cells_detected: 0,
+                cells_from_cache: 0,
                 cases: Vec::new(),
                 parcels: set.parcels.len(),
                 permits: set.permits.len(),
@@ -598,6 +621,22 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         })
         .collect();
     let mut coverage_px: HashMap<usize, [u64; 4]> = HashMap::new();
+    let cache = match &job.detect_cache {
+        Some(options) => {
+            let keys = KeyContext::new(cfg, job.detector.as_ref(), &grid, before, &after_obs)?;
+            let c = DetectCache::new(options.clone(), keys);
+            let pruned = c.prune_other_grids(&grid.fingerprint());
+            if pruned > 0 {
+                tracing::info!(
+                    "detection cache: removed {pruned} entries of other grids from {}",
+                    options.dir.display()
+                );
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    let (mut cells_detected, mut cells_from_cache) = (0, 0);
     for (bi, chunk) in cells.chunks(batch).enumerate() {
         let scans: Vec<CellScan> = chunk
             .par_iter()
@@ -622,11 +661,17 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                         &set,
                         &is_protected,
                         &insets,
+                        cache.as_ref(),
                     )
                 },
             )
             .collect();
         for s in scans {
+            match s.source {
+                Source::Detected => cells_detected += 1,
+                Source::Cache => cells_from_cache += 1,
+                Source::Nothing => {}
+            }
             skipped.extend(s.errors);
             for (pi, c) in s.coverage {
                 let e = coverage_px.entry(pi).or_default();
@@ -670,6 +715,16 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     for w in score_writers {
         w.finish()?;
     }
+    if let Some(c) = &cache {
+        let failed = c.write_failures();
+        if failed > 0 {
+            tracing::warn!("detection cache: {failed} entries could not be written; those cells are detected again next time");
+        }
+    }
+    tracing::info!(
+        "scan: {} cells, {cells_detected} detected, {cells_from_cache} from the detection cache",
+        cells.len()
+    );
     lap("detect", &mut stages);
 
     // Regions per observation, then overlay and rules.
@@ -914,6 +969,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         observations: obs_reports,
         cells_scanned: cells.len(),
         cells_unchanged,
+        cells_detected,
+        cells_from_cache,
         cases: Vec::new(),
         parcels: set.parcels.len(),
         permits: set.permits.len(),
@@ -1080,6 +1137,7 @@ fn scan_cell(
     set: &ParcelSet,
     is_protected: &[bool],
     insets: &[MultiPolygon<f64>],
+    cache: Option<&DetectCache>,
 ) -> CellScan {
     let mut errors = Vec::new();
     let (cw, ch) = (cell.core.width, cell.core.height);
@@ -1087,25 +1145,42 @@ fn scan_cell(
     // Per pixel of the core: observed by any after observation, else the best-known reason.
     let mut reason = vec![UNOBSERVED_NO_DATA; n];
     let mut per_obs = Vec::with_capacity(ra.len());
-    let before = match rb
-        .as_mut()
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
-    {
-        Ok(b) => Some(b),
-        Err(e) => {
-            errors.push(Skipped {
-                what: cell.id.clone(),
-                kind: "cell_read".into(),
-                message: format!(
-                    "cell {}: before date: {e}; the cell is reported unobserved",
-                    cell.id
-                ),
-            });
-            None
+    let cb = grid.window_bounds(&cell.core);
+    let covered: Vec<bool> = after_bounds
+        .iter()
+        .map(|b| b.as_ref().is_some_and(|b| b.intersection(&cb).is_some()))
+        .collect();
+    // What the detector says about the cell: from a valid cache entry, else detected now (and
+    // cached when every observation gave a result).
+    let key = cache.map(|c| (c, c.key(grid, cell)));
+    let cached = key.as_ref().and_then(|(c, k)| c.load(cell, k)).filter(|o| {
+        o.len() == covered.len()
+            && o.iter()
+                .zip(&covered)
+                .all(|(o, c)| matches!(o, Outcome::NotCovered) != *c)
+    });
+    let (outcomes, source) = match cached {
+        Some(o) => (o.into_iter().map(Some).collect(), Source::Cache),
+        None => {
+            let (o, complete) =
+                detect_cell(cell, rb, ra, &covered, detector, pixel_area, &mut errors);
+            if let (Some((c, k)), true) = (&key, complete) {
+                c.store(cell, k, &o.iter().flatten().collect::<Vec<_>>());
+            }
+            let read = o
+                .iter()
+                .flatten()
+                .any(|o| !matches!(o, Outcome::NotCovered));
+            (
+                o,
+                if read {
+                    Source::Detected
+                } else {
+                    Source::Nothing
+                },
+            )
         }
     };
-    let cb = grid.window_bounds(&cell.core);
     // Every parcel of the cell, by pixel centres: for coverage and for what each observation saw.
     let rect = geo::Rect::new((cb.min_x, cb.min_y), (cb.max_x, cb.max_y));
     let gt = grid.window_geo_transform(&cell.core);
@@ -1120,113 +1195,67 @@ fn scan_cell(
             crate::rasterize::fill_polygon(&gt, cw, ch, poly, pi as i32 + 1, &mut inner);
         }
     }
-    for (oi, r) in ra.iter_mut().enumerate() {
-        let empty = ObsCell {
-            pieces: Vec::new(),
-            strips: EdgeStrips::default(),
-            stats: None,
-            observed: Vec::new(),
-            score: None,
-        };
-        let (Some(before), true) = (
-            before.as_ref(),
-            after_bounds[oi]
-                .as_ref()
-                .is_some_and(|b| b.intersection(&cb).is_some()),
-        ) else {
-            per_obs.push(empty);
-            continue;
-        };
-        let after = match r
-            .as_mut()
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
-        {
-            Ok(a) => a,
-            Err(e) => {
-                errors.push(Skipped {
-                    what: cell.id.clone(),
-                    kind: "cell_read".into(),
-                    message: format!(
-                        "cell {}: after date: {e}; this observation is skipped there",
-                        cell.id
-                    ),
+    for outcome in outcomes {
+        let res = match outcome {
+            Some(Outcome::Detected(d)) => *d,
+            _ => {
+                per_obs.push(ObsCell {
+                    pieces: Vec::new(),
+                    strips: EdgeStrips::default(),
+                    stats: None,
+                    observed: Vec::new(),
+                    score: None,
                 });
-                per_obs.push(empty);
                 continue;
             }
         };
-        if after.valid_fraction() == 0.0 {
-            per_obs.push(empty);
-            continue;
+        for (i, u) in res.unobserved.iter().enumerate() {
+            reason[i] = match (reason[i], *u) {
+                (UNOBSERVED_NO, _) | (_, UNOBSERVED_NO) => UNOBSERVED_NO,
+                (UNOBSERVED_NO_DATA, other) => other,
+                (mine, _) => mine,
+            };
         }
-        let input = CellInput {
-            cell_id: &cell.id,
-            before,
-            after: &after,
-            core_offset: cell.core_offset(),
-            core_size: (cw, ch),
-            pixel_area_m2: pixel_area,
-        };
-        match crate::detect::detect_cropped(detector, &input) {
-            Ok(res) => {
-                for (i, u) in res.unobserved.iter().enumerate() {
-                    reason[i] = match (reason[i], *u) {
-                        (UNOBSERVED_NO, _) | (_, UNOBSERVED_NO) => UNOBSERVED_NO,
-                        (UNOBSERVED_NO_DATA, other) => other,
-                        (mine, _) => mine,
-                    };
+        let polys = trace_regions(&res.labels, res.regions.len(), grid, cell);
+        let pieces = res
+            .regions
+            .iter()
+            .zip(polys)
+            .enumerate()
+            .map(|(i, (stats, polygon))| RegionPiece {
+                cell: (cell.row, cell.col),
+                cell_id: cell.id.clone(),
+                label: i as u32 + 1,
+                stats: stats.clone(),
+                polygon,
+            })
+            .collect();
+        // Counted densely over the parcels near the cell (a hash map per pixel cost more than
+        // the counting).
+        let mut seen = vec![[0u64; 2]; set.parcels.len()];
+        for ((l, u), inn) in labels.iter().zip(res.unobserved.iter()).zip(&inner) {
+            if *l > 0 && *u == UNOBSERVED_NO {
+                let e = &mut seen[*l as usize - 1];
+                e[0] += 1;
+                if inn != l {
+                    e[1] += 1;
                 }
-                let polys = trace_regions(&res.labels, res.regions.len(), grid, cell);
-                let pieces = res
-                    .regions
-                    .iter()
-                    .zip(polys)
-                    .enumerate()
-                    .map(|(i, (stats, polygon))| RegionPiece {
-                        cell: (cell.row, cell.col),
-                        cell_id: cell.id.clone(),
-                        label: i as u32 + 1,
-                        stats: stats.clone(),
-                        polygon,
-                    })
-                    .collect();
-                // Counted densely over the parcels near the cell (a hash map per pixel cost
-                // more than the counting).
-                let mut seen = vec![[0u64; 2]; set.parcels.len()];
-                for ((l, u), inn) in labels.iter().zip(res.unobserved.iter()).zip(&inner) {
-                    if *l > 0 && *u == UNOBSERVED_NO {
-                        let e = &mut seen[*l as usize - 1];
-                        e[0] += 1;
-                        if inn != l {
-                            e[1] += 1;
-                        }
-                    }
-                }
-                let observed: Vec<(usize, [u64; 2])> = near
-                    .iter()
-                    .map(|&pi| (pi, seen[pi]))
-                    .filter(|(_, c)| c[0] > 0)
-                    .collect::<std::collections::BTreeMap<_, _>>()
-                    .into_iter()
-                    .collect();
-                per_obs.push(ObsCell {
-                    pieces,
-                    strips: EdgeStrips::of(&res.labels),
-                    stats: Some(res.stats),
-                    observed,
-                    score: Some(res.score.iter().copied().collect()),
-                });
-            }
-            Err(e) => {
-                errors.push(Skipped {
-                    what: cell.id.clone(),
-                    kind: "detect".into(),
-                    message: e.to_string(),
-                });
-                per_obs.push(empty);
             }
         }
+        let observed: Vec<(usize, [u64; 2])> = near
+            .iter()
+            .map(|&pi| (pi, seen[pi]))
+            .filter(|(_, c)| c[0] > 0)
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        per_obs.push(ObsCell {
+            pieces,
+            strips: EdgeStrips::of(&res.labels),
+            observed,
+            score: Some(res.score.iter().copied().collect()),
+            stats: Some(res.stats),
+        });
     }
     // Coverage of the protected parcels in this cell.
     let mut coverage = Vec::new();
@@ -1246,10 +1275,94 @@ fn scan_cell(
     }
     CellScan {
         cell: cell.clone(),
+        source,
         per_obs,
         coverage,
         errors,
     }
+}
+
+/// Reads and detects a cell for every after observation. Per observation: `None` where its
+/// imagery could not be read or detection failed (the reason is added to `errors`), else its
+/// outcome. The flag says whether every observation has an outcome (the cell may be cached).
+fn detect_cell(
+    cell: &Cell,
+    rb: &mut Result<CellReader, crate::ingest::IngestError>,
+    ra: &mut [Result<CellReader, crate::ingest::IngestError>],
+    covered: &[bool],
+    detector: &dyn Detector,
+    pixel_area: f64,
+    errors: &mut Vec<Skipped>,
+) -> (Vec<Option<Outcome>>, bool) {
+    let before = match rb
+        .as_mut()
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
+    {
+        Ok(b) => b,
+        Err(e) => {
+            errors.push(Skipped {
+                what: cell.id.clone(),
+                kind: "cell_read".into(),
+                message: format!(
+                    "cell {}: before date: {e}; the cell is reported unobserved",
+                    cell.id
+                ),
+            });
+            return (vec![None; ra.len()], false);
+        }
+    };
+    let mut out = Vec::with_capacity(ra.len());
+    for (r, covered) in ra.iter_mut().zip(covered) {
+        if !covered {
+            out.push(Some(Outcome::NotCovered));
+            continue;
+        }
+        let after = match r
+            .as_mut()
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
+        {
+            Ok(a) => a,
+            Err(e) => {
+                errors.push(Skipped {
+                    what: cell.id.clone(),
+                    kind: "cell_read".into(),
+                    message: format!(
+                        "cell {}: after date: {e}; this observation is skipped there",
+                        cell.id
+                    ),
+                });
+                out.push(None);
+                continue;
+            }
+        };
+        if after.valid_fraction() == 0.0 {
+            out.push(Some(Outcome::NoValidPixels));
+            continue;
+        }
+        let input = CellInput {
+            cell_id: &cell.id,
+            before: &before,
+            after: &after,
+            core_offset: cell.core_offset(),
+            core_size: (cell.core.width, cell.core.height),
+            pixel_area_m2: pixel_area,
+        };
+        match crate::detect::detect_cropped(detector, &input) {
+            Ok(res) => out.push(Some(Outcome::Detected(Box::new(Detection::from(res))))),
+            Err(e) => {
+                errors.push(Skipped {
+                    what: cell.id.clone(),
+                    kind: "detect".into(),
+                    message: e.to_string(),
+                });
+                out.push(None);
+            }
+        }
+    }
+    let complete = out.iter().all(Option::is_some);
+    (out, complete)
 }
 
 #[allow(clippy::too_many_arguments)]

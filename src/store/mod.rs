@@ -31,7 +31,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The numbered migrations; the store's schema version is how many of them it has applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_detection_cache.sql"),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -193,6 +196,10 @@ pub struct RunOutcome {
     pub cells_processed: usize,
     /// Cells left alone because nothing they depend on changed.
     pub cells_skipped_unchanged: usize,
+    /// Cells processed whose imagery was read and detected.
+    pub cells_detected: usize,
+    /// Cells processed from the detection cache.
+    pub cells_from_cache: usize,
     /// Findings.
     pub findings: usize,
     /// Cases opened.
@@ -370,6 +377,12 @@ pub struct RunRow {
     pub cells_processed: Option<usize>,
     /// Cells skipped as unchanged.
     pub cells_skipped_unchanged: Option<usize>,
+    /// Cells detected (`None` for runs recorded before the store knew).
+    #[serde(default)]
+    pub cells_detected: Option<usize>,
+    /// Cells from the detection cache (`None` for runs recorded before the store knew).
+    #[serde(default)]
+    pub cells_from_cache: Option<usize>,
     /// Findings.
     pub findings: Option<usize>,
     /// Cases opened.
@@ -936,7 +949,8 @@ impl Store {
         tx.execute(
             "UPDATE runs SET status = ?2, finished_at = ?3, cells_processed = ?4, cells_skipped_unchanged = ?5,
                findings = ?6, new_cases = ?7, updated_cases = ?8, disappeared_cases = ?9,
-               unobserved_protected_m2 = ?10, skipped_inputs = ?11
+               unobserved_protected_m2 = ?10, skipped_inputs = ?11, cells_detected = ?12,
+               cells_from_cache = ?13
              WHERE id = ?1",
             params![
                 run_id,
@@ -949,7 +963,9 @@ impl Store {
                 n(outcome.updated_cases),
                 n(outcome.disappeared_cases),
                 outcome.unobserved_protected_m2,
-                n(outcome.skipped_inputs)
+                n(outcome.skipped_inputs),
+                n(outcome.cells_detected),
+                n(outcome.cells_from_cache)
             ],
         )
         .map_err(sql(&p, format!("closing run {run_id}")))?;
@@ -1186,7 +1202,8 @@ impl Store {
             .prepare(
                 "SELECT id, started_at, finished_at, status, full, software_version, grid_fingerprint,
                    cells_processed, cells_skipped_unchanged, findings, new_cases, updated_cases,
-                   disappeared_cases, unobserved_protected_m2, skipped_inputs
+                   disappeared_cases, unobserved_protected_m2, skipped_inputs, cells_detected,
+                   cells_from_cache
                  FROM runs ORDER BY rowid DESC LIMIT ?1",
             )
             .map_err(sql(p, "reading runs"))?;
@@ -1211,6 +1228,8 @@ impl Store {
                     disappeared_cases: n(r, 12)?,
                     unobserved_protected_m2: r.get(13)?,
                     skipped_inputs: n(r, 14)?,
+                    cells_detected: n(r, 15)?,
+                    cells_from_cache: n(r, 16)?,
                 })
             })
             .map_err(sql(p, "reading runs"))?

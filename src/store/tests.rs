@@ -58,6 +58,8 @@ fn outcome(status: &str) -> RunOutcome {
         status: status.into(),
         cells_processed: 1,
         cells_skipped_unchanged: 0,
+        cells_detected: 1,
+        cells_from_cache: 0,
         findings: 0,
         new_cases: 0,
         updated_cases: 0,
@@ -719,4 +721,44 @@ proptest! {
             .collect();
         prop_assert!(statuses.iter().all(|s| s == "open"));
     }
+}
+
+#[test]
+fn a_version_1_store_is_migrated_and_runs_record_where_their_cells_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("landwatch.db");
+    {
+        // A store as the first schema left it, with a finished run.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(include_str!("migrations/0001_initial.sql"))
+            .unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute(
+            "INSERT INTO runs (id, started_at, status, config_sha256, grid_fingerprint, full,
+               software_version, args, cells_processed)
+             VALUES ('run-old', '2026-11-27T02:00:00Z', 'done', 'x', 'fp', 0, '0.1.0', '[]', 4)",
+            [],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let run = store.begin_run(&new_run("2026-11-28T02:00:00Z")).unwrap();
+    let mut o = outcome("done");
+    o.cells_processed = 5;
+    o.cells_detected = 2;
+    o.cells_from_cache = 3;
+    store.finish_run(&run, &[], &o).unwrap();
+    let runs = store.status(5).unwrap().runs;
+    assert_eq!(runs[0].id, run);
+    assert_eq!(
+        (runs[0].cells_detected, runs[0].cells_from_cache),
+        (Some(2), Some(3))
+    );
+    assert_eq!(runs[1].id, "run-old");
+    assert_eq!(runs[1].cells_processed, Some(4));
+    assert_eq!(
+        (runs[1].cells_detected, runs[1].cells_from_cache),
+        (None, None)
+    );
 }

@@ -199,6 +199,7 @@ fn a_new_after_image_over_part_of_the_area_processes_only_its_cells() {
     eprintln!("incremental: first run {all} cells; after a 100 m x 100 m patch: {redone} processed, {unchanged} unchanged");
     assert!((1..=4).contains(&redone), "{second}");
     assert_eq!(redone + unchanged, all);
+    assert_eq!(second["cells_detected"].as_u64(), Some(redone), "{second}");
     // The same changes under the patch continue their cases.
     assert!(
         second["cases"]
@@ -232,6 +233,9 @@ fn a_new_after_image_over_part_of_the_area_processes_only_its_cells() {
     );
     let third = json_of(&o);
     assert_eq!(third["cells_scanned"].as_u64(), Some(all), "{third}");
+    // …from the detection cache: no cell is detected again.
+    assert_eq!(third["cells_from_cache"].as_u64(), Some(all), "{third}");
+    assert_eq!(third["cells_detected"].as_u64(), Some(0), "{third}");
     assert_eq!(cases(&cfg, &out).len(), cases1);
 }
 
@@ -319,4 +323,189 @@ fn sigkill_at_any_point_then_a_rerun_gives_exactly_the_cases_and_packets_of_a_cl
             }
         }
     }
+}
+
+/// The cache entries of an output directory.
+fn cache_entries(out: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out.join("cache/detect"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lwdc"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What a scan found, as the outputs say it: the findings and change regions (GeoJSON), the
+/// change scores (GeoTIFF bytes) and the summary's numbers.
+fn results(out: &Path, summary: &Value) -> (Value, Value, Vec<Vec<u8>>, Vec<Value>) {
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(out.join(name)).unwrap()).unwrap()
+    };
+    let mut scores: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("change_score_"))
+        .collect();
+    scores.sort();
+    assert!(!scores.is_empty());
+    let numbers = [
+        "findings",
+        "findings_by_kind",
+        "coverage",
+        "unobserved_protected_m2",
+        "observations",
+        "cells_scanned",
+        "skipped",
+    ]
+    .iter()
+    .map(|k| summary[*k].clone())
+    .collect();
+    (
+        read("findings.geojson"),
+        read("changes.geojson"),
+        scores.iter().map(|p| std::fs::read(p).unwrap()).collect(),
+        numbers,
+    )
+}
+
+fn scan_ok(cfg: &Path, out: &Path, extra: &[&str]) -> (Value, String) {
+    let mut c = scan_cmd(cfg, out);
+    c.arg("--no-packets").args(extra);
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success() || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    (json_of(&o), stderr(&o))
+}
+
+#[test]
+fn a_rules_change_rejudges_cached_detections_exactly_and_a_detection_change_detects_again() {
+    let dir = scene_copy(1024, 3, "cache-scene");
+    let cfg = dir.join("landwatch.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("cell_size = 1024", "cell_size = 256")).unwrap();
+    let out = scratch("cache-nightly");
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v}"));
+
+    // First night: every cell is detected, and cached.
+    let (first, _) = scan_ok(&cfg, &out, &[]);
+    let all = n(&first, "cells_scanned");
+    assert!(all >= 12, "{first}");
+    assert_eq!(n(&first, "cells_detected"), all, "{first}");
+    assert_eq!(n(&first, "cells_from_cache"), 0, "{first}");
+    assert_eq!(cache_entries(&out).len() as u64, all);
+    let findings1 = results(&out, &first).0;
+
+    // A rules change: every cell is judged again, from the cache, with other findings…
+    let init = scratch("cache-init");
+    let o = run(["init", init.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rules = std::fs::read_to_string(init.join("rules.toml")).unwrap();
+    assert!(rules.contains("min_area_m2 = 400.0"));
+    let write_rules = |from: &str, to: &str| {
+        std::fs::write(dir.join("my-rules.toml"), rules.replace(from, to)).unwrap();
+    };
+    write_rules("min_area_m2 = 400.0", "min_area_m2 = 100.0");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n[rules]\npath = \"my-rules.toml\"\n")).unwrap();
+    let (second, _) = scan_ok(&cfg, &out, &[]);
+    assert_eq!(n(&second, "cells_scanned"), all, "{second}");
+    assert_eq!(n(&second, "cells_detected"), 0, "{second}");
+    assert_eq!(n(&second, "cells_from_cache"), all, "{second}");
+    let cached = results(&out, &second);
+    assert_ne!(
+        cached.0, findings1,
+        "the rules change must change the findings"
+    );
+    // The store records where the run's cells came from.
+    let o = run([
+        "status",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = json_of(&o)["runs"].clone();
+    assert_eq!(runs[0]["cells_from_cache"].as_u64(), Some(all), "{runs}");
+    assert_eq!(runs[0]["cells_detected"].as_u64(), Some(0), "{runs}");
+    assert_eq!(runs[1]["cells_detected"].as_u64(), Some(all), "{runs}");
+    // …exactly those of a scan that detects everything with the new rules.
+    let fresh = scratch("cache-fresh");
+    let (f, _) = scan_ok(&cfg, &fresh, &["--no-cache"]);
+    assert_eq!(n(&f, "cells_detected"), all, "{f}");
+    assert!(!fresh.join("cache").exists());
+    assert!(
+        cached == results(&fresh, &f),
+        "cached and fresh results differ"
+    );
+
+    // The human summary says where the cells came from.
+    write_rules("min_area_m2 = 400.0", "min_area_m2 = 150.0");
+    let o = run([
+        "scan",
+        "--no-packets",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&o).contains(&format!(
+            "cells: 0 detected, {all} from the detection cache"
+        )),
+        "{}",
+        stdout(&o)
+    );
+
+    // A detection parameter change detects every cell again.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n[detect]\nclosing_px = 2\n")).unwrap();
+    let (third, _) = scan_ok(&cfg, &out, &[]);
+    assert_eq!(n(&third, "cells_detected"), all, "{third}");
+    assert_eq!(n(&third, "cells_from_cache"), 0, "{third}");
+    assert_eq!(cache_entries(&out).len() as u64, all);
+
+    // A corrupt entry is named, never trusted: its cell is detected again, the results are
+    // those of a scan without cache, and the entry is rewritten.
+    let entries = cache_entries(&out);
+    let victim = &entries[entries.len() / 2];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let i = bytes.len() - 100;
+    bytes[i] ^= 0x55;
+    std::fs::write(victim, &bytes).unwrap();
+    // And a truncated one.
+    let short = &entries[0];
+    let bytes = std::fs::read(short).unwrap();
+    std::fs::write(short, &bytes[..bytes.len() / 3]).unwrap();
+    write_rules("min_area_m2 = 400.0", "min_area_m2 = 120.0");
+    let (fourth, err) = scan_ok(&cfg, &out, &[]);
+    for p in [victim, short] {
+        assert!(
+            err.contains(&p.display().to_string()) && err.contains("corrupt"),
+            "no warning naming {}: {err}",
+            p.display()
+        );
+    }
+    assert_eq!(n(&fourth, "cells_detected"), 2, "{fourth}");
+    assert_eq!(n(&fourth, "cells_from_cache"), all - 2, "{fourth}");
+    let fresh = scratch("cache-fresh-2");
+    let (f, _) = scan_ok(&cfg, &fresh, &["--no-cache"]);
+    assert!(
+        results(&out, &fourth) == results(&fresh, &f),
+        "results after a corrupt entry differ from a fresh scan"
+    );
+    write_rules("min_area_m2 = 400.0", "min_area_m2 = 130.0");
+    let (fifth, err) = scan_ok(&cfg, &out, &[]);
+    assert_eq!(n(&fifth, "cells_from_cache"), all, "{fifth}");
+    assert!(!err.contains("corrupt"), "{err}");
+
+    // --full detects everything again, whatever the cache holds.
+    let (full, _) = scan_ok(&cfg, &out, &["--full"]);
+    assert_eq!(n(&full, "cells_detected"), all, "{full}");
+    assert_eq!(n(&full, "cells_from_cache"), 0, "{full}");
 }

@@ -73,6 +73,8 @@ fn night(store: &mut Store, started_at: &str, findings: &[FindingRecord]) -> Vec
                 status: "done".into(),
                 cells_processed: 1,
                 cells_skipped_unchanged: 3,
+                cells_detected: 1,
+                cells_from_cache: 0,
                 findings: findings.len(),
                 new_cases: a.iter().filter(|x| x.is_new).count(),
                 updated_cases: a.iter().filter(|x| !x.is_new).count(),

@@ -1,0 +1,1061 @@
+//! The per-cell detection cache: what the detector returned for a cell, kept on disk so that a
+//! run whose imagery, detection parameters, detector, grid and code are unchanged (a new rules
+//! file, new parcels or permits) re-judges the cell without reading imagery or detecting again.
+//!
+//! One file per cell, `<dir>/<cell id>.lwdc`, replaced whenever the cell is detected again, so
+//! the cache never holds more than one entry per cell of the grid. An entry is trusted only when
+//! its *detect key* — a SHA-256 over everything the detector's output depends on — equals the
+//! key the run computes for the cell, and the SHA-256 of its payload matches the header; anything
+//! else (missing, truncated, corrupt, stale) means "detect again". Deleting the cache only costs
+//! time.
+//!
+//! ## File format (`landwatch detection cache`, version [`FORMAT_VERSION`])
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 8 | magic `LWDC\r\n\x1a\n` |
+//! | 4 | format version, u32 little-endian |
+//! | 32 | the detect key (raw SHA-256) |
+//! | 8 | payload length in bytes, u64 LE |
+//! | 32 | SHA-256 of the payload |
+//! | n | payload: a raw deflate stream of the body below |
+//!
+//! The body (all integers and floats little-endian, floats as their exact bits):
+//! core width and height (u32 each), the number of after observations (u32), then per
+//! observation a tag — 0 the observation does not cover the cell, 1 it has no valid pixel there,
+//! 2 detected — and for a detected one: the region statistics, the cell statistics, then the
+//! change score (f32), the region labels (u32) and the unobserved reasons (u8) over the core in
+//! row-major order, the multi-byte arrays byte-shuffled (all first bytes, then all second bytes…)
+//! so that deflate finds the runs.
+
+use super::PipelineError;
+use crate::bands::BandRole;
+use crate::detect::cover::Transition;
+use crate::detect::{CellResult, CellStats, Detector, RegionStats};
+use crate::grid::{Bounds, Cell, GridDef};
+use crate::ingest::Observation;
+use ndarray::Array2;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The version of the file format; entries of another version are detected again.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MAGIC: &[u8; 8] = b"LWDC\r\n\x1a\n";
+const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
+/// The file name extension of cache entries.
+pub const EXTENSION: &str = "lwdc";
+/// A hash of the source code detection depends on, computed by `build.rs`.
+const DETECT_CODE: &str = env!("LANDWATCH_DETECT_CODE");
+
+/// Where the cache lives and how the run uses it (`ScanJob::detect_cache`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOptions {
+    /// The directory of the entries (`<out>/cache/detect` for `landwatch scan`).
+    pub dir: PathBuf,
+    /// Ignore existing entries: detect every cell again and rewrite its entry (`--full`).
+    pub refresh: bool,
+}
+
+/// What the scan uses of a detector's result for one cell and one after observation.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// Change score over the core; NaN where unobserved.
+    pub score: Array2<f32>,
+    /// Region labels over the core: 0 none, k = `regions[k - 1]`.
+    pub labels: Array2<u32>,
+    /// Why each core pixel is unobserved (`UNOBSERVED_*`).
+    pub unobserved: Array2<u8>,
+    /// Region statistics.
+    pub regions: Vec<RegionStats>,
+    /// Whole-cell numbers.
+    pub stats: CellStats,
+}
+
+impl From<CellResult> for Detection {
+    fn from(r: CellResult) -> Detection {
+        Detection {
+            score: r.score,
+            labels: r.labels,
+            unobserved: r.unobserved,
+            regions: r.regions,
+            stats: r.stats,
+        }
+    }
+}
+
+/// What detection gave for one after observation over one cell.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The observation does not cover the cell.
+    NotCovered,
+    /// The observation covers the cell but has no valid pixel in its read window.
+    NoValidPixels,
+    /// The detector's result.
+    Detected(Box<Detection>),
+}
+
+/// Why an entry was not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// There is no entry for the cell.
+    Missing,
+    /// The entry was made from other inputs (another detect key or format version): expected
+    /// after any change of imagery, parameters or software, not a fault.
+    Stale,
+    /// The entry is damaged (truncated, checksum mismatch, undecodable): a fault worth a warning.
+    Corrupt(String),
+}
+
+/// The cache of one run: the options, and the part of the detect key every cell shares.
+pub struct DetectCache {
+    options: CacheOptions,
+    keys: KeyContext,
+    write_failures: AtomicUsize,
+}
+
+impl DetectCache {
+    /// A run's cache.
+    pub fn new(options: CacheOptions, keys: KeyContext) -> DetectCache {
+        DetectCache {
+            options,
+            keys,
+            write_failures: AtomicUsize::new(0),
+        }
+    }
+
+    /// The file of a cell.
+    pub fn path(&self, cell_id: &str) -> PathBuf {
+        self.options.dir.join(format!("{cell_id}.{EXTENSION}"))
+    }
+
+    /// The detect key of a cell.
+    pub fn key(&self, grid: &GridDef, cell: &Cell) -> [u8; 32] {
+        self.keys.cell_key(grid, cell)
+    }
+
+    /// The cell's outcomes (one per after observation) when its entry is valid for `key`.
+    /// A corrupt entry is logged, naming the file; `--full` (`refresh`) reads nothing.
+    pub fn load(&self, cell: &Cell, key: &[u8; 32]) -> Option<Vec<Outcome>> {
+        if self.options.refresh {
+            return None;
+        }
+        let path = self.path(&cell.id);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(
+                    "detection cache {}: unreadable ({e}); cell {} is detected again",
+                    path.display(),
+                    cell.id
+                );
+                return None;
+            }
+        };
+        let dims = (cell.core.width, cell.core.height);
+        match decode(&bytes, key, dims, self.keys.observations) {
+            Ok(o) => Some(o),
+            Err(Rejected::Corrupt(why)) => {
+                tracing::warn!(
+                    "detection cache {}: corrupt entry ({why}); cell {} is detected again and the entry rewritten",
+                    path.display(),
+                    cell.id
+                );
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Writes a cell's entry (atomically: temporary file, rename). A failure is logged once per
+    /// run and counted; the scan goes on (the cache only saves time).
+    pub fn store(&self, cell: &Cell, key: &[u8; 32], outcomes: &[&Outcome]) {
+        let path = self.path(&cell.id);
+        let result = encode(key, (cell.core.width, cell.core.height), outcomes)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                crate::export::write_atomic(&path, &bytes).map_err(|e| e.to_string())
+            });
+        if let Err(e) = result {
+            if self.write_failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!("detection cache: cannot write an entry ({e}); the run goes on without caching it");
+            }
+        }
+    }
+
+    /// How many entries could not be written.
+    pub fn write_failures(&self) -> usize {
+        self.write_failures.load(Ordering::Relaxed)
+    }
+
+    /// Removes entries of cells of other grids (another fingerprint), so that the cache stays
+    /// bounded by the current grid. Returns how many were removed.
+    pub fn prune_other_grids(&self, fingerprint: &str) -> usize {
+        let Ok(rd) = std::fs::read_dir(&self.options.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let bare = name.strip_prefix('.').unwrap_or(&name);
+            let is_entry = bare.ends_with(&format!(".{EXTENSION}"));
+            let prefix = bare.split('-').next().unwrap_or("");
+            let other_grid = prefix.len() == fingerprint.len()
+                && prefix.chars().all(|c| c.is_ascii_hexdigit())
+                && prefix != fingerprint;
+            if is_entry && other_grid && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// A source raster's footprint in the grid's CRS and the digest of its description.
+type SourceDigest = (Bounds, [u8; 32]);
+
+/// The part of the detect key every cell shares, and each source's digest and footprint.
+pub struct KeyContext {
+    base: [u8; 32],
+    /// The before observation's sources: footprint in the grid's CRS and digest, in composite
+    /// order.
+    before: Vec<SourceDigest>,
+    /// Per after observation: its name and band roles (digested), and its sources.
+    after: Vec<([u8; 32], Vec<SourceDigest>)>,
+    observations: usize,
+}
+
+impl KeyContext {
+    /// Everything a cell's detection depends on besides the cell itself: format and software
+    /// version, the code detection runs, GDAL's version, the grid's definition, the `[detect]`
+    /// and `[detector]` configuration, the detector's own description, band overrides, and each
+    /// source raster's catalogue description (content hash, georeferencing, bands, nodata).
+    pub fn new(
+        config: &crate::config::Config,
+        detector: &dyn Detector,
+        grid: &GridDef,
+        before: &Observation,
+        after: &[Observation],
+    ) -> Result<KeyContext, PipelineError> {
+        let common = json!({
+            "format": FORMAT_VERSION,
+            "version": crate::VERSION,
+            "code": DETECT_CODE,
+            "gdal": gdal::version::version_info("RELEASE_NAME"),
+            "grid": {
+                "crs": grid.crs,
+                "origin": [grid.origin_x.to_bits(), grid.origin_y.to_bits()],
+                "pixel": [grid.pixel_width.to_bits(), grid.pixel_height.to_bits()],
+                "cell_size": grid.cell_size,
+                "halo": grid.halo,
+            },
+            "detect": config.detect,
+            "detector_config": config.detector,
+            "detector": detector.name(),
+            "describe": detector.describe(),
+            "bands_before": config.imagery.bands_before,
+            "bands_after": config.imagery.bands_after,
+        });
+        let base = digest_json(&common)?;
+        let sources = |o: &Observation| -> Result<Vec<SourceDigest>, PipelineError> {
+            o.sources
+                .sources
+                .iter()
+                .map(|s| {
+                    let b = crate::ingest::plan::bounds_in_crs(&s.info, &s.path, &grid.crs)?;
+                    Ok((b, digest_json(&json!(s.info))?))
+                })
+                .collect()
+        };
+        let before_sources = sources(before)?;
+        let after_sources = after
+            .iter()
+            .map(|o| {
+                let head = digest_json(&json!({ "name": o.name, "roles": o.sources.roles }))?;
+                Ok((head, sources(o)?))
+            })
+            .collect::<Result<Vec<_>, PipelineError>>()?;
+        Ok(KeyContext {
+            base: digest_json(&json!({
+                "common": hex::encode(base),
+                "before_roles": before.sources.roles,
+            }))?,
+            before: before_sources,
+            after: after_sources,
+            observations: after.len(),
+        })
+    }
+
+    /// The detect key of one cell: the shared part, the cell's windows, and the sources (of the
+    /// before date and of each after observation, in composite order) whose footprint reaches
+    /// the cell's read window grown by two pixels.
+    pub fn cell_key(&self, grid: &GridDef, cell: &Cell) -> [u8; 32] {
+        let mut read = cell.read;
+        read.x -= 2;
+        read.y -= 2;
+        read.width += 4;
+        read.height += 4;
+        let rb = grid.window_bounds(&read);
+        let mut h = Sha256::new();
+        h.update(self.base);
+        h.update(cell.id.as_bytes());
+        for w in [&cell.core, &cell.read] {
+            for v in [w.x, w.y, w.width as i64, w.height as i64] {
+                h.update(v.to_le_bytes());
+            }
+        }
+        let add = |h: &mut Sha256, srcs: &[SourceDigest]| {
+            let mut n = 0u32;
+            for (b, d) in srcs {
+                if b.intersection(&rb).is_some() {
+                    h.update(d);
+                    n += 1;
+                }
+            }
+            h.update(n.to_le_bytes());
+        };
+        add(&mut h, &self.before);
+        for (head, srcs) in &self.after {
+            h.update(head);
+            add(&mut h, srcs);
+        }
+        h.finalize().into()
+    }
+}
+
+fn digest_json(v: &serde_json::Value) -> Result<[u8; 32], PipelineError> {
+    let text = serde_json::to_vec(v).map_err(|e| PipelineError::Inputs(e.to_string()))?;
+    Ok(Sha256::digest(&text).into())
+}
+
+/// An entry that cannot be encoded (an array whose shape is not the cell's core).
+#[derive(Debug, thiserror::Error)]
+#[error("detection cache: {0}")]
+pub struct EncodeError(String);
+
+/// Encodes a cell's entry: header and deflated body.
+pub fn encode(
+    key: &[u8; 32],
+    (width, height): (usize, usize),
+    outcomes: &[&Outcome],
+) -> Result<Vec<u8>, EncodeError> {
+    let n = width * height;
+    let mut body = Vec::with_capacity(16 + outcomes.len() * (n * 9 + 1024));
+    put_u32(&mut body, width as u32);
+    put_u32(&mut body, height as u32);
+    put_u32(&mut body, outcomes.len() as u32);
+    for o in outcomes {
+        match *o {
+            Outcome::NotCovered => body.push(0),
+            Outcome::NoValidPixels => body.push(1),
+            Outcome::Detected(d) => {
+                body.push(2);
+                for (what, dim) in [
+                    ("score", d.score.dim()),
+                    ("labels", d.labels.dim()),
+                    ("unobserved", d.unobserved.dim()),
+                ] {
+                    if dim != (height, width) {
+                        return Err(EncodeError(format!(
+                            "{what} is {}×{}, the core {width}×{height}",
+                            dim.1, dim.0
+                        )));
+                    }
+                }
+                put_u32(&mut body, d.regions.len() as u32);
+                for r in &d.regions {
+                    put_region(&mut body, r);
+                }
+                put_stats(&mut body, &d.stats);
+                shuffled(&mut body, d.score.iter().map(|v| v.to_le_bytes()));
+                shuffled(&mut body, d.labels.iter().map(|v| v.to_le_bytes()));
+                body.extend(d.unobserved.iter());
+            }
+        }
+    }
+    let mut z = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(body.len() / 2),
+        flate2::Compression::fast(),
+    );
+    let payload = z
+        .write_all(&body)
+        .and_then(|()| z.finish())
+        .map_err(|e| EncodeError(e.to_string()))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    put_u32(&mut out, FORMAT_VERSION);
+    out.extend_from_slice(key);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&payload));
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Decodes an entry, trusting it only when its format version and detect key are the expected
+/// ones, its payload's checksum matches, and it describes a core of `dims` for `observations`
+/// after observations.
+pub fn decode(
+    bytes: &[u8],
+    key: &[u8; 32],
+    (width, height): (usize, usize),
+    observations: usize,
+) -> Result<Vec<Outcome>, Rejected> {
+    let corrupt = |s: &str| Rejected::Corrupt(s.to_string());
+    if bytes.len() < HEADER_LEN {
+        return Err(corrupt("shorter than its header"));
+    }
+    let mut h = Reader { bytes, at: 0 };
+    if h.take(8)? != MAGIC {
+        return Err(corrupt("not a landwatch detection cache file"));
+    }
+    if h.u32()? != FORMAT_VERSION {
+        return Err(Rejected::Stale);
+    }
+    if h.take(32)? != key {
+        return Err(Rejected::Stale);
+    }
+    let len = h.u64()?;
+    let sum = h.take(32)?;
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() as u64 != len {
+        return Err(Rejected::Corrupt(format!(
+            "payload of {} bytes, the header says {len}",
+            payload.len()
+        )));
+    }
+    if Sha256::digest(payload).as_slice() != sum {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let n = width * height;
+    // The largest body a valid entry of this cell can have.
+    let limit = 12 + observations * (1 + 4 + n * 9 + (1 << 20));
+    let mut body = Vec::new();
+    flate2::read::DeflateDecoder::new(payload)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Rejected::Corrupt(format!("cannot inflate: {e}")))?;
+    if body.len() > limit {
+        return Err(corrupt("body larger than any entry of this cell"));
+    }
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let (w, hh, k) = (r.u32()? as usize, r.u32()? as usize, r.u32()? as usize);
+    if (w, hh) != (width, height) || k != observations {
+        return Err(Rejected::Corrupt(format!(
+            "made for a {w}×{hh} core and {k} observation(s), not {width}×{height} and {observations}"
+        )));
+    }
+    let mut out = Vec::with_capacity(k);
+    for _ in 0..k {
+        out.push(match r.u8()? {
+            0 => Outcome::NotCovered,
+            1 => Outcome::NoValidPixels,
+            2 => {
+                let nr = r.u32()? as usize;
+                if nr > n {
+                    return Err(corrupt("more regions than pixels"));
+                }
+                let mut regions = Vec::with_capacity(nr);
+                for _ in 0..nr {
+                    regions.push(r.region()?);
+                }
+                let stats = r.stats()?;
+                let score: Vec<f32> = r.unshuffled::<4>(n)?.map(f32::from_le_bytes).collect();
+                let labels: Vec<u32> = r.unshuffled::<4>(n)?.map(u32::from_le_bytes).collect();
+                if labels.iter().any(|l| *l as usize > nr) {
+                    return Err(corrupt("a label names no region"));
+                }
+                let unobserved = r.take(n)?.to_vec();
+                if unobserved
+                    .iter()
+                    .any(|u| *u > crate::detect::UNOBSERVED_SHADOW)
+                {
+                    return Err(corrupt("an unknown unobserved reason"));
+                }
+                let shape = (height, width);
+                let arr = |e: ndarray::ShapeError| Rejected::Corrupt(e.to_string());
+                Outcome::Detected(Box::new(Detection {
+                    score: Array2::from_shape_vec(shape, score).map_err(arr)?,
+                    labels: Array2::from_shape_vec(shape, labels).map_err(arr)?,
+                    unobserved: Array2::from_shape_vec(shape, unobserved).map_err(arr)?,
+                    regions,
+                    stats,
+                }))
+            }
+            t => return Err(Rejected::Corrupt(format!("unknown outcome tag {t}"))),
+        });
+    }
+    if r.at != body.len() {
+        return Err(corrupt("trailing bytes after the last observation"));
+    }
+    Ok(out)
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            out.push(1);
+            put_u64(out, v);
+        }
+        None => out.push(0),
+    }
+}
+
+fn put_opt_f32(out: &mut Vec<u8>, v: Option<f32>) {
+    match v {
+        Some(v) => {
+            out.push(1);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+}
+
+/// Appends values byte-plane by byte-plane: every value's first byte, then every second byte…
+fn shuffled<const B: usize>(out: &mut Vec<u8>, values: impl Iterator<Item = [u8; B]> + Clone) {
+    for plane in 0..B {
+        out.extend(values.clone().map(|v| v[plane]));
+    }
+}
+
+fn put_region(out: &mut Vec<u8>, r: &RegionStats) {
+    // Destructured in full so that a new field fails to compile here until the format has it.
+    let RegionStats {
+        transition,
+        pixels,
+        transition_pixels,
+        before_cover,
+        after_cover,
+        score_sum,
+        score_max,
+        chi2_sum,
+        ring_pixels,
+        ring_observed,
+        agree_pixels,
+    } = r;
+    let t = Transition::ALL.iter().position(|t| t == transition);
+    out.push(t.unwrap_or(Transition::ALL.len()) as u8);
+    put_u64(out, *pixels);
+    for v in transition_pixels
+        .iter()
+        .chain(before_cover)
+        .chain(after_cover)
+    {
+        put_u64(out, *v);
+    }
+    put_u64(out, score_sum.to_bits());
+    put_u32(out, score_max.to_bits());
+    put_u64(out, chi2_sum.to_bits());
+    put_u64(out, *ring_pixels);
+    put_u64(out, *ring_observed);
+    put_opt_u64(out, *agree_pixels);
+}
+
+fn put_stats(out: &mut Vec<u8>, s: &CellStats) {
+    let CellStats {
+        observed_px,
+        unobserved_px,
+        cloud_px,
+        shadow_px,
+        changed_px,
+        cycle_px,
+        threshold,
+        otsu,
+        chi2_floor,
+        normalization,
+        invariant_px,
+        shift,
+        shift_applied,
+        sigma,
+        bands,
+    } = s;
+    for v in [
+        *observed_px,
+        *unobserved_px,
+        *cloud_px,
+        *shadow_px,
+        *changed_px,
+        *cycle_px,
+    ] {
+        put_u64(out, v);
+    }
+    put_u32(out, threshold.to_bits());
+    put_opt_f32(out, *otsu);
+    put_u32(out, chi2_floor.to_bits());
+    put_u32(out, normalization.len() as u32);
+    out.extend_from_slice(normalization.as_bytes());
+    put_u64(out, *invariant_px as u64);
+    match shift {
+        Some((dx, dy, peak)) => {
+            out.push(1);
+            for v in [dx, dy, peak] {
+                put_u32(out, v.to_bits());
+            }
+        }
+        None => out.push(0),
+    }
+    out.push(u8::from(*shift_applied));
+    put_u32(out, sigma.len() as u32);
+    for v in sigma {
+        put_u32(out, v.to_bits());
+    }
+    put_u32(out, bands.len() as u32);
+    for b in bands {
+        let i = BandRole::ALL.iter().position(|r| r == b).unwrap_or(0);
+        out.push(i as u8);
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Rejected> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or_else(|| Rejected::Corrupt("truncated".into()))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Rejected> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, Rejected> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, Rejected> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, Rejected> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn f32(&mut self) -> Result<f32, Rejected> {
+        Ok(f32::from_bits(self.u32()?))
+    }
+
+    fn f64(&mut self) -> Result<f64, Rejected> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+
+    fn flag(&mut self) -> Result<bool, Rejected> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(Rejected::Corrupt(format!("flag byte {v}"))),
+        }
+    }
+
+    fn opt_u64(&mut self) -> Result<Option<u64>, Rejected> {
+        Ok(if self.flag()? {
+            Some(self.u64()?)
+        } else {
+            None
+        })
+    }
+
+    fn opt_f32(&mut self) -> Result<Option<f32>, Rejected> {
+        Ok(if self.flag()? {
+            Some(self.f32()?)
+        } else {
+            None
+        })
+    }
+
+    fn len(&mut self, most: usize) -> Result<usize, Rejected> {
+        let n = self.u32()? as usize;
+        if n > most {
+            return Err(Rejected::Corrupt(format!("a length of {n}")));
+        }
+        Ok(n)
+    }
+
+    fn unshuffled<const B: usize>(
+        &mut self,
+        n: usize,
+    ) -> Result<impl Iterator<Item = [u8; B]> + 'a, Rejected> {
+        let planes = self.take(
+            n.checked_mul(B)
+                .ok_or_else(|| Rejected::Corrupt("array too large".into()))?,
+        )?;
+        Ok((0..n).map(move |i| {
+            let mut v = [0u8; B];
+            for (p, b) in v.iter_mut().enumerate() {
+                *b = planes[p * n + i];
+            }
+            v
+        }))
+    }
+
+    fn region(&mut self) -> Result<RegionStats, Rejected> {
+        let t = self.u8()? as usize;
+        let transition = *Transition::ALL
+            .get(t)
+            .ok_or_else(|| Rejected::Corrupt(format!("transition {t}")))?;
+        let pixels = self.u64()?;
+        let mut transition_pixels = [0u64; 9];
+        for v in &mut transition_pixels {
+            *v = self.u64()?;
+        }
+        let mut before_cover = [0u64; 7];
+        for v in &mut before_cover {
+            *v = self.u64()?;
+        }
+        let mut after_cover = [0u64; 7];
+        for v in &mut after_cover {
+            *v = self.u64()?;
+        }
+        Ok(RegionStats {
+            transition,
+            pixels,
+            transition_pixels,
+            before_cover,
+            after_cover,
+            score_sum: self.f64()?,
+            score_max: self.f32()?,
+            chi2_sum: self.f64()?,
+            ring_pixels: self.u64()?,
+            ring_observed: self.u64()?,
+            agree_pixels: self.opt_u64()?,
+        })
+    }
+
+    fn stats(&mut self) -> Result<CellStats, Rejected> {
+        let mut counts = [0u64; 6];
+        for v in &mut counts {
+            *v = self.u64()?;
+        }
+        let [observed_px, unobserved_px, cloud_px, shadow_px, changed_px, cycle_px] = counts;
+        let threshold = self.f32()?;
+        let otsu = self.opt_f32()?;
+        let chi2_floor = self.f32()?;
+        let nl = self.len(4096)?;
+        let normalization = String::from_utf8(self.take(nl)?.to_vec())
+            .map_err(|_| Rejected::Corrupt("normalisation name is not UTF-8".into()))?;
+        let invariant_px = self.u64()? as usize;
+        let shift = if self.flag()? {
+            Some((self.f32()?, self.f32()?, self.f32()?))
+        } else {
+            None
+        };
+        let shift_applied = self.flag()?;
+        let ns = self.len(4096)?;
+        let sigma = (0..ns).map(|_| self.f32()).collect::<Result<_, _>>()?;
+        let nb = self.len(4096)?;
+        let bands = (0..nb)
+            .map(|_| {
+                let i = self.u8()? as usize;
+                BandRole::ALL
+                    .get(i)
+                    .copied()
+                    .ok_or_else(|| Rejected::Corrupt(format!("band role {i}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(CellStats {
+            observed_px,
+            unobserved_px,
+            cloud_px,
+            shadow_px,
+            changed_px,
+            cycle_px,
+            threshold,
+            otsu,
+            chi2_floor,
+            normalization,
+            invariant_px,
+            shift,
+            shift_applied,
+            sigma,
+            bands,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn region(seed: u64) -> RegionStats {
+        RegionStats {
+            transition: Transition::ALL[(seed % 9) as usize],
+            pixels: seed * 7 + 1,
+            transition_pixels: [seed, 1, 2, 3, 4, 5, 6, 7, 8],
+            before_cover: [seed + 1, 0, 0, 4, 0, 0, 9],
+            after_cover: [0, 0, 3, seed, 0, 0, 1],
+            score_sum: seed as f64 * 0.1 + 1.0 / 3.0,
+            score_max: 7.25 + seed as f32,
+            chi2_sum: 1e-300 * seed as f64,
+            ring_pixels: seed * 3,
+            ring_observed: seed,
+            agree_pixels: (seed % 2 == 0).then_some(seed / 2),
+        }
+    }
+
+    fn stats(seed: u64) -> CellStats {
+        CellStats {
+            observed_px: seed,
+            unobserved_px: 2,
+            cloud_px: 3,
+            shadow_px: 4,
+            changed_px: 5,
+            cycle_px: 6,
+            threshold: 3.5 + seed as f32 / 7.0,
+            otsu: (seed % 3 == 0).then_some(2.75),
+            chi2_floor: 4.125,
+            normalization: "quantile (IR-MAD) ü".into(),
+            invariant_px: 2345,
+            shift: (seed % 2 == 1).then_some((0.25, -0.5, 0.875)),
+            shift_applied: seed % 2 == 1,
+            sigma: vec![0.1, 0.2, f32::MIN_POSITIVE],
+            bands: vec![
+                BandRole::Blue,
+                BandRole::Green,
+                BandRole::Red,
+                BandRole::Nir,
+            ],
+        }
+    }
+
+    fn detection(w: usize, h: usize, scores: &[f32], nregions: usize, seed: u64) -> Detection {
+        let n = w * h;
+        let score: Vec<f32> = (0..n).map(|i| scores[i % scores.len()]).collect();
+        let labels: Vec<u32> = (0..n)
+            .map(|i| ((i as u64 * 31 + seed) % (nregions as u64 + 1)) as u32)
+            .collect();
+        let unobserved: Vec<u8> = (0..n).map(|i| ((i as u64 + seed) % 4) as u8).collect();
+        Detection {
+            score: Array2::from_shape_vec((h, w), score).unwrap(),
+            labels: Array2::from_shape_vec((h, w), labels).unwrap(),
+            unobserved: Array2::from_shape_vec((h, w), unobserved).unwrap(),
+            regions: (0..nregions as u64).map(|i| region(i + seed)).collect(),
+            stats: stats(seed),
+        }
+    }
+
+    /// Equality to the bit (NaN scores included).
+    fn same(a: &[Outcome], b: &[Outcome]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(a, b)| match (a, b) {
+                (Outcome::NotCovered, Outcome::NotCovered) => true,
+                (Outcome::NoValidPixels, Outcome::NoValidPixels) => true,
+                (Outcome::Detected(a), Outcome::Detected(b)) => {
+                    a.score.shape() == b.score.shape()
+                        && a.score
+                            .iter()
+                            .zip(b.score.iter())
+                            .all(|(x, y)| x.to_bits() == y.to_bits())
+                        && a.labels == b.labels
+                        && a.unobserved == b.unobserved
+                        && a.regions == b.regions
+                        && a.stats.sigma.len() == b.stats.sigma.len()
+                        && format!("{:?}", a.stats) == format!("{:?}", b.stats)
+                }
+                _ => false,
+            })
+    }
+
+    fn refs(o: &[Outcome]) -> Vec<&Outcome> {
+        o.iter().collect()
+    }
+
+    fn sample() -> (Vec<Outcome>, [u8; 32], (usize, usize)) {
+        let (w, h) = (37, 23);
+        let o = vec![
+            Outcome::Detected(Box::new(detection(
+                w,
+                h,
+                &[0.0, 1.5, f32::NAN, -0.0, 3.25e-7],
+                5,
+                3,
+            ))),
+            Outcome::NotCovered,
+            Outcome::NoValidPixels,
+        ];
+        (o, [7u8; 32], (w, h))
+    }
+
+    #[test]
+    fn an_entry_round_trips_to_the_bit() {
+        let (o, key, dims) = sample();
+        let bytes = encode(&key, dims, &refs(&o)).unwrap();
+        let back = decode(&bytes, &key, dims, 3).unwrap();
+        assert!(same(&o, &back));
+    }
+
+    #[test]
+    fn another_key_or_format_version_is_stale() {
+        let (o, key, dims) = sample();
+        let bytes = encode(&key, dims, &refs(&o)).unwrap();
+        assert_eq!(
+            decode(&bytes, &[8u8; 32], dims, 3).err(),
+            Some(Rejected::Stale)
+        );
+        let mut v = bytes.clone();
+        v[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        assert_eq!(decode(&v, &key, dims, 3).err(), Some(Rejected::Stale));
+    }
+
+    #[test]
+    fn truncated_flipped_or_misfitting_entries_are_corrupt() {
+        let (o, key, dims) = sample();
+        let bytes = encode(&key, dims, &refs(&o)).unwrap();
+        let corrupt = |b: &[u8], d: (usize, usize), k: usize| {
+            matches!(decode(b, &key, d, k), Err(Rejected::Corrupt(_)))
+        };
+        for cut in [
+            0,
+            5,
+            HEADER_LEN - 1,
+            HEADER_LEN,
+            bytes.len() / 2,
+            bytes.len() - 1,
+        ] {
+            assert!(corrupt(&bytes[..cut], dims, 3), "cut at {cut}");
+        }
+        // Any flipped bit in the magic or the payload is caught.
+        for i in (0..8).chain(HEADER_LEN..bytes.len()).step_by(7) {
+            let mut v = bytes.clone();
+            v[i] ^= 0x10;
+            assert!(corrupt(&v, dims, 3), "flip at {i}");
+        }
+        // A flipped bit in the recorded checksum or length too.
+        for i in [HEADER_LEN - 40, HEADER_LEN - 1] {
+            let mut v = bytes.clone();
+            v[i] ^= 1;
+            assert!(corrupt(&v, dims, 3), "flip at {i}");
+        }
+        // Bytes appended after the payload.
+        let mut v = bytes.clone();
+        v.push(0);
+        assert!(corrupt(&v, dims, 3));
+        // An entry of another core size or observation count.
+        assert!(corrupt(&bytes, (dims.0 + 1, dims.1), 3));
+        assert!(corrupt(&bytes, dims, 2));
+        // A valid checksum over a payload that does not inflate to an entry.
+        let payload = b"not deflate at all";
+        let mut v = bytes[..HEADER_LEN - 40].to_vec();
+        v.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        v.extend_from_slice(&Sha256::digest(payload));
+        v.extend_from_slice(payload);
+        assert!(corrupt(&v, dims, 3));
+    }
+
+    #[test]
+    fn an_array_of_another_shape_is_refused_when_writing() {
+        let d = detection(4, 3, &[1.0], 1, 0);
+        assert!(encode(&[0; 32], (3, 4), &[&Outcome::Detected(Box::new(d))]).is_err());
+    }
+
+    #[test]
+    fn a_cache_writes_reads_refreshes_and_prunes_other_grids() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CacheOptions {
+            dir: dir.path().join("cache/detect"),
+            refresh: false,
+        };
+        let keys = KeyContext {
+            base: [1; 32],
+            before: Vec::new(),
+            after: vec![([2; 32], Vec::new())],
+            observations: 1,
+        };
+        let cache = DetectCache::new(options.clone(), keys);
+        let grid = GridDef::covering(
+            "EPSG:32650",
+            &Bounds::from_corners(0.0, 0.0, 100.0, 100.0),
+            1.0,
+            64,
+            4,
+            Some((0.0, 100.0)),
+        );
+        let cell = grid.cell(0, 1).unwrap();
+        let key = cache.key(&grid, &cell);
+        assert_ne!(key, cache.key(&grid, &grid.cell(0, 0).unwrap()));
+        assert!(cache.load(&cell, &key).is_none());
+        let o = vec![Outcome::Detected(Box::new(detection(
+            cell.core.width,
+            cell.core.height,
+            &[0.5, f32::NAN],
+            2,
+            1,
+        )))];
+        cache.store(&cell, &key, &refs(&o));
+        assert_eq!(cache.write_failures(), 0);
+        assert!(same(&cache.load(&cell, &key).unwrap(), &o));
+        let mut other = key;
+        other[0] ^= 1;
+        assert!(cache.load(&cell, &other).is_none());
+        let refreshing = DetectCache::new(
+            CacheOptions {
+                refresh: true,
+                ..options.clone()
+            },
+            KeyContext {
+                base: [1; 32],
+                before: Vec::new(),
+                after: vec![([2; 32], Vec::new())],
+                observations: 1,
+            },
+        );
+        assert!(refreshing.load(&cell, &key).is_none());
+        // Entries of another grid go; this grid's entries and other files stay.
+        std::fs::write(options.dir.join("0badf00d-r0000-c0000.lwdc"), b"x").unwrap();
+        std::fs::write(options.dir.join("notes.txt"), b"x").unwrap();
+        assert_eq!(cache.prune_other_grids(&grid.fingerprint()), 1);
+        assert!(cache.path(&cell.id).exists());
+        assert!(options.dir.join("notes.txt").exists());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn any_entry_round_trips(
+            w in 1usize..40,
+            h in 1usize..40,
+            nregions in 0usize..6,
+            seed in 0u64..1000,
+            scores in proptest::collection::vec(proptest::num::f32::ANY, 1..50),
+            tags in proptest::collection::vec(0u8..3, 1..4),
+            key in proptest::array::uniform32(any::<u8>()),
+        ) {
+            let o: Vec<Outcome> = tags
+                .iter()
+                .map(|t| match t {
+                    0 => Outcome::NotCovered,
+                    1 => Outcome::NoValidPixels,
+                    _ => Outcome::Detected(Box::new(detection(w, h, &scores, nregions, seed))),
+                })
+                .collect();
+            let bytes = encode(&key, (w, h), &refs(&o)).unwrap();
+            let back = decode(&bytes, &key, (w, h), o.len()).unwrap();
+            prop_assert!(same(&o, &back));
+        }
+    }
+}
