@@ -599,8 +599,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         }
         Progress::Log => None,
     };
-    // Four cells per thread per batch: cells differ in cost (edge cells are mostly no data, cloudy
-    // ones skip work), and work stealing evens that out within a batch.
+    // Cells in flight: four per worker (cells differ in cost: edge cells are mostly no data,
+    // cloudy ones skip work).
     let batch = (rayon::current_num_threads() * 4).max(1);
     let mut per_obs_pieces: Vec<Vec<RegionPiece>> = vec![Vec::new(); after_obs.len()];
     let mut per_obs_strips: Vec<HashMap<(usize, usize), EdgeStrips>> =
@@ -637,78 +637,140 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         None => None,
     };
     let (mut cells_detected, mut cells_from_cache) = (0, 0);
-    for (bi, chunk) in cells.chunks(batch).enumerate() {
-        let scans: Vec<CellScan> = chunk
-            .par_iter()
-            .map_init(
-                || {
-                    let b = CellReader::new(&grid, &before.sources);
-                    let a: Vec<_> = after_obs
-                        .iter()
-                        .map(|o| CellReader::new(&grid, &o.sources))
-                        .collect();
-                    (b, a)
-                },
-                |(rb, ra), cell| {
-                    scan_cell(
-                        cell,
-                        &grid,
-                        rb,
-                        ra,
-                        &after_b,
-                        job.detector.as_ref(),
+    // Persistent workers, one GDAL handle per source each (its block cache then serves the
+    // blocks a cell shares with the cells that worker read before), take cells in grid order;
+    // this thread writes and gathers their results in the same order while they go on. A worker
+    // starts a cell only within `window` cells of the last one gathered, so memory stays bounded
+    // by the cells in flight however uneven their cost.
+    let workers = rayon::current_num_threads().max(1);
+    let window = batch;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let gathered = (std::sync::Mutex::new(0usize), std::sync::Condvar::new());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, CellScan)>(window);
+    let mut gather =
+        |rx: std::sync::mpsc::Receiver<(usize, CellScan)>| -> Result<(), PipelineError> {
+            let mut pending: BTreeMap<usize, CellScan> = BTreeMap::new();
+            let mut done = 0usize;
+            while done < cells.len() {
+                let Ok((i, s)) = rx.recv() else { break };
+                pending.insert(i, s);
+                while let Some(s) = pending.remove(&done) {
+                    match s.source {
+                        Source::Detected => cells_detected += 1,
+                        Source::Cache => cells_from_cache += 1,
+                        Source::Nothing => {}
+                    }
+                    skipped.extend(s.errors);
+                    for (pi, c) in s.coverage {
+                        let e = coverage_px.entry(pi).or_default();
+                        for k in 0..4 {
+                            e[k] += c[k];
+                        }
+                    }
+                    for (oi, o) in s.per_obs.into_iter().enumerate() {
+                        if let Some(score) = &o.score {
+                            let c = &s.cell.core;
+                            score_writers[oi].write_window(
+                                c.x as usize,
+                                c.y as usize,
+                                c.width,
+                                c.height,
+                                &[score],
+                            )?;
+                        }
+                        per_obs_pieces[oi].extend(o.pieces);
+                        per_obs_strips[oi].insert((s.cell.row, s.cell.col), o.strips);
+                        for (pi, n) in o.observed {
+                            let e = per_obs_seen[oi].entry(pi).or_default();
+                            e[0] += n[0];
+                            e[1] += n[1];
+                        }
+                        if let Some(st) = o.stats {
+                            per_obs_stats[oi].push((s.cell.id.clone(), st));
+                        }
+                    }
+                    done += 1;
+                    {
+                        let (lock, cv) = &gathered;
+                        *lock.lock().unwrap_or_else(|p| p.into_inner()) = done;
+                        cv.notify_all();
+                    }
+                    if done % batch == 0 || done == cells.len() {
+                        super::crash_point("detect");
+                        match &bar {
+                            Some(b) => b.set_position(done as u64),
+                            None => tracing::info!("scan: {done} of {} cells", cells.len()),
+                        }
+                    }
+                }
+            }
+            if done < cells.len() {
+                return Err(PipelineError::Inputs(format!(
+                    "scan workers stopped after {done} of {} cells",
+                    cells.len()
+                )));
+            }
+            Ok(())
+        };
+    let gathered_result = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, gathered, stop) = (&next, &gathered, &stop);
+            let (grid, before, after_obs, after_b, set) =
+                (&grid, before, &after_obs, &after_b, &set);
+            let (is_protected, insets, cache) = (&is_protected, &insets, cache.as_ref());
+            let detector = job.detector.as_ref();
+            let n = cells.len();
+            let cells = &cells;
+            scope.spawn(move || {
+                let mut rb = CellReader::new(grid, &before.sources);
+                let mut ra: Vec<_> = after_obs
+                    .iter()
+                    .map(|o| CellReader::new(grid, &o.sources))
+                    .collect();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    {
+                        let (lock, cv) = gathered;
+                        let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        while i >= *g + window && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+                        }
+                    }
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let s = scan_cell(
+                        &cells[i],
+                        grid,
+                        &mut rb,
+                        &mut ra,
+                        after_b,
+                        detector,
                         pixel_area,
-                        &set,
-                        &is_protected,
-                        &insets,
-                        cache.as_ref(),
-                    )
-                },
-            )
-            .collect();
-        for s in scans {
-            match s.source {
-                Source::Detected => cells_detected += 1,
-                Source::Cache => cells_from_cache += 1,
-                Source::Nothing => {}
-            }
-            skipped.extend(s.errors);
-            for (pi, c) in s.coverage {
-                let e = coverage_px.entry(pi).or_default();
-                for k in 0..4 {
-                    e[k] += c[k];
+                        set,
+                        is_protected,
+                        insets,
+                        cache,
+                    );
+                    if tx.send((i, s)).is_err() {
+                        break;
+                    }
                 }
-            }
-            for (oi, o) in s.per_obs.into_iter().enumerate() {
-                if let Some(score) = &o.score {
-                    let c = &s.cell.core;
-                    score_writers[oi].write_window(
-                        c.x as usize,
-                        c.y as usize,
-                        c.width,
-                        c.height,
-                        &[score],
-                    )?;
-                }
-                per_obs_pieces[oi].extend(o.pieces);
-                per_obs_strips[oi].insert((s.cell.row, s.cell.col), o.strips);
-                for (pi, n) in o.observed {
-                    let e = per_obs_seen[oi].entry(pi).or_default();
-                    e[0] += n[0];
-                    e[1] += n[1];
-                }
-                if let Some(st) = o.stats {
-                    per_obs_stats[oi].push((s.cell.id.clone(), st));
-                }
-            }
+            });
         }
-        super::crash_point("detect");
-        let done = ((bi + 1) * batch).min(cells.len());
-        match &bar {
-            Some(b) => b.set_position(done as u64),
-            None => tracing::info!("scan: {done} of {} cells", cells.len()),
-        }
-    }
+        drop(tx);
+        let r = gather(rx);
+        // On an error the workers stop at their next cell (the receiver is gone).
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        gathered.1.notify_all();
+        r
+    });
+    gathered_result?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
