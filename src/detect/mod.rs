@@ -680,13 +680,15 @@ impl SpectralDetector {
         stage.mark("normalisation");
         // Optional smoothing of both dates (box of side 2r + 1 over valid pixels): on very high
         // resolution imagery, texture and a pixel of noise otherwise dominate the difference.
+        let smoothed;
         let (before_s, after_s) = if p.smooth_px > 0 {
-            (
+            smoothed = (
                 box_mean(&before, &observed0, p.smooth_px),
                 box_mean(&after_n, &observed0, p.smooth_px),
-            )
+            );
+            (&smoothed.0, &smoothed.1)
         } else {
-            (before.clone(), after_n.clone())
+            (&before, &after_n)
         };
         // Robust spread of the normalised difference per band, over the invariant pixels when
         // IR-MAD found enough (a tile where most of the ground changed would otherwise inflate it).
@@ -1344,7 +1346,9 @@ fn has_nir_brightness(b: &Array3<f32>, has_nir: bool, y: usize, x: usize) -> boo
 /// Grows labels by `r` pixels (square), the lowest neighbouring label winning; for ring statistics.
 fn dilate_labels(lab: &Array2<u32>, r: usize) -> Array2<u32> {
     let (h, w) = lab.dim();
-    let src: Vec<u32> = lab.iter().copied().collect();
+    let src: Vec<u32> = lab
+        .as_slice()
+        .map_or_else(|| lab.iter().copied().collect(), |s| s.to_vec());
     // The lowest non-zero label of a run of values (0 when none).
     let lowest = |vals: &mut dyn Iterator<Item = u32>| -> u32 {
         vals.fold(0u32, |best, l| {

@@ -1315,7 +1315,11 @@ fn scan_cell(
             pieces,
             strips: EdgeStrips::of(&res.labels),
             observed,
-            score: Some(res.score.iter().copied().collect()),
+            score: Some(
+                res.score
+                    .as_slice()
+                    .map_or_else(|| res.score.iter().copied().collect(), |s| s.to_vec()),
+            ),
             stats: Some(res.stats),
         });
     }
