@@ -986,22 +986,31 @@ impl SpectralDetector {
 
         stage.mark("field_scale");
         // Regions: components over the whole window, kept by area, reported over the core.
+        // The loops run over flat slices of the window (index `wy * w + wx`).
         let (cx0, cy0) = input.core_offset;
         let (cw, ch) = input.core_size;
         let ring_of = morphology::dilate(&land, 2);
         let ring_cycle = morphology::dilate(&cycle, 2);
-        let mut labels = Array2::<u32>::zeros((ch, cw));
+        let mut labels = vec![0u32; ch * cw];
         let mut regions: Vec<RegionStats> = Vec::new();
+        let trans_s = flat(&trans);
+        let (cov_b_s, cov_a_s) = (flat(&cov_b), flat(&cov_a));
+        let score_s = flat(&score);
+        let observed_s = flat(&observed);
+        let agree_s = agree.as_ref().map(flat);
+        let (before_f, after_f) = (flat3(&before), flat3(&after));
+        let plane = h * w;
         for (mask, ring) in [(&land, &ring_of), (&cycle, &ring_cycle)] {
             let (lab, n) = morphology::components(mask);
+            let lab_s = flat(&lab);
             let mut counts = vec![[0u64; 9]; n + 1];
             let mut size = vec![0u64; n + 1];
-            for ((y, x), l) in lab.indexed_iter() {
+            for (i, l) in lab_s.iter().enumerate() {
                 if *l == 0 {
                     continue;
                 }
                 size[*l as usize] += 1;
-                let t = trans[[y, x]];
+                let t = trans_s[i];
                 if t != u8::MAX {
                     counts[*l as usize][t as usize] += 1;
                 }
@@ -1024,8 +1033,10 @@ impl SpectralDetector {
             // Core pieces, numbered in raster order of their first core pixel.
             let mut id_of = vec![0u32; n + 1];
             for y in 0..ch {
+                let wy = cy0 + y;
                 for x in 0..cw {
-                    let l = lab[[cy0 + y, cx0 + x]] as usize;
+                    let wi = wy * w + cx0 + x;
+                    let l = lab_s[wi] as usize;
                     if l == 0 || !keep[l] {
                         continue;
                     }
@@ -1045,22 +1056,21 @@ impl SpectralDetector {
                         });
                         id_of[l] = regions.len() as u32;
                     }
-                    labels[[y, x]] = id_of[l];
+                    labels[y * cw + x] = id_of[l];
                     let rs = &mut regions[id_of[l] as usize - 1];
-                    let (wy, wx) = (cy0 + y, cx0 + x);
                     rs.pixels += 1;
-                    if let (Some(a), Some(n)) = (agree.as_ref(), rs.agree_pixels.as_mut()) {
-                        if a[[wy, wx]] {
+                    if let (Some(a), Some(n)) = (agree_s.as_ref(), rs.agree_pixels.as_mut()) {
+                        if a[wi] {
                             *n += 1;
                         }
                     }
-                    let t = trans[[wy, wx]];
+                    let t = trans_s[wi];
                     if t != u8::MAX {
                         rs.transition_pixels[t as usize] += 1;
                     }
-                    rs.before_cover[cov_b[[wy, wx]] as usize] += 1;
-                    rs.after_cover[cov_a[[wy, wx]] as usize] += 1;
-                    let sc = score[[wy, wx]];
+                    rs.before_cover[cov_b_s[wi] as usize] += 1;
+                    rs.after_cover[cov_a_s[wi] as usize] += 1;
+                    let sc = score_s[wi];
                     if sc.is_finite() {
                         rs.score_sum += sc as f64;
                         rs.score_max = rs.score_max.max(sc);
@@ -1069,8 +1079,8 @@ impl SpectralDetector {
                         let mut xb = [0f32; 4];
                         let mut xa = [0f32; 4];
                         for k in 0..nb {
-                            xb[k] = before[[k, wy, wx]];
-                            xa[k] = after[[k, wy, wx]];
+                            xb[k] = before_f[k * plane + wi];
+                            xa[k] = after_f[k * plane + wi];
                         }
                         rs.chi2_sum += m.chi2(&xb[..nb], &xa[..nb]);
                     }
@@ -1078,24 +1088,28 @@ impl SpectralDetector {
             }
             // The ring: the region dilated by two pixels, to see how much around it was observed.
             let dl = dilate_labels(&lab, 2);
+            let (dl_s, ring_s) = (flat(&dl), flat(ring));
             for y in 0..ch {
+                let wy = cy0 + y;
                 for x in 0..cw {
-                    let (wy, wx) = (cy0 + y, cx0 + x);
-                    if !ring[[wy, wx]] {
+                    let wi = wy * w + cx0 + x;
+                    if !ring_s[wi] {
                         continue;
                     }
-                    let l = dl[[wy, wx]] as usize;
+                    let l = dl_s[wi] as usize;
                     if l == 0 || !keep[l] || id_of[l] == 0 {
                         continue;
                     }
                     let rs = &mut regions[id_of[l] as usize - 1];
                     rs.ring_pixels += 1;
-                    if observed[[wy, wx]] {
+                    if observed_s[wi] {
                         rs.ring_observed += 1;
                     }
                 }
             }
         }
+        let labels =
+            Array2::from_shape_vec((ch, cw), labels).unwrap_or_else(|_| Array2::zeros((ch, cw)));
 
         stage.mark("regions");
         // Core outputs.
@@ -1312,6 +1326,22 @@ impl<'a> Stages<'a> {
             "detect stage"
         );
         self.last = now;
+    }
+}
+
+/// A 2-D array's pixels in row-major order, borrowed when the array is in standard layout.
+fn flat<T: Clone>(a: &Array2<T>) -> std::borrow::Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => s.into(),
+        None => a.iter().cloned().collect::<Vec<T>>().into(),
+    }
+}
+
+/// A 3-D array's values in (band, row, column) order, borrowed when in standard layout.
+fn flat3<T: Clone>(a: &Array3<T>) -> std::borrow::Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => s.into(),
+        None => a.iter().cloned().collect::<Vec<T>>().into(),
     }
 }
 
