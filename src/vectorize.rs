@@ -250,6 +250,29 @@ pub struct Piece {
     pub polygon: MultiPolygon<f64>,
 }
 
+/// The pieces of one cell: each labelled region of its core label image, traced (see
+/// [`trace_regions`]) and paired with its statistics (`regions[k - 1]` for label `k`).
+pub fn cell_pieces(
+    labels: &Array2<u32>,
+    regions: &[RegionStats],
+    grid: &GridDef,
+    cell: &Cell,
+) -> Vec<Piece> {
+    let polys = trace_regions(labels, regions.len(), grid, cell);
+    regions
+        .iter()
+        .zip(polys)
+        .enumerate()
+        .map(|(i, (stats, polygon))| Piece {
+            cell: (cell.row, cell.col),
+            cell_id: cell.id.clone(),
+            label: i as u32 + 1,
+            stats: stats.clone(),
+            polygon,
+        })
+        .collect()
+}
+
 /// A region after merging its pieces across cells.
 #[derive(Debug, Clone)]
 pub struct MergedRegion {

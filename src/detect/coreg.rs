@@ -23,10 +23,7 @@ pub struct Shift {
 /// Gradient magnitude (central differences) of an image, row-major.
 fn gradient(img: &Array2<f32>) -> Vec<f32> {
     let (h, w) = img.dim();
-    let src: std::borrow::Cow<'_, [f32]> = match img.as_slice() {
-        Some(s) => s.into(),
-        None => img.iter().copied().collect::<Vec<f32>>().into(),
-    };
+    let src = super::flat(img);
     let mut g = vec![0f32; h * w];
     for y in 1..h.saturating_sub(1) {
         let (up, row, down) = (
@@ -128,10 +125,7 @@ pub fn estimate_shift(
     };
     let (ga, gb) = (gradient(before), gradient(after));
     let size = (2 * r + 1) as usize;
-    let valid: std::borrow::Cow<'_, [bool]> = match valid.as_slice() {
-        Some(s) => s.into(),
-        None => valid.iter().copied().collect::<Vec<bool>>().into(),
-    };
+    let valid = super::flat(valid);
     let scores = ncc_all(&ga, &gb, &valid, (h, w), r, margin, step);
     let at = |dx: i32, dy: i32| scores[((dy + r) as usize) * size + (dx + r) as usize];
     let (mut bx, mut by) = (0, 0);

@@ -1330,7 +1330,7 @@ impl<'a> Stages<'a> {
 }
 
 /// A 2-D array's pixels in row-major order, borrowed when the array is in standard layout.
-fn flat<T: Clone>(a: &Array2<T>) -> std::borrow::Cow<'_, [T]> {
+pub(crate) fn flat<T: Clone>(a: &Array2<T>) -> std::borrow::Cow<'_, [T]> {
     match a.as_slice() {
         Some(s) => s.into(),
         None => a.iter().cloned().collect::<Vec<T>>().into(),

@@ -14,7 +14,7 @@ use crate::ingest::plan::{
     crs_units_in_metres, grid_of_raster, plan_grid, regrid_to_pixel_size_m, GridRequest,
 };
 use crate::ingest::{CellReader, Observation};
-use crate::vectorize::{merge_pieces, trace_regions, EdgeStrips, MergedRegion, Piece};
+use crate::vectorize::{cell_pieces, merge_pieces, EdgeStrips, MergedRegion, Piece};
 use geo::Area;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -524,20 +524,7 @@ fn process_cell(
         Ok(r) => r,
         Err(e) => return fail("detect", e.to_string()),
     };
-    let polys = trace_regions(&result.labels, result.regions.len(), grid, cell);
-    let pieces = result
-        .regions
-        .iter()
-        .zip(polys)
-        .enumerate()
-        .map(|(i, (stats, polygon))| Piece {
-            cell: (cell.row, cell.col),
-            cell_id: cell.id.clone(),
-            label: i as u32 + 1,
-            stats: stats.clone(),
-            polygon,
-        })
-        .collect();
+    let pieces = cell_pieces(&result.labels, &result.regions, grid, cell);
     let layers = result.layers.as_ref().map(|l| {
         [
             &l.unobserved,

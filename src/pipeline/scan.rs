@@ -21,9 +21,7 @@ use crate::parcels::{
     ParcelSet,
 };
 use crate::rules::{judge, RuleSet};
-use crate::vectorize::{
-    merge_pieces, trace_regions, EdgeStrips, MergedRegion, Piece as RegionPiece,
-};
+use crate::vectorize::{cell_pieces, merge_pieces, EdgeStrips, MergedRegion, Piece as RegionPiece};
 use chrono::{NaiveDate, NaiveDateTime};
 use geo::{Area, BooleanOps, Centroid, MultiPolygon};
 use rayon::prelude::*;
@@ -585,7 +583,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .map(|p| GeoTiffWriter::create::<f32>(p, &score_spec, 1))
         .collect::<Result<Vec<_>, _>>()?;
 
-    // Detection over the cells, in parallel, a batch at a time (memory stays bounded).
+    // Detection over the cells in parallel, a bounded number in flight (memory stays bounded).
     let bar = match job.progress {
         Progress::Bar => {
             let b = indicatif::ProgressBar::new(cells.len() as u64);
@@ -601,7 +599,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     };
     // Cells in flight: four per worker (cells differ in cost: edge cells are mostly no data,
     // cloudy ones skip work).
-    let batch = (rayon::current_num_threads() * 4).max(1);
+    let in_flight = (rayon::current_num_threads() * 4).max(1);
     let mut per_obs_pieces: Vec<Vec<RegionPiece>> = vec![Vec::new(); after_obs.len()];
     let mut per_obs_strips: Vec<HashMap<(usize, usize), EdgeStrips>> =
         vec![HashMap::new(); after_obs.len()];
@@ -640,14 +638,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // Persistent workers, one GDAL handle per source each (its block cache then serves the
     // blocks a cell shares with the cells that worker read before), take cells in grid order;
     // this thread writes and gathers their results in the same order while they go on. A worker
-    // starts a cell only within `window` cells of the last one gathered, so memory stays bounded
+    // starts a cell only within `in_flight` cells of the last one gathered, so memory stays bounded
     // by the cells in flight however uneven their cost.
     let workers = rayon::current_num_threads().max(1);
-    let window = batch;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let gathered = (std::sync::Mutex::new(0usize), std::sync::Condvar::new());
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, CellScan)>(window);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, CellScan)>(in_flight);
     let mut gather =
         |rx: std::sync::mpsc::Receiver<(usize, CellScan)>| -> Result<(), PipelineError> {
             let mut pending: BTreeMap<usize, CellScan> = BTreeMap::new();
@@ -696,7 +693,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                         *lock.lock().unwrap_or_else(|p| p.into_inner()) = done;
                         cv.notify_all();
                     }
-                    if done % batch == 0 || done == cells.len() {
+                    if done % in_flight == 0 || done == cells.len() {
                         super::crash_point("detect");
                         match &bar {
                             Some(b) => b.set_position(done as u64),
@@ -737,7 +734,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                     {
                         let (lock, cv) = gathered;
                         let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
-                        while i >= *g + window && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        while i >= *g + in_flight
+                            && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        {
                             g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
                         }
                     }
@@ -1278,20 +1277,7 @@ fn scan_cell(
                 (mine, _) => mine,
             };
         }
-        let polys = trace_regions(&res.labels, res.regions.len(), grid, cell);
-        let pieces = res
-            .regions
-            .iter()
-            .zip(polys)
-            .enumerate()
-            .map(|(i, (stats, polygon))| RegionPiece {
-                cell: (cell.row, cell.col),
-                cell_id: cell.id.clone(),
-                label: i as u32 + 1,
-                stats: stats.clone(),
-                polygon,
-            })
-            .collect();
+        let pieces = cell_pieces(&res.labels, &res.regions, grid, cell);
         // Counted densely over the parcels near the cell (a hash map per pixel cost more than
         // the counting).
         let mut seen = vec![[0u64; 2]; set.parcels.len()];
