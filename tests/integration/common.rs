@@ -51,6 +51,7 @@ pub fn scene(size: usize, seed: u64) -> PathBuf {
     if let Some((_, p)) = scenes.iter().find(|(k, _)| *k == (size, seed)) {
         return p.clone();
     }
+    remove_stale_scenes(size, seed);
     let dir = scratch(&format!("scene-{size}-{seed}-{}", std::process::id()));
     let o = run([
         "synth",
@@ -64,6 +65,23 @@ pub fn scene(size: usize, seed: u64) -> PathBuf {
     assert!(o.status.success(), "synth failed: {}", stderr(&o));
     scenes.push(((size, seed), dir.clone()));
     dir
+}
+
+/// Removes scenes left by earlier test processes that are no longer running (each is ~200 MB).
+fn remove_stale_scenes(size: usize, seed: u64) {
+    let prefix = format!("scene-{size}-{seed}-");
+    let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Every file under a directory, relative, sorted.
