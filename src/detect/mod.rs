@@ -539,9 +539,9 @@ impl SpectralDetector {
     /// Runs the spectral detector, optionally combining its change pixels with another
     /// detector's. Covers, transitions, clouds, morphology and regions are always the spectral
     /// detector's own, so every detector yields the same kind of result.
-    pub fn detect_with(
+    pub fn detect_with<'a>(
         &self,
-        input: &CellInput<'_>,
+        input: &CellInput<'a>,
         given: Option<&GivenChange>,
     ) -> Result<CellResult, DetectError> {
         let p = &self.params;
@@ -556,47 +556,62 @@ impl SpectralDetector {
                 detail: "the two dates were read onto different windows".into(),
             });
         }
-        let pick =
-            |img: &CellImage, which: fn(&(BandRole, usize, usize)) -> usize| -> Array3<f32> {
-                let mut out = Array3::<f32>::zeros((nb, h, w));
-                for (k, s) in shared.iter().enumerate() {
-                    out.index_axis_mut(Axis(0), k)
-                        .assign(&img.bands.index_axis(Axis(0), which(s)));
-                }
-                out
-            };
+        // The shared bands of each date in role order: borrowed when the image already is exactly
+        // that (the usual case), copied otherwise.
+        let pick = |img: &'a CellImage,
+                    which: fn(&(BandRole, usize, usize)) -> usize|
+         -> std::borrow::Cow<'a, Array3<f32>> {
+            let as_is = img.bands.dim().0 == nb
+                && img.bands.is_standard_layout()
+                && shared.iter().enumerate().all(|(k, s)| which(s) == k);
+            if as_is {
+                return std::borrow::Cow::Borrowed(&img.bands);
+            }
+            let mut out = Array3::<f32>::zeros((nb, h, w));
+            for (k, s) in shared.iter().enumerate() {
+                out.index_axis_mut(Axis(0), k)
+                    .assign(&img.bands.index_axis(Axis(0), which(s)));
+            }
+            std::borrow::Cow::Owned(out)
+        };
         let before = pick(input.before, |s| s.1);
         let mut after = pick(input.after, |s| s.2);
-        let flagged =
-            |img: &CellImage, y: usize, x: usize| img.flagged.as_ref().is_some_and(|f| f[[y, x]]);
-        let mut valid_after = Array2::from_shape_fn((h, w), |(y, x)| {
-            input.after.valid[[y, x]] && !flagged(input.after, y, x)
-        });
-        let valid_before = Array2::from_shape_fn((h, w), |(y, x)| {
-            input.before.valid[[y, x]] && !flagged(input.before, y, x)
-        });
+        let valid_and_unflagged = |img: &CellImage| -> Array2<bool> {
+            let valid = flat(&img.valid);
+            match img.flagged.as_ref().map(flat) {
+                Some(f) => mask_from(h, w, |i| valid[i] && !f[i]),
+                None => mask_from(h, w, |i| valid[i]),
+            }
+        };
+        let mut valid_after = valid_and_unflagged(input.after);
+        let valid_before = valid_and_unflagged(input.before);
 
         stage.mark("prepare");
         // Cloud cores of each date, judged against the date's own median brightness.
         let brightness = |b: &Array3<f32>, valid: &Array2<bool>| -> f32 {
-            let v: Vec<f32> = (0..h)
-                .step_by(2)
-                .flat_map(|y| (0..w).step_by(2).map(move |x| (y, x)))
-                .filter(|&(y, x)| valid[[y, x]])
-                .map(|(y, x)| (b[[0, y, x]] + b[[1, y, x]] + b[[2, y, x]]) / 3.0)
-                .collect();
+            let (b0, b1, b2) = (band_slice(b, 0), band_slice(b, 1), band_slice(b, 2));
+            let valid = flat(valid);
+            let mut v: Vec<f32> = Vec::with_capacity(h.div_ceil(2) * w.div_ceil(2));
+            for y in (0..h).step_by(2) {
+                for i in (y * w..(y + 1) * w).step_by(2) {
+                    if valid[i] {
+                        v.push((b0[i] + b1[i] + b2[i]) / 3.0);
+                    }
+                }
+            }
             median(v)
         };
         let cloud_core = |b: &Array3<f32>, valid: &Array2<bool>, med: f32| -> Array2<bool> {
             let (b0, b1, b2) = (band_slice(b, 0), band_slice(b, 1), band_slice(b, 2));
+            let valid = flat(valid);
             let bright = p.cover.cloud_brightness * 3.0 * med;
-            Array2::from_shape_fn((h, w), |(y, x)| {
-                let i = y * w + x;
+            mask_from(h, w, |i| {
                 // Most pixels fail the brightness test; only bright ones are classified.
-                valid[[y, x]]
-                    && b0[i] + b1[i] + b2[i] > bright
-                    && classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
-                    && has_nir_brightness(b, has_nir, y, x)
+                valid[i] && b0[i] + b1[i] + b2[i] > bright && {
+                    let (y, x) = (i / w, i % w);
+                    classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
+                        && has_nir_brightness(b, has_nir, y, x)
+                }
             })
         };
         let med_b = brightness(&before, &valid_before);
@@ -606,9 +621,12 @@ impl SpectralDetector {
 
         stage.mark("clouds");
         // Co-registration on the edges of both dates.
-        let both_clear = Array2::from_shape_fn((h, w), |(y, x)| {
-            valid_before[[y, x]] && valid_after[[y, x]] && !cloud_b[[y, x]] && !cloud_a[[y, x]]
-        });
+        let clear_of_both = |valid_after: &Array2<bool>| -> Array2<bool> {
+            let (vb, va) = (flat(&valid_before), flat(valid_after));
+            let (cb, ca) = (flat(&cloud_b), flat(&cloud_a));
+            mask_from(h, w, |i| vb[i] && va[i] && !cb[i] && !ca[i])
+        };
+        let both_clear = clear_of_both(&valid_after);
         let mut stats = CellStats {
             bands: shared.iter().map(|s| s.0).collect(),
             ..Default::default()
@@ -629,15 +647,18 @@ impl SpectralDetector {
                     && sh.dy.abs() < p.max_shift_px as f32 - 0.5;
                 if big && inside && sh.peak > 0.15 && sh.peak > sh.at_zero + 0.02 {
                     let (shifted, ok) = coreg::apply_shift(&after, &valid_after, sh.dx, sh.dy);
-                    after = shifted;
+                    after = std::borrow::Cow::Owned(shifted);
                     valid_after = ok;
                     stats.shift_applied = true;
                 }
             }
         }
-        let observed0 = Array2::from_shape_fn((h, w), |(y, x)| {
-            valid_before[[y, x]] && valid_after[[y, x]] && !cloud_b[[y, x]] && !cloud_a[[y, x]]
-        });
+        // Observed by both dates, clear of cloud cores (again when the after date moved).
+        let observed0 = if stats.shift_applied {
+            clear_of_both(&valid_after)
+        } else {
+            both_clear
+        };
 
         stage.mark("coregistration");
         // Radiometric normalisation from a sample of observed pixels.
@@ -666,7 +687,7 @@ impl SpectralDetector {
         stats.normalization = norm.method.to_string();
         stats.invariant_px = norm.invariant_pixels;
         let irmad = norm.irmad.clone();
-        let mut after_n = after.clone();
+        let mut after_n = after.clone().into_owned();
         for k in 0..nb {
             let m = &norm.bands[k];
             match after_n.index_axis_mut(Axis(0), k).as_slice_mut() {
@@ -688,7 +709,7 @@ impl SpectralDetector {
             );
             (&smoothed.0, &smoothed.1)
         } else {
-            (&before, &after_n)
+            (&*before, &after_n)
         };
         // Robust spread of the normalised difference per band, over the invariant pixels when
         // IR-MAD found enough (a tile where most of the ground changed would otherwise inflate it).
@@ -780,9 +801,11 @@ impl SpectralDetector {
         } else {
             (cloud, shadow)
         };
-        let observed = Array2::from_shape_fn((h, w), |(y, x)| {
-            valid_before[[y, x]] && valid_after[[y, x]] && !cloud[[y, x]] && !shadow[[y, x]]
-        });
+        let observed = {
+            let (vb, va) = (flat(&valid_before), flat(&valid_after));
+            let (cl, sh) = (flat(&cloud), flat(&shadow));
+            mask_from(h, w, |i| vb[i] && va[i] && !cl[i] && !sh[i])
+        };
 
         stage.mark("haze_shadow");
         // Standardised change-vector magnitude, and its shift-tolerant twin.
@@ -795,12 +818,25 @@ impl SpectralDetector {
             }
             s.sqrt()
         };
-        let mut score = Array2::<f32>::from_elem((h, w), f32::NAN);
-        for ((y, x), o) in observed.indexed_iter() {
-            if *o {
-                score[[y, x]] = dist(y, x, y, x);
+        let score = {
+            let bs: Vec<&[f32]> = (0..nb).map(|k| band_slice(before_s, k)).collect();
+            let as_: Vec<&[f32]> = (0..nb).map(|k| band_slice(after_s, k)).collect();
+            let obs = flat(&observed);
+            let mut score = vec![f32::NAN; h * w];
+            for (i, s) in score.iter_mut().enumerate() {
+                if obs[i] {
+                    // As `dist(y, x, y, x)`.
+                    let mut sum = 0f32;
+                    for k in 0..nb {
+                        let d = (as_[k][i] - bs[k][i]) * inv_sigma[k];
+                        sum += d * d;
+                    }
+                    *s = sum.sqrt();
+                }
             }
-        }
+            Array2::from_shape_vec((h, w), score)
+                .unwrap_or_else(|_| Array2::from_elem((h, w), f32::NAN))
+        };
         // The shift-tolerant score: a pixel only counts as changed if no neighbour within `r`
         // pixels matches it, in both directions. Computed for candidate pixels only.
         let r = p.misregistration_px as i64;
@@ -828,7 +864,7 @@ impl SpectralDetector {
 
         stage.mark("score");
         // Threshold.
-        let finite: Vec<f32> = score
+        let finite: Vec<f32> = flat(&score)
             .iter()
             .step_by(3)
             .copied()
@@ -956,10 +992,15 @@ impl SpectralDetector {
             // is as often a new light roof on pavement as a shadow that went away.
             cos >= cos_max && ratio < 0.8
         };
-        let land = Array2::from_shape_fn((h, w), |(y, x)| {
-            let t = trans[[y, x]];
-            t != u8::MAX && Transition::ALL[t as usize].is_land_use_change() && !illumination(y, x)
-        });
+        let land = {
+            let trans = flat(&trans);
+            mask_from(h, w, |i| {
+                let t = trans[i];
+                t != u8::MAX
+                    && Transition::ALL[t as usize].is_land_use_change()
+                    && !illumination(i / w, i % w)
+            })
+        };
         let cycle = trans.mapv(|t| t == Transition::VegetationCycle as u8);
         let clean = |m: &Array2<bool>| -> Array2<bool> {
             let mut c = morphology::close(&morphology::open(m, p.opening_px), p.closing_px);
@@ -989,8 +1030,6 @@ impl SpectralDetector {
         // The loops run over flat slices of the window (index `wy * w + wx`).
         let (cx0, cy0) = input.core_offset;
         let (cw, ch) = input.core_size;
-        let ring_of = morphology::dilate(&land, 2);
-        let ring_cycle = morphology::dilate(&cycle, 2);
         let mut labels = vec![0u32; ch * cw];
         let mut regions: Vec<RegionStats> = Vec::new();
         let trans_s = flat(&trans);
@@ -1000,7 +1039,7 @@ impl SpectralDetector {
         let agree_s = agree.as_ref().map(flat);
         let (before_f, after_f) = (flat3(&before), flat3(&after));
         let plane = h * w;
-        for (mask, ring) in [(&land, &ring_of), (&cycle, &ring_cycle)] {
+        for mask in [&land, &cycle] {
             let (lab, n) = morphology::components(mask);
             let lab_s = flat(&lab);
             let mut counts = vec![[0u64; 9]; n + 1];
@@ -1087,16 +1126,13 @@ impl SpectralDetector {
                 }
             }
             // The ring: the region dilated by two pixels, to see how much around it was observed.
-            let dl = dilate_labels(&lab, 2);
-            let (dl_s, ring_s) = (flat(&dl), flat(ring));
+            // (A pixel is in some region's ring exactly when its dilated label is not zero.)
+            let dl = dilate_labels(&lab_s, h, w, 2);
             for y in 0..ch {
                 let wy = cy0 + y;
                 for x in 0..cw {
                     let wi = wy * w + cx0 + x;
-                    if !ring_s[wi] {
-                        continue;
-                    }
-                    let l = dl_s[wi] as usize;
+                    let l = dl[wi] as usize;
                     if l == 0 || !keep[l] || id_of[l] == 0 {
                         continue;
                     }
@@ -1108,38 +1144,38 @@ impl SpectralDetector {
                 }
             }
         }
-        let labels =
-            Array2::from_shape_vec((ch, cw), labels).unwrap_or_else(|_| Array2::zeros((ch, cw)));
 
         stage.mark("regions");
-        // Core outputs.
-        let mut mask = Array2::<u8>::zeros((ch, cw));
-        let mut unobserved = Array2::<u8>::zeros((ch, cw));
-        let mut core_score = Array2::<f32>::from_elem((ch, cw), f32::NAN);
+        // Core outputs, over flat slices (window index `wi`, core index `ci`).
+        let mut mask = vec![0u8; ch * cw];
+        let mut unobserved = vec![0u8; ch * cw];
+        let mut core_score = vec![f32::NAN; ch * cw];
+        let (valid_b_s, valid_a_s) = (flat(&valid_before), flat(&valid_after));
+        let (cloud_s, shadow_s) = (flat(&cloud), flat(&shadow));
         for y in 0..ch {
             for x in 0..cw {
-                let (wy, wx) = (cy0 + y, cx0 + x);
-                if !observed[[wy, wx]] {
-                    mask[[y, x]] = MASK_UNOBSERVED;
+                let (wi, ci) = ((cy0 + y) * w + cx0 + x, y * cw + x);
+                if !observed_s[wi] {
+                    mask[ci] = MASK_UNOBSERVED;
                     stats.unobserved_px += 1;
-                    unobserved[[y, x]] = UNOBSERVED_NO_DATA;
-                    if valid_before[[wy, wx]] && valid_after[[wy, wx]] {
-                        if cloud[[wy, wx]] {
+                    unobserved[ci] = UNOBSERVED_NO_DATA;
+                    if valid_b_s[wi] && valid_a_s[wi] {
+                        if cloud_s[wi] {
                             stats.cloud_px += 1;
-                            unobserved[[y, x]] = UNOBSERVED_CLOUD;
-                        } else if shadow[[wy, wx]] {
+                            unobserved[ci] = UNOBSERVED_CLOUD;
+                        } else if shadow_s[wi] {
                             stats.shadow_px += 1;
-                            unobserved[[y, x]] = UNOBSERVED_SHADOW;
+                            unobserved[ci] = UNOBSERVED_SHADOW;
                         }
                     }
                     continue;
                 }
                 stats.observed_px += 1;
-                core_score[[y, x]] = score[[wy, wx]];
-                let l = labels[[y, x]];
+                core_score[ci] = score_s[wi];
+                let l = labels[ci];
                 if l > 0 {
                     if regions[l as usize - 1].transition.is_land_use_change() {
-                        mask[[y, x]] = MASK_CHANGE;
+                        mask[ci] = MASK_CHANGE;
                         stats.changed_px += 1;
                     } else {
                         stats.cycle_px += 1;
@@ -1147,6 +1183,14 @@ impl SpectralDetector {
                 }
             }
         }
+        let core = |v: Vec<u8>| {
+            Array2::from_shape_vec((ch, cw), v).unwrap_or_else(|_| Array2::zeros((ch, cw)))
+        };
+        let (mask, unobserved) = (core(mask), core(unobserved));
+        let labels =
+            Array2::from_shape_vec((ch, cw), labels).unwrap_or_else(|_| Array2::zeros((ch, cw)));
+        let core_score = Array2::from_shape_vec((ch, cw), core_score)
+            .unwrap_or_else(|_| Array2::from_elem((ch, cw), f32::NAN));
         let layers = p.debug_layers.then(|| {
             let core = |a: &Array2<u8>| a.slice(s![cy0..cy0 + ch, cx0..cx0 + cw]).to_owned();
             DebugLayers {
@@ -1178,44 +1222,49 @@ impl SpectralDetector {
 /// vegetation), so first each region grows by one pixel into neighbouring changed pixels
 /// that pass its half-maximum, whatever their own transition.
 fn half_max(mask: &Array2<bool>, score: &Array2<f32>, changed: &Array2<bool>) -> Array2<bool> {
-    let (mut lab, n) = morphology::components(mask);
+    let (lab, n) = morphology::components(mask);
+    let (h, w) = lab.dim();
+    let (lab, score, changed) = (flat(&lab), flat(score), flat(changed));
     let mut scores: Vec<Vec<f32>> = vec![Vec::new(); n + 1];
-    for ((y, x), l) in lab.indexed_iter() {
-        if *l > 0 {
-            let s = score[[y, x]];
-            if s.is_finite() {
-                scores[*l as usize].push(s);
-            }
+    for (l, s) in lab.iter().zip(score.iter()) {
+        if *l > 0 && s.is_finite() {
+            scores[*l as usize].push(*s);
         }
     }
     let cut: Vec<f32> = scores.into_iter().map(|v| 0.5 * median(v)).collect();
-    let (h, w) = lab.dim();
-    for _ in 0..1 {
-        let mut grown = lab.clone();
-        for y in 0..h {
-            for x in 0..w {
-                if lab[[y, x]] != 0 || !changed[[y, x]] {
-                    continue;
-                }
-                let mut best = 0u32;
-                for (dy, dx) in [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)] {
-                    let (ny, nx) = (y as i64 + dy, x as i64 + dx);
-                    if ny < 0 || nx < 0 || ny >= h as i64 || nx >= w as i64 {
-                        continue;
-                    }
-                    let l = lab[[ny as usize, nx as usize]];
-                    if l != 0 && score[[y, x]] >= cut[l as usize] && (best == 0 || l < best) {
-                        best = l;
-                    }
-                }
-                grown[[y, x]] = best;
+    // One pixel of growth into changed 4-neighbours, the lowest label that admits it winning.
+    let mut grown = lab.to_vec();
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            if lab[i] != 0 || !changed[i] {
+                continue;
             }
+            let s = score[i];
+            let mut best = 0u32;
+            let mut consider = |l: u32| {
+                if l != 0 && s >= cut[l as usize] && (best == 0 || l < best) {
+                    best = l;
+                }
+            };
+            if y > 0 {
+                consider(lab[i - w]);
+            }
+            if y + 1 < h {
+                consider(lab[i + w]);
+            }
+            if x > 0 {
+                consider(lab[i - 1]);
+            }
+            if x + 1 < w {
+                consider(lab[i + 1]);
+            }
+            grown[i] = best;
         }
-        lab = grown;
     }
-    Array2::from_shape_fn(mask.dim(), |(y, x)| {
-        let l = lab[[y, x]] as usize;
-        l > 0 && score[[y, x]] >= cut[l]
+    mask_from(h, w, |i| {
+        let l = grown[i] as usize;
+        l > 0 && score[i] >= cut[l]
     })
 }
 
@@ -1277,12 +1326,12 @@ fn split_field_scale(
     let (lab, n) = morphology::components(land);
     let mut size = vec![0u64; n + 1];
     let mut soil = vec![0u64; n + 1];
-    for ((y, x), l) in lab.indexed_iter() {
+    for (l, t) in flat(&lab).iter().zip(flat(trans).iter()) {
         if *l == 0 {
             continue;
         }
         size[*l as usize] += 1;
-        let t = trans[[y, x]];
+        let t = *t;
         let field_like = [
             Transition::VegetationToBare,
             Transition::VegetationToBuilt,
@@ -1354,6 +1403,12 @@ fn band_slice(a: &Array3<f32>, k: usize) -> &[f32] {
         .unwrap_or(&[])
 }
 
+/// An `h × w` mask from a test of each pixel's row-major index.
+fn mask_from(h: usize, w: usize, test: impl Fn(usize) -> bool) -> Array2<bool> {
+    let v: Vec<bool> = (0..h * w).map(test).collect();
+    Array2::from_shape_vec((h, w), v).unwrap_or_else(|_| Array2::from_elem((h, w), false))
+}
+
 /// Keeps the components of a mask with at least `min_px` pixels.
 fn keep_large(mask: &Array2<bool>, min_px: u64) -> Array2<bool> {
     let (lab, n) = morphology::components(mask);
@@ -1373,43 +1428,40 @@ fn has_nir_brightness(b: &Array3<f32>, has_nir: bool, y: usize, x: usize) -> boo
     b[[3, y, x]] > 0.8 * vis
 }
 
-/// Grows labels by `r` pixels (square), the lowest neighbouring label winning; for ring statistics.
-fn dilate_labels(lab: &Array2<u32>, r: usize) -> Array2<u32> {
-    let (h, w) = lab.dim();
-    let src: Vec<u32> = lab
-        .as_slice()
-        .map_or_else(|| lab.iter().copied().collect(), |s| s.to_vec());
-    // The lowest non-zero label of a run of values (0 when none).
-    let lowest = |vals: &mut dyn Iterator<Item = u32>| -> u32 {
-        vals.fold(0u32, |best, l| {
-            if l != 0 && (best == 0 || l < best) {
-                l
-            } else {
-                best
-            }
-        })
-    };
-    let mut tmp = src.clone();
-    for y in 0..h {
-        let row = &src[y * w..(y + 1) * w];
-        let out = &mut tmp[y * w..(y + 1) * w];
+/// The lowest non-zero label of two (0 when both are zero).
+#[inline]
+fn lowest_label(best: u32, l: u32) -> u32 {
+    if l != 0 && (best == 0 || l < best) {
+        l
+    } else {
+        best
+    }
+}
+
+/// Grows labels by `r` pixels (square), the lowest neighbouring label winning; for ring
+/// statistics. `lab` is an `h × w` raster in row-major order; so is the result.
+fn dilate_labels(lab: &[u32], h: usize, w: usize, r: usize) -> Vec<u32> {
+    // Rows: a labelled pixel keeps its label, an unlabelled one takes the lowest in its run.
+    let mut tmp = lab.to_vec();
+    for (row, out) in lab.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
         for x in 0..w {
             if row[x] == 0 {
-                out[x] = lowest(&mut row[x.saturating_sub(r)..(x + r + 1).min(w)].iter().copied());
+                let run = &row[x.saturating_sub(r)..(x + r + 1).min(w)];
+                out[x] = run.iter().fold(0, |b, l| lowest_label(b, *l));
             }
         }
     }
+    // Columns, over the row pass, a row at a time.
     let mut out = tmp.clone();
     for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
         for x in 0..w {
-            if tmp[y * w + x] != 0 {
-                continue;
+            if tmp[y * w + x] == 0 {
+                out[y * w + x] = (y0..y1).fold(0, |b, yy| lowest_label(b, tmp[yy * w + x]));
             }
-            let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
-            out[y * w + x] = lowest(&mut (y0..y1).map(|yy| tmp[yy * w + x]));
         }
     }
-    Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| lab.clone())
+    out
 }
 
 #[cfg(test)]
@@ -1612,5 +1664,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("c1") && e.contains("blue"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// The ring labels: a labelled pixel keeps its label; an unlabelled one takes the lowest
+        /// label of its row run, else the lowest of its column run over the row pass (checked
+        /// against that definition, pixel by pixel).
+        #[test]
+        fn dilate_labels_is_the_row_then_column_lowest_label(
+            h in 1usize..20,
+            w in 1usize..20,
+            r in 0usize..4,
+            seed in proptest::collection::vec(0u32..6, 400),
+        ) {
+            let lab: Vec<u32> = (0..h * w).map(|i| if seed[i] > 3 { 0 } else { seed[i] }).collect();
+            let lowest = |vals: Vec<u32>| vals.into_iter().filter(|l| *l != 0).min().unwrap_or(0);
+            let row_pass = |y: usize, x: usize| -> u32 {
+                let own = lab[y * w + x];
+                if own != 0 {
+                    return own;
+                }
+                lowest((x.saturating_sub(r)..(x + r + 1).min(w)).map(|xx| lab[y * w + xx]).collect())
+            };
+            let got = dilate_labels(&lab, h, w, r);
+            for y in 0..h {
+                for x in 0..w {
+                    let mut want = row_pass(y, x);
+                    if want == 0 {
+                        want = lowest((y.saturating_sub(r)..(y + r + 1).min(h)).map(|yy| row_pass(yy, x)).collect());
+                    }
+                    proptest::prop_assert_eq!(got[y * w + x], want, "at ({}, {})", y, x);
+                }
+            }
+        }
     }
 }

@@ -108,8 +108,7 @@ impl BandMapping {
                 s
             })
             .collect();
-        for v in values.iter_mut() {
-            let x = *v;
+        let map_one = |x: f32| -> f32 {
             // Truncation is the floor for the non-negative offsets the table covers (and needs no
             // libm call); the subtraction may round across an integer, so the interval's exact
             // ends are checked.
@@ -121,7 +120,7 @@ impl BandMapping {
             } else {
                 u32::MAX
             };
-            *v = if seg == u32::MAX {
+            if seg == u32::MAX {
                 self.apply(x)
             } else {
                 let seg = seg as usize;
@@ -133,6 +132,19 @@ impl BandMapping {
                 } else {
                     self.on_segment(seg, x)
                 }
+            }
+        };
+        // Integer imagery (most of it): the mapped value of every integer in range, computed once
+        // by the same function, so a pixel whose bits are those of a table integer is looked up.
+        let ints: Vec<f32> = (0..cells).map(|i| map_one(base + i as f32)).collect();
+        for v in values.iter_mut() {
+            let x = *v;
+            let d = x - base;
+            let i = d as usize;
+            *v = if d >= 0.0 && i < cells && x.to_bits() == (base + i as f32).to_bits() {
+                ints[i]
+            } else {
+                map_one(x)
             };
         }
     }
@@ -375,8 +387,10 @@ mod tests {
             knots in proptest::collection::vec((-500f32..5000.0, -500f32..5000.0), 2..30),
             values in proptest::collection::vec(-1000f32..6000.0, 1..400),
             round in proptest::bool::ANY,
+            round_knots in proptest::bool::ANY,
         ) {
-            let mut from: Vec<f32> = knots.iter().map(|k| k.0).collect();
+            let r = |v: f32| if round_knots { v.round() } else { v };
+            let mut from: Vec<f32> = knots.iter().map(|k| r(k.0)).collect();
             let mut to: Vec<f32> = knots.iter().map(|k| k.1).collect();
             from.sort_by(f32::total_cmp);
             from.dedup();
@@ -388,9 +402,9 @@ mod tests {
                 .iter()
                 .map(|v| if round { v.round() } else { *v })
                 .collect();
-            // Knots themselves, and a NaN.
+            // Knots themselves, a NaN and both zeros (the integer table must not mix them up).
             vals.extend(from.iter().copied());
-            vals.push(f32::NAN);
+            vals.extend([f32::NAN, 0.0, -0.0]);
             let want: Vec<u32> = vals.iter().map(|v| m.apply(*v).to_bits()).collect();
             m.apply_all(&mut vals);
             let got: Vec<u32> = vals.iter().map(|v| v.to_bits()).collect();

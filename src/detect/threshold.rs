@@ -20,9 +20,12 @@ pub fn otsu(values: &[f32]) -> Option<f32> {
     if v.len() < 16 {
         return None;
     }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let lo = v[v.len() / 1000];
-    let hi = v[v.len() - 1 - v.len() / 1000];
+    // Two order statistics, not a sort: the histogram below does not depend on the order.
+    let n = v.len();
+    let lo = *v.select_nth_unstable_by(n / 1000, |a, b| a.total_cmp(b)).1;
+    let hi = *v
+        .select_nth_unstable_by(n - 1 - n / 1000, |a, b| a.total_cmp(b))
+        .1;
     if hi <= lo {
         return None;
     }
