@@ -6,7 +6,7 @@
 //! each pixel; iterating with those weights converges on the invariant pixels. The weights then
 //! select pixels for radiometric normalisation, and the chi-square statistic is a change measure.
 
-use super::linalg::{chi2_sf, Mat};
+use super::linalg::{chi2_sf, chi2_sf_of, Mat};
 
 /// The result of IR-MAD on a sample of pixels.
 #[derive(Debug, Clone)]
@@ -27,6 +27,8 @@ pub struct IrMad {
     var: Vec<f64>,
     /// Iterations run.
     pub iterations: usize,
+    /// P(no change) of each sample the model was fitted on, under this model.
+    pub weights: Vec<f64>,
 }
 
 fn weighted_cov(x: &[Vec<f32>], y: &[Vec<f32>], w: &[f64]) -> (Vec<f64>, Vec<f64>, Mat, Mat, Mat) {
@@ -69,6 +71,7 @@ impl IrMad {
             return None;
         }
         let mut w = vec![1.0f64; m];
+        let sf = chi2_sf_of(n);
         let mut last_rho: Vec<f64> = vec![];
         let mut fit: Option<IrMad> = None;
         for it in 0..max_iterations.max(1) {
@@ -115,18 +118,27 @@ impl IrMad {
                 mean_y: my,
                 var: rho.iter().map(|r| (2.0 * (1.0 - r)).max(1e-9)).collect(),
                 iterations: it + 1,
+                weights: Vec::new(),
             };
             // The weighted variance 2(1 − ρ) shrinks from one iteration to the next as the weights
             // concentrate on the most invariant pixels, which would inflate every chi-square value.
             // A robust spread of each MAD variate over all samples (tolerating up to half of
             // them changed) keeps the statistic calibrated.
-            model.var = model.robust_variances(x, y);
+            // The MAD variates of every sample, computed once for both.
+            let cols = model.mad_columns(x, y);
+            model.var = robust_variances(&cols);
             for (i, wi) in w.iter_mut().enumerate() {
-                *wi = chi2_sf(model.chi2_sample(x, y, i), n);
+                // As `chi2_sample`, term by term.
+                let mut z = 0.0;
+                for (col, var) in cols.iter().zip(&model.var) {
+                    z += col[i] * col[i] / var;
+                }
+                *wi = sf(z);
             }
             let converged = !last_rho.is_empty()
                 && rho.iter().zip(&last_rho).all(|(r, l)| (r - l).abs() < 1e-3);
             last_rho = rho;
+            model.weights.clone_from(&w);
             fit = Some(model);
             if converged {
                 break;
@@ -135,38 +147,22 @@ impl IrMad {
         fit
     }
 
-    /// The MAD variates of sample `i`.
-    fn mads(&self, x: &[Vec<f32>], y: &[Vec<f32>], i: usize) -> Vec<f64> {
+    /// The MAD variates of every sample, one column per variate.
+    fn mad_columns(&self, x: &[Vec<f32>], y: &[Vec<f32>]) -> Vec<Vec<f64>> {
         let n = self.bands;
-        (0..n)
-            .map(|k| {
-                (0..n)
-                    .map(|j| {
-                        self.a.get(j, k) * (x[j][i] as f64 - self.mean_x[j])
-                            - self.b.get(j, k) * (y[j][i] as f64 - self.mean_y[j])
-                    })
-                    .sum()
-            })
-            .collect()
-    }
-
-    /// (1.4826 × median absolute deviation)² of each MAD variate over the samples.
-    fn robust_variances(&self, x: &[Vec<f32>], y: &[Vec<f32>]) -> Vec<f64> {
         let m = x[0].len();
-        let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(m); self.bands];
-        for i in 0..m {
-            for (k, v) in self.mads(x, y, i).into_iter().enumerate() {
-                cols[k].push(v);
+        let mut cols: Vec<Vec<f64>> = vec![vec![0.0; m]; n];
+        for (k, col) in cols.iter_mut().enumerate() {
+            for j in 0..n {
+                let (a, b) = (self.a.get(j, k), self.b.get(j, k));
+                let (mx, my) = (self.mean_x[j], self.mean_y[j]);
+                // Band j's term of every sample, added in band order as in `chi2_sample`.
+                for ((c, xv), yv) in col.iter_mut().zip(&x[j][..m]).zip(&y[j][..m]) {
+                    *c += a * (*xv as f64 - mx) - b * (*yv as f64 - my);
+                }
             }
         }
-        cols.into_iter()
-            .map(|mut c| {
-                let med = median(&mut c);
-                let mut dev: Vec<f64> = c.iter().map(|v| (v - med).abs()).collect();
-                let mad = median(&mut dev);
-                (1.4826 * mad).powi(2).max(1e-12)
-            })
-            .collect()
+        cols
     }
 
     /// The chi-square statistic of sample `i` of band-major sample arrays.
@@ -203,6 +199,19 @@ impl IrMad {
     pub fn no_change_probability(&self, x: &[f32], y: &[f32]) -> f64 {
         chi2_sf(self.chi2(x, y), self.bands)
     }
+}
+
+/// (1.4826 × median absolute deviation)² of each MAD variate over the samples.
+fn robust_variances(cols: &[Vec<f64>]) -> Vec<f64> {
+    cols.iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let med = median(&mut c);
+            let mut dev: Vec<f64> = c.iter().map(|v| (v - med).abs()).collect();
+            let mad = median(&mut dev);
+            (1.4826 * mad).powi(2).max(1e-12)
+        })
+        .collect()
 }
 
 fn median(v: &mut [f64]) -> f64 {

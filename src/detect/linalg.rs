@@ -161,10 +161,14 @@ impl Mat {
 
 /// Regularised upper incomplete gamma Q(a, x) = Γ(a, x) / Γ(a) (Numerical Recipes' gammq).
 pub fn gamma_q(a: f64, x: f64) -> f64 {
+    gamma_q_with(a, ln_gamma(a), x)
+}
+
+/// [`gamma_q`] with ln Γ(a) given (the same value for every call with the same `a`).
+fn gamma_q_with(a: f64, gln: f64, x: f64) -> f64 {
     if x <= 0.0 {
         return 1.0;
     }
-    let gln = ln_gamma(a);
     if x < a + 1.0 {
         // Series for P, then Q = 1 - P.
         let (mut sum, mut del, mut ap) = (1.0 / a, 1.0 / a, a);
@@ -231,6 +235,13 @@ fn ln_gamma(x: f64) -> f64 {
 /// Survival function of the chi-square distribution: P(X > x) with `k` degrees of freedom.
 pub fn chi2_sf(x: f64, k: usize) -> f64 {
     gamma_q(k as f64 / 2.0, x / 2.0)
+}
+
+/// [`chi2_sf`] for many values with the same degrees of freedom: ln Γ(k/2) is computed once.
+pub fn chi2_sf_of(k: usize) -> impl Fn(f64) -> f64 {
+    let a = k as f64 / 2.0;
+    let gln = ln_gamma(a);
+    move |x| gamma_q_with(a, gln, x / 2.0)
 }
 
 /// The value x with P(X > x) = p for a chi-square with `k` degrees of freedom (by bisection).

@@ -735,54 +735,18 @@ impl SpectralDetector {
         // while keeping the spectral shape. Both are large: smaller patches are left to detection.
         let haze_delta = 0.5 * med_b;
         let shadow_cos = 20f32.to_radians().cos();
-        let mut cloud = Array2::from_elem((h, w), false);
-        let mut shadow = Array2::from_elem((h, w), false);
-        {
-            let bs: Vec<&[f32]> = (0..nb).map(|k| band_slice(&before, k)).collect();
-            let as_: Vec<&[f32]> = (0..nb).map(|k| band_slice(&after_n, k)).collect();
-            let obs0 = observed0.as_slice().unwrap_or(&[]);
-            let cl = cloud.as_slice_mut().unwrap_or(&mut []);
-            let flat_rise = |hi: &[&[f32]], lo: &[&[f32]], i: usize| -> bool {
-                let (mut imin, mut imax) = (f32::MAX, f32::MIN);
-                for k in 0..3 {
-                    let d = hi[k][i] - lo[k][i];
-                    imin = imin.min(d);
-                    imax = imax.max(d);
-                }
-                let nir_up = !has_nir || hi[3][i] >= lo[3][i];
-                imin > haze_delta && imax / imin < 1.5 && nir_up
+        let (mut cloud, shadow) = {
+            let obs0 = flat(&observed0);
+            let (cl, sh) = match nb {
+                3 => haze_and_shadow::<3>(&before, &after_n, &obs0, haze_delta, shadow_cos),
+                _ => haze_and_shadow::<4>(&before, &after_n, &obs0, haze_delta, shadow_cos),
             };
-            let mut sh = vec![false; h * w];
-            for i in 0..h * w {
-                if !obs0.get(i).copied().unwrap_or(false) {
-                    continue;
-                }
-                if flat_rise(&as_, &bs, i) || flat_rise(&bs, &as_, i) {
-                    cl[i] = true;
-                    continue;
-                }
-                let (mut sum_b, mut sum_a, mut all_down) = (0f32, 0f32, true);
-                let (mut dot, mut nb2, mut na2) = (0f32, 0f32, 0f32);
-                for k in 0..nb {
-                    let (b, a) = (bs[k][i], as_[k][i]);
-                    sum_b += b;
-                    sum_a += a;
-                    all_down &= a < b;
-                    dot += a * b;
-                    nb2 += b * b;
-                    na2 += a * a;
-                }
-                // A shadow keeps the direction of the spectrum (up to the sky light it still
-                // receives): the spectral angle between the dates stays small.
-                if all_down
-                    && sum_a < 0.65 * sum_b
-                    && dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos
-                {
-                    sh[i] = true;
-                }
-            }
-            shadow = Array2::from_shape_vec((h, w), sh).unwrap_or(shadow);
-        }
+            let mask = |v: Vec<bool>| {
+                Array2::from_shape_vec((h, w), v)
+                    .unwrap_or_else(|_| Array2::from_elem((h, w), false))
+            };
+            (mask(cl), mask(sh))
+        };
         cloud.zip_mut_with(&cloud_a, |c, a| *c |= *a);
         cloud.zip_mut_with(&cloud_b, |c, b| *c |= *b);
         // Size is judged on clouds and shadows together: a shadow's rim can read as haze of the
@@ -1403,6 +1367,68 @@ fn band_slice(a: &Array3<f32>, k: usize) -> &[f32] {
         .unwrap_or(&[])
 }
 
+/// Haze and cloud-shadow pixels among the observed ones of `N` bands (blue, green, red and, when
+/// `N` is 4, near infrared): (haze, shadow) in row-major order.
+///
+/// Haze is a flat rise of every visible band by more than `haze_delta` (either way between the
+/// dates, the near infrared not falling); a shadow darkens every band by more than a third while
+/// keeping the spectrum's direction (cosine above `shadow_cos`).
+fn haze_and_shadow<const N: usize>(
+    before: &Array3<f32>,
+    after: &Array3<f32>,
+    observed: &[bool],
+    haze_delta: f32,
+    shadow_cos: f32,
+) -> (Vec<bool>, Vec<bool>) {
+    let n = observed.len();
+    let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
+    let as_: [&[f32]; N] = std::array::from_fn(|k| &band_slice(after, k)[..n]);
+    let has_nir = N == 4;
+    let flat_rise = |hi: &[f32; N], lo: &[f32; N]| -> bool {
+        let (mut imin, mut imax) = (f32::MAX, f32::MIN);
+        for k in 0..3 {
+            let d = hi[k] - lo[k];
+            imin = imin.min(d);
+            imax = imax.max(d);
+        }
+        // The near infrared is the last band when there is one.
+        let nir_up = !has_nir || hi[N - 1] >= lo[N - 1];
+        imin > haze_delta && imax / imin < 1.5 && nir_up
+    };
+    let (mut cloud, mut shadow) = (vec![false; n], vec![false; n]);
+    for i in 0..n {
+        if !observed[i] {
+            continue;
+        }
+        let b: [f32; N] = std::array::from_fn(|k| bs[k][i]);
+        let a: [f32; N] = std::array::from_fn(|k| as_[k][i]);
+        if flat_rise(&a, &b) || flat_rise(&b, &a) {
+            cloud[i] = true;
+            continue;
+        }
+        let (mut sum_b, mut sum_a, mut all_down) = (0f32, 0f32, true);
+        let (mut dot, mut nb2, mut na2) = (0f32, 0f32, 0f32);
+        for k in 0..N {
+            let (b, a) = (b[k], a[k]);
+            sum_b += b;
+            sum_a += a;
+            all_down &= a < b;
+            dot += a * b;
+            nb2 += b * b;
+            na2 += a * a;
+        }
+        // A shadow keeps the direction of the spectrum (up to the sky light it still
+        // receives): the spectral angle between the dates stays small.
+        if all_down
+            && sum_a < 0.65 * sum_b
+            && dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos
+        {
+            shadow[i] = true;
+        }
+    }
+    (cloud, shadow)
+}
+
 /// An `h × w` mask from a test of each pixel's row-major index.
 fn mask_from(h: usize, w: usize, test: impl Fn(usize) -> bool) -> Array2<bool> {
     let v: Vec<bool> = (0..h * w).map(test).collect();
@@ -1442,22 +1468,32 @@ fn lowest_label(best: u32, l: u32) -> u32 {
 /// statistics. `lab` is an `h × w` raster in row-major order; so is the result.
 fn dilate_labels(lab: &[u32], h: usize, w: usize, r: usize) -> Vec<u32> {
     // Rows: a labelled pixel keeps its label, an unlabelled one takes the lowest in its run.
+    // Labelled pixels are few: each hands its label to the unlabelled pixels of its run.
     let mut tmp = lab.to_vec();
     for (row, out) in lab.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
-        for x in 0..w {
-            if row[x] == 0 {
-                let run = &row[x.saturating_sub(r)..(x + r + 1).min(w)];
-                out[x] = run.iter().fold(0, |b, l| lowest_label(b, *l));
+        for (x, l) in row.iter().enumerate() {
+            if *l == 0 {
+                continue;
+            }
+            for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
+                if row[xx] == 0 {
+                    out[xx] = lowest_label(out[xx], *l);
+                }
             }
         }
     }
-    // Columns, over the row pass, a row at a time.
+    // Columns, over the row pass, the same way.
     let mut out = tmp.clone();
     for y in 0..h {
-        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
         for x in 0..w {
-            if tmp[y * w + x] == 0 {
-                out[y * w + x] = (y0..y1).fold(0, |b, yy| lowest_label(b, tmp[yy * w + x]));
+            let l = tmp[y * w + x];
+            if l == 0 {
+                continue;
+            }
+            for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+                if tmp[yy * w + x] == 0 {
+                    out[yy * w + x] = lowest_label(out[yy * w + x], l);
+                }
             }
         }
     }

@@ -287,16 +287,11 @@ pub fn fit(
     let m = before[0].len();
     let irmad = IrMad::fit(before, after, 8);
     let weights: Vec<f32> = match &irmad {
-        Some(model) => (0..m)
-            .map(|i| {
-                let p = super::linalg::chi2_sf(model.chi2_sample(before, after, i), model.bands);
-                // Keep clearly invariant pixels only.
-                if p > 0.5 {
-                    p as f32
-                } else {
-                    0.0
-                }
-            })
+        // The model's own P(no change) of each sample; clearly invariant pixels only.
+        Some(model) => model
+            .weights
+            .iter()
+            .map(|p| if *p > 0.5 { *p as f32 } else { 0.0 })
             .collect(),
         None => vec![0.0; m],
     };
