@@ -40,25 +40,34 @@ fn weighted_cov(x: &[Vec<f32>], y: &[Vec<f32>], w: &[f64]) -> (Vec<f64>, Vec<f64
             .collect()
     };
     let (mx, my) = (mean(x), mean(y));
-    let cov = |u: &[Vec<f32>], mu: &[f64], v: &[Vec<f32>], mv: &[f64]| -> Mat {
+    // The three matrices in one pass over the samples. Each entry adds its terms in sample order,
+    // starting from -0.0 as `Sum` does: the same sums as one pass per entry.
+    let nn = n * n;
+    let mut acc = vec![-0.0f64; 3 * nn];
+    let (mut dx, mut dy) = (vec![0f64; n], vec![0f64; n]);
+    for (t, wt) in w.iter().enumerate() {
+        for i in 0..n {
+            dx[i] = x[i][t] as f64 - mx[i];
+            dy[i] = y[i][t] as f64 - my[i];
+        }
+        for i in 0..n {
+            for j in 0..n {
+                acc[i * n + j] += dx[i] * dx[j] * wt;
+                acc[nn + i * n + j] += dy[i] * dy[j] * wt;
+                acc[2 * nn + i * n + j] += dx[i] * dy[j] * wt;
+            }
+        }
+    }
+    let matrix = |k: usize| {
         let mut m = Mat::zeros(n);
         for i in 0..n {
             for j in 0..n {
-                let s: f64 = u[i]
-                    .iter()
-                    .zip(&v[j])
-                    .zip(w)
-                    .map(|((p, q), wi)| (*p as f64 - mu[i]) * (*q as f64 - mv[j]) * wi)
-                    .sum();
-                m.set(i, j, s / sw);
+                m.set(i, j, acc[k * nn + i * n + j] / sw);
             }
         }
         m
     };
-    let sxx = cov(x, &mx, x, &mx);
-    let syy = cov(y, &my, y, &my);
-    let sxy = cov(x, &mx, y, &my);
-    (mx, my, sxx, syy, sxy)
+    (mx, my, matrix(0), matrix(1), matrix(2))
 }
 
 impl IrMad {
