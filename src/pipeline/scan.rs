@@ -641,6 +641,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // starts a cell only within `in_flight` cells of the last one gathered, so memory stays bounded
     // by the cells in flight however uneven their cost.
     let workers = rayon::current_num_threads().max(1);
+    // A worker claims runs of consecutive cells: neighbours in a row of the grid share the source
+    // blocks along their common edge (the halo), which the worker's handle then decodes once.
+    const RUN: usize = 3;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let gathered = (std::sync::Mutex::new(0usize), std::sync::Condvar::new());
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -726,38 +729,40 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                     .iter()
                     .map(|o| CellReader::new(grid, &o.sources))
                     .collect();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= n {
+                'claims: loop {
+                    let first = next.fetch_add(RUN, std::sync::atomic::Ordering::Relaxed);
+                    if first >= n {
                         break;
                     }
-                    {
-                        let (lock, cv) = gathered;
-                        let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
-                        while i >= *g + in_flight
-                            && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    for (i, cell) in cells.iter().enumerate().skip(first).take(RUN) {
                         {
-                            g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+                            let (lock, cv) = gathered;
+                            let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
+                            while i >= *g + in_flight
+                                && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                            {
+                                g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+                            }
                         }
-                    }
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        break;
-                    }
-                    let s = scan_cell(
-                        &cells[i],
-                        grid,
-                        &mut rb,
-                        &mut ra,
-                        after_b,
-                        detector,
-                        pixel_area,
-                        set,
-                        is_protected,
-                        insets,
-                        cache,
-                    );
-                    if tx.send((i, s)).is_err() {
-                        break;
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break 'claims;
+                        }
+                        let s = scan_cell(
+                            cell,
+                            grid,
+                            &mut rb,
+                            &mut ra,
+                            after_b,
+                            detector,
+                            pixel_area,
+                            set,
+                            is_protected,
+                            insets,
+                            cache,
+                        );
+                        if tx.send((i, s)).is_err() {
+                            break 'claims;
+                        }
                     }
                 }
             });
