@@ -774,30 +774,22 @@ impl SpectralDetector {
         stage.mark("haze_shadow");
         // Standardised change-vector magnitude, and its shift-tolerant twin.
         let inv_sigma: Vec<f32> = sigma.iter().map(|s| 1.0 / s).collect();
-        let dist = |by: usize, bx: usize, ay: usize, ax: usize| -> f32 {
+        // The distance between the before pixel at flat index `bi` and the after pixel at `ai`.
+        let bs: Vec<&[f32]> = (0..nb).map(|k| band_slice(before_s, k)).collect();
+        let as_: Vec<&[f32]> = (0..nb).map(|k| band_slice(after_s, k)).collect();
+        let dist = |bi: usize, ai: usize| -> f32 {
             let mut s = 0f32;
             for k in 0..nb {
-                let d = (after_s[[k, ay, ax]] - before_s[[k, by, bx]]) * inv_sigma[k];
+                let d = (as_[k][ai] - bs[k][bi]) * inv_sigma[k];
                 s += d * d;
             }
             s.sqrt()
         };
         let score = {
-            let bs: Vec<&[f32]> = (0..nb).map(|k| band_slice(before_s, k)).collect();
-            let as_: Vec<&[f32]> = (0..nb).map(|k| band_slice(after_s, k)).collect();
             let obs = flat(&observed);
-            let mut score = vec![f32::NAN; h * w];
-            for (i, s) in score.iter_mut().enumerate() {
-                if obs[i] {
-                    // As `dist(y, x, y, x)`.
-                    let mut sum = 0f32;
-                    for k in 0..nb {
-                        let d = (as_[k][i] - bs[k][i]) * inv_sigma[k];
-                        sum += d * d;
-                    }
-                    *s = sum.sqrt();
-                }
-            }
+            let score: Vec<f32> = (0..h * w)
+                .map(|i| if obs[i] { dist(i, i) } else { f32::NAN })
+                .collect();
             Array2::from_shape_vec((h, w), score)
                 .unwrap_or_else(|_| Array2::from_elem((h, w), f32::NAN))
         };
@@ -819,8 +811,9 @@ impl SpectralDetector {
                     if !observed[[ny, nx]] {
                         continue;
                     }
-                    best_a = best_a.min(dist(y, x, ny, nx));
-                    best_b = best_b.min(dist(ny, nx, y, x));
+                    let (i, ni) = (y * w + x, ny * w + nx);
+                    best_a = best_a.min(dist(i, ni));
+                    best_b = best_b.min(dist(ni, i));
                 }
             }
             best_a.max(best_b)
@@ -1001,7 +994,7 @@ impl SpectralDetector {
         let score_s = flat(&score);
         let observed_s = flat(&observed);
         let agree_s = agree.as_ref().map(flat);
-        let (before_f, after_f) = (flat3(&before), flat3(&after));
+        let (before_f, after_f) = (flat(&*before), flat(&*after));
         let plane = h * w;
         for mask in [&land, &cycle] {
             let (lab, n) = morphology::components(mask);
@@ -1342,16 +1335,10 @@ impl<'a> Stages<'a> {
     }
 }
 
-/// A 2-D array's pixels in row-major order, borrowed when the array is in standard layout.
-pub(crate) fn flat<T: Clone>(a: &Array2<T>) -> std::borrow::Cow<'_, [T]> {
-    match a.as_slice() {
-        Some(s) => s.into(),
-        None => a.iter().cloned().collect::<Vec<T>>().into(),
-    }
-}
-
-/// A 3-D array's values in (band, row, column) order, borrowed when in standard layout.
-fn flat3<T: Clone>(a: &Array3<T>) -> std::borrow::Cow<'_, [T]> {
+/// An array's values in logical (row-major) order, borrowed when it is in standard layout.
+pub(crate) fn flat<T: Clone, D: ndarray::Dimension>(
+    a: &ndarray::Array<T, D>,
+) -> std::borrow::Cow<'_, [T]> {
     match a.as_slice() {
         Some(s) => s.into(),
         None => a.iter().cloned().collect::<Vec<T>>().into(),
@@ -1371,8 +1358,9 @@ fn band_slice(a: &Array3<f32>, k: usize) -> &[f32] {
 /// `N` is 4, near infrared): (haze, shadow) in row-major order.
 ///
 /// Haze is a flat rise of every visible band by more than `haze_delta` (either way between the
-/// dates, the near infrared not falling); a shadow darkens every band by more than a third while
-/// keeping the spectrum's direction (cosine above `shadow_cos`).
+/// dates, the near infrared not falling); a shadow darkens every band while
+/// keeping the spectrum's direction (all bands lower, brightness below 65 % of the before date's,
+/// cosine above `shadow_cos`).
 fn haze_and_shadow<const N: usize>(
     before: &Array3<f32>,
     after: &Array3<f32>,
@@ -1467,6 +1455,9 @@ fn lowest_label(best: u32, l: u32) -> u32 {
 /// Grows labels by `r` pixels (square), the lowest neighbouring label winning; for ring
 /// statistics. `lab` is an `h × w` raster in row-major order; so is the result.
 fn dilate_labels(lab: &[u32], h: usize, w: usize, r: usize) -> Vec<u32> {
+    if w == 0 || h == 0 {
+        return lab.to_vec();
+    }
     // Rows: a labelled pixel keeps its label, an unlabelled one takes the lowest in its run.
     // Labelled pixels are few: each hands its label to the unlabelled pixels of its run.
     let mut tmp = lab.to_vec();

@@ -7,32 +7,24 @@
 
 use ndarray::Array2;
 
-/// Sliding-window test over one line of `n` values at `stride`: out = window count ≥ `need`,
-/// where `need(len)` gives the required count for a (clipped) window of `len` pixels.
+/// Sliding-window test along one row: `dst[x]` is 1 when the window `[x - r, x + r]` (clipped
+/// to the row) is all ones (`all`, erosion) or holds any one (dilation).
 #[inline]
-fn line_pass(
-    src: &[u8],
-    dst: &mut [u8],
-    start: usize,
-    stride: usize,
-    n: usize,
-    r: usize,
-    all: bool,
-) {
-    // Window [x - r, x + r] ∩ [0, n).
+fn row_pass(src: &[u8], dst: &mut [u8], r: usize, all: bool) {
+    let n = src.len();
     let mut count = 0usize;
-    for i in 0..r.min(n) {
-        count += src[start + i * stride] as usize;
+    for v in &src[..r.min(n)] {
+        count += *v as usize;
     }
     for x in 0..n {
         if x + r < n {
-            count += src[start + (x + r) * stride] as usize;
+            count += src[x + r] as usize;
         }
         if x > r {
-            count -= src[start + (x - r - 1) * stride] as usize;
+            count -= src[x - r - 1] as usize;
         }
         let len = (x + r + 1).min(n) - x.saturating_sub(r);
-        dst[start + x * stride] = if all { count == len } else { count > 0 } as u8;
+        dst[x] = if all { count == len } else { count > 0 } as u8;
     }
 }
 
@@ -50,9 +42,12 @@ fn from_u8(h: usize, w: usize, v: Vec<u8>) -> Array2<bool> {
 
 /// Row pass then column pass; `all` = erosion (every pixel of the window), else dilation.
 fn filter(src: Vec<u8>, h: usize, w: usize, r: usize, all: bool) -> Vec<u8> {
+    if w == 0 || h == 0 {
+        return src;
+    }
     let mut tmp = vec![0u8; h * w];
-    for y in 0..h {
-        line_pass(&src, &mut tmp, y * w, 1, w, r, all);
+    for (s, d) in src.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
+        row_pass(s, d, r, all);
     }
     // Columns: one running count per column, advanced a row at a time (cache friendly).
     let mut out = vec![0u8; h * w];

@@ -1253,12 +1253,15 @@ fn scan_cell(
     let mut labels = vec![0i32; n];
     let mut inner = vec![0i32; n];
     let near = set.parcels_near(&rect);
-    for &pi in &near {
+    // Numbered locally: `k + 1` stands for parcel `near[k]`, so the counts below are as long as
+    // the list of parcels near the cell, whatever the size of the whole parcel set.
+    for (k, &pi) in near.iter().enumerate() {
+        let local = k as i32 + 1;
         for poly in &set.parcels[pi].polygon.0 {
-            crate::rasterize::fill_polygon(&gt, cw, ch, poly, pi as i32 + 1, &mut labels);
+            crate::rasterize::fill_polygon(&gt, cw, ch, poly, local, &mut labels);
         }
         for poly in &insets[pi].0 {
-            crate::rasterize::fill_polygon(&gt, cw, ch, poly, pi as i32 + 1, &mut inner);
+            crate::rasterize::fill_polygon(&gt, cw, ch, poly, local, &mut inner);
         }
     }
     for outcome in outcomes {
@@ -1285,7 +1288,7 @@ fn scan_cell(
         let pieces = cell_pieces(&res.labels, &res.regions, grid, cell);
         // Counted densely over the parcels near the cell (a hash map per pixel cost more than
         // the counting).
-        let mut seen = vec![[0u64; 2]; set.parcels.len()];
+        let mut seen = vec![[0u64; 2]; near.len()];
         for ((l, u), inn) in labels.iter().zip(res.unobserved.iter()).zip(&inner) {
             if *l > 0 && *u == UNOBSERVED_NO {
                 let e = &mut seen[*l as usize - 1];
@@ -1297,8 +1300,9 @@ fn scan_cell(
         }
         let observed: Vec<(usize, [u64; 2])> = near
             .iter()
-            .map(|&pi| (pi, seen[pi]))
+            .zip(&seen)
             .filter(|(_, c)| c[0] > 0)
+            .map(|(&pi, c)| (pi, *c))
             .collect::<std::collections::BTreeMap<_, _>>()
             .into_iter()
             .collect();
@@ -1317,16 +1321,17 @@ fn scan_cell(
     // Coverage of the protected parcels in this cell.
     let mut coverage = Vec::new();
     if near.iter().any(|&i| is_protected[i]) {
-        let mut counts = vec![[0u64; 4]; set.parcels.len()];
+        let mut counts = vec![[0u64; 4]; near.len()];
         for (i, l) in labels.iter().enumerate() {
-            if *l > 0 && is_protected[*l as usize - 1] {
+            if *l > 0 && is_protected[near[*l as usize - 1]] {
                 counts[*l as usize - 1][reason[i] as usize] += 1;
             }
         }
         let v: std::collections::BTreeMap<usize, [u64; 4]> = near
             .iter()
-            .map(|&pi| (pi, counts[pi]))
+            .zip(&counts)
             .filter(|(_, c)| c.iter().any(|n| *n > 0))
+            .map(|(&pi, c)| (pi, *c))
             .collect();
         coverage = v.into_iter().collect();
     }
