@@ -85,10 +85,7 @@ impl BandMapping {
     /// the search. Several times faster than a search per pixel.
     pub fn apply_all(&self, values: &mut [f32]) {
         let n = self.from.len();
-        let (lo, hi) = values
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f32::MAX, f32::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        let (lo, hi) = finite_range(values);
         let span = hi as f64 - lo as f64;
         // Integers up to 2^23 are exact in f32, so the table's interval ends are too.
         let exact = lo.abs().max(hi.abs()) < 8_000_000.0;
@@ -137,11 +134,15 @@ impl BandMapping {
         // Integer imagery (most of it): the mapped value of every integer in range, computed once
         // by the same function, so a pixel whose bits are those of a table integer is looked up.
         let ints: Vec<f32> = (0..cells).map(|i| map_one(base + i as f32)).collect();
+        // `x` is the table's integer `base + i` exactly when its bits are those of the integer it
+        // truncates to (`-0.0`, fractions, NaN and infinities are not) and that lies in range:
+        // every integer here is below 2^23, so `base + i` is computed exactly either way.
+        let base_i = base as i64;
         for v in values.iter_mut() {
             let x = *v;
-            let d = x - base;
-            let i = d as usize;
-            *v = if d >= 0.0 && i < cells && x.to_bits() == (base + i as f32).to_bits() {
+            let xi = x as i32;
+            let i = (xi as i64 - base_i) as usize;
+            *v = if i < cells && (xi as f32).to_bits() == x.to_bits() {
                 ints[i]
             } else {
                 map_one(x)
@@ -155,6 +156,31 @@ impl BandMapping {
         let g = (self.to[n - 1] - self.to[0]) / (self.from[n - 1] - self.from[0]);
         (g, self.to[0] - g * self.from[0])
     }
+}
+
+/// The smallest and largest finite values (`(f32::MAX, f32::MIN)` when there is none), over
+/// eight lanes so that the loop vectorises. A tie between `-0.0` and `0.0` may go either way, as
+/// with `f32::min`; callers only take the floor and the span.
+fn finite_range(values: &[f32]) -> (f32, f32) {
+    let (mut lo, mut hi) = ([f32::MAX; 8], [f32::MIN; 8]);
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            let x = c[k];
+            let f = x.is_finite();
+            lo[k] = if f && x < lo[k] { x } else { lo[k] };
+            hi[k] = if f && x > hi[k] { x } else { hi[k] };
+        }
+    }
+    let (mut l, mut h) = (f32::MAX, f32::MIN);
+    for x in rest.iter().copied().filter(|x| x.is_finite()).chain(lo) {
+        l = l.min(x);
+    }
+    for x in rest.iter().copied().filter(|x| x.is_finite()).chain(hi) {
+        h = h.max(x);
+    }
+    (l, h)
 }
 
 /// The outcome of normalising one cell.
@@ -399,11 +425,28 @@ mod tests {
                 .collect();
             // Knots themselves, a NaN and both zeros (the integer table must not mix them up).
             vals.extend(from.iter().copied());
-            vals.extend([f32::NAN, 0.0, -0.0]);
+            vals.extend([f32::NAN, 0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY]);
             let want: Vec<u32> = vals.iter().map(|v| m.apply(*v).to_bits()).collect();
             m.apply_all(&mut vals);
             let got: Vec<u32> = vals.iter().map(|v| v.to_bits()).collect();
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest::proptest! {
+        /// The eight-lane range equals the plain fold over the finite values.
+        #[test]
+        fn finite_range_is_the_fold(
+            values in proptest::collection::vec(-1000f32..6000.0, 0..100),
+            specials in proptest::collection::vec(0usize..3, 0..5),
+        ) {
+            let mut v = values;
+            v.extend(specials.iter().map(|s| [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][*s]));
+            let want = v
+                .iter()
+                .filter(|x| x.is_finite())
+                .fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+            proptest::prop_assert_eq!(finite_range(&v), want);
         }
     }
 

@@ -75,11 +75,10 @@ struct OpenSource {
     grid_extent: (f64, f64, f64, f64),
 }
 
-/// Reads cells of one date. Holds open GDAL handles: make one per thread (GDAL datasets are `Send`
-/// but not `Sync`).
+/// Reads cells of one date. Holds open GDAL handles: `Send` but not `Sync` (GDAL datasets are
+/// not), so threads share one behind a lock, or each opens its own.
 pub struct CellReader {
     grid: GridDef,
-    grid_srs: SpatialRef,
     roles: Vec<BandRole>,
     sources: Vec<OpenSource>,
 }
@@ -105,7 +104,6 @@ impl CellReader {
         }
         Ok(CellReader {
             grid: grid.clone(),
-            grid_srs,
             roles: date.roles.clone(),
             sources,
         })
@@ -134,12 +132,15 @@ impl CellReader {
                 Placement::Aligned { dx, dy } => {
                     self.flush_warp(cell_id, window, &mut pending_warp, &mut bands, &mut valid)?;
                     let src = &self.sources[i];
+                    // The first source to reach the window finds it still zeroed.
+                    let fresh = contributing.len() == 1;
                     read_aligned(
                         cell_id,
                         src,
                         dx,
                         dy,
                         window,
+                        fresh,
                         &mut bands,
                         &mut valid,
                         &mut flagged,
@@ -208,7 +209,12 @@ impl CellReader {
             .create_with_band_type::<f32, _>("", w, h, nb + 1)
             .map_err(|e| cell_err(cell_id, format!("allocating the warp buffer: {e}")))?;
         dst.set_geo_transform(&self.grid.window_geo_transform(window))
-            .and_then(|_| dst.set_spatial_ref(&self.grid_srs))
+            .and_then(|_| {
+                // Parsed here rather than kept: a `SpatialRef` may not move between threads, and
+                // readers are shared by the scan workers.
+                let srs = srs::parse_crs(&self.grid.crs)?;
+                dst.set_spatial_ref(&srs)
+            })
             .map_err(|e| cell_err(cell_id, format!("setting up the warp buffer: {e}")))?;
         let args: Vec<String> = [
             "-r",
@@ -388,6 +394,7 @@ fn read_aligned(
     dx: i64,
     dy: i64,
     window: &Window,
+    fresh: bool,
     bands: &mut Array3<f32>,
     valid: &mut Array2<bool>,
     flagged: &mut Option<Array2<bool>>,
@@ -421,10 +428,50 @@ fn read_aligned(
     let flags = band1
         .mask_flags()
         .map_err(|e| cell_err(cell_id, e.to_string()))?;
-    let mut data = Vec::with_capacity(src.band_index.len());
-    for &bi in &src.band_index {
-        data.push(read(bi)?);
+    // A source that covers the whole window of a still-zeroed cell (the usual case) is read
+    // straight into the cell's bands, and its invalid pixels zeroed afterwards: what pasting
+    // the valid ones onto zeros gives, without a copy of every band.
+    let direct = fresh
+        && (ox, oy, rw, rh) == (0, 0, window.width, window.height)
+        && bands.is_standard_layout()
+        && bands.dim().0 == src.band_index.len();
+    let mut owned: Vec<Vec<f32>> = Vec::new();
+    if direct {
+        let plane = rw * rh;
+        let all = bands.as_slice_mut().unwrap_or(&mut []);
+        for (&bi, dst) in src
+            .band_index
+            .iter()
+            .zip(all.chunks_exact_mut(plane.max(1)))
+        {
+            src.ds
+                .rasterband(bi)
+                .and_then(|b| {
+                    b.read_into_slice::<f32>(
+                        (cx0 as isize, cy0 as isize),
+                        (rw, rh),
+                        (rw, rh),
+                        dst,
+                        None,
+                    )
+                })
+                .map_err(|e| cell_err(cell_id, format!("{}: {e}", path())))?;
+        }
+    } else {
+        for &bi in &src.band_index {
+            owned.push(read(bi)?);
+        }
     }
+    let data: Vec<&[f32]> = if direct {
+        let plane = rw * rh;
+        bands
+            .as_slice()
+            .unwrap_or(&[])
+            .chunks_exact(plane.max(1))
+            .collect()
+    } else {
+        owned.iter().map(|d| d.as_slice()).collect()
+    };
     if let Some(ai) = src.alpha_index {
         let a = read(ai)?;
         ok.iter_mut().zip(&a).for_each(|(o, v)| *o = *v > 0.0);
@@ -463,11 +510,25 @@ fn read_aligned(
     }
     // NaN pixels are never valid, whatever the nodata declaration says.
     for d in &data {
-        ok.iter_mut().zip(d).for_each(|(o, v)| *o &= !v.is_nan());
+        ok.iter_mut()
+            .zip(d.iter())
+            .for_each(|(o, v)| *o &= !v.is_nan());
     }
+    drop(data);
 
+    if direct && ok.iter().any(|o| !o) {
+        let plane = rw * rh;
+        let all = bands.as_slice_mut().unwrap_or(&mut []);
+        for dst in all.chunks_exact_mut(plane.max(1)) {
+            for (t, o) in dst.iter_mut().zip(&ok) {
+                if !o {
+                    *t = 0.0;
+                }
+            }
+        }
+    }
     // Row by row: each row of the target is contiguous, so the copy runs over plain slices.
-    for (b, d) in data.iter().enumerate() {
+    for (b, d) in owned.iter().enumerate() {
         for r in 0..rh {
             let mut row = bands.slice_mut(s![b, oy + r, ox..ox + rw]);
             let (src_row, ok_row) = (&d[r * rw..(r + 1) * rw], &ok[r * rw..(r + 1) * rw]);

@@ -18,7 +18,7 @@
 //! | 32 | the detect key (raw SHA-256) |
 //! | 8 | payload length in bytes, u64 LE |
 //! | 32 | SHA-256 of the payload |
-//! | n | payload: a raw deflate stream of the body below |
+//! | n | payload: the body below compressed with LZ4 (block format, its length first as u32 LE) |
 //!
 //! The body (all integers and floats little-endian, floats as their exact bits):
 //! core width and height (u32 each), the number of after observations (u32), then per
@@ -26,7 +26,7 @@
 //! 2 detected — and for a detected one: the region statistics, the cell statistics, then the
 //! change score (f32), the region labels (u32) and the unobserved reasons (u8) over the core in
 //! row-major order, the multi-byte arrays byte-shuffled (all first bytes, then all second bytes…)
-//! so that deflate finds the runs.
+//! so that the compressor finds the runs.
 
 use super::PipelineError;
 use crate::bands::BandRole;
@@ -37,12 +37,11 @@ use crate::ingest::Observation;
 use ndarray::Array2;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The version of the file format; entries of another version are detected again.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 8] = b"LWDC\r\n\x1a\n";
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
@@ -337,7 +336,7 @@ fn digest_json(v: &serde_json::Value) -> Result<[u8; 32], PipelineError> {
 #[error("detection cache: {0}")]
 pub struct EncodeError(String);
 
-/// Encodes a cell's entry: header and deflated body.
+/// Encodes a cell's entry: header and compressed body.
 pub fn encode(
     key: &[u8; 32],
     (width, height): (usize, usize),
@@ -371,20 +370,15 @@ pub fn encode(
                     put_region(&mut body, r);
                 }
                 put_stats(&mut body, &d.stats);
-                shuffled(&mut body, d.score.iter().map(|v| v.to_le_bytes()));
-                shuffled(&mut body, d.labels.iter().map(|v| v.to_le_bytes()));
+                shuffled(&mut body, &d.score, f32::to_le_bytes);
+                shuffled(&mut body, &d.labels, u32::to_le_bytes);
                 body.extend(d.unobserved.iter());
             }
         }
     }
-    let mut z = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(body.len() / 2),
-        flate2::Compression::fast(),
-    );
-    let payload = z
-        .write_all(&body)
-        .and_then(|()| z.finish())
-        .map_err(|e| EncodeError(e.to_string()))?;
+    // LZ4: several times faster than DEFLATE's fastest level (which took ~5 % of a scan's CPU),
+    // for entries about a third larger.
+    let payload = lz4_flex::block::compress_prepend_size(&body);
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     put_u32(&mut out, FORMAT_VERSION);
@@ -433,14 +427,16 @@ pub fn decode(
     let n = width * height;
     // The largest body a valid entry of this cell can have.
     let limit = 12 + observations * (1 + 4 + n * 9 + (1 << 20));
-    let mut body = Vec::new();
-    flate2::read::DeflateDecoder::new(payload)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Rejected::Corrupt(format!("cannot inflate: {e}")))?;
-    if body.len() > limit {
+    // The body's length comes first; checked before anything is allocated for it.
+    let claimed = payload
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| corrupt("payload shorter than its length"))?;
+    if claimed > limit {
         return Err(corrupt("body larger than any entry of this cell"));
     }
+    let body = lz4_flex::block::decompress_size_prepended(payload)
+        .map_err(|e| Rejected::Corrupt(format!("cannot decompress: {e}")))?;
     let mut r = Reader {
         bytes: &body,
         at: 0,
@@ -526,9 +522,20 @@ fn put_opt_f32(out: &mut Vec<u8>, v: Option<f32>) {
 }
 
 /// Appends values byte-plane by byte-plane: every value's first byte, then every second byte…
-fn shuffled<const B: usize>(out: &mut Vec<u8>, values: impl Iterator<Item = [u8; B]> + Clone) {
-    for plane in 0..B {
-        out.extend(values.clone().map(|v| v[plane]));
+fn shuffled<T: Copy, const B: usize>(
+    out: &mut Vec<u8>,
+    values: &ndarray::Array2<T>,
+    bytes: impl Fn(T) -> [u8; B],
+) {
+    let values = crate::detect::flat(values);
+    let n = values.len();
+    let start = out.len();
+    out.resize(start + n * B, 0);
+    // One pass per plane over plain slices (the compiler vectorises each).
+    for (plane, dst) in out[start..].chunks_exact_mut(n.max(1)).enumerate() {
+        for (d, v) in dst.iter_mut().zip(values.iter()) {
+            *d = bytes(*v)[plane];
+        }
     }
 }
 
@@ -958,8 +965,8 @@ mod tests {
         // An entry of another core size or observation count.
         assert!(corrupt(&bytes, (dims.0 + 1, dims.1), 3));
         assert!(corrupt(&bytes, dims, 2));
-        // A valid checksum over a payload that does not inflate to an entry.
-        let payload = b"not deflate at all";
+        // A valid checksum over a payload that does not decompress to an entry.
+        let payload = b"not lz4 at all";
         let mut v = bytes[..HEADER_LEN - 40].to_vec();
         v.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         v.extend_from_slice(&Sha256::digest(payload));

@@ -567,9 +567,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let mut score_spec = GeoTiffSpec::new(&grid.crs, grid.geo_transform(), grid.width, grid.height);
     score_spec.block_size = block;
     score_spec.nodata = Some(f64::NAN);
-    score_spec.predictor = 3;
-    // ZSTD at level 1 with the floating-point predictor: lossless, the same size as DEFLATE's
-    // default and four times faster to write (3.4 s of a 5000² scan went into DEFLATE).
+    // ZSTD at level 1 without a predictor: lossless, 8 % larger than with libtiff's
+    // floating-point predictor, which cost three times as much CPU as the compression itself
+    // (~1 s of a 5000² scan); DEFLATE was slower still (3.4 s of a 5000² scan).
     score_spec.compress = "ZSTD".into();
     score_spec.level = Some(1);
     score_spec.band_descriptions = vec![job.detector.score_description()];
@@ -635,14 +635,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         None => None,
     };
     let (mut cells_detected, mut cells_from_cache) = (0, 0);
-    // Persistent workers, one GDAL handle per source each (its block cache then serves the
-    // blocks a cell shares with the cells that worker read before), take cells in grid order;
+    // Persistent workers, sharing one reader per date (see `readers`), take cells in grid order;
     // this thread writes and gathers their results in the same order while they go on. A worker
     // starts a cell only within `in_flight` cells of the last one gathered, so memory stays bounded
     // by the cells in flight however uneven their cost.
     let workers = rayon::current_num_threads().max(1);
     // A worker claims runs of consecutive cells: neighbours in a row of the grid share the source
-    // blocks along their common edge (the halo), which the worker's handle then decodes once.
+    // blocks along their common edge (the halo), read back to back while those are cached.
     const RUN: usize = 3;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let gathered = (std::sync::Mutex::new(0usize), std::sync::Condvar::new());
@@ -713,56 +712,58 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             }
             Ok(())
         };
+    // One reader per date, shared by the workers: GDAL's block cache of a handle then serves
+    // every block the cells share (halos, runs of cells) to whichever worker asks next, so each
+    // source block is decoded once. Reads take the date's lock; detection runs outside it.
+    let readers = Readers {
+        before: std::sync::Mutex::new(CellReader::new(&grid, &before.sources)),
+        after: after_obs
+            .iter()
+            .map(|o| std::sync::Mutex::new(CellReader::new(&grid, &o.sources)))
+            .collect(),
+    };
     let gathered_result = std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
             let (next, gathered, stop) = (&next, &gathered, &stop);
-            let (grid, before, after_obs, after_b, set) =
-                (&grid, before, &after_obs, &after_b, &set);
+            let (grid, after_b, set) = (&grid, &after_b, &set);
             let (is_protected, insets, cache) = (&is_protected, &insets, cache.as_ref());
             let detector = job.detector.as_ref();
+            let readers = &readers;
             let n = cells.len();
             let cells = &cells;
-            scope.spawn(move || {
-                let mut rb = CellReader::new(grid, &before.sources);
-                let mut ra: Vec<_> = after_obs
-                    .iter()
-                    .map(|o| CellReader::new(grid, &o.sources))
-                    .collect();
-                'claims: loop {
-                    let first = next.fetch_add(RUN, std::sync::atomic::Ordering::Relaxed);
-                    if first >= n {
-                        break;
-                    }
-                    for (i, cell) in cells.iter().enumerate().skip(first).take(RUN) {
+            scope.spawn(move || 'claims: loop {
+                let first = next.fetch_add(RUN, std::sync::atomic::Ordering::Relaxed);
+                if first >= n {
+                    break;
+                }
+                for (i, cell) in cells.iter().enumerate().skip(first).take(RUN) {
+                    {
+                        let (lock, cv) = gathered;
+                        let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        while i >= *g + in_flight
+                            && !stop.load(std::sync::atomic::Ordering::Relaxed)
                         {
-                            let (lock, cv) = gathered;
-                            let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
-                            while i >= *g + in_flight
-                                && !stop.load(std::sync::atomic::Ordering::Relaxed)
-                            {
-                                g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
-                            }
+                            g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
                         }
-                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                            break 'claims;
-                        }
-                        let s = scan_cell(
-                            cell,
-                            grid,
-                            &mut rb,
-                            &mut ra,
-                            after_b,
-                            detector,
-                            pixel_area,
-                            set,
-                            is_protected,
-                            insets,
-                            cache,
-                        );
-                        if tx.send((i, s)).is_err() {
-                            break 'claims;
-                        }
+                    }
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break 'claims;
+                    }
+                    let s = scan_cell(
+                        cell,
+                        grid,
+                        readers,
+                        after_b,
+                        detector,
+                        pixel_area,
+                        set,
+                        is_protected,
+                        insets,
+                        cache,
+                    );
+                    if tx.send((i, s)).is_err() {
+                        break 'claims;
                     }
                 }
             });
@@ -850,6 +851,26 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         // regions in one field (a pit and its spoil heap, a roof split by a shadow) is judged as one.
         let mut groups: BTreeMap<(usize, Transition), Vec<ParcelShare>> = BTreeMap::new();
         let mut confidences = Vec::with_capacity(merged.len());
+        // The parcels each land-use change region overlaps, with the overlap: the costly part,
+        // computed for all regions in parallel, then taken in region order.
+        let mut overlaps: Vec<Vec<(usize, MultiPolygon<f64>)>> = merged
+            .par_iter()
+            .map(|m| {
+                if !effective_transition(m).is_land_use_change() {
+                    return Vec::new();
+                }
+                let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
+                    return Vec::new();
+                };
+                set.parcels_near(&bb)
+                    .into_iter()
+                    .filter_map(|pi| {
+                        let inside = m.polygon.intersection(&set.parcels[pi].polygon);
+                        (inside.unsigned_area() > 0.0).then_some((pi, inside))
+                    })
+                    .collect()
+            })
+            .collect();
         for (ri, m) in merged.iter().enumerate() {
             let t = effective_transition(m);
             let min_px = job.config.detect.min_area(t) / pixel_area;
@@ -876,17 +897,15 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             if !t.is_land_use_change() {
                 continue;
             }
-            let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
-                continue;
-            };
-            for pi in set.parcels_near(&bb) {
-                let inside = m.polygon.intersection(&set.parcels[pi].polygon);
-                if inside.unsigned_area() > 0.0 {
-                    groups.entry((pi, t)).or_default().push((ri, inside));
-                }
+            for (pi, inside) in std::mem::take(&mut overlaps[ri]) {
+                groups.entry((pi, t)).or_default().push((ri, inside));
             }
         }
-        for ((pi, t), parts) in groups {
+        // Each group judged on its own, in parallel; findings kept in the groups' order.
+        let groups: Vec<((usize, Transition), Vec<ParcelShare>)> = groups.into_iter().collect();
+        let judged: Vec<Option<Finding>> = groups
+            .into_par_iter()
+            .map(|((pi, t), parts)| {
             let parcel = &set.parcels[pi];
             let mut union = MultiPolygon::new(vec![]);
             let (mut region_area_m2, mut conf_area, mut weight) = (0.0, 0.0, 0.0);
@@ -915,7 +934,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             } else {
                 0.0
             };
-            let Some(piece) = pieces(
+            let piece = pieces(
                 &union,
                 t,
                 &set,
@@ -924,9 +943,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 m2_per_unit2,
             )
             .into_iter()
-            .find(|p| p.parcel == pi) else {
-                continue;
-            };
+            .find(|p| p.parcel == pi)?;
             let field = loss.get(&pi).copied().unwrap_or_default();
             let mut j = judge(&job.rules, &piece, parcel, t, region_area_m2, field);
             if let Some(o) = j.trace.as_object_mut() {
@@ -942,13 +959,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                     );
                 }
             }
-            let Some(rule) = j.rule else { continue };
+            let rule = j.rule?;
             let polygon = if j.suspected_is_remainder {
                 piece.unexplained.clone()
             } else {
                 piece.polygon.clone()
             };
-            findings.push(make_finding(
+            Some(make_finding(
                 parcel,
                 &rule,
                 t,
@@ -968,8 +985,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 region_polygon,
                 j.trace,
                 polygon,
-            ));
-        }
+            ))
+            })
+            .collect();
+        findings.extend(judged.into_iter().flatten());
     }
     let findings = dedupe(findings, &after_obs);
     lap("overlay_rules", &mut stages);
@@ -1195,8 +1214,7 @@ fn round3(v: f64) -> f64 {
 fn scan_cell(
     cell: &Cell,
     grid: &GridDef,
-    rb: &mut Result<CellReader, crate::ingest::IngestError>,
-    ra: &mut [Result<CellReader, crate::ingest::IngestError>],
+    readers: &Readers,
     after_bounds: &[Option<crate::grid::Bounds>],
     detector: &dyn Detector,
     pixel_area: f64,
@@ -1210,7 +1228,7 @@ fn scan_cell(
     let n = cw * ch;
     // Per pixel of the core: observed by any after observation, else the best-known reason.
     let mut reason = vec![UNOBSERVED_NO_DATA; n];
-    let mut per_obs = Vec::with_capacity(ra.len());
+    let mut per_obs = Vec::with_capacity(readers.after.len());
     let cb = grid.window_bounds(&cell.core);
     let covered: Vec<bool> = after_bounds
         .iter()
@@ -1229,7 +1247,7 @@ fn scan_cell(
         Some(o) => (o.into_iter().map(Some).collect(), Source::Cache),
         None => {
             let (o, complete) =
-                detect_cell(cell, rb, ra, &covered, detector, pixel_area, &mut errors);
+                detect_cell(cell, readers, &covered, detector, pixel_area, &mut errors);
             if let (Some((c, k)), true) = (&key, complete) {
                 c.store(cell, k, &o.iter().flatten().collect::<Vec<_>>());
             }
@@ -1344,23 +1362,37 @@ fn scan_cell(
     }
 }
 
+/// The readers of the before date and of each after observation, shared by the scan workers.
+struct Readers {
+    before: std::sync::Mutex<Result<CellReader, crate::ingest::IngestError>>,
+    after: Vec<std::sync::Mutex<Result<CellReader, crate::ingest::IngestError>>>,
+}
+
+impl Readers {
+    /// Reads a cell's window from one date's reader (holding its lock for the read only).
+    fn read(
+        reader: &std::sync::Mutex<Result<CellReader, crate::ingest::IngestError>>,
+        cell: &Cell,
+    ) -> Result<crate::ingest::CellImage, String> {
+        let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+        r.as_mut()
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
+    }
+}
+
 /// Reads and detects a cell for every after observation. Per observation: `None` where its
 /// imagery could not be read or detection failed (the reason is added to `errors`), else its
 /// outcome. The flag says whether every observation has an outcome (the cell may be cached).
 fn detect_cell(
     cell: &Cell,
-    rb: &mut Result<CellReader, crate::ingest::IngestError>,
-    ra: &mut [Result<CellReader, crate::ingest::IngestError>],
+    readers: &Readers,
     covered: &[bool],
     detector: &dyn Detector,
     pixel_area: f64,
     errors: &mut Vec<Skipped>,
 ) -> (Vec<Option<Outcome>>, bool) {
-    let before = match rb
-        .as_mut()
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
-    {
+    let before = match Readers::read(&readers.before, cell) {
         Ok(b) => b,
         Err(e) => {
             errors.push(Skipped {
@@ -1371,20 +1403,16 @@ fn detect_cell(
                     cell.id
                 ),
             });
-            return (vec![None; ra.len()], false);
+            return (vec![None; readers.after.len()], false);
         }
     };
-    let mut out = Vec::with_capacity(ra.len());
-    for (r, covered) in ra.iter_mut().zip(covered) {
+    let mut out = Vec::with_capacity(readers.after.len());
+    for (r, covered) in readers.after.iter().zip(covered) {
         if !covered {
             out.push(Some(Outcome::NotCovered));
             continue;
         }
-        let after = match r
-            .as_mut()
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
-        {
+        let after = match Readers::read(r, cell) {
             Ok(a) => a,
             Err(e) => {
                 errors.push(Skipped {
