@@ -787,9 +787,13 @@ impl SpectralDetector {
         };
         let score = {
             let obs = flat(&observed);
-            let score: Vec<f32> = (0..h * w)
-                .map(|i| if obs[i] { dist(i, i) } else { f32::NAN })
-                .collect();
+            let score: Vec<f32> = match nb {
+                3 => score_plane::<3>(&bs, &as_, &inv_sigma, &obs),
+                4 => score_plane::<4>(&bs, &as_, &inv_sigma, &obs),
+                _ => (0..h * w)
+                    .map(|i| if obs[i] { dist(i, i) } else { f32::NAN })
+                    .collect(),
+            };
             Array2::from_shape_vec((h, w), score)
                 .unwrap_or_else(|_| Array2::from_elem((h, w), f32::NAN))
         };
@@ -1415,6 +1419,31 @@ fn haze_and_shadow<const N: usize>(
         }
     }
     (cloud, shadow)
+}
+
+/// The change score of every pixel for `N` bands: the distance `dist(i, i)` of `detect_with`
+/// (the same terms added in the same order, so the same bits) where observed, NaN elsewhere.
+/// Branch-free over plain slices, so the loop vectorises.
+fn score_plane<const N: usize>(
+    before: &[&[f32]],
+    after: &[&[f32]],
+    inv_sigma: &[f32],
+    observed: &[bool],
+) -> Vec<f32> {
+    let n = observed.len();
+    let bs: [&[f32]; N] = std::array::from_fn(|k| &before[k][..n]);
+    let as_: [&[f32]; N] = std::array::from_fn(|k| &after[k][..n]);
+    let inv: [f32; N] = std::array::from_fn(|k| inv_sigma[k]);
+    let mut out = vec![0f32; n];
+    for (i, (o, seen)) in out.iter_mut().zip(observed).enumerate() {
+        let mut s = 0f32;
+        for k in 0..N {
+            let d = (as_[k][i] - bs[k][i]) * inv[k];
+            s += d * d;
+        }
+        *o = if *seen { s.sqrt() } else { f32::NAN };
+    }
+    out
 }
 
 /// An `h × w` mask from a test of each pixel's row-major index.
