@@ -218,6 +218,81 @@ pub fn apply_shift(
 mod tests {
     use super::*;
 
+    /// The correlation as first written: a loop per shift over the samples, skipping invalid
+    /// shifted pixels.
+    fn ncc_reference(
+        a: &[f32],
+        b: &[f32],
+        valid: &[bool],
+        (h, w): (usize, usize),
+        r: i32,
+        margin: usize,
+        step: usize,
+    ) -> Vec<f32> {
+        let mut out = Vec::new();
+        for dy in -r..=r {
+            for dx in -r..=r {
+                let mut s = [0f64; 6];
+                for y in (margin..h - margin).step_by(step) {
+                    for x in (margin..w - margin).step_by(step) {
+                        let i = y * w + x;
+                        let j = ((y as i64 + dy as i64) * w as i64 + x as i64 + dx as i64) as usize;
+                        if !valid[i] || !valid[j] {
+                            continue;
+                        }
+                        let (p, q) = (a[i] as f64, b[j] as f64);
+                        s[0] += p;
+                        s[1] += q;
+                        s[2] += p * p;
+                        s[3] += q * q;
+                        s[4] += p * q;
+                        s[5] += 1.0;
+                    }
+                }
+                let [sa, sb, saa, sbb, sab, n] = s;
+                out.push(if n < 1000.0 {
+                    0.0
+                } else {
+                    let va = saa / n - (sa / n).powi(2);
+                    let vb = sbb / n - (sb / n).powi(2);
+                    if va <= 0.0 || vb <= 0.0 {
+                        0.0
+                    } else {
+                        ((sab / n - sa / n * sb / n) / (va * vb).sqrt()) as f32
+                    }
+                });
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20))]
+        /// All shifts at once give the loop per shift's bits for every shift.
+        #[test]
+        fn ncc_all_equals_the_loop_per_shift(
+            seed in 0u64..1000,
+            r in 1i32..5,
+            step in 1usize..4,
+            invalid_share in 0u32..40,
+        ) {
+            let (h, w) = (150, 160);
+            let mut rng = crate::synth::rng::Rng::new(seed, "ncc");
+            // Gradient magnitudes: non-negative, correlated between the two images.
+            let a: Vec<f32> = (0..h * w).map(|_| rng.range(0.0, 100.0) as f32).collect();
+            let b: Vec<f32> = a.iter().map(|v| v + rng.range(0.0, 30.0) as f32).collect();
+            let valid: Vec<bool> = (0..h * w)
+                .map(|_| rng.range(0.0, 100.0) >= invalid_share as f64)
+                .collect();
+            let margin = r as usize + 2;
+            let got = ncc_all(&a, &b, &valid, (h, w), r, margin, step);
+            let want = ncc_reference(&a, &b, &valid, (h, w), r, margin, step);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            proptest::prop_assert!(want.iter().any(|v| *v != 0.0));
+            proptest::prop_assert_eq!(bits(&got), bits(&want));
+        }
+    }
+
     fn pattern(h: usize, w: usize, ox: f32, oy: f32) -> Array2<f32> {
         // A smooth pattern of "fields": sums of sines with edges in both directions.
         Array2::from_shape_fn((h, w), |(y, x)| {
