@@ -579,8 +579,8 @@ impl SpectralDetector {
         let valid_and_unflagged = |img: &CellImage| -> Array2<bool> {
             let valid = flat(&img.valid);
             match img.flagged.as_ref().map(flat) {
-                Some(f) => mask_from(h, w, |i| valid[i] && !f[i]),
-                None => mask_from(h, w, |i| valid[i]),
+                Some(f) => all_of(h, w, [&valid, &f], [false, true]),
+                None => all_of(h, w, [&valid], [false]),
             }
         };
         let mut valid_after = valid_and_unflagged(input.after);
@@ -624,7 +624,7 @@ impl SpectralDetector {
         let clear_of_both = |valid_after: &Array2<bool>| -> Array2<bool> {
             let (vb, va) = (flat(&valid_before), flat(valid_after));
             let (cb, ca) = (flat(&cloud_b), flat(&cloud_a));
-            mask_from(h, w, |i| vb[i] && va[i] && !cb[i] && !ca[i])
+            all_of(h, w, [&vb, &va, &cb, &ca], [false, false, true, true])
         };
         let both_clear = clear_of_both(&valid_after);
         let mut stats = CellStats {
@@ -768,7 +768,7 @@ impl SpectralDetector {
         let observed = {
             let (vb, va) = (flat(&valid_before), flat(&valid_after));
             let (cl, sh) = (flat(&cloud), flat(&shadow));
-            mask_from(h, w, |i| vb[i] && va[i] && !cl[i] && !sh[i])
+            all_of(h, w, [&vb, &va, &cl, &sh], [false, false, true, true])
         };
 
         stage.mark("haze_shadow");
@@ -1385,19 +1385,15 @@ fn haze_and_shadow<const N: usize>(
         }
         // The near infrared is the last band when there is one.
         let nir_up = !has_nir || hi[N - 1] >= lo[N - 1];
-        imin > haze_delta && imax / imin < 1.5 && nir_up
+        (imin > haze_delta) & (imax / imin < 1.5) & nir_up
     };
+    // Every test is evaluated for every pixel and combined with `&`/`|` (no branch, the loop
+    // vectorises); the outcome is that of testing observed pixels only, haze first.
     let (mut cloud, mut shadow) = (vec![false; n], vec![false; n]);
-    for i in 0..n {
-        if !observed[i] {
-            continue;
-        }
+    for (i, ((cl, sh), seen)) in cloud.iter_mut().zip(&mut shadow).zip(observed).enumerate() {
         let b: [f32; N] = std::array::from_fn(|k| bs[k][i]);
         let a: [f32; N] = std::array::from_fn(|k| as_[k][i]);
-        if flat_rise(&a, &b) || flat_rise(&b, &a) {
-            cloud[i] = true;
-            continue;
-        }
+        let haze = flat_rise(&a, &b) | flat_rise(&b, &a);
         let (mut sum_b, mut sum_a, mut all_down) = (0f32, 0f32, true);
         let (mut dot, mut nb2, mut na2) = (0f32, 0f32, 0f32);
         for k in 0..N {
@@ -1411,12 +1407,11 @@ fn haze_and_shadow<const N: usize>(
         }
         // A shadow keeps the direction of the spectrum (up to the sky light it still
         // receives): the spectral angle between the dates stays small.
-        if all_down
-            && sum_a < 0.65 * sum_b
-            && dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos
-        {
-            shadow[i] = true;
-        }
+        let dark = all_down
+            & (sum_a < 0.65 * sum_b)
+            & (dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos);
+        *cl = *seen & haze;
+        *sh = *seen & !haze & dark;
     }
     (cloud, shadow)
 }
@@ -1444,6 +1439,27 @@ fn score_plane<const N: usize>(
         *o = if *seen { s.sqrt() } else { f32::NAN };
     }
     out
+}
+
+/// An `h × w` mask true where every one of `N` row-major masks is true, or false where `negate`
+/// says so (`&` of plain slices, not `&&` per index: no branch, and the loop vectorises).
+fn all_of<const N: usize>(
+    h: usize,
+    w: usize,
+    masks: [&[bool]; N],
+    negate: [bool; N],
+) -> Array2<bool> {
+    let n = h * w;
+    if masks.iter().any(|m| m.len() < n) {
+        return Array2::from_elem((h, w), false);
+    }
+    let mut out = vec![true; n];
+    for (m, neg) in masks.iter().zip(negate) {
+        for (o, v) in out.iter_mut().zip(&m[..n]) {
+            *o &= *v != neg;
+        }
+    }
+    Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
 }
 
 /// An `h × w` mask from a test of each pixel's row-major index.
