@@ -1002,6 +1002,10 @@ impl SpectralDetector {
         let plane = h * w;
         for mask in [&land, &cycle] {
             let (lab, n) = morphology::components(mask);
+            if n == 0 {
+                // No component: no region, no ring (the loops below would find nothing).
+                continue;
+            }
             let lab_s = flat(&lab);
             let mut counts = vec![[0u64; 9]; n + 1];
             let mut size = vec![0u64; n + 1];
@@ -1088,6 +1092,10 @@ impl SpectralDetector {
             }
             // The ring: the region dilated by two pixels, to see how much around it was observed.
             // (A pixel is in some region's ring exactly when its dilated label is not zero.)
+            if id_of.iter().all(|v| *v == 0) {
+                // No region of this mask reaches the core: no ring to measure.
+                continue;
+            }
             let dl = dilate_labels(&lab_s, h, w, 2);
             for y in 0..ch {
                 let wy = cy0 + y;
