@@ -82,19 +82,21 @@ fn ncc_all(
             }
         }
     }
-    acc.iter()
-        .map(|&[sa, sb, saa, sbb, sab, n]| {
-            if n < 1000.0 {
-                return 0.0;
-            }
-            let va = saa / n - (sa / n).powi(2);
-            let vb = sbb / n - (sb / n).powi(2);
-            if va <= 0.0 || vb <= 0.0 {
-                return 0.0;
-            }
-            ((sab / n - sa / n * sb / n) / (va * vb).sqrt()) as f32
-        })
-        .collect()
+    acc.iter().map(correlation).collect()
+}
+
+/// The normalised correlation from one shift's sums (sa, sb, saa, sbb, sab, n); 0 with fewer
+/// than 1000 pixel pairs or a constant image.
+fn correlation(&[sa, sb, saa, sbb, sab, n]: &[f64; 6]) -> f32 {
+    if n < 1000.0 {
+        return 0.0;
+    }
+    let va = saa / n - (sa / n).powi(2);
+    let vb = sbb / n - (sb / n).powi(2);
+    if va <= 0.0 || vb <= 0.0 {
+        return 0.0;
+    }
+    ((sab / n - sa / n * sb / n) / (va * vb).sqrt()) as f32
 }
 
 /// Estimates the shift of `after` against `before` (brightness images) within ±`max_px`.
@@ -218,8 +220,8 @@ pub fn apply_shift(
 mod tests {
     use super::*;
 
-    /// The correlation as first written: a loop per shift over the samples, skipping invalid
-    /// shifted pixels.
+    /// The sums as first written: a loop per shift over the samples, skipping invalid shifted
+    /// pixels.
     fn ncc_reference(
         a: &[f32],
         b: &[f32],
@@ -249,18 +251,7 @@ mod tests {
                         s[5] += 1.0;
                     }
                 }
-                let [sa, sb, saa, sbb, sab, n] = s;
-                out.push(if n < 1000.0 {
-                    0.0
-                } else {
-                    let va = saa / n - (sa / n).powi(2);
-                    let vb = sbb / n - (sb / n).powi(2);
-                    if va <= 0.0 || vb <= 0.0 {
-                        0.0
-                    } else {
-                        ((sab / n - sa / n * sb / n) / (va * vb).sqrt()) as f32
-                    }
-                });
+                out.push(correlation(&s));
             }
         }
         out

@@ -79,6 +79,9 @@ struct OpenSource {
 /// not), so threads share one behind a lock, or each opens its own.
 pub struct CellReader {
     grid: GridDef,
+    /// The grid's CRS as WKT, resolved once (a `SpatialRef` may not move between threads, and
+    /// readers are shared by the scan workers): what warp buffers are georeferenced with.
+    grid_wkt: String,
     roles: Vec<BandRole>,
     sources: Vec<OpenSource>,
 }
@@ -98,12 +101,17 @@ impl CellReader {
             path: PathBuf::from("<grid>"),
             detail: format!("grid CRS '{}' is not understood: {e}", grid.crs),
         })?;
+        let grid_wkt = grid_srs.to_wkt().map_err(|e| IngestError::Crs {
+            path: PathBuf::from("<grid>"),
+            detail: format!("grid CRS '{}' has no WKT: {e}", grid.crs),
+        })?;
         let mut sources = Vec::with_capacity(date.sources.len());
         for src in &date.sources {
             sources.push(open_source(grid, &grid_srs, src, &date.roles)?);
         }
         Ok(CellReader {
             grid: grid.clone(),
+            grid_wkt,
             roles: date.roles.clone(),
             sources,
         })
@@ -209,12 +217,7 @@ impl CellReader {
             .create_with_band_type::<f32, _>("", w, h, nb + 1)
             .map_err(|e| cell_err(cell_id, format!("allocating the warp buffer: {e}")))?;
         dst.set_geo_transform(&self.grid.window_geo_transform(window))
-            .and_then(|_| {
-                // Parsed here rather than kept: a `SpatialRef` may not move between threads, and
-                // readers are shared by the scan workers.
-                let srs = srs::parse_crs(&self.grid.crs)?;
-                dst.set_spatial_ref(&srs)
-            })
+            .and_then(|_| dst.set_projection(&self.grid_wkt))
             .map_err(|e| cell_err(cell_id, format!("setting up the warp buffer: {e}")))?;
         let args: Vec<String> = [
             "-r",
