@@ -687,16 +687,20 @@ impl SpectralDetector {
         stats.normalization = norm.method.to_string();
         stats.invariant_px = norm.invariant_pixels;
         let irmad = norm.irmad.clone();
-        let mut after_n = after.clone().into_owned();
+        // Mapped from the after bands into a new array (no copy of them to map in place).
+        let mut mapped: Vec<f32> = Vec::with_capacity(nb * h * w);
         for k in 0..nb {
             let m = &norm.bands[k];
-            match after_n.index_axis_mut(Axis(0), k).as_slice_mut() {
-                Some(s) => m.apply_all(s),
-                None => after_n
-                    .index_axis_mut(Axis(0), k)
-                    .mapv_inplace(|v| m.apply(v)),
+            match after.index_axis(Axis(0), k).as_slice() {
+                Some(s) => m.apply_all_into(s, &mut mapped),
+                None => mapped.extend(after.index_axis(Axis(0), k).iter().map(|v| m.apply(*v))),
             }
         }
+        let after_n =
+            Array3::from_shape_vec((nb, h, w), mapped).map_err(|e| DetectError::Input {
+                cell: input.cell_id.to_string(),
+                detail: format!("normalised bands: {e}"),
+            })?;
 
         stage.mark("normalisation");
         // Optional smoothing of both dates (box of side 2r + 1 over valid pixels): on very high

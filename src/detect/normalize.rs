@@ -84,20 +84,37 @@ impl BandMapping {
     /// share a segment has it throughout), and only intervals that contain a knot fall back to
     /// the search. Several times faster than a search per pixel.
     pub fn apply_all(&self, values: &mut [f32]) {
+        match self.table_for(values) {
+            Some(t) => values.iter_mut().for_each(|v| *v = t.map(self, *v)),
+            None => values.iter_mut().for_each(|v| *v = self.apply(*v)),
+        }
+    }
+
+    /// [`BandMapping::apply_all`] from `src` onto the end of `dst` (the source left as it is,
+    /// without a copy of it to map in place).
+    pub fn apply_all_into(&self, src: &[f32], dst: &mut Vec<f32>) {
+        match self.table_for(src) {
+            Some(t) => dst.extend(src.iter().map(|v| t.map(self, *v))),
+            None => dst.extend(src.iter().map(|v| self.apply(*v))),
+        }
+    }
+
+    /// The lookup tables for these values, or `None` when their range is unsuited (a search
+    /// per value then).
+    fn table_for(&self, values: &[f32]) -> Option<Table> {
         let n = self.from.len();
         let (lo, hi) = finite_range(values);
         let span = hi as f64 - lo as f64;
         // Integers up to 2^23 are exact in f32, so the table's interval ends are too.
         let exact = lo.abs().max(hi.abs()) < 8_000_000.0;
         if n < 2 || !exact || !(0.0..=4_000_000.0).contains(&span) || span > values.len() as f64 {
-            values.iter_mut().for_each(|v| *v = self.apply(*v));
-            return;
+            return None;
         }
         let base = lo.floor();
         let cells = (hi.floor() - base) as usize + 1;
-        // table[i]: the segment of [base + i, base + i + 1], or u32::MAX when it changes inside.
+        // segments[i]: the segment of [base + i, base + i + 1], or u32::MAX when it changes inside.
         let mut prev = self.segment_of(base);
-        let table: Vec<u32> = (0..cells)
+        let segments: Vec<u32> = (0..cells)
             .map(|i| {
                 let next = self.segment_of(base + i as f32 + 1.0);
                 let s = if next == prev { prev as u32 } else { u32::MAX };
@@ -105,49 +122,19 @@ impl BandMapping {
                 s
             })
             .collect();
-        let map_one = |x: f32| -> f32 {
-            // Truncation is the floor for the non-negative offsets the table covers (and needs no
-            // libm call); the subtraction may round across an integer, so the interval's exact
-            // ends are checked.
-            let d = x - base;
-            let i = d as usize;
-            let seg = if d >= 0.0 && i < cells && x >= base + i as f32 && x <= base + i as f32 + 1.0
-            {
-                table[i]
-            } else {
-                u32::MAX
-            };
-            if seg == u32::MAX {
-                self.apply(x)
-            } else {
-                let seg = seg as usize;
-                // A knot at either end of the segment maps to its own value, as in `apply`.
-                if x.total_cmp(&self.from[seg]).is_eq() {
-                    self.to[seg]
-                } else if x.total_cmp(&self.from[seg + 1]).is_eq() {
-                    self.to[seg + 1]
-                } else {
-                    self.on_segment(seg, x)
-                }
-            }
+        let mut t = Table {
+            base,
+            base_i: base as i64,
+            cells,
+            segments,
+            ints: Vec::new(),
         };
         // Integer imagery (most of it): the mapped value of every integer in range, computed once
         // by the same function, so a pixel whose bits are those of a table integer is looked up.
-        let ints: Vec<f32> = (0..cells).map(|i| map_one(base + i as f32)).collect();
-        // `x` is the table's integer `base + i` exactly when its bits are those of the integer it
-        // truncates to (`-0.0`, fractions, NaN and infinities are not) and that lies in range:
-        // every integer here is below 2^23, so `base + i` is computed exactly either way.
-        let base_i = base as i64;
-        for v in values.iter_mut() {
-            let x = *v;
-            let xi = x as i32;
-            let i = (xi as i64 - base_i) as usize;
-            *v = if i < cells && (xi as f32).to_bits() == x.to_bits() {
-                ints[i]
-            } else {
-                map_one(x)
-            };
-        }
+        t.ints = (0..cells)
+            .map(|i| t.map_one(self, base + i as f32))
+            .collect();
+        Some(t)
     }
 
     /// The slope and intercept of a straight-line summary (end knots).
@@ -155,6 +142,61 @@ impl BandMapping {
         let n = self.from.len();
         let g = (self.to[n - 1] - self.to[0]) / (self.from[n - 1] - self.from[0]);
         (g, self.to[0] - g * self.from[0])
+    }
+}
+
+/// [`BandMapping::apply_all`]'s tables for one range of values.
+struct Table {
+    base: f32,
+    base_i: i64,
+    cells: usize,
+    segments: Vec<u32>,
+    ints: Vec<f32>,
+}
+
+impl Table {
+    /// `m.apply(x)` through the segment table.
+    #[inline]
+    fn map_one(&self, m: &BandMapping, x: f32) -> f32 {
+        // Truncation is the floor for the non-negative offsets the table covers (and needs no
+        // libm call); the subtraction may round across an integer, so the interval's exact
+        // ends are checked.
+        let (base, cells) = (self.base, self.cells);
+        let d = x - base;
+        let i = d as usize;
+        let seg = if d >= 0.0 && i < cells && x >= base + i as f32 && x <= base + i as f32 + 1.0 {
+            self.segments[i]
+        } else {
+            u32::MAX
+        };
+        if seg == u32::MAX {
+            m.apply(x)
+        } else {
+            let seg = seg as usize;
+            // A knot at either end of the segment maps to its own value, as in `apply`.
+            if x.total_cmp(&m.from[seg]).is_eq() {
+                m.to[seg]
+            } else if x.total_cmp(&m.from[seg + 1]).is_eq() {
+                m.to[seg + 1]
+            } else {
+                m.on_segment(seg, x)
+            }
+        }
+    }
+
+    /// `m.apply(x)`: integers by the table of integers, anything else through `map_one`.
+    #[inline]
+    fn map(&self, m: &BandMapping, x: f32) -> f32 {
+        // `x` is the table's integer `base + i` exactly when its bits are those of the integer it
+        // truncates to (`-0.0`, fractions, NaN and infinities are not) and that lies in range:
+        // every integer here is below 2^23, so `base + i` is computed exactly either way.
+        let xi = x as i32;
+        let i = (xi as i64 - self.base_i) as usize;
+        if i < self.cells && (xi as f32).to_bits() == x.to_bits() {
+            self.ints[i]
+        } else {
+            self.map_one(m, x)
+        }
     }
 }
 
@@ -204,8 +246,20 @@ pub struct Normalization {
 
 /// Weighted quantiles of `v` at probabilities `ps` (weights ≥ 0).
 fn weighted_quantiles(v: &[f32], w: &[f32], ps: &[f64]) -> Vec<f32> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    // Sorted by value, ties in sample order: the order of a stable sort by `total_cmp`, with
+    // the key (value's total-order bits, index) unique so that an unstable sort of plain
+    // integers gives it.
+    let mut keys: Vec<u64> = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let b = x.to_bits();
+            let ordered = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
+            (u64::from(ordered) << 32) | i as u64
+        })
+        .collect();
+    keys.sort_unstable();
+    let idx: Vec<usize> = keys.iter().map(|k| (*k & 0xffff_ffff) as usize).collect();
     let total: f64 = w.iter().map(|x| *x as f64).sum();
     let mut out = Vec::with_capacity(ps.len());
     let (mut acc, mut k) = (0f64, 0usize);
@@ -427,9 +481,44 @@ mod tests {
             vals.extend(from.iter().copied());
             vals.extend([f32::NAN, 0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY]);
             let want: Vec<u32> = vals.iter().map(|v| m.apply(*v).to_bits()).collect();
+            let mut into = vec![7.0f32];
+            m.apply_all_into(&vals, &mut into);
+            let into: Vec<u32> = into[1..].iter().map(|v| v.to_bits()).collect();
+            proptest::prop_assert_eq!(&into, &want);
             m.apply_all(&mut vals);
             let got: Vec<u32> = vals.iter().map(|v| v.to_bits()).collect();
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest::proptest! {
+        /// The integer-key sort picks the quantiles of a stable sort by `total_cmp`, ties and
+        /// signed zeros included.
+        #[test]
+        fn weighted_quantiles_equal_the_stable_sort(
+            pairs in proptest::collection::vec(
+                (proptest::sample::select(vec![-3.0f32, -0.0, 0.0, 1.5, 2.0, 700.25, f32::NAN]), 0f32..4.0),
+                1..300,
+            ),
+        ) {
+            let (v, w): (Vec<f32>, Vec<f32>) = pairs.into_iter().unzip();
+            let reference = {
+                let mut idx: Vec<usize> = (0..v.len()).collect();
+                idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+                let total: f64 = w.iter().map(|x| *x as f64).sum();
+                let (mut acc, mut k, mut out) = (0f64, 0usize, Vec::new());
+                for &p in &PROBS {
+                    while k < idx.len() - 1 && acc + (w[idx[k]] as f64) < p * total {
+                        acc += w[idx[k]] as f64;
+                        k += 1;
+                    }
+                    out.push(v[idx[k]]);
+                }
+                out
+            };
+            let got = weighted_quantiles(&v, &w, &PROBS);
+            let bits = |q: &[f32]| q.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(bits(&got), bits(&reference));
         }
     }
 

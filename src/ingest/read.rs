@@ -73,6 +73,8 @@ struct OpenSource {
     vrt: Option<Dataset>,
     /// Grid bounds of the source (columns/rows on the grid), for skipping non-overlapping cells.
     grid_extent: (f64, f64, f64, f64),
+    /// Whether every requested band holds integers (whose values are never NaN).
+    integer_bands: bool,
 }
 
 /// Reads cells of one date. Holds open GDAL handles: `Send` but not `Sync` (GDAL datasets are
@@ -364,8 +366,14 @@ fn open_source(
             },
         }
     };
+    let integer_bands = band_index.iter().all(|&bi| {
+        ds.rasterband(bi)
+            .map(|b| b.band_type().is_integer())
+            .unwrap_or(false)
+    });
     Ok(OpenSource {
         path: src.path.clone(),
+        integer_bands,
         ds,
         band_index,
         alpha_index,
@@ -511,8 +519,8 @@ fn read_aligned(
             }
         }
     }
-    // NaN pixels are never valid, whatever the nodata declaration says.
-    for d in &data {
+    // NaN pixels are never valid, whatever the nodata declaration says (integer bands have none).
+    for d in data.iter().filter(|_| !src.integer_bands) {
         ok.iter_mut()
             .zip(d.iter())
             .for_each(|(o, v)| *o &= !v.is_nan());
