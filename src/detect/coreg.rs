@@ -53,12 +53,35 @@ fn ncc_all(
     margin: usize,
     step: usize,
 ) -> Vec<f32> {
-    let size = (2 * r + 1) as usize;
-    // Per shift: sa, sb, saa, sbb, sab, n.
-    let mut acc = vec![[0f64; 6]; size * size];
-    let offsets: Vec<isize> = (-r..=r)
-        .flat_map(|dy| (-r..=r).map(move |dx| dy as isize * w as isize + dx as isize))
-        .collect();
+    match r {
+        1 => ncc_rows::<3, 4>(a, b, valid, (h, w), margin, step),
+        2 => ncc_rows::<5, 8>(a, b, valid, (h, w), margin, step),
+        3 => ncc_rows::<7, 8>(a, b, valid, (h, w), margin, step),
+        4 => ncc_rows::<9, 12>(a, b, valid, (h, w), margin, step),
+        5 => ncc_rows::<11, 12>(a, b, valid, (h, w), margin, step),
+        6 => ncc_rows::<13, 16>(a, b, valid, (h, w), margin, step),
+        7 => ncc_rows::<15, 16>(a, b, valid, (h, w), margin, step),
+        _ => ncc_rows::<17, 20>(a, b, valid, (h, w), margin, step),
+    }
+}
+
+/// [`ncc_all`] for a search window of `S` × `S` shifts (S = 2r + 1), `L` ≥ S lanes (a multiple
+/// of four). For each row of shifts the displaced pixels are one contiguous run of `b`, so the
+/// shifts' sums are updated side by side in lanes (vectorised). A pair with an invalid end, and
+/// every lane past `S`, adds +0.0 to each sum (the term's bits masked off): bit for bit what
+/// skipping the pair does, as a sum starting at +0.0 never becomes −0.0.
+fn ncc_rows<const S: usize, const L: usize>(
+    a: &[f32],
+    b: &[f32],
+    valid: &[bool],
+    (h, w): (usize, usize),
+    margin: usize,
+    step: usize,
+) -> Vec<f32> {
+    let r = S / 2;
+    // Per row of shifts (dy) and shift (dx, a lane): sa, sb, saa, sbb, sab, n.
+    let mut acc = vec![[[0f64; L]; 6]; S];
+    let keep = |x: f64, m: u64| f64::from_bits(x.to_bits() & m);
     for y in (margin..h - margin).step_by(step) {
         for x in (margin..w - margin).step_by(step) {
             let i = y * w + x;
@@ -66,23 +89,34 @@ fn ncc_all(
                 continue;
             }
             let p = a[i] as f64;
-            for (s, off) in acc.iter_mut().zip(&offsets) {
+            for (dy, s) in acc.iter_mut().enumerate() {
                 // Inside the margin every shifted index is in the image.
-                let j = (i as isize + off) as usize;
-                if !valid[j] {
+                let j0 = (y + dy - r) * w + x - r;
+                let (Some(qs), Some(vs)) = (b.get(j0..j0 + S), valid.get(j0..j0 + S)) else {
                     continue;
+                };
+                let (mut q, mut m) = ([0f64; L], [0u64; L]);
+                for k in 0..S {
+                    q[k] = qs[k] as f64;
+                    m[k] = 0u64.wrapping_sub(vs[k] as u64);
                 }
-                let q = b[j] as f64;
-                s[0] += p;
-                s[1] += q;
-                s[2] += p * p;
-                s[3] += q * q;
-                s[4] += p * q;
-                s[5] += 1.0;
+                for k in 0..L {
+                    s[0][k] += keep(p, m[k]);
+                    s[1][k] += keep(q[k], m[k]);
+                    s[2][k] += keep(p * p, m[k]);
+                    s[3][k] += keep(q[k] * q[k], m[k]);
+                    s[4][k] += keep(p * q[k], m[k]);
+                    s[5][k] += keep(1.0, m[k]);
+                }
             }
         }
     }
-    acc.iter().map(correlation).collect()
+    acc.iter()
+        .flat_map(|s| {
+            (0..S)
+                .map(move |k| correlation(&[s[0][k], s[1][k], s[2][k], s[3][k], s[4][k], s[5][k]]))
+        })
+        .collect()
 }
 
 /// The normalised correlation from one shift's sums (sa, sb, saa, sbb, sab, n); 0 with fewer
@@ -263,7 +297,7 @@ mod tests {
         #[test]
         fn ncc_all_equals_the_loop_per_shift(
             seed in 0u64..1000,
-            r in 1i32..5,
+            r in 1i32..9,
             step in 1usize..4,
             invalid_share in 0u32..40,
         ) {

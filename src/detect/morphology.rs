@@ -173,62 +173,83 @@ fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
 /// 8-connected components: 0 is background, components are numbered from 1 in raster order of
 /// their first pixel. Returns the labels and the number of components.
 ///
-/// Two passes with union-find over provisional labels (the classic algorithm): the first pass
-/// gives each pixel the smallest label of its already-visited neighbours, the second replaces
-/// provisional labels by final ones in raster order.
+/// Run-based union-find: each row's runs of set pixels (found by skipping clear pixels sixteen
+/// at a time — masks are mostly clear) take the smallest provisional label of the runs they touch
+/// in the row above; the final labels are then given to the roots in raster order of the runs.
 pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
     let (h, w) = mask.dim();
-    let m = to_u8(mask);
-    let mut lab = vec![0u32; h * w];
+    let owned;
+    let m: &[bool] = match mask.as_slice() {
+        Some(s) => s,
+        None => {
+            owned = mask.iter().copied().collect::<Vec<bool>>();
+            &owned
+        }
+    };
+    // Runs in raster order: (row, first column, one past the last, provisional label).
+    let mut runs: Vec<(u32, u32, u32, u32)> = Vec::new();
     let mut parent: Vec<u32> = vec![0];
+    let (mut prev_start, mut prev_end) = (0usize, 0usize);
     for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            if m[i] == 0 {
-                continue;
+        let row = &m[y * w..(y + 1) * w];
+        let row_start = runs.len();
+        let mut k = prev_start;
+        let mut x = next_set(row, 0);
+        while x < w {
+            let x0 = x;
+            while x < w && row[x] {
+                x += 1;
             }
-            // Visited neighbours: W, NW, N, NE.
+            let (lo, hi) = (x0 as u32, x as u32);
+            // Runs above touch this one (8-connected) when they reach column x0 − 1 and start
+            // by column x; the first that ends before x0 − 1 cannot touch any later run either.
+            while k < prev_end && runs[k].2 < lo {
+                k += 1;
+            }
             let mut l = 0u32;
-            let mut take = |n: u32, parent: &mut Vec<u32>| {
-                if n != 0 {
-                    l = if l == 0 { n } else { union(parent, l, n) };
-                }
-            };
-            if x > 0 {
-                take(lab[i - 1], &mut parent);
-            }
-            if y > 0 {
-                let up = i - w;
-                if x > 0 {
-                    take(lab[up - 1], &mut parent);
-                }
-                take(lab[up], &mut parent);
-                if x + 1 < w {
-                    take(lab[up + 1], &mut parent);
-                }
+            let mut j = k;
+            while j < prev_end && runs[j].1 <= hi {
+                let n = runs[j].3;
+                l = if l == 0 { n } else { union(&mut parent, l, n) };
+                j += 1;
             }
             if l == 0 {
                 l = parent.len() as u32;
                 parent.push(l);
             }
-            lab[i] = l;
+            runs.push((y as u32, lo, hi, l));
+            x = next_set(row, x);
         }
+        (prev_start, prev_end) = (row_start, runs.len());
     }
     let mut final_of = vec![0u32; parent.len()];
     let mut n = 0u32;
-    for v in lab.iter_mut() {
-        if *v == 0 {
-            continue;
-        }
-        let root = find(&mut parent, *v) as usize;
+    let mut lab = vec![0u32; h * w];
+    for &(y, x0, x1, l) in &runs {
+        let root = find(&mut parent, l) as usize;
         if final_of[root] == 0 {
             n += 1;
             final_of[root] = n;
         }
-        *v = final_of[root];
+        let start = y as usize * w;
+        lab[start + x0 as usize..start + x1 as usize].fill(final_of[root]);
     }
     let out = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
     (out, n as usize)
+}
+
+/// The first set pixel of `row` at or after `x` (`row.len()` when there is none).
+fn next_set(row: &[bool], mut x: usize) -> usize {
+    while x + 16 <= row.len() {
+        if row[x..x + 16].iter().fold(false, |a, v| a | *v) {
+            break;
+        }
+        x += 16;
+    }
+    while x < row.len() && !row[x] {
+        x += 1;
+    }
+    x
 }
 
 #[cfg(test)]
