@@ -32,6 +32,59 @@ pub struct IrMad {
 }
 
 fn weighted_cov(x: &[Vec<f32>], y: &[Vec<f32>], w: &[f64]) -> (Vec<f64>, Vec<f64>, Mat, Mat, Mat) {
+    match x.len() {
+        3 => weighted_cov_n::<3, 9>(x, y, w),
+        4 => weighted_cov_n::<4, 16>(x, y, w),
+        _ => weighted_cov_any(x, y, w),
+    }
+}
+
+/// [`weighted_cov_any`] for `N` bands (`NN` = N²) with fixed-size accumulators the compiler
+/// unrolls: the same terms added to each entry in the same order, so the same bits (property
+/// test).
+fn weighted_cov_n<const N: usize, const NN: usize>(
+    x: &[Vec<f32>],
+    y: &[Vec<f32>],
+    w: &[f64],
+) -> (Vec<f64>, Vec<f64>, Mat, Mat, Mat) {
+    let sw: f64 = w.iter().sum::<f64>().max(1e-12);
+    let mean = |v: &[Vec<f32>]| -> Vec<f64> {
+        v.iter()
+            .map(|b| b.iter().zip(w).map(|(p, wi)| *p as f64 * wi).sum::<f64>() / sw)
+            .collect()
+    };
+    let (mx, my) = (mean(x), mean(y));
+    let xs: [&[f32]; N] = std::array::from_fn(|i| &x[i][..w.len()]);
+    let ys: [&[f32]; N] = std::array::from_fn(|i| &y[i][..w.len()]);
+    let (mut axx, mut ayy, mut axy) = ([-0.0f64; NN], [-0.0f64; NN], [-0.0f64; NN]);
+    for (t, wt) in w.iter().enumerate() {
+        let dx: [f64; N] = std::array::from_fn(|i| xs[i][t] as f64 - mx[i]);
+        let dy: [f64; N] = std::array::from_fn(|i| ys[i][t] as f64 - my[i]);
+        for i in 0..N {
+            for j in 0..N {
+                axx[i * N + j] += dx[i] * dx[j] * wt;
+                ayy[i * N + j] += dy[i] * dy[j] * wt;
+                axy[i * N + j] += dx[i] * dy[j] * wt;
+            }
+        }
+    }
+    let matrix = |acc: &[f64; NN]| {
+        let mut m = Mat::zeros(N);
+        for i in 0..N {
+            for j in 0..N {
+                m.set(i, j, acc[i * N + j] / sw);
+            }
+        }
+        m
+    };
+    (mx, my, matrix(&axx), matrix(&ayy), matrix(&axy))
+}
+
+fn weighted_cov_any(
+    x: &[Vec<f32>],
+    y: &[Vec<f32>],
+    w: &[f64],
+) -> (Vec<f64>, Vec<f64>, Mat, Mat, Mat) {
     let n = x.len();
     let sw: f64 = w.iter().sum::<f64>().max(1e-12);
     let mean = |v: &[Vec<f32>]| -> Vec<f64> {
@@ -286,5 +339,32 @@ mod tests {
         let x = vec![vec![1.0f32; 100]; 2];
         let y = vec![vec![1.0f32; 100]; 2];
         assert!(IrMad::fit(&x, &y, 5).is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// The fixed-size covariance gives the general loop's bits.
+        #[test]
+        fn fixed_size_covariance_is_the_general_one(
+            seed in 0u64..10_000,
+            bands in 3usize..=4,
+            m in 1usize..300,
+        ) {
+            let mut rng = Rng::new(seed, "cov");
+            let mut col = |scale: f64| -> Vec<f32> {
+                (0..m).map(|_| (rng.normal() * scale + 500.0) as f32).collect()
+            };
+            let x: Vec<Vec<f32>> = (0..bands).map(|_| col(80.0)).collect();
+            let y: Vec<Vec<f32>> = (0..bands).map(|_| col(120.0)).collect();
+            let w: Vec<f64> = (0..m).map(|_| rng.range(0.0, 1.0)).collect();
+            let fast = weighted_cov(&x, &y, &w);
+            let general = weighted_cov_any(&x, &y, &w);
+            let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(bits(&fast.0), bits(&general.0));
+            proptest::prop_assert_eq!(bits(&fast.1), bits(&general.1));
+            proptest::prop_assert_eq!(bits(&fast.2.a), bits(&general.2.a));
+            proptest::prop_assert_eq!(bits(&fast.3.a), bits(&general.3.a));
+            proptest::prop_assert_eq!(bits(&fast.4.a), bits(&general.4.a));
+        }
     }
 }

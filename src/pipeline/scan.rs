@@ -1328,11 +1328,20 @@ fn scan_cell(
             pieces,
             strips: EdgeStrips::of(&res.labels),
             observed,
-            score: Some(
-                res.score
-                    .as_slice()
-                    .map_or_else(|| res.score.iter().copied().collect(), |s| s.to_vec()),
-            ),
+            // Row-major: the detector's array itself when it is laid out so (no copy).
+            score: Some(if res.score.is_standard_layout() {
+                // Contiguous in row-major order from the offset on.
+                let len = res.score.len();
+                match res.score.into_raw_vec_and_offset() {
+                    (v, Some(0)) if v.len() == len => v,
+                    (v, off) => {
+                        let o = off.unwrap_or(0);
+                        v[o..o + len].to_vec()
+                    }
+                }
+            } else {
+                res.score.iter().copied().collect()
+            }),
             stats: Some(res.stats),
         });
     }
