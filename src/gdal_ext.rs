@@ -120,3 +120,16 @@ pub(crate) fn add_boolean_field<L: gdal::vector::LayerAccess>(
     }
     Ok(())
 }
+
+/// Writes a band's dirty blocks out of GDAL's block cache now (`GDALFlushRasterCache`): each is
+/// compressed and written at this point instead of when the dataset closes. Band level, so the
+/// TIFF directory is not rewritten.
+pub(crate) fn flush_band(band: &gdal::raster::RasterBand) -> Result<(), String> {
+    // SAFETY: the band handle is valid for the life of `band`, which borrows its dataset.
+    let err = unsafe { gdal_sys::GDALFlushRasterCache(band.c_rasterband()) };
+    if err == gdal_sys::CPLErr::CE_None {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}

@@ -226,6 +226,21 @@ impl GeoTiffWriter {
         Ok(())
     }
 
+    /// Compresses and writes the blocks written so far (GDAL keeps them in its block cache
+    /// otherwise, and a run would compress them all at the end, on one thread). Only for blocks
+    /// that are complete: a block flushed and then written again is read back and stored twice.
+    pub fn flush(&mut self) -> Result<(), ExportError> {
+        let e = gdal_err(&self.path);
+        for bi in 0..self.bands {
+            let band = self.ds.rasterband(bi + 1).map_err(&e)?;
+            crate::gdal_ext::flush_band(&band).map_err(|detail| ExportError::Invalid {
+                path: self.path.clone(),
+                detail: format!("writing blocks: {detail}"),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Flushes, closes and renames the file into place.
     pub fn finish(self) -> Result<(), ExportError> {
         let e = gdal_err(&self.path);

@@ -677,6 +677,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                                 c.height,
                                 &[score],
                             )?;
+                            // Blocks divide cells, so this cell's blocks are complete: compressed
+                            // and written now, alongside detection, not all at the end.
+                            score_writers[oi].flush()?;
                         }
                         per_obs_pieces[oi].extend(o.pieces);
                         per_obs_strips[oi].insert((s.cell.row, s.cell.col), o.strips);
@@ -1136,28 +1139,36 @@ fn field_losses(
     pixel_area: f64,
 ) -> HashMap<usize, crate::rules::FieldLoss> {
     use geo::Buffer;
-    let mut parts: HashMap<usize, MultiPolygon<f64>> = HashMap::new();
-    for m in merged {
-        if !matches!(
-            effective_transition(m),
-            Transition::VegetationToBare | Transition::VegetationToBuilt
-        ) {
-            continue;
-        }
-        let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
-            continue;
-        };
-        for pi in set.parcels_near(&bb) {
-            let inside = m.polygon.intersection(&set.parcels[pi].polygon);
-            if inside.unsigned_area() <= 0.0 {
-                continue;
+    // The intersections of each region with its parcels in parallel; their unions per parcel
+    // in region order, as one loop would.
+    let overlaps: Vec<Vec<(usize, MultiPolygon<f64>)>> = merged
+        .par_iter()
+        .map(|m| {
+            if !matches!(
+                effective_transition(m),
+                Transition::VegetationToBare | Transition::VegetationToBuilt
+            ) {
+                return Vec::new();
             }
-            let e = parts.entry(pi).or_insert_with(|| MultiPolygon::new(vec![]));
-            *e = e.union(&inside);
-        }
+            let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
+                return Vec::new();
+            };
+            set.parcels_near(&bb)
+                .into_iter()
+                .filter_map(|pi| {
+                    let inside = m.polygon.intersection(&set.parcels[pi].polygon);
+                    (inside.unsigned_area() > 0.0).then_some((pi, inside))
+                })
+                .collect()
+        })
+        .collect();
+    let mut parts: HashMap<usize, MultiPolygon<f64>> = HashMap::new();
+    for (pi, inside) in overlaps.into_iter().flatten() {
+        let e = parts.entry(pi).or_insert_with(|| MultiPolygon::new(vec![]));
+        *e = e.union(&inside);
     }
     parts
-        .into_iter()
+        .into_par_iter()
         .map(|(pi, lost)| {
             let parcel = &set.parcels[pi].polygon;
             let band = parcel.difference(&insets[pi]);
