@@ -289,4 +289,49 @@ mod tests {
             assert_eq!(v.data()[0], b as u8, "band {}", b + 1);
         }
     }
+
+    #[test]
+    fn flushing_whole_blocks_stores_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = 512;
+        let mut spec = GeoTiffSpec::new(
+            "EPSG:4549",
+            [500000.0, 1.0, 0.0, 3000000.0, 0.0, -1.0],
+            2 * k,
+            k + k / 3,
+        );
+        spec.block_size = 256;
+        spec.compress = "ZSTD".into();
+        spec.nodata = Some(f64::NAN);
+        let write = |name: &str, flush: bool| {
+            let path = dir.path().join(name);
+            let mut w = GeoTiffWriter::create::<f32>(&path, &spec, 1).unwrap();
+            for (x, y) in [(0, 0), (k, 0), (0, k), (k, k)] {
+                let (ww, hh) = (k, if y == k { k / 3 } else { k });
+                let v: Vec<f32> = (0..ww * hh)
+                    .map(|i| ((i * 7 + x + y) % 1000) as f32 * 0.37)
+                    .collect();
+                w.write_window(x, y, ww, hh, &[&v]).unwrap();
+                if flush {
+                    w.flush().unwrap();
+                }
+            }
+            w.finish().unwrap();
+            let ds = gdal::Dataset::open(&path).unwrap();
+            let px = ds
+                .rasterband(1)
+                .unwrap()
+                .read_as::<f32>((0, 0), (2 * k, k + k / 3), (2 * k, k + k / 3), None)
+                .unwrap();
+            (std::fs::metadata(&path).unwrap().len(), px.data().to_vec())
+        };
+        let (size_at_end, px_at_end) = write("end.tif", false);
+        let (size_flushed, px_flushed) = write("flushed.tif", true);
+        assert_eq!(px_flushed, px_at_end);
+        // Same blocks, each stored once: the same size up to the directory's placement.
+        assert!(
+            size_flushed.abs_diff(size_at_end) < 4096,
+            "{size_flushed} vs {size_at_end}"
+        );
+    }
 }
