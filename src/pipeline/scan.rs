@@ -736,11 +736,29 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             let n = cells.len();
             let cells = &cells;
             scope.spawn(move || 'claims: loop {
-                let first = next.fetch_add(RUN, std::sync::atomic::Ordering::Relaxed);
-                if first >= n {
+                // Runs while there are plenty of cells left; single cells at the end, so that no
+                // worker is left idle while another finishes a whole run.
+                let claim = next.fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |first| {
+                        let take = if n.saturating_sub(first) > RUN * workers {
+                            RUN
+                        } else {
+                            1
+                        };
+                        (first < n).then_some(first + take)
+                    },
+                );
+                let Ok(first) = claim else {
                     break;
-                }
-                for (i, cell) in cells.iter().enumerate().skip(first).take(RUN) {
+                };
+                let take = if n.saturating_sub(first) > RUN * workers {
+                    RUN
+                } else {
+                    1
+                };
+                for (i, cell) in cells.iter().enumerate().skip(first).take(take) {
                     {
                         let (lock, cv) = gathered;
                         let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
