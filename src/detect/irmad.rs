@@ -39,6 +39,17 @@ fn weighted_cov(x: &[Vec<f32>], y: &[Vec<f32>], w: &[f64]) -> (Vec<f64>, Vec<f64
     }
 }
 
+/// The sum of the weights (at least 1e-12) and the weighted mean of every band of both dates.
+fn weighted_means(x: &[Vec<f32>], y: &[Vec<f32>], w: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+    let sw: f64 = w.iter().sum::<f64>().max(1e-12);
+    let mean = |v: &[Vec<f32>]| -> Vec<f64> {
+        v.iter()
+            .map(|b| b.iter().zip(w).map(|(p, wi)| *p as f64 * wi).sum::<f64>() / sw)
+            .collect()
+    };
+    (sw, mean(x), mean(y))
+}
+
 /// [`weighted_cov_any`] for `N` bands (`NN` = N²) with fixed-size accumulators the compiler
 /// unrolls: the same terms added to each entry in the same order, so the same bits (property
 /// test).
@@ -47,13 +58,7 @@ fn weighted_cov_n<const N: usize, const NN: usize>(
     y: &[Vec<f32>],
     w: &[f64],
 ) -> (Vec<f64>, Vec<f64>, Mat, Mat, Mat) {
-    let sw: f64 = w.iter().sum::<f64>().max(1e-12);
-    let mean = |v: &[Vec<f32>]| -> Vec<f64> {
-        v.iter()
-            .map(|b| b.iter().zip(w).map(|(p, wi)| *p as f64 * wi).sum::<f64>() / sw)
-            .collect()
-    };
-    let (mx, my) = (mean(x), mean(y));
+    let (sw, mx, my) = weighted_means(x, y, w);
     let xs: [&[f32]; N] = std::array::from_fn(|i| &x[i][..w.len()]);
     let ys: [&[f32]; N] = std::array::from_fn(|i| &y[i][..w.len()]);
     let (mut axx, mut ayy, mut axy) = ([-0.0f64; NN], [-0.0f64; NN], [-0.0f64; NN]);
@@ -86,13 +91,7 @@ fn weighted_cov_any(
     w: &[f64],
 ) -> (Vec<f64>, Vec<f64>, Mat, Mat, Mat) {
     let n = x.len();
-    let sw: f64 = w.iter().sum::<f64>().max(1e-12);
-    let mean = |v: &[Vec<f32>]| -> Vec<f64> {
-        v.iter()
-            .map(|b| b.iter().zip(w).map(|(p, wi)| *p as f64 * wi).sum::<f64>() / sw)
-            .collect()
-    };
-    let (mx, my) = (mean(x), mean(y));
+    let (sw, mx, my) = weighted_means(x, y, w);
     // The three matrices in one pass over the samples. Each entry adds its terms in sample order,
     // starting from -0.0 as `Sum` does: the same sums as one pass per entry.
     let nn = n * n;

@@ -874,24 +874,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let mut confidences = Vec::with_capacity(merged.len());
         // The parcels each land-use change region overlaps, with the overlap: the costly part,
         // computed for all regions in parallel, then taken in region order.
-        let mut overlaps: Vec<Vec<(usize, MultiPolygon<f64>)>> = merged
-            .par_iter()
-            .map(|m| {
-                if !effective_transition(m).is_land_use_change() {
-                    return Vec::new();
-                }
-                let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
-                    return Vec::new();
-                };
-                set.parcels_near(&bb)
-                    .into_iter()
-                    .filter_map(|pi| {
-                        let inside = m.polygon.intersection(&set.parcels[pi].polygon);
-                        (inside.unsigned_area() > 0.0).then_some((pi, inside))
-                    })
-                    .collect()
-            })
-            .collect();
+        let mut overlaps = parcel_overlaps(&merged, &set, |t| t.is_land_use_change());
         for (ri, m) in merged.iter().enumerate() {
             let t = effective_transition(m);
             let min_px = job.config.detect.min_area(t) / pixel_area;
@@ -1159,27 +1142,12 @@ fn field_losses(
     use geo::Buffer;
     // The intersections of each region with its parcels in parallel; their unions per parcel
     // in region order, as one loop would.
-    let overlaps: Vec<Vec<(usize, MultiPolygon<f64>)>> = merged
-        .par_iter()
-        .map(|m| {
-            if !matches!(
-                effective_transition(m),
-                Transition::VegetationToBare | Transition::VegetationToBuilt
-            ) {
-                return Vec::new();
-            }
-            let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
-                return Vec::new();
-            };
-            set.parcels_near(&bb)
-                .into_iter()
-                .filter_map(|pi| {
-                    let inside = m.polygon.intersection(&set.parcels[pi].polygon);
-                    (inside.unsigned_area() > 0.0).then_some((pi, inside))
-                })
-                .collect()
-        })
-        .collect();
+    let overlaps = parcel_overlaps(merged, set, |t| {
+        matches!(
+            t,
+            Transition::VegetationToBare | Transition::VegetationToBuilt
+        )
+    });
     let mut parts: HashMap<usize, MultiPolygon<f64>> = HashMap::new();
     for (pi, inside) in overlaps.into_iter().flatten() {
         let e = parts.entry(pi).or_insert_with(|| MultiPolygon::new(vec![]));
@@ -1204,6 +1172,33 @@ fn field_losses(
                     edge_contact: contact.min(1.0),
                 },
             )
+        })
+        .collect()
+}
+
+/// Per region (in parallel, in region order): each parcel it overlaps with a positive area and the
+/// overlap, for the regions whose effective transition passes `judged` (none for the others).
+fn parcel_overlaps(
+    merged: &[MergedRegion],
+    set: &ParcelSet,
+    judged: impl Fn(Transition) -> bool + Sync,
+) -> Vec<Vec<(usize, MultiPolygon<f64>)>> {
+    merged
+        .par_iter()
+        .map(|m| {
+            if !judged(effective_transition(m)) {
+                return Vec::new();
+            }
+            let Some(bb) = geo::BoundingRect::bounding_rect(&m.polygon) else {
+                return Vec::new();
+            };
+            set.parcels_near(&bb)
+                .into_iter()
+                .filter_map(|pi| {
+                    let inside = m.polygon.intersection(&set.parcels[pi].polygon);
+                    (inside.unsigned_area() > 0.0).then_some((pi, inside))
+                })
+                .collect()
         })
         .collect()
 }
