@@ -133,3 +133,62 @@ pub(crate) fn flush_band(band: &gdal::raster::RasterBand) -> Result<(), String> 
         Err(last_error())
     }
 }
+
+/// Reads a window of several bands (1-based) as `f32`, band after band, in one dataset-level
+/// request (`GDALDatasetRasterIOEx`): a pixel-interleaved file's blocks are then copied out for
+/// all bands at once. The buffer is not zeroed first: GDAL writes every value of a successful
+/// read, and a failed one returns the error and drops the buffer.
+pub(crate) fn read_bands_f32(
+    ds: &Dataset,
+    bands: &[usize],
+    (x, y): (usize, usize),
+    (width, height): (usize, usize),
+) -> Result<Vec<f32>, String> {
+    let plane = width * height;
+    let len = plane * bands.len();
+    let int = |v: usize, what: &str| {
+        std::ffi::c_int::try_from(v).map_err(|_| format!("{what} {v} is too large for GDAL"))
+    };
+    let mut band_map = bands
+        .iter()
+        .map(|&b| int(b, "band"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (cx, cy, cw, ch) = (
+        int(x, "column")?,
+        int(y, "row")?,
+        int(width, "width")?,
+        int(height, "height")?,
+    );
+    let n = int(bands.len(), "band count")?;
+    let f = std::mem::size_of::<f32>() as gdal_sys::GSpacing;
+    let mut buf: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: the dataset handle is valid for the life of `ds`; `buf` has room for `len` f32
+    // values laid out as GDAL is told (pixel, line and band spacing of a band-sequential
+    // `bands × height × width` array), and `band_map` holds `n` band numbers. GDAL writes every
+    // value when it returns CE_None, so only then is the length set.
+    unsafe {
+        let err = gdal_sys::GDALDatasetRasterIOEx(
+            ds.c_dataset(),
+            gdal_sys::GDALRWFlag::GF_Read,
+            cx,
+            cy,
+            cw,
+            ch,
+            buf.as_mut_ptr().cast(),
+            cw,
+            ch,
+            gdal_sys::GDALDataType::GDT_Float32,
+            n,
+            band_map.as_mut_ptr(),
+            f,
+            f * width as gdal_sys::GSpacing,
+            f * plane as gdal_sys::GSpacing,
+            ptr::null_mut(),
+        );
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(last_error());
+        }
+        buf.set_len(len);
+    }
+    Ok(buf)
+}

@@ -19,9 +19,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// the cell before (a 5000² scan: 2.4 s less system time, 90 MB more peak memory).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// GDAL (C++) allocates through glibc, not mimalloc: its block cache holds decoded blocks of a
+/// few megabytes (2 MiB for a 512² block of four UInt16 bands), and glibc maps each such block
+/// on its own and unmaps it when the cache evicts it, so every decoded block is page-faulted in
+/// again. Above these sizes only: the blocks then come from the heap, which keeps what it freed
+/// (a 5000² scan: ~22 000 fewer page faults, 0.2 s less system time, ~10 MB more peak memory).
+const GLIBC_MMAP_THRESHOLD: libc::c_int = 32 << 20;
+const GLIBC_TRIM_THRESHOLD: libc::c_int = 1 << 30;
+
 fn main() -> ExitCode {
     // SAFETY: sets a plain integer option of the allocator; no pointers involved.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // SAFETY: plain integer tuning parameters of glibc's malloc, set before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD);
+    }
     reset_sigpipe();
     match cli::run() {
         Ok(cli::Outcome::Done) => ExitCode::SUCCESS,

@@ -123,7 +123,10 @@ impl CellReader {
     pub fn read(&mut self, cell_id: &str, window: &Window) -> Result<CellImage, IngestError> {
         let (w, h) = (window.width, window.height);
         let nb = self.roles.len();
-        let mut bands = Array3::<f32>::zeros((nb, h, w));
+        // Allocated by the first source to reach the window (read straight into it when it covers
+        // the whole window), else zeroed here.
+        let mut bands: Option<Array3<f32>> = None;
+        let zeros = || Array3::<f32>::zeros((nb, h, w));
         let mut valid = Array2::<bool>::from_elem((h, w), false);
         let mut flagged: Option<Array2<bool>> = None;
         let mut contributing = Vec::new();
@@ -140,17 +143,17 @@ impl CellReader {
             contributing.push(i);
             match self.sources[i].placement {
                 Placement::Aligned { dx, dy } => {
-                    self.flush_warp(cell_id, window, &mut pending_warp, &mut bands, &mut valid)?;
+                    if !pending_warp.is_empty() {
+                        let b = bands.get_or_insert_with(zeros);
+                        self.flush_warp(cell_id, window, &mut pending_warp, b, &mut valid)?;
+                    }
                     let src = &self.sources[i];
-                    // The first source to reach the window finds it still zeroed.
-                    let fresh = contributing.len() == 1;
                     read_aligned(
                         cell_id,
                         src,
                         dx,
                         dy,
                         window,
-                        fresh,
                         &mut bands,
                         &mut valid,
                         &mut flagged,
@@ -159,6 +162,7 @@ impl CellReader {
                 Placement::Warp { .. } => pending_warp.push(i),
             }
         }
+        let mut bands = bands.unwrap_or_else(zeros);
         self.flush_warp(cell_id, window, &mut pending_warp, &mut bands, &mut valid)?;
         Ok(CellImage {
             window: *window,
@@ -405,8 +409,7 @@ fn read_aligned(
     dx: i64,
     dy: i64,
     window: &Window,
-    fresh: bool,
-    bands: &mut Array3<f32>,
+    bands: &mut Option<Array3<f32>>,
     valid: &mut Array2<bool>,
     flagged: &mut Option<Array2<bool>>,
 ) -> Result<(), IngestError> {
@@ -439,40 +442,30 @@ fn read_aligned(
     let flags = band1
         .mask_flags()
         .map_err(|e| cell_err(cell_id, e.to_string()))?;
-    // A source that covers the whole window of a still-zeroed cell (the usual case) is read
-    // straight into the cell's bands, and its invalid pixels zeroed afterwards: what pasting
-    // the valid ones onto zeros gives, without a copy of every band.
-    let direct = fresh
-        && (ox, oy, rw, rh) == (0, 0, window.width, window.height)
-        && bands.is_standard_layout()
-        && bands.dim().0 == src.band_index.len();
+    // The first source to reach the window, when it covers all of it (the usual case), is read
+    // straight into the cell's bands in one request, and its invalid pixels zeroed afterwards:
+    // what pasting the valid ones onto zeros gives, without zeroing or copying every band.
+    let direct = bands.is_none() && (ox, oy, rw, rh) == (0, 0, window.width, window.height);
     let mut owned: Vec<Vec<f32>> = Vec::new();
     if direct {
-        let plane = rw * rh;
-        let all = bands.as_slice_mut().unwrap_or(&mut []);
-        for (&bi, dst) in src
-            .band_index
-            .iter()
-            .zip(all.chunks_exact_mut(plane.max(1)))
-        {
-            src.ds
-                .rasterband(bi)
-                .and_then(|b| {
-                    b.read_into_slice::<f32>(
-                        (cx0 as isize, cy0 as isize),
-                        (rw, rh),
-                        (rw, rh),
-                        dst,
-                        None,
-                    )
-                })
-                .map_err(|e| cell_err(cell_id, format!("{}: {e}", path())))?;
-        }
+        let all = gdal_ext::read_bands_f32(
+            &src.ds,
+            &src.band_index,
+            (cx0 as usize, cy0 as usize),
+            (rw, rh),
+        )
+        .map_err(|e| cell_err(cell_id, format!("{}: {e}", path())))?;
+        let cube = Array3::from_shape_vec((src.band_index.len(), rh, rw), all)
+            .map_err(|e| cell_err(cell_id, e.to_string()))?;
+        *bands = Some(cube);
     } else {
         for &bi in &src.band_index {
             owned.push(read(bi)?);
         }
     }
+    // A source has a band for each of the cell's roles (`open_source`).
+    let nb = src.band_index.len();
+    let bands = bands.get_or_insert_with(|| Array3::zeros((nb, window.height, window.width)));
     let data: Vec<&[f32]> = if direct {
         let plane = rw * rh;
         bands

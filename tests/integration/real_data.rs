@@ -458,6 +458,69 @@ fn nodata_and_alpha_become_the_validity_mask() {
     }
 }
 
+/// A cell read (all bands in one request when one file covers the window) gives each band's
+/// values exactly as a read of that band alone does, with invalid pixels zeroed: pixel- and
+/// band-interleaved files, bytes and UInt16, nodata and alpha masks, windows at the origin and
+/// inside the image.
+#[test]
+fn cell_reads_equal_band_by_band_reads() {
+    let Some(dir) = data_dir() else { return };
+    for file in [
+        "geotiff/rasterio/RGB.byte.tif",
+        "geotiff/rasterio/RGBA.uint16.tif",
+        "geotiff/rasterio/rgb_deflate.tif",
+        "geotiff/georust/m_3607824_se_17_1_20160620_sub.tif",
+    ] {
+        let s = source(&dir, file);
+        let grid = grid_of_raster(&s.info, &s.path, 4096, 0).unwrap();
+        let roles = DateSources::common_roles(std::slice::from_ref(&s));
+        let mut r = CellReader::new(
+            &grid,
+            &DateSources {
+                sources: vec![s.clone()],
+                roles: roles.clone(),
+            },
+        )
+        .unwrap();
+        let ds = open_raster(&s.path).unwrap();
+        let (gw, gh) = (grid.width, grid.height);
+        for window in [
+            Window {
+                x: 0,
+                y: 0,
+                width: gw,
+                height: gh,
+            },
+            Window {
+                x: 3,
+                y: 5,
+                width: gw - 10,
+                height: gh - 7,
+            },
+        ] {
+            let img = r.read("w", &window).unwrap();
+            assert_eq!(img.bands.dim(), (roles.len(), window.height, window.width));
+            for (k, role) in roles.iter().enumerate() {
+                let bi = s.info.band_with_role(*role).unwrap();
+                let want = read_band_window::<f32>(
+                    &ds,
+                    bi,
+                    window.x as usize,
+                    window.y as usize,
+                    window.width,
+                    window.height,
+                )
+                .unwrap();
+                let got = img.bands.index_axis(ndarray::Axis(0), k);
+                for ((g, w), ok) in got.iter().zip(&want).zip(img.valid.iter()) {
+                    let w = if *ok { *w } else { 0.0 };
+                    assert_eq!(g.to_bits(), w.to_bits(), "{file} band {bi} {window:?}");
+                }
+            }
+        }
+    }
+}
+
 /// Copies a PNG into a GeoTIFF with a 0.5 m geotransform (LEVIR tiles carry no georeferencing).
 fn georeference_png(png: &std::path::Path, out: &std::path::Path) {
     let src = gdal::Dataset::open(png).unwrap();
