@@ -209,10 +209,13 @@ fn finite_range(values: &[f32]) -> (f32, f32) {
     let rest = chunks.remainder();
     for c in chunks {
         for k in 0..8 {
+            // A value that is not finite stands in as the neutral end: selects and comparisons
+            // without a branch, which the compiler turns into packed min/max.
             let x = c[k];
             let f = x.is_finite();
-            lo[k] = if f && x < lo[k] { x } else { lo[k] };
-            hi[k] = if f && x > hi[k] { x } else { hi[k] };
+            let (xl, xh) = (if f { x } else { f32::MAX }, if f { x } else { f32::MIN });
+            lo[k] = if xl < lo[k] { xl } else { lo[k] };
+            hi[k] = if xh > hi[k] { xh } else { hi[k] };
         }
     }
     let (mut l, mut h) = (f32::MAX, f32::MIN);
