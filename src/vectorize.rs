@@ -7,6 +7,7 @@ use geo::{
     Area, BooleanOps, Contains, Coord, LineString, MultiPolygon, Point, Polygon, SimplifyVwPreserve,
 };
 use ndarray::Array2;
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// The labels along the four edges of a cell's core, for joining regions across cell borders.
@@ -382,8 +383,9 @@ pub fn merge_pieces(
             }
         }
     }
+    // Each group's union and simplification on its own, in parallel, in the groups' order.
     groups
-        .into_iter()
+        .into_par_iter()
         .map(|(_, members)| {
             let mut stats = pieces[members[0]].stats.clone();
             let mut polygon = pieces[members[0]].polygon.clone();

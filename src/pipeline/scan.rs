@@ -1140,22 +1140,24 @@ fn field_losses(
     pixel_area: f64,
 ) -> HashMap<usize, crate::rules::FieldLoss> {
     use geo::Buffer;
-    // The intersections of each region with its parcels in parallel; their unions per parcel
-    // in region order, as one loop would.
+    // The intersections of each region with its parcels, then their union per parcel in region
+    // order (as one loop would), each in parallel.
     let overlaps = parcel_overlaps(merged, set, |t| {
         matches!(
             t,
             Transition::VegetationToBare | Transition::VegetationToBuilt
         )
     });
-    let mut parts: HashMap<usize, MultiPolygon<f64>> = HashMap::new();
+    let mut parts: HashMap<usize, Vec<MultiPolygon<f64>>> = HashMap::new();
     for (pi, inside) in overlaps.into_iter().flatten() {
-        let e = parts.entry(pi).or_insert_with(|| MultiPolygon::new(vec![]));
-        *e = e.union(&inside);
+        parts.entry(pi).or_default().push(inside);
     }
     parts
         .into_par_iter()
-        .map(|(pi, lost)| {
+        .map(|(pi, pieces)| {
+            let lost = pieces
+                .iter()
+                .fold(MultiPolygon::new(vec![]), |u, p| u.union(p));
             let parcel = &set.parcels[pi].polygon;
             let band = parcel.difference(&insets[pi]);
             let area = set.parcels[pi].area.max(1e-12);
