@@ -290,26 +290,17 @@ pub fn detect_cropped(
         return detector.detect(input);
     }
     let (mut y0, mut y1, mut x0, mut x1) = (usize::MAX, 0, usize::MAX, 0);
-    for (y, (rb, ra)) in input
-        .before
-        .valid
-        .rows()
-        .into_iter()
-        .zip(input.after.valid.rows())
-        .enumerate()
-    {
-        let mut first = None;
-        let mut last = 0;
-        for (x, (b, a)) in rb.iter().zip(ra.iter()).enumerate() {
-            if *b && *a {
-                first.get_or_insert(x);
-                last = x;
-            }
-        }
-        if let Some(f) = first {
+    // Per row, the first and last pixel valid on both dates, searched from either end (a row
+    // observed to its ends is done at once).
+    let (vb, va) = (flat(&input.before.valid), flat(&input.after.valid));
+    for y in 0..h {
+        let (rb, ra) = (&vb[y * w..(y + 1) * w], &va[y * w..(y + 1) * w]);
+        let both = |x: &usize| rb[*x] && ra[*x];
+        if let Some(first) = (0..w).find(both) {
+            let last = (first..w).rev().find(both).unwrap_or(first);
             y0 = y0.min(y);
             y1 = y + 1;
-            x0 = x0.min(f);
+            x0 = x0.min(first);
             x1 = x1.max(last + 1);
         }
     }
