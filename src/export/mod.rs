@@ -72,6 +72,18 @@ pub fn commit(tmp: &Path, path: &Path) -> Result<(), ExportError> {
 
 /// Writes bytes atomically (temporary file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    write_replacing(path, bytes, true)
+}
+
+/// Writes bytes under a temporary name and renames them into place, without waiting for the disk:
+/// for files whose loss or truncation in a power cut is detected on reading and costs only time
+/// (the detection cache, whose entries carry their own checksum). A reader never sees a partly
+/// written file while the system runs.
+pub fn write_replace_unsynced(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    write_replacing(path, bytes, false)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> Result<(), ExportError> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -79,7 +91,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     let tmp = temp_path(path);
     let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
+    if sync {
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
     drop(f);
     commit(&tmp, path)
 }

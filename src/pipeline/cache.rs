@@ -177,7 +177,9 @@ impl DetectCache {
         let result = encode(key, (cell.core.width, cell.core.height), outcomes)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
-                crate::export::write_atomic(&path, &bytes).map_err(|e| e.to_string())
+                // Not synced: an entry lost or cut short by a power failure fails its checksum
+                // and the cell is detected again.
+                crate::export::write_replace_unsynced(&path, &bytes).map_err(|e| e.to_string())
             });
         if let Err(e) = result {
             if self.write_failures.fetch_add(1, Ordering::Relaxed) == 0 {
