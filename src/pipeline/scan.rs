@@ -1427,6 +1427,15 @@ fn detect_cell(
     pixel_area: f64,
     errors: &mut Vec<Skipped>,
 ) -> (Vec<Option<Outcome>>, bool) {
+    // When another worker is reading the before date, the first after observation is read
+    // first instead of waiting (both readers busy at once); the outcome is the same either way.
+    let first_after = covered.iter().position(|c| *c);
+    let mut prefetched = match (first_after, readers.before.try_lock()) {
+        (Some(i), Err(std::sync::TryLockError::WouldBlock)) => {
+            Some((i, Readers::read(&readers.after[i], cell)))
+        }
+        _ => None,
+    };
     let before = match Readers::read(&readers.before, cell) {
         Ok(b) => b,
         Err(e) => {
@@ -1442,12 +1451,19 @@ fn detect_cell(
         }
     };
     let mut out = Vec::with_capacity(readers.after.len());
-    for (r, covered) in readers.after.iter().zip(covered) {
+    for (i, (r, covered)) in readers.after.iter().zip(covered).enumerate() {
         if !covered {
             out.push(Some(Outcome::NotCovered));
             continue;
         }
-        let after = match Readers::read(r, cell) {
+        let read = match prefetched.take() {
+            Some((j, read)) if j == i => read,
+            other => {
+                prefetched = other;
+                Readers::read(r, cell)
+            }
+        };
+        let after = match read {
             Ok(a) => a,
             Err(e) => {
                 errors.push(Skipped {
