@@ -17,6 +17,7 @@ pub mod linalg;
 pub mod morphology;
 pub mod normalize;
 pub mod onnx;
+pub mod order;
 pub mod params;
 pub mod threshold;
 
@@ -461,13 +462,12 @@ fn shared_bands(input: &CellInput<'_>) -> Result<Vec<(BandRole, usize, usize)>, 
     Ok(out)
 }
 
-fn median(mut v: Vec<f32>) -> f32 {
+fn median(v: Vec<f32>) -> f32 {
     if v.is_empty() {
         return 0.0;
     }
     let mid = v.len() / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-    *m
+    order::ranked(v, &[mid]).0[0]
 }
 
 fn spectrum(bands: &Array3<f32>, nir: bool, y: usize, x: usize) -> Spectrum {

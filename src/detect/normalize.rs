@@ -255,11 +255,7 @@ fn weighted_quantiles(v: &[f32], w: &[f32], ps: &[f64]) -> Vec<f32> {
     let mut keys: Vec<u64> = v
         .iter()
         .enumerate()
-        .map(|(i, x)| {
-            let b = x.to_bits();
-            let ordered = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
-            (u64::from(ordered) << 32) | i as u64
-        })
+        .map(|(i, x)| (u64::from(super::order::total_key(*x)) << 32) | i as u64)
         .collect();
     keys.sort_unstable();
     let idx: Vec<usize> = keys.iter().map(|k| (*k & 0xffff_ffff) as usize).collect();

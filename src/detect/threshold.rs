@@ -16,23 +16,23 @@ pub fn otsu_log(values: &[f32]) -> Option<f32> {
 
 /// Otsu's threshold of the finite values (256 bins between the 0.1 and 99.9 percentiles).
 pub fn otsu(values: &[f32]) -> Option<f32> {
-    let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    let v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.len() < 16 {
         return None;
     }
-    // Two order statistics, not a sort: the histogram below does not depend on the order.
+    // Two order statistics, not a sort: the histogram below does not depend on the order (it
+    // counts the same values, taken back from their keys).
     let n = v.len();
-    let lo = *v.select_nth_unstable_by(n / 1000, |a, b| a.total_cmp(b)).1;
-    let hi = *v
-        .select_nth_unstable_by(n - 1 - n / 1000, |a, b| a.total_cmp(b))
-        .1;
+    let (ends, keys) = super::order::ranked(v, &[n / 1000, n - 1 - n / 1000]);
+    let (lo, hi) = (ends[0], ends[1]);
     if hi <= lo {
         return None;
     }
     const BINS: usize = 256;
     let mut hist = [0f64; BINS];
     let scale = (BINS - 1) as f32 / (hi - lo);
-    for x in &v {
+    for k in &keys {
+        let x = super::order::from_total_key(*k);
         let b = (((x - lo) * scale) as isize).clamp(0, BINS as isize - 1) as usize;
         hist[b] += 1.0;
     }
