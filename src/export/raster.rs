@@ -253,18 +253,24 @@ impl GeoTiffWriter {
 mod tests {
     use super::*;
 
+    /// A metre grid in EPSG:4549 of `width` × `height` pixels in square blocks of `block`.
+    fn test_spec(width: usize, height: usize, block: usize) -> GeoTiffSpec {
+        let mut spec = GeoTiffSpec::new(
+            "EPSG:4549",
+            [500000.0, 1.0, 0.0, 3000000.0, 0.0, -1.0],
+            width,
+            height,
+        );
+        spec.block_size = block;
+        spec
+    }
+
     #[test]
     fn windows_of_a_multi_band_file_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.tif");
         let k = 1024;
-        let mut spec = GeoTiffSpec::new(
-            "EPSG:4549",
-            [500000.0, 1.0, 0.0, 3000000.0, 0.0, -1.0],
-            2 * k,
-            k + k / 2,
-        );
-        spec.block_size = 512;
+        let spec = test_spec(2 * k, k + k / 2, 512);
         let mut w = GeoTiffWriter::create::<u8>(&path, &spec, 4).unwrap();
         for (x, y) in [(k, 0), (0, 0), (0, k), (k, k)] {
             let (ww, hh) = (k, if y == k { k / 2 } else { k });
@@ -294,13 +300,7 @@ mod tests {
     fn flushing_whole_blocks_stores_each_once() {
         let dir = tempfile::tempdir().unwrap();
         let k = 512;
-        let mut spec = GeoTiffSpec::new(
-            "EPSG:4549",
-            [500000.0, 1.0, 0.0, 3000000.0, 0.0, -1.0],
-            2 * k,
-            k + k / 3,
-        );
-        spec.block_size = 256;
+        let mut spec = test_spec(2 * k, k + k / 3, 256);
         spec.compress = "ZSTD".into();
         spec.nodata = Some(f64::NAN);
         let write = |name: &str, flush: bool| {

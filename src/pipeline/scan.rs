@@ -735,29 +735,26 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             let readers = &readers;
             let n = cells.len();
             let cells = &cells;
+            // How many cells a claim starting at `first` takes: runs while there are plenty of
+            // cells left; single cells at the end, so that no worker is left idle while another
+            // finishes a whole run.
+            let take_at = move |first: usize| {
+                if n.saturating_sub(first) > RUN * workers {
+                    RUN
+                } else {
+                    1
+                }
+            };
             scope.spawn(move || 'claims: loop {
-                // Runs while there are plenty of cells left; single cells at the end, so that no
-                // worker is left idle while another finishes a whole run.
                 let claim = next.fetch_update(
                     std::sync::atomic::Ordering::Relaxed,
                     std::sync::atomic::Ordering::Relaxed,
-                    |first| {
-                        let take = if n.saturating_sub(first) > RUN * workers {
-                            RUN
-                        } else {
-                            1
-                        };
-                        (first < n).then_some(first + take)
-                    },
+                    |first| (first < n).then(|| first + take_at(first)),
                 );
                 let Ok(first) = claim else {
                     break;
                 };
-                let take = if n.saturating_sub(first) > RUN * workers {
-                    RUN
-                } else {
-                    1
-                };
+                let take = take_at(first);
                 for (i, cell) in cells.iter().enumerate().skip(first).take(take) {
                     {
                         let (lock, cv) = gathered;
