@@ -134,6 +134,13 @@ pub(crate) fn flush_band(band: &gdal::raster::RasterBand) -> Result<(), String> 
     }
 }
 
+/// Sets the size of GDAL's process-wide block cache (`GDALSetCacheMax64`); GDAL evicts the
+/// least recently used blocks beyond it.
+pub(crate) fn set_cache_max(bytes: u64) {
+    // SAFETY: a setter of one process-wide number, safe to call at any time.
+    unsafe { gdal_sys::GDALSetCacheMax64(bytes.min(i64::MAX as u64) as i64) };
+}
+
 /// Reads a window of several bands (1-based) as `f32`, band after band, in one dataset-level
 /// request (`GDALDatasetRasterIOEx`): a pixel-interleaved file's blocks are then copied out for
 /// all bands at once. The buffer is not zeroed first: GDAL writes every value of a successful

@@ -156,14 +156,8 @@ impl IngestError {
 ///
 /// The default block cache (5% of RAM) made whole-file reads 2.3× slower on the development
 /// machine than an explicit size, so the cache is always set explicitly: 256 MiB unless the
-/// `GDAL_CACHEMAX` environment variable says otherwise. A scan reads each cell's window in one
-/// request and goes through the grid row by row, so the blocks under the halo between two rows of
-/// cells must stay cached from one row to the next: the blocks of both dates across the scene's
-/// width. On the 5000² peer scene (4 UInt16 bands, 512 px blocks) 128 MiB fell short and those
-/// blocks were decoded twice (DEFLATE decoding 1.8 s instead of 1.2 s of one thread's CPU, 0.6 s
-/// more user time in all) for 135 MB less peak memory; 512 MiB cost 960 MB of peak memory at the
-/// speed of 256. Below ~32 MiB blocks are decoded again within one window and the scan slows down
-/// sharply. Much wider scenes want more (`GDAL_CACHEMAX`, in MiB).
+/// `GDAL_CACHEMAX` environment variable says otherwise. A scan then sizes it to its imagery
+/// ([`scan_block_cache_bytes`]).
 pub fn init_gdal() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -175,4 +169,142 @@ pub fn init_gdal() {
             tracing::debug!(target: "gdal", ?class, code, "{msg}");
         });
     });
+}
+
+/// The smallest block cache a scan sets: below ~32 MiB blocks are decoded again within one
+/// cell's window.
+const SCAN_CACHE_MIN: u64 = 64 << 20;
+/// The largest: memory stays bounded however wide the scene (wider rows of cells then decode
+/// the blocks under the halo between two rows twice).
+const SCAN_CACHE_MAX: u64 = 1 << 30;
+
+/// The GDAL block cache a scan of these rasters on this grid needs for each source block to be
+/// decoded once, clamped to 64 MiB – 1 GiB.
+///
+/// A scan reads each cell's window (core and halo) in one request and goes through the grid
+/// row by row, so the blocks under the halo between two rows of cells must stay cached from one
+/// row to the next: per raster, the rows of blocks one window spans plus one, across the
+/// raster's width, all bands (a pixel-interleaved file's bands are decoded together). The change
+/// score rasters' blocks of one row of cells stay in the cache too once written. On the 5000²
+/// peer scene (two files of 4 UInt16 bands in 512 px blocks) that is 180 MiB: counted with a
+/// probe on libtiff, every one of the 200 blocks is decoded once down to a 160 MiB cache and
+/// 216 times at 128 MiB, and the 256 MiB the scan used before touched ~90 MB more memory (23 000
+/// more page faults) for nothing.
+pub fn scan_block_cache_bytes(
+    rasters: &[&RasterInfo],
+    grid: &crate::grid::GridDef,
+    score_rasters: usize,
+) -> u64 {
+    let window_rows = (grid.cell_size + 2 * grid.halo) as f64;
+    let mut need: u64 = 0;
+    for r in rasters {
+        let (bw, bh) = r.block_size.unwrap_or((r.width, 1));
+        let (bw, bh) = (bw.max(1), bh.max(1));
+        let pixel_bytes: u64 = r
+            .bands
+            .iter()
+            .map(|b| {
+                gdal::raster::GdalDataType::from_name(&b.data_type)
+                    .map(|t| t.bytes() as u64)
+                    .unwrap_or(8)
+            })
+            .sum();
+        // The raster's rows under one window of the grid (its pixels may be finer or coarser;
+        // an estimate is enough: only speed depends on it).
+        let scale = r
+            .pixel_size
+            .map(|(_, py)| grid.pixel_height / py)
+            .filter(|s| s.is_finite())
+            .unwrap_or(1.0)
+            .clamp(1.0 / 16.0, 16.0);
+        let rows = (window_rows * scale).ceil() as u64;
+        let block_rows = rows.div_ceil(bh as u64) + 1;
+        let across = r.width.div_ceil(bw) as u64;
+        need = need.saturating_add(across * (bw * bh) as u64 * pixel_bytes * block_rows);
+    }
+    let score_row = grid.width as u64 * grid.cell_size as u64 * 4;
+    need = need.saturating_add(score_rasters as u64 * score_row);
+    need.clamp(SCAN_CACHE_MIN, SCAN_CACHE_MAX)
+}
+
+/// Sets GDAL's block cache to `bytes` for the rest of the process, unless the `GDAL_CACHEMAX`
+/// environment variable chose a size.
+pub fn size_block_cache(bytes: u64) {
+    init_gdal();
+    if std::env::var_os("GDAL_CACHEMAX").is_some() {
+        return;
+    }
+    tracing::debug!("GDAL block cache: {} MiB", bytes >> 20);
+    crate::gdal_ext::set_cache_max(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::{Bounds, GridDef};
+
+    /// A sparse tiled GeoTIFF (no block written) of `bands` UInt16 bands, catalogued.
+    fn tiled(dir: &std::path::Path, name: &str, size: (usize, usize), px: f64) -> RasterInfo {
+        init_gdal();
+        let path = dir.join(name);
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut opts = gdal::cpl::CslStringList::new();
+        for (k, v) in [
+            ("TILED", "YES"),
+            ("BLOCKXSIZE", "256"),
+            ("BLOCKYSIZE", "256"),
+            ("SPARSE_OK", "TRUE"),
+        ] {
+            opts.set_name_value(k, v).unwrap();
+        }
+        let mut ds = driver
+            .create_with_band_type_with_options::<u16, _>(&path, size.0, size.1, 4, &opts)
+            .unwrap();
+        ds.set_geo_transform(&[300000.0, px, 0.0, 3450000.0, 0.0, -px])
+            .unwrap();
+        drop(ds);
+        describe_raster(&path, &CatalogOptions::default())
+            .info
+            .unwrap()
+    }
+
+    fn grid(width: usize) -> GridDef {
+        let b = Bounds {
+            min_x: 300000.0,
+            min_y: 3449700.0,
+            max_x: 300000.0 + width as f64 * 0.5,
+            max_y: 3450000.0,
+        };
+        GridDef::covering("EPSG:32651", &b, 0.5, 1024, 32, Some((300000.0, 3450000.0)))
+    }
+
+    #[test]
+    fn the_scan_cache_holds_the_block_rows_under_a_row_of_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let wide = tiled(dir.path(), "wide.tif", (8000, 600), 0.5);
+        // 32 blocks across of 256² × 4 UInt16 bands, over the 5 block rows one 1088-row window
+        // spans plus one; and one row of cells of the score raster (8000 × 1024 f32).
+        let per_raster = 32 * 256 * 256 * 8 * 6;
+        let score = 8000 * 1024 * 4;
+        assert_eq!(
+            scan_block_cache_bytes(&[&wide], &grid(8000), 1),
+            per_raster + score
+        );
+        assert_eq!(
+            scan_block_cache_bytes(&[&wide, &wide], &grid(8000), 1),
+            2 * per_raster + score
+        );
+        // Pixels twice as coarse as the grid's: half the rows under a window (544: 3 block rows
+        // plus one).
+        let coarse = tiled(dir.path(), "coarse.tif", (8000, 600), 1.0);
+        assert_eq!(
+            scan_block_cache_bytes(&[&coarse], &grid(8000), 0),
+            32 * 256 * 256 * 8 * 4
+        );
+        // Clamped both ways.
+        let small = tiled(dir.path(), "small.tif", (300, 300), 0.5);
+        assert_eq!(scan_block_cache_bytes(&[&small], &grid(300), 1), 64 << 20);
+        let many: Vec<&RasterInfo> = std::iter::repeat_n(&wide, 20).collect();
+        assert_eq!(scan_block_cache_bytes(&many, &grid(8000), 1), 1 << 30);
+    }
 }

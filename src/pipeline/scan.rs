@@ -448,6 +448,15 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     )?;
     let pixel_area = super::detect::pixel_area_m2(&grid);
     let m2_per_unit2 = pixel_area / grid.pixel_area().max(1e-300);
+    let infos: Vec<&crate::ingest::RasterInfo> = std::iter::once(before)
+        .chain(&after_obs)
+        .flat_map(|o| o.sources.sources.iter().map(|s| &s.info))
+        .collect();
+    crate::ingest::size_block_cache(crate::ingest::scan_block_cache_bytes(
+        &infos,
+        &grid,
+        after_obs.len(),
+    ));
     let parcel_bounds = set.bounds();
     let before_b = observation_bounds(before, &grid)?;
     let after_b: Vec<Option<crate::grid::Bounds>> = after_obs
