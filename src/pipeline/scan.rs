@@ -1462,12 +1462,9 @@ fn detect_cell(
             out.push(Some(Outcome::NotCovered));
             continue;
         }
-        let read = match prefetched.take() {
-            Some((j, read)) if j == i => read,
-            other => {
-                prefetched = other;
-                Readers::read(r, cell)
-            }
+        let read = match prefetched.take_if(|(j, _)| *j == i) {
+            Some((_, read)) => read,
+            None => Readers::read(r, cell),
         };
         let after = match read {
             Ok(a) => a,
