@@ -7,6 +7,8 @@
 # RUNS (default 1): peer and landwatch are run as N back-to-back pairs; each pair gives a
 # speed-up, and the pair with the median speed-up is the one reported (on a shared machine one
 # pair's ratio moves with the machine's load by ±10 %).
+# PIXEL_SIZE (default: the imagery's 0.5 m): the grid pixel landwatch analyses at, through a
+# config with `[grid] pixel_size` (1.0 averages the scene's 2 × 2 pixel blocks as it reads them).
 # Needs the peer's Python packages: they are installed into .peer-venv on first use (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ size=${1:-5000}
 parcels=${2:-5000}
 seed=${3:-1}
 runs=${RUNS:-1}
+pixel=${PIXEL_SIZE:-}
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive whole number, got '$runs'"; exit 1; }
 peer=${LANDWATCH_PEER:-../shared/peer}
 work=target/e2e-bench
@@ -28,6 +31,11 @@ P=.peer-venv/bin/python
 [ -f "$scene/after.tif" ] || $P "$peer/make_scene.py" "$scene" --size "$size" --parcels "$parcels" --seed "$seed"
 cargo build --release --locked -q
 bin=target/release/landwatch
+config=()
+if [ -n "$pixel" ]; then
+    printf '[grid]\npixel_size = %s\n' "$pixel" > "$work/pixel.toml"
+    config=(--config "$work/pixel.toml")
+fi
 
 measure() { # label, command...
     local label=$1; shift
@@ -37,12 +45,12 @@ measure() { # label, command...
     echo "$secs $kib"
 }
 
-echo "scene $scene ($size x $size px, $parcels parcels); $(nproc) cores; $runs pair(s) of runs"
+echo "scene $scene ($size x $size px, $parcels parcels); $(nproc) cores; $runs pair(s) of runs; landwatch grid pixel ${pixel:-as the imagery}"
 pairs=()
 for run in $(seq 1 "$runs"); do
     read -r p_s p_kib < <(measure peer $P "$peer/peer_pipeline.py" "$scene/before.tif" "$scene/after.tif" "$scene/parcels.gpkg" "$work/peer.geojson")
     rm -rf "$work/lw"
-    read -r l_s l_kib < <(measure landwatch "$bin" scan --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw" --no-packets --json)
+    read -r l_s l_kib < <(measure landwatch "$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw" --no-packets --json)
     ratio=$(python3 -c "print(f'{$p_s / max($l_s, 1e-9):.2f}')")
     [ "$runs" -gt 1 ] && echo "  pair $run: peer $p_s s, landwatch $l_s s, ${ratio}x"
     pairs+=("$ratio $p_s $p_kib $l_s $l_kib")
@@ -53,7 +61,7 @@ all_ratios=$(printf '%s\n' "${pairs[@]}" | cut -d' ' -f1 | sort -n | tr '\n' ' '
 $P "$peer/check_truth.py" "$work/peer.geojson" "$scene" > "$work/peer.accuracy" 2>&1 || true
 rm -rf "$work/lw-packets"
 "$bin" eval --truth "$scene/truth.gpkg" --findings "$work/lw/findings.gpkg" > "$work/landwatch.accuracy"
-read -r lwp_s lwp_kib < <(measure landwatch-packets "$bin" scan --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw-packets" --json)
+read -r lwp_s lwp_kib < <(measure landwatch-packets "$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw-packets" --json)
 findings=$(python3 -c "import json,sys; print(json.load(open('$work/landwatch-packets.stdout'))['findings'])")
 
 echo
@@ -68,10 +76,10 @@ echo "speed-up (peer time / landwatch time, no packets): ${speed}x; memory ratio
 echo
 echo "peer accuracy:";      cat "$work/peer.accuracy"
 echo "landwatch accuracy:"; head -2 "$work/landwatch.accuracy"
-python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" "$all_ratios" <<'PY'
+python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" "$all_ratios" "${pixel:-native}" <<'PY'
 import json, sys
-w, ps, pk, ls, lk, lps, lpk, n, size, ratios = sys.argv[1:]
-json.dump({"size": int(size), "peer_s": float(ps), "peer_rss_kib": int(pk), "landwatch_s": float(ls),
+w, ps, pk, ls, lk, lps, lpk, n, size, ratios, pixel = sys.argv[1:]
+json.dump({"size": int(size), "landwatch_pixel_size": pixel, "peer_s": float(ps), "peer_rss_kib": int(pk), "landwatch_s": float(ls),
            "landwatch_rss_kib": int(lk), "landwatch_with_packets_s": float(lps),
            "landwatch_with_packets_rss_kib": int(lpk), "packets": int(n),
            "speedup": float(ps) / max(float(ls), 1e-9),

@@ -1,9 +1,11 @@
 //! Reading a grid cell from one or several source rasters: reprojection, resampling, mosaicking
 //! and the validity mask (nodata, alpha, internal masks), all through GDAL.
 //!
-//! Sources already on the grid's pixel lattice are read directly (no resampling at all); any other
-//! source goes through `gdalwarp` — bilinear, or area-average when the source is much finer than
-//! the grid (a 5 cm drone orthophoto read onto a 0.5 m grid).
+//! Sources already on the grid's pixel lattice are read directly (no resampling at all). Sources
+//! in the grid's CRS whose pixels tile each grid pixel exactly (k × k, the grid's corners on
+//! source pixel corners) are read directly too and averaged block by block. Any other source goes
+//! through `gdalwarp` — bilinear, or area-average when the source is much finer than the grid (a
+//! 5 cm drone orthophoto in another CRS read onto a 0.5 m grid).
 
 use super::catalog::{open_raster, RasterInfo};
 use super::srs;
@@ -57,6 +59,10 @@ impl DateSources {
 enum Placement {
     /// Same CRS, same pixel size, whole-pixel offset: column/row of the grid origin in the source.
     Aligned { dx: i64, dy: i64 },
+    /// Same CRS, each grid pixel exactly `k` × `k` source pixels (a 0.5 m scene on a 1 m grid, a
+    /// 5 cm orthophoto on a 0.5 m grid): column/row of the grid origin in the source, whose
+    /// pixels are averaged block by block (no warp).
+    Decimate { dx: i64, dy: i64, k: usize },
     /// Anything else: warp, with this resampling.
     Warp { resampling: &'static str },
 }
@@ -155,6 +161,22 @@ impl CellReader {
                         dy,
                         window,
                         &mut bands,
+                        &mut valid,
+                        &mut flagged,
+                    )?;
+                }
+                Placement::Decimate { dx, dy, k } => {
+                    let b = bands.get_or_insert_with(zeros);
+                    if !pending_warp.is_empty() {
+                        self.flush_warp(cell_id, window, &mut pending_warp, b, &mut valid)?;
+                    }
+                    let src = &self.sources[i];
+                    read_decimated(
+                        cell_id,
+                        src,
+                        (dx, dy, k),
+                        window,
+                        b,
                         &mut valid,
                         &mut flagged,
                     )?;
@@ -355,12 +377,33 @@ fn open_source(
             let dy = (grid.origin_y - gt[3]) / grid.pixel_height;
             (dx - dx.round()).abs() < 1e-6 && (dy - dy.round()).abs() < 1e-6
         };
+    // Each grid pixel exactly k × k source pixels, the grid origin on a source pixel corner.
+    let decimate = (same && gt[2] == 0.0 && gt[4] == 0.0 && gt[1] > 0.0 && gt[5] < 0.0)
+        .then(|| {
+            let k = (grid.pixel_width / gt[1]).round();
+            let whole = |a: f64| (a - a.round()).abs() < 1e-6;
+            let dx = (grid.origin_x - gt[0]) / gt[1];
+            let dy = (gt[3] - grid.origin_y) / -gt[5];
+            (k >= 2.0
+                && rel(k * gt[1], grid.pixel_width)
+                && rel(-k * gt[5], grid.pixel_height)
+                && whole(dx)
+                && whole(dy))
+            .then(|| Placement::Decimate {
+                dx: dx.round() as i64,
+                dy: dy.round() as i64,
+                k: k as usize,
+            })
+        })
+        .flatten();
     let placement = if aligned {
         // The grid position of the source's pixel (0, 0) is (dx, dy); store the grid origin's
         // position in the source instead, which is what reads need.
         let dx = ((gt[0] - grid.origin_x) / grid.pixel_width).round() as i64;
         let dy = ((grid.origin_y - gt[3]) / grid.pixel_height).round() as i64;
         Placement::Aligned { dx: -dx, dy: -dy }
+    } else if let Some(d) = decimate {
+        d
     } else {
         Placement::Warp {
             resampling: if src_px_on_grid < 1.0 / 1.5 {
@@ -565,6 +608,114 @@ fn read_aligned(
     Ok(())
 }
 
+/// Fine pixels read at a time by [`read_decimated`]: a strip small enough to stay in the CPU's
+/// cache between GDAL's copy into it and the averaging out of it (1 MiB a band as `f32`).
+const DECIMATE_STRIP_PX: usize = 1 << 18;
+
+/// Reads a source whose pixels tile each grid pixel `k` × `k` into the cell: strip by strip of
+/// grid rows (memory bounded whatever `k`), each an aligned read of the source's own pixels, then
+/// every grid pixel is the mean of its valid source pixels (the area average `gdalwarp -r
+/// average` would compute, without the warp), and valid when at least half of them are.
+/// Like an aligned read, the source's valid pixels replace what earlier sources put there.
+fn read_decimated(
+    cell_id: &str,
+    src: &OpenSource,
+    (dx, dy, k): (i64, i64, usize),
+    window: &Window,
+    bands: &mut Array3<f32>,
+    valid: &mut Array2<bool>,
+    flagged: &mut Option<Array2<bool>>,
+) -> Result<(), IngestError> {
+    let (w, h) = (window.width, window.height);
+    let nb = bands.dim().0;
+    let rows = (DECIMATE_STRIP_PX / (w * k * k).max(1)).clamp(1, h.max(1));
+    let half = (k * k).div_ceil(2) as u32;
+    let mut sums = vec![0f32; nb * w];
+    let mut counts = vec![0u32; w];
+    let mut flags = vec![0u32; w];
+    for r0 in (0..h).step_by(rows) {
+        let r1 = (r0 + rows).min(h);
+        let fine = Window {
+            x: window.x * k as i64,
+            y: (window.y + r0 as i64) * k as i64,
+            width: w * k,
+            height: (r1 - r0) * k,
+        };
+        let (mut fb, mut ff) = (None, None);
+        let mut fv = Array2::from_elem((fine.height, fine.width), false);
+        read_aligned(cell_id, src, dx, dy, &fine, &mut fb, &mut fv, &mut ff)?;
+        // Nothing of the source in this strip.
+        let Some(fb) = fb else { continue };
+        let (fb, fv, ff) = (flat(&fb), flat(&fv), ff.as_ref().map(flat));
+        let fw = fine.width;
+        let plane = fine.height * fw;
+        for r in r0..r1 {
+            sums.fill(0.0);
+            counts.fill(0);
+            flags.fill(0);
+            for fr in (r - r0) * k..(r - r0 + 1) * k {
+                let row = fr * fw..(fr + 1) * fw;
+                // Invalid source pixels were read as zeros: summing every pixel sums the valid.
+                for (b, sums) in sums.chunks_exact_mut(w).enumerate() {
+                    block_sums(k, sums, &fb[b * plane..][row.clone()], |v| *v);
+                }
+                block_sums(k, &mut counts, &fv[row.clone()], |v| *v as u32);
+                if let Some(ff) = ff {
+                    block_sums(k, &mut flags, &ff[row.clone()], |v| *v as u32);
+                }
+            }
+            let vrow = valid.slice_mut(s![r, ..]).into_slice().unwrap_or(&mut []);
+            for (v, c) in vrow.iter_mut().zip(&counts) {
+                *v |= *c >= half;
+            }
+            for (b, sums) in sums.chunks_exact(w).enumerate() {
+                let row = bands
+                    .slice_mut(s![b, r, ..])
+                    .into_slice()
+                    .unwrap_or(&mut []);
+                for ((t, s), c) in row.iter_mut().zip(sums).zip(&counts) {
+                    if *c >= half {
+                        *t = *s / *c as f32;
+                    }
+                }
+            }
+            if ff.is_some() {
+                let f = flagged.get_or_insert_with(|| Array2::from_elem(valid.dim(), false));
+                let frow = f.slice_mut(s![r, ..]).into_slice().unwrap_or(&mut []);
+                frow.iter_mut().zip(&flags).for_each(|(f, n)| *f |= *n > 0);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds each run of `k` values of a fine row to its block's total.
+fn block_sums<T: Copy, A: Copy + std::ops::AddAssign + Default>(
+    k: usize,
+    totals: &mut [A],
+    row: &[T],
+    value: impl Fn(&T) -> A,
+) {
+    // Pairs (a 0.5 m scene on a 1 m grid) are the common case: unrolled, they vectorise.
+    if k == 2 {
+        for (t, px) in totals.iter_mut().zip(row.chunks_exact(2)) {
+            *t += value(&px[0]);
+            *t += value(&px[1]);
+        }
+        return;
+    }
+    for (t, px) in totals.iter_mut().zip(row.chunks_exact(k)) {
+        for v in px {
+            *t += value(v);
+        }
+    }
+}
+
+/// A contiguous view of an array in standard layout (every array this module builds is).
+fn flat<T, D: ndarray::Dimension>(a: &ndarray::Array<T, D>) -> &[T] {
+    a.as_slice().unwrap_or(&[])
+}
+
 /// Reads a window of one band (1-based) as `T`, exactly as stored (no resampling).
 pub fn read_band_window<T: Copy + GdalType + Default>(
     ds: &Dataset,
@@ -629,5 +780,200 @@ impl SingleBandReader {
                 .for_each(|(o, x)| *o = *x);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::catalog::{describe_raster, CatalogOptions};
+
+    /// A GeoTIFF in EPSG:32651 of four UInt16 bands (nodata 0) with north-west corner `origin`
+    /// and square pixels of `px` metres, holding `value(band, column, row)`.
+    fn raster(
+        dir: &Path,
+        (w, h): (usize, usize),
+        px: f64,
+        origin: (f64, f64),
+        value: impl Fn(usize, usize, usize) -> u16,
+    ) -> ImageSource {
+        super::super::init_gdal();
+        let path = dir.join(format!("fine-{px}.tif"));
+        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut ds = driver
+            .create_with_band_type::<u16, _>(&path, w, h, 4)
+            .unwrap();
+        ds.set_geo_transform(&[origin.0, px, 0.0, origin.1, 0.0, -px])
+            .unwrap();
+        ds.set_spatial_ref(&srs::parse_crs("EPSG:32651").unwrap())
+            .unwrap();
+        for b in 0..4 {
+            let mut band = ds.rasterband(b + 1).unwrap();
+            band.set_no_data_value(Some(0.0)).unwrap();
+            let data: Vec<u16> = (0..w * h).map(|i| value(b, i % w, i / w)).collect();
+            let mut buf = gdal::raster::Buffer::new((w, h), data);
+            band.write((0, 0), (w, h), &mut buf).unwrap();
+        }
+        drop(ds);
+        let opts = CatalogOptions {
+            bands: Some(vec![
+                BandRole::Blue,
+                BandRole::Green,
+                BandRole::Red,
+                BandRole::Nir,
+            ]),
+            ..CatalogOptions::default()
+        };
+        let info = describe_raster(&path, &opts).info.unwrap();
+        ImageSource { path, info }
+    }
+
+    /// What averaging `k` × `k` blocks must give: per grid pixel the mean of the valid source
+    /// pixels under it, valid when at least half of them are.
+    fn expected(
+        src: &ImageSource,
+        value: impl Fn(usize, usize, usize) -> u16,
+        (dx, dy, k): (i64, i64, usize),
+        win: &Window,
+    ) -> (Array3<f32>, Array2<bool>) {
+        let (sw, sh) = (src.info.width as i64, src.info.height as i64);
+        let mut bands = Array3::zeros((4, win.height, win.width));
+        let mut valid = Array2::from_elem((win.height, win.width), false);
+        for r in 0..win.height {
+            for c in 0..win.width {
+                let (mut sums, mut n) = ([0f64; 4], 0);
+                for j in 0..k as i64 {
+                    for i in 0..k as i64 {
+                        let sx = (win.x + c as i64) * k as i64 + i + dx;
+                        let sy = (win.y + r as i64) * k as i64 + j + dy;
+                        if sx < 0 || sy < 0 || sx >= sw || sy >= sh {
+                            continue;
+                        }
+                        let v: Vec<u16> =
+                            (0..4).map(|b| value(b, sx as usize, sy as usize)).collect();
+                        // Nodata when every band holds the nodata value.
+                        if v.iter().all(|v| *v == 0) {
+                            continue;
+                        }
+                        n += 1;
+                        for b in 0..4 {
+                            sums[b] += v[b] as f64;
+                        }
+                    }
+                }
+                if 2 * n >= k * k {
+                    valid[[r, c]] = true;
+                    for b in 0..4 {
+                        bands[[b, r, c]] = (sums[b] / n as f64) as f32;
+                    }
+                }
+            }
+        }
+        (bands, valid)
+    }
+
+    #[test]
+    fn a_finer_lattice_is_averaged_block_by_block_without_a_warp() {
+        let dir = tempfile::tempdir().unwrap();
+        // A hole of nodata whose edges cut grid pixels (some half, some three quarters empty).
+        let value = |b: usize, x: usize, y: usize| -> u16 {
+            if (101..157).contains(&x) && (41..90).contains(&y) {
+                0
+            } else {
+                (100 + 7 * b + (x * 13 + y * 31 + x * y) % 251) as u16
+            }
+        };
+        // A 1 m grid whose origin is one and three 0.5 m source pixels west and north of the
+        // raster's corner (a 1 × 1 m pixel half or a quarter on the raster along its edges); and
+        // a 5 cm source on the same grid (k = 20). Windows reach past the raster on every side,
+        // and the first is tall enough to be read in several strips.
+        for (px, size, (ox, oy)) in [(0.5, (601, 1203), (1, 3)), (0.05, (460, 340), (7, 2))] {
+            let origin = (300000.0 + ox as f64 * px, 3450000.0 - oy as f64 * px);
+            let src = raster(dir.path(), size, px, origin, value);
+            let k = (1.0 / px).round() as usize;
+            let grid = GridDef::covering(
+                "EPSG:32651",
+                &crate::grid::Bounds {
+                    min_x: 300000.0,
+                    min_y: 3449000.0,
+                    max_x: 301000.0,
+                    max_y: 3450000.0,
+                },
+                1.0,
+                1024,
+                32,
+                Some((300000.0, 3450000.0)),
+            );
+            let date = DateSources {
+                sources: vec![src.clone()],
+                roles: DateSources::common_roles(std::slice::from_ref(&src)),
+            };
+            assert_eq!(date.roles.len(), 4);
+            let mut reader = CellReader::new(&grid, &date).unwrap();
+            assert!(matches!(
+                reader.sources[0].placement,
+                Placement::Decimate { dx, dy, k: kk } if (dx, dy, kk) == (-ox, -oy, k)
+            ));
+            let (fw, fh) = (size.0.div_ceil(k) + 3, size.1.div_ceil(k) + 3);
+            let win = Window {
+                x: -2,
+                y: -1,
+                width: fw,
+                height: fh,
+            };
+            let got = reader.read("c", &win).unwrap();
+            let (want_bands, want_valid) = expected(&src, value, (-ox, -oy, k), &win);
+            assert_eq!(got.valid, want_valid, "validity at {px} m");
+            assert!(
+                want_valid.iter().any(|v| !v) && want_valid.iter().filter(|v| **v).count() > 100
+            );
+            for ((g, w), v) in got
+                .bands
+                .iter()
+                .zip(&want_bands)
+                .zip(want_valid.iter().cycle())
+            {
+                if *v {
+                    assert!((g - w).abs() < 1e-3, "{g} != {w} at {px} m");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_finer_lattice_off_the_grid_is_warped() {
+        let dir = tempfile::tempdir().unwrap();
+        // Half a source pixel off the grid's lattice: no whole blocks to average.
+        let src = raster(
+            dir.path(),
+            (40, 40),
+            0.5,
+            (300000.25, 3450000.0),
+            |b, x, y| (1 + b + x + y) as u16,
+        );
+        let grid = GridDef::covering(
+            "EPSG:32651",
+            &crate::grid::Bounds {
+                min_x: 300000.0,
+                min_y: 3449980.0,
+                max_x: 300020.0,
+                max_y: 3450000.0,
+            },
+            1.0,
+            1024,
+            32,
+            Some((300000.0, 3450000.0)),
+        );
+        let date = DateSources {
+            sources: vec![src.clone()],
+            roles: DateSources::common_roles(std::slice::from_ref(&src)),
+        };
+        let reader = CellReader::new(&grid, &date).unwrap();
+        assert!(matches!(
+            reader.sources[0].placement,
+            Placement::Warp {
+                resampling: "average"
+            }
+        ));
     }
 }
