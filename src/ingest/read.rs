@@ -828,6 +828,30 @@ mod tests {
         ImageSource { path, info }
     }
 
+    /// A reader of `src`'s four bands onto a 1 m grid over the square kilometre south-east of
+    /// (300000, 3450000).
+    fn reader_on_a_1m_grid(src: &ImageSource) -> CellReader {
+        let grid = GridDef::covering(
+            "EPSG:32651",
+            &crate::grid::Bounds {
+                min_x: 300000.0,
+                min_y: 3449000.0,
+                max_x: 301000.0,
+                max_y: 3450000.0,
+            },
+            1.0,
+            1024,
+            32,
+            Some((300000.0, 3450000.0)),
+        );
+        let date = DateSources {
+            sources: vec![src.clone()],
+            roles: DateSources::common_roles(std::slice::from_ref(src)),
+        };
+        assert_eq!(date.roles.len(), 4);
+        CellReader::new(&grid, &date).unwrap()
+    }
+
     /// What averaging `k` × `k` blocks must give: per grid pixel the mean of the valid source
     /// pixels under it, valid when at least half of them are.
     fn expected(
@@ -891,25 +915,7 @@ mod tests {
             let origin = (300000.0 + ox as f64 * px, 3450000.0 - oy as f64 * px);
             let src = raster(dir.path(), size, px, origin, value);
             let k = (1.0 / px).round() as usize;
-            let grid = GridDef::covering(
-                "EPSG:32651",
-                &crate::grid::Bounds {
-                    min_x: 300000.0,
-                    min_y: 3449000.0,
-                    max_x: 301000.0,
-                    max_y: 3450000.0,
-                },
-                1.0,
-                1024,
-                32,
-                Some((300000.0, 3450000.0)),
-            );
-            let date = DateSources {
-                sources: vec![src.clone()],
-                roles: DateSources::common_roles(std::slice::from_ref(&src)),
-            };
-            assert_eq!(date.roles.len(), 4);
-            let mut reader = CellReader::new(&grid, &date).unwrap();
+            let mut reader = reader_on_a_1m_grid(&src);
             assert!(matches!(
                 reader.sources[0].placement,
                 Placement::Decimate { dx, dy, k: kk } if (dx, dy, kk) == (-ox, -oy, k)
@@ -951,24 +957,7 @@ mod tests {
             (300000.25, 3450000.0),
             |b, x, y| (1 + b + x + y) as u16,
         );
-        let grid = GridDef::covering(
-            "EPSG:32651",
-            &crate::grid::Bounds {
-                min_x: 300000.0,
-                min_y: 3449980.0,
-                max_x: 300020.0,
-                max_y: 3450000.0,
-            },
-            1.0,
-            1024,
-            32,
-            Some((300000.0, 3450000.0)),
-        );
-        let date = DateSources {
-            sources: vec![src.clone()],
-            roles: DateSources::common_roles(std::slice::from_ref(&src)),
-        };
-        let reader = CellReader::new(&grid, &date).unwrap();
+        let reader = reader_on_a_1m_grid(&src);
         assert!(matches!(
             reader.sources[0].placement,
             Placement::Warp {
