@@ -11,6 +11,7 @@ use super::catalog::{open_raster, RasterInfo};
 use super::srs;
 use super::IngestError;
 use crate::bands::BandRole;
+use crate::detect::flat;
 use crate::gdal_ext;
 use crate::grid::{GridDef, Window};
 use crate::image::CellImage;
@@ -57,12 +58,11 @@ impl DateSources {
 /// How a source relates to the grid.
 #[derive(Debug, Clone)]
 enum Placement {
-    /// Same CRS, same pixel size, whole-pixel offset: column/row of the grid origin in the source.
-    Aligned { dx: i64, dy: i64 },
-    /// Same CRS, each grid pixel exactly `k` × `k` source pixels (a 0.5 m scene on a 1 m grid, a
-    /// 5 cm orthophoto on a 0.5 m grid): column/row of the grid origin in the source, whose
-    /// pixels are averaged block by block (no warp).
-    Decimate { dx: i64, dy: i64, k: usize },
+    /// Same CRS, each grid pixel exactly `k` × `k` source pixels, the grid origin on a source
+    /// pixel corner: column/row of the grid origin in the source. `k = 1` is the grid's own
+    /// lattice, read as is; a larger `k` (a 0.5 m scene on a 1 m grid, a 5 cm orthophoto on a
+    /// 0.5 m grid) is averaged block by block as it is read (no warp).
+    Lattice { dx: i64, dy: i64, k: usize },
     /// Anything else: warp, with this resampling.
     Warp { resampling: &'static str },
 }
@@ -139,7 +139,7 @@ impl CellReader {
         let (wx0, wy0) = (window.x as f64, window.y as f64);
         let (wx1, wy1) = (wx0 + w as f64, wy0 + h as f64);
 
-        // Group consecutive warped sources into one gdalwarp call; aligned sources are pasted.
+        // Consecutive warped sources go into one gdalwarp call; sources on the lattice are read.
         let mut pending_warp: Vec<usize> = Vec::new();
         for i in 0..self.sources.len() {
             let (gx0, gy0, gx1, gy1) = self.sources[i].grid_extent;
@@ -148,7 +148,7 @@ impl CellReader {
             }
             contributing.push(i);
             match self.sources[i].placement {
-                Placement::Aligned { dx, dy } => {
+                Placement::Lattice { dx, dy, k: 1 } => {
                     if !pending_warp.is_empty() {
                         let b = bands.get_or_insert_with(zeros);
                         self.flush_warp(cell_id, window, &mut pending_warp, b, &mut valid)?;
@@ -165,7 +165,7 @@ impl CellReader {
                         &mut flagged,
                     )?;
                 }
-                Placement::Decimate { dx, dy, k } => {
+                Placement::Lattice { dx, dy, k } => {
                     let b = bands.get_or_insert_with(zeros);
                     if !pending_warp.is_empty() {
                         self.flush_warp(cell_id, window, &mut pending_warp, b, &mut valid)?;
@@ -367,52 +367,33 @@ fn open_source(
 
     let same = srs::same_crs(&src_srs, grid_srs);
     let rel = |a: f64, b: f64| ((a - b) / b).abs() < 1e-9;
-    let aligned = same
-        && gt[2] == 0.0
-        && gt[4] == 0.0
-        && rel(gt[1], grid.pixel_width)
-        && rel(-gt[5], grid.pixel_height)
-        && {
-            let dx = (gt[0] - grid.origin_x) / grid.pixel_width;
-            let dy = (grid.origin_y - gt[3]) / grid.pixel_height;
-            (dx - dx.round()).abs() < 1e-6 && (dy - dy.round()).abs() < 1e-6
-        };
-    // Each grid pixel exactly k × k source pixels, the grid origin on a source pixel corner.
-    let decimate = (same && gt[2] == 0.0 && gt[4] == 0.0 && gt[1] > 0.0 && gt[5] < 0.0)
+    // Each grid pixel exactly k × k source pixels (k = 1: the same pixels), the grid origin on a
+    // source pixel corner.
+    let lattice = (same && gt[2] == 0.0 && gt[4] == 0.0 && gt[1] > 0.0 && gt[5] < 0.0)
         .then(|| {
             let k = (grid.pixel_width / gt[1]).round();
             let whole = |a: f64| (a - a.round()).abs() < 1e-6;
             let dx = (grid.origin_x - gt[0]) / gt[1];
             let dy = (gt[3] - grid.origin_y) / -gt[5];
-            (k >= 2.0
+            (k >= 1.0
                 && rel(k * gt[1], grid.pixel_width)
                 && rel(-k * gt[5], grid.pixel_height)
                 && whole(dx)
                 && whole(dy))
-            .then(|| Placement::Decimate {
+            .then(|| Placement::Lattice {
                 dx: dx.round() as i64,
                 dy: dy.round() as i64,
                 k: k as usize,
             })
         })
         .flatten();
-    let placement = if aligned {
-        // The grid position of the source's pixel (0, 0) is (dx, dy); store the grid origin's
-        // position in the source instead, which is what reads need.
-        let dx = ((gt[0] - grid.origin_x) / grid.pixel_width).round() as i64;
-        let dy = ((grid.origin_y - gt[3]) / grid.pixel_height).round() as i64;
-        Placement::Aligned { dx: -dx, dy: -dy }
-    } else if let Some(d) = decimate {
-        d
-    } else {
-        Placement::Warp {
-            resampling: if src_px_on_grid < 1.0 / 1.5 {
-                "average"
-            } else {
-                "bilinear"
-            },
-        }
-    };
+    let placement = lattice.unwrap_or(Placement::Warp {
+        resampling: if src_px_on_grid < 1.0 / 1.5 {
+            "average"
+        } else {
+            "bilinear"
+        },
+    });
     let integer_bands = band_index.iter().all(|&bi| {
         ds.rasterband(bi)
             .map(|b| b.band_type().is_integer())
@@ -647,6 +628,7 @@ fn read_decimated(
         // Nothing of the source in this strip.
         let Some(fb) = fb else { continue };
         let (fb, fv, ff) = (flat(&fb), flat(&fv), ff.as_ref().map(flat));
+        let (fb, fv, ff) = (&*fb, &*fv, ff.as_deref());
         let fw = fine.width;
         let plane = fine.height * fw;
         for r in r0..r1 {
@@ -709,11 +691,6 @@ fn block_sums<T: Copy, A: Copy + std::ops::AddAssign + Default>(
             *t += value(v);
         }
     }
-}
-
-/// A contiguous view of an array in standard layout (every array this module builds is).
-fn flat<T, D: ndarray::Dimension>(a: &ndarray::Array<T, D>) -> &[T] {
-    a.as_slice().unwrap_or(&[])
 }
 
 /// Reads a window of one band (1-based) as `T`, exactly as stored (no resampling).
@@ -918,7 +895,7 @@ mod tests {
             let mut reader = reader_on_a_1m_grid(&src);
             assert!(matches!(
                 reader.sources[0].placement,
-                Placement::Decimate { dx, dy, k: kk } if (dx, dy, kk) == (-ox, -oy, k)
+                Placement::Lattice { dx, dy, k: kk } if (dx, dy, kk) == (-ox, -oy, k)
             ));
             let (fw, fh) = (size.0.div_ceil(k) + 3, size.1.div_ceil(k) + 3);
             let win = Window {
