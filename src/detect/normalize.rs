@@ -249,16 +249,10 @@ pub struct Normalization {
 
 /// Weighted quantiles of `v` at probabilities `ps` (weights ≥ 0).
 fn weighted_quantiles(v: &[f32], w: &[f32], ps: &[f64]) -> Vec<f32> {
-    // Sorted by value, ties in sample order: the order of a stable sort by `total_cmp`, with
-    // the key (value's total-order bits, index) unique so that an unstable sort of plain
-    // integers gives it.
-    let mut keys: Vec<u64> = v
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (u64::from(super::order::total_key(*x)) << 32) | i as u64)
+    let idx: Vec<usize> = sorted_by_value(v)
+        .into_iter()
+        .map(|k| (k & 0xffff_ffff) as usize)
         .collect();
-    keys.sort_unstable();
-    let idx: Vec<usize> = keys.iter().map(|k| (*k & 0xffff_ffff) as usize).collect();
     let total: f64 = w.iter().map(|x| *x as f64).sum();
     let mut out = Vec::with_capacity(ps.len());
     let (mut acc, mut k) = (0f64, 0usize);
@@ -271,6 +265,45 @@ fn weighted_quantiles(v: &[f32], w: &[f32], ps: &[f64]) -> Vec<f32> {
         out.push(v[idx[k]]);
     }
     out
+}
+
+/// The pairs (value's total-order key, index) of `v` sorted by value, ties in index order: the
+/// order of a stable sort by `total_cmp`. A least-significant-digit radix sort on the keys (three
+/// passes of 11 bits; a pass whose digit every key shares is skipped): it keeps the pairs' index
+/// order among equal keys, so it gives what sorting the unique 64-bit pairs gives, several times
+/// faster than a comparison sort of a cell's ~20 000 samples.
+fn sorted_by_value(v: &[f32]) -> Vec<u64> {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    let mut pairs: Vec<u64> = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (u64::from(super::order::total_key(*x)) << 32) | i as u64)
+        .collect();
+    let digit = |k: u64, pass: u32| ((k >> (32 + pass * BITS)) as usize) & (BUCKETS - 1);
+    let mut counts = vec![[0u32; BUCKETS]; 3];
+    for k in &pairs {
+        for (pass, c) in counts.iter_mut().enumerate() {
+            c[digit(*k, pass as u32)] += 1;
+        }
+    }
+    let mut out = vec![0u64; pairs.len()];
+    for (pass, c) in counts.iter_mut().enumerate() {
+        if c.iter().any(|n| *n as usize == pairs.len()) {
+            continue;
+        }
+        let mut start = 0u32;
+        for n in c.iter_mut() {
+            (*n, start) = (start, start + *n);
+        }
+        for k in &pairs {
+            let d = digit(*k, pass as u32);
+            out[c[d] as usize] = *k;
+            c[d] += 1;
+        }
+        std::mem::swap(&mut pairs, &mut out);
+    }
+    pairs
 }
 
 const PROBS: [f64; 23] = [
@@ -487,6 +520,31 @@ mod tests {
             m.apply_all(&mut vals);
             let got: Vec<u32> = vals.iter().map(|v| v.to_bits()).collect();
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest::proptest! {
+        /// The radix sort orders the (key, index) pairs as a comparison sort of them does: any
+        /// bits (NaNs, infinities, signed zeros), many ties, digits shared or not.
+        #[test]
+        fn the_radix_sort_is_the_sort_of_the_pairs(
+            bits in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u32>(),
+                    0u32..4,
+                    proptest::strategy::Strategy::prop_map(0u32..2048, |b| 0x4000_0000 | (b << 11)),
+                ],
+                0..3000,
+            ),
+        ) {
+            let v: Vec<f32> = bits.iter().map(|b| f32::from_bits(*b)).collect();
+            let mut want: Vec<u64> = v
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (u64::from(crate::detect::order::total_key(*x)) << 32) | i as u64)
+                .collect();
+            want.sort_unstable();
+            proptest::prop_assert_eq!(sorted_by_value(&v), want);
         }
     }
 
