@@ -469,36 +469,36 @@ fn read_aligned(
     // The first source to reach the window, when it covers all of it (the usual case), is read
     // straight into the cell's bands in one request, and its invalid pixels zeroed afterwards:
     // what pasting the valid ones onto zeros gives, without zeroing or copying every band.
+    // Otherwise (a window reaching past the raster, or a later source) the part the source
+    // covers is read in one request too, band-sequential, and pasted where its pixels are valid.
     let direct = bands.is_none() && (ox, oy, rw, rh) == (0, 0, window.width, window.height);
-    let mut owned: Vec<Vec<f32>> = Vec::new();
+    let all = gdal_ext::read_bands_f32(
+        &src.ds,
+        &src.band_index,
+        (cx0 as usize, cy0 as usize),
+        (rw, rh),
+    )
+    .map_err(|e| cell_err(cell_id, format!("{}: {e}", path())))?;
+    let plane = rw * rh;
+    let mut covered: Vec<f32> = Vec::new();
     if direct {
-        let all = gdal_ext::read_bands_f32(
-            &src.ds,
-            &src.band_index,
-            (cx0 as usize, cy0 as usize),
-            (rw, rh),
-        )
-        .map_err(|e| cell_err(cell_id, format!("{}: {e}", path())))?;
         let cube = Array3::from_shape_vec((src.band_index.len(), rh, rw), all)
             .map_err(|e| cell_err(cell_id, e.to_string()))?;
         *bands = Some(cube);
     } else {
-        for &bi in &src.band_index {
-            owned.push(read(bi)?);
-        }
+        covered = all;
     }
     // A source has a band for each of the cell's roles (`open_source`).
     let nb = src.band_index.len();
     let bands = bands.get_or_insert_with(|| Array3::zeros((nb, window.height, window.width)));
     let data: Vec<&[f32]> = if direct {
-        let plane = rw * rh;
         bands
             .as_slice()
             .unwrap_or(&[])
             .chunks_exact(plane.max(1))
             .collect()
     } else {
-        owned.iter().map(|d| d.as_slice()).collect()
+        covered.chunks_exact(plane.max(1)).collect()
     };
     if let Some(ai) = src.alpha_index {
         let a = read(ai)?;
@@ -545,7 +545,6 @@ fn read_aligned(
     drop(data);
 
     if direct && ok.iter().any(|o| !o) {
-        let plane = rw * rh;
         let all = bands.as_slice_mut().unwrap_or(&mut []);
         for dst in all.chunks_exact_mut(plane.max(1)) {
             for (t, o) in dst.iter_mut().zip(&ok) {
@@ -556,7 +555,7 @@ fn read_aligned(
         }
     }
     // Row by row: each row of the target is contiguous, so the copy runs over plain slices.
-    for (b, d) in owned.iter().enumerate() {
+    for (b, d) in covered.chunks_exact(plane.max(1)).enumerate() {
         for r in 0..rh {
             let mut row = bands.slice_mut(s![b, oy + r, ox..ox + rw]);
             let (src_row, ok_row) = (&d[r * rw..(r + 1) * rw], &ok[r * rw..(r + 1) * rw]);
