@@ -610,6 +610,8 @@ fn read_decimated(
     let nb = bands.dim().0;
     let rows = (DECIMATE_STRIP_PX / (w * k * k).max(1)).clamp(1, h.max(1));
     let half = (k * k).div_ceil(2) as u32;
+    // Sums in f32: exact for 16-bit imagery up to k = 16 (256 × 65 535 < 2^24); beyond, or for
+    // floating-point sources, the mean is off by float rounding (~1e-7 of the value) at most.
     let mut sums = vec![0f32; nb * w];
     let mut counts = vec![0u32; w];
     let mut flags = vec![0u32; w];
