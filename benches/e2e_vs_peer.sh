@@ -9,6 +9,9 @@
 # pair's ratio moves with the machine's load by ±10 %).
 # PIXEL_SIZE (default: the imagery's 0.5 m): the grid pixel landwatch analyses at, through a
 # config with `[grid] pixel_size` (1.0 averages the scene's 2 × 2 pixel blocks as it reads them).
+# Also measured: the read floor, reading the two dates alone into memory (GDAL through rasterio,
+# both at once on two threads, median of three), the part of any pipeline's time on this machine
+# that no detector can remove; printed beside the time a given speed-up over the peer leaves.
 # Needs the peer's Python packages: they are installed into .peer-venv on first use (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +66,29 @@ rm -rf "$work/lw-packets"
 "$bin" eval --truth "$scene/truth.gpkg" --findings "$work/lw/findings.gpkg" > "$work/landwatch.accuracy"
 read -r lwp_s lwp_kib < <(measure landwatch-packets "$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw-packets" --json)
 findings=$(python3 -c "import json,sys; print(json.load(open('$work/landwatch-packets.stdout'))['findings'])")
+floors=()
+for _ in 1 2 3; do
+    floors+=("$($P - "$scene/before.tif" "$scene/after.tif" <<'PY'
+import sys, time
+from concurrent.futures import ThreadPoolExecutor
+import rasterio
+def read(path):
+    with rasterio.open(path) as d:
+        return d.read().shape
+t = time.perf_counter()
+with ThreadPoolExecutor(2) as pool:
+    list(pool.map(read, sys.argv[1:3]))
+print(f"{time.perf_counter() - t:.2f}")
+PY
+)")
+done
+floor=$(printf '%s\n' "${floors[@]}" | sort -n | sed -n 2p)
+peer_read=$(python3 -c "
+import json
+for line in open('$work/peer.stderr'):
+    if line.startswith('{'):
+        print(json.loads(line)['stages']['read'])
+" | tail -1)
 
 echo
 printf "%-34s %8s %10s\n" "" "wall s" "peak MiB"
@@ -73,16 +99,19 @@ speed=$(python3 -c "print(f'{$peer_s / max($lw_s, 1e-9):.2f}')")
 mem=$(python3 -c "print(f'{$peer_kib / max($lw_kib, 1):.2f}')")
 echo "speed-up (peer time / landwatch time, no packets): ${speed}x; memory ratio (peer / landwatch): ${mem}x"
 [ "$runs" -gt 1 ] && echo "speed-ups of the $runs pairs, sorted: $all_ratios(the median pair is shown above)"
+echo "read floor (the two dates read into memory alone, two threads): ${floor} s; the peer's own read stage (last pair): ${peer_read:-?} s"
+python3 -c "print(f'5x the peer leaves {$peer_s / 5:.2f} s in all, {$peer_s / 5 - $floor:.2f} s beyond the read floor (landwatch now: {$lw_s - $floor:.2f} s beyond it)')"
 echo
 echo "peer accuracy:";      cat "$work/peer.accuracy"
 echo "landwatch accuracy:"; head -2 "$work/landwatch.accuracy"
-python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" "$all_ratios" "${pixel:-native}" <<'PY'
+python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" "$all_ratios" "${pixel:-native}" "$floor" <<'PY'
 import json, sys
-w, ps, pk, ls, lk, lps, lpk, n, size, ratios, pixel = sys.argv[1:]
+w, ps, pk, ls, lk, lps, lpk, n, size, ratios, pixel, floor = sys.argv[1:]
 json.dump({"size": int(size), "landwatch_pixel_size": pixel, "peer_s": float(ps), "peer_rss_kib": int(pk), "landwatch_s": float(ls),
            "landwatch_rss_kib": int(lk), "landwatch_with_packets_s": float(lps),
            "landwatch_with_packets_rss_kib": int(lpk), "packets": int(n),
            "speedup": float(ps) / max(float(ls), 1e-9),
-           "speedups_of_all_pairs": [float(r) for r in ratios.split()]},
+           "speedups_of_all_pairs": [float(r) for r in ratios.split()],
+           "read_floor_s": float(floor)},
           open(f"{w}/result.json", "w"), indent=2)
 PY

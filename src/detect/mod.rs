@@ -756,7 +756,13 @@ impl SpectralDetector {
                 k.zip_mut_with(m, |a, b| *a &= *b);
                 morphology::dilate(&k, p.cloud_buffer_px)
             };
-            (pick(&cloud), pick(&shadow))
+            if kept.iter().any(|v| *v) {
+                (pick(&cloud), pick(&shadow))
+            } else {
+                // Only specks, all removed: nothing to pick or to buffer.
+                let none = Array2::from_elem((h, w), false);
+                (none.clone(), none)
+            }
         } else {
             (cloud, shadow)
         };
@@ -845,8 +851,8 @@ impl SpectralDetector {
         let candidates = score.mapv(|v| v > thr);
         let (cand_labels, n_cand) = morphology::components(&candidates);
         let mut seeded = vec![false; n_cand + 1];
-        for ((y, x), l) in cand_labels.indexed_iter() {
-            if *l > 0 && !seeded[*l as usize] && tolerant_at(y, x) > thr {
+        for (i, l) in flat(&cand_labels).iter().enumerate() {
+            if *l > 0 && !seeded[*l as usize] && tolerant_at(i / w, i % w) > thr {
                 seeded[*l as usize] = true;
             }
         }
@@ -917,10 +923,11 @@ impl SpectralDetector {
         let mut trans = Array2::<u8>::from_elem((h, w), u8::MAX);
         let mut cov_b = Array2::<u8>::from_elem((h, w), Cover::Unknown as u8);
         let mut cov_a = Array2::<u8>::from_elem((h, w), Cover::Unknown as u8);
-        for ((y, x), c) in changed.indexed_iter() {
+        for (i, c) in flat(&changed).iter().enumerate() {
             if !*c {
                 continue;
             }
+            let (y, x) = (i / w, i % w);
             let cb = classify(&spectrum(&before, has_nir, y, x), med_bb, &p.cover);
             let ca = classify(&spectrum(&after_n, has_nir, y, x), med_a, &p.cover);
             cov_b[[y, x]] = cb as u8;
@@ -975,9 +982,9 @@ impl SpectralDetector {
             c.zip_mut_with(&land, |v, l| *v &= !*l);
             c
         };
-        for ((y, x), f) in field_ops.indexed_iter() {
+        for (i, f) in flat(&field_ops).iter().enumerate() {
             if *f {
-                trans[[y, x]] = Transition::VegetationCycle as u8;
+                trans[[i / w, i % w]] = Transition::VegetationCycle as u8;
             }
         }
 
