@@ -596,14 +596,22 @@ impl SpectralDetector {
             let (b0, b1, b2) = (band_slice(b, 0), band_slice(b, 1), band_slice(b, 2));
             let valid = flat(valid);
             let bright = p.cover.cloud_brightness * 3.0 * med;
-            mask_from(h, w, |i| {
-                // Most pixels fail the brightness test; only bright ones are classified.
-                valid[i] && b0[i] + b1[i] + b2[i] > bright && {
+            // Most pixels fail the brightness test: it is one branch-free pass (which vectorises),
+            // and only the bright pixels are classified.
+            let mut core: Vec<bool> = valid
+                .iter()
+                .zip(b0.iter().zip(b1).zip(b2))
+                .map(|(v, ((x0, x1), x2))| *v & (x0 + x1 + x2 > bright))
+                .collect();
+            for (i, c) in core.iter_mut().enumerate() {
+                if *c {
                     let (y, x) = (i / w, i % w);
-                    classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
-                        && has_nir_brightness(b, has_nir, y, x)
+                    *c = classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
+                        && has_nir_brightness(b, has_nir, y, x);
                 }
-            })
+            }
+            Array2::from_shape_vec((h, w), core)
+                .unwrap_or_else(|_| Array2::from_elem((h, w), false))
         };
         let med_b = brightness(&before, &valid_before);
         let med_a_raw = brightness(&after, &valid_after);

@@ -25,11 +25,52 @@ pub fn from_total_key(k: u32) -> f32 {
 pub fn ranked(values: Vec<f32>, ranks: &[usize]) -> (Vec<f32>, Vec<u32>) {
     // Same size and alignment: the keys reuse the values' allocation.
     let mut keys: Vec<u32> = values.into_iter().map(total_key).collect();
-    let out = ranks
-        .iter()
-        .map(|&r| from_total_key(*keys.select_nth_unstable(r).1))
+    if keys.len() < RADIX_MIN {
+        let out = ranks
+            .iter()
+            .map(|&r| from_total_key(*keys.select_nth_unstable(r).1))
+            .collect();
+        return (out, keys);
+    }
+    let out = radix_ranked(&keys, ranks)
+        .into_iter()
+        .map(from_total_key)
         .collect();
     (out, keys)
+}
+
+/// From this many values on, [`ranked`] counts the keys' top sixteen bits instead of selecting:
+/// one pass over the keys and a second over the few that share the wanted rank's top bits.
+const RADIX_MIN: usize = 1 << 14;
+
+/// The keys at the given ranks (each below `keys.len()`), by a histogram of their top sixteen
+/// bits: the rank's bucket is found by counting, then the rank is selected among the keys of that
+/// bucket alone. The same keys as selecting among all of them.
+fn radix_ranked(keys: &[u32], ranks: &[usize]) -> Vec<u32> {
+    let mut count = vec![0u32; 1 << 16];
+    for k in keys {
+        count[(k >> 16) as usize] += 1;
+    }
+    ranks
+        .iter()
+        .map(|&r| {
+            // The bucket holding rank `r`, and how many keys lie in the buckets below it.
+            let (mut bucket, mut below) = (0usize, 0usize);
+            for (b, c) in count.iter().enumerate() {
+                if below + *c as usize > r {
+                    bucket = b;
+                    break;
+                }
+                below += *c as usize;
+            }
+            let mut same: Vec<u32> = keys
+                .iter()
+                .copied()
+                .filter(|k| (k >> 16) as usize == bucket)
+                .collect();
+            *same.select_nth_unstable(r - below).1
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -43,6 +84,23 @@ mod tests {
             let (x, y) = (f32::from_bits(a), f32::from_bits(b));
             prop_assert_eq!(total_key(x).cmp(&total_key(y)), x.total_cmp(&y));
             prop_assert_eq!(from_total_key(total_key(x)).to_bits(), a);
+        }
+
+        #[test]
+        fn counting_finds_the_keys_selection_finds(
+            // Many values sharing few top bits (as imagery does), and any bits at all.
+            narrow in proptest::collection::vec(0u32..4096, RADIX_MIN..RADIX_MIN + 2000),
+            spread in proptest::collection::vec(any::<u32>(), 1..3000),
+            high in any::<u32>(),
+            picks in proptest::collection::vec(any::<proptest::sample::Index>(), 1..4),
+        ) {
+            let mut keys: Vec<u32> = narrow.iter().map(|k| (high & 0xffff_0000) | k).collect();
+            keys.extend(&spread);
+            let ranks: Vec<usize> = picks.iter().map(|i| i.index(keys.len())).collect();
+            let mut sorted = keys.clone();
+            sorted.sort_unstable();
+            let want: Vec<u32> = ranks.iter().map(|r| sorted[*r]).collect();
+            prop_assert_eq!(radix_ranked(&keys, &ranks), want);
         }
 
         #[test]
