@@ -67,9 +67,9 @@ fn ncc_all(
 
 /// [`ncc_all`] for a search window of `S` × `S` shifts (S = 2r + 1), `L` ≥ S lanes (a multiple
 /// of four). For each row of shifts the displaced pixels are one contiguous run of `b`, so the
-/// shifts' sums are updated side by side in lanes (vectorised). A pair with an invalid end, and
-/// every lane past `S`, adds +0.0 to each sum (the term's bits masked off): bit for bit what
-/// skipping the pair does, as a sum starting at +0.0 never becomes −0.0.
+/// shifts' sums are updated side by side in lanes (vectorised). A pair with an invalid end adds
+/// +0.0 to each sum (the term's bits masked off): bit for bit what skipping the pair does, as a
+/// sum starting at +0.0 never becomes −0.0. Lanes past `S` are never read.
 fn ncc_rows<const S: usize, const L: usize>(
     a: &[f32],
     b: &[f32],
@@ -95,9 +95,25 @@ fn ncc_rows<const S: usize, const L: usize>(
                 let (Some(qs), Some(vs)) = (b.get(j0..j0 + S), valid.get(j0..j0 + S)) else {
                     continue;
                 };
-                let (mut q, mut m) = ([0f64; L], [0u64; L]);
+                let mut q = [0f64; L];
                 for k in 0..S {
                     q[k] = qs[k] as f64;
+                }
+                if vs.iter().all(|v| *v) {
+                    // Every pair valid (most of the image): the same sums without the masks. Lanes
+                    // past `S` take terms too, but their sums are never read.
+                    for k in 0..L {
+                        s[0][k] += p;
+                        s[1][k] += q[k];
+                        s[2][k] += p * p;
+                        s[3][k] += q[k] * q[k];
+                        s[4][k] += p * q[k];
+                        s[5][k] += 1.0;
+                    }
+                    continue;
+                }
+                let mut m = [0u64; L];
+                for k in 0..S {
                     m[k] = 0u64.wrapping_sub(vs[k] as u64);
                 }
                 for k in 0..L {
