@@ -12,6 +12,9 @@
 # Also measured: the read floor, reading the two dates alone into memory (GDAL through rasterio,
 # both at once on two threads, median of three), the part of any pipeline's time on this machine
 # that no detector can remove; printed beside the time a given speed-up over the peer leaves.
+# SCALING=1 also measures how far two cores take landwatch here: one scan on one thread, then two
+# one-thread scans at once (what the machine itself gives two independent jobs) against the
+# scan on both cores.
 # Needs the peer's Python packages: they are installed into .peer-venv on first use (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +23,7 @@ parcels=${2:-5000}
 seed=${3:-1}
 runs=${RUNS:-1}
 pixel=${PIXEL_SIZE:-}
+scaling=${SCALING:-0}
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive whole number, got '$runs'"; exit 1; }
 peer=${LANDWATCH_PEER:-../shared/peer}
 work=target/e2e-bench
@@ -66,6 +70,24 @@ rm -rf "$work/lw-packets"
 "$bin" eval --truth "$scene/truth.gpkg" --findings "$work/lw/findings.gpkg" > "$work/landwatch.accuracy"
 read -r lwp_s lwp_kib < <(measure landwatch-packets "$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw-packets" --json)
 findings=$(python3 -c "import json,sys; print(json.load(open('$work/landwatch-packets.stdout'))['findings'])")
+scale_json=null
+if [ "$scaling" = 1 ]; then
+    lw1=("$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --no-packets --json --threads 1)
+    rm -rf "$work/lw1"
+    read -r one_s _ < <(measure landwatch-1thread "${lw1[@]}" --out "$work/lw1")
+    rm -rf "$work/lw1a" "$work/lw1b"
+    measure landwatch-1thread-a "${lw1[@]}" --out "$work/lw1a" > "$work/pair-a.out" &
+    measure landwatch-1thread-b "${lw1[@]}" --out "$work/lw1b" > "$work/pair-b.out" &
+    wait
+    read -r a_s _ < "$work/pair-a.out"
+    read -r b_s _ < "$work/pair-b.out"
+    scale_json=$(python3 -c "
+import json
+one, a, b, two = $one_s, $a_s, $b_s, $lw_s
+print(json.dumps({'one_thread_s': one, 'two_one_thread_scans_at_once_s': [a, b],
+                  'landwatch_two_core_speedup': round(one / two, 2),
+                  'machine_two_job_throughput': round(2 * one / max(a, b), 2)}))")
+fi
 floors=()
 for _ in 1 2 3; do
     floors+=("$($P - "$scene/before.tif" "$scene/after.tif" <<'PY'
@@ -101,17 +123,25 @@ echo "speed-up (peer time / landwatch time, no packets): ${speed}x; memory ratio
 [ "$runs" -gt 1 ] && echo "speed-ups of the $runs pairs, sorted: $all_ratios(the median pair is shown above)"
 echo "read floor (the two dates read into memory alone, two threads): ${floor} s; the peer's own read stage (last pair): ${peer_read:-?} s"
 python3 -c "print(f'5x the peer leaves {$peer_s / 5:.2f} s in all, {$peer_s / 5 - $floor:.2f} s beyond the read floor (landwatch now: {$lw_s - $floor:.2f} s beyond it)')"
+if [ "$scaling" = 1 ]; then
+    python3 -c "
+import json
+s = json.loads('$scale_json')
+print(f\"two cores: landwatch {s['landwatch_two_core_speedup']}x its one-thread time ({s['one_thread_s']} s); \"
+      f\"two one-thread scans at once finish in {max(s['two_one_thread_scans_at_once_s'])} s, \"
+      f\"{s['machine_two_job_throughput']}x the work of one in that time (the machine's own ceiling for two jobs)\")"
+fi
 echo
 echo "peer accuracy:";      cat "$work/peer.accuracy"
 echo "landwatch accuracy:"; head -2 "$work/landwatch.accuracy"
-python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" "$all_ratios" "${pixel:-native}" "$floor" <<'PY'
+python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" "$all_ratios" "${pixel:-native}" "$floor" "$scale_json" <<'PY'
 import json, sys
-w, ps, pk, ls, lk, lps, lpk, n, size, ratios, pixel, floor = sys.argv[1:]
+w, ps, pk, ls, lk, lps, lpk, n, size, ratios, pixel, floor, scaling = sys.argv[1:]
 json.dump({"size": int(size), "landwatch_pixel_size": pixel, "peer_s": float(ps), "peer_rss_kib": int(pk), "landwatch_s": float(ls),
            "landwatch_rss_kib": int(lk), "landwatch_with_packets_s": float(lps),
            "landwatch_with_packets_rss_kib": int(lpk), "packets": int(n),
            "speedup": float(ps) / max(float(ls), 1e-9),
            "speedups_of_all_pairs": [float(r) for r in ratios.split()],
-           "read_floor_s": float(floor)},
+           "read_floor_s": float(floor), "scaling": json.loads(scaling)},
           open(f"{w}/result.json", "w"), indent=2)
 PY
