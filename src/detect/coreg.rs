@@ -20,33 +20,131 @@ pub struct Shift {
     pub at_zero: f32,
 }
 
-/// Gradient magnitude (central differences) of an image, row-major.
-fn gradient(img: &Array2<f32>) -> Vec<f32> {
-    let (h, w) = img.dim();
-    let src = super::flat(img);
-    let mut g = vec![0f32; h * w];
-    for y in 1..h.saturating_sub(1) {
-        let (up, row, down) = (
-            &src[(y - 1) * w..y * w],
-            &src[y * w..(y + 1) * w],
-            &src[(y + 1) * w..(y + 2) * w],
-        );
-        let out = &mut g[y * w..(y + 1) * w];
-        for x in 1..w.saturating_sub(1) {
-            let gx = row[x + 1] - row[x - 1];
-            let gy = down[x] - up[x];
-            out[x] = (gx * gx + gy * gy).sqrt();
+/// One row of an edge image: the gradient magnitude (central differences) of the brightness row
+/// `row` between its neighbours `up` and `down`; the first and last pixels are left as they are.
+fn edge_row(up: &[f32], row: &[f32], down: &[f32], out: &mut [f32]) {
+    let w = row.len();
+    for x in 1..w.saturating_sub(1) {
+        let gx = row[x + 1] - row[x - 1];
+        let gy = down[x] - up[x];
+        out[x] = (gx * gx + gy * gy).sqrt();
+    }
+}
+
+/// The rows of the two edge images the correlation reads: row `y` of `a` and rows `y - r ..=
+/// y + r` of `b` for each sampled row `y`.
+trait EdgeRows {
+    /// Makes those rows available for sampled row `y` (asked for in increasing order of `y`).
+    fn prepare(&mut self, y: usize, r: usize);
+    fn a(&self, y: usize) -> &[f32];
+    fn b(&self, y: usize) -> &[f32];
+}
+
+/// Edge images held whole, row-major (the form the property tests compare against).
+#[cfg(test)]
+struct WholeRows<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    w: usize,
+}
+
+#[cfg(test)]
+impl EdgeRows for WholeRows<'_> {
+    fn prepare(&mut self, _: usize, _: usize) {}
+    fn a(&self, y: usize) -> &[f32] {
+        &self.a[y * self.w..(y + 1) * self.w]
+    }
+    fn b(&self, y: usize) -> &[f32] {
+        &self.b[y * self.w..(y + 1) * self.w]
+    }
+}
+
+/// An edge image's rows computed when first asked for, from brightness rows made by `bright`
+/// (which fills row `y` of the brightness image), keeping the last few of each in small rings:
+/// a pass of the correlation reads the cell's bands once, with every row it works on in cache,
+/// where whole brightness and edge images (two of each, 4.7 MB apiece for a 1088² window) went
+/// through memory several times. The same arithmetic on the same values as whole images.
+struct EdgeRing<F> {
+    bright: F,
+    /// Brightness rows, row `k` in slot `k % 3`, with the row each slot holds.
+    bright_rows: [Vec<f32>; 3],
+    bright_of: [usize; 3],
+    /// Edge rows, row `k` in slot `k % n`.
+    edge_rows: Vec<Vec<f32>>,
+    edge_of: Vec<usize>,
+}
+
+impl<F: Fn(usize, &mut [f32])> EdgeRing<F> {
+    fn new(w: usize, slots: usize, bright: F) -> Self {
+        EdgeRing {
+            bright,
+            bright_rows: std::array::from_fn(|_| vec![0f32; w]),
+            bright_of: [usize::MAX; 3],
+            edge_rows: vec![vec![0f32; w]; slots],
+            edge_of: vec![usize::MAX; slots],
         }
     }
-    g
+
+    /// Computes edge row `y` (1 ≤ y < height − 1) unless its slot holds it already.
+    fn ensure(&mut self, y: usize) {
+        let n = self.edge_rows.len();
+        if self.edge_of[y % n] == y {
+            return;
+        }
+        for k in y - 1..=y + 1 {
+            if self.bright_of[k % 3] != k {
+                (self.bright)(k, &mut self.bright_rows[k % 3]);
+                self.bright_of[k % 3] = k;
+            }
+        }
+        let [r0, r1, r2] = &self.bright_rows;
+        let by_row = |k: usize| match k % 3 {
+            0 => r0,
+            1 => r1,
+            _ => r2,
+        };
+        edge_row(
+            by_row(y - 1),
+            by_row(y),
+            by_row(y + 1),
+            &mut self.edge_rows[y % n],
+        );
+        self.edge_of[y % n] = y;
+    }
+
+    fn row(&self, y: usize) -> &[f32] {
+        let n = self.edge_rows.len();
+        debug_assert_eq!(self.edge_of[y % n], y, "edge row {y} was not prepared");
+        &self.edge_rows[y % n]
+    }
+}
+
+/// The two edge images streamed row by row (see [`EdgeRing`]).
+struct StreamedRows<F, G> {
+    a: EdgeRing<F>,
+    b: EdgeRing<G>,
+}
+
+impl<F: Fn(usize, &mut [f32]), G: Fn(usize, &mut [f32])> EdgeRows for StreamedRows<F, G> {
+    fn prepare(&mut self, y: usize, r: usize) {
+        self.a.ensure(y);
+        for k in y - r..=y + r {
+            self.b.ensure(k);
+        }
+    }
+    fn a(&self, y: usize) -> &[f32] {
+        self.a.row(y)
+    }
+    fn b(&self, y: usize) -> &[f32] {
+        self.b.row(y)
+    }
 }
 
 /// Normalised cross-correlation of `a` with `b` displaced by each shift within ±`r`, over the
 /// sampled pixels (every `step`-th row and column inside `margin`) valid at both ends. Every
 /// shift's sums accumulate in raster order, as a loop per shift would.
 fn ncc_all(
-    a: &[f32],
-    b: &[f32],
+    rows: &mut impl EdgeRows,
     valid: &[bool],
     (h, w): (usize, usize),
     r: i32,
@@ -54,14 +152,14 @@ fn ncc_all(
     step: usize,
 ) -> Vec<f32> {
     match r {
-        1 => ncc_rows::<3, 4>(a, b, valid, (h, w), margin, step),
-        2 => ncc_rows::<5, 8>(a, b, valid, (h, w), margin, step),
-        3 => ncc_rows::<7, 8>(a, b, valid, (h, w), margin, step),
-        4 => ncc_rows::<9, 12>(a, b, valid, (h, w), margin, step),
-        5 => ncc_rows::<11, 12>(a, b, valid, (h, w), margin, step),
-        6 => ncc_rows::<13, 16>(a, b, valid, (h, w), margin, step),
-        7 => ncc_rows::<15, 16>(a, b, valid, (h, w), margin, step),
-        _ => ncc_rows::<17, 20>(a, b, valid, (h, w), margin, step),
+        1 => ncc_rows::<3, 4>(rows, valid, (h, w), margin, step),
+        2 => ncc_rows::<5, 8>(rows, valid, (h, w), margin, step),
+        3 => ncc_rows::<7, 8>(rows, valid, (h, w), margin, step),
+        4 => ncc_rows::<9, 12>(rows, valid, (h, w), margin, step),
+        5 => ncc_rows::<11, 12>(rows, valid, (h, w), margin, step),
+        6 => ncc_rows::<13, 16>(rows, valid, (h, w), margin, step),
+        7 => ncc_rows::<15, 16>(rows, valid, (h, w), margin, step),
+        _ => ncc_rows::<17, 20>(rows, valid, (h, w), margin, step),
     }
 }
 
@@ -71,8 +169,7 @@ fn ncc_all(
 /// +0.0 to each sum (the term's bits masked off): bit for bit what skipping the pair does, as a
 /// sum starting at +0.0 never becomes −0.0. Lanes past `S` are never read.
 fn ncc_rows<const S: usize, const L: usize>(
-    a: &[f32],
-    b: &[f32],
+    rows: &mut impl EdgeRows,
     valid: &[bool],
     (h, w): (usize, usize),
     margin: usize,
@@ -83,16 +180,20 @@ fn ncc_rows<const S: usize, const L: usize>(
     let mut acc = vec![[[0f64; L]; 6]; S];
     let keep = |x: f64, m: u64| f64::from_bits(x.to_bits() & m);
     for y in (margin..h - margin).step_by(step) {
+        // Inside the margin every shifted row and column is in the image.
+        rows.prepare(y, r);
+        let (a, v) = (rows.a(y), &valid[y * w..(y + 1) * w]);
+        let b: [&[f32]; S] = std::array::from_fn(|dy| rows.b(y + dy - r));
+        let vb: [&[bool]; S] =
+            std::array::from_fn(|dy| &valid[(y + dy - r) * w..(y + dy - r + 1) * w]);
         for x in (margin..w - margin).step_by(step) {
-            let i = y * w + x;
-            if !valid[i] {
+            if !v[x] {
                 continue;
             }
-            let p = a[i] as f64;
+            let p = a[x] as f64;
             for (dy, s) in acc.iter_mut().enumerate() {
-                // Inside the margin every shifted index is in the image.
-                let j0 = (y + dy - r) * w + x - r;
-                let (Some(qs), Some(vs)) = (b.get(j0..j0 + S), valid.get(j0..j0 + S)) else {
+                let j0 = x - r;
+                let (Some(qs), Some(vs)) = (b[dy].get(j0..j0 + S), vb[dy].get(j0..j0 + S)) else {
                     continue;
                 };
                 let mut q = [0f64; L];
@@ -157,6 +258,58 @@ pub fn estimate_shift(
     max_px: usize,
 ) -> Option<Shift> {
     let (h, w) = before.dim();
+    let (a, b) = (super::flat(before), super::flat(after));
+    let row_of =
+        |img: &[f32], y: usize, out: &mut [f32]| out.copy_from_slice(&img[y * w..(y + 1) * w]);
+    estimate(
+        (h, w),
+        |y, out| row_of(&a, y, out),
+        |y, out| row_of(&b, y, out),
+        valid,
+        max_px,
+    )
+}
+
+/// [`estimate_shift`] on the brightness of two band-sequential images: the sum of their first
+/// three bands, made a row at a time as the correlation needs it (the same sums, in the same
+/// order, as summing the bands into whole images first).
+pub fn estimate_shift_bands(
+    before: &Array3<f32>,
+    after: &Array3<f32>,
+    valid: &Array2<bool>,
+    max_px: usize,
+) -> Option<Shift> {
+    let (bands, h, w) = before.dim();
+    if bands < 3 || after.dim() != before.dim() {
+        return None;
+    }
+    let (a, b) = (before.as_standard_layout(), after.as_standard_layout());
+    let (a, b) = (a.as_slice()?, b.as_slice()?);
+    let plane = h * w;
+    // ndarray's `sum_axis` over the bands: a zero image, plus each band in turn.
+    let bright = |img: &[f32], y: usize, out: &mut [f32]| {
+        let row = |k: usize| &img[k * plane + y * w..k * plane + (y + 1) * w];
+        for (((o, b0), b1), b2) in out.iter_mut().zip(row(0)).zip(row(1)).zip(row(2)) {
+            *o = 0.0 + b0 + b1 + b2;
+        }
+    };
+    estimate(
+        (h, w),
+        |y, out| bright(a, y, out),
+        |y, out| bright(b, y, out),
+        valid,
+        max_px,
+    )
+}
+
+/// The shift from brightness rows: `before(y, out)` and `after(y, out)` fill row `y`.
+fn estimate(
+    (h, w): (usize, usize),
+    before: impl Fn(usize, &mut [f32]),
+    after: impl Fn(usize, &mut [f32]),
+    valid: &Array2<bool>,
+    max_px: usize,
+) -> Option<Shift> {
     let r = max_px.max(1) as i32;
     let margin = max_px + 2;
     if h < 4 * margin + 16 || w < 4 * margin + 16 {
@@ -175,10 +328,13 @@ pub fn estimate_shift(
     } else {
         1
     };
-    let (ga, gb) = (gradient(before), gradient(after));
     let size = (2 * r + 1) as usize;
     let valid = super::flat(valid);
-    let scores = ncc_all(&ga, &gb, &valid, (h, w), r, margin, step);
+    let mut rows = StreamedRows {
+        a: EdgeRing::new(w, 1, before),
+        b: EdgeRing::new(w, size, after),
+    };
+    let scores = ncc_all(&mut rows, &valid, (h, w), r, margin, step);
     let at = |dx: i32, dy: i32| scores[((dy + r) as usize) * size + (dx + r) as usize];
     let (mut bx, mut by) = (0, 0);
     for dy in -r..=r {
@@ -270,6 +426,20 @@ pub fn apply_shift(
 mod tests {
     use super::*;
 
+    /// Gradient magnitude of a whole image, row-major, borders zero: the edge image the streamed
+    /// rows stand for.
+    fn gradient(img: &Array2<f32>) -> Vec<f32> {
+        let (h, w) = img.dim();
+        let src = crate::detect::flat(img);
+        let mut g = vec![0f32; h * w];
+        let inner = g.chunks_exact_mut(w).enumerate();
+        for (y, out) in inner.take(h.saturating_sub(1)).skip(1) {
+            let row = |k: usize| &src[k * w..(k + 1) * w];
+            edge_row(row(y - 1), row(y), row(y + 1), out);
+        }
+        g
+    }
+
     /// The sums as first written: a loop per shift over the samples, skipping invalid shifted
     /// pixels.
     fn ncc_reference(
@@ -326,11 +496,78 @@ mod tests {
                 .map(|_| rng.range(0.0, 100.0) >= invalid_share as f64)
                 .collect();
             let margin = r as usize + 2;
-            let got = ncc_all(&a, &b, &valid, (h, w), r, margin, step);
+            let mut rows = WholeRows { a: &a, b: &b, w };
+            let got = ncc_all(&mut rows, &valid, (h, w), r, margin, step);
             let want = ncc_reference(&a, &b, &valid, (h, w), r, margin, step);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             proptest::prop_assert!(want.iter().any(|v| *v != 0.0));
             proptest::prop_assert_eq!(bits(&got), bits(&want));
+        }
+
+        /// Edge rows made as the correlation reaches them give the bits of whole edge images.
+        #[test]
+        fn streamed_edge_rows_equal_whole_edge_images(
+            seed in 0u64..1000,
+            r in 1i32..9,
+            step in 1usize..4,
+            invalid_share in 0u32..25,
+        ) {
+            let (h, w) = (180, 190);
+            let mut rng = crate::synth::rng::Rng::new(seed, "edges");
+            let before = Array2::from_shape_fn((h, w), |_| rng.range(0.0, 3000.0) as f32);
+            let after = before.mapv(|v| v + rng.range(-200.0, 200.0) as f32);
+            let valid: Vec<bool> = (0..h * w)
+                .map(|_| rng.range(0.0, 100.0) >= invalid_share as f64)
+                .collect();
+            let margin = r as usize + 2;
+            let (ga, gb) = (gradient(&before), gradient(&after));
+            let want = ncc_all(&mut WholeRows { a: &ga, b: &gb, w }, &valid, (h, w), r, margin, step);
+            let (fb, fa) = (crate::detect::flat(&before), crate::detect::flat(&after));
+            let copy = |img: &[f32], y: usize, out: &mut [f32]| {
+                out.copy_from_slice(&img[y * w..(y + 1) * w])
+            };
+            let mut rows = StreamedRows {
+                a: EdgeRing::new(w, 1, |y, out: &mut [f32]| copy(&fb, y, out)),
+                b: EdgeRing::new(w, 2 * r as usize + 1, |y, out: &mut [f32]| copy(&fa, y, out)),
+            };
+            let got = ncc_all(&mut rows, &valid, (h, w), r, margin, step);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            proptest::prop_assert!(want.iter().any(|v| *v != 0.0));
+            proptest::prop_assert_eq!(bits(&got), bits(&want));
+        }
+
+        /// The shift from band images is the shift from their brightness (the first three
+        /// bands summed with ndarray's `sum_axis`), bit for bit.
+        #[test]
+        fn band_images_give_the_shift_of_their_brightness(
+            seed in 0u64..1000,
+            bands in 3usize..5,
+            r in 1usize..6,
+            dx in -2i32..3,
+            dy in -2i32..3,
+        ) {
+            let (h, w) = (110, 120);
+            let mut rng = crate::synth::rng::Rng::new(seed, "bands");
+            let noise: Vec<f32> = (0..bands * h * w).map(|_| rng.range(0.0, 40.0) as f32).collect();
+            let field = |x: f32, y: f32| {
+                ((x / 7.0).sin() + (y / 5.0).cos() + ((x + y) / 11.0).sin()) * 100.0 + 400.0
+            };
+            let cube = |ox: i32, oy: i32| {
+                Array3::from_shape_fn((bands, h, w), |(k, y, x)| {
+                    let p = field(x as f32 - ox as f32, y as f32 - oy as f32);
+                    p * (1.0 + k as f32 / 4.0) + noise[(k * h + y) * w + x]
+                })
+            };
+            let (before, after) = (cube(0, 0), cube(dx, dy));
+            let valid = Array2::from_shape_fn((h, w), |(y, x)| (x * 7 + y * 3) % 23 != 0);
+            let bright = |c: &Array3<f32>| c.slice(ndarray::s![0..3, .., ..]).sum_axis(Axis(0));
+            let want = estimate_shift(&bright(&before), &bright(&after), &valid, r);
+            let got = estimate_shift_bands(&before, &after, &valid, r);
+            let bits = |s: Option<Shift>| {
+                s.map(|s| [s.dx.to_bits(), s.dy.to_bits(), s.peak.to_bits(), s.at_zero.to_bits()])
+            };
+            proptest::prop_assert!(want.is_some());
+            proptest::prop_assert_eq!(bits(got), bits(want));
         }
     }
 
