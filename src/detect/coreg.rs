@@ -477,51 +477,40 @@ mod tests {
         out
     }
 
+    /// Pixels valid with probability 1 − `invalid_share` %.
+    fn random_valid(rng: &mut crate::synth::rng::Rng, n: usize, invalid_share: u32) -> Vec<bool> {
+        (0..n)
+            .map(|_| rng.range(0.0, 100.0) >= invalid_share as f64)
+            .collect()
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20))]
-        /// All shifts at once give the loop per shift's bits for every shift.
+        /// All shifts at once give the loop per shift's bits for every shift, from whole edge
+        /// images and from edge rows made as the correlation reaches them alike.
         #[test]
         fn ncc_all_equals_the_loop_per_shift(
             seed in 0u64..1000,
             r in 1i32..9,
             step in 1usize..4,
-            invalid_share in 0u32..40,
-        ) {
-            let (h, w) = (150, 160);
-            let mut rng = crate::synth::rng::Rng::new(seed, "ncc");
-            // Gradient magnitudes: non-negative, correlated between the two images.
-            let a: Vec<f32> = (0..h * w).map(|_| rng.range(0.0, 100.0) as f32).collect();
-            let b: Vec<f32> = a.iter().map(|v| v + rng.range(0.0, 30.0) as f32).collect();
-            let valid: Vec<bool> = (0..h * w)
-                .map(|_| rng.range(0.0, 100.0) >= invalid_share as f64)
-                .collect();
-            let margin = r as usize + 2;
-            let mut rows = WholeRows { a: &a, b: &b, w };
-            let got = ncc_all(&mut rows, &valid, (h, w), r, margin, step);
-            let want = ncc_reference(&a, &b, &valid, (h, w), r, margin, step);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            proptest::prop_assert!(want.iter().any(|v| *v != 0.0));
-            proptest::prop_assert_eq!(bits(&got), bits(&want));
-        }
-
-        /// Edge rows made as the correlation reaches them give the bits of whole edge images.
-        #[test]
-        fn streamed_edge_rows_equal_whole_edge_images(
-            seed in 0u64..1000,
-            r in 1i32..9,
-            step in 1usize..4,
-            invalid_share in 0u32..25,
+            invalid_share in 0u32..30,
         ) {
             let (h, w) = (180, 190);
-            let mut rng = crate::synth::rng::Rng::new(seed, "edges");
+            let mut rng = crate::synth::rng::Rng::new(seed, "ncc");
+            // Brightness images, correlated between the dates.
             let before = Array2::from_shape_fn((h, w), |_| rng.range(0.0, 3000.0) as f32);
             let after = before.mapv(|v| v + rng.range(-200.0, 200.0) as f32);
-            let valid: Vec<bool> = (0..h * w)
-                .map(|_| rng.range(0.0, 100.0) >= invalid_share as f64)
-                .collect();
+            let valid = random_valid(&mut rng, h * w, invalid_share);
             let margin = r as usize + 2;
             let (ga, gb) = (gradient(&before), gradient(&after));
-            let want = ncc_all(&mut WholeRows { a: &ga, b: &gb, w }, &valid, (h, w), r, margin, step);
+            let want = ncc_reference(&ga, &gb, &valid, (h, w), r, margin, step);
+            proptest::prop_assert!(want.iter().any(|v| *v != 0.0));
+            let whole = ncc_all(&mut WholeRows { a: &ga, b: &gb, w }, &valid, (h, w), r, margin, step);
+            proptest::prop_assert_eq!(bits(&whole), bits(&want));
             let (fb, fa) = (crate::detect::flat(&before), crate::detect::flat(&after));
             let copy = |img: &[f32], y: usize, out: &mut [f32]| {
                 out.copy_from_slice(&img[y * w..(y + 1) * w])
@@ -530,10 +519,8 @@ mod tests {
                 a: EdgeRing::new(w, 1, |y, out: &mut [f32]| copy(&fb, y, out)),
                 b: EdgeRing::new(w, 2 * r as usize + 1, |y, out: &mut [f32]| copy(&fa, y, out)),
             };
-            let got = ncc_all(&mut rows, &valid, (h, w), r, margin, step);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            proptest::prop_assert!(want.iter().any(|v| *v != 0.0));
-            proptest::prop_assert_eq!(bits(&got), bits(&want));
+            let streamed = ncc_all(&mut rows, &valid, (h, w), r, margin, step);
+            proptest::prop_assert_eq!(bits(&streamed), bits(&want));
         }
 
         /// The shift from band images is the shift from their brightness (the first three
