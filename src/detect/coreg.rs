@@ -250,30 +250,11 @@ fn correlation(&[sa, sb, saa, sbb, sab, n]: &[f64; 6]) -> f32 {
     ((sab / n - sa / n * sb / n) / (va * vb).sqrt()) as f32
 }
 
-/// Estimates the shift of `after` against `before` (brightness images) within ±`max_px`.
+/// Estimates the shift of `after` against `before` (band-sequential images) within ±`max_px`,
+/// from their brightness: the sum of the first three bands, made a row at a time as the
+/// correlation needs it (the same sums, in the same order, as summing the bands into whole images
+/// first). `None` without three bands, or when the overlap is too small to tell.
 pub fn estimate_shift(
-    before: &Array2<f32>,
-    after: &Array2<f32>,
-    valid: &Array2<bool>,
-    max_px: usize,
-) -> Option<Shift> {
-    let (h, w) = before.dim();
-    let (a, b) = (super::flat(before), super::flat(after));
-    let row_of =
-        |img: &[f32], y: usize, out: &mut [f32]| out.copy_from_slice(&img[y * w..(y + 1) * w]);
-    estimate(
-        (h, w),
-        |y, out| row_of(&a, y, out),
-        |y, out| row_of(&b, y, out),
-        valid,
-        max_px,
-    )
-}
-
-/// [`estimate_shift`] on the brightness of two band-sequential images: the sum of their first
-/// three bands, made a row at a time as the correlation needs it (the same sums, in the same
-/// order, as summing the bands into whole images first).
-pub fn estimate_shift_bands(
     before: &Array3<f32>,
     after: &Array3<f32>,
     valid: &Array2<bool>,
@@ -302,7 +283,8 @@ pub fn estimate_shift_bands(
     )
 }
 
-/// The shift from brightness rows: `before(y, out)` and `after(y, out)` fill row `y`.
+/// The shift from brightness rows: `before(y, out)` and `after(y, out)` fill row `y` (see
+/// [`EdgeRing`]).
 fn estimate(
     (h, w): (usize, usize),
     before: impl Fn(usize, &mut [f32]),
@@ -488,6 +470,30 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// Row `y` of a row-major image `w` pixels wide, copied into `out`.
+    fn copy_row(img: &[f32], w: usize, y: usize, out: &mut [f32]) {
+        out.copy_from_slice(&img[y * w..(y + 1) * w]);
+    }
+
+    /// The shift between two whole brightness images.
+    fn shift_of_images(
+        before: &Array2<f32>,
+        after: &Array2<f32>,
+        valid: &Array2<bool>,
+        max_px: usize,
+    ) -> Option<Shift> {
+        let (h, w) = before.dim();
+        let (a, b) = (crate::detect::flat(before), crate::detect::flat(after));
+        let (a, b) = (&*a, &*b);
+        estimate(
+            (h, w),
+            |y, out| copy_row(a, w, y, out),
+            |y, out| copy_row(b, w, y, out),
+            valid,
+            max_px,
+        )
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20))]
         /// All shifts at once give the loop per shift's bits for every shift, from whole edge
@@ -512,12 +518,9 @@ mod tests {
             let whole = ncc_all(&mut WholeRows { a: &ga, b: &gb, w }, &valid, (h, w), r, margin, step);
             proptest::prop_assert_eq!(bits(&whole), bits(&want));
             let (fb, fa) = (crate::detect::flat(&before), crate::detect::flat(&after));
-            let copy = |img: &[f32], y: usize, out: &mut [f32]| {
-                out.copy_from_slice(&img[y * w..(y + 1) * w])
-            };
             let mut rows = StreamedRows {
-                a: EdgeRing::new(w, 1, |y, out: &mut [f32]| copy(&fb, y, out)),
-                b: EdgeRing::new(w, 2 * r as usize + 1, |y, out: &mut [f32]| copy(&fa, y, out)),
+                a: EdgeRing::new(w, 1, |y, out: &mut [f32]| copy_row(&fb, w, y, out)),
+                b: EdgeRing::new(w, 2 * r as usize + 1, |y, out: &mut [f32]| copy_row(&fa, w, y, out)),
             };
             let streamed = ncc_all(&mut rows, &valid, (h, w), r, margin, step);
             proptest::prop_assert_eq!(bits(&streamed), bits(&want));
@@ -548,8 +551,8 @@ mod tests {
             let (before, after) = (cube(0, 0), cube(dx, dy));
             let valid = Array2::from_shape_fn((h, w), |(y, x)| (x * 7 + y * 3) % 23 != 0);
             let bright = |c: &Array3<f32>| c.slice(ndarray::s![0..3, .., ..]).sum_axis(Axis(0));
-            let want = estimate_shift(&bright(&before), &bright(&after), &valid, r);
-            let got = estimate_shift_bands(&before, &after, &valid, r);
+            let want = shift_of_images(&bright(&before), &bright(&after), &valid, r);
+            let got = estimate_shift(&before, &after, &valid, r);
             let bits = |s: Option<Shift>| {
                 s.map(|s| [s.dx.to_bits(), s.dy.to_bits(), s.peak.to_bits(), s.at_zero.to_bits()])
             };
@@ -573,7 +576,7 @@ mod tests {
         // The after image's content sits 1.5 px east and 1 px north.
         let after = pattern(h, w, 1.5, -1.0);
         let valid = Array2::from_elem((h, w), true);
-        let s = estimate_shift(&before, &after, &valid, 3).unwrap();
+        let s = shift_of_images(&before, &after, &valid, 3).unwrap();
         assert!(
             (s.dx - 1.5).abs() < 0.2 && (s.dy + 1.0).abs() < 0.2,
             "{s:?}"

@@ -633,9 +633,7 @@ impl SpectralDetector {
         if p.coregister && p.max_shift_px > 0 {
             // The brightness (first three bands summed) and its edges are made a row at a time
             // as the correlation reaches them.
-            if let Some(sh) =
-                coreg::estimate_shift_bands(&before, &after, &both_clear, p.max_shift_px)
-            {
+            if let Some(sh) = coreg::estimate_shift(&before, &after, &both_clear, p.max_shift_px) {
                 stats.shift = Some((sh.dx, sh.dy, sh.peak));
                 let big = sh.dx.abs() >= 0.25 || sh.dy.abs() >= 0.25;
                 // A peak on the rim of the search window is no estimate; a weak peak barely above
