@@ -682,64 +682,110 @@ impl SpectralDetector {
         stats.normalization = norm.method.to_string();
         stats.invariant_px = norm.invariant_pixels;
         let irmad = norm.irmad.clone();
-        // Mapped from the after bands into a new array (no copy of them to map in place).
-        let mut mapped: Vec<f32> = Vec::with_capacity(nb * h * w);
-        for k in 0..nb {
-            let m = &norm.bands[k];
-            match after.index_axis(Axis(0), k).as_slice() {
-                Some(s) => m.apply_all_into(s, &mut mapped),
-                None => mapped.extend(after.index_axis(Axis(0), k).iter().map(|v| m.apply(*v))),
-            }
-        }
-        let after_n =
-            Array3::from_shape_vec((nb, h, w), mapped).map_err(|e| DetectError::Input {
-                cell: input.cell_id.to_string(),
-                detail: format!("normalised bands: {e}"),
-            })?;
-
-        stage.mark("normalisation");
-        // Optional smoothing of both dates (box of side 2r + 1 over valid pixels): on very high
-        // resolution imagery, texture and a pixel of noise otherwise dominate the difference.
-        let smoothed;
-        let (before_s, after_s) = if p.smooth_px > 0 {
-            smoothed = (
-                box_mean(&before, &observed0, p.smooth_px),
-                box_mean(&after_n, &observed0, p.smooth_px),
-            );
-            (&smoothed.0, &smoothed.1)
-        } else {
-            (&*before, &after_n)
-        };
-        // Robust spread of the normalised difference per band, over the invariant pixels when
-        // IR-MAD found enough (a tile where most of the ground changed would otherwise inflate it).
+        // Robust spread of the normalised difference per band (`diff(k, i)`: band `k` at sample
+        // `i`), over the invariant pixels when IR-MAD found enough (a tile where most of the
+        // ground changed would otherwise inflate it).
         let use_inv = norm.invariant.iter().filter(|v| **v).count() >= 500;
-        let sigma: Vec<f32> = (0..nb)
-            .map(|k| {
-                let d: Vec<f32> = sample_at
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !use_inv || norm.invariant[*i])
-                    .map(|(_, &(y, x))| after_s[[k, y, x]] - before_s[[k, y, x]])
-                    .collect();
-                let m = median(d.clone());
-                let mad = median(d.iter().map(|v| (v - m).abs()).collect());
-                (1.4826 * mad).max(1e-3 * (1.0 + m.abs()))
-            })
-            .collect();
-        stats.sigma = sigma.clone();
-
-        stage.mark("sigma");
+        let spread = |diff: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
+            (0..nb)
+                .map(|k| {
+                    let d: Vec<f32> = (0..sample_at.len())
+                        .filter(|i| !use_inv || norm.invariant[*i])
+                        .map(|i| diff(k, i))
+                        .collect();
+                    let m = median(d.clone());
+                    let mad = median(d.iter().map(|v| (v - m).abs()).collect());
+                    (1.4826 * mad).max(1e-3 * (1.0 + m.abs()))
+                })
+                .collect()
+        };
         // Clouds and haze brighten every band by about the same amount, near infrared included
         // (a new roof on vegetation lowers the near infrared); cloud shadows darken every band
         // while keeping the spectral shape. Both are large: smaller patches are left to detection.
         let haze_delta = 0.5 * med_b;
         let shadow_cos = 20f32.to_radians().cos();
-        let (mut cloud, shadow) = {
-            let obs0 = flat(&observed0);
-            let (cl, sh) = match nb {
+        let obs0 = flat(&observed0);
+        let one_sweep = p.smooth_px == 0
+            && (nb == 3 || nb == 4)
+            && before.is_standard_layout()
+            && after.is_standard_layout();
+        let (after_n, smoothed, sigma, (cl, sh), unmasked_score) = if one_sweep {
+            // The score compares the dates as they are: the spread comes from the samples (the
+            // after value mapped as the whole band will be), and one sweep maps the after bands,
+            // tests haze and shadow and scores every pixel.
+            let sigma = spread(&|k, i| norm.bands[k].apply(sa[k][i]) - sb[k][i]);
+            stage.mark("normalisation");
+            let inv_sigma: Vec<f32> = sigma.iter().map(|s| 1.0 / s).collect();
+            let mappers: Vec<normalize::Mapper<'_>> = (0..nb)
+                .map(|k| {
+                    // A table over the sampled range and a quarter of it either side; values
+                    // beyond (a cloud the sample left out) are searched, with the same result.
+                    let (lo, hi) = sa[k]
+                        .iter()
+                        .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+                    let margin = (hi - lo).max(0.0) / 4.0;
+                    norm.bands[k].mapper(lo - margin, hi + margin, h * w)
+                })
+                .collect();
+            let rows = sweep_rows(w, nb);
+            let (b, a, m) = (&*before, &*after, &mappers);
+            let sweep = match nb {
+                3 => map_haze_score::<3>(b, a, m, &obs0, haze_delta, shadow_cos, &inv_sigma, rows),
+                _ => map_haze_score::<4>(b, a, m, &obs0, haze_delta, shadow_cos, &inv_sigma, rows),
+            };
+            let after_n =
+                Array3::from_shape_vec((nb, h, w), sweep.0).map_err(|e| DetectError::Input {
+                    cell: input.cell_id.to_string(),
+                    detail: format!("normalised bands: {e}"),
+                })?;
+            stage.mark("map_haze_score");
+            (after_n, None, sigma, (sweep.1, sweep.2), Some(sweep.3))
+        } else {
+            // Mapped from the after bands into a new array (no copy of them to map in place).
+            let mut mapped: Vec<f32> = Vec::with_capacity(nb * h * w);
+            for k in 0..nb {
+                let m = &norm.bands[k];
+                match after.index_axis(Axis(0), k).as_slice() {
+                    Some(s) => m.apply_all_into(s, &mut mapped),
+                    None => mapped.extend(after.index_axis(Axis(0), k).iter().map(|v| m.apply(*v))),
+                }
+            }
+            let after_n =
+                Array3::from_shape_vec((nb, h, w), mapped).map_err(|e| DetectError::Input {
+                    cell: input.cell_id.to_string(),
+                    detail: format!("normalised bands: {e}"),
+                })?;
+            stage.mark("normalisation");
+            // Optional smoothing of both dates (box of side 2r + 1 over valid pixels): on very
+            // high resolution imagery, texture and a pixel of noise otherwise dominate the
+            // difference.
+            let smoothed = (p.smooth_px > 0).then(|| {
+                (
+                    box_mean(&before, &observed0, p.smooth_px),
+                    box_mean(&after_n, &observed0, p.smooth_px),
+                )
+            });
+            let (bsm, asm) = match &smoothed {
+                Some((b, a)) => (b, a),
+                None => (&*before, &after_n),
+            };
+            let sigma = spread(&|k, i| {
+                let (y, x) = sample_at[i];
+                asm[[k, y, x]] - bsm[[k, y, x]]
+            });
+            stage.mark("sigma");
+            let hs = match nb {
                 3 => haze_and_shadow::<3>(&before, &after_n, &obs0, haze_delta, shadow_cos),
                 _ => haze_and_shadow::<4>(&before, &after_n, &obs0, haze_delta, shadow_cos),
             };
+            (after_n, smoothed, sigma, hs, None)
+        };
+        let (before_s, after_s) = match &smoothed {
+            Some((b, a)) => (b, a),
+            None => (&*before, &after_n),
+        };
+        stats.sigma = sigma.clone();
+        let (mut cloud, shadow) = {
             let mask = |v: Vec<bool>| {
                 Array2::from_shape_vec((h, w), v)
                     .unwrap_or_else(|_| Array2::from_elem((h, w), false))
@@ -792,9 +838,18 @@ impl SpectralDetector {
         };
         let score = {
             let obs = flat(&observed);
-            let score: Vec<f32> = match nb {
-                3 => score_plane::<3>(&bs, &as_, &inv_sigma, &obs),
-                4 => score_plane::<4>(&bs, &as_, &inv_sigma, &obs),
+            let score: Vec<f32> = match (unmasked_score, nb) {
+                (Some(mut s), _) => {
+                    // The sweep scored every pixel; the score is the observed ones'.
+                    for (v, o) in s.iter_mut().zip(obs.iter()) {
+                        if !*o {
+                            *v = f32::NAN;
+                        }
+                    }
+                    s
+                }
+                (None, 3) => score_plane::<3>(&bs, &as_, &inv_sigma, &obs),
+                (None, 4) => score_plane::<4>(&bs, &as_, &inv_sigma, &obs),
                 _ => (0..h * w)
                     .map(|i| if obs[i] { dist(i, i) } else { f32::NAN })
                     .collect(),
@@ -1389,6 +1444,30 @@ fn haze_and_shadow<const N: usize>(
     let n = observed.len();
     let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
     let as_: [&[f32]; N] = std::array::from_fn(|k| &band_slice(after, k)[..n]);
+    let (mut cloud, mut shadow) = (vec![false; n], vec![false; n]);
+    haze_and_shadow_into(
+        bs,
+        as_,
+        observed,
+        haze_delta,
+        shadow_cos,
+        &mut cloud,
+        &mut shadow,
+    );
+    (cloud, shadow)
+}
+
+/// [`haze_and_shadow`] over pixels given as band slices (all as long as `observed`), into
+/// `cloud` and `shadow`.
+fn haze_and_shadow_into<const N: usize>(
+    bs: [&[f32]; N],
+    as_: [&[f32]; N],
+    observed: &[bool],
+    haze_delta: f32,
+    shadow_cos: f32,
+    cloud: &mut [bool],
+    shadow: &mut [bool],
+) {
     let has_nir = N == 4;
     let flat_rise = |hi: &[f32; N], lo: &[f32; N]| -> bool {
         let (mut imin, mut imax) = (f32::MAX, f32::MIN);
@@ -1403,8 +1482,7 @@ fn haze_and_shadow<const N: usize>(
     };
     // Every test is evaluated for every pixel and combined with `&`/`|` (no branch, the loop
     // vectorises); the outcome is that of testing observed pixels only, haze first.
-    let (mut cloud, mut shadow) = (vec![false; n], vec![false; n]);
-    for (i, ((cl, sh), seen)) in cloud.iter_mut().zip(&mut shadow).zip(observed).enumerate() {
+    for (i, ((cl, sh), seen)) in cloud.iter_mut().zip(shadow).zip(observed).enumerate() {
         let b: [f32; N] = std::array::from_fn(|k| bs[k][i]);
         let a: [f32; N] = std::array::from_fn(|k| as_[k][i]);
         let haze = flat_rise(&a, &b) | flat_rise(&b, &a);
@@ -1427,7 +1505,83 @@ fn haze_and_shadow<const N: usize>(
         *cl = *seen & haze;
         *sh = *seen & !haze & dark;
     }
-    (cloud, shadow)
+}
+
+/// Rows per strip of [`map_haze_score`]: about this many bytes of the strip's bands (before,
+/// after, mapped after) stay in a core's own cache between its steps.
+const SWEEP_STRIP_BYTES: usize = 192 * 1024;
+
+/// The rows of a strip of [`map_haze_score`] for windows `w` pixels wide of `nb` bands.
+fn sweep_rows(w: usize, nb: usize) -> usize {
+    (SWEEP_STRIP_BYTES / (w.max(1) * nb * 3 * 4)).max(1)
+}
+
+/// One sweep over a window of `N` bands, `rows` rows at a time so that a strip stays in the
+/// core's cache from step to step instead of each step streaming whole bands from memory:
+/// the after bands mapped into the before date's radiometry (`mappers`, one per band), haze and
+/// shadow among the `observed` pixels (as [`haze_and_shadow`]), and the change score of every
+/// pixel (as [`score_plane`], before any mask). Returns the mapped bands (band-major), haze,
+/// shadow and the scores, each in row-major order.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn map_haze_score<const N: usize>(
+    before: &Array3<f32>,
+    after: &Array3<f32>,
+    mappers: &[normalize::Mapper<'_>],
+    observed: &[bool],
+    haze_delta: f32,
+    shadow_cos: f32,
+    inv_sigma: &[f32],
+    rows: usize,
+) -> (Vec<f32>, Vec<bool>, Vec<bool>, Vec<f32>) {
+    let (_, h, w) = after.dim();
+    let n = h * w;
+    let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
+    let as_: [&[f32]; N] = std::array::from_fn(|k| &band_slice(after, k)[..n]);
+    let inv: [f32; N] = std::array::from_fn(|k| inv_sigma[k]);
+    let mut mapped = vec![0f32; N * n];
+    let (mut cloud, mut shadow) = (vec![false; n], vec![false; n]);
+    let mut score = vec![0f32; n];
+    let rows = rows.max(1);
+    let mut an: Vec<&mut [f32]> = mapped.chunks_exact_mut(n.max(1)).collect();
+    for y0 in (0..h).step_by(rows) {
+        let r = y0 * w..(y0 + rows).min(h) * w;
+        for (k, m) in mappers.iter().enumerate().take(N) {
+            m.map_into(&as_[k][r.clone()], &mut an[k][r.clone()]);
+        }
+        let ar: [&[f32]; N] = std::array::from_fn(|k| &an[k][r.clone()]);
+        let br: [&[f32]; N] = std::array::from_fn(|k| &bs[k][r.clone()]);
+        haze_and_shadow_into(
+            br,
+            ar,
+            &observed[r.clone()],
+            haze_delta,
+            shadow_cos,
+            &mut cloud[r.clone()],
+            &mut shadow[r.clone()],
+        );
+        for (i, o) in score[r].iter_mut().enumerate() {
+            *o = squared_distance(&br, &ar, &inv, i).sqrt();
+        }
+    }
+    (mapped, cloud, shadow, score)
+}
+
+/// The squared standardised distance between the dates at index `i` of `N` band slices: each
+/// band's difference scaled by its `inv` and squared, added in band order (the score is its
+/// root; every scorer adds the same terms in the same order, so gives the same bits).
+#[inline(always)]
+fn squared_distance<const N: usize>(
+    before: &[&[f32]; N],
+    after: &[&[f32]; N],
+    inv: &[f32; N],
+    i: usize,
+) -> f32 {
+    let mut s = 0f32;
+    for k in 0..N {
+        let d = (after[k][i] - before[k][i]) * inv[k];
+        s += d * d;
+    }
+    s
 }
 
 /// The change score of every pixel for `N` bands: the distance `dist(i, i)` of `detect_with`
@@ -1445,11 +1599,7 @@ fn score_plane<const N: usize>(
     let inv: [f32; N] = std::array::from_fn(|k| inv_sigma[k]);
     let mut out = vec![0f32; n];
     for (i, (o, seen)) in out.iter_mut().zip(observed).enumerate() {
-        let mut s = 0f32;
-        for k in 0..N {
-            let d = (as_[k][i] - bs[k][i]) * inv[k];
-            s += d * d;
-        }
+        let s = squared_distance(&bs, &as_, &inv, i);
         *o = if *seen { s.sqrt() } else { f32::NAN };
     }
     out
@@ -1753,6 +1903,76 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The one sweep (strips of any height) gives bit for bit what its steps give done one
+        /// after the other over whole bands: the mapped bands, haze and shadow, and the score
+        /// wherever observed.
+        #[test]
+        fn the_sweep_equals_its_steps(
+            h in 1usize..14,
+            w in 1usize..14,
+            rows in 1usize..6,
+            four in proptest::bool::ANY,
+            values in proptest::collection::vec((0u16..3000, 0u16..3000, proptest::bool::ANY), 196 * 4),
+            knots in proptest::collection::vec((0f32..3000.0, 0f32..3000.0), 2..12),
+            seen in proptest::collection::vec(proptest::bool::weighted(0.8), 196),
+            haze_delta in 10f32..400.0,
+        ) {
+            let nb = if four { 4 } else { 3 };
+            let n = h * w;
+            // Integers mostly, a fraction now and then (the mapping's slow path).
+            let px = |i: usize, which: usize| {
+                let (b, a, frac) = values[i];
+                let v = if which == 0 { b } else { a } as f32;
+                if frac && i % 7 == 0 { v + 0.25 } else { v }
+            };
+            let before = Array3::from_shape_fn((nb, h, w), |(k, y, x)| px(k * n + y * w + x, 0));
+            let after = Array3::from_shape_fn((nb, h, w), |(k, y, x)| px(k * n + y * w + x, 1));
+            let mut from: Vec<f32> = knots.iter().map(|k| k.0.round()).collect();
+            let mut to: Vec<f32> = knots.iter().map(|k| k.1).collect();
+            from.sort_by(f32::total_cmp);
+            from.dedup();
+            to.sort_by(f32::total_cmp);
+            to.truncate(from.len());
+            proptest::prop_assume!(from.len() >= 2);
+            let mapping = normalize::BandMapping { from, to };
+            let mappers: Vec<_> = (0..nb).map(|_| mapping.mapper(500.0, 2500.0, n)).collect();
+            let observed = &seen[..n];
+            let inv: Vec<f32> = (0..nb).map(|k| 0.01 + 0.003 * k as f32).collect();
+            let cos = 20f32.to_radians().cos();
+            let (mapped, cl, sh, score) = if four {
+                map_haze_score::<4>(&before, &after, &mappers, observed, haze_delta, cos, &inv, rows)
+            } else {
+                map_haze_score::<3>(&before, &after, &mappers, observed, haze_delta, cos, &inv, rows)
+            };
+            let mut want: Vec<f32> = Vec::new();
+            for k in 0..nb {
+                mapping.apply_all_into(band_slice(&after, k), &mut want);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+            proptest::prop_assert_eq!(bits(&mapped), bits(&want));
+            let after_n = Array3::from_shape_vec((nb, h, w), want).unwrap();
+            let (wcl, wsh) = if four {
+                haze_and_shadow::<4>(&before, &after_n, observed, haze_delta, cos)
+            } else {
+                haze_and_shadow::<3>(&before, &after_n, observed, haze_delta, cos)
+            };
+            proptest::prop_assert_eq!(cl, wcl);
+            proptest::prop_assert_eq!(sh, wsh);
+            let bs: Vec<&[f32]> = (0..nb).map(|k| band_slice(&before, k)).collect();
+            let as_: Vec<&[f32]> = (0..nb).map(|k| band_slice(&after_n, k)).collect();
+            let wscore = if four {
+                score_plane::<4>(&bs, &as_, &inv, observed)
+            } else {
+                score_plane::<3>(&bs, &as_, &inv, observed)
+            };
+            let masked: Vec<f32> = score
+                .iter()
+                .zip(observed)
+                .map(|(s, o)| if *o { *s } else { f32::NAN })
+                .collect();
+            proptest::prop_assert_eq!(bits(&masked), bits(&wscore));
+        }
+
         /// The ring labels: a labelled pixel keeps its label; an unlabelled one takes the lowest
         /// label of its row run, else the lowest of its column run over the row pass (checked
         /// against that definition, pixel by pixel).

@@ -84,7 +84,8 @@ impl BandMapping {
     /// share a segment has it throughout), and only intervals that contain a knot fall back to
     /// the search. Several times faster than a search per pixel.
     pub fn apply_all(&self, values: &mut [f32]) {
-        match self.table_for(values) {
+        let (lo, hi) = finite_range(values);
+        match self.table_for(lo, hi, values.len()) {
             Some(t) => values.iter_mut().for_each(|v| *v = t.map(self, *v)),
             None => values.iter_mut().for_each(|v| *v = self.apply(*v)),
         }
@@ -93,21 +94,32 @@ impl BandMapping {
     /// [`BandMapping::apply_all`] from `src` onto the end of `dst` (the source left as it is,
     /// without a copy of it to map in place).
     pub fn apply_all_into(&self, src: &[f32], dst: &mut Vec<f32>) {
-        match self.table_for(src) {
+        let (lo, hi) = finite_range(src);
+        match self.table_for(lo, hi, src.len()) {
             Some(t) => dst.extend(src.iter().map(|v| t.map(self, *v))),
             None => dst.extend(src.iter().map(|v| self.apply(*v))),
         }
     }
 
-    /// The lookup tables for these values, or `None` when their range is unsuited (a search
-    /// per value then).
-    fn table_for(&self, values: &[f32]) -> Option<Table> {
+    /// A mapper for about `count` values expected within `[lo, hi]`: [`Mapper::map`] is
+    /// [`BandMapping::apply`] exactly for every value, the ones in that range by table (fast),
+    /// any other by search. For mapping values a piece at a time (rows of a window) with one
+    /// table.
+    pub fn mapper(&self, lo: f32, hi: f32, count: usize) -> Mapper<'_> {
+        Mapper {
+            mapping: self,
+            table: self.table_for(lo, hi, count),
+        }
+    }
+
+    /// The lookup tables for `count` values within `[lo, hi]`, or `None` when that range is
+    /// unsuited (a search per value then).
+    fn table_for(&self, lo: f32, hi: f32, count: usize) -> Option<Table> {
         let n = self.from.len();
-        let (lo, hi) = finite_range(values);
         let span = hi as f64 - lo as f64;
         // Integers up to 2^23 are exact in f32, so the table's interval ends are too.
         let exact = lo.abs().max(hi.abs()) < 8_000_000.0;
-        if n < 2 || !exact || !(0.0..=4_000_000.0).contains(&span) || span > values.len() as f64 {
+        if n < 2 || !exact || !(0.0..=4_000_000.0).contains(&span) || span > count as f64 {
             return None;
         }
         let base = lo.floor();
@@ -142,6 +154,34 @@ impl BandMapping {
         let n = self.from.len();
         let g = (self.to[n - 1] - self.to[0]) / (self.from[n - 1] - self.from[0]);
         (g, self.to[0] - g * self.from[0])
+    }
+}
+
+/// A [`BandMapping`] with its tables for one range of values (see [`BandMapping::mapper`]).
+pub struct Mapper<'a> {
+    mapping: &'a BandMapping,
+    table: Option<Table>,
+}
+
+impl Mapper<'_> {
+    /// `apply(x)` of the mapping, bit for bit.
+    #[inline]
+    pub fn map(&self, x: f32) -> f32 {
+        match &self.table {
+            Some(t) => t.map(self.mapping, x),
+            None => self.mapping.apply(x),
+        }
+    }
+
+    /// Maps `src` into `dst` (the same length), value by value.
+    pub fn map_into(&self, src: &[f32], dst: &mut [f32]) {
+        match &self.table {
+            Some(t) => t.map_into(self.mapping, src, dst),
+            None => dst
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, s)| *d = self.mapping.apply(*s)),
+        }
     }
 }
 
@@ -181,6 +221,46 @@ impl Table {
             } else {
                 m.on_segment(seg, x)
             }
+        }
+    }
+
+    /// `map` of every value of `src` into `dst`. Eight values at a time: when all eight are
+    /// integers of the table (the usual case) their test is one branch-free pass over the
+    /// eight, then eight lookups; otherwise each goes through `map`.
+    fn map_into(&self, m: &BandMapping, src: &[f32], dst: &mut [f32]) {
+        const L: usize = 8;
+        // Adding 1.5 × 2^23 rounds a value below 2^22 in magnitude to an integer, which is then
+        // the low bits of the sum: plain float and integer arithmetic, where `as i32` (which
+        // saturates) would keep the loop from vectorising.
+        const MAGIC: f32 = 12_582_912.0;
+        let (base, cells) = (self.base_i as i32, self.cells as u32);
+        let (mut s8, mut d8) = (src.chunks_exact(L), dst.chunks_exact_mut(L));
+        for (s, d) in (&mut s8).zip(&mut d8) {
+            let mut at = [0u32; L];
+            let mut ints = true;
+            for j in 0..L {
+                // `map`'s test, lane by lane: `s[j]` is exactly the integer it rounds to (so not
+                // -0.0, a fraction, NaN or infinite) and that integer is in the table.
+                let x = s[j];
+                let y = x + MAGIC;
+                let xi = (y.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+                let i = xi.wrapping_sub(base) as u32;
+                ints &=
+                    (x.abs() < 4_194_304.0) & ((y - MAGIC).to_bits() == x.to_bits()) & (i < cells);
+                at[j] = i;
+            }
+            if ints {
+                for j in 0..L {
+                    d[j] = self.ints[at[j] as usize];
+                }
+            } else {
+                for j in 0..L {
+                    d[j] = self.map(m, s[j]);
+                }
+            }
+        }
+        for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+            *d = self.map(m, *s);
         }
     }
 
@@ -488,13 +568,15 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The table-driven `apply_all` gives bit-identical results to `apply`.
+        /// The table-driven `apply_all` and a `Mapper` over any range (the values' own, a part
+        /// of it, beside it) give bit-identical results to `apply`.
         #[test]
         fn apply_all_equals_apply(
             knots in proptest::collection::vec((-500f32..5000.0, -500f32..5000.0), 2..30),
             values in proptest::collection::vec(-1000f32..6000.0, 1..400),
             round in proptest::bool::ANY,
             round_knots in proptest::bool::ANY,
+            range in (-1500f32..6500.0, 0f32..4000.0),
         ) {
             let r = |v: f32| if round_knots { v.round() } else { v };
             let mut from: Vec<f32> = knots.iter().map(|k| r(k.0)).collect();
@@ -517,6 +599,12 @@ mod tests {
             m.apply_all_into(&vals, &mut into);
             let into: Vec<u32> = into[1..].iter().map(|v| v.to_bits()).collect();
             proptest::prop_assert_eq!(&into, &want);
+            for (lo, hi) in [(range.0, range.0 + range.1), finite_range(&vals)] {
+                let mut mapped = vec![7.0f32; vals.len()];
+                m.mapper(lo, hi, 4 * vals.len() + 8000).map_into(&vals, &mut mapped);
+                let mapped: Vec<u32> = mapped.iter().map(|v| v.to_bits()).collect();
+                proptest::prop_assert_eq!(&mapped, &want);
+            }
             m.apply_all(&mut vals);
             let got: Vec<u32> = vals.iter().map(|v| v.to_bits()).collect();
             proptest::prop_assert_eq!(got, want);
