@@ -407,6 +407,7 @@ pub fn apply_shift(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::bits;
 
     /// Gradient magnitude of a whole image, row-major, borders zero: the edge image the streamed
     /// rows stand for.
@@ -464,10 +465,6 @@ mod tests {
         (0..n)
             .map(|_| rng.range(0.0, 100.0) >= invalid_share as f64)
             .collect()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
     }
 
     /// Row `y` of a row-major image `w` pixels wide, copied into `out`.

@@ -705,6 +705,12 @@ impl SpectralDetector {
         let haze_delta = 0.5 * med_b;
         let shadow_cos = 20f32.to_radians().cos();
         let obs0 = flat(&observed0);
+        let mapped_cube = |v: Vec<f32>| {
+            Array3::from_shape_vec((nb, h, w), v).map_err(|e| DetectError::Input {
+                cell: input.cell_id.to_string(),
+                detail: format!("normalised bands: {e}"),
+            })
+        };
         let one_sweep = p.smooth_px == 0
             && (nb == 3 || nb == 4)
             && before.is_standard_layout()
@@ -733,11 +739,7 @@ impl SpectralDetector {
                 3 => map_haze_score::<3>(b, a, m, &obs0, haze_delta, shadow_cos, &inv_sigma, rows),
                 _ => map_haze_score::<4>(b, a, m, &obs0, haze_delta, shadow_cos, &inv_sigma, rows),
             };
-            let after_n =
-                Array3::from_shape_vec((nb, h, w), sweep.0).map_err(|e| DetectError::Input {
-                    cell: input.cell_id.to_string(),
-                    detail: format!("normalised bands: {e}"),
-                })?;
+            let after_n = mapped_cube(sweep.0)?;
             stage.mark("map_haze_score");
             (after_n, None, sigma, (sweep.1, sweep.2), Some(sweep.3))
         } else {
@@ -750,11 +752,7 @@ impl SpectralDetector {
                     None => mapped.extend(after.index_axis(Axis(0), k).iter().map(|v| m.apply(*v))),
                 }
             }
-            let after_n =
-                Array3::from_shape_vec((nb, h, w), mapped).map_err(|e| DetectError::Input {
-                    cell: input.cell_id.to_string(),
-                    detail: format!("normalised bands: {e}"),
-                })?;
+            let after_n = mapped_cube(mapped)?;
             stage.mark("normalisation");
             // Optional smoothing of both dates (box of side 2r + 1 over valid pixels): on very
             // high resolution imagery, texture and a pixel of noise otherwise dominate the
@@ -1408,6 +1406,12 @@ impl<'a> Stages<'a> {
     }
 }
 
+/// The bits of each value: what tests compare when a result must be the same bit for bit.
+#[cfg(test)]
+pub(crate) fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 /// An array's values in logical (row-major) order, borrowed when it is in standard layout.
 pub(crate) fn flat<T: Clone, D: ndarray::Dimension>(
     a: &ndarray::Array<T, D>,
@@ -1948,7 +1952,6 @@ mod tests {
             for k in 0..nb {
                 mapping.apply_all_into(band_slice(&after, k), &mut want);
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
             proptest::prop_assert_eq!(bits(&mapped), bits(&want));
             let after_n = Array3::from_shape_vec((nb, h, w), want).unwrap();
             let (wcl, wsh) = if four {
