@@ -1155,22 +1155,19 @@ impl SpectralDetector {
                 // No region of this mask reaches the core: no ring to measure.
                 continue;
             }
-            let dl = dilate_labels(&lab_s, h, w, 2);
-            for y in 0..ch {
-                let wy = cy0 + y;
-                for x in 0..cw {
-                    let wi = wy * w + cx0 + x;
-                    let l = dl[wi] as usize;
+            for_dilated_rows(&lab_s, h, w, 2, cy0..cy0 + ch, |wy, dl| {
+                for x in cx0..cx0 + cw {
+                    let l = dl[x] as usize;
                     if l == 0 || !keep[l] || id_of[l] == 0 {
                         continue;
                     }
                     let rs = &mut regions[id_of[l] as usize - 1];
                     rs.ring_pixels += 1;
-                    if observed_s[wi] {
+                    if observed_s[wy * w + x] {
                         rs.ring_observed += 1;
                     }
                 }
-            }
+            });
         }
 
         stage.mark("regions");
@@ -1655,53 +1652,84 @@ fn has_nir_brightness(b: &Array3<f32>, has_nir: bool, y: usize, x: usize) -> boo
     b[[3, y, x]] > 0.8 * vis
 }
 
-/// The lowest non-zero label of two (0 when both are zero).
+/// `lowest` over labels where 0 means none: each label is taken one down, wrapping (0 becomes
+/// the largest value), so a plain minimum — which vectorises — picks the lowest non-zero label,
+/// and one up again gives it back (or 0 when there was none).
 #[inline]
-fn lowest_label(best: u32, l: u32) -> u32 {
-    if l != 0 && (best == 0 || l < best) {
-        l
-    } else {
-        best
-    }
+fn down(l: u32) -> u32 {
+    l.wrapping_sub(1)
 }
 
-/// Grows labels by `r` pixels (square), the lowest neighbouring label winning; for ring
-/// statistics. `lab` is an `h × w` raster in row-major order; so is the result.
-fn dilate_labels(lab: &[u32], h: usize, w: usize, r: usize) -> Vec<u32> {
-    if w == 0 || h == 0 {
-        return lab.to_vec();
+/// Grows labels by `r` pixels (square), the lowest neighbouring label winning, for ring
+/// statistics: a row pass (a labelled pixel keeps its label, an unlabelled one takes the lowest
+/// within `r` in its row), then a column pass over it the same way. `lab` is an `h × w` raster
+/// in row-major order. Calls `f(y, row)` for the rows `y` of `rows` that hold a label after
+/// growing; the other rows hold none.
+///
+/// Labels are sparse (a few regions in a window), so only the rows within `r` of a labelled row
+/// are worked on, a row at a time.
+fn for_dilated_rows(
+    lab: &[u32],
+    h: usize,
+    w: usize,
+    r: usize,
+    rows: std::ops::Range<usize>,
+    mut f: impl FnMut(usize, &[u32]),
+) {
+    if w == 0 || h == 0 || lab.len() != h * w {
+        return;
     }
-    // Rows: a labelled pixel keeps its label, an unlabelled one takes the lowest in its run.
-    // Labelled pixels are few: each hands its label to the unlabelled pixels of its run.
-    let mut tmp = lab.to_vec();
-    for (row, out) in lab.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
-        for (x, l) in row.iter().enumerate() {
-            if *l == 0 {
-                continue;
+    let labelled: Vec<bool> = lab
+        .chunks_exact(w)
+        .map(|row| row.iter().fold(0, |a, l| a | l) != 0)
+        .collect();
+    // The row pass of each labelled row, kept in `passed` (its slot in `slot`).
+    let mut slot = vec![usize::MAX; h];
+    let mut passed: Vec<u32> = Vec::new();
+    let mut near = vec![u32::MAX; w];
+    for y in (0..h).filter(|y| labelled[*y]) {
+        let row = &lab[y * w..(y + 1) * w];
+        near.fill(u32::MAX);
+        for d in 1..=r.min(w - 1) {
+            for (n, l) in near[..w - d].iter_mut().zip(&row[d..]) {
+                *n = (*n).min(down(*l));
             }
-            for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
-                if row[xx] == 0 {
-                    out[xx] = lowest_label(out[xx], *l);
-                }
+            for (n, l) in near[d..].iter_mut().zip(&row[..w - d]) {
+                *n = (*n).min(down(*l));
             }
         }
+        slot[y] = passed.len() / w;
+        passed.extend(
+            row.iter()
+                .zip(&near)
+                .map(|(own, n)| if *own != 0 { *own } else { n.wrapping_add(1) }),
+        );
     }
-    // Columns, over the row pass, the same way.
-    let mut out = tmp.clone();
-    for y in 0..h {
-        for x in 0..w {
-            let l = tmp[y * w + x];
-            if l == 0 {
-                continue;
-            }
-            for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
-                if tmp[yy * w + x] == 0 {
-                    out[yy * w + x] = lowest_label(out[yy * w + x], l);
-                }
+    let mut out = vec![0u32; w];
+    for y in rows.start..rows.end.min(h) {
+        let (lo, hi) = (y.saturating_sub(r), (y + r + 1).min(h));
+        if !labelled[lo..hi].iter().any(|v| *v) {
+            continue;
+        }
+        near.fill(u32::MAX);
+        for yy in (lo..hi).filter(|yy| labelled[*yy]) {
+            let other = &passed[slot[yy] * w..(slot[yy] + 1) * w];
+            for (n, l) in near.iter_mut().zip(other) {
+                *n = (*n).min(down(*l));
             }
         }
+        if labelled[y] {
+            let own = &passed[slot[y] * w..(slot[y] + 1) * w];
+            for ((o, own), n) in out.iter_mut().zip(own).zip(&near) {
+                *o = if *own != 0 { *own } else { n.wrapping_add(1) };
+            }
+        } else {
+            for (o, n) in out.iter_mut().zip(&near) {
+                *o = n.wrapping_add(1);
+            }
+        }
+        f(y, &out);
     }
-    out
 }
 
 #[cfg(test)]
@@ -1978,15 +2006,26 @@ mod tests {
 
         /// The ring labels: a labelled pixel keeps its label; an unlabelled one takes the lowest
         /// label of its row run, else the lowest of its column run over the row pass (checked
-        /// against that definition, pixel by pixel).
+        /// against that definition, pixel by pixel, dense and sparse, over any range of rows:
+        /// the rows left out of the calls are the unlabelled ones and those outside the range).
         #[test]
-        fn dilate_labels_is_the_row_then_column_lowest_label(
+        fn dilated_rows_are_the_row_then_column_lowest_label(
             h in 1usize..20,
             w in 1usize..20,
             r in 0usize..4,
-            seed in proptest::collection::vec(0u32..6, 400),
+            labelled in 1u32..40,
+            rows in (0usize..22, 0usize..22),
+            seed in proptest::collection::vec(0u32..40, 400),
         ) {
-            let lab: Vec<u32> = (0..h * w).map(|i| if seed[i] > 3 { 0 } else { seed[i] }).collect();
+            // A share `labelled / 40` of the pixels labelled, with labels 1–4 (many ties) or 1–40.
+            let lab: Vec<u32> = (0..h * w)
+                .map(|i| match seed[i] {
+                    s if s >= labelled => 0,
+                    s if labelled % 2 == 0 => 1 + s % 4,
+                    s => 1 + s,
+                })
+                .collect();
+            let rows = rows.0.min(rows.1)..rows.0.max(rows.1);
             let lowest = |vals: Vec<u32>| vals.into_iter().filter(|l| *l != 0).min().unwrap_or(0);
             let row_pass = |y: usize, x: usize| -> u32 {
                 let own = lab[y * w + x];
@@ -1995,8 +2034,15 @@ mod tests {
                 }
                 lowest((x.saturating_sub(r)..(x + r + 1).min(w)).map(|xx| lab[y * w + xx]).collect())
             };
-            let got = dilate_labels(&lab, h, w, r);
-            for y in 0..h {
+            let mut got = vec![0u32; h * w];
+            let mut called = Vec::new();
+            for_dilated_rows(&lab, h, w, r, rows.clone(), |y, row| {
+                called.push(y);
+                got[y * w..(y + 1) * w].copy_from_slice(row);
+            });
+            proptest::prop_assert!(called.windows(2).all(|p| p[0] < p[1]), "rows in order once");
+            proptest::prop_assert!(called.iter().all(|y| rows.contains(y)));
+            for y in rows.start..rows.end.min(h) {
                 for x in 0..w {
                     let mut want = row_pass(y, x);
                     if want == 0 {
