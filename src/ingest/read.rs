@@ -561,10 +561,9 @@ fn read_aligned(
             let (src_row, ok_row) = (&d[r * rw..(r + 1) * rw], &ok[r * rw..(r + 1) * rw]);
             match row.as_slice_mut() {
                 Some(t) => {
+                    // A select, not a branch: the loop vectorises.
                     for ((t, v), o) in t.iter_mut().zip(src_row).zip(ok_row) {
-                        if *o {
-                            *t = *v;
-                        }
+                        *t = if *o { *v } else { *t };
                     }
                 }
                 None => {
@@ -577,8 +576,18 @@ fn read_aligned(
             }
         }
     }
-    let mut vt = valid.slice_mut(s![oy..oy + rh, ox..ox + rw]);
-    vt.iter_mut().zip(&ok).for_each(|(v, o)| *v |= *o);
+    // Row by row over plain slices, as above.
+    for (mut vt, ok_row) in valid
+        .slice_mut(s![oy..oy + rh, ox..ox + rw])
+        .rows_mut()
+        .into_iter()
+        .zip(ok.chunks_exact(rw.max(1)))
+    {
+        match vt.as_slice_mut() {
+            Some(v) => v.iter_mut().zip(ok_row).for_each(|(v, o)| *v |= *o),
+            None => vt.iter_mut().zip(ok_row).for_each(|(v, o)| *v |= *o),
+        }
+    }
     if let Some(mi) = src.mask_index {
         let m = read(mi)?;
         let f = flagged.get_or_insert_with(|| Array2::from_elem(valid.dim(), false));
