@@ -1068,16 +1068,13 @@ impl SpectralDetector {
             let lab_s = flat(&lab);
             let mut counts = vec![[0u64; 9]; n + 1];
             let mut size = vec![0u64; n + 1];
-            for (i, l) in lab_s.iter().enumerate() {
-                if *l == 0 {
-                    continue;
-                }
-                size[*l as usize] += 1;
+            for_each_nonzero(&lab_s, |i, l| {
+                size[l as usize] += 1;
                 let t = trans_s[i];
                 if t != u8::MAX {
-                    counts[*l as usize][t as usize] += 1;
+                    counts[l as usize][t as usize] += 1;
                 }
-            }
+            });
             let majority: Vec<Transition> = counts
                 .iter()
                 .map(|c| {
@@ -1097,11 +1094,11 @@ impl SpectralDetector {
             let mut id_of = vec![0u32; n + 1];
             for y in 0..ch {
                 let wy = cy0 + y;
-                for x in 0..cw {
-                    let wi = wy * w + cx0 + x;
-                    let l = lab_s[wi] as usize;
-                    if l == 0 || !keep[l] {
-                        continue;
+                let row = wy * w + cx0;
+                for_each_nonzero(&lab_s[row..row + cw], |x, l| {
+                    let (wi, l) = (row + x, l as usize);
+                    if !keep[l] {
+                        return;
                     }
                     if id_of[l] == 0 {
                         regions.push(RegionStats {
@@ -1147,7 +1144,7 @@ impl SpectralDetector {
                         }
                         rs.chi2_sum += m.chi2(&xb[..nb], &xa[..nb]);
                     }
-                }
+                });
             }
             // The ring: the region dilated by two pixels, to see how much around it was observed.
             // (A pixel is in some region's ring exactly when its dilated label is not zero.)
@@ -1251,20 +1248,17 @@ fn half_max(mask: &Array2<bool>, score: &Array2<f32>, changed: &Array2<bool>) ->
     let (h, w) = lab.dim();
     let (lab, score, changed) = (flat(&lab), flat(score), flat(changed));
     let mut scores: Vec<Vec<f32>> = vec![Vec::new(); n + 1];
-    for (l, s) in lab.iter().zip(score.iter()) {
-        if *l > 0 && s.is_finite() {
-            scores[*l as usize].push(*s);
+    for_each_nonzero(&lab, |i, l| {
+        if score[i].is_finite() {
+            scores[l as usize].push(score[i]);
         }
-    }
+    });
     let cut: Vec<f32> = scores.into_iter().map(|v| 0.5 * median(v)).collect();
     // One pixel of growth into changed 4-neighbours, the lowest label that admits it winning.
     let mut grown = lab.to_vec();
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            if lab[i] != 0 || !changed[i] {
-                continue;
-            }
+    for_each_nonzero(&changed, |i, _| {
+        if lab[i] == 0 {
+            let (y, x) = (i / w, i % w);
             let s = score[i];
             let mut best = 0u32;
             let mut consider = |l: u32| {
@@ -1286,11 +1280,38 @@ fn half_max(mask: &Array2<bool>, score: &Array2<f32>, changed: &Array2<bool>) ->
             }
             grown[i] = best;
         }
+    });
+    let mut out = vec![false; h * w];
+    for_each_nonzero(&grown, |i, l| out[i] = score[i] >= cut[l as usize]);
+    Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
+}
+
+/// Calls `f(i, v)` for each non-zero value `v` of `values` (`false` for a mask) at index `i`,
+/// in order. Labels and change masks are sparse — most of a window is in no region — so
+/// sixteen values at a time that are all zero are passed over with one test (which vectorises).
+#[inline]
+fn for_each_nonzero<T>(values: &[T], mut f: impl FnMut(usize, T))
+where
+    T: Copy + Default + PartialEq + std::ops::BitOr<Output = T>,
+{
+    let zero = T::default();
+    let mut chunks = values.chunks_exact(16);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        if chunk.iter().fold(zero, |a, v| a | *v) != zero {
+            for (k, v) in chunk.iter().enumerate() {
+                if *v != zero {
+                    f(base + k, *v);
+                }
+            }
+        }
+        base += 16;
     }
-    mask_from(h, w, |i| {
-        let l = grown[i] as usize;
-        l > 0 && score[i] >= cut[l]
-    })
+    for (k, v) in chunks.remainder().iter().enumerate() {
+        if *v != zero {
+            f(base + k, *v);
+        }
+    }
 }
 
 /// Mean of each band over a (2r + 1)² box, counting only valid pixels (summed-area tables).
@@ -2002,6 +2023,29 @@ mod tests {
                 .map(|(s, o)| if *o { *s } else { f32::NAN })
                 .collect();
             proptest::prop_assert_eq!(bits(&masked), bits(&wscore));
+        }
+
+        /// The sparse visit sees exactly the non-zero values, in order, whatever the length (the
+        /// tail after the last sixteen included), for labels and for masks.
+        #[test]
+        fn for_each_nonzero_visits_the_nonzero_values(
+            raw in proptest::collection::vec((0u32..4, 0u32..60), 0..80),
+        ) {
+            // Mostly zero, as labels are, with runs and single values.
+            let labels: Vec<u32> = raw.iter().map(|(k, l)| if *k == 0 { *l } else { 0 }).collect();
+            let mut got = Vec::new();
+            for_each_nonzero(&labels, |i, l| got.push((i, l)));
+            let want: Vec<(usize, u32)> =
+                labels.iter().copied().enumerate().filter(|(_, l)| *l != 0).collect();
+            proptest::prop_assert_eq!(got, want);
+            let mask: Vec<bool> = labels.iter().map(|l| *l != 0).collect();
+            let mut set = Vec::new();
+            for_each_nonzero(&mask, |i, v| {
+                assert!(v);
+                set.push(i);
+            });
+            let want: Vec<usize> = (0..mask.len()).filter(|i| mask[*i]).collect();
+            proptest::prop_assert_eq!(set, want);
         }
 
         /// The ring labels: a labelled pixel keeps its label; an unlabelled one takes the lowest
