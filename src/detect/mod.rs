@@ -908,12 +908,13 @@ impl SpectralDetector {
         let candidates = score.mapv(|v| v > thr);
         let (cand_labels, n_cand) = morphology::components(&candidates);
         let mut seeded = vec![false; n_cand + 1];
-        for (i, l) in flat(&cand_labels).iter().enumerate() {
-            if *l > 0 && !seeded[*l as usize] && tolerant_at(i / w, i % w) > thr {
-                seeded[*l as usize] = true;
+        let cand_s = flat(&cand_labels);
+        for_each_nonzero(&cand_s, |i, l| {
+            if !seeded[l as usize] && tolerant_at(i / w, i % w) > thr {
+                seeded[l as usize] = true;
             }
-        }
-        let own = cand_labels.mapv(|l| l > 0 && seeded[l as usize]);
+        });
+        let own = sparse_mask(h, w, &cand_s, |_, l| seeded[l as usize]);
         // Another detector's opinion, if any: scores are brought to threshold units so that the
         // half-maximum contours below work on either.
         let (changed, score, agree) = match given {
@@ -980,10 +981,8 @@ impl SpectralDetector {
         let mut trans = Array2::<u8>::from_elem((h, w), u8::MAX);
         let mut cov_b = Array2::<u8>::from_elem((h, w), Cover::Unknown as u8);
         let mut cov_a = Array2::<u8>::from_elem((h, w), Cover::Unknown as u8);
-        for (i, c) in flat(&changed).iter().enumerate() {
-            if !*c {
-                continue;
-            }
+        let changed_s = flat(&changed);
+        for_each_nonzero(&changed_s, |i, _| {
             let (y, x) = (i / w, i % w);
             let cb = classify(&spectrum(&before, has_nir, y, x), med_bb, &p.cover);
             let ca = classify(&spectrum(&after_n, has_nir, y, x), med_a, &p.cover);
@@ -992,7 +991,7 @@ impl SpectralDetector {
             if let Some(t) = Transition::between(cb, ca) {
                 trans[[y, x]] = t as u8;
             }
-        }
+        });
         stage.mark("covers");
         // A change of illumination only (a shadow that moved with the sun, a roof lit from the
         // other side) scales the spectrum without turning it: a small spectral angle with a large
@@ -1012,16 +1011,20 @@ impl SpectralDetector {
             // is as often a new light roof on pavement as a shadow that went away.
             cos >= cos_max && ratio < 0.8
         };
-        let land = {
+        // Transitions are set on changed pixels only.
+        let (land, cycle) = {
             let trans = flat(&trans);
-            mask_from(h, w, |i| {
+            let land = sparse_mask(h, w, &changed_s, |i, _| {
                 let t = trans[i];
                 t != u8::MAX
                     && Transition::ALL[t as usize].is_land_use_change()
                     && !illumination(i / w, i % w)
-            })
+            });
+            let cycle = sparse_mask(h, w, &changed_s, |i, _| {
+                trans[i] == Transition::VegetationCycle as u8
+            });
+            (land, cycle)
         };
-        let cycle = trans.mapv(|t| t == Transition::VegetationCycle as u8);
         let clean = |m: &Array2<bool>| -> Array2<bool> {
             let mut c = morphology::close(&morphology::open(m, p.opening_px), p.closing_px);
             c.zip_mut_with(&observed, |v, o| *v &= *o);
@@ -1039,11 +1042,9 @@ impl SpectralDetector {
             c.zip_mut_with(&land, |v, l| *v &= !*l);
             c
         };
-        for (i, f) in flat(&field_ops).iter().enumerate() {
-            if *f {
-                trans[[i / w, i % w]] = Transition::VegetationCycle as u8;
-            }
-        }
+        for_each_nonzero(&flat(&field_ops), |i, _| {
+            trans[[i / w, i % w]] = Transition::VegetationCycle as u8;
+        });
 
         stage.mark("field_scale");
         // Regions: components over the whole window, kept by area, reported over the core.
@@ -1286,6 +1287,18 @@ fn half_max(mask: &Array2<bool>, score: &Array2<f32>, changed: &Array2<bool>) ->
     Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
 }
 
+/// An `h × w` mask, set where `values` is not zero and `test(i, value)` holds (clear elsewhere).
+fn sparse_mask<T>(h: usize, w: usize, values: &[T], test: impl Fn(usize, T) -> bool) -> Array2<bool>
+where
+    T: Copy + Default + PartialEq + std::ops::BitOr<Output = T>,
+{
+    let mut out = vec![false; h * w];
+    if values.len() == out.len() {
+        for_each_nonzero(values, |i, v| out[i] = test(i, v));
+    }
+    Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
+}
+
 /// Calls `f(i, v)` for each non-zero value `v` of `values` (`false` for a mask) at index `i`,
 /// in order. Labels and change masks are sparse — most of a window is in no region — so
 /// sixteen values at a time that are all zero are passed over with one test (which vectorises).
@@ -1370,14 +1383,13 @@ fn split_field_scale(
     min_px: u64,
 ) -> (Array2<bool>, Array2<bool>) {
     let (lab, n) = morphology::components(land);
+    let (h, w) = lab.dim();
     let mut size = vec![0u64; n + 1];
     let mut soil = vec![0u64; n + 1];
-    for (l, t) in flat(&lab).iter().zip(flat(trans).iter()) {
-        if *l == 0 {
-            continue;
-        }
-        size[*l as usize] += 1;
-        let t = *t;
+    let (lab_s, trans) = (flat(&lab), flat(trans));
+    for_each_nonzero(&lab_s, |i, l| {
+        size[l as usize] += 1;
+        let t = trans[i];
         let field_like = [
             Transition::VegetationToBare,
             Transition::VegetationToBuilt,
@@ -1387,14 +1399,14 @@ fn split_field_scale(
         .iter()
         .any(|k| *k as u8 == t);
         if field_like {
-            soil[*l as usize] += 1;
+            soil[l as usize] += 1;
         }
-    }
+    });
     let big: Vec<bool> = (0..=n)
         .map(|l| l > 0 && size[l] >= min_px && 2 * soil[l] > size[l])
         .collect();
-    let rest = lab.mapv(|l| l > 0 && !big[l as usize]);
-    let fields = lab.mapv(|l| big[l as usize]);
+    let rest = sparse_mask(h, w, &lab_s, |_, l| !big[l as usize]);
+    let fields = sparse_mask(h, w, &lab_s, |_, l| big[l as usize]);
     (rest, fields)
 }
 
@@ -1648,20 +1660,14 @@ fn all_of<const N: usize>(
     Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
 }
 
-/// An `h × w` mask from a test of each pixel's row-major index.
-fn mask_from(h: usize, w: usize, test: impl Fn(usize) -> bool) -> Array2<bool> {
-    let v: Vec<bool> = (0..h * w).map(test).collect();
-    Array2::from_shape_vec((h, w), v).unwrap_or_else(|_| Array2::from_elem((h, w), false))
-}
-
 /// Keeps the components of a mask with at least `min_px` pixels.
 fn keep_large(mask: &Array2<bool>, min_px: u64) -> Array2<bool> {
     let (lab, n) = morphology::components(mask);
+    let (h, w) = lab.dim();
+    let lab = flat(&lab);
     let mut size = vec![0u64; n + 1];
-    for l in lab.iter() {
-        size[*l as usize] += 1;
-    }
-    lab.mapv(|l| l > 0 && size[l as usize] >= min_px)
+    for_each_nonzero(&lab, |_, l| size[l as usize] += 1);
+    sparse_mask(h, w, &lab, |_, l| size[l as usize] >= min_px)
 }
 
 /// For cloud cores with a NIR band: clouds are bright in the near infrared too (unlike blue roofs).
