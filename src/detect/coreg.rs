@@ -297,7 +297,7 @@ fn estimate(
     if h < 4 * margin + 16 || w < 4 * margin + 16 {
         return None;
     }
-    let n_valid = valid.iter().filter(|v| **v).count();
+    let n_valid = super::count_set(valid);
     if n_valid < 5000 {
         return None;
     }

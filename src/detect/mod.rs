@@ -603,9 +603,12 @@ impl SpectralDetector {
                 .zip(b0.iter().zip(b1).zip(b2))
                 .map(|(v, ((x0, x1), x2))| *v & (x0 + x1 + x2 > bright))
                 .collect();
-            for (i, c) in core.iter_mut().enumerate() {
-                if *c {
-                    let (y, x) = (i / w, i % w);
+            for (ci, chunk) in core.chunks_mut(16).enumerate() {
+                if !chunk.iter().fold(false, |a, v| a | *v) {
+                    continue;
+                }
+                for (k, c) in chunk.iter_mut().enumerate().filter(|(_, c)| **c) {
+                    let (y, x) = ((ci * 16 + k) / w, (ci * 16 + k) % w);
                     *c = classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
                         && has_nir_brightness(b, has_nir, y, x);
                 }
@@ -657,7 +660,7 @@ impl SpectralDetector {
 
         stage.mark("coregistration");
         // Radiometric normalisation from a sample of observed pixels.
-        let n_obs = observed0.iter().filter(|v| **v).count();
+        let n_obs = count_set(&observed0);
         let stride = ((n_obs as f64 / 20_000.0).sqrt().ceil() as usize).max(1);
         let mut sb: Vec<Vec<f32>> = vec![Vec::new(); nb];
         let mut sa: Vec<Vec<f32>> = vec![Vec::new(); nb];
@@ -685,7 +688,7 @@ impl SpectralDetector {
         // Robust spread of the normalised difference per band (`diff(k, i)`: band `k` at sample
         // `i`), over the invariant pixels when IR-MAD found enough (a tile where most of the
         // ground changed would otherwise inflate it).
-        let use_inv = norm.invariant.iter().filter(|v| **v).count() >= 500;
+        let use_inv = norm.invariant.iter().map(|v| *v as usize).sum::<usize>() >= 500;
         let spread = |diff: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
             (0..nb)
                 .map(|k| {
@@ -795,7 +798,7 @@ impl SpectralDetector {
         // Size is judged on clouds and shadows together: a shadow's rim can read as haze of the
         // before date and split it into pieces that are each too small.
         let min_px = (p.cloud_min_area_m2 / input.pixel_area_m2).ceil() as u64;
-        let (cloud, shadow) = if cloud.iter().any(|v| *v) || shadow.iter().any(|v| *v) {
+        let (cloud, shadow) = if any_set(&cloud) || any_set(&shadow) {
             let mut either = cloud.clone();
             either.zip_mut_with(&shadow, |e, s| *e |= *s);
             let kept = keep_large(&morphology::open(&either, 1), min_px / 2);
@@ -804,7 +807,7 @@ impl SpectralDetector {
                 k.zip_mut_with(m, |a, b| *a &= *b);
                 morphology::dilate(&k, p.cloud_buffer_px)
             };
-            if kept.iter().any(|v| *v) {
+            if any_set(&kept) {
                 (pick(&cloud), pick(&shadow))
             } else {
                 // Only specks, all removed: nothing to pick or to buffer.
@@ -1450,6 +1453,18 @@ pub(crate) fn flat<T: Clone, D: ndarray::Dimension>(
         Some(s) => s.into(),
         None => a.iter().cloned().collect::<Vec<T>>().into(),
     }
+}
+
+/// How many pixels of a mask are set (a sum over the flat mask, which vectorises).
+pub(crate) fn count_set(mask: &Array2<bool>) -> usize {
+    flat(mask).iter().map(|v| *v as usize).sum()
+}
+
+/// Whether any pixel of a mask is set (sixteen at a time, as [`for_each_nonzero`] tests them).
+fn any_set(mask: &Array2<bool>) -> bool {
+    let m = flat(mask);
+    let mut chunks = m.chunks_exact(16);
+    chunks.any(|c| c.iter().fold(false, |a, v| a | *v)) || chunks.remainder().iter().any(|v| *v)
 }
 
 /// Band `k` of a (band, row, column) array as a contiguous slice (the arrays built here are in
