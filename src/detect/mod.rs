@@ -603,15 +603,12 @@ impl SpectralDetector {
                 .zip(b0.iter().zip(b1).zip(b2))
                 .map(|(v, ((x0, x1), x2))| *v & (x0 + x1 + x2 > bright))
                 .collect();
-            for (ci, chunk) in core.chunks_mut(16).enumerate() {
-                if !chunk.iter().fold(false, |a, v| a | *v) {
-                    continue;
-                }
-                for (k, c) in chunk.iter_mut().enumerate().filter(|(_, c)| **c) {
-                    let (y, x) = ((ci * 16 + k) / w, (ci * 16 + k) % w);
-                    *c = classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
-                        && has_nir_brightness(b, has_nir, y, x);
-                }
+            let mut i = next_nonzero(&core, 0);
+            while i < core.len() {
+                let (y, x) = (i / w, i % w);
+                core[i] = classify(&spectrum(b, has_nir, y, x), med, &p.cover) == Cover::Cloud
+                    && has_nir_brightness(b, has_nir, y, x);
+                i = next_nonzero(&core, i + 1);
             }
             Array2::from_shape_vec((h, w), core)
                 .unwrap_or_else(|_| Array2::from_elem((h, w), false))
@@ -688,7 +685,7 @@ impl SpectralDetector {
         // Robust spread of the normalised difference per band (`diff(k, i)`: band `k` at sample
         // `i`), over the invariant pixels when IR-MAD found enough (a tile where most of the
         // ground changed would otherwise inflate it).
-        let use_inv = norm.invariant.iter().map(|v| *v as usize).sum::<usize>() >= 500;
+        let use_inv = count_set_slice(&norm.invariant) >= 500;
         let spread = |diff: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
             (0..nb)
                 .map(|k| {
@@ -1302,31 +1299,40 @@ where
     Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
 }
 
-/// Calls `f(i, v)` for each non-zero value `v` of `values` (`false` for a mask) at index `i`,
-/// in order. Labels and change masks are sparse — most of a window is in no region — so
-/// sixteen values at a time that are all zero are passed over with one test (which vectorises).
+/// The index of the first non-zero value (`true` for a mask) of `values` at or after `x`
+/// (`values.len()` when there is none). Labels and masks are sparse — most of a window is in no
+/// region, most of a mask clear — so sixteen values at a time that are all zero are passed over
+/// with one test (which vectorises). The one skipping mechanism of the detector: components,
+/// morphology's clear rows, the ring's rows and every sparse visit go through it.
+#[inline]
+pub(crate) fn next_nonzero<T>(values: &[T], mut x: usize) -> usize
+where
+    T: Copy + Default + PartialEq + std::ops::BitOr<Output = T>,
+{
+    let zero = T::default();
+    while x + 16 <= values.len() {
+        if values[x..x + 16].iter().fold(zero, |a, v| a | *v) != zero {
+            break;
+        }
+        x += 16;
+    }
+    while x < values.len() && values[x] == zero {
+        x += 1;
+    }
+    x
+}
+
+/// Calls `f(i, v)` for each non-zero value `v` of `values` (`true` for a mask) at index `i`, in
+/// order, passing zeros over as [`next_nonzero`] does.
 #[inline]
 fn for_each_nonzero<T>(values: &[T], mut f: impl FnMut(usize, T))
 where
     T: Copy + Default + PartialEq + std::ops::BitOr<Output = T>,
 {
-    let zero = T::default();
-    let mut chunks = values.chunks_exact(16);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        if chunk.iter().fold(zero, |a, v| a | *v) != zero {
-            for (k, v) in chunk.iter().enumerate() {
-                if *v != zero {
-                    f(base + k, *v);
-                }
-            }
-        }
-        base += 16;
-    }
-    for (k, v) in chunks.remainder().iter().enumerate() {
-        if *v != zero {
-            f(base + k, *v);
-        }
+    let mut i = next_nonzero(values, 0);
+    while i < values.len() {
+        f(i, values[i]);
+        i = next_nonzero(values, i + 1);
     }
 }
 
@@ -1457,14 +1463,17 @@ pub(crate) fn flat<T: Clone, D: ndarray::Dimension>(
 
 /// How many pixels of a mask are set (a sum over the flat mask, which vectorises).
 pub(crate) fn count_set(mask: &Array2<bool>) -> usize {
-    flat(mask).iter().map(|v| *v as usize).sum()
+    count_set_slice(&flat(mask))
 }
 
-/// Whether any pixel of a mask is set (sixteen at a time, as [`for_each_nonzero`] tests them).
+fn count_set_slice(v: &[bool]) -> usize {
+    v.iter().map(|v| *v as usize).sum()
+}
+
+/// Whether any pixel of a mask is set.
 fn any_set(mask: &Array2<bool>) -> bool {
     let m = flat(mask);
-    let mut chunks = m.chunks_exact(16);
-    chunks.any(|c| c.iter().fold(false, |a, v| a | *v)) || chunks.remainder().iter().any(|v| *v)
+    next_nonzero(&m, 0) < m.len()
 }
 
 /// Band `k` of a (band, row, column) array as a contiguous slice (the arrays built here are in
@@ -1723,11 +1732,11 @@ fn for_dilated_rows(
     }
     let labelled: Vec<bool> = lab
         .chunks_exact(w)
-        .map(|row| row.iter().fold(0, |a, l| a | l) != 0)
+        .map(|row| next_nonzero(row, 0) < w)
         .collect();
     // The row pass of each labelled row, kept in `passed` (its slot in `slot`).
     let mut slot = vec![usize::MAX; h];
-    let mut passed: Vec<u32> = Vec::new();
+    let mut passed: Vec<u32> = Vec::with_capacity(count_set_slice(&labelled) * w);
     let mut near = vec![u32::MAX; w];
     for y in (0..h).filter(|y| labelled[*y]) {
         let row = &lab[y * w..(y + 1) * w];
@@ -2047,7 +2056,8 @@ mod tests {
         }
 
         /// The sparse visit sees exactly the non-zero values, in order, whatever the length (the
-        /// tail after the last sixteen included), for labels and for masks.
+        /// tail after the last sixteen included), for labels and for masks; the skip under it
+        /// lands on the first non-zero value from any start.
         #[test]
         fn for_each_nonzero_visits_the_nonzero_values(
             raw in proptest::collection::vec((0u32..4, 0u32..60), 0..80),
@@ -2067,6 +2077,12 @@ mod tests {
             });
             let want: Vec<usize> = (0..mask.len()).filter(|i| mask[*i]).collect();
             proptest::prop_assert_eq!(set, want);
+            // From any start, the skip lands on the first non-zero value at or after it.
+            for x in 0..=labels.len() {
+                let first = (x..labels.len()).find(|i| labels[*i] != 0).unwrap_or(labels.len());
+                proptest::prop_assert_eq!(next_nonzero(&labels, x), first);
+                proptest::prop_assert_eq!(next_nonzero(&mask, x), first);
+            }
         }
 
         /// The ring labels: a labelled pixel keeps its label; an unlabelled one takes the lowest

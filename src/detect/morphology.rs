@@ -96,7 +96,7 @@ fn filter(src: Vec<u8>, h: usize, w: usize, r: usize, all: bool) -> Vec<u8> {
         .zip(tmp.chunks_exact_mut(w))
         .zip(&mut set)
     {
-        *set = s.iter().fold(0, |a, v| a | v) != 0;
+        *set = super::next_nonzero(s, 0) < w;
         if *set {
             row_pass(s, d, r, all);
         }
@@ -217,7 +217,7 @@ pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
         let row = &m[y * w..(y + 1) * w];
         let row_start = runs.len();
         let mut k = prev_start;
-        let mut x = next_set(row, 0);
+        let mut x = super::next_nonzero(row, 0);
         while x < w {
             let x0 = x;
             while x < w && row[x] {
@@ -241,7 +241,7 @@ pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
                 parent.push(l);
             }
             runs.push((y as u32, lo, hi, l));
-            x = next_set(row, x);
+            x = super::next_nonzero(row, x);
         }
         (prev_start, prev_end) = (row_start, runs.len());
     }
@@ -259,20 +259,6 @@ pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
     }
     let out = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
     (out, n as usize)
-}
-
-/// The first set pixel of `row` at or after `x` (`row.len()` when there is none).
-fn next_set(row: &[bool], mut x: usize) -> usize {
-    while x + 16 <= row.len() {
-        if row[x..x + 16].iter().fold(false, |a, v| a | *v) {
-            break;
-        }
-        x += 16;
-    }
-    while x < row.len() && !row[x] {
-        x += 1;
-    }
-    x
 }
 
 #[cfg(test)]
