@@ -356,11 +356,55 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             )
         })?;
 
-    // Catalogue.
-    // Both dates at once: cataloguing hashes every file (SHA-256), which is most of its time.
-    let ((before_entries, mut skipped), (after_entries, s2)) = rayon::join(
-        || catalog_date(&cfg.before_paths(), cfg.band_override(false)),
-        || catalog_date(&cfg.after_paths(), cfg.band_override(true)),
+    // Parcels, permits, control layers in the working CRS: loaded beside the catalogue, which
+    // is busy hashing files meanwhile (neither needs the other).
+    let load_parcels = || -> Result<_, PipelineError> {
+        let t = std::time::Instant::now();
+        let working_crs = match &cfg.grid.crs {
+            Some(c) => c.clone(),
+            None => vector_crs(&parcels_path, cfg.parcels.layer.as_deref())?,
+        };
+        let mut notes = Vec::new();
+        let layer = read_layer(&parcels_path, cfg.parcels.layer.as_deref(), &working_crs)?;
+        let fields = ParcelFields {
+            id: cfg.parcels.id_field.clone(),
+            approved_use: cfg.parcels.use_field.clone(),
+        };
+        let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
+            .map_err(|e| PipelineError::Inputs(e.to_string()))?;
+        for c in &cfg.parcels.control {
+            let l = read_layer(&cfg.resolve(&c.path), c.layer.as_deref(), &working_crs)?;
+            let polys: Vec<MultiPolygon<f64>> = l
+                .features
+                .iter()
+                .filter_map(|f| f.geometry.clone())
+                .collect();
+            apply_control_layer(&mut parcels, &polys, &c.kind);
+        }
+        let permits = match &cfg.parcels.permits {
+            Some(p) => permits_from_layer(
+                &read_layer(
+                    &cfg.resolve(p),
+                    cfg.parcels.permits_layer.as_deref(),
+                    &working_crs,
+                )?,
+                &mut notes,
+            ),
+            None => Vec::new(),
+        };
+        let set = ParcelSet::new(parcels, permits);
+        Ok((working_crs, set, notes, t.elapsed().as_secs_f64()))
+    };
+    // Catalogue: both dates at once; cataloguing hashes every file (SHA-256), which is most of
+    // its time.
+    let (((before_entries, mut skipped), (after_entries, s2)), loaded) = rayon::join(
+        || {
+            rayon::join(
+                || catalog_date(&cfg.before_paths(), cfg.band_override(false)),
+                || catalog_date(&cfg.after_paths(), cfg.band_override(true)),
+            )
+        },
+        load_parcels,
     );
     skipped.extend(s2);
     for s in &skipped {
@@ -383,41 +427,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .check_bands(&before.sources.roles, &o.sources.roles)
             .map_err(|e| PipelineError::Inputs(format!("after observation '{}': {e}", o.name)))?;
     }
-    lap("catalogue", &mut stages);
-
-    // Parcels, permits, control layers in the working CRS.
-    let working_crs = match &cfg.grid.crs {
-        Some(c) => c.clone(),
-        None => vector_crs(&parcels_path, cfg.parcels.layer.as_deref())?,
-    };
-    let mut notes = Vec::new();
-    let layer = read_layer(&parcels_path, cfg.parcels.layer.as_deref(), &working_crs)?;
-    let fields = ParcelFields {
-        id: cfg.parcels.id_field.clone(),
-        approved_use: cfg.parcels.use_field.clone(),
-    };
-    let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
-        .map_err(|e| PipelineError::Inputs(e.to_string()))?;
-    for c in &cfg.parcels.control {
-        let l = read_layer(&cfg.resolve(&c.path), c.layer.as_deref(), &working_crs)?;
-        let polys: Vec<MultiPolygon<f64>> = l
-            .features
-            .iter()
-            .filter_map(|f| f.geometry.clone())
-            .collect();
-        apply_control_layer(&mut parcels, &polys, &c.kind);
-    }
-    let permits = match &cfg.parcels.permits {
-        Some(p) => permits_from_layer(
-            &read_layer(
-                &cfg.resolve(p),
-                cfg.parcels.permits_layer.as_deref(),
-                &working_crs,
-            )?,
-            &mut notes,
-        ),
-        None => Vec::new(),
-    };
+    // The catalogue's problems are reported before the parcels' (as when one came after the
+    // other).
+    let (working_crs, set, notes, parcels_seconds) = loaded?;
     // A repaired or rejected parcel feature is a fact about the run: logged now, listed in the
     // summary as skipped input.
     for n in &notes {
@@ -428,8 +440,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             message: format!("{}: {}", n.feature, n.message),
         });
     }
-    let set = ParcelSet::new(parcels, permits);
-    lap("parcels", &mut stages);
+    // The catalogue's time includes the parcels' wherever they overlapped; `parcels` is their
+    // own time, measured in their thread.
+    lap("catalogue", &mut stages);
+    stages.insert("parcels".into(), parcels_seconds);
 
     // Grid and cells: where parcels and both dates are.
     let all: Vec<&CatalogEntry> = before_entries.iter().chain(&after_entries).collect();
