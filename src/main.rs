@@ -29,6 +29,24 @@ const GLIBC_MMAP_THRESHOLD: libc::c_int = 32 << 20;
 /// glibc's heaps give memory back to the kernel only when this much is free at their top.
 const GLIBC_TRIM_THRESHOLD: libc::c_int = 1 << 30;
 
+/// Functions named and addressed only so that the linker keeps them (and the test can find them).
+struct Keep<const N: usize>([(&'static std::ffi::CStr, *const ()); N]);
+// SAFETY: the addresses are never dereferenced or called through this static.
+unsafe impl<const N: usize> Sync for Keep<N> {}
+
+/// A [`Keep`] of libdeflate-sys functions, each with its C name.
+macro_rules! keep {
+    ($($f:ident),* $(,)?) => {
+        Keep([$((
+            match std::ffi::CStr::from_bytes_with_nul(concat!(stringify!($f), "\0").as_bytes()) {
+                Ok(name) => name,
+                Err(_) => panic!("an identifier has no NUL inside"),
+            },
+            libdeflate_sys::$f as *const (),
+        )),*])
+    };
+}
+
 /// libdeflate 1.26 (libdeflate-sys, built from source into the binary) serves GDAL's and libtiff's
 /// DEFLATE calls instead of Debian's libdeflate 1.14 (the same soname, so the same ABI), whose
 /// decoder is ~25 % slower on imagery tiles: 212 → 268 MB/s per core on the peer scene's tiles,
@@ -37,23 +55,18 @@ const GLIBC_TRIM_THRESHOLD: libc::c_int = 1 << 30;
 /// definitions of symbols that a linked shared library (libgdal) uses in its dynamic symbol
 /// table, and the dynamic linker looks symbols up in the executable first.
 #[used]
-static LIBDEFLATE: Keep<10> = Keep([
-    libdeflate_sys::libdeflate_alloc_compressor as *const (),
-    libdeflate_sys::libdeflate_alloc_decompressor as *const (),
-    libdeflate_sys::libdeflate_free_compressor as *const (),
-    libdeflate_sys::libdeflate_free_decompressor as *const (),
-    libdeflate_sys::libdeflate_gzip_compress as *const (),
-    libdeflate_sys::libdeflate_gzip_compress_bound as *const (),
-    libdeflate_sys::libdeflate_gzip_decompress as *const (),
-    libdeflate_sys::libdeflate_zlib_compress as *const (),
-    libdeflate_sys::libdeflate_zlib_compress_bound as *const (),
-    libdeflate_sys::libdeflate_zlib_decompress as *const (),
-]);
-
-/// Addresses kept only so that the linker keeps what they point to.
-struct Keep<const N: usize>([*const (); N]);
-// SAFETY: the addresses are never dereferenced or called through this static.
-unsafe impl<const N: usize> Sync for Keep<N> {}
+static LIBDEFLATE: Keep<10> = keep![
+    libdeflate_alloc_compressor,
+    libdeflate_alloc_decompressor,
+    libdeflate_free_compressor,
+    libdeflate_free_decompressor,
+    libdeflate_gzip_compress,
+    libdeflate_gzip_compress_bound,
+    libdeflate_gzip_decompress,
+    libdeflate_zlib_compress,
+    libdeflate_zlib_compress_bound,
+    libdeflate_zlib_decompress,
+];
 
 fn main() -> ExitCode {
     // SAFETY: sets a plain integer option of the allocator; no pointers involved.
@@ -94,15 +107,11 @@ mod tests {
         assert_eq!(v, 1000);
     }
 
-    /// The dynamic linker resolves libdeflate's functions to the binary's own copy (what GDAL and
-    /// libtiff then call), not to the system library's.
+    /// The dynamic linker resolves each libdeflate function GDAL uses to the binary's own copy
+    /// (what GDAL and libtiff then call), not to the system library's.
     #[test]
     fn libdeflate_calls_resolve_to_the_binary_s_copy() {
-        for (name, own) in [
-            (c"libdeflate_zlib_decompress", super::LIBDEFLATE.0[9]),
-            (c"libdeflate_alloc_decompressor", super::LIBDEFLATE.0[1]),
-            (c"libdeflate_zlib_compress", super::LIBDEFLATE.0[7]),
-        ] {
+        for &(name, own) in &super::LIBDEFLATE.0 {
             // SAFETY: looks a symbol up by a NUL-terminated name; nothing is called.
             let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
             assert_eq!(found as *const (), own, "{name:?}");

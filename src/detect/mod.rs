@@ -1293,6 +1293,12 @@ where
     T: Copy + Default + PartialEq + std::ops::BitOr<Output = T>,
 {
     let mut out = vec![false; h * w];
+    // Every caller passes the window's own arrays; a mismatch is a bug, not an input.
+    debug_assert_eq!(
+        values.len(),
+        out.len(),
+        "sparse_mask over values of another shape"
+    );
     if values.len() == out.len() {
         for_each_nonzero(values, |i, v| out[i] = test(i, v));
     }

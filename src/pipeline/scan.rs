@@ -215,7 +215,8 @@ pub struct ScanReport {
     pub outputs: Vec<PathBuf>,
     /// Wall time, seconds.
     pub seconds: f64,
-    /// Wall time per stage, seconds.
+    /// Wall time per stage, seconds. Stages may overlap: `parcels` (timed in its own thread) runs
+    /// beside `catalogue`, whose time includes it.
     pub stage_seconds: BTreeMap<String, f64>,
     /// Cells skipped by an incremental run because nothing they depend on changed.
     pub cells_unchanged: usize,
