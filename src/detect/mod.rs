@@ -1603,8 +1603,10 @@ fn map_haze_score<const N: usize>(
     let as_: [&[f32]; N] = std::array::from_fn(|k| &band_slice(after, k)[..n]);
     let inv: [f32; N] = std::array::from_fn(|k| inv_sigma[k]);
     let mut mapped = vec![0f32; N * n];
-    let (mut cloud, mut shadow) = (vec![false; n], vec![false; n]);
-    let mut score = vec![0f32; n];
+    // Grown a block of rows at a time, each just before it is written (while in cache), not
+    // zeroed whole first.
+    let (mut cloud, mut shadow) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut score: Vec<f32> = Vec::with_capacity(n);
     let rows = rows.max(1);
     let mut an: Vec<&mut [f32]> = mapped.chunks_exact_mut(n.max(1)).collect();
     for y0 in (0..h).step_by(rows) {
@@ -1614,6 +1616,8 @@ fn map_haze_score<const N: usize>(
         }
         let ar: [&[f32]; N] = std::array::from_fn(|k| &an[k][r.clone()]);
         let br: [&[f32]; N] = std::array::from_fn(|k| &bs[k][r.clone()]);
+        cloud.resize(r.end, false);
+        shadow.resize(r.end, false);
         haze_and_shadow_into(
             br,
             ar,
@@ -1623,6 +1627,7 @@ fn map_haze_score<const N: usize>(
             &mut cloud[r.clone()],
             &mut shadow[r.clone()],
         );
+        score.resize(r.end, 0.0);
         for (i, o) in score[r].iter_mut().enumerate() {
             *o = squared_distance(&br, &ar, &inv, i).sqrt();
         }
