@@ -173,27 +173,14 @@ impl DetectCache {
     /// Writes a cell's entry (atomically: temporary file, rename). A failure is logged once per
     /// run and counted; the scan goes on (the cache only saves time).
     pub fn store(&self, cell: &Cell, key: &[u8; 32], outcomes: &[&Outcome]) {
-        thread_local! {
-            /// The body and the entry of the last cell this thread encoded: their room is reused
-            /// (an entry is ~10 MB), so it is neither allocated nor zeroed again for every cell.
-            static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const {
-                std::cell::RefCell::new((Vec::new(), Vec::new()))
-            };
-        }
         let path = self.path(&cell.id);
-        let result = BUFFERS.with_borrow_mut(|(body, entry)| {
-            let len = encode_into(
-                key,
-                (cell.core.width, cell.core.height),
-                outcomes,
-                body,
-                entry,
-            )
-            .map_err(|e| e.to_string())?;
-            // Not synced: an entry lost or cut short by a power failure fails its checksum and
-            // the cell is detected again.
-            crate::export::write_replace_unsynced(&path, &entry[..len]).map_err(|e| e.to_string())
-        });
+        let result = encode(key, (cell.core.width, cell.core.height), outcomes)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                // Not synced: an entry lost or cut short by a power failure fails its checksum
+                // and the cell is detected again.
+                crate::export::write_replace_unsynced(&path, &bytes).map_err(|e| e.to_string())
+            });
         if let Err(e) = result {
             if self.write_failures.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!("detection cache: cannot write an entry ({e}); the run goes on without caching it");
@@ -354,31 +341,42 @@ pub struct EncodeError(String);
 /// Encodes a cell's entry: header and compressed body.
 pub fn encode(
     key: &[u8; 32],
-    dims: (usize, usize),
-    outcomes: &[&Outcome],
-) -> Result<Vec<u8>, EncodeError> {
-    let mut entry = Vec::new();
-    let len = encode_into(key, dims, outcomes, &mut Vec::new(), &mut entry)?;
-    entry.truncate(len);
-    Ok(entry)
-}
-
-/// [`encode`] into buffers a caller keeps from cell to cell: the entry is `entry[..len]` for the
-/// returned `len`. `body` is scratch; `entry` only grows (its bytes past `len` are left as they
-/// are), so once the buffers are large enough nothing is allocated or zeroed.
-pub fn encode_into(
-    key: &[u8; 32],
     (width, height): (usize, usize),
     outcomes: &[&Outcome],
-    body: &mut Vec<u8>,
-    entry: &mut Vec<u8>,
-) -> Result<usize, EncodeError> {
+) -> Result<Vec<u8>, EncodeError> {
     let n = width * height;
-    body.clear();
-    put_u32(body, width as u32);
-    put_u32(body, height as u32);
-    put_u32(body, outcomes.len() as u32);
+    // Each detected observation's regions and statistics first: with them the body's size is
+    // known, and the body is allocated once (regrowing it copied ~10 MB).
+    let mut small: Vec<Vec<u8>> = Vec::with_capacity(outcomes.len());
     for o in outcomes {
+        let mut m = Vec::new();
+        if let Outcome::Detected(d) = *o {
+            put_u32(&mut m, d.regions.len() as u32);
+            for r in &d.regions {
+                put_region(&mut m, r);
+            }
+            put_stats(&mut m, &d.stats);
+        }
+        small.push(m);
+    }
+    let size = 12
+        + outcomes
+            .iter()
+            .zip(&small)
+            .map(|(o, m)| {
+                1 + m.len()
+                    + if matches!(o, Outcome::Detected(_)) {
+                        n * 9
+                    } else {
+                        0
+                    }
+            })
+            .sum::<usize>();
+    let mut body = Vec::with_capacity(size);
+    put_u32(&mut body, width as u32);
+    put_u32(&mut body, height as u32);
+    put_u32(&mut body, outcomes.len() as u32);
+    for (o, m) in outcomes.iter().zip(&small) {
         match *o {
             Outcome::NotCovered => body.push(0),
             Outcome::NoValidPixels => body.push(1),
@@ -396,32 +394,25 @@ pub fn encode_into(
                         )));
                     }
                 }
-                put_u32(body, d.regions.len() as u32);
-                for r in &d.regions {
-                    put_region(body, r);
-                }
-                put_stats(body, &d.stats);
-                // The three arrays, in one allocation at most.
-                body.reserve(n * 9);
-                shuffled(body, &d.score, f32::to_le_bytes);
-                shuffled(body, &d.labels, u32::to_le_bytes);
+                body.extend_from_slice(m);
+                shuffled(&mut body, &d.score, f32::to_le_bytes);
+                shuffled(&mut body, &d.labels, u32::to_le_bytes);
                 body.extend_from_slice(&crate::detect::flat(&d.unobserved));
             }
         }
     }
+    debug_assert_eq!(body.len(), size);
     // LZ4: several times faster than DEFLATE's fastest level (which took ~5 % of a scan's CPU),
     // for entries about a third larger.
     // The payload is what `lz4_flex::block::compress_prepend_size` gives (the body's length, then
     // its compressed bytes), compressed straight into the entry after the header's place.
-    let most = HEADER_LEN + 4 + lz4_flex::block::get_maximum_output_size(body.len());
-    if entry.len() < most {
-        entry.resize(most, 0);
-    }
-    let packed = lz4_flex::block::compress_into(body, &mut entry[HEADER_LEN + 4..most])
+    let most = 4 + lz4_flex::block::get_maximum_output_size(body.len());
+    let mut out = vec![0u8; HEADER_LEN + most];
+    let packed = lz4_flex::block::compress_into(&body, &mut out[HEADER_LEN + 4..])
         .map_err(|e| EncodeError(e.to_string()))?;
-    let len = HEADER_LEN + 4 + packed;
-    entry[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&(body.len() as u32).to_le_bytes());
-    let (header, payload) = entry[..len].split_at_mut(HEADER_LEN);
+    out.truncate(HEADER_LEN + 4 + packed);
+    out[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    let (header, payload) = out.split_at_mut(HEADER_LEN);
     let mut h = Vec::with_capacity(HEADER_LEN);
     h.extend_from_slice(MAGIC);
     put_u32(&mut h, FORMAT_VERSION);
@@ -429,7 +420,7 @@ pub fn encode_into(
     h.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     h.extend_from_slice(&Sha256::digest(&*payload));
     header.copy_from_slice(&h);
-    Ok(len)
+    Ok(out)
 }
 
 /// Decodes an entry, trusting it only when its format version and detect key are the expected
@@ -953,27 +944,6 @@ mod tests {
         let bytes = encode(&key, dims, &refs(&o)).unwrap();
         let back = decode(&bytes, &key, dims, 3).unwrap();
         assert!(same(&o, &back));
-    }
-
-    #[test]
-    fn reused_buffers_encode_the_same_entries() {
-        let (o, key, dims) = sample();
-        let (w, h) = (5, 4);
-        let small = vec![Outcome::Detected(Box::new(detection(
-            w,
-            h,
-            &[2.0, f32::NAN],
-            1,
-            9,
-        )))];
-        let (mut body, mut entry) = (Vec::new(), Vec::new());
-        // The larger entry first, so the smaller is written over its leftover bytes.
-        for (o, dims) in [(&o, dims), (&small, (w, h)), (&o, dims)] {
-            let len = encode_into(&key, dims, &refs(o), &mut body, &mut entry).unwrap();
-            assert_eq!(&entry[..len], &encode(&key, dims, &refs(o)).unwrap()[..]);
-            let back = decode(&entry[..len], &key, dims, o.len()).unwrap();
-            assert!(same(o, &back));
-        }
     }
 
     #[test]
