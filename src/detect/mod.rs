@@ -1602,8 +1602,9 @@ fn map_haze_score<const N: usize>(
     let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
     let as_: [&[f32]; N] = std::array::from_fn(|k| &band_slice(after, k)[..n]);
     let inv: [f32; N] = std::array::from_fn(|k| inv_sigma[k]);
+    // Band-major, so written band by band within each strip: allocated whole.
     let mut mapped = vec![0f32; N * n];
-    // Grown a block of rows at a time, each just before it is written (while in cache), not
+    // Row-major: grown a strip at a time, each just before it is written (while in cache), not
     // zeroed whole first.
     let (mut cloud, mut shadow) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut score: Vec<f32> = Vec::with_capacity(n);

@@ -45,6 +45,8 @@ pub const FORMAT_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 8] = b"LWDC\r\n\x1a\n";
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
+/// Bytes per core pixel of a detected observation's arrays: score (f32), label (u32), reason (u8).
+const PIXEL_BYTES: usize = 4 + 4 + 1;
 /// The file name extension of cache entries.
 pub const EXTENSION: &str = "lwdc";
 /// A hash of the source code detection depends on, computed by `build.rs`.
@@ -359,19 +361,11 @@ pub fn encode(
         }
         small.push(m);
     }
-    let size = 12
-        + outcomes
-            .iter()
-            .zip(&small)
-            .map(|(o, m)| {
-                1 + m.len()
-                    + if matches!(o, Outcome::Detected(_)) {
-                        n * 9
-                    } else {
-                        0
-                    }
-            })
-            .sum::<usize>();
+    let detected = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Detected(_)))
+        .count();
+    let size = 12 + small.iter().map(|m| 1 + m.len()).sum::<usize>() + detected * n * PIXEL_BYTES;
     let mut body = Vec::with_capacity(size);
     put_u32(&mut body, width as u32);
     put_u32(&mut body, height as u32);
@@ -460,7 +454,7 @@ pub fn decode(
     }
     let n = width * height;
     // The largest body a valid entry of this cell can have.
-    let limit = 12 + observations * (1 + 4 + n * 9 + (1 << 20));
+    let limit = 12 + observations * (1 + 4 + n * PIXEL_BYTES + (1 << 20));
     // The body's length comes first; checked before anything is allocated for it.
     let claimed = payload
         .get(..4)
