@@ -141,10 +141,57 @@ pub(crate) fn set_cache_max(bytes: u64) {
     unsafe { gdal_sys::GDALSetCacheMax64(bytes.min(i64::MAX as u64) as i64) };
 }
 
-/// Reads a window of several bands (1-based) as `f32`, band after band, in one dataset-level
-/// request (`GDALDatasetRasterIOEx`): a pixel-interleaved file's blocks are then copied out for
-/// all bands at once. The buffer is not zeroed first: GDAL writes every value of a successful
-/// read, and a failed one returns the error and drops the buffer.
+/// Where [`read_bands_f32_into`] puts a window: a band-sequential `f32` cube of `dims` (bands,
+/// rows, columns), the window's first pixel at `at` (row, column) of each band.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CubeRegion {
+    pub dims: (usize, usize, usize),
+    pub at: (usize, usize),
+}
+
+/// Reads a window of several bands (1-based) as `f32` into a region of a band-sequential cube, in
+/// one dataset-level request (`GDALDatasetRasterIOEx`): a pixel-interleaved file's blocks are
+/// then copied out for all bands at once, straight to where the caller wants them. Values of the
+/// cube outside the region are left as they are; after a failed read the region's are undefined.
+pub(crate) fn read_bands_f32_into(
+    ds: &Dataset,
+    bands: &[usize],
+    (x, y): (usize, usize),
+    (width, height): (usize, usize),
+    out: &mut [f32],
+    region: CubeRegion,
+) -> Result<(), String> {
+    let (nb, h, w) = region.dims;
+    let (oy, ox) = region.at;
+    if nb != bands.len() || out.len() != nb * h * w || oy + height > h || ox + width > w {
+        return Err(format!(
+            "a {width} × {height} px read of {} bands does not fit at {:?} of a {:?} cube of {} values",
+            bands.len(),
+            region.at,
+            region.dims,
+            out.len()
+        ));
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: the region lies inside `out` (checked above): GDAL writes `bands.len()` bands of
+    // `height` rows of `width` values, each at `oy·w + ox` plus row · `w` plus band · `h·w` values.
+    unsafe {
+        raster_io_f32(
+            ds,
+            bands,
+            (x, y),
+            (width, height),
+            out.as_mut_ptr().add(oy * w + ox),
+            (w, h * w),
+        )
+    }
+}
+
+/// Reads a window of several bands (1-based) as `f32`, band after band (a `bands × height ×
+/// width` array), as [`read_bands_f32_into`] does. The buffer is not zeroed first: GDAL writes
+/// every value of a successful read, and a failed one returns the error and drops the buffer.
 pub(crate) fn read_bands_f32(
     ds: &Dataset,
     bands: &[usize],
@@ -153,6 +200,37 @@ pub(crate) fn read_bands_f32(
 ) -> Result<Vec<f32>, String> {
     let plane = width * height;
     let len = plane * bands.len();
+    let mut buf: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: `buf` has room for `len` values, every one of which GDAL writes (band-sequential,
+    // rows of `width`) when it returns without error; only then is the length set.
+    unsafe {
+        raster_io_f32(
+            ds,
+            bands,
+            (x, y),
+            (width, height),
+            buf.as_mut_ptr(),
+            (width, plane),
+        )?;
+        buf.set_len(len);
+    }
+    Ok(buf)
+}
+
+/// `GDALDatasetRasterIOEx` reading a window of `bands` as `f32` to `dst`, rows `spacing.0` values
+/// apart and bands `spacing.1` apart.
+///
+/// # Safety
+/// `dst` must be valid for writes of every value GDAL writes: `bands.len()` bands of `height`
+/// rows of `width` values, value `(k, r, c)` at `dst + k·spacing.1 + r·spacing.0 + c`.
+unsafe fn raster_io_f32(
+    ds: &Dataset,
+    bands: &[usize],
+    (x, y): (usize, usize),
+    (width, height): (usize, usize),
+    dst: *mut f32,
+    (line, band): (usize, usize),
+) -> Result<(), String> {
     let int = |v: usize, what: &str| {
         std::ffi::c_int::try_from(v).map_err(|_| format!("{what} {v} is too large for GDAL"))
     };
@@ -168,34 +246,30 @@ pub(crate) fn read_bands_f32(
     );
     let n = int(bands.len(), "band count")?;
     let f = std::mem::size_of::<f32>() as gdal_sys::GSpacing;
-    let mut buf: Vec<f32> = Vec::with_capacity(len);
-    // SAFETY: the dataset handle is valid for the life of `ds`; `buf` has room for `len` f32
-    // values laid out as GDAL is told (pixel, line and band spacing of a band-sequential
-    // `bands × height × width` array), and `band_map` holds `n` band numbers. GDAL writes every
-    // value when it returns CE_None, so only then is the length set.
-    unsafe {
-        let err = gdal_sys::GDALDatasetRasterIOEx(
+    // SAFETY: the dataset handle is valid for the life of `ds`; `band_map` holds `n` band
+    // numbers; `dst` is valid for what GDAL writes with these spacings (the caller's contract).
+    let err = unsafe {
+        gdal_sys::GDALDatasetRasterIOEx(
             ds.c_dataset(),
             gdal_sys::GDALRWFlag::GF_Read,
             cx,
             cy,
             cw,
             ch,
-            buf.as_mut_ptr().cast(),
+            dst.cast(),
             cw,
             ch,
             gdal_sys::GDALDataType::GDT_Float32,
             n,
             band_map.as_mut_ptr(),
             f,
-            f * width as gdal_sys::GSpacing,
-            f * plane as gdal_sys::GSpacing,
+            f * line as gdal_sys::GSpacing,
+            f * band as gdal_sys::GSpacing,
             ptr::null_mut(),
-        );
-        if err != gdal_sys::CPLErr::CE_None {
-            return Err(last_error());
-        }
-        buf.set_len(len);
+        )
+    };
+    if err != gdal_sys::CPLErr::CE_None {
+        return Err(last_error());
     }
-    Ok(buf)
+    Ok(())
 }

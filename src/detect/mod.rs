@@ -22,6 +22,7 @@ pub mod params;
 pub mod threshold;
 
 use crate::bands::BandRole;
+use crate::grid::Cell;
 use crate::image::CellImage;
 pub use build::{build_detector, BuildError, CombinePolicy, DetectorConfig, DetectorKind};
 use cover::{classify, Cover, Spectrum, Transition};
@@ -272,6 +273,17 @@ pub struct DebugLayers {
     pub transition: Array2<u8>,
 }
 
+/// Pixels kept around the part of a cell both dates observe when [`detect_cropped`] runs the
+/// detector there; a reader that reads only the part of a window its imagery covers keeps as
+/// many around it (`CellReader::read_covered`), so that the crop is its image as read.
+pub const CROP_MARGIN: usize = 16;
+
+/// The largest share of a cell's window that [`detect_cropped`] crops to; a crop covering more
+/// of it saves too little, and the detector runs on the whole window. A reader that reads only
+/// the covered part (`CellReader::read_covered`) reads the whole window past this share too, so
+/// that detection never has to grow what was read back to the whole window.
+pub const CROP_MAX_SHARE: f64 = 0.85;
+
 /// Runs a detector on the part of a cell's window where both dates have data (plus a margin), and
 /// returns the result over the whole core as if it had run on the whole window.
 ///
@@ -281,68 +293,99 @@ pub struct DebugLayers {
 /// keeps every neighbourhood operation (morphology, rings around regions, the shift-tolerant
 /// score, co-registration edges) seeing the same pixels; only cell-wide samples (normalisation,
 /// threshold) are drawn from the cropped window.
+///
+/// Either date's image may cover only part of the cell's read window (its `window` says which):
+/// the rest of the window is no data on that date, as if it had been read as such.
 pub fn detect_cropped(
     detector: &dyn Detector,
-    input: &CellInput<'_>,
+    cell: &Cell,
+    before: &CellImage,
+    after: &CellImage,
+    pixel_area_m2: f64,
 ) -> Result<CellResult, DetectError> {
-    const MARGIN: usize = 16;
-    let (h, w) = input.before.valid.dim();
-    if input.after.valid.dim() != (h, w) {
-        return detector.detect(input);
-    }
+    let read = cell.read;
+    let (h, w) = (read.height, read.width);
+    // Where each image lies in the window (row, column), when it lies inside it.
+    let place = |img: &CellImage| {
+        let (ox, oy) = (img.window.x - read.x, img.window.y - read.y);
+        let (iw, ih) = (img.window.width, img.window.height);
+        let inside = ox >= 0 && oy >= 0 && ox as usize + iw <= w && oy as usize + ih <= h;
+        let shaped =
+            img.valid.dim() == (ih, iw) && img.bands.dim().1 == ih && img.bands.dim().2 == iw;
+        (inside && shaped).then_some((oy as usize, ox as usize, ih, iw))
+    };
+    let (Some(pb), Some(pa)) = (place(before), place(after)) else {
+        return Err(DetectError::Input {
+            cell: cell.id.clone(),
+            detail: format!(
+                "the imagery read ({:?} and {:?}) does not fit the cell's window {:?}",
+                before.window, after.window, read
+            ),
+        });
+    };
+    let whole = || {
+        let (b, a) = (before.on_window(&read), after.on_window(&read));
+        detector.detect(&CellInput {
+            cell_id: &cell.id,
+            before: &b,
+            after: &a,
+            core_offset: cell.core_offset(),
+            core_size: (cell.core.width, cell.core.height),
+            pixel_area_m2,
+        })
+    };
+    // Per row of the part both images hold, the first and last pixel valid on both dates,
+    // searched from either end (a row observed to its ends is done at once).
     let (mut y0, mut y1, mut x0, mut x1) = (usize::MAX, 0, usize::MAX, 0);
-    // Per row, the first and last pixel valid on both dates, searched from either end (a row
-    // observed to its ends is done at once).
-    let (vb, va) = (flat(&input.before.valid), flat(&input.after.valid));
-    for y in 0..h {
-        let (rb, ra) = (&vb[y * w..(y + 1) * w], &va[y * w..(y + 1) * w]);
+    let (vb, va) = (flat(&before.valid), flat(&after.valid));
+    let (iy0, iy1) = (pb.0.max(pa.0), (pb.0 + pb.2).min(pa.0 + pa.2));
+    let (ix0, ix1) = (pb.1.max(pa.1), (pb.1 + pb.3).min(pa.1 + pa.3));
+    for y in (iy0..iy1).filter(|_| ix0 < ix1) {
+        let sb = (y - pb.0) * pb.3 + ix0 - pb.1;
+        let sa = (y - pa.0) * pa.3 + ix0 - pa.1;
+        let (rb, ra) = (&vb[sb..sb + ix1 - ix0], &va[sa..sa + ix1 - ix0]);
+        let n = rb.len();
         let both = |x: &usize| rb[*x] && ra[*x];
-        if let Some(first) = (0..w).find(both) {
-            let last = (first..w).rev().find(both).unwrap_or(first);
+        if let Some(first) = (0..n).find(both) {
+            let last = (first..n).rev().find(both).unwrap_or(first);
             y0 = y0.min(y);
             y1 = y + 1;
-            x0 = x0.min(first);
-            x1 = x1.max(last + 1);
+            x0 = x0.min(ix0 + first);
+            x1 = x1.max(ix0 + last + 1);
         }
     }
     if y0 == usize::MAX {
-        return detector.detect(input);
+        return whole();
     }
-    let (y0, x0) = (y0.saturating_sub(MARGIN), x0.saturating_sub(MARGIN));
-    let (y1, x1) = ((y1 + MARGIN).min(h), (x1 + MARGIN).min(w));
+    let (y0, x0) = (
+        y0.saturating_sub(CROP_MARGIN),
+        x0.saturating_sub(CROP_MARGIN),
+    );
+    let (y1, x1) = ((y1 + CROP_MARGIN).min(h), (x1 + CROP_MARGIN).min(w));
     // The core, clipped to the crop.
-    let (cx0, cy0) = input.core_offset;
-    let (cw, ch) = input.core_size;
+    let (cx0, cy0) = cell.core_offset();
+    let (cw, ch) = (cell.core.width, cell.core.height);
     let (kx0, ky0) = (cx0.max(x0), cy0.max(y0));
     let (kx1, ky1) = ((cx0 + cw).min(x1), (cy0 + ch).min(y1));
-    let worth_it = ((y1 - y0) * (x1 - x0)) as f64 <= 0.85 * (h * w) as f64;
+    let worth_it = ((y1 - y0) * (x1 - x0)) as f64 <= CROP_MAX_SHARE * (h * w) as f64;
     if !worth_it || kx1 <= kx0 || ky1 <= ky0 {
-        return detector.detect(input);
+        return whole();
     }
-    let crop = |img: &CellImage| CellImage {
-        window: crate::grid::Window {
-            x: img.window.x + x0 as i64,
-            y: img.window.y + y0 as i64,
-            width: x1 - x0,
-            height: y1 - y0,
-        },
-        roles: img.roles.clone(),
-        bands: img.bands.slice(s![.., y0..y1, x0..x1]).to_owned(),
-        valid: img.valid.slice(s![y0..y1, x0..x1]).to_owned(),
-        flagged: img
-            .flagged
-            .as_ref()
-            .map(|f| f.slice(s![y0..y1, x0..x1]).to_owned()),
-        contributing: img.contributing.clone(),
+    let crop = crate::grid::Window {
+        x: read.x + x0 as i64,
+        y: read.y + y0 as i64,
+        width: x1 - x0,
+        height: y1 - y0,
     };
-    let (before, after) = (crop(input.before), crop(input.after));
+    // Read as the crop already when the reader kept to the covered part: no copy.
+    let (before, after) = (before.on_window(&crop), after.on_window(&crop));
     let inner = CellInput {
-        cell_id: input.cell_id,
+        cell_id: &cell.id,
         before: &before,
         after: &after,
         core_offset: (kx0 - x0, ky0 - y0),
         core_size: (kx1 - kx0, ky1 - ky0),
-        pixel_area_m2: input.pixel_area_m2,
+        pixel_area_m2,
     };
     let r = detector.detect(&inner)?;
     // Back onto the whole core: everything outside the crop is no data.
@@ -1845,6 +1888,93 @@ mod tests {
             contributing: vec![0],
         };
         (img(b), img(a))
+    }
+
+    /// The images of `pair(n)` with columns from `edge` on outside the imagery (no data, zero),
+    /// and a cell whose core is the window less a 16 px halo.
+    fn cell_on_an_edge(n: usize, edge: usize) -> (Cell, CellImage, CellImage) {
+        let (mut b, mut a) = pair(n);
+        for img in [&mut b, &mut a] {
+            img.bands.slice_mut(s![.., .., edge..]).fill(0.0);
+            img.valid.slice_mut(s![.., edge..]).fill(false);
+        }
+        let win = |x, width| Window {
+            x,
+            y: 0,
+            width,
+            height: n,
+        };
+        let cell = Cell {
+            id: "edge".into(),
+            row: 0,
+            col: 0,
+            core: Window {
+                x: 16,
+                y: 16,
+                width: n - 32,
+                height: n - 32,
+            },
+            read: win(0, n),
+        };
+        (cell, b, a)
+    }
+
+    fn same_result(x: &CellResult, y: &CellResult) {
+        assert_eq!(
+            bits(x.score.as_slice().unwrap()),
+            bits(y.score.as_slice().unwrap())
+        );
+        assert_eq!(x.mask, y.mask);
+        assert_eq!(x.labels, y.labels);
+        assert_eq!(x.unobserved, y.unobserved);
+        assert_eq!(x.regions, y.regions);
+        assert_eq!(x.stats, y.stats);
+    }
+
+    #[test]
+    fn images_of_the_covered_part_give_the_result_of_the_whole_window() {
+        let det = SpectralDetector::default();
+        let n = 160;
+        // Cropped (the covered part is 55 % of the window) and not (96 %, grown back).
+        for edge in [72, 138] {
+            let (cell, b, a) = cell_on_an_edge(n, edge);
+            let whole = detect_cropped(&det, &cell, &b, &a, 0.25).unwrap();
+            assert!(whole
+                .regions
+                .iter()
+                .any(|r| r.transition == Transition::VegetationToBuilt));
+            assert!(whole.unobserved.iter().any(|u| *u == UNOBSERVED_NO_DATA));
+            // What a reader of the covered part gives: the imagery and a margin around it; the
+            // after date read a little wider (another reader, another source).
+            let part = |w| Window {
+                x: 0,
+                y: 0,
+                width: w,
+                height: n,
+            };
+            let (pb, pa) = (
+                part(edge + CROP_MARGIN),
+                part((edge + 2 * CROP_MARGIN).min(n)),
+            );
+            let (b2, a2) = (b.on_window(&pb), a.on_window(&pa));
+            assert!(matches!(b2, std::borrow::Cow::Owned(_)));
+            same_result(
+                &whole,
+                &detect_cropped(&det, &cell, &b2, &a2, 0.25).unwrap(),
+            );
+        }
+    }
+
+    #[test]
+    fn imagery_outside_the_cells_window_is_refused() {
+        let (cell, b, a) = cell_on_an_edge(64, 40);
+        let mut off = a.clone();
+        off.window.x = 8;
+        let e = detect_cropped(&SpectralDetector::default(), &cell, &b, &off, 0.25).unwrap_err();
+        assert!(
+            e.to_string().contains("does not fit the cell's window"),
+            "{e}"
+        );
     }
 
     #[test]

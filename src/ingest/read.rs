@@ -196,6 +196,66 @@ impl CellReader {
         })
     }
 
+    /// Reads the part of `window` this date's sources cover, and `margin` pixels around it
+    /// (within the window), as an image whose `window` is that part: on a scene's edge most of a
+    /// cell's window lies outside the imagery, no data however it is read. The whole window when
+    /// that part is more than `max_share` of it, when a source reaching it is warped (a warp's
+    /// output depends on the window it is made for) or when none reaches it.
+    pub fn read_covered(
+        &mut self,
+        cell_id: &str,
+        window: &Window,
+        margin: usize,
+        max_share: f64,
+    ) -> Result<CellImage, IngestError> {
+        match self
+            .covered_part(window, margin)
+            .filter(|p| p.len() as f64 <= max_share * window.len() as f64)
+        {
+            Some(part) => self.read(cell_id, &part),
+            None => self.read(cell_id, window),
+        }
+    }
+
+    /// The part of `window` the sources cover, grown by `margin` (see [`Self::read_covered`]).
+    fn covered_part(&self, window: &Window, margin: usize) -> Option<Window> {
+        let (wx0, wy0) = (window.x as f64, window.y as f64);
+        let (wx1, wy1) = (wx0 + window.width as f64, wy0 + window.height as f64);
+        let mut ext: Option<(f64, f64, f64, f64)> = None;
+        for src in &self.sources {
+            let (gx0, gy0, gx1, gy1) = src.grid_extent;
+            if gx1 <= wx0 || gx0 >= wx1 || gy1 <= wy0 || gy0 >= wy1 {
+                continue;
+            }
+            if matches!(src.placement, Placement::Warp { .. }) {
+                return None;
+            }
+            ext = Some(ext.map_or((gx0, gy0, gx1, gy1), |e| {
+                (e.0.min(gx0), e.1.min(gy0), e.2.max(gx1), e.3.max(gy1))
+            }));
+        }
+        let (gx0, gy0, gx1, gy1) = ext?;
+        // Outward to whole pixels; an edge within a millionth of a pixel of a whole one is on it.
+        let snap = |v: f64, out: fn(f64) -> f64| {
+            if (v - v.round()).abs() < 1e-6 {
+                v.round() as i64
+            } else {
+                out(v) as i64
+            }
+        };
+        let m = margin as i64;
+        let x0 = (snap(gx0, f64::floor) - m).max(window.x);
+        let y0 = (snap(gy0, f64::floor) - m).max(window.y);
+        let x1 = (snap(gx1, f64::ceil) + m).min(window.x + window.width as i64);
+        let y1 = (snap(gy1, f64::ceil) + m).min(window.y + window.height as i64);
+        (x1 > x0 && y1 > y0).then(|| Window {
+            x: x0,
+            y: y0,
+            width: (x1 - x0) as usize,
+            height: (y1 - y0) as usize,
+        })
+    }
+
     fn flush_warp(
         &mut self,
         cell_id: &str,
@@ -466,39 +526,63 @@ fn read_aligned(
     let flags = band1
         .mask_flags()
         .map_err(|e| cell_err(cell_id, e.to_string()))?;
-    // The first source to reach the window, when it covers all of it (the usual case), is read
-    // straight into the cell's bands in one request, and its invalid pixels zeroed afterwards:
-    // what pasting the valid ones onto zeros gives, without zeroing or copying every band.
-    // Otherwise (a window reaching past the raster, or a later source) the part the source
-    // covers is read in one request too, band-sequential, and pasted where its pixels are valid.
-    let direct = bands.is_none() && (ox, oy, rw, rh) == (0, 0, window.width, window.height);
-    let all = gdal_ext::read_bands_f32(
-        &src.ds,
-        &src.band_index,
-        (cx0 as usize, cy0 as usize),
-        (rw, rh),
-    )
-    .map_err(|e| cell_err(cell_id, format!("{}: {e}", path())))?;
-    let plane = rw * rh;
+    // The first source to reach the window is read straight into the cell's bands (zeroed first
+    // when it does not cover all of the window), and its invalid pixels zeroed afterwards: what
+    // pasting the valid ones onto zeros gives, without a copy. A later source's part is read in
+    // one request too, band-sequential, and pasted where its pixels are valid.
+    let nb = src.band_index.len();
+    let (h, w) = (window.height, window.width);
+    let into_cell = bands.is_none();
+    let whole = (ox, oy, rw, rh) == (0, 0, w, h);
+    let read_err = |e: String| cell_err(cell_id, format!("{}: {e}", path()));
     let mut covered: Vec<f32> = Vec::new();
-    if direct {
-        let cube = Array3::from_shape_vec((src.band_index.len(), rh, rw), all)
+    if into_cell && whole {
+        let all = gdal_ext::read_bands_f32(
+            &src.ds,
+            &src.band_index,
+            (cx0 as usize, cy0 as usize),
+            (rw, rh),
+        )
+        .map_err(read_err)?;
+        let cube = Array3::from_shape_vec((nb, h, w), all)
             .map_err(|e| cell_err(cell_id, e.to_string()))?;
         *bands = Some(cube);
+    } else if into_cell {
+        let mut cube = Array3::<f32>::zeros((nb, h, w));
+        gdal_ext::read_bands_f32_into(
+            &src.ds,
+            &src.band_index,
+            (cx0 as usize, cy0 as usize),
+            (rw, rh),
+            cube.as_slice_mut().unwrap_or(&mut []),
+            gdal_ext::CubeRegion {
+                dims: (nb, h, w),
+                at: (oy, ox),
+            },
+        )
+        .map_err(read_err)?;
+        *bands = Some(cube);
     } else {
-        covered = all;
+        covered = gdal_ext::read_bands_f32(
+            &src.ds,
+            &src.band_index,
+            (cx0 as usize, cy0 as usize),
+            (rw, rh),
+        )
+        .map_err(read_err)?;
     }
     // A source has a band for each of the cell's roles (`open_source`).
-    let nb = src.band_index.len();
-    let bands = bands.get_or_insert_with(|| Array3::zeros((nb, window.height, window.width)));
-    let data: Vec<&[f32]> = if direct {
-        bands
-            .as_slice()
-            .unwrap_or(&[])
-            .chunks_exact(plane.max(1))
-            .collect()
+    let bands = bands.get_or_insert_with(|| Array3::zeros((nb, h, w)));
+    // Where the values read are: in the cell's bands at (oy, ox), or in `covered` from its start.
+    let (buf, bw, bh, at): (&[f32], usize, usize, (usize, usize)) = if into_cell {
+        (bands.as_slice().unwrap_or(&[]), w, h, (oy, ox))
     } else {
-        covered.chunks_exact(plane.max(1)).collect()
+        (&covered, rw, rh, (0, 0))
+    };
+    // Row `r` of band `k` of what was read.
+    let row = |k: usize, r: usize| {
+        let start = k * bh * bw + (at.0 + r) * bw + at.1;
+        &buf[start..start + rw]
     };
     if let Some(ai) = src.alpha_index {
         let a = read(ai)?;
@@ -526,50 +610,63 @@ fn read_aligned(
             .map(|&bi| src.ds.rasterband(bi).ok().and_then(|b| b.no_data_value()))
             .collect();
         if nodatas.iter().any(|n| n.is_some()) {
-            for (p, o) in ok.iter_mut().enumerate() {
-                let all_nodata = data.iter().zip(&nodatas).all(|(d, nd)| match nd {
-                    Some(nd) if nd.is_nan() => d[p].is_nan(),
-                    Some(nd) => (d[p] as f64 - nd).abs() < 1e-6 * nd.abs().max(1.0),
-                    None => false,
-                });
-                *o = !all_nodata;
+            for (r, ok_row) in ok.chunks_exact_mut(rw.max(1)).enumerate() {
+                let rows: Vec<&[f32]> = (0..nb).map(|k| row(k, r)).collect();
+                for (c, o) in ok_row.iter_mut().enumerate() {
+                    let all_nodata = rows.iter().zip(&nodatas).all(|(d, nd)| match nd {
+                        Some(nd) if nd.is_nan() => d[c].is_nan(),
+                        Some(nd) => (d[c] as f64 - nd).abs() < 1e-6 * nd.abs().max(1.0),
+                        None => false,
+                    });
+                    *o = !all_nodata;
+                }
             }
         }
     }
     // NaN pixels are never valid, whatever the nodata declaration says (integer bands have none).
-    for d in data.iter().filter(|_| !src.integer_bands) {
-        ok.iter_mut()
-            .zip(d.iter())
-            .for_each(|(o, v)| *o &= !v.is_nan());
-    }
-    drop(data);
-
-    if direct && ok.iter().any(|o| !o) {
-        let all = bands.as_slice_mut().unwrap_or(&mut []);
-        for dst in all.chunks_exact_mut(plane.max(1)) {
-            for (t, o) in dst.iter_mut().zip(&ok) {
-                if !o {
-                    *t = 0.0;
-                }
+    if !src.integer_bands {
+        for (r, ok_row) in ok.chunks_exact_mut(rw.max(1)).enumerate() {
+            for k in 0..nb {
+                ok_row
+                    .iter_mut()
+                    .zip(row(k, r))
+                    .for_each(|(o, v)| *o &= !v.is_nan());
             }
         }
     }
-    // Row by row: each row of the target is contiguous, so the copy runs over plain slices.
-    for (b, d) in covered.chunks_exact(plane.max(1)).enumerate() {
-        for r in 0..rh {
-            let mut row = bands.slice_mut(s![b, oy + r, ox..ox + rw]);
-            let (src_row, ok_row) = (&d[r * rw..(r + 1) * rw], &ok[r * rw..(r + 1) * rw]);
-            match row.as_slice_mut() {
-                Some(t) => {
-                    // A select, not a branch: the loop vectorises.
-                    for ((t, v), o) in t.iter_mut().zip(src_row).zip(ok_row) {
-                        *t = if *o { *v } else { *t };
+
+    if into_cell {
+        if ok.iter().any(|o| !o) {
+            let all = bands.as_slice_mut().unwrap_or(&mut []);
+            for plane in all.chunks_exact_mut((h * w).max(1)) {
+                for (r, ok_row) in ok.chunks_exact(rw.max(1)).enumerate() {
+                    let start = (oy + r) * w + ox;
+                    for (t, o) in plane[start..start + rw].iter_mut().zip(ok_row) {
+                        if !o {
+                            *t = 0.0;
+                        }
                     }
                 }
-                None => {
-                    for ((t, v), o) in row.iter_mut().zip(src_row).zip(ok_row) {
-                        if *o {
-                            *t = *v;
+            }
+        }
+    } else {
+        // Row by row: each row of the target is contiguous, so the copy runs over plain slices.
+        for (b, d) in covered.chunks_exact((rw * rh).max(1)).enumerate() {
+            for r in 0..rh {
+                let mut row = bands.slice_mut(s![b, oy + r, ox..ox + rw]);
+                let (src_row, ok_row) = (&d[r * rw..(r + 1) * rw], &ok[r * rw..(r + 1) * rw]);
+                match row.as_slice_mut() {
+                    Some(t) => {
+                        // A select, not a branch: the loop vectorises.
+                        for ((t, v), o) in t.iter_mut().zip(src_row).zip(ok_row) {
+                            *t = if *o { *v } else { *t };
+                        }
+                    }
+                    None => {
+                        for ((t, v), o) in row.iter_mut().zip(src_row).zip(ok_row) {
+                            if *o {
+                                *t = *v;
+                            }
                         }
                     }
                 }
@@ -931,6 +1028,159 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_covered_part_of_a_window_reads_as_the_whole_window_does_there() {
+        let dir = tempfile::tempdir().unwrap();
+        // A hole of nodata (every band 0) at the imagery's edge.
+        let value = |b: usize, x: usize, y: usize| -> u16 {
+            if x < 5 && (22..27).contains(&y) {
+                0
+            } else {
+                (1 + b * 100 + (x * 7 + y * 3) % 97) as u16
+            }
+        };
+        // A window reaching past the imagery to the west, east and south.
+        let win = Window {
+            x: -4,
+            y: 10,
+            width: 64,
+            height: 70,
+        };
+        // The imagery's columns 0..40 and rows 10..30 of the window, 3 px around (within it).
+        let part = Window {
+            x: -3,
+            y: 10,
+            width: 46,
+            height: 23,
+        };
+        // 40 × 30 m on the grid's lattice (read as is), and in 0.5 m pixels (averaged 2 × 2).
+        for (px, size) in [(1.0, (40, 30)), (0.5, (80, 60))] {
+            let src = raster(dir.path(), size, px, (300000.0, 3450000.0), value);
+            let mut reader = reader_on_a_1m_grid(&src);
+            let k = (1.0 / px) as usize;
+            let whole = reader.read("c", &win).unwrap();
+            let (want_bands, want_valid) = expected(&src, value, (0, 0, k), &win);
+            assert_eq!(whole.valid, want_valid, "validity at {px} m");
+            assert!(want_valid.iter().any(|v| !v) && want_valid.iter().any(|v| *v));
+            let close = whole
+                .bands
+                .iter()
+                .zip(&want_bands)
+                .all(|(g, w)| (g - w).abs() < 1e-3);
+            assert!(close, "values at {px} m");
+            let got = reader.read_covered("c", &win, 3, 0.85).unwrap();
+            assert_eq!(got.window, part);
+            let want = whole.on_window(&part);
+            assert_eq!((&got.valid, &got.bands), (&want.valid, &want.bands));
+            assert_eq!(got.contributing, whole.contributing);
+        }
+        let src = raster(dir.path(), (40, 30), 1.0, (300000.0, 3450000.0), value);
+        let mut reader = reader_on_a_1m_grid(&src);
+        // When the covered part is most of the window, the whole window.
+        let most = Window {
+            x: 0,
+            y: 0,
+            width: 42,
+            height: 31,
+        };
+        assert_eq!(
+            reader.read_covered("c", &most, 3, 0.85).unwrap().window,
+            most
+        );
+        // When no source reaches the window, the whole window (all no data).
+        let away = Window {
+            x: 100,
+            y: 100,
+            width: 8,
+            height: 8,
+        };
+        let none = reader.read_covered("c", &away, 3, 0.85).unwrap();
+        assert_eq!(none.window, away);
+        assert!(none.valid.iter().all(|v| !v));
+    }
+
+    #[test]
+    fn a_later_source_wins_where_its_pixels_are_valid() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // Both on the grid's lattice: the first over columns 0..30, the second over 20..50 with a
+        // hole of nodata in its first rows.
+        let first = raster(
+            d1.path(),
+            (30, 20),
+            1.0,
+            (300000.0, 3450000.0),
+            |b, x, y| (1 + b + x + 100 * y) as u16,
+        );
+        let second = raster(
+            d2.path(),
+            (30, 20),
+            1.0,
+            (300020.0, 3450000.0),
+            |b, x, y| {
+                if y < 4 {
+                    0
+                } else {
+                    (5000 + b + x + 100 * y) as u16
+                }
+            },
+        );
+        let mut reader = reader_on_a_1m_grid(&first);
+        let date = DateSources {
+            sources: vec![first.clone(), second.clone()],
+            roles: reader.roles.clone(),
+        };
+        reader = CellReader::new(&reader.grid, &date).unwrap();
+        let win = Window {
+            x: -2,
+            y: -1,
+            width: 56,
+            height: 24,
+        };
+        for img in [
+            reader.read("c", &win).unwrap(),
+            reader.read_covered("c", &win, 1, 1.0).unwrap(),
+        ] {
+            let whole = img.on_window(&win);
+            for r in 0..24 {
+                for c in 0..56 {
+                    let (x, y) = (c as i64 - 2, r as i64 - 1);
+                    let in1 = (0..30).contains(&x) && (0..20).contains(&y);
+                    let in2 = (20..50).contains(&x) && (4..20).contains(&y);
+                    let want = if in2 {
+                        (5000 + 2 + (x - 20) + 100 * y) as f32
+                    } else if in1 {
+                        (1 + 2 + x + 100 * y) as f32
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(whole.valid[[r, c]], in1 || in2, "validity at {x},{y}");
+                    assert_eq!(whole.bands[[2, r, c]], want, "band 3 at {x},{y}");
+                }
+            }
+            assert_eq!(img.contributing, vec![0, 1]);
+        }
+    }
+
+    #[test]
+    fn a_warped_source_is_read_over_the_whole_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = raster(
+            dir.path(),
+            (40, 40),
+            0.5,
+            (300000.25, 3450000.0),
+            |b, x, y| (1 + b + x + y) as u16,
+        );
+        let mut reader = reader_on_a_1m_grid(&src);
+        let win = Window {
+            x: -4,
+            y: -4,
+            width: 64,
+            height: 64,
+        };
+        assert_eq!(reader.read_covered("c", &win, 3, 0.85).unwrap().window, win);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::bands::BandRole;
 use crate::config::Config;
-use crate::detect::{CellInput, CellStats, Detector, MASK_UNOBSERVED};
+use crate::detect::{CellStats, Detector, MASK_UNOBSERVED};
 use crate::export::geojson::{self, ToWgs84};
 use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::grid::{Cell, GridDef};
@@ -494,7 +494,9 @@ fn process_cell(
         (Ok(b), Ok(a)) => (b, a),
         (Err(e), _) | (_, Err(e)) => return fail("cell_read", format!("cell {}: {e}", cell.id)),
     };
-    let before = match rb.read(&cell.id, &cell.read) {
+    // Only what the imagery covers: detection crops to it.
+    let (margin, share) = (crate::detect::CROP_MARGIN, crate::detect::CROP_MAX_SHARE);
+    let before = match rb.read_covered(&cell.id, &cell.read, margin, share) {
         Ok(i) => i,
         Err(e) => {
             return fail(
@@ -503,7 +505,7 @@ fn process_cell(
             )
         }
     };
-    let after = match ra.read(&cell.id, &cell.read) {
+    let after = match ra.read_covered(&cell.id, &cell.read, margin, share) {
         Ok(i) => i,
         Err(e) => {
             return fail(
@@ -512,15 +514,7 @@ fn process_cell(
             )
         }
     };
-    let input = CellInput {
-        cell_id: &cell.id,
-        before: &before,
-        after: &after,
-        core_offset: cell.core_offset(),
-        core_size: (cell.core.width, cell.core.height),
-        pixel_area_m2: pixel_area,
-    };
-    let result = match crate::detect::detect_cropped(detector, &input) {
+    let result = match crate::detect::detect_cropped(detector, cell, &before, &after, pixel_area) {
         Ok(r) => r,
         Err(e) => return fail("detect", e.to_string()),
     };

@@ -6,7 +6,7 @@ use super::detect::M2_PER_MU;
 use super::{catalog_date, ensure_dir, observation_bounds, PipelineError, Skipped};
 use crate::config::Config;
 use crate::detect::cover::Transition;
-use crate::detect::{CellInput, CellStats, Detector, UNOBSERVED_NO, UNOBSERVED_NO_DATA};
+use crate::detect::{CellStats, Detector, UNOBSERVED_NO, UNOBSERVED_NO_DATA};
 use crate::export::geojson::{self, ToWgs84};
 use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLayer};
@@ -1431,9 +1431,12 @@ impl Readers {
         cell: &Cell,
     ) -> Result<crate::ingest::CellImage, String> {
         let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
-        r.as_mut()
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.read(&cell.id, &cell.read).map_err(|e| e.to_string()))
+        r.as_mut().map_err(|e| e.to_string()).and_then(|r| {
+            // Only what the imagery covers: detection crops to it (`detect_cropped`).
+            use crate::detect::{CROP_MARGIN, CROP_MAX_SHARE};
+            r.read_covered(&cell.id, &cell.read, CROP_MARGIN, CROP_MAX_SHARE)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -1500,15 +1503,7 @@ fn detect_cell(
             out.push(Some(Outcome::NoValidPixels));
             continue;
         }
-        let input = CellInput {
-            cell_id: &cell.id,
-            before: &before,
-            after: &after,
-            core_offset: cell.core_offset(),
-            core_size: (cell.core.width, cell.core.height),
-            pixel_area_m2: pixel_area,
-        };
-        match crate::detect::detect_cropped(detector, &input) {
+        match crate::detect::detect_cropped(detector, cell, &before, &after, pixel_area) {
             Ok(res) => out.push(Some(Outcome::Detected(Box::new(Detection::from(res))))),
             Err(e) => {
                 errors.push(Skipped {
