@@ -7,6 +7,7 @@
 //! select pixels for radiometric normalisation, and the chi-square statistic is a change measure.
 
 use super::linalg::{chi2_sf, chi2_sf_of, Mat};
+use super::order::median64;
 
 /// The result of IR-MAD on a sample of pixels.
 #[derive(Debug, Clone)]
@@ -266,22 +267,12 @@ impl IrMad {
 fn robust_variances(cols: &[Vec<f64>]) -> Vec<f64> {
     cols.iter()
         .map(|c| {
-            let mut c = c.clone();
-            let med = median(&mut c);
-            let mut dev: Vec<f64> = c.iter().map(|v| (v - med).abs()).collect();
-            let mad = median(&mut dev);
+            let med = median64(c);
+            let dev: Vec<f64> = c.iter().map(|v| (v - med).abs()).collect();
+            let mad = median64(&dev);
             (1.4826 * mad).powi(2).max(1e-12)
         })
         .collect()
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mid = v.len() / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-    *m
 }
 
 #[cfg(test)]

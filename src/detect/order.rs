@@ -1,4 +1,4 @@
-//! Order statistics of `f32` values in the order of `f32::total_cmp`, found on integer keys: the
+//! Order statistics of `f32` (and `f64`) values in `total_cmp` order, found on integer keys: the
 //! keys compare as plain unsigned integers, which selection does several times faster than
 //! through a comparison closure, and map back to the very same values.
 
@@ -17,6 +17,35 @@ pub fn total_key(x: f32) -> u32 {
 #[inline]
 pub fn from_total_key(k: u32) -> f32 {
     f32::from_bits(if k >> 31 == 1 { k & 0x7fff_ffff } else { !k })
+}
+
+/// [`total_key`] for `f64`: the unsigned key whose integer order is `f64::total_cmp`'s.
+#[inline]
+pub fn total_key64(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | 1 << 63
+    }
+}
+
+/// The value of a key made by [`total_key64`] (bit for bit).
+#[inline]
+pub fn from_total_key64(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// The median of `f64` values (the upper middle one) in `total_cmp` order, 0 when there are
+/// none: the value `select_nth_unstable_by(len / 2, f64::total_cmp)` gives, bit for bit, found on
+/// the integer keys.
+pub fn median64(values: &[f64]) -> f64 {
+    let mut keys: Vec<u64> = values.iter().map(|v| total_key64(*v)).collect();
+    if keys.is_empty() {
+        return 0.0;
+    }
+    let mid = keys.len() / 2;
+    from_total_key64(*keys.select_nth_unstable(mid).1)
 }
 
 /// The values at the given 0-based ranks in `total_cmp` order (each rank below the number of
@@ -79,6 +108,33 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn f64_keys_order_and_round_trip_as_total_cmp(a in any::<u64>(), b in any::<u64>()) {
+            let (x, y) = (f64::from_bits(a), f64::from_bits(b));
+            prop_assert_eq!(total_key64(x).cmp(&total_key64(y)), x.total_cmp(&y));
+            prop_assert_eq!(from_total_key64(total_key64(x)).to_bits(), a);
+        }
+
+        #[test]
+        fn the_f64_median_is_the_one_selection_by_total_cmp_gives(
+            v in proptest::collection::vec(
+                prop_oneof![
+                    4 => -1e3f64..1e3,
+                    1 => proptest::sample::select(vec![0.0, -0.0, 2.5, f64::NAN, -f64::NAN, f64::INFINITY]),
+                ],
+                0..200,
+            ),
+        ) {
+            let mut want = v.clone();
+            let want = if want.is_empty() {
+                0.0
+            } else {
+                let mid = want.len() / 2;
+                *want.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1
+            };
+            prop_assert_eq!(median64(&v).to_bits(), want.to_bits());
+        }
+
         #[test]
         fn keys_order_and_round_trip_as_total_cmp(a in any::<u32>(), b in any::<u32>()) {
             let (x, y) = (f32::from_bits(a), f32::from_bits(b));
