@@ -134,6 +134,55 @@ pub(crate) fn flush_band(band: &gdal::raster::RasterBand) -> Result<(), String> 
     }
 }
 
+/// Writes `data` (`width × height` values, row after row) to a window of a band
+/// (`GDALRasterIO`), straight from the caller's slice: the `gdal` crate's `write` takes an owned
+/// buffer, which would mean copying every window written.
+pub(crate) fn write_band_window<T: gdal::raster::GdalType + Copy>(
+    band: &mut gdal::raster::RasterBand,
+    (x, y): (usize, usize),
+    (width, height): (usize, usize),
+    data: &[T],
+) -> Result<(), String> {
+    if data.len() != width * height {
+        return Err(format!(
+            "{} values for a {width} × {height} window",
+            data.len()
+        ));
+    }
+    let int = |v: usize, what: &str| {
+        std::ffi::c_int::try_from(v).map_err(|_| format!("{what} {v} is too large for GDAL"))
+    };
+    let (cx, cy, cw, ch) = (
+        int(x, "column")?,
+        int(y, "row")?,
+        int(width, "width")?,
+        int(height, "height")?,
+    );
+    // SAFETY: the band handle is valid for the life of `band`; `data` holds `width × height`
+    // values of `T`'s GDAL type, packed (spacings 0: GDAL's defaults for that layout), which
+    // GDAL only reads when writing (the pointer is `*mut` in the C signature only).
+    let err = unsafe {
+        gdal_sys::GDALRasterIO(
+            band.c_rasterband(),
+            gdal_sys::GDALRWFlag::GF_Write,
+            cx,
+            cy,
+            cw,
+            ch,
+            data.as_ptr() as *mut std::ffi::c_void,
+            cw,
+            ch,
+            T::gdal_ordinal(),
+            0,
+            0,
+        )
+    };
+    if err != gdal_sys::CPLErr::CE_None {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
 /// Sets the size of GDAL's process-wide block cache (`GDALSetCacheMax64`); GDAL evicts the
 /// least recently used blocks beyond it.
 pub(crate) fn set_cache_max(bytes: u64) {

@@ -219,9 +219,12 @@ impl GeoTiffWriter {
         }
         for (bi, data) in bands.iter().enumerate() {
             let mut band = self.ds.rasterband(bi + 1).map_err(&e)?;
-            let mut buf = Buffer::new((width, height), data.to_vec());
-            band.write((x as isize, y as isize), (width, height), &mut buf)
-                .map_err(&e)?;
+            crate::gdal_ext::write_band_window(&mut band, (x, y), (width, height), data).map_err(
+                |detail| ExportError::Invalid {
+                    path: self.path.clone(),
+                    detail: format!("writing a window at ({x},{y}): {detail}"),
+                },
+            )?;
         }
         Ok(())
     }
