@@ -398,22 +398,19 @@ pub fn encode(
     debug_assert_eq!(body.len(), size);
     // LZ4: several times faster than DEFLATE's fastest level (which took ~5 % of a scan's CPU),
     // for entries about a third larger.
-    // The payload is what `lz4_flex::block::compress_prepend_size` gives (the body's length, then
-    // its compressed bytes), compressed straight into the entry after the header's place.
-    let most = 4 + lz4_flex::block::get_maximum_output_size(body.len());
-    let mut out = vec![0u8; HEADER_LEN + most];
-    let packed = lz4_flex::block::compress_into(&body, &mut out[HEADER_LEN + 4..])
-        .map_err(|e| EncodeError(e.to_string()))?;
-    out.truncate(HEADER_LEN + 4 + packed);
-    out[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&(body.len() as u32).to_le_bytes());
-    let (header, payload) = out.split_at_mut(HEADER_LEN);
-    let mut h = Vec::with_capacity(HEADER_LEN);
-    h.extend_from_slice(MAGIC);
-    put_u32(&mut h, FORMAT_VERSION);
-    h.extend_from_slice(key);
-    h.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    h.extend_from_slice(&Sha256::digest(&*payload));
-    header.copy_from_slice(&h);
+    // The payload: the body's length, then its compressed bytes (compressed into a buffer of the
+    // largest size they can take, which is not zeroed first, then copied after the header: a
+    // few MB, where zeroing an output of the largest size first cost ~10 MB of writes a cell).
+    let payload = lz4_flex::block::compress_prepend_size(&body);
+    drop(body);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    put_u32(&mut out, FORMAT_VERSION);
+    out.extend_from_slice(key);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&payload));
+    debug_assert_eq!(out.len(), HEADER_LEN);
+    out.extend_from_slice(&payload);
     Ok(out)
 }
 
