@@ -127,6 +127,11 @@ pub(crate) fn add_boolean_field<L: gdal::vector::LayerAccess>(
 pub(crate) fn flush_band(band: &gdal::raster::RasterBand) -> Result<(), String> {
     // SAFETY: the band handle is valid for the life of `band`, which borrows its dataset.
     let err = unsafe { gdal_sys::GDALFlushRasterCache(band.c_rasterband()) };
+    cpl_result(err)
+}
+
+/// A GDAL call's error code as a result, with GDAL's last message on failure.
+fn cpl_result(err: gdal_sys::CPLErr::Type) -> Result<(), String> {
     if err == gdal_sys::CPLErr::CE_None {
         Ok(())
     } else {
@@ -149,15 +154,7 @@ pub(crate) fn write_band_window<T: gdal::raster::GdalType + Copy>(
             data.len()
         ));
     }
-    let int = |v: usize, what: &str| {
-        std::ffi::c_int::try_from(v).map_err(|_| format!("{what} {v} is too large for GDAL"))
-    };
-    let (cx, cy, cw, ch) = (
-        int(x, "column")?,
-        int(y, "row")?,
-        int(width, "width")?,
-        int(height, "height")?,
-    );
+    let [cx, cy, cw, ch] = c_window((x, y), (width, height))?;
     // SAFETY: the band handle is valid for the life of `band`; `data` holds `width × height`
     // values of `T`'s GDAL type, packed (spacings 0: GDAL's defaults for that layout), which
     // GDAL only reads when writing (the pointer is `*mut` in the C signature only).
@@ -177,10 +174,25 @@ pub(crate) fn write_band_window<T: gdal::raster::GdalType + Copy>(
             0,
         )
     };
-    if err != gdal_sys::CPLErr::CE_None {
-        return Err(last_error());
-    }
-    Ok(())
+    cpl_result(err)
+}
+
+/// A size or position as the C `int` GDAL takes.
+fn c_int(v: usize, what: &str) -> Result<std::ffi::c_int, String> {
+    std::ffi::c_int::try_from(v).map_err(|_| format!("{what} {v} is too large for GDAL"))
+}
+
+/// A window (column, row, width, height) as the C `int`s GDAL takes.
+fn c_window(
+    (x, y): (usize, usize),
+    (width, height): (usize, usize),
+) -> Result<[std::ffi::c_int; 4], String> {
+    Ok([
+        c_int(x, "column")?,
+        c_int(y, "row")?,
+        c_int(width, "width")?,
+        c_int(height, "height")?,
+    ])
 }
 
 /// Sets the size of GDAL's process-wide block cache (`GDALSetCacheMax64`); GDAL evicts the
@@ -280,20 +292,12 @@ unsafe fn raster_io_f32(
     dst: *mut f32,
     (line, band): (usize, usize),
 ) -> Result<(), String> {
-    let int = |v: usize, what: &str| {
-        std::ffi::c_int::try_from(v).map_err(|_| format!("{what} {v} is too large for GDAL"))
-    };
     let mut band_map = bands
         .iter()
-        .map(|&b| int(b, "band"))
+        .map(|&b| c_int(b, "band"))
         .collect::<Result<Vec<_>, _>>()?;
-    let (cx, cy, cw, ch) = (
-        int(x, "column")?,
-        int(y, "row")?,
-        int(width, "width")?,
-        int(height, "height")?,
-    );
-    let n = int(bands.len(), "band count")?;
+    let [cx, cy, cw, ch] = c_window((x, y), (width, height))?;
+    let n = c_int(bands.len(), "band count")?;
     let f = std::mem::size_of::<f32>() as gdal_sys::GSpacing;
     // SAFETY: the dataset handle is valid for the life of `ds`; `band_map` holds `n` band
     // numbers; `dst` is valid for what GDAL writes with these spacings (the caller's contract).
@@ -317,8 +321,5 @@ unsafe fn raster_io_f32(
             ptr::null_mut(),
         )
     };
-    if err != gdal_sys::CPLErr::CE_None {
-        return Err(last_error());
-    }
-    Ok(())
+    cpl_result(err)
 }

@@ -83,6 +83,14 @@ impl CellImage {
 mod tests {
     use super::*;
 
+    /// Where the test image lies on the grid.
+    const AT: Window = Window {
+        x: -3,
+        y: 5,
+        width: 4,
+        height: 3,
+    };
+
     fn image(window: Window, flagged: bool) -> CellImage {
         let (w, h) = (window.width, window.height);
         CellImage {
@@ -97,15 +105,7 @@ mod tests {
 
     #[test]
     fn on_its_own_window_an_image_is_borrowed() {
-        let img = image(
-            Window {
-                x: -3,
-                y: 5,
-                width: 4,
-                height: 3,
-            },
-            true,
-        );
+        let img = image(AT, true);
         assert!(matches!(img.on_window(&img.window), Cow::Borrowed(_)));
     }
 
