@@ -535,16 +535,11 @@ fn read_aligned(
     let into_cell = bands.is_none();
     let whole = (ox, oy, rw, rh) == (0, 0, w, h);
     let read_err = |e: String| cell_err(cell_id, format!("{}: {e}", path()));
+    let (at_source, size) = ((cx0 as usize, cy0 as usize), (rw, rh));
+    let read_part = || gdal_ext::read_bands_f32(&src.ds, &src.band_index, at_source, size);
     let mut covered: Vec<f32> = Vec::new();
     if into_cell && whole {
-        let all = gdal_ext::read_bands_f32(
-            &src.ds,
-            &src.band_index,
-            (cx0 as usize, cy0 as usize),
-            (rw, rh),
-        )
-        .map_err(read_err)?;
-        let cube = Array3::from_shape_vec((nb, h, w), all)
+        let cube = Array3::from_shape_vec((nb, h, w), read_part().map_err(read_err)?)
             .map_err(|e| cell_err(cell_id, e.to_string()))?;
         *bands = Some(cube);
     } else if into_cell {
@@ -552,8 +547,8 @@ fn read_aligned(
         gdal_ext::read_bands_f32_into(
             &src.ds,
             &src.band_index,
-            (cx0 as usize, cy0 as usize),
-            (rw, rh),
+            at_source,
+            size,
             cube.as_slice_mut().unwrap_or(&mut []),
             gdal_ext::CubeRegion {
                 dims: (nb, h, w),
@@ -563,13 +558,7 @@ fn read_aligned(
         .map_err(read_err)?;
         *bands = Some(cube);
     } else {
-        covered = gdal_ext::read_bands_f32(
-            &src.ds,
-            &src.band_index,
-            (cx0 as usize, cy0 as usize),
-            (rw, rh),
-        )
-        .map_err(read_err)?;
+        covered = read_part().map_err(read_err)?;
     }
     // A source has a band for each of the cell's roles (`open_source`).
     let bands = bands.get_or_insert_with(|| Array3::zeros((nb, h, w)));
@@ -610,8 +599,10 @@ fn read_aligned(
             .map(|&bi| src.ds.rasterband(bi).ok().and_then(|b| b.no_data_value()))
             .collect();
         if nodatas.iter().any(|n| n.is_some()) {
+            let mut rows: Vec<&[f32]> = Vec::with_capacity(nb);
             for (r, ok_row) in ok.chunks_exact_mut(rw.max(1)).enumerate() {
-                let rows: Vec<&[f32]> = (0..nb).map(|k| row(k, r)).collect();
+                rows.clear();
+                rows.extend((0..nb).map(|k| row(k, r)));
                 for (c, o) in ok_row.iter_mut().enumerate() {
                     let all_nodata = rows.iter().zip(&nodatas).all(|(d, nd)| match nd {
                         Some(nd) if nd.is_nan() => d[c].is_nan(),
