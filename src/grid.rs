@@ -91,6 +91,19 @@ impl Window {
     pub fn is_empty(&self) -> bool {
         self.width == 0 || self.height == 0
     }
+
+    /// The pixels this window shares with `other`, when there are any.
+    pub fn intersection(&self, other: &Window) -> Option<Window> {
+        let (x0, y0) = (self.x.max(other.x), self.y.max(other.y));
+        let x1 = (self.x + self.width as i64).min(other.x + other.width as i64);
+        let y1 = (self.y + self.height as i64).min(other.y + other.height as i64);
+        (x1 > x0 && y1 > y0).then(|| Window {
+            x: x0,
+            y: y0,
+            width: (x1 - x0) as usize,
+            height: (y1 - y0) as usize,
+        })
+    }
 }
 
 /// The definition of an analysis grid. Two grids with equal definitions give equal cell ids.
@@ -326,6 +339,24 @@ impl GridDef {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn windows_intersect_in_the_pixels_they_share() {
+        let w = |x, y, width, height| Window {
+            x,
+            y,
+            width,
+            height,
+        };
+        let a = w(-3, 5, 4, 3);
+        assert_eq!(a.intersection(&w(-1, 6, 5, 4)), Some(w(-1, 6, 2, 2)));
+        assert_eq!(a.intersection(&w(-10, 0, 40, 40)), Some(a));
+        assert_eq!(w(-1, 6, 5, 4).intersection(&a), Some(w(-1, 6, 2, 2)));
+        // Edge to edge, apart, or empty: nothing shared.
+        assert_eq!(a.intersection(&w(1, 5, 4, 3)), None);
+        assert_eq!(a.intersection(&w(20, 20, 4, 3)), None);
+        assert_eq!(a.intersection(&w(-2, 6, 0, 3)), None);
+    }
 
     fn grid() -> GridDef {
         GridDef {

@@ -53,13 +53,11 @@ impl CellImage {
                 .map(|_| Array2::from_elem((h, w), false)),
             contributing: self.contributing.clone(),
         };
-        // The overlap, in the grid's pixels.
-        let (x0, y0) = (self.window.x.max(window.x), self.window.y.max(window.y));
-        let x1 = (self.window.x + self.window.width as i64).min(window.x + w as i64);
-        let y1 = (self.window.y + self.window.height as i64).min(window.y + h as i64);
-        if x1 <= x0 || y1 <= y0 {
+        let Some(common) = self.window.intersection(window) else {
             return Cow::Owned(out);
-        }
+        };
+        let (x0, y0) = (common.x, common.y);
+        let (x1, y1) = (x0 + common.width as i64, y0 + common.height as i64);
         let to = s![
             (y0 - window.y) as usize..(y1 - window.y) as usize,
             (x0 - window.x) as usize..(x1 - window.x) as usize

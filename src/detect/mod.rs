@@ -305,16 +305,15 @@ pub fn detect_cropped(
 ) -> Result<CellResult, DetectError> {
     let read = cell.read;
     let (h, w) = (read.height, read.width);
-    // Where each image lies in the window (row, column), when it lies inside it.
-    let place = |img: &CellImage| {
-        let (ox, oy) = (img.window.x - read.x, img.window.y - read.y);
+    // Each image lies inside the window, its arrays the size of its own window.
+    let fits = |img: &CellImage| {
         let (iw, ih) = (img.window.width, img.window.height);
-        let inside = ox >= 0 && oy >= 0 && ox as usize + iw <= w && oy as usize + ih <= h;
-        let shaped =
-            img.valid.dim() == (ih, iw) && img.bands.dim().1 == ih && img.bands.dim().2 == iw;
-        (inside && shaped).then_some((oy as usize, ox as usize, ih, iw))
+        img.window.intersection(&read) == Some(img.window)
+            && img.valid.dim() == (ih, iw)
+            && img.bands.dim().1 == ih
+            && img.bands.dim().2 == iw
     };
-    let (Some(pb), Some(pa)) = (place(before), place(after)) else {
+    if !fits(before) || !fits(after) {
         return Err(DetectError::Input {
             cell: cell.id.clone(),
             detail: format!(
@@ -322,7 +321,7 @@ pub fn detect_cropped(
                 before.window, after.window, read
             ),
         });
-    };
+    }
     let whole = || {
         let (b, a) = (before.on_window(&read), after.on_window(&read));
         detector.detect(&CellInput {
@@ -338,20 +337,24 @@ pub fn detect_cropped(
     // searched from either end (a row observed to its ends is done at once).
     let (mut y0, mut y1, mut x0, mut x1) = (usize::MAX, 0, usize::MAX, 0);
     let (vb, va) = (flat(&before.valid), flat(&after.valid));
-    let (iy0, iy1) = (pb.0.max(pa.0), (pb.0 + pb.2).min(pa.0 + pa.2));
-    let (ix0, ix1) = (pb.1.max(pa.1), (pb.1 + pb.3).min(pa.1 + pa.3));
-    for y in (iy0..iy1).filter(|_| ix0 < ix1) {
-        let sb = (y - pb.0) * pb.3 + ix0 - pb.1;
-        let sa = (y - pa.0) * pa.3 + ix0 - pa.1;
-        let (rb, ra) = (&vb[sb..sb + ix1 - ix0], &va[sa..sa + ix1 - ix0]);
-        let n = rb.len();
-        let both = |x: &usize| rb[*x] && ra[*x];
-        if let Some(first) = (0..n).find(both) {
-            let last = (first..n).rev().find(both).unwrap_or(first);
-            y0 = y0.min(y);
-            y1 = y + 1;
-            x0 = x0.min(ix0 + first);
-            x1 = x1.max(ix0 + last + 1);
+    // Index in an image of the grid's pixel (x, y).
+    let at = |img: &CellImage, x: i64, y: i64| {
+        (y - img.window.y) as usize * img.window.width + (x - img.window.x) as usize
+    };
+    if let Some(c) = before.window.intersection(&after.window) {
+        let ix0 = (c.x - read.x) as usize;
+        for gy in c.y..c.y + c.height as i64 {
+            let (sb, sa) = (at(before, c.x, gy), at(after, c.x, gy));
+            let (rb, ra) = (&vb[sb..sb + c.width], &va[sa..sa + c.width]);
+            let both = |x: &usize| rb[*x] && ra[*x];
+            if let Some(first) = (0..c.width).find(both) {
+                let last = (first..c.width).rev().find(both).unwrap_or(first);
+                let y = (gy - read.y) as usize;
+                y0 = y0.min(y);
+                y1 = y + 1;
+                x0 = x0.min(ix0 + first);
+                x1 = x1.max(ix0 + last + 1);
+            }
         }
     }
     if y0 == usize::MAX {

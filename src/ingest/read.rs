@@ -244,16 +244,15 @@ impl CellReader {
             }
         };
         let m = margin as i64;
-        let x0 = (snap(gx0, f64::floor) - m).max(window.x);
-        let y0 = (snap(gy0, f64::floor) - m).max(window.y);
-        let x1 = (snap(gx1, f64::ceil) + m).min(window.x + window.width as i64);
-        let y1 = (snap(gy1, f64::ceil) + m).min(window.y + window.height as i64);
-        (x1 > x0 && y1 > y0).then(|| Window {
+        let (x0, y0) = (snap(gx0, f64::floor) - m, snap(gy0, f64::floor) - m);
+        let (x1, y1) = (snap(gx1, f64::ceil) + m, snap(gy1, f64::ceil) + m);
+        let grown = Window {
             x: x0,
             y: y0,
-            width: (x1 - x0) as usize,
-            height: (y1 - y0) as usize,
-        })
+            width: (x1 - x0).max(0) as usize,
+            height: (y1 - y0).max(0) as usize,
+        };
+        grown.intersection(window)
     }
 
     fn flush_warp(
@@ -833,14 +832,16 @@ impl SingleBandReader {
     pub fn read_f32(&self, win: &Window) -> Result<Array2<f32>, IngestError> {
         let (w, h) = self.ds.raster_size();
         let mut out = Array2::from_elem((win.height, win.width), f32::NAN);
-        let x0 = win.x.max(0);
-        let y0 = win.y.max(0);
-        let x1 = (win.x + win.width as i64).min(w as i64);
-        let y1 = (win.y + win.height as i64).min(h as i64);
-        if x1 <= x0 || y1 <= y0 {
+        let raster = Window {
+            x: 0,
+            y: 0,
+            width: w,
+            height: h,
+        };
+        let Some(part) = win.intersection(&raster) else {
             return Ok(out);
-        }
-        let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
+        };
+        let (x0, y0, rw, rh) = (part.x, part.y, part.width, part.height);
         let v = read_band_window::<f32>(&self.ds, 1, x0 as usize, y0 as usize, rw, rh).map_err(
             |e| IngestError::PixelsUnreadable {
                 path: self.path.clone(),
