@@ -110,15 +110,7 @@ mod tests {
     #[test]
     fn on_another_window_an_image_keeps_its_pixels_and_has_no_data_elsewhere() {
         for flagged in [false, true] {
-            let img = image(
-                Window {
-                    x: -3,
-                    y: 5,
-                    width: 4,
-                    height: 3,
-                },
-                flagged,
-            );
+            let img = image(AT, flagged);
             // Overlapping the image's last two columns and rows, and reaching past them.
             let win = Window {
                 x: -1,
@@ -137,7 +129,8 @@ mod tests {
                 for x in 0..5 {
                     let (gx, gy) = (win.x + x as i64, win.y + y as i64);
                     let (ix, iy) = (gx - img.window.x, gy - img.window.y);
-                    let inside = (0..4).contains(&ix) && (0..3).contains(&iy);
+                    let inside =
+                        (0..AT.width as i64).contains(&ix) && (0..AT.height as i64).contains(&iy);
                     let at = |a: &Array2<bool>| inside && a[[iy as usize, ix as usize]];
                     assert_eq!(out.valid[[y, x]], at(&img.valid), "valid at {gx},{gy}");
                     if let (Some(o), Some(f)) = (&out.flagged, &img.flagged) {

@@ -494,9 +494,7 @@ fn process_cell(
         (Ok(b), Ok(a)) => (b, a),
         (Err(e), _) | (_, Err(e)) => return fail("cell_read", format!("cell {}: {e}", cell.id)),
     };
-    // Only what the imagery covers: detection crops to it.
-    let (margin, share) = (crate::detect::CROP_MARGIN, crate::detect::CROP_MAX_SHARE);
-    let before = match rb.read_covered(&cell.id, &cell.read, margin, share) {
+    let before = match super::read_for_detection(rb, cell) {
         Ok(i) => i,
         Err(e) => {
             return fail(
@@ -505,7 +503,7 @@ fn process_cell(
             )
         }
     };
-    let after = match ra.read_covered(&cell.id, &cell.read, margin, share) {
+    let after = match super::read_for_detection(ra, cell) {
         Ok(i) => i,
         Err(e) => {
             return fail(

@@ -99,6 +99,17 @@ pub fn observations_of(
     Ok(obs)
 }
 
+/// Reads one date of a cell for [`crate::detect::detect_cropped`]: only the part of the cell's
+/// window the imagery covers, with the margin detection crops with, unless that part is most of
+/// the window (`CellReader::read_covered` with the detector's `CROP_MARGIN` and `CROP_MAX_SHARE`).
+pub fn read_for_detection(
+    reader: &mut crate::ingest::CellReader,
+    cell: &crate::grid::Cell,
+) -> Result<crate::image::CellImage, IngestError> {
+    use crate::detect::{CROP_MARGIN, CROP_MAX_SHARE};
+    reader.read_covered(&cell.id, &cell.read, CROP_MARGIN, CROP_MAX_SHARE)
+}
+
 /// Creates the output directory.
 pub fn ensure_dir(dir: &Path) -> Result<(), PipelineError> {
     std::fs::create_dir_all(dir).map_err(|source| {

@@ -1431,12 +1431,9 @@ impl Readers {
         cell: &Cell,
     ) -> Result<crate::ingest::CellImage, String> {
         let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
-        r.as_mut().map_err(|e| e.to_string()).and_then(|r| {
-            // Only what the imagery covers: detection crops to it (`detect_cropped`).
-            use crate::detect::{CROP_MARGIN, CROP_MAX_SHARE};
-            r.read_covered(&cell.id, &cell.read, CROP_MARGIN, CROP_MAX_SHARE)
-                .map_err(|e| e.to_string())
-        })
+        r.as_mut()
+            .map_err(|e| e.to_string())
+            .and_then(|r| super::read_for_detection(r, cell).map_err(|e| e.to_string()))
     }
 }
 
