@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end bench: `landwatch scan` against the peer pipeline (../shared/peer) on the same peer
-# scene, one after the other on this machine, in one run. Prints wall time, peak RSS and
-# parcel-level accuracy of both, and their ratios; writes target/e2e-bench/result.json.
+# scene, one after the other on this machine, in one run. Prints wall time, peak RSS, CPU time
+# (user + system) and parcel-level accuracy of both, and their ratios; writes
+# target/e2e-bench/result.json.
 #
 # Usage: [RUNS=N] benches/e2e_vs_peer.sh [SIZE] [PARCELS] [SEED]     (default 5000 5000 1)
 # RUNS (default 1): peer and landwatch are run as N back-to-back pairs; each pair gives a
@@ -44,31 +45,31 @@ if [ -n "$pixel" ]; then
     config=(--config "$work/pixel.toml")
 fi
 
-measure() { # label, command...
+measure() { # label, command... -> wall seconds, peak KiB, CPU seconds (user + system)
     local label=$1; shift
     # Exit 2 ("done, with skipped inputs": the peer scene's rasters carry no acquisition date) is fine.
-    /usr/bin/time -f "%e %M" -o "$work/$label.time" "$@" > "$work/$label.stdout" 2> "$work/$label.stderr" || true
-    read -r secs kib < <(grep -E '^[0-9.]+ [0-9]+$' "$work/$label.time")
-    echo "$secs $kib"
+    /usr/bin/time -f "%e %M %U %S" -o "$work/$label.time" "$@" > "$work/$label.stdout" 2> "$work/$label.stderr" || true
+    read -r secs kib user sys < <(grep -E '^[0-9.]+ [0-9]+ [0-9.]+ [0-9.]+$' "$work/$label.time")
+    echo "$secs $kib $(python3 -c "print(f'{$user + $sys:.2f}')")"
 }
 
 echo "scene $scene ($size x $size px, $parcels parcels); $(nproc) cores; $runs pair(s) of runs; landwatch grid pixel ${pixel:-as the imagery}"
 pairs=()
 for run in $(seq 1 "$runs"); do
-    read -r p_s p_kib < <(measure peer $P "$peer/peer_pipeline.py" "$scene/before.tif" "$scene/after.tif" "$scene/parcels.gpkg" "$work/peer.geojson")
+    read -r p_s p_kib p_cpu < <(measure peer $P "$peer/peer_pipeline.py" "$scene/before.tif" "$scene/after.tif" "$scene/parcels.gpkg" "$work/peer.geojson")
     rm -rf "$work/lw"
-    read -r l_s l_kib < <(measure landwatch "$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw" --no-packets --json)
+    read -r l_s l_kib l_cpu < <(measure landwatch "$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw" --no-packets --json)
     ratio=$(python3 -c "print(f'{$p_s / max($l_s, 1e-9):.2f}')")
     [ "$runs" -gt 1 ] && echo "  pair $run: peer $p_s s, landwatch $l_s s, ${ratio}x"
-    pairs+=("$ratio $p_s $p_kib $l_s $l_kib")
+    pairs+=("$ratio $p_s $p_kib $l_s $l_kib $p_cpu $l_cpu")
 done
 # The pair with the median speed-up (the lower middle one for an even count).
-read -r _ peer_s peer_kib lw_s lw_kib < <(printf '%s\n' "${pairs[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+read -r _ peer_s peer_kib lw_s lw_kib peer_cpu lw_cpu < <(printf '%s\n' "${pairs[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
 all_ratios=$(printf '%s\n' "${pairs[@]}" | cut -d' ' -f1 | sort -n | tr '\n' ' ')
 $P "$peer/check_truth.py" "$work/peer.geojson" "$scene" > "$work/peer.accuracy" 2>&1 || true
 rm -rf "$work/lw-packets"
 "$bin" eval --truth "$scene/truth.gpkg" --findings "$work/lw/findings.gpkg" > "$work/landwatch.accuracy"
-read -r lwp_s lwp_kib < <(measure landwatch-packets "$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw-packets" --json)
+read -r lwp_s lwp_kib lwp_cpu < <(measure landwatch-packets "$bin" scan "${config[@]}" --before "$scene/before.tif" --after "$scene/after.tif" --parcels "$scene/parcels.gpkg" --rules fixtures/rules/peer-definition.toml --out "$work/lw-packets" --json)
 findings=$(python3 -c "import json,sys; print(json.load(open('$work/landwatch-packets.stdout'))['findings'])")
 scale_json=null
 if [ "$scaling" = 1 ]; then
@@ -113,13 +114,15 @@ for line in open('$work/peer.stderr'):
 " | tail -1)
 
 echo
-printf "%-34s %8s %10s\n" "" "wall s" "peak MiB"
-printf "%-34s %8.1f %10.0f\n" "peer (rasterio + exactextract)" "$peer_s" "$((peer_kib / 1024))"
-printf "%-34s %8.1f %10.0f\n" "landwatch scan, no packets" "$lw_s" "$((lw_kib / 1024))"
-printf "%-34s %8.1f %10.0f\n" "landwatch scan + $findings packets" "$lwp_s" "$((lwp_kib / 1024))"
+printf "%-34s %8s %10s %8s\n" "" "wall s" "peak MiB" "CPU s"
+printf "%-34s %8.1f %10.0f %8.1f\n" "peer (rasterio + exactextract)" "$peer_s" "$((peer_kib / 1024))" "$peer_cpu"
+printf "%-34s %8.1f %10.0f %8.1f\n" "landwatch scan, no packets" "$lw_s" "$((lw_kib / 1024))" "$lw_cpu"
+printf "%-34s %8.1f %10.0f %8.1f\n" "landwatch scan + $findings packets" "$lwp_s" "$((lwp_kib / 1024))" "$lwp_cpu"
 speed=$(python3 -c "print(f'{$peer_s / max($lw_s, 1e-9):.2f}')")
 mem=$(python3 -c "print(f'{$peer_kib / max($lw_kib, 1):.2f}')")
+cpu_ratio=$(python3 -c "print(f'{$peer_cpu / max($lw_cpu, 1e-9):.2f}')")
 echo "speed-up (peer time / landwatch time, no packets): ${speed}x; memory ratio (peer / landwatch): ${mem}x"
+echo "CPU time (user + system; the peer runs on one core, landwatch on all): peer / landwatch ${cpu_ratio}x"
 [ "$runs" -gt 1 ] && echo "speed-ups of the $runs pairs, sorted: $all_ratios(the median pair is shown above)"
 echo "read floor (the two dates read into memory alone, two threads): ${floor} s; the peer's own read stage (last pair): ${peer_read:-?} s"
 python3 -c "print(f'5x the peer leaves {$peer_s / 5:.2f} s in all, {$peer_s / 5 - $floor:.2f} s beyond the read floor (landwatch now: {$lw_s - $floor:.2f} s beyond it)')"
@@ -134,11 +137,12 @@ fi
 echo
 echo "peer accuracy:";      cat "$work/peer.accuracy"
 echo "landwatch accuracy:"; head -2 "$work/landwatch.accuracy"
-python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" "$all_ratios" "${pixel:-native}" "$floor" "$scale_json" <<'PY'
+python3 - "$work" "$peer_s" "$peer_kib" "$lw_s" "$lw_kib" "$lwp_s" "$lwp_kib" "$findings" "$size" "$all_ratios" "${pixel:-native}" "$floor" "$scale_json" "$peer_cpu" "$lw_cpu" <<'PY'
 import json, sys
-w, ps, pk, ls, lk, lps, lpk, n, size, ratios, pixel, floor, scaling = sys.argv[1:]
+w, ps, pk, ls, lk, lps, lpk, n, size, ratios, pixel, floor, scaling, pc, lc = sys.argv[1:]
 json.dump({"size": int(size), "landwatch_pixel_size": pixel, "peer_s": float(ps), "peer_rss_kib": int(pk), "landwatch_s": float(ls),
-           "landwatch_rss_kib": int(lk), "landwatch_with_packets_s": float(lps),
+           "landwatch_rss_kib": int(lk), "peer_cpu_s": float(pc), "landwatch_cpu_s": float(lc),
+           "landwatch_with_packets_s": float(lps),
            "landwatch_with_packets_rss_kib": int(lpk), "packets": int(n),
            "speedup": float(ps) / max(float(ls), 1e-9),
            "speedups_of_all_pairs": [float(r) for r in ratios.split()],
