@@ -497,18 +497,20 @@ fn read_aligned(
     flagged: &mut Option<Array2<bool>>,
 ) -> Result<(), IngestError> {
     let (sw, sh) = src.ds.raster_size();
-    // Window position in source pixels.
-    let sx0 = window.x + dx;
-    let sy0 = window.y + dy;
-    let cx0 = sx0.max(0);
-    let cy0 = sy0.max(0);
-    let cx1 = (sx0 + window.width as i64).min(sw as i64);
-    let cy1 = (sy0 + window.height as i64).min(sh as i64);
-    if cx1 <= cx0 || cy1 <= cy0 {
+    // The source's pixels placed on the grid (its pixel (0, 0) at grid pixel (-dx, -dy)), and the
+    // part of the window they cover: read from source pixel (cx0, cy0), put at (ox, oy).
+    let on_grid = Window {
+        x: -dx,
+        y: -dy,
+        width: sw,
+        height: sh,
+    };
+    let Some(part) = window.intersection(&on_grid) else {
         return Ok(());
-    }
-    let (rw, rh) = ((cx1 - cx0) as usize, (cy1 - cy0) as usize);
-    let (ox, oy) = ((cx0 - sx0) as usize, (cy0 - sy0) as usize);
+    };
+    let (cx0, cy0) = (part.x + dx, part.y + dy);
+    let (rw, rh) = (part.width, part.height);
+    let (ox, oy) = ((part.x - window.x) as usize, (part.y - window.y) as usize);
     let path = || src.path.display();
     let read = |bi: usize| -> Result<Vec<f32>, IngestError> {
         read_band_window::<f32>(&src.ds, bi, cx0 as usize, cy0 as usize, rw, rh)
