@@ -49,7 +49,12 @@ measure() { # label, command... -> wall seconds, peak KiB, CPU seconds (user + s
     local label=$1; shift
     # Exit 2 ("done, with skipped inputs": the peer scene's rasters carry no acquisition date) is fine.
     /usr/bin/time -f "%e %M %U %S" -o "$work/$label.time" "$@" > "$work/$label.stdout" 2> "$work/$label.stderr" || true
-    read -r secs kib user sys < <(grep -E '^[0-9.]+ [0-9]+ [0-9.]+ [0-9.]+$' "$work/$label.time")
+    local line
+    line=$(grep -E '^[0-9.]+ [0-9]+ [0-9.]+ [0-9.]+$' "$work/$label.time") || {
+        echo "$label: /usr/bin/time recorded no figures in $work/$label.time (the command's errors: $work/$label.stderr)" >&2
+        exit 1
+    }
+    read -r secs kib user sys <<< "$line"
     echo "$secs $kib $(python3 -c "print(f'{$user + $sys:.2f}')")"
 }
 
