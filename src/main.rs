@@ -12,7 +12,49 @@ use std::process::ExitCode;
 /// back to the kernel at once and page-faults them in again (16 % of a scan's time went to the
 /// kernel). mimalloc keeps freed pages for reuse.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Allocator = Allocator;
+
+/// Zeroed allocations of at least this many bytes are zeroed by writing (see [`Allocator`]).
+const WRITE_ZEROS_FROM: usize = 64 << 10;
+
+/// mimalloc, except that large zeroed allocations are always zeroed by writing.
+///
+/// mimalloc skips zeroing memory fresh from the kernel (it reads as zero). A sparse mask or
+/// label array on such memory is mostly read, never written, so the kernel maps those pages to
+/// its shared zero page; once the array is freed and the memory reused for another zeroed array,
+/// mimalloc zeroes it, and every page's first write is then a copy-on-write fault with a TLB
+/// flush on the other cores (an interrupt per page, dear on virtual machines). Writing the zeros
+/// at once gives each page its own frame on the first touch. A 5000² scan: ~0.25 s less system
+/// time, ~4 % less wall time (alternating rounds; 4 KiB and 64 KiB thresholds measured alike).
+struct Allocator;
+
+// SAFETY: every method forwards to mimalloc's own `GlobalAlloc` with the caller's arguments;
+// `alloc_zeroed` returns memory from `alloc` of the same layout with all `layout.size()` bytes
+// written to zero (or the null pointer `alloc` returned), as the trait requires.
+unsafe impl std::alloc::GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        mimalloc::MiMalloc.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        mimalloc::MiMalloc.dealloc(ptr, layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() < WRITE_ZEROS_FROM {
+            return mimalloc::MiMalloc.alloc_zeroed(layout);
+        }
+        let ptr = mimalloc::MiMalloc.alloc(layout);
+        if !ptr.is_null() {
+            std::ptr::write_bytes(ptr, 0, layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        mimalloc::MiMalloc.realloc(ptr, layout, new)
+    }
+}
 
 /// mimalloc's `mi_option_purge_delay` (libmimalloc-sys 0.1.49 bundles mimalloc 3.3, where it is the
 /// 16th option): -1 never returns freed pages to the kernel, so a cell's arrays reuse the pages of
@@ -112,6 +154,23 @@ mod tests {
         // SAFETY: reads an integer option.
         let v = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
         assert_eq!(v, 1000);
+    }
+
+    /// Large zeroed allocations are zero even on memory that held other values: freed arrays
+    /// of junk, then zeroed arrays of the same size (which mimalloc hands the same memory).
+    #[test]
+    fn zeroed_allocations_are_zero_on_reused_memory() {
+        for size in [
+            super::WRITE_ZEROS_FROM - 1,
+            super::WRITE_ZEROS_FROM,
+            4 << 20,
+        ] {
+            for _ in 0..4 {
+                drop(std::hint::black_box(vec![0xA5u8; size]));
+                let z = std::hint::black_box(vec![0u8; size]);
+                assert!(z.iter().all(|v| *v == 0), "{size} bytes");
+            }
+        }
     }
 
     /// The dynamic linker resolves each libdeflate function GDAL uses to the binary's own copy
