@@ -18,7 +18,13 @@
 //! | 32 | the detect key (raw SHA-256) |
 //! | 8 | payload length in bytes, u64 LE |
 //! | 32 | SHA-256 of the payload |
-//! | n | payload: the body below compressed with LZ4 (block format, its length first as u32 LE) |
+//! | n | payload: the body below in chunks |
+//!
+//! Each chunk of the payload is a method byte — 0 stored as it is, 1 compressed with LZ4 (block
+//! format) — then the chunk's length in the body and its length in the payload (u32 LE each),
+//! then its bytes; the body is the chunks' bytes one after another. The encoder starts a chunk
+//! at each byte plane of an array (below) and stores a chunk as it is when LZ4 cannot shrink a
+//! sample of it (the low bytes of the scores are noise).
 //!
 //! The body (all integers and floats little-endian, floats as their exact bits):
 //! core width and height (u32 each), the number of after observations (u32), then per
@@ -41,7 +47,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The version of the file format; entries of another version are detected again.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const MAGIC: &[u8; 8] = b"LWDC\r\n\x1a\n";
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
@@ -49,6 +55,15 @@ const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
 const PIXEL_BYTES: usize = 4 + 4 + 1;
 /// The file name extension of cache entries.
 pub const EXTENSION: &str = "lwdc";
+/// Payload chunk methods.
+const STORED: u8 = 0;
+const LZ4: u8 = 1;
+/// A payload chunk's own header: method, length in the body, length in the payload.
+const CHUNK_HEADER_LEN: usize = 1 + 4 + 4;
+/// Chunks of at least twice this many bytes are sampled: when LZ4 cannot shrink their first
+/// `PROBE_LEN` bytes below seven eighths, they are stored as they are. LZ4 spent most of the
+/// cache's time on the scores' noisy low bytes, for nothing.
+const PROBE_LEN: usize = 16 << 10;
 /// A hash of the source code detection depends on, computed by `build.rs`.
 const DETECT_CODE: &str = env!("LANDWATCH_DETECT_CODE");
 
@@ -367,6 +382,8 @@ pub fn encode(
         .count();
     let size = 12 + small.iter().map(|m| 1 + m.len()).sum::<usize>() + detected * n * PIXEL_BYTES;
     let mut body = Vec::with_capacity(size);
+    // Where the payload's chunks start: at each byte plane of the arrays, and after them.
+    let mut cuts = vec![0];
     put_u32(&mut body, width as u32);
     put_u32(&mut body, height as u32);
     put_u32(&mut body, outcomes.len() as u32);
@@ -389,29 +406,93 @@ pub fn encode(
                     }
                 }
                 body.extend_from_slice(m);
-                shuffled(&mut body, &d.score, f32::to_le_bytes);
-                shuffled(&mut body, &d.labels, u32::to_le_bytes);
+                shuffled(&mut body, &mut cuts, &d.score, f32::to_le_bytes);
+                shuffled(&mut body, &mut cuts, &d.labels, u32::to_le_bytes);
+                cuts.push(body.len());
                 body.extend_from_slice(&crate::detect::flat(&d.unobserved));
+                cuts.push(body.len());
             }
         }
     }
     debug_assert_eq!(body.len(), size);
-    // LZ4: several times faster than DEFLATE's fastest level (which took ~5 % of a scan's CPU),
-    // for entries about a third larger.
-    // The payload: the body's length, then its compressed bytes (compressed into a buffer of the
-    // largest size they can take, which is not zeroed first, then copied after the header: a
-    // few MB, where zeroing an output of the largest size first cost ~10 MB of writes a cell).
-    let payload = lz4_flex::block::compress_prepend_size(&body);
-    drop(body);
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    cuts.push(body.len());
+    cuts.dedup();
+    // The header, with the payload's length and checksum filled in once the chunks follow it.
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + cuts.len() * CHUNK_HEADER_LEN);
     out.extend_from_slice(MAGIC);
     put_u32(&mut out, FORMAT_VERSION);
     out.extend_from_slice(key);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(&payload));
+    out.extend_from_slice(&[0; 8 + 32]);
     debug_assert_eq!(out.len(), HEADER_LEN);
-    out.extend_from_slice(&payload);
+    for w in cuts.windows(2) {
+        put_chunk(&mut out, &body[w[0]..w[1]])?;
+    }
+    drop(body);
+    let payload_len = (out.len() - HEADER_LEN) as u64;
+    let sum = Sha256::digest(&out[HEADER_LEN..]);
+    out[HEADER_LEN - 40..HEADER_LEN - 32].copy_from_slice(&payload_len.to_le_bytes());
+    out[HEADER_LEN - 32..HEADER_LEN].copy_from_slice(&sum);
     Ok(out)
+}
+
+/// Appends one chunk of the body to the payload: compressed with LZ4 (several times faster than
+/// DEFLATE's fastest level, which took ~5 % of a scan's CPU), or stored as it is when a sample
+/// shows LZ4 would not shrink it.
+fn put_chunk(out: &mut Vec<u8>, chunk: &[u8]) -> Result<(), EncodeError> {
+    let len = u32::try_from(chunk.len())
+        .map_err(|_| EncodeError(format!("a chunk of {} bytes", chunk.len())))?;
+    let incompressible = chunk.len() >= 2 * PROBE_LEN
+        && lz4_flex::block::compress(&chunk[..PROBE_LEN]).len() * 8 >= PROBE_LEN * 7;
+    let packed;
+    let (method, bytes) = if incompressible {
+        (STORED, chunk)
+    } else {
+        packed = lz4_flex::block::compress(chunk);
+        (LZ4, &packed[..])
+    };
+    out.push(method);
+    put_u32(out, len);
+    put_u32(out, bytes.len() as u32);
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// The body of a payload made of chunks ([`put_chunk`]), refused as corrupt when a chunk's
+/// header is malformed, a chunk does not decompress to its stated length, or the body would be
+/// longer than `limit` bytes (checked before anything is allocated for it).
+fn body_of(payload: &[u8], limit: usize) -> Result<Vec<u8>, Rejected> {
+    let corrupt = |s: &str| Rejected::Corrupt(s.to_string());
+    // The chunks' headers first: the body's length and every chunk within the payload.
+    let mut chunks = Vec::new();
+    let (mut at, mut total) = (0usize, 0usize);
+    while at < payload.len() {
+        let mut r = Reader { bytes: payload, at };
+        let (method, len, stored) = (r.u8()?, r.u32()? as usize, r.u32()? as usize);
+        let bytes = r.take(stored)?;
+        total = total
+            .checked_add(len)
+            .filter(|t| *t <= limit)
+            .ok_or_else(|| corrupt("body larger than any entry of this cell"))?;
+        chunks.push((method, len, bytes));
+        at = r.at;
+    }
+    let mut body = vec![0u8; total];
+    let mut start = 0;
+    for (method, len, bytes) in chunks {
+        let dst = &mut body[start..start + len];
+        match method {
+            STORED if bytes.len() == len => dst.copy_from_slice(bytes),
+            STORED => return Err(corrupt("a stored chunk of another length than stated")),
+            LZ4 => match lz4_flex::block::decompress_into(bytes, dst) {
+                Ok(n) if n == len => {}
+                Ok(_) => return Err(corrupt("a chunk decompresses shorter than stated")),
+                Err(e) => return Err(Rejected::Corrupt(format!("cannot decompress: {e}"))),
+            },
+            m => return Err(Rejected::Corrupt(format!("unknown chunk method {m}"))),
+        }
+        start += len;
+    }
+    Ok(body)
 }
 
 /// Decodes an entry, trusting it only when its format version and detect key are the expected
@@ -452,16 +533,7 @@ pub fn decode(
     let n = width * height;
     // The largest body a valid entry of this cell can have.
     let limit = 12 + observations * (1 + 4 + n * PIXEL_BYTES + (1 << 20));
-    // The body's length comes first; checked before anything is allocated for it.
-    let claimed = payload
-        .get(..4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or_else(|| corrupt("payload shorter than its length"))?;
-    if claimed > limit {
-        return Err(corrupt("body larger than any entry of this cell"));
-    }
-    let body = lz4_flex::block::decompress_size_prepended(payload)
-        .map_err(|e| Rejected::Corrupt(format!("cannot decompress: {e}")))?;
+    let body = body_of(payload, limit)?;
     let mut r = Reader {
         bytes: &body,
         at: 0,
@@ -547,8 +619,10 @@ fn put_opt_f32(out: &mut Vec<u8>, v: Option<f32>) {
 }
 
 /// Appends values byte-plane by byte-plane: every value's first byte, then every second byte…
+/// Each plane's start goes to `cuts` (a chunk of its own in the payload).
 fn shuffled<T: Copy, const B: usize>(
     out: &mut Vec<u8>,
+    cuts: &mut Vec<usize>,
     values: &ndarray::Array2<T>,
     bytes: impl Fn(T) -> [u8; B],
 ) {
@@ -556,6 +630,7 @@ fn shuffled<T: Copy, const B: usize>(
     out.reserve(values.len() * B);
     // One pass per plane over a plain slice, appended as it goes (no zeroing first).
     for plane in 0..B {
+        cuts.push(out.len());
         out.extend(values.iter().map(|v| bytes(*v)[plane]));
     }
 }
@@ -993,6 +1068,95 @@ mod tests {
         v.extend_from_slice(&Sha256::digest(payload));
         v.extend_from_slice(payload);
         assert!(corrupt(&v, dims, 3));
+    }
+
+    /// The payload's chunks: (offset of the chunk's header, method, length in the body).
+    fn chunks(bytes: &[u8]) -> Vec<(usize, u8, usize)> {
+        let mut out = Vec::new();
+        let mut at = HEADER_LEN;
+        while at < bytes.len() {
+            let u = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
+            out.push((at, bytes[at], u(at + 1)));
+            at += CHUNK_HEADER_LEN + u(at + 5);
+        }
+        assert_eq!(at, bytes.len());
+        out
+    }
+
+    /// A core with noisy scores (as real ones are in their low bytes), few regions.
+    fn noisy(w: usize, h: usize) -> Vec<Outcome> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let scores: Vec<f32> = (0..w * h)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / 3.0e3
+            })
+            .collect();
+        vec![Outcome::Detected(Box::new(detection(w, h, &scores, 3, 1)))]
+    }
+
+    /// Recomputes the header's payload length and checksum over the bytes after it.
+    fn resealed(mut v: Vec<u8>) -> Vec<u8> {
+        let len = (v.len() - HEADER_LEN) as u64;
+        let sum = Sha256::digest(&v[HEADER_LEN..]);
+        v[HEADER_LEN - 40..HEADER_LEN - 32].copy_from_slice(&len.to_le_bytes());
+        v[HEADER_LEN - 32..HEADER_LEN].copy_from_slice(&sum);
+        v
+    }
+
+    #[test]
+    fn noisy_planes_are_stored_as_they_are_and_round_trip() {
+        let (w, h) = (256, 256);
+        let o = noisy(w, h);
+        let bytes = encode(&[3; 32], (w, h), &refs(&o)).unwrap();
+        let c = chunks(&bytes);
+        // Small values, a score's four planes, a label's four, the reasons: one chunk each.
+        assert_eq!(c.len(), 10, "{c:?}");
+        // The scores' two low byte planes are noise (the third depends on their spread); their
+        // sign and exponent, the labels, the reasons and the small values compress.
+        let methods: Vec<u8> = c.iter().map(|c| c.1).collect();
+        assert_eq!(methods[..3], [LZ4, STORED, STORED], "{methods:?}");
+        assert_eq!(methods[4..], [LZ4; 6], "{methods:?}");
+        assert!(c.iter().skip(1).all(|c| c.2 == w * h), "{c:?}");
+        assert!(same(&o, &decode(&bytes, &[3; 32], (w, h), 1).unwrap()));
+    }
+
+    #[test]
+    fn malformed_chunks_are_corrupt_even_under_a_valid_checksum() {
+        let (w, h) = (256, 256);
+        let o = noisy(w, h);
+        let key = [3; 32];
+        let bytes = encode(&key, (w, h), &refs(&o)).unwrap();
+        let c = chunks(&bytes);
+        let corrupt = |v: Vec<u8>| {
+            let v = resealed(v);
+            matches!(decode(&v, &key, (w, h), 1), Err(Rejected::Corrupt(_)))
+        };
+        let with = |at: usize, b: &[u8]| {
+            let mut v = bytes.clone();
+            v[at..at + b.len()].copy_from_slice(b);
+            v
+        };
+        let (stored, packed) = (c[1].0, c[4].0);
+        // An unknown method.
+        assert!(corrupt(with(packed, &[7])));
+        // A stored or compressed chunk one byte longer in the body than its bytes give.
+        let longer = ((w * h + 1) as u32).to_le_bytes();
+        assert!(corrupt(with(stored + 1, &longer)));
+        assert!(corrupt(with(packed + 1, &longer)));
+        // A body longer than any entry of the cell (refused before it is allocated).
+        assert!(corrupt(with(packed + 1, &u32::MAX.to_le_bytes())));
+        // A chunk cut short, and a chunk header cut short.
+        assert!(corrupt(bytes[..c[9].0 + CHUNK_HEADER_LEN + 1].to_vec()));
+        assert!(corrupt(bytes[..c[9].0 + 3].to_vec()));
+        // A chunk missing from the middle: the body ends early.
+        let mut v = bytes[..c[3].0].to_vec();
+        v.extend_from_slice(&bytes[c[4].0..]);
+        assert!(corrupt(v));
+        // Untouched, resealing changes nothing.
+        assert_eq!(resealed(bytes.clone()), bytes);
     }
 
     #[test]
