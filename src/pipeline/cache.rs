@@ -424,8 +424,11 @@ pub fn encode(
     out.extend_from_slice(key);
     out.extend_from_slice(&[0; 8 + 32]);
     debug_assert_eq!(out.len(), HEADER_LEN);
+    // One output buffer for every chunk's compression (zeroed once, not once per chunk).
+    let largest = cuts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let mut scratch = vec![0u8; lz4_flex::block::get_maximum_output_size(largest)];
     for w in cuts.windows(2) {
-        put_chunk(&mut out, &body[w[0]..w[1]])?;
+        put_chunk(&mut out, &body[w[0]..w[1]], &mut scratch)?;
     }
     drop(body);
     let payload_len = (out.len() - HEADER_LEN) as u64;
@@ -437,18 +440,22 @@ pub fn encode(
 
 /// Appends one chunk of the body to the payload: compressed with LZ4 (several times faster than
 /// DEFLATE's fastest level, which took ~5 % of a scan's CPU), or stored as it is when a sample
-/// shows LZ4 would not shrink it.
-fn put_chunk(out: &mut Vec<u8>, chunk: &[u8]) -> Result<(), EncodeError> {
+/// shows LZ4 would not shrink it. `scratch` holds LZ4's output: at least its largest output
+/// for `chunk`.
+fn put_chunk(out: &mut Vec<u8>, chunk: &[u8], scratch: &mut [u8]) -> Result<(), EncodeError> {
     let len = u32::try_from(chunk.len())
         .map_err(|_| EncodeError(format!("a chunk of {} bytes", chunk.len())))?;
-    let incompressible = chunk.len() >= 2 * PROBE_LEN
-        && lz4_flex::block::compress(&chunk[..PROBE_LEN]).len() * 8 >= PROBE_LEN * 7;
-    let packed;
+    let lz4 = |input: &[u8], scratch: &mut [u8]| {
+        lz4_flex::block::compress_into(input, scratch)
+            .map_err(|e| EncodeError(format!("compressing a chunk: {e}")))
+    };
+    let incompressible =
+        chunk.len() >= 2 * PROBE_LEN && lz4(&chunk[..PROBE_LEN], scratch)? * 8 >= PROBE_LEN * 7;
     let (method, bytes) = if incompressible {
         (STORED, chunk)
     } else {
-        packed = lz4_flex::block::compress(chunk);
-        (LZ4, &packed[..])
+        let n = lz4(chunk, scratch)?;
+        (LZ4, &scratch[..n])
     };
     out.push(method);
     put_u32(out, len);
