@@ -431,11 +431,15 @@ pub fn encode(
         put_chunk(&mut out, &body[w[0]..w[1]], &mut scratch)?;
     }
     drop(body);
-    let payload_len = (out.len() - HEADER_LEN) as u64;
-    let sum = Sha256::digest(&out[HEADER_LEN..]);
-    out[HEADER_LEN - 40..HEADER_LEN - 32].copy_from_slice(&payload_len.to_le_bytes());
-    out[HEADER_LEN - 32..HEADER_LEN].copy_from_slice(&sum);
+    seal(&mut out);
     Ok(out)
+}
+
+/// Writes an entry's payload length and checksum into its header, over the bytes after it.
+fn seal(entry: &mut [u8]) {
+    let (header, payload) = entry.split_at_mut(HEADER_LEN);
+    header[HEADER_LEN - 40..HEADER_LEN - 32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[HEADER_LEN - 32..].copy_from_slice(&Sha256::digest(payload));
 }
 
 /// Appends one chunk of the body to the payload: compressed with LZ4 (several times faster than
@@ -457,11 +461,40 @@ fn put_chunk(out: &mut Vec<u8>, chunk: &[u8], scratch: &mut [u8]) -> Result<(), 
         let n = lz4(chunk, scratch)?;
         (LZ4, &scratch[..n])
     };
+    let stored = u32::try_from(bytes.len())
+        .map_err(|_| EncodeError(format!("a chunk of {} bytes compressed", bytes.len())))?;
     out.push(method);
     put_u32(out, len);
-    put_u32(out, bytes.len() as u32);
+    put_u32(out, stored);
     out.extend_from_slice(bytes);
     Ok(())
+}
+
+/// One chunk of a payload, as its header describes it.
+struct Chunk<'a> {
+    method: u8,
+    /// Its length in the body.
+    len: usize,
+    /// Its bytes in the payload.
+    bytes: &'a [u8],
+}
+
+/// A payload's chunks, in order; corrupt when a header or a chunk's bytes run past the end.
+fn chunks_of(payload: &[u8]) -> Result<Vec<Chunk<'_>>, Rejected> {
+    let mut out = Vec::new();
+    let mut r = Reader {
+        bytes: payload,
+        at: 0,
+    };
+    while r.at < payload.len() {
+        let (method, len, stored) = (r.u8()?, r.u32()? as usize, r.u32()? as usize);
+        out.push(Chunk {
+            method,
+            len,
+            bytes: r.take(stored)?,
+        });
+    }
+    Ok(out)
 }
 
 /// The body of a payload made of chunks ([`put_chunk`]), refused as corrupt when a chunk's
@@ -470,22 +503,17 @@ fn put_chunk(out: &mut Vec<u8>, chunk: &[u8], scratch: &mut [u8]) -> Result<(), 
 fn body_of(payload: &[u8], limit: usize) -> Result<Vec<u8>, Rejected> {
     let corrupt = |s: &str| Rejected::Corrupt(s.to_string());
     // The chunks' headers first: the body's length and every chunk within the payload.
-    let mut chunks = Vec::new();
-    let (mut at, mut total) = (0usize, 0usize);
-    while at < payload.len() {
-        let mut r = Reader { bytes: payload, at };
-        let (method, len, stored) = (r.u8()?, r.u32()? as usize, r.u32()? as usize);
-        let bytes = r.take(stored)?;
-        total = total
-            .checked_add(len)
-            .filter(|t| *t <= limit)
-            .ok_or_else(|| corrupt("body larger than any entry of this cell"))?;
-        chunks.push((method, len, bytes));
-        at = r.at;
-    }
+    let chunks = chunks_of(payload)?;
+    let total = chunks
+        .iter()
+        .try_fold(0usize, |t, c| t.checked_add(c.len).filter(|t| *t <= limit))
+        .ok_or_else(|| corrupt("body larger than any entry of this cell"))?;
     let mut body = vec![0u8; total];
     let mut start = 0;
-    for (method, len, bytes) in chunks {
+    for Chunk {
+        method, len, bytes, ..
+    } in chunks
+    {
         let dst = &mut body[start..start + len];
         match method {
             STORED if bytes.len() == len => dst.copy_from_slice(bytes),
@@ -1069,24 +1097,21 @@ mod tests {
         assert!(corrupt(&bytes, (dims.0 + 1, dims.1), 3));
         assert!(corrupt(&bytes, dims, 2));
         // A valid checksum over a payload that does not decompress to an entry.
-        let payload = b"not lz4 at all";
-        let mut v = bytes[..HEADER_LEN - 40].to_vec();
-        v.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        v.extend_from_slice(&Sha256::digest(payload));
-        v.extend_from_slice(payload);
+        let mut v = bytes[..HEADER_LEN].to_vec();
+        v.extend_from_slice(b"not lz4 at all");
+        seal(&mut v);
         assert!(corrupt(&v, dims, 3));
     }
 
-    /// The payload's chunks: (offset of the chunk's header, method, length in the body).
-    fn chunks(bytes: &[u8]) -> Vec<(usize, u8, usize)> {
-        let mut out = Vec::new();
+    /// An entry's chunks: (offset of the chunk's header in the entry, method, length in the body).
+    fn chunks(entry: &[u8]) -> Vec<(usize, u8, usize)> {
         let mut at = HEADER_LEN;
-        while at < bytes.len() {
-            let u = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
-            out.push((at, bytes[at], u(at + 1)));
-            at += CHUNK_HEADER_LEN + u(at + 5);
+        let mut out = Vec::new();
+        for c in chunks_of(&entry[HEADER_LEN..]).unwrap() {
+            out.push((at, c.method, c.len));
+            at += CHUNK_HEADER_LEN + c.bytes.len();
         }
-        assert_eq!(at, bytes.len());
+        assert_eq!(at, entry.len());
         out
     }
 
@@ -1104,12 +1129,8 @@ mod tests {
         vec![Outcome::Detected(Box::new(detection(w, h, &scores, 3, 1)))]
     }
 
-    /// Recomputes the header's payload length and checksum over the bytes after it.
     fn resealed(mut v: Vec<u8>) -> Vec<u8> {
-        let len = (v.len() - HEADER_LEN) as u64;
-        let sum = Sha256::digest(&v[HEADER_LEN..]);
-        v[HEADER_LEN - 40..HEADER_LEN - 32].copy_from_slice(&len.to_le_bytes());
-        v[HEADER_LEN - 32..HEADER_LEN].copy_from_slice(&sum);
+        seal(&mut v);
         v
     }
 
