@@ -928,10 +928,11 @@ impl SpectralDetector {
         };
 
         stage.mark("score");
-        // Threshold.
+        // Threshold, from every ninth pixel: Otsu's 256 bins are as well filled by ~130 000
+        // scores of a whole window as by all of them, and its logarithms cost.
         let finite: Vec<f32> = flat(&score)
             .iter()
-            .step_by(3)
+            .step_by(9)
             .copied()
             .filter(|v| v.is_finite())
             .collect();
