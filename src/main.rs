@@ -111,6 +111,14 @@ static LIBDEFLATE: Keep<10> = keep![
 ];
 
 fn main() -> ExitCode {
+    if let Err(missing) = cpu_has_build_features() {
+        eprintln!(
+            "error: this landwatch was built for x86-64-v3 CPUs (.cargo/config.toml) and this CPU \
+             lacks {missing}; build it for this machine with \
+             RUSTFLAGS=\"-C target-cpu=x86-64\" cargo build --release"
+        );
+        return ExitCode::from(1);
+    }
     // SAFETY: sets a plain integer option of the allocator; no pointers involved.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     // No transparent huge pages for this process: mimalloc asks for them on its arenas, and the
@@ -137,6 +145,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// The instruction sets this build's own code was compiled to use (`.cargo/config.toml` builds
+/// for x86-64-v3), checked before anything else runs: on an older CPU the user gets a sentence
+/// saying how to rebuild, not an illegal-instruction crash somewhere in the detector. The CPU is
+/// asked through `/proc/cpuinfo`: `is_x86_feature_detected!` answers yes without asking in a
+/// build that has the feature on. When the file cannot be read the run goes on.
+fn cpu_has_build_features() -> Result<(), String> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+        let missing = missing_v3_features(&info);
+        if !missing.is_empty() {
+            return Err(missing.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// The x86-64-v3 features this build relies on that the first `flags` line of a `/proc/cpuinfo`
+/// text does not list (none when there is no such line: nothing to go by).
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "avx2")),
+    allow(dead_code)
+)]
+fn missing_v3_features(cpuinfo: &str) -> Vec<&'static str> {
+    let Some(flags) = cpuinfo.lines().find_map(|l| {
+        l.strip_prefix("flags")
+            .and_then(|r| r.trim_start().strip_prefix(':'))
+    }) else {
+        return Vec::new();
+    };
+    let flags: Vec<&str> = flags.split_whitespace().collect();
+    [("AVX2", "avx2"), ("FMA", "fma"), ("BMI2", "bmi2")]
+        .into_iter()
+        .filter(|(_, flag)| !flags.contains(flag))
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// `landwatch cases | head` should stop quietly like any Unix tool, not panic on a closed pipe:
 /// Rust ignores SIGPIPE by default, so restore the default action.
 fn reset_sigpipe() {
@@ -148,6 +193,21 @@ fn reset_sigpipe() {
 
 #[cfg(test)]
 mod tests {
+    /// The CPU check reads the flags line and names each missing feature; a text without one
+    /// stops nothing.
+    #[test]
+    fn the_cpu_check_names_the_missing_x86_64_v3_features() {
+        let v3 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi1 bmi2 sha_ni\n";
+        assert!(super::missing_v3_features(v3).is_empty());
+        let old = "processor\t: 0\nflags\t\t: fpu sse2 sse4_2 avx\nbugs\t\t: fma\n";
+        assert_eq!(super::missing_v3_features(old), ["AVX2", "FMA", "BMI2"]);
+        let no_bmi2 = "flags\t\t: avx2 fma bmi1\n";
+        assert_eq!(super::missing_v3_features(no_bmi2), ["BMI2"]);
+        assert!(super::missing_v3_features("processor\t: 0\n").is_empty());
+        // This machine runs the tests, so it can run the build.
+        assert_eq!(super::cpu_has_build_features(), Ok(()));
+    }
+
     /// The option index is mimalloc's purge delay: its default in mimalloc 3.3 is 1000 ms.
     #[test]
     fn the_purge_delay_option_index_is_right() {
