@@ -161,8 +161,8 @@ fn cpu_has_build_features() -> Result<(), String> {
     Ok(())
 }
 
-/// The x86-64-v3 features this build relies on that the first `flags` line of a `/proc/cpuinfo`
-/// text does not list (none when there is no such line: nothing to go by).
+/// The x86-64-v3 features (the level's additions to x86-64-v2) that the first `flags` line of a
+/// `/proc/cpuinfo` text does not list (none when there is no such line: nothing to go by).
 #[cfg_attr(
     not(all(target_arch = "x86_64", target_feature = "avx2")),
     allow(dead_code)
@@ -175,11 +175,22 @@ fn missing_v3_features(cpuinfo: &str) -> Vec<&'static str> {
         return Vec::new();
     };
     let flags: Vec<&str> = flags.split_whitespace().collect();
-    [("AVX2", "avx2"), ("FMA", "fma"), ("BMI2", "bmi2")]
-        .into_iter()
-        .filter(|(_, flag)| !flags.contains(flag))
-        .map(|(name, _)| name)
-        .collect()
+    [
+        ("AVX", "avx"),
+        ("AVX2", "avx2"),
+        ("BMI1", "bmi1"),
+        ("BMI2", "bmi2"),
+        ("F16C", "f16c"),
+        ("FMA", "fma"),
+        // LZCNT is listed as `abm`.
+        ("LZCNT", "abm"),
+        ("MOVBE", "movbe"),
+        ("XSAVE", "xsave"),
+    ]
+    .into_iter()
+    .filter(|(_, flag)| !flags.contains(flag))
+    .map(|(name, _)| name)
+    .collect()
 }
 
 /// `landwatch cases | head` should stop quietly like any Unix tool, not panic on a closed pipe:
@@ -197,11 +208,15 @@ mod tests {
     /// stops nothing.
     #[test]
     fn the_cpu_check_names_the_missing_x86_64_v3_features() {
-        let v3 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi1 bmi2 sha_ni\n";
+        let v3 =
+            "processor\t: 0\nflags\t\t: fpu sse2 xsave avx f16c fma abm movbe bmi1 avx2 bmi2\n";
         assert!(super::missing_v3_features(v3).is_empty());
-        let old = "processor\t: 0\nflags\t\t: fpu sse2 sse4_2 avx\nbugs\t\t: fma\n";
-        assert_eq!(super::missing_v3_features(old), ["AVX2", "FMA", "BMI2"]);
-        let no_bmi2 = "flags\t\t: avx2 fma bmi1\n";
+        let v2 = "processor\t: 0\nflags\t\t: fpu sse2 sse4_2 popcnt xsave avx\nbugs\t\t: fma\n";
+        assert_eq!(
+            super::missing_v3_features(v2),
+            ["AVX2", "BMI1", "BMI2", "F16C", "FMA", "LZCNT", "MOVBE"]
+        );
+        let no_bmi2 = "flags\t\t: xsave avx f16c fma abm movbe bmi1 avx2\n";
         assert_eq!(super::missing_v3_features(no_bmi2), ["BMI2"]);
         assert!(super::missing_v3_features("processor\t: 0\n").is_empty());
         // This machine runs the tests, so it can run the build.

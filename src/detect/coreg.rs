@@ -303,8 +303,9 @@ fn estimate(
     }
     // A sample on a regular lattice is plenty for a big overlap: every fourth pixel of every
     // fourth row over most of a cell (still ~70 000 pairs per shift in a whole window; every third
-    // took 30 % longer and found the same shifts), every second below; small overlaps (a drone
-    // strip over one corner of a cell) use every pixel.
+    // took 30 % longer and found the same cells shifted on the peer scene and three synthetic
+    // ones), every second below; small overlaps (a drone strip over one corner of a cell) use
+    // every pixel.
     let step = if n_valid > 600_000 {
         4
     } else if n_valid > 150_000 {

@@ -928,8 +928,9 @@ impl SpectralDetector {
         };
 
         stage.mark("score");
-        // Threshold, from every ninth pixel: Otsu's 256 bins are as well filled by ~130 000
-        // scores of a whole window as by all of them, and its logarithms cost.
+        // Threshold, from every ninth pixel: Otsu's 256 bins are as well filled by the ~130 000
+        // scores of a whole window as by every third pixel's ~390 000 (the same accuracy), and
+        // each sampled score costs a logarithm.
         let finite: Vec<f32> = flat(&score)
             .iter()
             .step_by(9)
