@@ -200,7 +200,11 @@ impl DetectCache {
             });
         if let Err(e) = result {
             if self.write_failures.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::warn!("detection cache: cannot write an entry ({e}); the run goes on without caching it");
+                tracing::warn!(
+                    "detection cache {}: cannot write cell {}'s entry ({e}); the run goes on without caching it (further failures are counted, not logged)",
+                    path.display(),
+                    cell.id
+                );
             }
         }
     }
@@ -510,10 +514,7 @@ fn body_of(payload: &[u8], limit: usize) -> Result<Vec<u8>, Rejected> {
         .ok_or_else(|| corrupt("body larger than any entry of this cell"))?;
     let mut body = vec![0u8; total];
     let mut start = 0;
-    for Chunk {
-        method, len, bytes, ..
-    } in chunks
-    {
+    for Chunk { method, len, bytes } in chunks {
         let dst = &mut body[start..start + len];
         match method {
             STORED if bytes.len() == len => dst.copy_from_slice(bytes),
@@ -1193,6 +1194,61 @@ mod tests {
         assert!(encode(&[0; 32], (3, 4), &[&Outcome::Detected(Box::new(d))]).is_err());
     }
 
+    /// A 100 m × 100 m grid of 64 px cells (1 m pixels, a 4 px halo).
+    fn small_grid() -> GridDef {
+        GridDef::covering(
+            "EPSG:32650",
+            &Bounds::from_corners(0.0, 0.0, 100.0, 100.0),
+            1.0,
+            64,
+            4,
+            Some((0.0, 100.0)),
+        )
+    }
+
+    /// Keys for one after observation and no imagery digests.
+    fn one_observation_keys() -> KeyContext {
+        KeyContext {
+            base: [1; 32],
+            before: Vec::new(),
+            after: vec![([2; 32], Vec::new())],
+            observations: 1,
+        }
+    }
+
+    /// A cache whose directory cannot be made (a file stands where it should be) counts each
+    /// failed write and keeps going; nothing is read from it and the file is left alone.
+    #[test]
+    fn an_unwritable_cache_counts_its_failures_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("cache");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let keys = one_observation_keys();
+        let cache = DetectCache::new(
+            CacheOptions {
+                dir: blocker.join("detect"),
+                refresh: false,
+            },
+            keys,
+        );
+        let grid = small_grid();
+        for (row, col) in [(0, 0), (0, 1)] {
+            let cell = grid.cell(row, col).unwrap();
+            let key = cache.key(&grid, &cell);
+            let o = vec![Outcome::Detected(Box::new(detection(
+                cell.core.width,
+                cell.core.height,
+                &[0.5],
+                1,
+                0,
+            )))];
+            cache.store(&cell, &key, &refs(&o));
+            assert!(cache.load(&cell, &key).is_none());
+        }
+        assert_eq!(cache.write_failures(), 2);
+        assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
+    }
+
     #[test]
     fn a_cache_writes_reads_refreshes_and_prunes_other_grids() {
         let dir = tempfile::tempdir().unwrap();
@@ -1200,21 +1256,9 @@ mod tests {
             dir: dir.path().join("cache/detect"),
             refresh: false,
         };
-        let keys = KeyContext {
-            base: [1; 32],
-            before: Vec::new(),
-            after: vec![([2; 32], Vec::new())],
-            observations: 1,
-        };
+        let keys = one_observation_keys();
         let cache = DetectCache::new(options.clone(), keys);
-        let grid = GridDef::covering(
-            "EPSG:32650",
-            &Bounds::from_corners(0.0, 0.0, 100.0, 100.0),
-            1.0,
-            64,
-            4,
-            Some((0.0, 100.0)),
-        );
+        let grid = small_grid();
         let cell = grid.cell(0, 1).unwrap();
         let key = cache.key(&grid, &cell);
         assert_ne!(key, cache.key(&grid, &grid.cell(0, 0).unwrap()));
