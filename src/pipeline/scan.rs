@@ -1671,136 +1671,163 @@ fn write_outputs(
     coverage: &[Coverage],
     region_features: Vec<Value>,
 ) -> Result<Vec<PathBuf>, PipelineError> {
-    let t =
-        ToWgs84::new(&grid.crs).map_err(|e| PipelineError::Inputs(format!("working CRS: {e}")))?;
-    let mut features = Vec::new();
-    for f in findings {
-        let g = t
-            .multi_polygon(&f.polygon)
-            .map_err(|e| PipelineError::Inputs(format!("finding {}: {e}", f.finding_id)))?;
-        let mut props = finding_properties(f);
-        props.insert(
-            "wording".into(),
-            json!("疑似违法用地线索 / suspected violation (a lead, not a verdict)"),
-        );
-        features.push(geojson::feature(
-            Some(&geo::Geometry::MultiPolygon(g)),
-            props,
-        ));
-    }
-    let mut members = Map::new();
-    members.insert(
-        "name".into(),
-        json!("landwatch findings: suspected violations (疑似违法用地线索)"),
-    );
+    // The five files are independent: written two at a time (each GeoPackage through its own
+    // GDAL dataset, each WGS84 transformation its own), not one after the other.
     let gj = out.join("findings.geojson");
-    geojson::write_feature_collection(&gj, features, members)?;
-    let mut members = Map::new();
-    members.insert("name".into(), json!("landwatch change regions"));
     let changes = out.join("changes.geojson");
-    geojson::write_feature_collection(&changes, region_features, members)?;
-
-    let crs = grid.crs.clone();
     let gpkg = out.join("findings.gpkg");
-    write_vector(
-        &gpkg,
-        "GPKG",
-        &[VectorLayer {
-            name: "findings".into(),
-            crs: crs.clone(),
-            fields: FINDING_FIELDS
-                .iter()
-                .map(|(n, k)| (n.to_string(), *k))
-                .collect(),
-            features: findings
-                .iter()
-                .map(|f| {
-                    (
-                        geo::Geometry::MultiPolygon(f.polygon.clone()),
-                        finding_row(f),
-                    )
-                })
-                .collect(),
-        }],
-        None,
-    )?;
     let cov = out.join("coverage.gpkg");
-    write_vector(
-        &cov,
-        "GPKG",
-        &[VectorLayer {
-            name: "coverage".into(),
-            crs,
-            fields: vec![
-                ("parcel_id".into(), FieldKind::Text),
-                ("approved_use".into(), FieldKind::Text),
-                ("control_layers".into(), FieldKind::Text),
-                ("status".into(), FieldKind::Text),
-                ("observed_fraction".into(), FieldKind::Real),
-                ("cloud_fraction".into(), FieldKind::Real),
-                ("shadow_fraction".into(), FieldKind::Real),
-                ("no_data_fraction".into(), FieldKind::Real),
-                ("findings".into(), FieldKind::Integer),
-            ],
-            features: coverage
-                .iter()
-                .map(|c| {
-                    (
-                        geo::Geometry::MultiPolygon(c.polygon.clone()),
-                        vec![
-                            VValue::from(c.parcel_id.as_str()),
-                            VValue::from(c.approved_use.as_str()),
-                            VValue::from(c.control_layers.join(",")),
-                            VValue::from(c.status.as_str()),
-                            VValue::from(c.observed_fraction),
-                            VValue::from(c.cloud_fraction),
-                            VValue::from(c.shadow_fraction),
-                            VValue::from(c.no_data_fraction),
-                            VValue::Integer(c.findings as i64),
-                        ],
-                    )
-                })
-                .collect(),
-        }],
-        None,
-    )?;
     let csv_path = out.join("findings.csv");
-    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    let header: Vec<&str> = FINDING_FIELDS
-        .iter()
-        .map(|(n, _)| *n)
-        .chain(["centroid_lon", "centroid_lat"])
-        .collect();
-    let csv_err = |e: csv::Error| PipelineError::Inputs(format!("{}: {e}", csv_path.display()));
-    w.write_record(&header).map_err(csv_err)?;
-    for f in findings {
-        let (lon, lat) = f
-            .polygon
-            .centroid()
-            .and_then(|c| t.point(c.x(), c.y()).ok())
-            .unwrap_or((f64::NAN, f64::NAN));
-        let mut rec: Vec<String> = finding_row(f)
-            .into_iter()
-            .map(|v| match v {
-                VValue::Text(s) => s,
-                VValue::Real(x) => x.to_string(),
-                VValue::Integer(i) => i.to_string(),
-                VValue::Boolean(b) => b.to_string(),
-                VValue::Date(d) => d.to_string(),
-                VValue::Null => String::new(),
-            })
+    let to_wgs84 =
+        || ToWgs84::new(&grid.crs).map_err(|e| PipelineError::Inputs(format!("working CRS: {e}")));
+    let findings_geojson = || -> Result<(), PipelineError> {
+        let t = to_wgs84()?;
+        let mut features = Vec::new();
+        for f in findings {
+            let g = t
+                .multi_polygon(&f.polygon)
+                .map_err(|e| PipelineError::Inputs(format!("finding {}: {e}", f.finding_id)))?;
+            let mut props = finding_properties(f);
+            props.insert(
+                "wording".into(),
+                json!("疑似违法用地线索 / suspected violation (a lead, not a verdict)"),
+            );
+            features.push(geojson::feature(
+                Some(&geo::Geometry::MultiPolygon(g)),
+                props,
+            ));
+        }
+        let mut members = Map::new();
+        members.insert(
+            "name".into(),
+            json!("landwatch findings: suspected violations (疑似违法用地线索)"),
+        );
+        geojson::write_feature_collection(&gj, features, members)?;
+        Ok(())
+    };
+    let changes_path = &changes;
+    let changes_geojson = move || -> Result<(), PipelineError> {
+        let mut members = Map::new();
+        members.insert("name".into(), json!("landwatch change regions"));
+        geojson::write_feature_collection(changes_path, region_features, members)?;
+        Ok(())
+    };
+    let findings_gpkg = || -> Result<(), PipelineError> {
+        write_vector(
+            &gpkg,
+            "GPKG",
+            &[VectorLayer {
+                name: "findings".into(),
+                crs: grid.crs.clone(),
+                fields: FINDING_FIELDS
+                    .iter()
+                    .map(|(n, k)| (n.to_string(), *k))
+                    .collect(),
+                features: findings
+                    .iter()
+                    .map(|f| {
+                        (
+                            geo::Geometry::MultiPolygon(f.polygon.clone()),
+                            finding_row(f),
+                        )
+                    })
+                    .collect(),
+            }],
+            None,
+        )?;
+        Ok(())
+    };
+    let coverage_gpkg = || -> Result<(), PipelineError> {
+        write_vector(
+            &cov,
+            "GPKG",
+            &[VectorLayer {
+                name: "coverage".into(),
+                crs: grid.crs.clone(),
+                fields: vec![
+                    ("parcel_id".into(), FieldKind::Text),
+                    ("approved_use".into(), FieldKind::Text),
+                    ("control_layers".into(), FieldKind::Text),
+                    ("status".into(), FieldKind::Text),
+                    ("observed_fraction".into(), FieldKind::Real),
+                    ("cloud_fraction".into(), FieldKind::Real),
+                    ("shadow_fraction".into(), FieldKind::Real),
+                    ("no_data_fraction".into(), FieldKind::Real),
+                    ("findings".into(), FieldKind::Integer),
+                ],
+                features: coverage
+                    .iter()
+                    .map(|c| {
+                        (
+                            geo::Geometry::MultiPolygon(c.polygon.clone()),
+                            vec![
+                                VValue::from(c.parcel_id.as_str()),
+                                VValue::from(c.approved_use.as_str()),
+                                VValue::from(c.control_layers.join(",")),
+                                VValue::from(c.status.as_str()),
+                                VValue::from(c.observed_fraction),
+                                VValue::from(c.cloud_fraction),
+                                VValue::from(c.shadow_fraction),
+                                VValue::from(c.no_data_fraction),
+                                VValue::Integer(c.findings as i64),
+                            ],
+                        )
+                    })
+                    .collect(),
+            }],
+            None,
+        )?;
+        Ok(())
+    };
+    let findings_csv = || -> Result<(), PipelineError> {
+        let t = to_wgs84()?;
+        let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+        let header: Vec<&str> = FINDING_FIELDS
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(["centroid_lon", "centroid_lat"])
             .collect();
-        rec.push(format!("{lon:.7}"));
-        rec.push(format!("{lat:.7}"));
-        w.write_record(&rec).map_err(csv_err)?;
-    }
-    let body = w
-        .into_inner()
-        .map_err(|e| PipelineError::Inputs(e.to_string()))?;
-    // A byte-order mark so that spreadsheet programs read the Chinese text as UTF-8.
-    let mut bytes = b"\xEF\xBB\xBF".to_vec();
-    bytes.extend(body);
-    crate::export::write_atomic(&csv_path, &bytes)?;
+        let csv_err = |e: csv::Error| PipelineError::Inputs(format!("{}: {e}", csv_path.display()));
+        w.write_record(&header).map_err(csv_err)?;
+        for f in findings {
+            let (lon, lat) = f
+                .polygon
+                .centroid()
+                .and_then(|c| t.point(c.x(), c.y()).ok())
+                .unwrap_or((f64::NAN, f64::NAN));
+            let mut rec: Vec<String> = finding_row(f)
+                .into_iter()
+                .map(|v| match v {
+                    VValue::Text(s) => s,
+                    VValue::Real(x) => x.to_string(),
+                    VValue::Integer(i) => i.to_string(),
+                    VValue::Boolean(b) => b.to_string(),
+                    VValue::Date(d) => d.to_string(),
+                    VValue::Null => String::new(),
+                })
+                .collect();
+            rec.push(format!("{lon:.7}"));
+            rec.push(format!("{lat:.7}"));
+            w.write_record(&rec).map_err(csv_err)?;
+        }
+        let body = w
+            .into_inner()
+            .map_err(|e| PipelineError::Inputs(e.to_string()))?;
+        // A byte-order mark so that spreadsheet programs read the Chinese text as UTF-8.
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(body);
+        crate::export::write_atomic(&csv_path, &bytes)?;
+        Ok(())
+    };
+    let ((a, b), (c, (d, e))) = rayon::join(
+        || rayon::join(findings_gpkg, changes_geojson),
+        || {
+            rayon::join(coverage_gpkg, || {
+                rayon::join(findings_geojson, findings_csv)
+            })
+        },
+    );
+    a.and(b).and(c).and(d).and(e)?;
     Ok(vec![
         gj,
         gpkg,
