@@ -145,10 +145,26 @@ fn main() -> ExitCode {
         Ok(cli::Outcome::DoneWithSkips) => ExitCode::from(2),
         Ok(cli::Outcome::Failed) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes on one line, as `{:#}` prints them, except that a cause whose text the
+/// line already holds is left out: landwatch's errors name their file and say the operating
+/// system's reason themselves, and the reason is also their source ("x.gpkg: Is a directory
+/// (os error 21)", not that followed by ": Is a directory (os error 21)" again).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !line.contains(&c) {
+            line.push_str(": ");
+            line.push_str(&c);
+        }
+    }
+    line
 }
 
 /// The instruction sets this build's own code was compiled to use (`.cargo/config.toml` builds
@@ -252,6 +268,24 @@ mod tests {
                 assert!(z.iter().all(|v| *v == 0), "{size} bytes");
             }
         }
+    }
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::IsADirectory, "Is a directory");
+        #[derive(Debug, thiserror::Error)]
+        #[error("out/findings.gpkg: {source}")]
+        struct Named {
+            source: std::io::Error,
+        }
+        // A cause the message already says is not repeated; one it does not say is added.
+        let e = anyhow::Error::new(Named { source: io() }).context("writing the outputs");
+        assert_eq!(
+            super::error_chain(&e),
+            "writing the outputs: out/findings.gpkg: Is a directory"
+        );
+        let e = anyhow::Error::new(io()).context("out/findings.gpkg");
+        assert_eq!(super::error_chain(&e), "out/findings.gpkg: Is a directory");
     }
 
     /// The dynamic linker resolves each libdeflate function GDAL uses to the binary's own copy
