@@ -151,15 +151,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// An error and its causes on one line, as `{:#}` prints them, except that a cause whose text the
-/// line already holds is left out: landwatch's errors name their file and say the operating
-/// system's reason themselves, and the reason is also their source ("x.gpkg: Is a directory
-/// (os error 21)", not that followed by ": Is a directory (os error 21)" again).
+/// An error and its causes on one line, as `{:#}` prints them, except that a cause the line
+/// already ends with is left out: landwatch's errors name their file and end with the operating
+/// system's reason, which is also their source ("x.gpkg: Is a directory (os error 21)", not that
+/// followed by ": Is a directory (os error 21)" again). A cause that only appears inside the
+/// line is still added.
 fn error_chain(e: &anyhow::Error) -> String {
     let mut line = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
-        if !line.contains(&c) {
+        if !line.ends_with(&c) {
             line.push_str(": ");
             line.push_str(&c);
         }
@@ -286,6 +287,12 @@ mod tests {
         );
         let e = anyhow::Error::new(io()).context("out/findings.gpkg");
         assert_eq!(super::error_chain(&e), "out/findings.gpkg: Is a directory");
+        // Found inside the line but not at its end: a cause of its own, kept.
+        let e = anyhow::Error::new(io()).context("Is a directory expected at out/x");
+        assert_eq!(
+            super::error_chain(&e),
+            "Is a directory expected at out/x: Is a directory"
+        );
     }
 
     /// The dynamic linker resolves each libdeflate function GDAL uses to the binary's own copy

@@ -1827,7 +1827,14 @@ fn write_outputs(
             })
         },
     );
-    a.and(b).and(c).and(d).and(e)?;
+    // Every file that could not be written is named; the first (in file order) fails the run.
+    let mut failed = [a, b, c, d, e].into_iter().filter_map(Result::err);
+    if let Some(first) = failed.next() {
+        for other in failed {
+            tracing::error!("{other}");
+        }
+        return Err(first);
+    }
     Ok(vec![
         gj,
         gpkg,
