@@ -19,6 +19,7 @@ pub mod normalize;
 pub mod onnx;
 pub mod order;
 pub mod params;
+mod scratch;
 pub mod threshold;
 
 use crate::bands::BandRole;
@@ -1271,6 +1272,8 @@ impl SpectralDetector {
                 transition: core(&trans),
             }
         });
+        // The mapped after bands' buffer, for the thread's next cell.
+        scratch::give_f32(after_n.into_raw_vec_and_offset().0);
         stage.mark("outputs");
         Ok(CellResult {
             score: core_score,
@@ -1650,8 +1653,9 @@ fn map_haze_score<const N: usize>(
     let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
     let as_: [&[f32]; N] = std::array::from_fn(|k| &band_slice(after, k)[..n]);
     let inv: [f32; N] = std::array::from_fn(|k| inv_sigma[k]);
-    // Band-major, so written band by band within each strip: allocated whole.
-    let mut mapped = vec![0f32; N * n];
+    // Band-major, so written band by band within each strip: the thread's buffer from its last
+    // cell (every value is written below), given back by `detect_with`.
+    let mut mapped = scratch::take_f32(N * n);
     // Row-major: grown a strip at a time, each just before it is written (while in cache), not
     // zeroed whole first.
     let (mut cloud, mut shadow) = (Vec::with_capacity(n), Vec::with_capacity(n));
