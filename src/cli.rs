@@ -455,6 +455,7 @@ fn catalog(a: CatalogArgs) -> Result<Outcome> {
             .map_err(anyhow::Error::msg)
             .context("--sensor")?,
         verify_pixels: a.verify_pixels,
+        defer_hash: false,
     };
     for p in &a.paths {
         if !p.exists() {
@@ -902,6 +903,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         }),
         config: cfg,
         select_cells: None,
+        selects_every_cell: false,
     };
     let mut job = job;
     // One run at a time per store; a lock left by a killed run is taken over.
@@ -923,6 +925,8 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         }
     }
     let full = a.full;
+    // A first run (no cell marked done yet) or `--full` processes every cell.
+    job.selects_every_cell = full || !lock_store(&store)?.has_cell_marks()?;
     let sel_store = store.clone();
     job.select_cells = Some(std::sync::Arc::new(
         move |fp: &str, keys: &[landwatch::pipeline::scan::CellKey]| {

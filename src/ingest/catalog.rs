@@ -215,6 +215,9 @@ pub struct CatalogOptions {
     pub sensor: Option<SensorKind>,
     /// Decode every block of every band to find corrupt pixels (slow on large files).
     pub verify_pixels: bool,
+    /// Leave each entry's `sha256` empty: the caller hashes the files itself ([`sha256_file`]),
+    /// later (`landwatch scan` does it beside detection).
+    pub defer_hash: bool,
 }
 
 /// The optional `<file>.json` sidecar next to a raster.
@@ -370,7 +373,11 @@ fn describe_inner(path: &Path, opts: &CatalogOptions) -> Result<Described, Inges
     let (width, height) = ds.raster_size();
     let band_count = ds.raster_count();
     let sidecar = read_sidecar(path)?;
-    let sha = sha256_file(path)?;
+    let sha = if opts.defer_hash {
+        String::new()
+    } else {
+        sha256_file(path)?
+    };
     let file_size = std::fs::metadata(path)
         .map_err(|source| IngestError::Io {
             path: path.to_path_buf(),

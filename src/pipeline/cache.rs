@@ -129,18 +129,71 @@ pub enum Rejected {
 /// The cache of one run: the options, and the part of the detect key every cell shares.
 pub struct DetectCache {
     options: CacheOptions,
-    keys: KeyContext,
+    /// `None` until [`DetectCache::seal`]: the keys depend on the imagery's content hashes,
+    /// which a run with nothing to look up computes beside detection.
+    keys: Option<KeyContext>,
+    /// Cells whose entries were written before the keys were known (with a zero key, which no
+    /// run ever computes: until sealed, an entry is stale).
+    unsealed: std::sync::Mutex<Vec<Cell>>,
     write_failures: AtomicUsize,
 }
 
+/// Where an entry's detect key is, in bytes from the start of the file.
+const KEY_OFFSET: u64 = 8 + 4;
+
 impl DetectCache {
-    /// A run's cache.
-    pub fn new(options: CacheOptions, keys: KeyContext) -> DetectCache {
+    /// A run's cache. Without `keys` (see [`DetectCache::seal`]) nothing is looked up, and the
+    /// entries written wait for their keys.
+    pub fn new(options: CacheOptions, keys: Option<KeyContext>) -> DetectCache {
         DetectCache {
             options,
             keys,
+            unsealed: std::sync::Mutex::new(Vec::new()),
             write_failures: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether `dir` holds any entry (a run with no entry to look up computes the imagery's
+    /// content hashes beside detection, and seals its entries after).
+    pub fn has_entries(dir: &std::path::Path) -> bool {
+        std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                !name.starts_with('.') && name.ends_with(&format!(".{EXTENSION}"))
+            })
+        })
+    }
+
+    /// Gives the run's keys to a cache made without them, and writes each entry written so far
+    /// its cell's key (in place: 32 bytes of the header). An entry that cannot be sealed is
+    /// removed and counted as a write failure. Returns how many entries were sealed.
+    pub fn seal(&mut self, keys: KeyContext, grid: &GridDef) -> usize {
+        let cells = std::mem::take(&mut *self.unsealed.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut sealed = 0;
+        for cell in &cells {
+            let path = self.path(&cell.id);
+            let key = keys.cell_key(grid, cell);
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &key, KEY_OFFSET));
+            match written {
+                Ok(()) => sealed += 1,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    if self.write_failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                        tracing::warn!(
+                            "detection cache {}: cannot write cell {}'s key ({e}); the entry is removed and the cell detected again next time",
+                            path.display(),
+                            cell.id
+                        );
+                    }
+                }
+            }
+        }
+        self.keys = Some(keys);
+        sealed
     }
 
     /// The file of a cell.
@@ -148,9 +201,9 @@ impl DetectCache {
         self.options.dir.join(format!("{cell_id}.{EXTENSION}"))
     }
 
-    /// The detect key of a cell.
-    pub fn key(&self, grid: &GridDef, cell: &Cell) -> [u8; 32] {
-        self.keys.cell_key(grid, cell)
+    /// The detect key of a cell (`None` before the cache is sealed).
+    pub fn key(&self, grid: &GridDef, cell: &Cell) -> Option<[u8; 32]> {
+        self.keys.as_ref().map(|k| k.cell_key(grid, cell))
     }
 
     /// The cell's outcomes (one per after observation) when its entry is valid for `key`.
@@ -173,7 +226,8 @@ impl DetectCache {
             }
         };
         let dims = (cell.core.width, cell.core.height);
-        match decode(&bytes, key, dims, self.keys.observations) {
+        let observations = self.keys.as_ref()?.observations;
+        match decode(&bytes, key, dims, observations) {
             Ok(o) => Some(o),
             Err(Rejected::Corrupt(why)) => {
                 tracing::warn!(
@@ -189,15 +243,27 @@ impl DetectCache {
 
     /// Writes a cell's entry (atomically: temporary file, rename). A failure is logged once per
     /// run and counted; the scan goes on (the cache only saves time).
-    pub fn store(&self, cell: &Cell, key: &[u8; 32], outcomes: &[&Outcome]) {
+    /// Without a `key` (the cache is not sealed yet) the entry is written with a zero key and
+    /// gets its own from [`DetectCache::seal`].
+    pub fn store(&self, cell: &Cell, key: Option<&[u8; 32]>, outcomes: &[&Outcome]) {
         let path = self.path(&cell.id);
-        let result = encode(key, (cell.core.width, cell.core.height), outcomes)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                // Not synced: an entry lost or cut short by a power failure fails its checksum
-                // and the cell is detected again.
-                crate::export::write_replace_unsynced(&path, &bytes).map_err(|e| e.to_string())
-            });
+        let result = encode(
+            key.unwrap_or(&[0; 32]),
+            (cell.core.width, cell.core.height),
+            outcomes,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            // Not synced: an entry lost or cut short by a power failure fails its checksum
+            // and the cell is detected again.
+            crate::export::write_replace_unsynced(&path, &bytes).map_err(|e| e.to_string())
+        });
+        if result.is_ok() && key.is_none() {
+            self.unsealed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(cell.clone());
+        }
         if let Err(e) = result {
             if self.write_failures.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!(
@@ -1229,12 +1295,12 @@ mod tests {
                 dir: blocker.join("detect"),
                 refresh: false,
             },
-            keys,
+            Some(keys),
         );
         let grid = small_grid();
         for (row, col) in [(0, 0), (0, 1)] {
             let cell = grid.cell(row, col).unwrap();
-            let key = cache.key(&grid, &cell);
+            let key = cache.key(&grid, &cell).unwrap();
             let o = vec![Outcome::Detected(Box::new(detection(
                 cell.core.width,
                 cell.core.height,
@@ -1242,7 +1308,7 @@ mod tests {
                 1,
                 0,
             )))];
-            cache.store(&cell, &key, &refs(&o));
+            cache.store(&cell, Some(&key), &refs(&o));
             assert!(cache.load(&cell, &key).is_none());
         }
         assert_eq!(cache.write_failures(), 2);
@@ -1257,11 +1323,11 @@ mod tests {
             refresh: false,
         };
         let keys = one_observation_keys();
-        let cache = DetectCache::new(options.clone(), keys);
+        let cache = DetectCache::new(options.clone(), Some(keys));
         let grid = small_grid();
         let cell = grid.cell(0, 1).unwrap();
-        let key = cache.key(&grid, &cell);
-        assert_ne!(key, cache.key(&grid, &grid.cell(0, 0).unwrap()));
+        let key = cache.key(&grid, &cell).unwrap();
+        assert_ne!(Some(key), cache.key(&grid, &grid.cell(0, 0).unwrap()));
         assert!(cache.load(&cell, &key).is_none());
         let o = vec![Outcome::Detected(Box::new(detection(
             cell.core.width,
@@ -1270,7 +1336,7 @@ mod tests {
             2,
             1,
         )))];
-        cache.store(&cell, &key, &refs(&o));
+        cache.store(&cell, Some(&key), &refs(&o));
         assert_eq!(cache.write_failures(), 0);
         assert!(same(&cache.load(&cell, &key).unwrap(), &o));
         let mut other = key;
@@ -1281,12 +1347,7 @@ mod tests {
                 refresh: true,
                 ..options.clone()
             },
-            KeyContext {
-                base: [1; 32],
-                before: Vec::new(),
-                after: vec![([2; 32], Vec::new())],
-                observations: 1,
-            },
+            Some(one_observation_keys()),
         );
         assert!(refreshing.load(&cell, &key).is_none());
         // Entries of another grid go; this grid's entries and other files stay.
@@ -1295,6 +1356,57 @@ mod tests {
         assert_eq!(cache.prune_other_grids(&grid.fingerprint()), 1);
         assert!(cache.path(&cell.id).exists());
         assert!(options.dir.join("notes.txt").exists());
+    }
+
+    /// A cache made before the keys are known looks nothing up; its entries are stale until
+    /// sealed, and then exactly what a cache with the keys from the start would have written.
+    #[test]
+    fn entries_written_before_the_keys_are_sealed_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = |sub: &str| CacheOptions {
+            dir: dir.path().join(sub),
+            refresh: false,
+        };
+        let grid = small_grid();
+        let cells = [grid.cell(0, 0).unwrap(), grid.cell(0, 1).unwrap()];
+        let outcome = |cell: &Cell| {
+            vec![Outcome::Detected(Box::new(detection(
+                cell.core.width,
+                cell.core.height,
+                &[0.5, 2.0],
+                2,
+                1,
+            )))]
+        };
+        let known = DetectCache::new(options("known"), Some(one_observation_keys()));
+        let mut later = DetectCache::new(options("later"), None);
+        assert!(!DetectCache::has_entries(&options("later").dir));
+        for cell in &cells {
+            let o = outcome(cell);
+            let key = known.key(&grid, cell).unwrap();
+            known.store(cell, Some(&key), &refs(&o));
+            assert_eq!(later.key(&grid, cell), None);
+            later.store(cell, None, &refs(&o));
+            assert!(
+                later.load(cell, &key).is_none(),
+                "nothing is looked up before the seal"
+            );
+        }
+        assert!(DetectCache::has_entries(&options("later").dir));
+        let sealed_before = DetectCache::new(options("later"), Some(one_observation_keys()));
+        let key0 = known.key(&grid, &cells[0]).unwrap();
+        assert!(
+            sealed_before.load(&cells[0], &key0).is_none(),
+            "an unsealed entry is stale"
+        );
+        assert_eq!(later.seal(one_observation_keys(), &grid), 2);
+        for cell in &cells {
+            let (a, b) = (known.path(&cell.id), later.path(&cell.id));
+            assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+            let key = later.key(&grid, cell).unwrap();
+            assert!(same(&later.load(cell, &key).unwrap(), &outcome(cell)));
+        }
+        assert_eq!(later.seal(one_observation_keys(), &grid), 0, "sealed once");
     }
 
     proptest! {

@@ -171,10 +171,12 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     let (before_entries, mut skipped) = catalog_date(
         &job.before,
         job.bands_before.clone().or(cfg.band_override(false)),
+        false,
     );
     let (after_entries, s2) = catalog_date(
         &job.after,
         job.bands_after.clone().or(cfg.band_override(true)),
+        false,
     );
     skipped.extend(s2);
     for s in &skipped {

@@ -43,11 +43,13 @@ pub struct Skipped {
 pub fn catalog_date(
     paths: &[PathBuf],
     bands: Option<Vec<BandRole>>,
+    defer_hash: bool,
 ) -> (Vec<CatalogEntry>, Vec<Skipped>) {
     let entries = catalog_paths(
         paths,
         &CatalogOptions {
             bands,
+            defer_hash,
             ..Default::default()
         },
     );

@@ -11,7 +11,7 @@ use crate::export::geojson::{self, ToWgs84};
 use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLayer};
 use crate::grid::{Cell, GridDef};
-use crate::ingest::catalog::CatalogEntry;
+use crate::ingest::catalog::{sha256_file, CatalogEntry};
 use crate::ingest::plan::{plan_grid, vector_crs, GridRequest};
 use crate::ingest::vector::read_layer;
 use crate::ingest::{group_observations, CellReader, Observation};
@@ -60,6 +60,9 @@ pub struct ScanJob {
     /// Incremental runs: given the grid's fingerprint and every candidate cell with its keys,
     /// returns the cells to process (`None`: all of them).
     pub select_cells: Option<Arc<CellSelector>>,
+    /// `select_cells` chooses every candidate cell whatever its keys (a first run, `--full`):
+    /// then nothing needs the imagery's content hashes before detection.
+    pub selects_every_cell: bool,
     /// The per-cell detection cache (`None`: detect every cell, cache nothing): a cell whose
     /// imagery, detection parameters, detector, grid and code are unchanged since its entry was
     /// written is re-judged from the entry without reading imagery or detecting.
@@ -216,7 +219,8 @@ pub struct ScanReport {
     /// Wall time, seconds.
     pub seconds: f64,
     /// Wall time per stage, seconds. Stages may overlap: `parcels` (timed in its own thread) runs
-    /// beside `catalogue`, whose time includes it.
+    /// beside `catalogue`, whose time includes it. `content_hashes`, when present, is the time
+    /// waited after detection for the imagery's content hashes computed beside it.
     pub stage_seconds: BTreeMap<String, f64>,
     /// Cells skipped by an incremental run because nothing they depend on changed.
     pub cells_unchanged: usize,
@@ -324,6 +328,74 @@ struct ObsCell {
     score: Option<Vec<f32>>,
 }
 
+/// Gives the calling thread the lowest scheduling priority (nice 19): a content hash computed
+/// beside detection then takes the cores only when the workers leave them idle (waiting for a
+/// date's reader, the last cells), instead of slowing every cell down — at equal priority the
+/// scan was barely faster than hashing first.
+fn yield_to_detection() {
+    // SAFETY: setpriority(2) with integer arguments only. On Linux the nice value belongs to the
+    // thread, and `who` 0 is the calling one; a failure leaves its priority as it was.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+}
+
+/// A file's content hash being computed in a thread of its own.
+type Hashing = (
+    PathBuf,
+    std::thread::JoinHandle<Result<String, crate::ingest::IngestError>>,
+);
+
+/// Starts computing the content hash of each file the observations read, one thread per
+/// file, at the lowest priority.
+fn hash_beside<'a>(observations: impl Iterator<Item = &'a Observation>) -> Vec<Hashing> {
+    let mut paths: Vec<PathBuf> = observations
+        .flat_map(|o| o.sources.sources.iter().map(|s| s.path.clone()))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .map(|p| {
+            let path = p.clone();
+            let h = std::thread::spawn(move || {
+                yield_to_detection();
+                sha256_file(&path)
+            });
+            (p, h)
+        })
+        .collect()
+}
+
+/// Waits for the content hashes computed beside detection and puts each into the sources of
+/// the observations read from its file. A file that cannot be read to its end fails the run,
+/// named.
+fn fill_hashes(
+    hashing: Vec<Hashing>,
+    before: &mut [Observation],
+    after: &mut [Observation],
+) -> Result<(), PipelineError> {
+    let mut digests: HashMap<PathBuf, Result<String, crate::ingest::IngestError>> = HashMap::new();
+    for (path, h) in hashing {
+        let sha = h.join().map_err(|_| {
+            PipelineError::Inputs(format!("{}: hashing the file failed", path.display()))
+        })?;
+        digests.insert(path, sha);
+    }
+    for o in before.iter_mut().chain(after.iter_mut()) {
+        for s in &mut o.sources.sources {
+            match digests.get(&s.path) {
+                Some(Ok(d)) => s.info.sha256.clone_from(d),
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = digests.remove(&s.path) {
+                        return Err(e.into());
+                    }
+                }
+                None => s.info.sha256 = sha256_file(&s.path)?,
+            }
+        }
+    }
+    Ok(())
+}
+
 fn latest(obs: &Observation) -> Option<NaiveDateTime> {
     obs.sources
         .sources
@@ -344,8 +416,17 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             t = now;
         }
     };
-    crate::ingest::init_gdal();
     let cfg = &job.config;
+    // The imagery's content hashes (SHA-256 of every file) are what a cell's cache key and an
+    // incremental run's choice of cells depend on. A run with neither — no entry in its cache to
+    // look up, no cells to choose — computes them beside detection (they were most of the
+    // catalogue's time, with both cores busy and detection waiting) and fills them in after.
+    let defer_hashes = (job.select_cells.is_none() || job.selects_every_cell)
+        && job
+            .detect_cache
+            .as_ref()
+            .is_none_or(|o| o.refresh || !DetectCache::has_entries(&o.dir));
+    crate::ingest::init_gdal();
     let parcels_path = cfg
         .parcels
         .path
@@ -397,12 +478,12 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         Ok((working_crs, set, notes, t.elapsed().as_secs_f64()))
     };
     // Catalogue: both dates at once; cataloguing hashes every file (SHA-256), which is most of
-    // its time.
+    // its time, unless that waits (above).
     let (((before_entries, mut skipped), (after_entries, s2)), loaded) = rayon::join(
         || {
             rayon::join(
-                || catalog_date(&cfg.before_paths(), cfg.band_override(false)),
-                || catalog_date(&cfg.after_paths(), cfg.band_override(true)),
+                || catalog_date(&cfg.before_paths(), cfg.band_override(false), defer_hashes),
+                || catalog_date(&cfg.after_paths(), cfg.band_override(true), defer_hashes),
             )
         },
         load_parcels,
@@ -411,8 +492,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     for s in &skipped {
         tracing::warn!("skipped {}", s.message);
     }
-    let before_obs = group_observations(&before_entries);
-    let after_obs = group_observations(&after_entries);
+    let mut before_obs = group_observations(&before_entries);
+    let mut after_obs = group_observations(&after_entries);
     let Some(before) = before_obs.first() else {
         return Err(PipelineError::Inputs(
             "no usable before imagery (every file was skipped; see above)".into(),
@@ -428,6 +509,11 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .check_bands(&before.sources.roles, &o.sources.roles)
             .map_err(|e| PipelineError::Inputs(format!("after observation '{}': {e}", o.name)))?;
     }
+    let hashing = if defer_hashes {
+        hash_beside(std::iter::once(before).chain(&after_obs))
+    } else {
+        Vec::new()
+    };
     // The catalogue's problems are reported before the parcels' (as when one came after the
     // other).
     let (working_crs, set, notes, parcels_seconds) = loaded?;
@@ -498,33 +584,44 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .collect();
     // Content keys of each candidate cell, for incremental runs.
     let inputs_key = inputs_key(job, &parcels_path)?;
-    let mut source_bounds: Vec<(crate::grid::Bounds, String)> = Vec::new();
-    for o in std::iter::once(before).chain(&after_obs) {
-        for s in &o.sources.sources {
-            let b = crate::ingest::plan::bounds_in_crs(&s.info, &s.path, &grid.crs)?;
-            source_bounds.push((b, s.info.sha256.clone()));
-        }
-    }
-    let cell_keys: Vec<CellKey> = candidates
-        .iter()
-        .map(|c| {
-            let cb = grid.window_bounds(&c.read);
-            let mut shas: Vec<&str> = source_bounds
-                .iter()
-                .filter(|(b, _)| b.intersection(&cb).is_some())
-                .map(|(_, s)| s.as_str())
-                .collect();
-            shas.sort_unstable();
-            shas.dedup();
-            CellKey {
-                cell_id: c.id.clone(),
-                after_key: hex::encode(Sha256::digest(shas.join(",").as_bytes())),
-                inputs_key: inputs_key.clone(),
+    let cell_keys_of = |before: &Observation,
+                        after_obs: &[Observation],
+                        cells: &[Cell]|
+     -> Result<Vec<CellKey>, PipelineError> {
+        let mut source_bounds: Vec<(crate::grid::Bounds, String)> = Vec::new();
+        for o in std::iter::once(before).chain(after_obs) {
+            for s in &o.sources.sources {
+                let b = crate::ingest::plan::bounds_in_crs(&s.info, &s.path, &grid.crs)?;
+                source_bounds.push((b, s.info.sha256.clone()));
             }
-        })
-        .collect();
+        }
+        Ok(cells
+            .iter()
+            .map(|c| {
+                let cb = grid.window_bounds(&c.read);
+                let mut shas: Vec<&str> = source_bounds
+                    .iter()
+                    .filter(|(b, _)| b.intersection(&cb).is_some())
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                shas.sort_unstable();
+                shas.dedup();
+                CellKey {
+                    cell_id: c.id.clone(),
+                    after_key: hex::encode(Sha256::digest(shas.join(",").as_bytes())),
+                    inputs_key: inputs_key.clone(),
+                }
+            })
+            .collect())
+    };
+    // Made after detection when the hashes are (`defer_hashes`: then every candidate is a cell).
+    let cell_keys = if defer_hashes {
+        Vec::new()
+    } else {
+        cell_keys_of(before, &after_obs, &candidates)?
+    };
     let (cells, cell_keys, cells_unchanged) = match &job.select_cells {
-        Some(select) => {
+        Some(select) if !defer_hashes => {
             let chosen = select(&grid.fingerprint(), &cell_keys);
             let n = candidates.len();
             let (cells, keys): (Vec<Cell>, Vec<CellKey>) = candidates
@@ -535,11 +632,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             let unchanged = n - cells.len();
             (cells, keys, unchanged)
         }
-        None => (candidates, cell_keys, 0),
+        _ => (candidates, cell_keys, 0),
     };
     super::crash_point("catalogue");
     if job.select_cells.is_some() && cells.is_empty() {
         // An incremental run with nothing new: touch no output.
+        fill_hashes(hashing, &mut before_obs, &mut after_obs)?;
+        let before = &before_obs[0];
         return Ok(ScanResult {
             report: ScanReport {
                 version: crate::VERSION.to_string(),
@@ -643,9 +742,19 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         })
         .collect();
     let mut coverage_px: HashMap<usize, [u64; 4]> = HashMap::new();
-    let cache = match &job.detect_cache {
+    let mut cache = match &job.detect_cache {
         Some(options) => {
-            let keys = KeyContext::new(cfg, job.detector.as_ref(), &grid, before, &after_obs)?;
+            let keys = if defer_hashes {
+                None
+            } else {
+                Some(KeyContext::new(
+                    cfg,
+                    job.detector.as_ref(),
+                    &grid,
+                    before,
+                    &after_obs,
+                )?)
+            };
             let c = DetectCache::new(options.clone(), keys);
             let pruned = c.prune_other_grids(&grid.fingerprint());
             if pruned > 0 {
@@ -824,6 +933,22 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     for w in score_writers {
         w.finish()?;
     }
+    drop(readers);
+    lap("detect", &mut stages);
+    // The content hashes computed beside detection: into the observations, then the cells' keys
+    // and the cache entries' keys. (`content_hashes` is the time waited for them here.)
+    let mut cell_keys = cell_keys;
+    if defer_hashes {
+        fill_hashes(hashing, &mut before_obs, &mut after_obs)?;
+        lap("content_hashes", &mut stages);
+        let before = &before_obs[0];
+        cell_keys = cell_keys_of(before, &after_obs, &cells)?;
+        if let Some(c) = &mut cache {
+            let keys = KeyContext::new(cfg, job.detector.as_ref(), &grid, before, &after_obs)?;
+            c.seal(keys, &grid);
+        }
+    }
+    let before = &before_obs[0];
     if let Some(c) = &cache {
         let failed = c.write_failures();
         if failed > 0 {
@@ -834,7 +959,6 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         "scan: {} cells, {cells_detected} detected, {cells_from_cache} from the detection cache",
         cells.len()
     );
-    lap("detect", &mut stages);
 
     // Regions per observation, then overlay and rules.
     let before_date = latest(before);
@@ -1284,19 +1408,22 @@ fn scan_cell(
     // What the detector says about the cell: from a valid cache entry, else detected now (and
     // cached when every observation gave a result).
     let key = cache.map(|c| (c, c.key(grid, cell)));
-    let cached = key.as_ref().and_then(|(c, k)| c.load(cell, k)).filter(|o| {
-        o.len() == covered.len()
-            && o.iter()
-                .zip(&covered)
-                .all(|(o, c)| matches!(o, Outcome::NotCovered) != *c)
-    });
+    let cached = key
+        .as_ref()
+        .and_then(|(c, k)| k.as_ref().and_then(|k| c.load(cell, k)))
+        .filter(|o| {
+            o.len() == covered.len()
+                && o.iter()
+                    .zip(&covered)
+                    .all(|(o, c)| matches!(o, Outcome::NotCovered) != *c)
+        });
     let (outcomes, source) = match cached {
         Some(o) => (o.into_iter().map(Some).collect(), Source::Cache),
         None => {
             let (o, complete) =
                 detect_cell(cell, readers, &covered, detector, pixel_area, &mut errors);
             if let (Some((c, k)), true) = (&key, complete) {
-                c.store(cell, k, &o.iter().flatten().collect::<Vec<_>>());
+                c.store(cell, k.as_ref(), &o.iter().flatten().collect::<Vec<_>>());
             }
             let read = o
                 .iter()
@@ -1848,4 +1975,90 @@ fn write_outputs(
 /// A `NaiveDate` from an optional date string, for callers that need the after date.
 pub fn parse_day(s: Option<&str>) -> Option<NaiveDate> {
     s.and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::catalog::{catalog_paths, CatalogOptions};
+    use gdal::DriverManager;
+
+    /// A small georeferenced three-band GeoTIFF at `path`, its pixels depending on `seed`.
+    fn tiff(path: &std::path::Path, seed: u16) {
+        crate::ingest::init_gdal();
+        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut ds = driver
+            .create_with_band_type::<u16, _>(path, 16, 16, 3)
+            .unwrap();
+        ds.set_geo_transform(&[300000.0, 1.0, 0.0, 3450000.0, 0.0, -1.0])
+            .unwrap();
+        ds.set_spatial_ref(&crate::ingest::srs::parse_crs("EPSG:32651").unwrap())
+            .unwrap();
+        for b in 0..3 {
+            let data: Vec<u16> = (0..256).map(|i| seed + i + 7 * b).collect();
+            let mut buf = gdal::raster::Buffer::new((16, 16), data);
+            ds.rasterband(b as usize + 1)
+                .unwrap()
+                .write((0, 0), (16, 16), &mut buf)
+                .unwrap();
+        }
+    }
+
+    /// Observations catalogued without their content hashes, as a scan that hashes beside
+    /// detection makes them.
+    fn unhashed(path: &std::path::Path) -> Vec<Observation> {
+        let entries = catalog_paths(
+            &[path.to_path_buf()],
+            &CatalogOptions {
+                defer_hash: true,
+                ..CatalogOptions::default()
+            },
+        );
+        assert!(entries.iter().all(|e| e.is_usable()), "{entries:?}");
+        let obs = group_observations(&entries);
+        assert!(obs
+            .iter()
+            .flat_map(|o| &o.sources.sources)
+            .all(|s| s.info.sha256.is_empty()));
+        obs
+    }
+
+    #[test]
+    fn hashes_computed_beside_are_those_of_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, a) = (dir.path().join("before.tif"), dir.path().join("after.tif"));
+        tiff(&b, 100);
+        tiff(&a, 900);
+        let (mut before, mut after) = (unhashed(&b), unhashed(&a));
+        let hashing = hash_beside(before.iter().chain(&after));
+        assert_eq!(hashing.len(), 2);
+        fill_hashes(hashing, &mut before, &mut after).unwrap();
+        assert_eq!(
+            before[0].sources.sources[0].info.sha256,
+            sha256_file(&b).unwrap()
+        );
+        assert_eq!(
+            after[0].sources.sources[0].info.sha256,
+            sha256_file(&a).unwrap()
+        );
+        assert_ne!(
+            before[0].sources.sources[0].info.sha256,
+            after[0].sources.sources[0].info.sha256
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_hashed_fails_the_run_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, a) = (dir.path().join("before.tif"), dir.path().join("after.tif"));
+        tiff(&b, 100);
+        tiff(&a, 900);
+        let (mut before, mut after) = (unhashed(&b), unhashed(&a));
+        std::fs::remove_file(&a).unwrap();
+        let hashing = hash_beside(before.iter().chain(&after));
+        let e = fill_hashes(hashing, &mut before, &mut after)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("after.tif"), "{e}");
+    }
 }

@@ -663,6 +663,14 @@ impl Store {
         tx.commit().map_err(sql(&p, "recording imagery"))
     }
 
+    /// Whether any run has marked a cell done (of any grid): with none, an incremental run
+    /// processes every cell.
+    pub fn has_cell_marks(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM cells)", [], |r| r.get(0))
+            .map_err(sql(&self.path, "reading cell marks"))
+    }
+
     /// The last processing of each cell under a grid fingerprint (for incremental runs).
     pub fn cell_marks(
         &self,

@@ -399,6 +399,10 @@ fn a_rules_change_rejudges_cached_detections_exactly_and_a_detection_change_dete
     assert_eq!(n(&first, "cells_detected"), all, "{first}");
     assert_eq!(n(&first, "cells_from_cache"), 0, "{first}");
     assert_eq!(cache_entries(&out).len() as u64, all);
+    // With nothing to look up, the imagery was hashed beside detection and the entries were
+    // given their keys after it (the second night finds them valid).
+    let hashed_beside = |v: &Value| v["stage_seconds"].get("content_hashes").is_some();
+    assert!(hashed_beside(&first), "{first}");
     let findings1 = results(&out, &first).0;
 
     // A rules change: every cell is judged again, from the cache, with other findings…
@@ -417,6 +421,10 @@ fn a_rules_change_rejudges_cached_detections_exactly_and_a_detection_change_dete
     assert_eq!(n(&second, "cells_scanned"), all, "{second}");
     assert_eq!(n(&second, "cells_detected"), 0, "{second}");
     assert_eq!(n(&second, "cells_from_cache"), all, "{second}");
+    assert!(
+        !hashed_beside(&second),
+        "entries to look up need the hashes first: {second}"
+    );
     let cached = results(&out, &second);
     assert_ne!(
         cached.0, findings1,
