@@ -955,15 +955,18 @@ impl SpectralDetector {
         stage.mark("threshold");
         // Candidates above the threshold, kept when they contain a shift-tolerant seed.
         let candidates = score.mapv(|v| v > thr);
-        let (cand_labels, n_cand) = morphology::components(&candidates);
+        let (cand_runs, n_cand) = morphology::component_runs(&candidates);
         let mut seeded = vec![false; n_cand + 1];
-        let cand_s = flat(&cand_labels);
-        for_each_nonzero(&cand_s, |i, l| {
-            if !seeded[l as usize] && tolerant_at(i / w, i % w) > thr {
-                seeded[l as usize] = true;
+        for r in &cand_runs {
+            let l = r.label as usize;
+            for x in r.x0 as usize..r.x1 as usize {
+                if seeded[l] {
+                    break;
+                }
+                seeded[l] = tolerant_at(r.y as usize, x) > thr;
             }
-        });
-        let own = sparse_mask(h, w, &cand_s, |_, l| seeded[l as usize]);
+        }
+        let own = runs_mask(h, w, &cand_runs, |l| seeded[l as usize]);
         // Another detector's opinion, if any: scores are brought to threshold units so that the
         // half-maximum contours below work on either.
         let (changed, score, agree) = match given {
@@ -1448,31 +1451,32 @@ fn split_field_scale(
     trans: &Array2<u8>,
     min_px: u64,
 ) -> (Array2<bool>, Array2<bool>) {
-    let (lab, n) = morphology::components(land);
-    let (h, w) = lab.dim();
+    let (h, w) = land.dim();
+    let (runs, n) = morphology::component_runs(land);
     let mut size = vec![0u64; n + 1];
     let mut soil = vec![0u64; n + 1];
-    let (lab_s, trans) = (flat(&lab), flat(trans));
-    for_each_nonzero(&lab_s, |i, l| {
-        size[l as usize] += 1;
-        let t = trans[i];
-        let field_like = [
-            Transition::VegetationToBare,
-            Transition::VegetationToBuilt,
-            Transition::BareToBuilt,
-            Transition::Other,
-        ]
-        .iter()
-        .any(|k| *k as u8 == t);
-        if field_like {
-            soil[l as usize] += 1;
-        }
-    });
+    let trans = flat(trans);
+    let field_like = [
+        Transition::VegetationToBare,
+        Transition::VegetationToBuilt,
+        Transition::BareToBuilt,
+        Transition::Other,
+    ]
+    .map(|k| k as u8);
+    for r in &runs {
+        let l = r.label as usize;
+        size[l] += u64::from(r.x1 - r.x0);
+        let start = r.y as usize * w;
+        soil[l] += trans[start + r.x0 as usize..start + r.x1 as usize]
+            .iter()
+            .filter(|t| field_like.contains(t))
+            .count() as u64;
+    }
     let big: Vec<bool> = (0..=n)
         .map(|l| l > 0 && size[l] >= min_px && 2 * soil[l] > size[l])
         .collect();
-    let rest = sparse_mask(h, w, &lab_s, |_, l| !big[l as usize]);
-    let fields = sparse_mask(h, w, &lab_s, |_, l| big[l as usize]);
+    let rest = runs_mask(h, w, &runs, |l| !big[l as usize]);
+    let fields = runs_mask(h, w, &runs, |l| big[l as usize]);
     (rest, fields)
 }
 
@@ -1750,12 +1754,28 @@ fn all_of<const N: usize>(
 
 /// Keeps the components of a mask with at least `min_px` pixels.
 fn keep_large(mask: &Array2<bool>, min_px: u64) -> Array2<bool> {
-    let (lab, n) = morphology::components(mask);
-    let (h, w) = lab.dim();
-    let lab = flat(&lab);
+    let (h, w) = mask.dim();
+    let (runs, n) = morphology::component_runs(mask);
     let mut size = vec![0u64; n + 1];
-    for_each_nonzero(&lab, |_, l| size[l as usize] += 1);
-    sparse_mask(h, w, &lab, |_, l| size[l as usize] >= min_px)
+    for r in &runs {
+        size[r.label as usize] += u64::from(r.x1 - r.x0);
+    }
+    runs_mask(h, w, &runs, |l| size[l as usize] >= min_px)
+}
+
+/// An `h × w` mask set on the runs whose component passes `keep`.
+fn runs_mask(
+    h: usize,
+    w: usize,
+    runs: &[morphology::Run],
+    keep: impl Fn(u32) -> bool,
+) -> Array2<bool> {
+    let mut out = vec![false; h * w];
+    for r in runs.iter().filter(|r| keep(r.label)) {
+        let start = r.y as usize * w;
+        out[start + r.x0 as usize..start + r.x1 as usize].fill(true);
+    }
+    Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
 }
 
 /// For cloud cores with a NIR band: clouds are bright in the near infrared too (unlike blue roofs).

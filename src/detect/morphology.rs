@@ -201,6 +201,35 @@ fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
 /// in the row above; the final labels are then given to the roots in raster order of the runs.
 pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
     let (h, w) = mask.dim();
+    let (runs, n) = component_runs(mask);
+    let mut lab = vec![0u32; h * w];
+    for r in &runs {
+        let start = r.y as usize * w;
+        lab[start + r.x0 as usize..start + r.x1 as usize].fill(r.label);
+    }
+    let out = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
+    (out, n)
+}
+
+/// A run of set pixels of a row and the label of its component (see [`component_runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// The row.
+    pub y: u32,
+    /// The first column of the run.
+    pub x0: u32,
+    /// One past its last column.
+    pub x1: u32,
+    /// The component's label, as [`components`] numbers them (from 1).
+    pub label: u32,
+}
+
+/// The 8-connected components of [`components`] as runs in raster order, without a label
+/// array: for callers that only need each component's pixels once (sizes, masks of some
+/// components), a fraction of the memory traffic. Returns the runs and the number of
+/// components.
+pub fn component_runs(mask: &Array2<bool>) -> (Vec<Run>, usize) {
+    let (h, w) = mask.dim();
     let owned;
     let m: &[bool] = match mask.as_slice() {
         Some(s) => s,
@@ -247,18 +276,23 @@ pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
     }
     let mut final_of = vec![0u32; parent.len()];
     let mut n = 0u32;
-    let mut lab = vec![0u32; h * w];
-    for &(y, x0, x1, l) in &runs {
-        let root = find(&mut parent, l) as usize;
-        if final_of[root] == 0 {
-            n += 1;
-            final_of[root] = n;
-        }
-        let start = y as usize * w;
-        lab[start + x0 as usize..start + x1 as usize].fill(final_of[root]);
-    }
-    let out = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
-    (out, n as usize)
+    let runs = runs
+        .into_iter()
+        .map(|(y, x0, x1, l)| {
+            let root = find(&mut parent, l) as usize;
+            if final_of[root] == 0 {
+                n += 1;
+                final_of[root] = n;
+            }
+            Run {
+                y,
+                x0,
+                x1,
+                label: final_of[root],
+            }
+        })
+        .collect();
+    (runs, n as usize)
 }
 
 #[cfg(test)]
@@ -344,6 +378,31 @@ mod tests {
             let (lab, n) = components(&m);
             prop_assert_eq!(lab.as_slice().unwrap(), theirs.as_raw().as_slice());
             prop_assert_eq!(n as u32, theirs.as_raw().iter().copied().max().unwrap_or(0));
+        }
+
+        /// The runs are the maximal runs of set pixels, in raster order, each labelled as
+        /// `components` labels its pixels.
+        #[test]
+        fn runs_are_the_mask_s_maximal_runs_labelled(m in mask_strategy()) {
+            let (h, w) = m.dim();
+            let (runs, n) = component_runs(&m);
+            let (lab, n2) = components(&m);
+            prop_assert_eq!(n, n2);
+            let mut covered = Array2::from_elem((h, w), false);
+            let mut last = (0u32, 0u32);
+            for r in &runs {
+                prop_assert!(r.x0 < r.x1 && (r.y as usize) < h && (r.x1 as usize) <= w);
+                prop_assert!((r.y, r.x0) >= last, "raster order");
+                last = (r.y, r.x1);
+                let (y, x0, x1) = (r.y as usize, r.x0 as usize, r.x1 as usize);
+                prop_assert!(x0 == 0 || !m[[y, x0 - 1]], "maximal on the left");
+                prop_assert!(x1 == w || !m[[y, x1]], "maximal on the right");
+                for x in x0..x1 {
+                    prop_assert_eq!(lab[[y, x]], r.label);
+                    covered[[y, x]] = true;
+                }
+            }
+            prop_assert_eq!(covered, m);
         }
     }
 
