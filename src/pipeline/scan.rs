@@ -2023,12 +2023,18 @@ mod tests {
         obs
     }
 
+    /// Two dates' files in `dir`, different in content.
+    fn two_dates(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+        let (b, a) = (dir.join("before.tif"), dir.join("after.tif"));
+        tiff(&b, 100);
+        tiff(&a, 900);
+        (b, a)
+    }
+
     #[test]
     fn hashes_computed_beside_are_those_of_the_files() {
         let dir = tempfile::tempdir().unwrap();
-        let (b, a) = (dir.path().join("before.tif"), dir.path().join("after.tif"));
-        tiff(&b, 100);
-        tiff(&a, 900);
+        let (b, a) = two_dates(dir.path());
         let (mut before, mut after) = (unhashed(&b), unhashed(&a));
         let hashing = hash_beside(before.iter().chain(&after));
         assert_eq!(hashing.len(), 2);
@@ -2050,9 +2056,7 @@ mod tests {
     #[test]
     fn a_file_that_cannot_be_hashed_fails_the_run_named() {
         let dir = tempfile::tempdir().unwrap();
-        let (b, a) = (dir.path().join("before.tif"), dir.path().join("after.tif"));
-        tiff(&b, 100);
-        tiff(&a, 900);
+        let (b, a) = two_dates(dir.path());
         let (mut before, mut after) = (unhashed(&b), unhashed(&a));
         std::fs::remove_file(&a).unwrap();
         let hashing = hash_beside(before.iter().chain(&after));
