@@ -159,11 +159,12 @@ impl DetectCache {
     /// Whether `dir` holds any entry (a run with no entry to look up computes the imagery's
     /// content hashes beside detection, and seals its entries after).
     pub fn has_entries(dir: &std::path::Path) -> bool {
+        let suffix = format!(".{EXTENSION}");
         std::fs::read_dir(dir).is_ok_and(|rd| {
             rd.flatten().any(|e| {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                !name.starts_with('.') && name.ends_with(&format!(".{EXTENSION}"))
+                !name.starts_with('.') && name.ends_with(&suffix)
             })
         })
     }

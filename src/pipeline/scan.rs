@@ -365,33 +365,32 @@ fn hash_beside<'a>(observations: impl Iterator<Item = &'a Observation>) -> Vec<H
         .collect()
 }
 
-/// Waits for the content hashes computed beside detection and puts each into the sources of
-/// the observations read from its file. A file that cannot be read to its end fails the run,
-/// named.
+/// Waits for the content hashes [`hash_beside`] started for these observations and puts each
+/// into the sources read from its file. A file that cannot be read to its end fails the run,
+/// named (every file hashed is one the observations read).
 fn fill_hashes(
     hashing: Vec<Hashing>,
     before: &mut [Observation],
     after: &mut [Observation],
 ) -> Result<(), PipelineError> {
-    let mut digests: HashMap<PathBuf, Result<String, crate::ingest::IngestError>> = HashMap::new();
+    let mut digests: HashMap<PathBuf, String> = HashMap::new();
     for (path, h) in hashing {
         let sha = h.join().map_err(|_| {
             PipelineError::Inputs(format!("{}: hashing the file failed", path.display()))
-        })?;
+        })??;
         digests.insert(path, sha);
     }
-    for o in before.iter_mut().chain(after.iter_mut()) {
-        for s in &mut o.sources.sources {
-            match digests.get(&s.path) {
-                Some(Ok(d)) => s.info.sha256.clone_from(d),
-                Some(Err(_)) => {
-                    if let Some(Err(e)) = digests.remove(&s.path) {
-                        return Err(e.into());
-                    }
-                }
-                None => s.info.sha256 = sha256_file(&s.path)?,
-            }
-        }
+    for s in before
+        .iter_mut()
+        .chain(after.iter_mut())
+        .flat_map(|o| o.sources.sources.iter_mut())
+    {
+        s.info.sha256 = digests.get(&s.path).cloned().ok_or_else(|| {
+            PipelineError::Inputs(format!(
+                "{}: no content hash was computed",
+                s.path.display()
+            ))
+        })?;
     }
     Ok(())
 }
@@ -637,7 +636,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     super::crash_point("catalogue");
     if job.select_cells.is_some() && cells.is_empty() {
         // An incremental run with nothing new: touch no output.
-        fill_hashes(hashing, &mut before_obs, &mut after_obs)?;
+        if defer_hashes {
+            fill_hashes(hashing, &mut before_obs, &mut after_obs)?;
+        }
         let before = &before_obs[0];
         return Ok(ScanResult {
             report: ScanReport {
