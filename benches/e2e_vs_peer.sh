@@ -16,6 +16,9 @@
 # SCALING=1 also measures how far two cores take landwatch here: one scan on one thread, then two
 # one-thread scans at once (what the machine itself gives two independent jobs) against the
 # scan on both cores.
+# Before each measured command the scene's files are read once (not timed), so that neither side
+# pays for pages the machine evicted from its page cache in the meantime (this VM pages out file
+# pages untouched for a minute): without it the first pair's peer read part of its inputs from disk.
 # Needs the peer's Python packages: they are installed into .peer-venv on first use (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +50,7 @@ fi
 
 measure() { # label, command... -> wall seconds, peak KiB, CPU seconds (user + system)
     local label=$1; shift
+    cat "$scene"/*.tif "$scene"/*.gpkg > /dev/null
     # Exit 2 ("done, with skipped inputs": the peer scene's rasters carry no acquisition date) is fine.
     /usr/bin/time -f "%e %M %U %S" -o "$work/$label.time" "$@" > "$work/$label.stdout" 2> "$work/$label.stderr" || true
     local line
