@@ -505,12 +505,12 @@ pub fn encode(
         put_chunk(&mut out, &body[w[0]..w[1]], &mut scratch)?;
     }
     drop(body);
-    seal(&mut out);
+    put_checksum(&mut out);
     Ok(out)
 }
 
 /// Writes an entry's payload length and checksum into its header, over the bytes after it.
-fn seal(entry: &mut [u8]) {
+fn put_checksum(entry: &mut [u8]) {
     let (header, payload) = entry.split_at_mut(HEADER_LEN);
     header[HEADER_LEN - 12..HEADER_LEN - 4].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     header[HEADER_LEN - 4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
@@ -1170,7 +1170,7 @@ mod tests {
         // A valid checksum over a payload that does not decompress to an entry.
         let mut v = bytes[..HEADER_LEN].to_vec();
         v.extend_from_slice(b"not lz4 at all");
-        seal(&mut v);
+        put_checksum(&mut v);
         assert!(corrupt(&v, dims, 3));
     }
 
@@ -1201,7 +1201,7 @@ mod tests {
     }
 
     fn resealed(mut v: Vec<u8>) -> Vec<u8> {
-        seal(&mut v);
+        put_checksum(&mut v);
         v
     }
 

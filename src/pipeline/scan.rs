@@ -220,7 +220,8 @@ pub struct ScanReport {
     pub seconds: f64,
     /// Wall time per stage, seconds. Stages may overlap: `parcels` (timed in its own thread) runs
     /// beside `catalogue`, whose time includes it. `content_hashes`, when present, is the time
-    /// waited after detection for the imagery's content hashes computed beside it.
+    /// waited at the end of `detect` (and counted in it) for the imagery's content hashes
+    /// computed beside detection.
     pub stage_seconds: BTreeMap<String, f64>,
     /// Cells skipped by an incremental run because nothing they depend on changed.
     pub cells_unchanged: usize,
@@ -931,17 +932,25 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    drop(readers);
+    // The content hashes computed beside detection, into the observations before the score
+    // rasters replace the last run's: a file that can no longer be read fails the run, named,
+    // with every output of the last run as it was. (`content_hashes` is the time waited here.)
+    let hashes_waited = if defer_hashes {
+        let t = std::time::Instant::now();
+        fill_hashes(hashing, &mut before_obs, &mut after_obs)?;
+        Some(t.elapsed().as_secs_f64())
+    } else {
+        None
+    };
     for w in score_writers {
         w.finish()?;
     }
-    drop(readers);
     lap("detect", &mut stages);
-    // The content hashes computed beside detection: into the observations, then the cells' keys
-    // and the cache entries' keys. (`content_hashes` is the time waited for them here.)
+    // Then the cells' keys and the cache entries' keys.
     let mut cell_keys = cell_keys;
-    if defer_hashes {
-        fill_hashes(hashing, &mut before_obs, &mut after_obs)?;
-        lap("content_hashes", &mut stages);
+    if let Some(waited) = hashes_waited {
+        stages.insert("content_hashes".into(), waited);
         let before = &before_obs[0];
         cell_keys = cell_keys_of(before, &after_obs, &cells)?;
         if let Some(c) = &mut cache {
