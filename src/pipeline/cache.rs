@@ -5,8 +5,9 @@
 //! One file per cell, `<dir>/<cell id>.lwdc`, replaced whenever the cell is detected again, so
 //! the cache never holds more than one entry per cell of the grid. An entry is trusted only when
 //! its *detect key* — a SHA-256 over everything the detector's output depends on — equals the
-//! key the run computes for the cell, and the CRC-32 of its payload matches the header; anything
-//! else (missing, truncated, corrupt, stale) means "detect again". Deleting the cache only costs
+//! key the run computes for the cell, the CRC-32 of its payload matches the header, and the last
+//! run's score raster holds the cell's change scores the entry has the digest of (below);
+//! anything else (missing, truncated, corrupt, stale, scores gone) means "detect again". Deleting the cache only costs
 //! time. The checksum guards against damage (a write cut short, a flipped bit), not against
 //! tampering — whoever can rewrite an entry can rewrite its checksum too — so a CRC-32 serves as
 //! a SHA-256 did (format 3), at a tenth of the cost (SHA-256 over the entries was ~1.2 % of a
@@ -33,9 +34,21 @@
 //! core width and height (u32 each), the number of after observations (u32), then per
 //! observation a tag — 0 the observation does not cover the cell, 1 it has no valid pixel there,
 //! 2 detected — and for a detected one: the region statistics, the cell statistics, then the
-//! change score (f32), the region labels (u32) and the unobserved reasons (u8) over the core in
-//! row-major order, the multi-byte arrays byte-shuffled (all first bytes, then all second bytes…)
-//! so that the compressor finds the runs.
+//! *digest* of the change score (u64: rapidhash v3 over its f32 values, little-endian, in
+//! row-major order), the region labels (u32, byte-shuffled: all first bytes, then all second
+//! bytes…, so that the compressor finds the runs) and the unobserved reasons (u8) over the core in
+//! row-major order.
+//!
+//! ## The change scores are read back from the last run's score raster
+//!
+//! An entry does not hold the change score itself: the score raster the run writes
+//! (`change_score_<observation>.tif`, lossless) holds it already, and keeping a second copy cost
+//! the first run of a 5000² scene 80 MB of entries and ~5 % of its CPU. A run that finds a valid
+//! entry reads the cell's window of the last run's score raster ([`DetectCache::load`]'s
+//! `score`) and uses the entry only when that window's digest is the entry's; a score raster
+//! deleted, replaced or written by another run means the cell is detected again, as a missing
+//! entry does. (A run writes its score rasters under temporary names and renames them into place
+//! at the end, so the last run's are there to read while it runs.)
 
 use super::PipelineError;
 use crate::bands::BandRole;
@@ -47,15 +60,15 @@ use ndarray::Array2;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The version of the file format; entries of another version are detected again.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 const MAGIC: &[u8; 8] = b"LWDC\r\n\x1a\n";
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 4;
-/// Bytes per core pixel of a detected observation's arrays: score (f32), label (u32), reason (u8).
-const PIXEL_BYTES: usize = 4 + 4 + 1;
+/// Bytes per core pixel of a detected observation's arrays: label (u32), reason (u8).
+const PIXEL_BYTES: usize = 4 + 1;
 /// The file name extension of cache entries.
 pub const EXTENSION: &str = "lwdc";
 /// Payload chunk methods.
@@ -64,8 +77,8 @@ const LZ4: u8 = 1;
 /// A payload chunk's own header: method, length in the body, length in the payload.
 const CHUNK_HEADER_LEN: usize = 1 + 4 + 4;
 /// Chunks of at least twice this many bytes are sampled: when LZ4 cannot shrink their first
-/// `PROBE_LEN` bytes below seven eighths, they are stored as they are. LZ4 spent most of the
-/// cache's time on the scores' noisy low bytes, for nothing.
+/// `PROBE_LEN` bytes below seven eighths, they are stored as they are (LZ4 spent most of format
+/// 4's time on the scores' noisy low bytes, for nothing).
 const PROBE_LEN: usize = 16 << 10;
 /// A hash of the source code detection depends on, computed by `build.rs`.
 const DETECT_CODE: &str = env!("LANDWATCH_DETECT_CODE");
@@ -82,7 +95,8 @@ pub struct CacheOptions {
 /// What the scan uses of a detector's result for one cell and one after observation.
 #[derive(Debug, Clone)]
 pub struct Detection {
-    /// Change score over the core; NaN where unobserved.
+    /// Change score over the core; NaN where unobserved. (An entry keeps only its digest; see
+    /// the module's documentation.)
     pub score: Array2<f32>,
     /// Region labels over the core: 0 none, k = `regions[k - 1]`.
     pub labels: Array2<u32>,
@@ -139,6 +153,9 @@ pub struct DetectCache {
     /// run ever computes: until sealed, an entry is stale).
     unsealed: std::sync::Mutex<Vec<Cell>>,
     write_failures: AtomicUsize,
+    /// Whether an entry was passed over because its scores were not in the last score raster
+    /// (logged once per run).
+    scores_missed: AtomicBool,
 }
 
 /// Where an entry's detect key is, in bytes from the start of the file.
@@ -153,6 +170,7 @@ impl DetectCache {
             keys,
             unsealed: std::sync::Mutex::new(Vec::new()),
             write_failures: AtomicUsize::new(0),
+            scores_missed: AtomicBool::new(false),
         }
     }
 
@@ -200,6 +218,11 @@ impl DetectCache {
         sealed
     }
 
+    /// Whether the run looks entries up (it has its keys and is not `--full`).
+    pub fn looks_up(&self) -> bool {
+        self.keys.is_some() && !self.options.refresh
+    }
+
     /// The file of a cell.
     pub fn path(&self, cell_id: &str) -> PathBuf {
         self.options.dir.join(format!("{cell_id}.{EXTENSION}"))
@@ -210,9 +233,16 @@ impl DetectCache {
         self.keys.as_ref().map(|k| k.cell_key(grid, cell))
     }
 
-    /// The cell's outcomes (one per after observation) when its entry is valid for `key`.
+    /// The cell's outcomes (one per after observation) when its entry is valid for `key` and
+    /// `score(observation index)` gives each detected observation's change score over the core
+    /// (read from the last run's score raster), the one the entry was written with.
     /// A corrupt entry is logged, naming the file; `--full` (`refresh`) reads nothing.
-    pub fn load(&self, cell: &Cell, key: &[u8; 32]) -> Option<Vec<Outcome>> {
+    pub fn load(
+        &self,
+        cell: &Cell,
+        key: &[u8; 32],
+        score: impl FnMut(usize) -> Option<Array2<f32>>,
+    ) -> Option<Vec<Outcome>> {
         if self.options.refresh {
             return None;
         }
@@ -232,7 +262,19 @@ impl DetectCache {
         let dims = (cell.core.width, cell.core.height);
         let observations = self.keys.as_ref()?.observations;
         match decode(&bytes, key, dims, observations) {
-            Ok(o) => Some(o),
+            Ok(entry) => match entry.with_scores(score) {
+                Ok(o) => Some(o),
+                Err(i) => {
+                    if !self.scores_missed.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "detection cache: cell {}'s change scores (after observation {}) are not in the last run's score raster (deleted, replaced or written by another run): the cell is detected again, and so is any other cell in that case",
+                            cell.id,
+                            i + 1
+                        );
+                    }
+                    None
+                }
+            },
             Err(Rejected::Corrupt(why)) => {
                 tracing::warn!(
                     "detection cache {}: corrupt entry ({why}); cell {} is detected again and the entry rewritten",
@@ -454,7 +496,8 @@ pub fn encode(
         .iter()
         .filter(|o| matches!(o, Outcome::Detected(_)))
         .count();
-    let size = 12 + small.iter().map(|m| 1 + m.len()).sum::<usize>() + detected * n * PIXEL_BYTES;
+    let size =
+        12 + small.iter().map(|m| 1 + m.len()).sum::<usize>() + detected * (8 + n * PIXEL_BYTES);
     let mut body = Vec::with_capacity(size);
     // Where the payload's chunks start: at each byte plane of the arrays, and after them.
     let mut cuts = vec![0];
@@ -480,7 +523,7 @@ pub fn encode(
                     }
                 }
                 body.extend_from_slice(m);
-                shuffled(&mut body, &mut cuts, &d.score, f32::to_le_bytes);
+                put_u64(&mut body, score_digest(&d.score));
                 shuffled(&mut body, &mut cuts, &d.labels, u32::to_le_bytes);
                 cuts.push(body.len());
                 body.extend_from_slice(&crate::detect::flat(&d.unobserved));
@@ -601,15 +644,59 @@ fn body_of(payload: &[u8], limit: usize) -> Result<Vec<u8>, Rejected> {
     Ok(body)
 }
 
+/// A decoded entry: its outcomes, each detected one's change score still to be read back.
+#[derive(Debug)]
+pub struct Entry {
+    /// The outcomes, a detected one's `score` an empty array.
+    outcomes: Vec<Outcome>,
+    /// Per outcome, the digest a detected one's change score must have ([`score_digest`]).
+    digests: Vec<Option<u64>>,
+}
+
+impl Entry {
+    /// The outcomes with their change scores, each from `score(observation index)`: `Err` with
+    /// the index of the first observation whose score is not available or is not the one the
+    /// entry was written with (another digest or another shape).
+    pub fn with_scores(
+        mut self,
+        mut score: impl FnMut(usize) -> Option<Array2<f32>>,
+    ) -> Result<Vec<Outcome>, usize> {
+        for (i, (o, digest)) in self.outcomes.iter_mut().zip(&self.digests).enumerate() {
+            let (Outcome::Detected(d), Some(digest)) = (o, digest) else {
+                continue;
+            };
+            match score(i) {
+                Some(s) if s.dim() == d.labels.dim() && score_digest(&s) == *digest => d.score = s,
+                _ => return Err(i),
+            }
+        }
+        Ok(self.outcomes)
+    }
+}
+
+/// The digest of a change score an entry keeps instead of the score: rapidhash v3 over its
+/// values' little-endian bytes in row-major order (NaNs by their bits).
+pub fn score_digest(score: &Array2<f32>) -> u64 {
+    match score.as_slice() {
+        Some(s) if cfg!(target_endian = "little") => {
+            rapidhash::v3::rapidhash_v3(bytemuck::cast_slice(s))
+        }
+        _ => {
+            let bytes: Vec<u8> = score.iter().flat_map(|v| v.to_le_bytes()).collect();
+            rapidhash::v3::rapidhash_v3(&bytes)
+        }
+    }
+}
+
 /// Decodes an entry, trusting it only when its format version and detect key are the expected
 /// ones, its payload's checksum matches, and it describes a core of `dims` for `observations`
-/// after observations.
+/// after observations. The change scores are still to be read back ([`Entry::with_scores`]).
 pub fn decode(
     bytes: &[u8],
     key: &[u8; 32],
     (width, height): (usize, usize),
     observations: usize,
-) -> Result<Vec<Outcome>, Rejected> {
+) -> Result<Entry, Rejected> {
     let corrupt = |s: &str| Rejected::Corrupt(s.to_string());
     if bytes.len() < HEADER_LEN {
         return Err(corrupt("shorter than its header"));
@@ -638,7 +725,7 @@ pub fn decode(
     }
     let n = width * height;
     // The largest body a valid entry of this cell can have.
-    let limit = 12 + observations * (1 + 4 + n * PIXEL_BYTES + (1 << 20));
+    let limit = 12 + observations * (1 + 4 + 8 + n * PIXEL_BYTES + (1 << 20));
     let body = body_of(payload, limit)?;
     let mut r = Reader {
         bytes: &body,
@@ -651,7 +738,9 @@ pub fn decode(
         )));
     }
     let mut out = Vec::with_capacity(k);
+    let mut digests = Vec::with_capacity(k);
     for _ in 0..k {
+        let mut digest = None;
         out.push(match r.u8()? {
             0 => Outcome::NotCovered,
             1 => Outcome::NoValidPixels,
@@ -665,7 +754,7 @@ pub fn decode(
                     regions.push(r.region()?);
                 }
                 let stats = r.stats()?;
-                let score: Vec<f32> = r.unshuffled::<4>(n)?.map(f32::from_le_bytes).collect();
+                digest = Some(r.u64()?);
                 let labels: Vec<u32> = r.unshuffled::<4>(n)?.map(u32::from_le_bytes).collect();
                 if labels.iter().any(|l| *l as usize > nr) {
                     return Err(corrupt("a label names no region"));
@@ -680,7 +769,7 @@ pub fn decode(
                 let shape = (height, width);
                 let arr = |e: ndarray::ShapeError| Rejected::Corrupt(e.to_string());
                 Outcome::Detected(Box::new(Detection {
-                    score: Array2::from_shape_vec(shape, score).map_err(arr)?,
+                    score: Array2::zeros((0, 0)),
                     labels: Array2::from_shape_vec(shape, labels).map_err(arr)?,
                     unobserved: Array2::from_shape_vec(shape, unobserved).map_err(arr)?,
                     regions,
@@ -689,11 +778,15 @@ pub fn decode(
             }
             t => return Err(Rejected::Corrupt(format!("unknown outcome tag {t}"))),
         });
+        digests.push(digest);
     }
     if r.at != body.len() {
         return Err(corrupt("trailing bytes after the last observation"));
     }
-    Ok(out)
+    Ok(Entry {
+        outcomes: out,
+        digests,
+    })
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -1094,6 +1187,19 @@ mod tests {
         o.iter().collect()
     }
 
+    /// A detected outcome's change score (what the last run's score raster holds).
+    fn score_of(o: &[Outcome], i: usize) -> Option<Array2<f32>> {
+        match o.get(i)? {
+            Outcome::Detected(d) => Some(d.score.clone()),
+            _ => None,
+        }
+    }
+
+    /// An entry's outcomes with the scores of `o` put back.
+    fn restored(entry: Entry, o: &[Outcome]) -> Vec<Outcome> {
+        entry.with_scores(|i| score_of(o, i)).unwrap()
+    }
+
     fn sample() -> (Vec<Outcome>, [u8; 32], (usize, usize)) {
         let (w, h) = (37, 23);
         let o = vec![
@@ -1114,8 +1220,46 @@ mod tests {
     fn an_entry_round_trips_to_the_bit() {
         let (o, key, dims) = sample();
         let bytes = encode(&key, dims, &refs(&o)).unwrap();
-        let back = decode(&bytes, &key, dims, 3).unwrap();
+        let back = restored(decode(&bytes, &key, dims, 3).unwrap(), &o);
         assert!(same(&o, &back));
+    }
+
+    #[test]
+    fn an_entry_keeps_only_the_digest_of_its_scores_and_wants_them_back_to_the_bit() {
+        let (o, key, dims) = sample();
+        let bytes = encode(&key, dims, &refs(&o)).unwrap();
+        let back = |score: &dyn Fn(usize) -> Option<Array2<f32>>| {
+            decode(&bytes, &key, dims, 3).unwrap().with_scores(score)
+        };
+        // Without its scores, or with other ones, an entry is not used: the first detected
+        // observation's index says why.
+        assert_eq!(back(&|_| None).err(), Some(0));
+        let other = |i: usize, edit: &dyn Fn(&mut Array2<f32>)| {
+            score_of(&o, i).map(|mut s| {
+                edit(&mut s);
+                s
+            })
+        };
+        // One value's last bit, or a NaN of other bits (a NaN all the same).
+        assert_eq!(
+            back(&|i| other(i, &|s| s[[3, 4]] = f32::from_bits(s[[3, 4]].to_bits() ^ 1))).err(),
+            Some(0)
+        );
+        assert_eq!(
+            back(&|i| other(i, &|s| s[[0, 2]] = -f32::NAN)).err(),
+            Some(0)
+        );
+        // Scores of another shape.
+        assert_eq!(
+            back(&|_| Some(Array2::zeros((dims.0, dims.1)))).err(),
+            Some(0)
+        );
+        assert!(same(&o, &back(&|i| score_of(&o, i)).unwrap()));
+        // The scores are not in the entry: a noisy core's entry is smaller than its scores alone.
+        let (w, h) = (256, 256);
+        let noisy = noisy(w, h);
+        let bytes = encode(&key, (w, h), &refs(&noisy)).unwrap();
+        assert!(bytes.len() < w * h, "{} bytes", bytes.len());
     }
 
     #[test]
@@ -1188,16 +1332,29 @@ mod tests {
 
     /// A core with noisy scores (as real ones are in their low bytes), few regions.
     fn noisy(w: usize, h: usize) -> Vec<Outcome> {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let scores: Vec<f32> = (0..w * h)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / 3.0e3
-            })
-            .collect();
+        let scores: Vec<f32> = xorshift(w * h).map(|x| (x >> 40) as f32 / 3.0e3).collect();
         vec![Outcome::Detected(Box::new(detection(w, h, &scores, 3, 1)))]
+    }
+
+    /// `n` pseudo-random numbers.
+    fn xorshift(n: usize) -> impl Iterator<Item = u64> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        (0..n).map(move |_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        })
+    }
+
+    /// A core of 4000 regions, labelled at random: labels whose two low bytes are noise.
+    fn noisy_labels(w: usize, h: usize) -> Vec<Outcome> {
+        let nr = 4000;
+        let mut d = detection(w, h, &[0.5], 0, 1);
+        d.regions = (0..nr).map(region).collect();
+        let labels = xorshift(w * h).map(|x| (x % (nr + 1)) as u32).collect();
+        d.labels = Array2::from_shape_vec((h, w), labels).unwrap();
+        vec![Outcome::Detected(Box::new(d))]
     }
 
     fn resealed(mut v: Vec<u8>) -> Vec<u8> {
@@ -1208,24 +1365,25 @@ mod tests {
     #[test]
     fn noisy_planes_are_stored_as_they_are_and_round_trip() {
         let (w, h) = (256, 256);
-        let o = noisy(w, h);
+        let o = noisy_labels(w, h);
         let bytes = encode(&[3; 32], (w, h), &refs(&o)).unwrap();
         let c = chunks(&bytes);
-        // Small values, a score's four planes, a label's four, the reasons: one chunk each.
-        assert_eq!(c.len(), 10, "{c:?}");
-        // The scores' two low byte planes are noise (the third depends on their spread); their
-        // sign and exponent, the labels, the reasons and the small values compress.
+        // Small values (the scores' digest among them), a label's four planes, the reasons:
+        // one chunk each.
+        assert_eq!(c.len(), 6, "{c:?}");
+        // The labels' two low byte planes are noise; their high bytes, the reasons and the
+        // small values compress.
         let methods: Vec<u8> = c.iter().map(|c| c.1).collect();
-        assert_eq!(methods[..3], [LZ4, STORED, STORED], "{methods:?}");
-        assert_eq!(methods[4..], [LZ4; 6], "{methods:?}");
+        assert_eq!(methods, [LZ4, STORED, STORED, LZ4, LZ4, LZ4], "{methods:?}");
         assert!(c.iter().skip(1).all(|c| c.2 == w * h), "{c:?}");
-        assert!(same(&o, &decode(&bytes, &[3; 32], (w, h), 1).unwrap()));
+        let back = restored(decode(&bytes, &[3; 32], (w, h), 1).unwrap(), &o);
+        assert!(same(&o, &back));
     }
 
     #[test]
     fn malformed_chunks_are_corrupt_even_under_a_valid_checksum() {
         let (w, h) = (256, 256);
-        let o = noisy(w, h);
+        let o = noisy_labels(w, h);
         let key = [3; 32];
         let bytes = encode(&key, (w, h), &refs(&o)).unwrap();
         let c = chunks(&bytes);
@@ -1238,7 +1396,7 @@ mod tests {
             v[at..at + b.len()].copy_from_slice(b);
             v
         };
-        let (stored, packed) = (c[1].0, c[4].0);
+        let (stored, packed) = (c[1].0, c[3].0);
         // An unknown method.
         assert!(corrupt(with(packed, &[7])));
         // A stored or compressed chunk one byte longer in the body than its bytes give.
@@ -1248,8 +1406,8 @@ mod tests {
         // A body longer than any entry of the cell (refused before it is allocated).
         assert!(corrupt(with(packed + 1, &u32::MAX.to_le_bytes())));
         // A chunk cut short, and a chunk header cut short.
-        assert!(corrupt(bytes[..c[9].0 + CHUNK_HEADER_LEN + 1].to_vec()));
-        assert!(corrupt(bytes[..c[9].0 + 3].to_vec()));
+        assert!(corrupt(bytes[..c[5].0 + CHUNK_HEADER_LEN + 1].to_vec()));
+        assert!(corrupt(bytes[..c[5].0 + 3].to_vec()));
         // A chunk missing from the middle: the body ends early.
         let mut v = bytes[..c[3].0].to_vec();
         v.extend_from_slice(&bytes[c[4].0..]);
@@ -1313,7 +1471,7 @@ mod tests {
                 0,
             )))];
             cache.store(&cell, Some(&key), &refs(&o));
-            assert!(cache.load(&cell, &key).is_none());
+            assert!(cache.load(&cell, &key, |i| score_of(&o, i)).is_none());
         }
         assert_eq!(cache.write_failures(), 2);
         assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
@@ -1332,7 +1490,7 @@ mod tests {
         let cell = grid.cell(0, 1).unwrap();
         let key = cache.key(&grid, &cell).unwrap();
         assert_ne!(Some(key), cache.key(&grid, &grid.cell(0, 0).unwrap()));
-        assert!(cache.load(&cell, &key).is_none());
+        assert!(cache.load(&cell, &key, |_| None).is_none());
         let o = vec![Outcome::Detected(Box::new(detection(
             cell.core.width,
             cell.core.height,
@@ -1342,10 +1500,13 @@ mod tests {
         )))];
         cache.store(&cell, Some(&key), &refs(&o));
         assert_eq!(cache.write_failures(), 0);
-        assert!(same(&cache.load(&cell, &key).unwrap(), &o));
+        let scores = |i| score_of(&o, i);
+        assert!(same(&cache.load(&cell, &key, scores).unwrap(), &o));
+        // Without the scores the entry is not used.
+        assert!(cache.load(&cell, &key, |_| None).is_none());
         let mut other = key;
         other[0] ^= 1;
-        assert!(cache.load(&cell, &other).is_none());
+        assert!(cache.load(&cell, &other, scores).is_none());
         let refreshing = DetectCache::new(
             CacheOptions {
                 refresh: true,
@@ -1353,7 +1514,7 @@ mod tests {
             },
             Some(one_observation_keys()),
         );
-        assert!(refreshing.load(&cell, &key).is_none());
+        assert!(refreshing.load(&cell, &key, scores).is_none());
         // Entries of another grid go; this grid's entries and other files stay.
         std::fs::write(options.dir.join("0badf00d-r0000-c0000.lwdc"), b"x").unwrap();
         std::fs::write(options.dir.join("notes.txt"), b"x").unwrap();
@@ -1392,15 +1553,18 @@ mod tests {
             assert_eq!(later.key(&grid, cell), None);
             later.store(cell, None, &refs(&o));
             assert!(
-                later.load(cell, &key).is_none(),
+                later.load(cell, &key, |i| score_of(&o, i)).is_none(),
                 "nothing is looked up before the seal"
             );
         }
         assert!(DetectCache::has_entries(&options("later").dir));
         let sealed_before = DetectCache::new(options("later"), Some(one_observation_keys()));
         let key0 = known.key(&grid, &cells[0]).unwrap();
+        let o0 = outcome(&cells[0]);
         assert!(
-            sealed_before.load(&cells[0], &key0).is_none(),
+            sealed_before
+                .load(&cells[0], &key0, |i| score_of(&o0, i))
+                .is_none(),
             "an unsealed entry is stale"
         );
         assert_eq!(later.seal(one_observation_keys(), &grid), 2);
@@ -1408,7 +1572,11 @@ mod tests {
             let (a, b) = (known.path(&cell.id), later.path(&cell.id));
             assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
             let key = later.key(&grid, cell).unwrap();
-            assert!(same(&later.load(cell, &key).unwrap(), &outcome(cell)));
+            let o = outcome(cell);
+            assert!(same(
+                &later.load(cell, &key, |i| score_of(&o, i)).unwrap(),
+                &o
+            ));
         }
         assert_eq!(later.seal(one_observation_keys(), &grid), 0, "sealed once");
     }
@@ -1436,7 +1604,7 @@ mod tests {
                 })
                 .collect();
             let bytes = encode(&key, (w, h), &refs(&o)).unwrap();
-            let back = decode(&bytes, &key, (w, h), o.len()).unwrap();
+            let back = restored(decode(&bytes, &key, (w, h), o.len()).unwrap(), &o);
             prop_assert!(same(&o, &back));
         }
     }

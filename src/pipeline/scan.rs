@@ -13,6 +13,7 @@ use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLaye
 use crate::grid::{Cell, GridDef};
 use crate::ingest::catalog::{sha256_file, CatalogEntry};
 use crate::ingest::plan::{plan_grid, vector_crs, GridRequest};
+use crate::ingest::read::SingleBandReader;
 use crate::ingest::vector::read_layer;
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
@@ -65,7 +66,8 @@ pub struct ScanJob {
     pub selects_every_cell: bool,
     /// The per-cell detection cache (`None`: detect every cell, cache nothing): a cell whose
     /// imagery, detection parameters, detector, grid and code are unchanged since its entry was
-    /// written is re-judged from the entry without reading imagery or detecting.
+    /// written is re-judged from the entry (and the scores in the last run's score raster)
+    /// without reading imagery or detecting.
     pub detect_cache: Option<CacheOptions>,
 }
 
@@ -620,20 +622,19 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     } else {
         cell_keys_of(before, &after_obs, &candidates)?
     };
-    let (cells, cell_keys, cells_unchanged) = match &job.select_cells {
+    let (cells, cell_keys, unchanged_cells) = match &job.select_cells {
         Some(select) if !defer_hashes => {
             let chosen = select(&grid.fingerprint(), &cell_keys);
-            let n = candidates.len();
-            let (cells, keys): (Vec<Cell>, Vec<CellKey>) = candidates
+            let (chosen, unchanged): (Vec<_>, Vec<_>) = candidates
                 .into_iter()
                 .zip(cell_keys)
-                .filter(|(c, _)| chosen.contains(&c.id))
-                .unzip();
-            let unchanged = n - cells.len();
-            (cells, keys, unchanged)
+                .partition(|(c, _)| chosen.contains(&c.id));
+            let (cells, keys): (Vec<Cell>, Vec<CellKey>) = chosen.into_iter().unzip();
+            (cells, keys, unchanged.into_iter().map(|(c, _)| c).collect())
         }
-        _ => (candidates, cell_keys, 0),
+        _ => (candidates, cell_keys, Vec::new()),
     };
+    let cells_unchanged = unchanged_cells.len();
     super::crash_point("catalogue");
     if job.select_cells.is_some() && cells.is_empty() {
         // An incremental run with nothing new: touch no output.
@@ -769,6 +770,24 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         }
         None => None,
     };
+    // The last run's score rasters (this run's are written under temporary names and replace
+    // them at the end): they hold the change scores of the cache's entries (an entry keeps only
+    // their digest), read under a lock each for the cells found in the cache, and those of the
+    // cells this run leaves unchanged, carried over into this run's rasters.
+    let last_scores: Vec<Option<std::sync::Mutex<SingleBandReader>>> =
+        if cache.as_ref().is_some_and(DetectCache::looks_up) || !unchanged_cells.is_empty() {
+            score_files
+                .iter()
+                .map(|p| {
+                    p.exists()
+                        .then(|| SingleBandReader::open(p).ok())
+                        .flatten()
+                        .map(std::sync::Mutex::new)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
     let (mut cells_detected, mut cells_from_cache) = (0, 0);
     // Persistent workers, sharing one reader per date (see `readers`), take cells in grid order;
     // this thread writes and gathers their results in the same order while they go on. A worker
@@ -866,6 +885,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             let (next, gathered, stop) = (&next, &gathered, &stop);
             let (grid, after_b, set) = (&grid, &after_b, &set);
             let (is_protected, insets, cache) = (&is_protected, &insets, cache.as_ref());
+            let last_scores = &last_scores;
             let detector = job.detector.as_ref();
             let readers = &readers;
             let n = cells.len();
@@ -914,6 +934,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                         is_protected,
                         insets,
                         cache,
+                        last_scores,
                     );
                     if tx.send((i, s)).is_err() {
                         break 'claims;
@@ -929,6 +950,36 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         r
     });
     gathered_result?;
+    // The unchanged cells' scores, as the last run left them (their imagery is the same).
+    for (oi, last) in last_scores.into_iter().enumerate() {
+        let Some(last) = last else { continue };
+        let last = last.into_inner().unwrap_or_else(|e| e.into_inner());
+        for cell in &unchanged_cells {
+            let c = &cell.core;
+            let score = match last.read_f32(c) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(
+                        "the last run's {} cannot be read ({e}): the scores of the cells left unchanged are not carried over",
+                        score_files[oi].display()
+                    );
+                    break;
+                }
+            };
+            if score.iter().all(|v| v.is_nan()) {
+                continue;
+            }
+            let score = crate::detect::flat(&score);
+            score_writers[oi].write_window(
+                c.x as usize,
+                c.y as usize,
+                c.width,
+                c.height,
+                &[&score],
+            )?;
+            score_writers[oi].flush()?;
+        }
+    }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -1403,6 +1454,7 @@ fn scan_cell(
     is_protected: &[bool],
     insets: &[MultiPolygon<f64>],
     cache: Option<&DetectCache>,
+    last_scores: &[Option<std::sync::Mutex<SingleBandReader>>],
 ) -> CellScan {
     let mut errors = Vec::new();
     let (cw, ch) = (cell.core.width, cell.core.height);
@@ -1420,7 +1472,14 @@ fn scan_cell(
     let key = cache.map(|c| (c, c.key(grid, cell)));
     let cached = key
         .as_ref()
-        .and_then(|(c, k)| k.as_ref().and_then(|k| c.load(cell, k)))
+        .and_then(|(c, k)| {
+            let score = |i: usize| {
+                let reader = last_scores.get(i)?.as_ref()?;
+                let reader = reader.lock().unwrap_or_else(|e| e.into_inner());
+                reader.read_f32(&cell.core).ok()
+            };
+            k.as_ref().and_then(|k| c.load(cell, k, score))
+        })
         .filter(|o| {
             o.len() == covered.len()
                 && o.iter()

@@ -237,6 +237,37 @@ fn a_new_after_image_over_part_of_the_area_processes_only_its_cells() {
     assert_eq!(third["cells_from_cache"].as_u64(), Some(all), "{third}");
     assert_eq!(third["cells_detected"].as_u64(), Some(0), "{third}");
     assert_eq!(cases(&cfg, &out).len(), cases1);
+    // The second night carried the unchanged cells' scores over into its score raster, whose
+    // windows the third night's cache entries were checked against: its score raster is the
+    // one a night that detects every cell writes.
+    let fresh = scratch("nightly-partial-fresh");
+    let o = scan_cmd(&cfg, &fresh).arg("--no-cache").output().unwrap();
+    assert!(
+        o.status.success() || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(score_rasters(&out), score_rasters(&fresh));
+}
+
+/// An output directory's score rasters, in name order (at least one).
+fn score_raster_paths(out: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("change_score_"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty());
+    paths
+}
+
+/// The bytes of an output directory's score rasters, in name order.
+fn score_rasters(out: &Path) -> Vec<Vec<u8>> {
+    score_raster_paths(out)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
 }
 
 #[test]
@@ -344,13 +375,6 @@ fn results(out: &Path, summary: &Value) -> (Value, Value, Vec<Vec<u8>>, Vec<Valu
     let read = |name: &str| -> Value {
         serde_json::from_slice(&std::fs::read(out.join(name)).unwrap()).unwrap()
     };
-    let mut scores: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains("change_score_"))
-        .collect();
-    scores.sort();
-    assert!(!scores.is_empty());
     let numbers = [
         "findings",
         "findings_by_kind",
@@ -366,7 +390,7 @@ fn results(out: &Path, summary: &Value) -> (Value, Value, Vec<Vec<u8>>, Vec<Valu
     (
         read("findings.geojson"),
         read("changes.geojson"),
-        scores.iter().map(|p| std::fs::read(p).unwrap()).collect(),
+        score_rasters(out),
         numbers,
     )
 }
@@ -470,6 +494,28 @@ fn a_rules_change_rejudges_cached_detections_exactly_and_a_detection_change_dete
         )),
         "{}",
         stdout(&o)
+    );
+
+    // An entry keeps only its scores' digest; the scores are read back from the last run's
+    // score raster. Without it, every cell is detected again (saying why), and the next run
+    // finds them all in the cache again.
+    for p in score_raster_paths(&out) {
+        std::fs::remove_file(p).unwrap();
+    }
+    write_rules("min_area_m2 = 400.0", "min_area_m2 = 160.0");
+    let (gone, err) = scan_ok(&cfg, &out, &[]);
+    assert_eq!(n(&gone, "cells_detected"), all, "{gone}");
+    assert_eq!(n(&gone, "cells_from_cache"), 0, "{gone}");
+    assert!(err.contains("not in the last run's score raster"), "{err}");
+    write_rules("min_area_m2 = 400.0", "min_area_m2 = 170.0");
+    let (back, err) = scan_ok(&cfg, &out, &[]);
+    assert_eq!(n(&back, "cells_from_cache"), all, "{back}");
+    assert!(!err.contains("score raster"), "{err}");
+    let fresh = scratch("cache-fresh-3");
+    let (f, _) = scan_ok(&cfg, &fresh, &["--no-cache"]);
+    assert!(
+        results(&out, &back) == results(&fresh, &f),
+        "results from the cache after a lost score raster differ from a fresh scan"
     );
 
     // A detection parameter change detects every cell again.
