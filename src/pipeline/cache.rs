@@ -156,6 +156,8 @@ pub struct DetectCache {
     /// Whether an entry was passed over because its scores were not in the last score raster
     /// (logged once per run).
     scores_missed: AtomicBool,
+    /// Per after observation, the score raster the scores are read back from (for messages).
+    score_rasters: Vec<PathBuf>,
 }
 
 /// Where an entry's detect key is, in bytes from the start of the file.
@@ -171,7 +173,15 @@ impl DetectCache {
             unsealed: std::sync::Mutex::new(Vec::new()),
             write_failures: AtomicUsize::new(0),
             scores_missed: AtomicBool::new(false),
+            score_rasters: Vec::new(),
         }
+    }
+
+    /// Names, per after observation, the score raster [`DetectCache::load`]'s scores come from,
+    /// for its messages.
+    pub fn with_score_rasters(mut self, paths: Vec<PathBuf>) -> DetectCache {
+        self.score_rasters = paths;
+        self
     }
 
     /// Whether `dir` holds any entry (a run with no entry to look up computes the imagery's
@@ -266,10 +276,14 @@ impl DetectCache {
                 Ok(o) => Some(o),
                 Err(i) => {
                     if !self.scores_missed.swap(true, Ordering::Relaxed) {
+                        let raster = self.score_rasters.get(i).map_or_else(
+                            || format!("after observation {}", i + 1),
+                            |p| p.display().to_string(),
+                        );
                         tracing::warn!(
-                            "detection cache: cell {}'s change scores (after observation {}) are not in the last run's score raster (deleted, replaced or written by another run): the cell is detected again, and so is any other cell in that case",
+                            "detection cache {}: cell {}'s change scores are not in the last run's score raster {raster} (missing, unreadable, replaced or written by another run): the cell is detected again, as is any other cell in that case (not logged again)",
+                            path.display(),
                             cell.id,
-                            i + 1
                         );
                     }
                     None

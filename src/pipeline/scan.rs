@@ -758,7 +758,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                     &after_obs,
                 )?)
             };
-            let c = DetectCache::new(options.clone(), keys);
+            let c = DetectCache::new(options.clone(), keys).with_score_rasters(score_files.clone());
             let pruned = c.prune_other_grids(&grid.fingerprint());
             if pruned > 0 {
                 tracing::info!(
@@ -778,12 +778,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         if cache.as_ref().is_some_and(DetectCache::looks_up) || !unchanged_cells.is_empty() {
             score_files
                 .iter()
-                .map(|p| {
-                    p.exists()
-                        .then(|| SingleBandReader::open(p).ok())
-                        .flatten()
-                        .map(std::sync::Mutex::new)
-                })
+                .map(|p| open_last_scores(p, unchanged_cells.len()))
                 .collect()
         } else {
             Vec::new()
@@ -951,33 +946,14 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     });
     gathered_result?;
     // The unchanged cells' scores, as the last run left them (their imagery is the same).
-    for (oi, last) in last_scores.into_iter().enumerate() {
-        let Some(last) = last else { continue };
-        let last = last.into_inner().unwrap_or_else(|e| e.into_inner());
-        for cell in &unchanged_cells {
-            let c = &cell.core;
-            let score = match last.read_f32(c) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(
-                        "the last run's {} cannot be read ({e}): the scores of the cells left unchanged are not carried over",
-                        score_files[oi].display()
-                    );
-                    break;
-                }
-            };
-            if score.iter().all(|v| v.is_nan()) {
-                continue;
-            }
-            let score = crate::detect::flat(&score);
-            score_writers[oi].write_window(
-                c.x as usize,
-                c.y as usize,
-                c.width,
-                c.height,
-                &[&score],
-            )?;
-            score_writers[oi].flush()?;
+    for ((last, path), writer) in last_scores
+        .into_iter()
+        .zip(&score_files)
+        .zip(&mut score_writers)
+    {
+        if let Some(last) = last {
+            let last = last.into_inner().unwrap_or_else(|e| e.into_inner());
+            carry_over_scores(&last, path, &unchanged_cells, writer)?;
         }
     }
     if let Some(b) = &bar {
@@ -1710,6 +1686,74 @@ fn detect_cell(
     }
     let complete = out.iter().all(Option::is_some);
     (out, complete)
+}
+
+/// The last run's score raster at `path`, to read cells' scores back from; `None` when it is
+/// missing or cannot be opened. That is said in a warning naming it when it cannot be opened, or
+/// when it is missing and this run leaves cells `unchanged` (they then have no scores in this
+/// run's raster); a cell the cache would have served is detected again, and the cache says so
+/// when that happens (a new observation has no raster yet and no entry to serve).
+fn open_last_scores(
+    path: &std::path::Path,
+    unchanged: usize,
+) -> Option<std::sync::Mutex<SingleBandReader>> {
+    let consequence = if unchanged > 0 {
+        format!("the {unchanged} cell(s) this run leaves unchanged have no scores in its new raster, and the cells found in the detection cache are detected again")
+    } else {
+        "the cells found in the detection cache are detected again".to_string()
+    };
+    if !path.exists() {
+        if unchanged > 0 {
+            tracing::warn!(
+                "the last run's score raster {} is missing: {consequence}",
+                path.display()
+            );
+        }
+        return None;
+    }
+    match SingleBandReader::open(path) {
+        Ok(r) => Some(std::sync::Mutex::new(r)),
+        Err(e) => {
+            tracing::warn!(
+                "the last run's score raster {} cannot be opened ({e}): {consequence}",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Writes the `unchanged` cells' scores from the last run's raster `last` (at `path`) into this
+/// run's. A window that cannot be read stops the carrying over, with a warning naming the file:
+/// the cells left have no scores in the new raster, and a later run that needs them from the
+/// cache detects them again (their digest no longer matches).
+fn carry_over_scores(
+    last: &SingleBandReader,
+    path: &std::path::Path,
+    unchanged: &[Cell],
+    writer: &mut GeoTiffWriter,
+) -> Result<(), PipelineError> {
+    for cell in unchanged {
+        let c = &cell.core;
+        let score = match last.read_f32(c) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "the last run's score raster {} cannot be read at cell {} ({e}): the scores of that cell and the unchanged cells after it are not carried over",
+                    path.display(),
+                    cell.id
+                );
+                return Ok(());
+            }
+        };
+        if score.iter().all(|v| v.is_nan()) {
+            continue;
+        }
+        let score = crate::detect::flat(&score);
+        writer.write_window(c.x as usize, c.y as usize, c.width, c.height, &[&score])?;
+        writer.flush()?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -497,16 +497,30 @@ fn a_rules_change_rejudges_cached_detections_exactly_and_a_detection_change_dete
     );
 
     // An entry keeps only its scores' digest; the scores are read back from the last run's
-    // score raster. Without it, every cell is detected again (saying why), and the next run
-    // finds them all in the cache again.
-    for p in score_raster_paths(&out) {
+    // score raster. Without it (one raster damaged, the others deleted), every cell is detected
+    // again, saying why and naming the files, and the next run finds them all in the cache again.
+    let rasters = score_raster_paths(&out);
+    std::fs::write(&rasters[0], b"not a GeoTIFF").unwrap();
+    for p in &rasters[1..] {
         std::fs::remove_file(p).unwrap();
     }
     write_rules("min_area_m2 = 400.0", "min_area_m2 = 160.0");
     let (gone, err) = scan_ok(&cfg, &out, &[]);
     assert_eq!(n(&gone, "cells_detected"), all, "{gone}");
     assert_eq!(n(&gone, "cells_from_cache"), 0, "{gone}");
+    let damaged = rasters[0].display().to_string();
+    assert!(
+        err.contains(&format!("score raster {damaged} cannot be opened")),
+        "{err}"
+    );
     assert!(err.contains("not in the last run's score raster"), "{err}");
+    assert!(
+        rasters
+            .iter()
+            .any(|p| err.contains(&p.display().to_string()))
+            && err.contains(".lwdc"),
+        "the warning names the raster and the entry: {err}"
+    );
     write_rules("min_area_m2 = 400.0", "min_area_m2 = 170.0");
     let (back, err) = scan_ok(&cfg, &out, &[]);
     assert_eq!(n(&back, "cells_from_cache"), all, "{back}");
