@@ -54,8 +54,8 @@ pub fn fill_polygon(
         for pair in xs.chunks_exact(2) {
             let c0 = (pair[0] - 0.5).ceil().max(0.0) as usize;
             let c1 = ((pair[1] - 0.5).ceil()).clamp(0.0, width as f64) as usize;
-            for c in c0..c1 {
-                target[row * width + c] = value;
+            if c0 < c1 {
+                target[row * width + c0..row * width + c1].fill(value);
             }
         }
     }

@@ -1515,26 +1515,23 @@ fn scan_cell(
                 continue;
             }
         };
-        for (i, u) in res.unobserved.iter().enumerate() {
-            reason[i] = match (reason[i], *u) {
-                (UNOBSERVED_NO, _) | (_, UNOBSERVED_NO) => UNOBSERVED_NO,
-                (UNOBSERVED_NO_DATA, other) => other,
-                (mine, _) => mine,
-            };
+        // The core's unobserved reasons in row-major order: the detector's array itself when it
+        // is laid out so (no copy).
+        let unobserved: std::borrow::Cow<'_, [u8]> = match res.unobserved.as_slice() {
+            Some(u) => std::borrow::Cow::Borrowed(u),
+            None => std::borrow::Cow::Owned(res.unobserved.iter().copied().collect()),
+        };
+        // Observed by any observation wins; otherwise this one's reason replaces "no data".
+        // Branch-free, so the loop vectorises.
+        for (r, u) in reason.iter_mut().zip(unobserved.iter()) {
+            let observed = (*r == UNOBSERVED_NO) | (*u == UNOBSERVED_NO);
+            let known = if *r == UNOBSERVED_NO_DATA { *u } else { *r };
+            *r = if observed { UNOBSERVED_NO } else { known };
         }
         let pieces = cell_pieces(&res.labels, &res.regions, grid, cell);
         // Counted densely over the parcels near the cell (a hash map per pixel cost more than
         // the counting).
-        let mut seen = vec![[0u64; 2]; near.len()];
-        for ((l, u), inn) in labels.iter().zip(res.unobserved.iter()).zip(&inner) {
-            if *l > 0 && *u == UNOBSERVED_NO {
-                let e = &mut seen[*l as usize - 1];
-                e[0] += 1;
-                if inn != l {
-                    e[1] += 1;
-                }
-            }
-        }
+        let seen = count_seen(&labels, &inner, &unobserved, near.len());
         let observed: Vec<(usize, [u64; 2])> = near
             .iter()
             .zip(&seen)
@@ -1567,12 +1564,7 @@ fn scan_cell(
     // Coverage of the protected parcels in this cell.
     let mut coverage = Vec::new();
     if near.iter().any(|&i| is_protected[i]) {
-        let mut counts = vec![[0u64; 4]; near.len()];
-        for (i, l) in labels.iter().enumerate() {
-            if *l > 0 && is_protected[near[*l as usize - 1]] {
-                counts[*l as usize - 1][reason[i] as usize] += 1;
-            }
-        }
+        let counts = count_reasons(&labels, &reason, near.len(), |k| is_protected[near[k]]);
         let v: std::collections::BTreeMap<usize, [u64; 4]> = near
             .iter()
             .zip(&counts)
@@ -1588,6 +1580,84 @@ fn scan_cell(
         coverage,
         errors,
     }
+}
+
+/// The end of the run of equal values that starts at `i` (below `values.len()`): `values[i..end]`
+/// all equal `values[i]`. Sixteen values at a time while they all do (one branch-free test each).
+fn run_end(values: &[i32], i: usize) -> usize {
+    let l = values[i];
+    let mut j = i + 1;
+    while j + 16 <= values.len() && !values[j..j + 16].iter().fold(false, |a, v| a | (*v != l)) {
+        j += 16;
+    }
+    while j < values.len() && values[j] == l {
+        j += 1;
+    }
+    j
+}
+
+/// Calls `f(l, range)` for each run of one label `l` > 0 in a cell's parcel labels.
+fn for_each_label_run(labels: &[i32], mut f: impl FnMut(usize, std::ops::Range<usize>)) {
+    let mut i = 0;
+    while i < labels.len() {
+        let end = run_end(labels, i);
+        if labels[i] > 0 {
+            f(labels[i] as usize, i..end);
+        }
+        i = end;
+    }
+}
+
+/// What one observation saw of each of the `parcels` near a cell, from the cell's parcel labels
+/// (`labels`, parcel `k` as `k + 1`, 0 for none), the labels of the parcels' insets (`inner`) and
+/// the observation's unobserved reasons: per parcel, its observed pixels and how many of those lie
+/// outside its own inset. Counted over the runs of one label (a parcel crosses a row in one or a
+/// few runs), each run in one pass that vectorises: a pixel at a time, adding into the parcel's
+/// counts, made every addition wait for the one before.
+fn count_seen(labels: &[i32], inner: &[i32], unobserved: &[u8], parcels: usize) -> Vec<[u64; 2]> {
+    let mut seen = vec![[0u64; 2]; parcels];
+    let n = labels.len().min(inner.len()).min(unobserved.len());
+    for_each_label_run(&labels[..n], |l, r| {
+        let (mut observed, mut outside) = (0u64, 0u64);
+        for (u, inn) in unobserved[r.clone()].iter().zip(&inner[r]) {
+            let o = (*u == UNOBSERVED_NO) as u64;
+            observed += o;
+            outside += o & (*inn != l as i32) as u64;
+        }
+        let e = &mut seen[l - 1];
+        e[0] += observed;
+        e[1] += outside;
+    });
+    seen
+}
+
+/// Per parcel near a cell, its pixels by unobserved reason (`reason`, each one of the four
+/// `UNOBSERVED_*` values, indexing the counts), for the parcels `counted` says (by their index in
+/// the list near the cell); zeros for the others. Counted over the labels' runs as in
+/// [`count_seen`].
+fn count_reasons(
+    labels: &[i32],
+    reason: &[u8],
+    parcels: usize,
+    counted: impl Fn(usize) -> bool,
+) -> Vec<[u64; 4]> {
+    let mut counts = vec![[0u64; 4]; parcels];
+    let n = labels.len().min(reason.len());
+    for_each_label_run(&labels[..n], |l, r| {
+        if !counted(l - 1) {
+            return;
+        }
+        let mut c = [0u64; 4];
+        for v in &reason[r] {
+            for (k, c) in c.iter_mut().enumerate() {
+                *c += (*v as usize == k) as u64;
+            }
+        }
+        for (t, c) in counts[l - 1].iter_mut().zip(c) {
+            *t += c;
+        }
+    });
+    counts
 }
 
 /// The readers of the before date and of each after observation, shared by the scan workers.
@@ -2093,6 +2163,70 @@ pub fn parse_day(s: Option<&str>) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Labels in runs (parcel `k` as `k + 1`, 0 for none) with per-pixel inner labels and
+    /// reasons, as a cell's parcel accounting sees them.
+    fn labelled() -> impl proptest::strategy::Strategy<Value = (Vec<i32>, Vec<i32>, Vec<u8>, usize)>
+    {
+        use proptest::prelude::*;
+        (
+            1usize..6,
+            proptest::collection::vec((0i32..6, 1usize..40), 0..30),
+        )
+            .prop_flat_map(|(parcels, runs)| {
+                let labels: Vec<i32> = runs
+                    .iter()
+                    .flat_map(|(l, n)| std::iter::repeat_n(l % (parcels as i32 + 1), *n))
+                    .collect();
+                let n = labels.len();
+                (
+                    Just(labels),
+                    proptest::collection::vec(0i32..(parcels as i32 + 1), n),
+                    proptest::collection::vec(0u8..4, n),
+                    Just(parcels),
+                )
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counts_over_label_runs_are_the_per_pixel_counts(
+            (labels, inner, reasons, parcels) in labelled(),
+            protected in proptest::collection::vec(proptest::bool::ANY, 6),
+        ) {
+            let mut seen = vec![[0u64; 2]; parcels];
+            let mut by_reason = vec![[0u64; 4]; parcels];
+            for i in 0..labels.len() {
+                let l = labels[i];
+                if l == 0 {
+                    continue;
+                }
+                let k = l as usize - 1;
+                if reasons[i] == UNOBSERVED_NO {
+                    seen[k][0] += 1;
+                    if inner[i] != l {
+                        seen[k][1] += 1;
+                    }
+                }
+                if protected[k] {
+                    by_reason[k][reasons[i] as usize] += 1;
+                }
+            }
+            proptest::prop_assert_eq!(count_seen(&labels, &inner, &reasons, parcels), seen);
+            proptest::prop_assert_eq!(
+                count_reasons(&labels, &reasons, parcels, |k| protected[k]),
+                by_reason
+            );
+            // Every run ends where its label changes.
+            let mut i = 0;
+            while i < labels.len() {
+                let end = run_end(&labels, i);
+                proptest::prop_assert!(labels[i..end].iter().all(|v| *v == labels[i]));
+                proptest::prop_assert!(end == labels.len() || labels[end] != labels[i]);
+                i = end;
+            }
+        }
+    }
     use crate::ingest::catalog::{catalog_paths, CatalogOptions};
     use gdal::DriverManager;
 
