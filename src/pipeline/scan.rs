@@ -1583,7 +1583,10 @@ fn scan_cell(
 }
 
 /// The end of the run of equal values that starts at `i` (below `values.len()`): `values[i..end]`
-/// all equal `values[i]`. Sixteen values at a time while they all do (one branch-free test each).
+/// all equal `values[i]`. Sixteen values at a time while they all do (one branch-free test each),
+/// as the detector's `next_nonzero` skips zeros. Kept apart from it: one generic function for
+/// both made the detector's sweep ~20 % slower through the code's placement alone
+/// (`docs/PERFORMANCE.md`, 1 Dec 2026).
 fn run_end(values: &[i32], i: usize) -> usize {
     let l = values[i];
     let mut j = i + 1;
@@ -1612,8 +1615,8 @@ fn for_each_label_run(labels: &[i32], mut f: impl FnMut(usize, std::ops::Range<u
 /// (`labels`, parcel `k` as `k + 1`, 0 for none), the labels of the parcels' insets (`inner`) and
 /// the observation's unobserved reasons: per parcel, its observed pixels and how many of those lie
 /// outside its own inset. Counted over the runs of one label (a parcel crosses a row in one or a
-/// few runs), each run in one pass that vectorises: a pixel at a time, adding into the parcel's
-/// counts, made every addition wait for the one before.
+/// few runs), each run in one pass that vectorises, then added into the parcel's counts once
+/// (added into them pixel by pixel, each addition waited for the one before).
 fn count_seen(labels: &[i32], inner: &[i32], unobserved: &[u8], parcels: usize) -> Vec<[u64; 2]> {
     let mut seen = vec![[0u64; 2]; parcels];
     let n = labels.len().min(inner.len()).min(unobserved.len());
@@ -1767,16 +1770,20 @@ fn open_last_scores(
     path: &std::path::Path,
     unchanged: usize,
 ) -> Option<std::sync::Mutex<SingleBandReader>> {
-    let consequence = if unchanged > 0 {
-        format!("the {unchanged} cell(s) this run leaves unchanged have no scores in its new raster, and the cells found in the detection cache are detected again")
-    } else {
-        "the cells found in the detection cache are detected again".to_string()
+    let consequence = || {
+        let cached = "the cells found in the detection cache are detected again";
+        if unchanged > 0 {
+            format!("the {unchanged} cell(s) this run leaves unchanged have no scores in its new raster, and {cached}")
+        } else {
+            cached.to_string()
+        }
     };
     if !path.exists() {
         if unchanged > 0 {
             tracing::warn!(
-                "the last run's score raster {} is missing: {consequence}",
-                path.display()
+                "the last run's score raster {} is missing: {}",
+                path.display(),
+                consequence()
             );
         }
         return None;
@@ -1785,8 +1792,9 @@ fn open_last_scores(
         Ok(r) => Some(std::sync::Mutex::new(r)),
         Err(e) => {
             tracing::warn!(
-                "the last run's score raster {} cannot be opened ({e}): {consequence}",
-                path.display()
+                "the last run's score raster {} cannot be opened ({e}): {}",
+                path.display(),
+                consequence()
             );
             None
         }
