@@ -202,7 +202,7 @@ pub(crate) fn set_cache_max(bytes: u64) {
     unsafe { gdal_sys::GDALSetCacheMax64(bytes.min(i64::MAX as u64) as i64) };
 }
 
-/// Where [`read_bands_f32_into`] puts a window: a band-sequential `f32` cube of `dims` (bands,
+/// Where [`read_bands_f32_padded`] puts a window: a band-sequential `f32` cube of `dims` (bands,
 /// rows, columns), the window's first pixel at `at` (row, column) of each band.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CubeRegion {
@@ -210,86 +210,102 @@ pub(crate) struct CubeRegion {
     pub at: (usize, usize),
 }
 
-/// Reads a window of several bands (1-based) as `f32` into a region of a band-sequential cube, in
-/// one dataset-level request (`GDALDatasetRasterIOEx`): a pixel-interleaved file's blocks are
-/// then copied out for all bands at once, straight to where the caller wants them. Values of the
-/// cube outside the region are left as they are; after a failed read the region's are undefined.
-pub(crate) fn read_bands_f32_into(
-    ds: &Dataset,
-    bands: &[usize],
-    (x, y): (usize, usize),
-    (width, height): (usize, usize),
-    out: &mut [f32],
-    region: CubeRegion,
-) -> Result<(), String> {
-    let (nb, h, w) = region.dims;
-    let (oy, ox) = region.at;
-    if nb != bands.len() || out.len() != nb * h * w || oy + height > h || ox + width > w {
-        return Err(format!(
-            "a {width} × {height} px read of {} bands does not fit at {:?} of a {:?} cube of {} values",
-            bands.len(),
-            region.at,
-            region.dims,
-            out.len()
-        ));
-    }
-    if out.is_empty() {
-        return Ok(());
-    }
-    // SAFETY: the region lies inside `out` (checked above): GDAL writes `bands.len()` bands of
-    // `height` rows of `width` values, each at `oy·w + ox` plus row · `w` plus band · `h·w` values.
-    unsafe {
-        raster_io_f32(
-            ds,
-            bands,
-            (x, y),
-            (width, height),
-            out.as_mut_ptr().add(oy * w + ox),
-            (w, h * w),
-        )
-    }
-}
-
 /// Reads a window of several bands (1-based) as `f32`, band after band (a `bands × height ×
-/// width` array), as [`read_bands_f32_into`] does. The buffer is not zeroed first: GDAL writes
-/// every value of a successful read, and a failed one returns the error and drops the buffer.
+/// width` array), as [`read_bands_f32_padded`] does.
 pub(crate) fn read_bands_f32(
     ds: &Dataset,
     bands: &[usize],
-    (x, y): (usize, usize),
+    at: (usize, usize),
     (width, height): (usize, usize),
 ) -> Result<Vec<f32>, String> {
-    let plane = width * height;
-    let len = plane * bands.len();
-    let mut buf: Vec<f32> = Vec::with_capacity(len);
-    // SAFETY: `buf` has room for `len` values, every one of which GDAL writes (band-sequential,
-    // rows of `width`) when it returns without error; only then is the length set.
-    unsafe {
-        raster_io_f32(
-            ds,
-            bands,
-            (x, y),
-            (width, height),
-            buf.as_mut_ptr(),
-            (width, plane),
-        )?;
-        buf.set_len(len);
+    let region = CubeRegion {
+        dims: (bands.len(), height, width),
+        at: (0, 0),
+    };
+    read_bands_f32_padded(ds, bands, at, (width, height), region)
+}
+
+/// Reads a window of several bands (1-based) as `f32` into a region of a new band-sequential
+/// cube, zeros around it. One dataset-level request (`GDALDatasetRasterIOEx`), so that a
+/// pixel-interleaved file's blocks are copied out for all bands at once, straight to where they
+/// go; `UInt16` bands are read as themselves and converted here ([`for_each_u16_row`]). Only the
+/// values outside the region are zeroed: a successful read writes every value inside it, and a
+/// failed one returns the error and drops the cube.
+pub(crate) fn read_bands_f32_padded(
+    ds: &Dataset,
+    bands: &[usize],
+    (x, y): (usize, usize),
+    (width, height): (usize, usize),
+    region: CubeRegion,
+) -> Result<Vec<f32>, String> {
+    let (nb, h, w) = region.dims;
+    let (oy, ox) = region.at;
+    if nb != bands.len() || oy + height > h || ox + width > w {
+        return Err(format!(
+            "a {width} × {height} px read of {} bands does not fit at {:?} of a {:?} cube",
+            bands.len(),
+            region.at,
+            region.dims,
+        ));
     }
+    let len = nb * h * w;
+    let mut buf: Vec<f32> = Vec::with_capacity(len);
+    if len == 0 {
+        return Ok(buf);
+    }
+    let out = &mut buf.spare_capacity_mut()[..len];
+    let zero = std::mem::MaybeUninit::new(0.0f32);
+    for plane in out.chunks_exact_mut(h * w) {
+        for (r, row) in plane.chunks_exact_mut(w).enumerate() {
+            if (oy..oy + height).contains(&r) {
+                row[..ox].fill(zero);
+                row[ox + width..].fill(zero);
+            } else {
+                row.fill(zero);
+            }
+        }
+    }
+    if all_u16(ds, bands) {
+        for_each_u16_row(ds, bands, (x, y), (width, height), |k, r, row| {
+            let start = k * h * w + (oy + r) * w + ox;
+            for (d, v) in out[start..start + width].iter_mut().zip(row) {
+                d.write(f32::from(*v));
+            }
+        })?;
+    } else {
+        // SAFETY: the region lies inside the cube (checked above), for which `out` has room:
+        // GDAL writes `nb` bands of `height` rows of `width` values, each at `oy·w + ox` plus
+        // row · `w` plus band · `h·w` values.
+        unsafe {
+            raster_io::<f32>(
+                ds,
+                bands,
+                (x, y),
+                (width, height),
+                out.as_mut_ptr().cast::<f32>().add(oy * w + ox),
+                (w, h * w),
+            )?;
+        }
+    }
+    // SAFETY: every value outside the region was zeroed above, and the read, which returned
+    // without error, wrote every value inside it (`for_each_u16_row` hands over every row of
+    // every band, each written whole).
+    unsafe { buf.set_len(len) };
     Ok(buf)
 }
 
-/// `GDALDatasetRasterIOEx` reading a window of `bands` as `f32` to `dst`, rows `spacing.0` values
+/// `GDALDatasetRasterIOEx` reading a window of `bands` as `T` to `dst`, rows `spacing.0` values
 /// apart and bands `spacing.1` apart.
 ///
 /// # Safety
 /// `dst` must be valid for writes of every value GDAL writes: `bands.len()` bands of `height`
 /// rows of `width` values, value `(k, r, c)` at `dst + k·spacing.1 + r·spacing.0 + c`.
-unsafe fn raster_io_f32(
+unsafe fn raster_io<T: gdal::raster::GdalType>(
     ds: &Dataset,
     bands: &[usize],
     (x, y): (usize, usize),
     (width, height): (usize, usize),
-    dst: *mut f32,
+    dst: *mut T,
     (line, band): (usize, usize),
 ) -> Result<(), String> {
     let mut band_map = bands
@@ -298,7 +314,7 @@ unsafe fn raster_io_f32(
         .collect::<Result<Vec<_>, _>>()?;
     let [cx, cy, cw, ch] = c_window((x, y), (width, height))?;
     let n = c_int(bands.len(), "band count")?;
-    let f = std::mem::size_of::<f32>() as gdal_sys::GSpacing;
+    let f = std::mem::size_of::<T>() as gdal_sys::GSpacing;
     // SAFETY: the dataset handle is valid for the life of `ds`; `band_map` holds `n` band
     // numbers; `dst` is valid for what GDAL writes with these spacings (the caller's contract).
     let err = unsafe {
@@ -312,7 +328,7 @@ unsafe fn raster_io_f32(
             dst.cast(),
             cw,
             ch,
-            gdal_sys::GDALDataType::GDT_Float32,
+            T::gdal_ordinal(),
             n,
             band_map.as_mut_ptr(),
             f,
@@ -322,4 +338,148 @@ unsafe fn raster_io_f32(
         )
     };
     cpl_result(err)
+}
+
+/// `UInt16` values read at a time by [`for_each_u16_row`] (256 KiB): a strip small enough to
+/// stay in the CPU's cache between GDAL's copy into it and the caller's conversion out of it.
+const U16_STRIP_VALUES: usize = 1 << 17;
+
+/// Reads a window of several `UInt16` bands (1-based) strip by strip of rows, as the bands' own
+/// type, and hands every row of every band to `put(band, row, values)`: for
+/// [`read_bands_f32_into`] and [`read_bands_f32`] on `UInt16` bands. GDAL's own `UInt16` → `f32`
+/// conversion copies a value at a time; as `UInt16` its copy out of the block cache is a
+/// `memcpy` of each row, and the conversion here runs eight values at a time. The values are
+/// the same: every `u16` is exactly an `f32`.
+fn for_each_u16_row(
+    ds: &Dataset,
+    bands: &[usize],
+    (x, y): (usize, usize),
+    (width, height): (usize, usize),
+    mut put: impl FnMut(usize, usize, &[u16]),
+) -> Result<(), String> {
+    let nb = bands.len();
+    if nb == 0 || width == 0 || height == 0 {
+        return Ok(());
+    }
+    let rows = (U16_STRIP_VALUES / (nb * width)).clamp(1, height);
+    let mut strip: Vec<u16> = vec![0; nb * rows * width];
+    for r0 in (0..height).step_by(rows) {
+        let n = rows.min(height - r0);
+        // SAFETY: `strip` holds `nb × rows × width` values; GDAL writes `nb` bands of `n ≤ rows`
+        // rows of `width` values, value `(k, r, c)` at `k·rows·width + r·width + c`.
+        unsafe {
+            raster_io::<u16>(
+                ds,
+                bands,
+                (x, y + r0),
+                (width, n),
+                strip.as_mut_ptr(),
+                (width, rows * width),
+            )?;
+        }
+        for k in 0..nb {
+            let band = &strip[k * rows * width..][..n * width];
+            for (r, row) in band.chunks_exact(width).enumerate() {
+                put(k, r0 + r, row);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every band of `bands` is `UInt16`, read through [`for_each_u16_row`].
+pub(crate) fn all_u16(ds: &Dataset, bands: &[usize]) -> bool {
+    bands.iter().all(|&b| {
+        ds.rasterband(b)
+            .is_ok_and(|b| b.band_type() == gdal::raster::GdalDataType::UInt16)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gdal::raster::{Buffer, GdalType};
+    use gdal::DriverManager;
+
+    /// A `w` × `h` GeoTIFF of four `T` bands, tiled 64 × 64 and pixel-interleaved (as satellite
+    /// scenes come), band `b` at (x, y) holding `value(b, x, y)`.
+    fn tiff<T: GdalType + Copy>(
+        dir: &std::path::Path,
+        name: &str,
+        (w, h): (usize, usize),
+        value: impl Fn(usize, usize, usize) -> T,
+    ) -> Dataset {
+        crate::ingest::init_gdal();
+        let path = dir.join(name);
+        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+        let opts = gdal::raster::RasterCreationOptions::from_iter([
+            "TILED=YES",
+            "BLOCKXSIZE=64",
+            "BLOCKYSIZE=64",
+            "INTERLEAVE=PIXEL",
+            "COMPRESS=DEFLATE",
+        ]);
+        let ds = driver
+            .create_with_band_type_with_options::<T, _>(&path, w, h, 4, &opts)
+            .unwrap();
+        for b in 0..4 {
+            let data: Vec<T> = (0..w * h).map(|i| value(b, i % w, i / w)).collect();
+            let mut buf = Buffer::new((w, h), data);
+            ds.rasterband(b + 1)
+                .unwrap()
+                .write((0, 0), (w, h), &mut buf)
+                .unwrap();
+        }
+        drop(ds);
+        Dataset::open(&path).unwrap()
+    }
+
+    #[test]
+    fn uint16_bands_read_as_the_same_f32_values_as_gdal_converts_and_zeros_around_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let value = |b: usize, x: usize, y: usize| (x * 7 + y * 131 + b * 9001 + x * y) as u16;
+        // Wide enough that a strip is a few rows (131 072 values / (3 bands × 700)), and tall
+        // enough for many strips, the last one short.
+        let (w, h) = (700, 530);
+        let ints = tiff::<u16>(dir.path(), "u16.tif", (w, h), value);
+        let floats = tiff::<f32>(dir.path(), "f32.tif", (w, h), |b, x, y| {
+            f32::from(value(b, x, y))
+        });
+        assert!(all_u16(&ints, &[3, 1, 4]) && !all_u16(&floats, &[3, 1, 4]));
+        let bands = [3, 1, 4];
+        let (at, size) = ((13, 29), (611, 487));
+        let direct = read_bands_f32(&ints, &bands, at, size).unwrap();
+        assert_eq!(direct, read_bands_f32(&floats, &bands, at, size).unwrap());
+        for (i, v) in direct.iter().enumerate() {
+            let (k, r, c) = (i / (size.0 * size.1), i / size.0 % size.1, i % size.0);
+            assert_eq!(*v, f32::from(value(bands[k] - 1, at.0 + c, at.1 + r)));
+        }
+        // Placed at (rows 5, columns 40) of a larger cube: zeros around it.
+        let region = CubeRegion {
+            dims: (3, size.1 + 9, size.0 + 50),
+            at: (5, 40),
+        };
+        let padded = read_bands_f32_padded(&ints, &bands, at, size, region).unwrap();
+        assert_eq!(
+            padded,
+            read_bands_f32_padded(&floats, &bands, at, size, region).unwrap()
+        );
+        let (_, ch, cw) = region.dims;
+        for (i, v) in padded.iter().enumerate() {
+            let (k, r, c) = (i / (ch * cw), i / cw % ch, i % cw);
+            let inside = (5..5 + size.1).contains(&r) && (40..40 + size.0).contains(&c);
+            let want = if inside {
+                direct[k * size.0 * size.1 + (r - 5) * size.0 + c - 40]
+            } else {
+                0.0
+            };
+            assert_eq!(*v, want, "band {k}, row {r}, column {c}");
+        }
+        // A region that does not fit is refused.
+        let too_small = CubeRegion {
+            dims: (3, size.1, size.0),
+            at: (1, 0),
+        };
+        assert!(read_bands_f32_padded(&ints, &bands, at, size, too_small).is_err());
+    }
 }

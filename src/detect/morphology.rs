@@ -103,7 +103,9 @@ fn filter(src: Vec<u8>, h: usize, w: usize, r: usize, all: bool) -> Vec<u8> {
     }
     // Columns: one running count per column, advanced a row at a time (cache friendly);
     // `live` is how many rows in the count are set.
-    let mut out = vec![0u8; h * w];
+    // The output is written over the input, which the row pass was the last to read: each row
+    // of it is written whole below or, where no row of its window is set, left clear.
+    let mut out = src;
     let mut count = vec![0u32; w];
     let mut live = 0usize;
     for y in 0..r.min(h) {
@@ -130,7 +132,8 @@ fn filter(src: Vec<u8>, h: usize, w: usize, r: usize, all: bool) -> Vec<u8> {
             }
         }
         if live == 0 {
-            // Every count is zero: the output row stays clear.
+            // Every count is zero: the output row is clear, and so already is the input row
+            // under it (the row is in its own window, and no row of the window is set).
             continue;
         }
         let len = ((y + r + 1).min(h) - y.saturating_sub(r)) as u32;

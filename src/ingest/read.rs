@@ -527,36 +527,28 @@ fn read_aligned(
     let flags = band1
         .mask_flags()
         .map_err(|e| cell_err(cell_id, e.to_string()))?;
-    // The first source to reach the window is read straight into the cell's bands (zeroed first
-    // when it does not cover all of the window), and its invalid pixels zeroed afterwards: what
+    // The first source to reach the window is read straight into the cell's bands (zeros around
+    // it when it does not cover all of the window), and its invalid pixels zeroed afterwards: what
     // pasting the valid ones onto zeros gives, without a copy. A later source's part is read in
     // one request too, band-sequential, and pasted where its pixels are valid.
     let nb = src.band_index.len();
     let (h, w) = (window.height, window.width);
     let into_cell = bands.is_none();
-    let whole = (ox, oy, rw, rh) == (0, 0, w, h);
     let read_err = |e: String| cell_err(cell_id, format!("{}: {e}", path()));
     let (at_source, size) = ((cx0 as usize, cy0 as usize), (rw, rh));
     let read_part = || gdal_ext::read_bands_f32(&src.ds, &src.band_index, at_source, size);
     let mut covered: Vec<f32> = Vec::new();
-    if into_cell && whole {
-        let cube = Array3::from_shape_vec((nb, h, w), read_part().map_err(read_err)?)
+    if into_cell {
+        // Zeros only around the part read, when it does not cover the window.
+        let region = gdal_ext::CubeRegion {
+            dims: (nb, h, w),
+            at: (oy, ox),
+        };
+        let cube =
+            gdal_ext::read_bands_f32_padded(&src.ds, &src.band_index, at_source, size, region)
+                .map_err(read_err)?;
+        let cube = Array3::from_shape_vec((nb, h, w), cube)
             .map_err(|e| cell_err(cell_id, e.to_string()))?;
-        *bands = Some(cube);
-    } else if into_cell {
-        let mut cube = Array3::<f32>::zeros((nb, h, w));
-        gdal_ext::read_bands_f32_into(
-            &src.ds,
-            &src.band_index,
-            at_source,
-            size,
-            cube.as_slice_mut().unwrap_or(&mut []),
-            gdal_ext::CubeRegion {
-                dims: (nb, h, w),
-                at: (oy, ox),
-            },
-        )
-        .map_err(read_err)?;
         *bands = Some(cube);
     } else {
         covered = read_part().map_err(read_err)?;
