@@ -1,5 +1,6 @@
 //! The few GDAL calls the `gdal` crate does not wrap. All of landwatch's `unsafe` lives here.
 
+use gdal::raster::{GdalDataType, GdalType};
 use gdal::Dataset;
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
@@ -228,7 +229,8 @@ pub(crate) fn read_bands_f32(
 /// Reads a window of several bands (1-based) as `f32` into a region of a new band-sequential
 /// cube, zeros around it. One dataset-level request (`GDALDatasetRasterIOEx`), so that a
 /// pixel-interleaved file's blocks are copied out for all bands at once, straight to where they
-/// go; `UInt16` bands are read as themselves and converted here ([`for_each_u16_row`]). Only the
+/// go; `Byte`, `Int16` and `UInt16` bands are read as themselves and converted here
+/// ([`for_each_row`]). Only the
 /// values outside the region are zeroed: a successful read writes every value inside it, and a
 /// failed one returns the error and drops the cube.
 pub(crate) fn read_bands_f32_padded(
@@ -265,13 +267,16 @@ pub(crate) fn read_bands_f32_padded(
             }
         }
     }
-    if all_u16(ds, bands) {
-        for_each_u16_row(ds, bands, (x, y), (width, height), |k, r, row| {
-            let start = k * h * w + (oy + r) * w + ox;
-            for (d, v) in out[start..start + width].iter_mut().zip(row) {
-                d.write(f32::from(*v));
-            }
-        })?;
+    // Integer bands whose every value is exactly an `f32` travel as themselves.
+    let at = ((x, y), (width, height));
+    let place = (h, w, oy, ox);
+    let native = common_type(ds, bands);
+    if native == Some(GdalDataType::UInt16) {
+        convert_rows::<u16>(ds, bands, at, out, place)?;
+    } else if native == Some(GdalDataType::Int16) {
+        convert_rows::<i16>(ds, bands, at, out, place)?;
+    } else if native == Some(GdalDataType::UInt8) {
+        convert_rows::<u8>(ds, bands, at, out, place)?;
     } else {
         // SAFETY: the region lies inside the cube (checked above), for which `out` has room:
         // GDAL writes `nb` bands of `height` rows of `width` values, each at `oy·w + ox` plus
@@ -288,8 +293,8 @@ pub(crate) fn read_bands_f32_padded(
         }
     }
     // SAFETY: every value outside the region was zeroed above, and the read, which returned
-    // without error, wrote every value inside it (`for_each_u16_row` hands over every row of
-    // every band, each written whole).
+    // without error, wrote every value inside it (`for_each_row` hands over every row of every
+    // band, and `convert_rows` writes each whole).
     unsafe { buf.set_len(len) };
     Ok(buf)
 }
@@ -340,35 +345,34 @@ unsafe fn raster_io<T: gdal::raster::GdalType>(
     cpl_result(err)
 }
 
-/// `UInt16` values read at a time by [`for_each_u16_row`] (256 KiB): a strip small enough to
-/// stay in the CPU's cache between GDAL's copy into it and the caller's conversion out of it.
-const U16_STRIP_VALUES: usize = 1 << 17;
+/// Bytes read at a time by [`for_each_row`] (256 KiB): a strip small enough to stay in the CPU's
+/// cache between GDAL's copy into it and the caller's conversion out of it.
+const STRIP_BYTES: usize = 1 << 18;
 
-/// Reads a window of several `UInt16` bands (1-based) strip by strip of rows, as the bands' own
-/// type, and hands every row of every band to `put(band, row, values)`: for
-/// [`read_bands_f32_into`] and [`read_bands_f32`] on `UInt16` bands. GDAL's own `UInt16` → `f32`
-/// conversion copies a value at a time; as `UInt16` its copy out of the block cache is a
-/// `memcpy` of each row, and the conversion here runs eight values at a time. The values are
-/// the same: every `u16` is exactly an `f32`.
-fn for_each_u16_row(
+/// Reads a window of several bands (1-based) of type `T` strip by strip of rows, as their own
+/// type, and hands every row of every band to `put(band, row, values)`. GDAL's own integer →
+/// `f32` conversion copies a value at a time; in the bands' own type its copy out of the block
+/// cache is a `memcpy` of each row, and [`convert_rows`] converts eight values at a time.
+fn for_each_row<T: GdalType + Copy + Default>(
     ds: &Dataset,
     bands: &[usize],
     (x, y): (usize, usize),
     (width, height): (usize, usize),
-    mut put: impl FnMut(usize, usize, &[u16]),
+    mut put: impl FnMut(usize, usize, &[T]),
 ) -> Result<(), String> {
     let nb = bands.len();
     if nb == 0 || width == 0 || height == 0 {
         return Ok(());
     }
-    let rows = (U16_STRIP_VALUES / (nb * width)).clamp(1, height);
-    let mut strip: Vec<u16> = vec![0; nb * rows * width];
+    let per_row = nb * width * std::mem::size_of::<T>();
+    let rows = (STRIP_BYTES / per_row).clamp(1, height);
+    let mut strip: Vec<T> = vec![T::default(); nb * rows * width];
     for r0 in (0..height).step_by(rows) {
         let n = rows.min(height - r0);
         // SAFETY: `strip` holds `nb × rows × width` values; GDAL writes `nb` bands of `n ≤ rows`
         // rows of `width` values, value `(k, r, c)` at `k·rows·width + r·width + c`.
         unsafe {
-            raster_io::<u16>(
+            raster_io::<T>(
                 ds,
                 bands,
                 (x, y + r0),
@@ -387,18 +391,40 @@ fn for_each_u16_row(
     Ok(())
 }
 
-/// Every band of `bands` is `UInt16`, read through [`for_each_u16_row`].
-pub(crate) fn all_u16(ds: &Dataset, bands: &[usize]) -> bool {
-    bands.iter().all(|&b| {
-        ds.rasterband(b)
-            .is_ok_and(|b| b.band_type() == gdal::raster::GdalDataType::UInt16)
+/// Reads a window (`at`: position and size) of bands of type `T` through [`for_each_row`] into
+/// `out`, a band-sequential cube of `(h, w)` planes with the window at row `oy`, column `ox`:
+/// every value of the window written, exactly (each `T` is exactly an `f32`).
+fn convert_rows<T: GdalType + Copy + Default>(
+    ds: &Dataset,
+    bands: &[usize],
+    (at, (width, height)): ((usize, usize), (usize, usize)),
+    out: &mut [std::mem::MaybeUninit<f32>],
+    (h, w, oy, ox): (usize, usize, usize, usize),
+) -> Result<(), String>
+where
+    f32: From<T>,
+{
+    for_each_row::<T>(ds, bands, at, (width, height), |k, r, row| {
+        let start = k * h * w + (oy + r) * w + ox;
+        for (d, v) in out[start..start + width].iter_mut().zip(row) {
+            d.write(f32::from(*v));
+        }
     })
+}
+
+/// The data type all of `bands` share, if they share one.
+pub(crate) fn common_type(ds: &Dataset, bands: &[usize]) -> Option<GdalDataType> {
+    let mut types = bands
+        .iter()
+        .map(|&b| ds.rasterband(b).ok().map(|b| b.band_type()));
+    let first = types.next()??;
+    types.all(|t| t == Some(first)).then_some(first)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gdal::raster::{Buffer, GdalType};
+    use gdal::raster::Buffer;
     use gdal::DriverManager;
 
     /// A `w` × `h` GeoTIFF of four `T` bands, tiled 64 × 64 and pixel-interleaved (as satellite
@@ -435,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn uint16_bands_read_as_the_same_f32_values_as_gdal_converts_and_zeros_around_them() {
+    fn integer_bands_read_as_the_same_f32_values_as_gdal_converts_and_zeros_around_them() {
         let dir = tempfile::tempdir().unwrap();
         let value = |b: usize, x: usize, y: usize| (x * 7 + y * 131 + b * 9001 + x * y) as u16;
         // Wide enough that a strip is a few rows (131 072 values / (3 bands × 700)), and tall
@@ -445,7 +471,11 @@ mod tests {
         let floats = tiff::<f32>(dir.path(), "f32.tif", (w, h), |b, x, y| {
             f32::from(value(b, x, y))
         });
-        assert!(all_u16(&ints, &[3, 1, 4]) && !all_u16(&floats, &[3, 1, 4]));
+        assert_eq!(common_type(&ints, &[3, 1, 4]), Some(GdalDataType::UInt16));
+        assert_eq!(
+            common_type(&floats, &[3, 1, 4]),
+            Some(GdalDataType::Float32)
+        );
         let bands = [3, 1, 4];
         let (at, size) = ((13, 29), (611, 487));
         let direct = read_bands_f32(&ints, &bands, at, size).unwrap();
@@ -481,5 +511,26 @@ mod tests {
             at: (1, 0),
         };
         assert!(read_bands_f32_padded(&ints, &bands, at, size, too_small).is_err());
+        // Bytes and signed 16-bit values (negative ones too) travel the same way.
+        let bytes = tiff::<u8>(dir.path(), "u8.tif", (w, h), |b, x, y| {
+            (value(b, x, y) % 251) as u8
+        });
+        let byte_floats = tiff::<f32>(dir.path(), "u8f.tif", (w, h), |b, x, y| {
+            f32::from((value(b, x, y) % 251) as u8)
+        });
+        let signed = tiff::<i16>(dir.path(), "i16.tif", (w, h), |b, x, y| {
+            value(b, x, y) as i16
+        });
+        let signed_floats = tiff::<f32>(dir.path(), "i16f.tif", (w, h), |b, x, y| {
+            f32::from(value(b, x, y) as i16)
+        });
+        assert_eq!(common_type(&bytes, &bands), Some(GdalDataType::UInt8));
+        assert_eq!(common_type(&signed, &bands), Some(GdalDataType::Int16));
+        for (native, float) in [(&bytes, &byte_floats), (&signed, &signed_floats)] {
+            assert_eq!(
+                read_bands_f32_padded(native, &bands, at, size, region).unwrap(),
+                read_bands_f32_padded(float, &bands, at, size, region).unwrap()
+            );
+        }
     }
 }

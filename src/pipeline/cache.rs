@@ -8,8 +8,9 @@
 //! key the run computes for the cell, the CRC-32 of its payload matches the header, and the last
 //! run's score raster holds the cell's change scores the entry has the digest of (below);
 //! anything else (missing, truncated, corrupt, stale, scores gone) means "detect again".
-//! Deleting the cache only costs time. The checksum guards against damage (a write cut short, a flipped bit), not against
-//! tampering — whoever can rewrite an entry can rewrite its checksum too — so a CRC-32 serves as
+//! Deleting the cache only costs time. The checksum guards against damage (a write cut short, a
+//! flipped bit), not against tampering — whoever can rewrite an entry can rewrite its checksum
+//! too — so a CRC-32 serves as
 //! a SHA-256 did (format 3), at a tenth of the cost (SHA-256 over the entries was ~1.2 % of a
 //! scan's CPU).
 //!

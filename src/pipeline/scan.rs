@@ -2171,6 +2171,8 @@ pub fn parse_day(s: Option<&str>) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::catalog::{catalog_paths, CatalogOptions};
+    use gdal::DriverManager;
 
     /// Labels in runs (parcel `k` as `k + 1`, 0 for none) with per-pixel inner labels and
     /// reasons, as a cell's parcel accounting sees them.
@@ -2235,8 +2237,6 @@ mod tests {
             }
         }
     }
-    use crate::ingest::catalog::{catalog_paths, CatalogOptions};
-    use gdal::DriverManager;
 
     /// A small georeferenced three-band GeoTIFF at `path`, its pixels depending on `seed`.
     fn tiff(path: &std::path::Path, seed: u16) {
