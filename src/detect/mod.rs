@@ -632,9 +632,10 @@ impl SpectralDetector {
             // The median of the sums, divided by three: dividing by a positive number rounds
             // monotonically, so it is the median of the divided sums, bit for bit, without a
             // division per pixel.
-            let mut v: Vec<f32> = Vec::with_capacity(h.div_ceil(2) * w.div_ceil(2));
-            for y in (0..h).step_by(2) {
-                for i in (y * w..(y + 1) * w).step_by(2) {
+            let mut v: Vec<f32> =
+                Vec::with_capacity(h.div_ceil(BRIGHTNESS_STEP) * w.div_ceil(BRIGHTNESS_STEP));
+            for y in (0..h).step_by(BRIGHTNESS_STEP) {
+                for i in (y * w..(y + 1) * w).step_by(BRIGHTNESS_STEP) {
                     if valid[i] {
                         v.push(b0[i] + b1[i] + b2[i]);
                     }
@@ -1482,6 +1483,16 @@ fn split_field_scale(
     let fields = runs_mask(h, w, &runs, |l| big[l as usize]);
     (rest, fields)
 }
+
+/// A cell's median brightness (the scale its cloud, water and built-up tests are relative to)
+/// is taken of every `BRIGHTNESS_STEP`-th pixel of every `BRIGHTNESS_STEP`-th row: ~74 000
+/// samples in a whole 1088² window, whose median was within 0.12 % of all pixels' in five
+/// windows of the peer scene (every second pixel's: 0.06 %). Every second pixel of every
+/// second row (four times as many samples) found the same findings, regions and coverage on the
+/// peer scene, three synthetic scenes and the demo scene, and the same score rasters but for
+/// one pixel of 16.8 million in two synthetic scenes (cloud or not), and cost ~80 ms more of a
+/// 5000² scan's CPU.
+const BRIGHTNESS_STEP: usize = 4;
 
 /// Per-stage timings of one cell, logged at trace level (`-vv`).
 struct Stages<'a> {
