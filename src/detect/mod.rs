@@ -1225,42 +1225,61 @@ impl SpectralDetector {
         }
 
         stage.mark("regions");
-        // Core outputs, over flat slices (window index `wi`, core index `ci`).
+        // Core outputs, a row at a time (window rows `wr`, core rows `cr`):
+        // every pixel's observation, score and counts in branch-free passes (which vectorise),
+        // then the labelled pixels, which are few.
         let mut mask = vec![0u8; ch * cw];
         let mut unobserved = vec![0u8; ch * cw];
-        let mut core_score = vec![f32::NAN; ch * cw];
+        let mut core_score = vec![0f32; ch * cw];
         let (valid_b_s, valid_a_s) = (flat(&valid_before), flat(&valid_after));
         let (cloud_s, shadow_s) = (flat(&cloud), flat(&shadow));
         for y in 0..ch {
+            let wr = (cy0 + y) * w + cx0..(cy0 + y) * w + cx0 + cw;
+            let cr = y * cw..(y + 1) * cw;
+            let obs = &observed_s[wr.clone()];
+            let (vb, va) = (&valid_b_s[wr.clone()], &valid_a_s[wr.clone()]);
+            let (cl, sh, sc) = (&cloud_s[wr.clone()], &shadow_s[wr.clone()], &score_s[wr]);
+            let (m, u, o) = (
+                &mut mask[cr.clone()],
+                &mut unobserved[cr.clone()],
+                &mut core_score[cr.clone()],
+            );
+            let (mut seen, mut clouds, mut shadows) = (0u32, 0u32, 0u32);
             for x in 0..cw {
-                let (wi, ci) = ((cy0 + y) * w + cx0 + x, y * cw + x);
-                if !observed_s[wi] {
-                    mask[ci] = MASK_UNOBSERVED;
-                    stats.unobserved_px += 1;
-                    unobserved[ci] = UNOBSERVED_NO_DATA;
-                    if valid_b_s[wi] && valid_a_s[wi] {
-                        if cloud_s[wi] {
-                            stats.cloud_px += 1;
-                            unobserved[ci] = UNOBSERVED_CLOUD;
-                        } else if shadow_s[wi] {
-                            stats.shadow_px += 1;
-                            unobserved[ci] = UNOBSERVED_SHADOW;
-                        }
-                    }
-                    continue;
-                }
-                stats.observed_px += 1;
-                core_score[ci] = score_s[wi];
-                let l = labels[ci];
-                if l > 0 {
-                    if regions[l as usize - 1].transition.is_land_use_change() {
-                        mask[ci] = MASK_CHANGE;
-                        stats.changed_px += 1;
-                    } else {
-                        stats.cycle_px += 1;
-                    }
-                }
+                let (ob, both) = (obs[x], vb[x] & va[x]);
+                // A pixel both dates saw that is not observed is under cloud or its shadow.
+                let c = !ob & both & cl[x];
+                let s = !ob & both & !cl[x] & sh[x];
+                m[x] = if ob { 0 } else { MASK_UNOBSERVED };
+                u[x] = if ob {
+                    0
+                } else if c {
+                    UNOBSERVED_CLOUD
+                } else if s {
+                    UNOBSERVED_SHADOW
+                } else {
+                    UNOBSERVED_NO_DATA
+                };
+                o[x] = if ob { sc[x] } else { f32::NAN };
+                seen += ob as u32;
+                clouds += c as u32;
+                shadows += s as u32;
             }
+            stats.observed_px += u64::from(seen);
+            stats.unobserved_px += (cw as u64) - u64::from(seen);
+            stats.cloud_px += u64::from(clouds);
+            stats.shadow_px += u64::from(shadows);
+            for_each_nonzero(&labels[cr.clone()], |x, l| {
+                if !obs[x] {
+                    return;
+                }
+                if regions[l as usize - 1].transition.is_land_use_change() {
+                    mask[cr.start + x] = MASK_CHANGE;
+                    stats.changed_px += 1;
+                } else {
+                    stats.cycle_px += 1;
+                }
+            });
         }
         let core = |v: Vec<u8>| {
             Array2::from_shape_vec((ch, cw), v).unwrap_or_else(|_| Array2::zeros((ch, cw)))
@@ -1302,7 +1321,63 @@ impl SpectralDetector {
 /// Mixed edge pixels often read as another cover (a roof edge over green crops looks like dry
 /// vegetation), so first each region grows by one pixel into neighbouring changed pixels
 /// that pass its half-maximum, whatever their own transition.
+///
+/// Works on the components' runs (the mask is mostly clear): a growing pixel passes when it
+/// passes the half-maximum of any neighbouring region, so which of them it joins does not change
+/// the result and no label array is needed.
 fn half_max(mask: &Array2<bool>, score: &Array2<f32>, changed: &Array2<bool>) -> Array2<bool> {
+    let (h, w) = mask.dim();
+    let (runs, n) = morphology::component_runs(mask);
+    let (m, score, changed) = (flat(mask), flat(score), flat(changed));
+    // Each region's finite scores; the runs are in raster order, so each region's scores are too.
+    let mut scores: Vec<Vec<f32>> = vec![Vec::new(); n + 1];
+    for r in &runs {
+        let row = r.y as usize * w;
+        scores[r.label as usize].extend(
+            score[row + r.x0 as usize..row + r.x1 as usize]
+                .iter()
+                .filter(|v| v.is_finite()),
+        );
+    }
+    let cut: Vec<f32> = scores.into_iter().map(|v| 0.5 * median(v)).collect();
+    let mut out = vec![false; h * w];
+    for r in &runs {
+        let c = cut[r.label as usize];
+        let (y, x0, x1) = (r.y as usize, r.x0 as usize, r.x1 as usize);
+        let own = y * w + x0..y * w + x1;
+        for (o, s) in out[own.clone()].iter_mut().zip(&score[own]) {
+            *o = *s >= c;
+        }
+        // One pixel of growth into changed 4-neighbours outside every region.
+        let mut grow = |i: usize| {
+            if changed[i] && !m[i] && score[i] >= c {
+                out[i] = true;
+            }
+        };
+        if y > 0 {
+            ((y - 1) * w + x0..(y - 1) * w + x1).for_each(&mut grow);
+        }
+        if y + 1 < h {
+            ((y + 1) * w + x0..(y + 1) * w + x1).for_each(&mut grow);
+        }
+        if x0 > 0 {
+            grow(y * w + x0 - 1);
+        }
+        if x1 < w {
+            grow(y * w + x1);
+        }
+    }
+    Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
+}
+
+/// [`half_max`] as it was first written, over a label array, each growing pixel joining the
+/// lowest label that admits it: the reference the run-based version is tested against.
+#[cfg(test)]
+fn half_max_labels(
+    mask: &Array2<bool>,
+    score: &Array2<f32>,
+    changed: &Array2<bool>,
+) -> Array2<bool> {
     let (lab, n) = morphology::components(mask);
     let (h, w) = lab.dim();
     let (lab, score, changed) = (flat(&lab), flat(score), flat(changed));
@@ -2188,6 +2263,39 @@ mod tests {
         ) {
             let divided: Vec<f32> = sums.iter().map(|s| s / 3.0).collect();
             proptest::prop_assert_eq!((median(sums) / 3.0).to_bits(), median(divided).to_bits());
+        }
+    }
+
+    proptest::proptest! {
+        /// The run-based half-maximum trim gives what the label-array one gives: each region's
+        /// cut from the median of its finite scores, growth into changed 4-neighbours outside
+        /// every region (next to several regions, next to the border, scores NaN or equal to a
+        /// cut included).
+        #[test]
+        fn half_max_on_runs_equals_half_max_on_labels(
+            h in 1usize..24,
+            w in 1usize..24,
+            cells in proptest::collection::vec(
+                (
+                    proptest::bool::weighted(0.45),
+                    proptest::bool::weighted(0.5),
+                    proptest::prop_oneof![
+                        6 => 0f32..8.0,
+                        2 => proptest::sample::select(vec![0.0f32, 1.0, 2.0, 4.0]),
+                        1 => proptest::strategy::Just(f32::NAN),
+                    ],
+                ),
+                576,
+            ),
+        ) {
+            let n = h * w;
+            let mask = Array2::from_shape_fn((h, w), |(y, x)| cells[y * w + x].0);
+            let changed = Array2::from_shape_fn((h, w), |(y, x)| cells[y * w + x].1);
+            let score = Array2::from_shape_fn((h, w), |(y, x)| cells[y * w + x].2);
+            let runs = half_max(&mask, &score, &changed);
+            let labels = half_max_labels(&mask, &score, &changed);
+            proptest::prop_assert_eq!(runs.len(), n);
+            proptest::prop_assert_eq!(runs, labels);
         }
     }
 
