@@ -1117,21 +1117,24 @@ impl SpectralDetector {
         let (before_f, after_f) = (flat(&*before), flat(&*after));
         let plane = h * w;
         for mask in [&land, &cycle] {
-            let (lab, n) = morphology::components(mask);
+            // The components as runs in raster order: sizes, transitions and the core's pixels
+            // are read off them; a label array is made only for the ring.
+            let (runs, n) = morphology::component_runs(mask);
             if n == 0 {
                 // No component: no region, no ring (the loops below would find nothing).
                 continue;
             }
-            let lab_s = flat(&lab);
             let mut counts = vec![[0u64; 9]; n + 1];
             let mut size = vec![0u64; n + 1];
-            for_each_nonzero(&lab_s, |i, l| {
-                size[l as usize] += 1;
-                let t = trans_s[i];
-                if t != u8::MAX {
-                    counts[l as usize][t as usize] += 1;
+            for r in &runs {
+                let (l, row) = (r.label as usize, r.y as usize * w);
+                size[l] += u64::from(r.x1 - r.x0);
+                for t in &trans_s[row + r.x0 as usize..row + r.x1 as usize] {
+                    if *t != u8::MAX {
+                        counts[l][*t as usize] += 1;
+                    }
                 }
-            });
+            }
             let majority: Vec<Transition> = counts
                 .iter()
                 .map(|c| {
@@ -1147,16 +1150,18 @@ impl SpectralDetector {
             let keep: Vec<bool> = (0..=n)
                 .map(|l| l > 0 && size[l] as f64 * input.pixel_area_m2 >= p.min_area(majority[l]))
                 .collect();
-            // Core pieces, numbered in raster order of their first core pixel.
+            // Core pieces, numbered in raster order of their first core pixel (the runs' order
+            // clipped to the core is the core's raster order).
             let mut id_of = vec![0u32; n + 1];
-            for y in 0..ch {
-                let wy = cy0 + y;
-                let row = wy * w + cx0;
-                for_each_nonzero(&lab_s[row..row + cw], |x, l| {
-                    let (wi, l) = (row + x, l as usize);
-                    if !keep[l] {
-                        return;
-                    }
+            for r in &runs {
+                let (wy, l) = (r.y as usize, r.label as usize);
+                let (x0, x1) = ((r.x0 as usize).max(cx0), (r.x1 as usize).min(cx0 + cw));
+                if !keep[l] || wy < cy0 || wy >= cy0 + ch || x0 >= x1 {
+                    continue;
+                }
+                let (y, row) = (wy - cy0, wy * w + cx0);
+                for x in x0 - cx0..x1 - cx0 {
+                    let wi = row + x;
                     if id_of[l] == 0 {
                         regions.push(RegionStats {
                             transition: majority[l],
@@ -1201,7 +1206,7 @@ impl SpectralDetector {
                         }
                         rs.chi2_sum += m.chi2(&xb[..nb], &xa[..nb]);
                     }
-                });
+                }
             }
             // The ring: the region dilated by two pixels, to see how much around it was observed.
             // (A pixel is in some region's ring exactly when its dilated label is not zero.)
@@ -1209,6 +1214,7 @@ impl SpectralDetector {
                 // No region of this mask reaches the core: no ring to measure.
                 continue;
             }
+            let lab_s = morphology::label_array(&runs, h, w);
             for_dilated_rows(&lab_s, h, w, 2, cy0..cy0 + ch, |wy, dl| {
                 for x in cx0..cx0 + cw {
                     let l = dl[x] as usize;

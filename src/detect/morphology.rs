@@ -205,13 +205,20 @@ fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
 pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
     let (h, w) = mask.dim();
     let (runs, n) = component_runs(mask);
+    let lab = label_array(&runs, h, w);
+    let out = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
+    (out, n)
+}
+
+/// The `h × w` label array (row-major) of runs of an `h × w` mask: each run's pixels hold its
+/// label, every other pixel 0.
+pub fn label_array(runs: &[Run], h: usize, w: usize) -> Vec<u32> {
     let mut lab = vec![0u32; h * w];
-    for r in &runs {
+    for r in runs {
         let start = r.y as usize * w;
         lab[start + r.x0 as usize..start + r.x1 as usize].fill(r.label);
     }
-    let out = Array2::from_shape_vec((h, w), lab).unwrap_or_else(|_| Array2::zeros((h, w)));
-    (out, n)
+    lab
 }
 
 /// A run of set pixels of a row and the label of its component (see [`component_runs`]).
