@@ -122,6 +122,22 @@ pub fn ensure_dir(dir: &Path) -> Result<(), PipelineError> {
     })
 }
 
+/// A named point in a cell's work where the robustness tests make landwatch panic, as a bug
+/// would: when the environment variable `LANDWATCH_PANIC_AT` is `name:cell` and `cell` is the
+/// cell's id or its row and column (`r0001-c0002`, the id without the grid's fingerprint), this
+/// panics. Does nothing otherwise.
+#[allow(clippy::panic)] // Panicking on request is what it is for.
+pub fn panic_point(name: &str, cell_id: &str) {
+    let Ok(v) = std::env::var("LANDWATCH_PANIC_AT") else {
+        return;
+    };
+    if let Some((n, c)) = v.split_once(':') {
+        if n == name && (cell_id == c || cell_id.ends_with(&format!("-{c}"))) {
+            panic!("LANDWATCH_PANIC_AT={v} (robustness test)");
+        }
+    }
+}
+
 /// A named point in a run where the crash-safety tests kill the process: when the environment
 /// variable `LANDWATCH_CRASH_AT` equals `name`, the process sends itself SIGKILL right here (no
 /// destructors, no flushing: the same as a power cut or `kill -9` at this moment). Does nothing

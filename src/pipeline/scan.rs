@@ -281,7 +281,8 @@ pub struct ScanResult {
     pub coverage: Vec<Coverage>,
     /// What the evidence stage needs to read chips around the findings.
     pub context: ScanContext,
-    /// The keys of the cells processed (for the store's record of what is done).
+    /// The keys of the cells processed (for the store's record of what is done); a cell that
+    /// could not be read or detected is left out, so that the next run tries it again.
     pub cell_keys: Vec<CellKey>,
 }
 
@@ -795,6 +796,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let gathered = (std::sync::Mutex::new(0usize), std::sync::Condvar::new());
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // The first unexpected failure (a panic) of a worker outside detection, which stops the run.
+    let failure: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, CellScan)>(in_flight);
     let mut gather =
         |rx: std::sync::mpsc::Receiver<(usize, CellScan)>| -> Result<(), PipelineError> {
@@ -877,7 +880,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let gathered_result = std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, gathered, stop) = (&next, &gathered, &stop);
+            let (next, gathered, stop, failure) = (&next, &gathered, &stop, &failure);
             let (grid, after_b, set) = (&grid, &after_b, &set);
             let (is_protected, insets, cache) = (&is_protected, &insets, cache.as_ref());
             let last_scores = &last_scores;
@@ -918,19 +921,36 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         break 'claims;
                     }
-                    let s = scan_cell(
-                        cell,
-                        grid,
-                        readers,
-                        after_b,
-                        detector,
-                        pixel_area,
-                        set,
-                        is_protected,
-                        insets,
-                        cache,
-                        last_scores,
-                    );
+                    let s = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        scan_cell(
+                            cell,
+                            grid,
+                            readers,
+                            after_b,
+                            detector,
+                            pixel_area,
+                            set,
+                            is_protected,
+                            insets,
+                            cache,
+                            last_scores,
+                        )
+                    }));
+                    let s = match s {
+                        Ok(s) => s,
+                        Err(panic) => {
+                            // A bug outside detection: the run stops with it (the cell's result,
+                            // coverage included, is unknown), and the workers waiting for this
+                            // cell's turn are woken to stop too, instead of waiting for ever.
+                            let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                            f.get_or_insert_with(|| {
+                                format!("cell {}: {}", cell.id, panic_message(&*panic))
+                            });
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            gathered.1.notify_all();
+                            break 'claims;
+                        }
+                    };
                     if tx.send((i, s)).is_err() {
                         break 'claims;
                     }
@@ -944,6 +964,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         gathered.1.notify_all();
         r
     });
+    if let Some(f) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(PipelineError::Inputs(format!(
+            "{f}: the scan failed unexpectedly and stopped; the outputs and the store of earlier \
+             runs are left as they were. This is a bug in landwatch: please report it with this \
+             message"
+        )));
+    }
     gathered_result?;
     // The unchanged cells' scores, as the last run left them (their imagery is the same).
     for ((last, path), writer) in last_scores
@@ -985,6 +1012,14 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             c.seal(keys, &grid);
         }
     }
+    // A cell that could not be read or detected is not done: the store does not mark it (the
+    // next run tries it again) and does not judge its cases seen or disappeared.
+    let failed: std::collections::HashSet<&str> = skipped
+        .iter()
+        .filter(|s| matches!(s.kind.as_str(), "cell_read" | "detect"))
+        .map(|s| s.what.as_str())
+        .collect();
+    cell_keys.retain(|k| !failed.contains(k.cell_id.as_str()));
     let before = &before_obs[0];
     if let Some(c) = &cache {
         let failed = c.write_failures();
@@ -1432,6 +1467,7 @@ fn scan_cell(
     cache: Option<&DetectCache>,
     last_scores: &[Option<std::sync::Mutex<SingleBandReader>>],
 ) -> CellScan {
+    super::panic_point("cell", &cell.id);
     let mut errors = Vec::new();
     let (cw, ch) = (cell.core.width, cell.core.height);
     let n = cw * ch;
@@ -1745,9 +1781,15 @@ fn detect_cell(
             out.push(Some(Outcome::NoValidPixels));
             continue;
         }
-        match crate::detect::detect_cropped(detector, cell, &before, &after, pixel_area) {
-            Ok(res) => out.push(Some(Outcome::Detected(Box::new(Detection::from(res))))),
-            Err(e) => {
+        // A detector that panics (a bug) fails its cell like a detector error, not the run: the
+        // detectors keep no state across calls, so nothing a panic interrupted is used again.
+        let detected = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::panic_point("detect", &cell.id);
+            crate::detect::detect_cropped(detector, cell, &before, &after, pixel_area)
+        }));
+        match detected {
+            Ok(Ok(res)) => out.push(Some(Outcome::Detected(Box::new(Detection::from(res))))),
+            Ok(Err(e)) => {
                 errors.push(Skipped {
                     what: cell.id.clone(),
                     kind: "detect".into(),
@@ -1755,10 +1797,33 @@ fn detect_cell(
                 });
                 out.push(None);
             }
+            Err(panic) => {
+                errors.push(Skipped {
+                    what: cell.id.clone(),
+                    kind: "detect".into(),
+                    message: format!(
+                        "cell {}: the detector failed unexpectedly ({}); this observation is \
+                         skipped there. This is a bug in landwatch: please report it with this \
+                         message",
+                        cell.id,
+                        panic_message(&*panic)
+                    ),
+                });
+                out.push(None);
+            }
         }
     }
     let complete = out.iter().all(Option::is_some);
     (out, complete)
+}
+
+/// What a panic said (its `&str` or `String` payload), for the message that reports it.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// The last run's score raster at `path`, to read cells' scores back from; `None` when it is

@@ -560,3 +560,96 @@ fn scan_writes_a_verifiable_packet_per_finding_and_a_rerun_rewrites_nothing() {
         assert_eq!(&std::fs::read(d.join("after.png")).unwrap(), h);
     }
 }
+
+/// Runs `landwatch` with `LANDWATCH_PANIC_AT=point`, failing the test if it has not ended within
+/// two minutes (a panicking worker once left the others waiting for its cell for ever).
+fn scan_panicking_at(cfg: &Path, out: &Path, point: &str) -> std::process::Output {
+    let mut child = std::process::Command::new(crate::common::bin())
+        .args([
+            "scan",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+            "--no-packets",
+        ])
+        .env("LANDWATCH_PANIC_AT", point)
+        .env("LANDWATCH_LOG", "warn")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the scan panicking at {point} did not end within two minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_cell_whose_detector_panics_is_skipped_and_the_run_goes_on() {
+    let dir = scene(4096, 21);
+    let out = scratch("scan-panic-detect");
+    let o = scan_panicking_at(&dir.join("landwatch.toml"), &out, "detect:r0001-c0001");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let summary = json_of(&o);
+    // The cell is skipped for each observation covering it, and nothing else is.
+    let skipped = summary["skipped"].as_array().unwrap();
+    assert!(!skipped.is_empty());
+    for s in skipped {
+        assert!(s["what"].as_str().unwrap().ends_with("-r0001-c0001"), "{s}");
+        assert_eq!(s["kind"], "detect", "{s}");
+        let message = s["message"].as_str().unwrap();
+        assert!(
+            message.contains("-r0001-c0001: the detector failed"),
+            "{message}"
+        );
+        assert!(message.contains("bug in landwatch"), "{message}");
+    }
+    // The other cells were scanned and judged; the outputs were written.
+    assert!(summary["findings"].as_u64().unwrap() > 5, "{summary}");
+    for f in [
+        "findings.geojson",
+        "findings.csv",
+        "coverage.gpkg",
+        "summary.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // The failed cell is not marked done: the next run detects it, and only it, again.
+    let o = run([
+        "scan",
+        "--config",
+        dir.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        "--no-packets",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let again = json_of(&o);
+    assert_eq!(again["cells_detected"], 1, "{again}");
+    assert_eq!(
+        again["skipped"].as_array().map(Vec::len),
+        Some(0),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_panic_outside_detection_stops_the_run_with_an_error_naming_the_cell() {
+    let dir = scene(4096, 21);
+    let out = scratch("scan-panic-cell");
+    let o = scan_panicking_at(&dir.join("landwatch.toml"), &out, "cell:r0001-c0001");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("-r0001-c0001: LANDWATCH_PANIC_AT"), "{err}");
+    assert!(err.contains("bug in landwatch"), "{err}");
+    assert!(!out.join("findings.geojson").exists());
+}
