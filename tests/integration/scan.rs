@@ -561,19 +561,25 @@ fn scan_writes_a_verifiable_packet_per_finding_and_a_rerun_rewrites_nothing() {
     }
 }
 
+/// `landwatch scan` of a configuration into `out`, the summary as JSON, without packets.
+fn scan_json<'a>(cfg: &'a Path, out: &'a Path) -> [&'a str; 7] {
+    let (cfg, out) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    [
+        "scan",
+        "--config",
+        cfg,
+        "--out",
+        out,
+        "--json",
+        "--no-packets",
+    ]
+}
+
 /// Runs `landwatch` with `LANDWATCH_PANIC_AT=point`, failing the test if it has not ended within
 /// two minutes (a panicking worker once left the others waiting for its cell for ever).
 fn scan_panicking_at(cfg: &Path, out: &Path, point: &str) -> std::process::Output {
     let mut child = std::process::Command::new(crate::common::bin())
-        .args([
-            "scan",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-            "--no-packets",
-        ])
+        .args(scan_json(cfg, out))
         .env("LANDWATCH_PANIC_AT", point)
         .env("LANDWATCH_LOG", "warn")
         .env("RUST_BACKTRACE", "0")
@@ -623,15 +629,7 @@ fn a_cell_whose_detector_panics_is_skipped_and_the_run_goes_on() {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     // The failed cell is not marked done: the next run detects it, and only it, again.
-    let o = run([
-        "scan",
-        "--config",
-        dir.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-        "--no-packets",
-    ]);
+    let o = run(scan_json(&dir.join("landwatch.toml"), &out));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let again = json_of(&o);
     assert_eq!(again["cells_detected"], 1, "{again}");
