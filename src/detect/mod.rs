@@ -2101,6 +2101,46 @@ mod tests {
         );
     }
 
+    /// A core that cuts through a region reports exactly the region's pixels inside it: the
+    /// labels and the regions' pixel counts of a core are those of the whole window's result
+    /// restricted to the core (the building spans columns 20..44; the core ends at column 32).
+    #[test]
+    fn a_core_cutting_a_region_reports_only_its_part_of_the_region() {
+        let (b, a) = pair(128);
+        let det = SpectralDetector::default();
+        let run = |core_size| {
+            det.detect(&CellInput {
+                cell_id: "test",
+                before: &b,
+                after: &a,
+                core_offset: (0, 0),
+                core_size,
+                pixel_area_m2: 0.25,
+            })
+            .unwrap()
+        };
+        let (whole, part) = (run((128, 128)), run((32, 128)));
+        let cut = whole.labels.slice(s![.., ..32]);
+        assert_eq!(part.labels.mapv(|l| l > 0), cut.mapv(|l| l > 0));
+        let mut inside = vec![0u64; whole.regions.len() + 1];
+        for l in cut.iter() {
+            inside[*l as usize] += 1;
+        }
+        let mut want: Vec<(Transition, u64)> = (1..inside.len())
+            .filter(|l| inside[*l] > 0)
+            .map(|l| (whole.regions[l - 1].transition, inside[l]))
+            .collect();
+        let mut got: Vec<(Transition, u64)> = part
+            .regions
+            .iter()
+            .map(|g| (g.transition, g.pixels))
+            .collect();
+        want.sort_by_key(|(t, n)| (*t as u8, *n));
+        got.sort_by_key(|(t, n)| (*t as u8, *n));
+        assert!(!got.is_empty());
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn finds_the_building_and_calls_the_harvest_a_cycle() {
         let (b, a) = pair(128);
