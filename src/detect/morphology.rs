@@ -196,12 +196,9 @@ fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
     lo
 }
 
-/// 8-connected components: 0 is background, components are numbered from 1 in raster order of
-/// their first pixel. Returns the labels and the number of components.
-///
-/// Run-based union-find: each row's runs of set pixels (found by skipping clear pixels sixteen
-/// at a time — masks are mostly clear) take the smallest provisional label of the runs they touch
-/// in the row above; the final labels are then given to the roots in raster order of the runs.
+/// The label array of [`component_runs`] (0 is background) and the number of components: what
+/// the tests compare with `imageproc`'s labelling and the detector's label-array references.
+#[cfg(test)]
 pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
     let (h, w) = mask.dim();
     let (runs, n) = component_runs(mask);
@@ -230,14 +227,19 @@ pub struct Run {
     pub x0: u32,
     /// One past its last column.
     pub x1: u32,
-    /// The component's label, as [`components`] numbers them (from 1).
+    /// The component's label (from 1, in raster order of the component's first pixel).
     pub label: u32,
 }
 
-/// The 8-connected components of [`components`] as runs in raster order, without a label
-/// array: for callers that only need each component's pixels once (sizes, masks of some
-/// components), a fraction of the memory traffic. Returns the runs and the number of
-/// components.
+/// The 8-connected components of a mask as runs in raster order, each with its component's
+/// label: components are numbered from 1 in raster order of their first pixel. No label array
+/// is made (see [`label_array`] for one): callers that only need each component's pixels once
+/// (sizes, masks of some components) move a fraction of the memory. Returns the runs and the
+/// number of components.
+///
+/// Run-based union-find: each row's runs of set pixels (found by skipping clear pixels sixteen
+/// at a time — masks are mostly clear) take the smallest provisional label of the runs they touch
+/// in the row above; the final labels are then given to the roots in raster order of the runs.
 pub fn component_runs(mask: &Array2<bool>) -> (Vec<Run>, usize) {
     let (h, w) = mask.dim();
     let owned;
