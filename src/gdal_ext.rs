@@ -230,9 +230,8 @@ pub(crate) fn read_bands_f32(
 /// cube, zeros around it. One dataset-level request (`GDALDatasetRasterIOEx`), so that a
 /// pixel-interleaved file's blocks are copied out for all bands at once, straight to where they
 /// go; `Byte`, `Int16` and `UInt16` bands are read as themselves and converted here
-/// ([`for_each_row`]). Only the
-/// values outside the region are zeroed: a successful read writes every value inside it, and a
-/// failed one returns the error and drops the cube.
+/// ([`for_each_row`]). Only the values outside the region are zeroed: a successful read writes
+/// every value inside it, and a failed one returns the error and drops the cube.
 pub(crate) fn read_bands_f32_padded(
     ds: &Dataset,
     bands: &[usize],
@@ -270,26 +269,24 @@ pub(crate) fn read_bands_f32_padded(
     // Integer bands whose every value is exactly an `f32` travel as themselves.
     let at = ((x, y), (width, height));
     let place = (h, w, oy, ox);
-    let native = common_type(ds, bands);
-    if native == Some(GdalDataType::UInt16) {
-        convert_rows::<u16>(ds, bands, at, out, place)?;
-    } else if native == Some(GdalDataType::Int16) {
-        convert_rows::<i16>(ds, bands, at, out, place)?;
-    } else if native == Some(GdalDataType::UInt8) {
-        convert_rows::<u8>(ds, bands, at, out, place)?;
-    } else {
-        // SAFETY: the region lies inside the cube (checked above), for which `out` has room:
-        // GDAL writes `nb` bands of `height` rows of `width` values, each at `oy·w + ox` plus
-        // row · `w` plus band · `h·w` values.
-        unsafe {
-            raster_io::<f32>(
-                ds,
-                bands,
-                (x, y),
-                (width, height),
-                out.as_mut_ptr().cast::<f32>().add(oy * w + ox),
-                (w, h * w),
-            )?;
+    match common_type(ds, bands) {
+        Some(GdalDataType::UInt16) => convert_rows::<u16>(ds, bands, at, out, place)?,
+        Some(GdalDataType::Int16) => convert_rows::<i16>(ds, bands, at, out, place)?,
+        Some(GdalDataType::UInt8) => convert_rows::<u8>(ds, bands, at, out, place)?,
+        _ => {
+            // SAFETY: the region lies inside the cube (checked above), for which `out` has room:
+            // GDAL writes `nb` bands of `height` rows of `width` values, each at `oy·w + ox` plus
+            // row · `w` plus band · `h·w` values.
+            unsafe {
+                raster_io::<f32>(
+                    ds,
+                    bands,
+                    (x, y),
+                    (width, height),
+                    out.as_mut_ptr().cast::<f32>().add(oy * w + ox),
+                    (w, h * w),
+                )?;
+            }
         }
     }
     // SAFETY: every value outside the region was zeroed above, and the read, which returned

@@ -1127,9 +1127,9 @@ impl SpectralDetector {
             let mut counts = vec![[0u64; 9]; n + 1];
             let mut size = vec![0u64; n + 1];
             for r in &runs {
-                let (l, row) = (r.label as usize, r.y as usize * w);
+                let l = r.label as usize;
                 size[l] += u64::from(r.x1 - r.x0);
-                for t in &trans_s[row + r.x0 as usize..row + r.x1 as usize] {
+                for t in &trans_s[r.span(w)] {
                     if *t != u8::MAX {
                         counts[l][*t as usize] += 1;
                     }
@@ -1338,20 +1338,14 @@ fn half_max(mask: &Array2<bool>, score: &Array2<f32>, changed: &Array2<bool>) ->
     // Each region's finite scores; the runs are in raster order, so each region's scores are too.
     let mut scores: Vec<Vec<f32>> = vec![Vec::new(); n + 1];
     for r in &runs {
-        let row = r.y as usize * w;
-        scores[r.label as usize].extend(
-            score[row + r.x0 as usize..row + r.x1 as usize]
-                .iter()
-                .filter(|v| v.is_finite()),
-        );
+        scores[r.label as usize].extend(score[r.span(w)].iter().filter(|v| v.is_finite()));
     }
     let cut: Vec<f32> = scores.into_iter().map(|v| 0.5 * median(v)).collect();
     let mut out = vec![false; h * w];
     for r in &runs {
         let c = cut[r.label as usize];
         let (y, x0, x1) = (r.y as usize, r.x0 as usize, r.x1 as usize);
-        let own = y * w + x0..y * w + x1;
-        for (o, s) in out[own.clone()].iter_mut().zip(&score[own]) {
+        for (o, s) in out[r.span(w)].iter_mut().zip(&score[r.span(w)]) {
             *o = *s >= c;
         }
         // One pixel of growth into changed 4-neighbours outside every region.
@@ -1551,8 +1545,7 @@ fn split_field_scale(
     for r in &runs {
         let l = r.label as usize;
         size[l] += u64::from(r.x1 - r.x0);
-        let start = r.y as usize * w;
-        soil[l] += trans[start + r.x0 as usize..start + r.x1 as usize]
+        soil[l] += trans[r.span(w)]
             .iter()
             .filter(|t| field_like.contains(t))
             .count() as u64;
@@ -1867,8 +1860,7 @@ fn runs_mask(
 ) -> Array2<bool> {
     let mut out = vec![false; h * w];
     for r in runs.iter().filter(|r| keep(r.label)) {
-        let start = r.y as usize * w;
-        out[start + r.x0 as usize..start + r.x1 as usize].fill(true);
+        out[r.span(w)].fill(true);
     }
     Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::from_elem((h, w), false))
 }

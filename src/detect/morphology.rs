@@ -212,8 +212,7 @@ pub fn components(mask: &Array2<bool>) -> (Array2<u32>, usize) {
 pub fn label_array(runs: &[Run], h: usize, w: usize) -> Vec<u32> {
     let mut lab = vec![0u32; h * w];
     for r in runs {
-        let start = r.y as usize * w;
-        lab[start + r.x0 as usize..start + r.x1 as usize].fill(r.label);
+        lab[r.span(w)].fill(r.label);
     }
     lab
 }
@@ -229,6 +228,14 @@ pub struct Run {
     pub x1: u32,
     /// The component's label (from 1, in raster order of the component's first pixel).
     pub label: u32,
+}
+
+impl Run {
+    /// The run's pixels as indices of a row-major raster `w` pixels wide.
+    pub fn span(&self, w: usize) -> std::ops::Range<usize> {
+        let start = self.y as usize * w;
+        start + self.x0 as usize..start + self.x1 as usize
+    }
 }
 
 /// The 8-connected components of a mask as runs in raster order, each with its component's

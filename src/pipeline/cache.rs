@@ -10,9 +10,8 @@
 //! anything else (missing, truncated, corrupt, stale, scores gone) means "detect again".
 //! Deleting the cache only costs time. The checksum guards against damage (a write cut short, a
 //! flipped bit), not against tampering — whoever can rewrite an entry can rewrite its checksum
-//! too — so a CRC-32 serves as
-//! a SHA-256 did (format 3), at a tenth of the cost (SHA-256 over the entries was ~1.2 % of a
-//! scan's CPU).
+//! too — so a CRC-32 serves as a SHA-256 did (format 3), at a tenth of the cost (SHA-256 over
+//! the entries was ~1.2 % of a scan's CPU).
 //!
 //! ## File format (`landwatch detection cache`, version [`FORMAT_VERSION`])
 //!
