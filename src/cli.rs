@@ -1067,14 +1067,17 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
     landwatch::pipeline::crash_point("finish");
     st.finish_run(&run_id, &cells_done, &outcome_counts)?;
     drop(st);
-    if processed.is_empty() && !a.json {
+    // Nothing new only when no cell was due: cells that were due but could not be read or
+    // detected are skipped input, reported as in any other run (exit 2), not "nothing new".
+    if r.cells_scanned == 0 && !a.json {
         println!(
             "nothing new: none of the {} cell(s) changed since their last successful run (run {run_id}); `landwatch scan --full` redoes them all",
             r.cells_unchanged
         );
-        return Ok((Outcome::Done, result));
-    }
-    if a.json {
+        for s in &r.skipped {
+            println!("  SKIPPED [{}] {}", s.kind, s.message);
+        }
+    } else if a.json {
         println!("{}", serde_json::to_string_pretty(r)?);
     } else {
         println!(
@@ -1133,10 +1136,24 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             println!("  wrote {}", o.display());
         }
         let new = r.cases.iter().filter(|c| c.is_new).count();
+        let failed: std::collections::BTreeSet<&str> = r
+            .skipped
+            .iter()
+            .filter(|s| s.is_failed_cell())
+            .map(|s| s.what.as_str())
+            .collect();
         println!(
-            "  cases: {new} new, {} updated ({} cell(s) processed, {} unchanged since their last run)",
+            "  cases: {new} new, {} updated ({} cell(s) processed{}, {} unchanged since their last run)",
             r.cases.len() - new,
             r.cells_scanned,
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} of them failed (SKIPPED above) and are tried again next run",
+                    failed.len()
+                )
+            },
             r.cells_unchanged
         );
         println!(

@@ -39,6 +39,13 @@ pub struct Skipped {
     pub message: String,
 }
 
+impl Skipped {
+    /// A cell that could not be read or detected: not done, so the next run tries it again.
+    pub fn is_failed_cell(&self) -> bool {
+        matches!(self.kind.as_str(), "cell_read" | "detect")
+    }
+}
+
 /// Catalogues the rasters of one date; unusable files become `Skipped` entries.
 pub fn catalog_date(
     paths: &[PathBuf],

@@ -492,6 +492,25 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         load_parcels,
     );
     skipped.extend(s2);
+    // A file given as both dates (an after directory holding last month's files too) compared
+    // with itself shows no change: it is before imagery only, and named.
+    let canonical = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let before_files: std::collections::HashSet<PathBuf> =
+        before_entries.iter().map(|e| canonical(&e.path)).collect();
+    let (after_entries, both): (Vec<CatalogEntry>, Vec<CatalogEntry>) = after_entries
+        .into_iter()
+        .partition(|e| !before_files.contains(&canonical(&e.path)));
+    for e in both.iter().filter(|e| e.is_usable()) {
+        skipped.push(Skipped {
+            what: e.path.display().to_string(),
+            kind: "both_dates".into(),
+            message: format!(
+                "{}: given as both before and after imagery; compared with itself it can show no \
+                 change, so it is used as before imagery only: keep each date's files apart",
+                e.path.display()
+            ),
+        });
+    }
     for s in &skipped {
         tracing::warn!("skipped {}", s.message);
     }
@@ -585,6 +604,81 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             on_parcels && on_before && on_after
         })
         .collect();
+    // Imagery of another place than the parcels, or dates of two different places, leave
+    // nothing to compare: said plainly (with the extents, to check against the files'
+    // georeferencing) rather than reported as a run with nothing new.
+    let extent = |b: &Option<crate::grid::Bounds>| match b {
+        Some(b) => format!(
+            "x {:.1}..{:.1}, y {:.1}..{:.1}",
+            b.min_x, b.max_x, b.min_y, b.max_y
+        ),
+        None => "nothing".to_string(),
+    };
+    let overlaps = |a: &Option<crate::grid::Bounds>, b: &Option<crate::grid::Bounds>| matches!((a, b), (Some(a), Some(b)) if a.intersection(b).is_some());
+    if candidates.is_empty() {
+        let mut lines = vec![format!(
+            "before imagery ({}): {}",
+            before.name,
+            extent(&before_b)
+        )];
+        for (o, b) in after_obs.iter().zip(&after_b) {
+            lines.push(format!("after imagery '{}': {}", o.name, extent(b)));
+        }
+        lines.push(format!(
+            "parcels ({}): {}",
+            parcels_path.display(),
+            extent(&parcel_bounds)
+        ));
+        return Err(PipelineError::Inputs(format!(
+            "nothing to compare: no grid cell has before imagery, after imagery and parcels together \
+             (extents in the working CRS {}: {}); check that the files are of the same place and \
+             that their georeferencing is right (gdalinfo, ogrinfo -so)",
+            if grid.crs.len() > 40 { "(given as WKT)" } else { &grid.crs },
+            lines.join("; ")
+        )));
+    }
+    // A file over the parcels that no cell compares (the other date has no imagery there, or
+    // its georeferencing is wrong) is named as skipped input: the run goes on with the rest.
+    // A file outside the parcels' extent is simply not needed.
+    let core_bounds: Vec<crate::grid::Bounds> = candidates
+        .iter()
+        .map(|c| grid.window_bounds(&c.core))
+        .collect();
+    let after_union = after_b
+        .iter()
+        .flatten()
+        .fold(None::<crate::grid::Bounds>, |u, b| {
+            Some(u.map_or(*b, |u| u.union(b)))
+        });
+    let dates = std::iter::once(("before", "after", before, &after_union))
+        .chain(after_obs.iter().map(|o| ("after", "before", o, &before_b)));
+    for (date, other, o, other_b) in dates {
+        for src in &o.sources.sources {
+            let b = Some(crate::ingest::plan::bounds_in_crs(
+                &src.info, &src.path, &grid.crs,
+            )?);
+            if !overlaps(&b, &parcel_bounds) {
+                tracing::info!(
+                    "{}: outside the parcels' extent, not needed ({})",
+                    src.path.display(),
+                    extent(&b)
+                );
+            } else if !overlaps(&b, other_b) || !core_bounds.iter().any(|c| overlaps(&b, &Some(*c)))
+            {
+                skipped.push(Skipped {
+                    what: src.path.display().to_string(),
+                    kind: "no_overlap".into(),
+                    message: format!(
+                        "{}: {date} imagery over parcels, but no {other} imagery reaches it \
+                         ({}): nothing in it was compared; add {other} imagery of that area or \
+                         check the files' georeferencing (gdalinfo)",
+                        src.path.display(),
+                        extent(&b)
+                    ),
+                });
+            }
+        }
+    }
     // Content keys of each candidate cell, for incremental runs.
     let inputs_key = inputs_key(job, &parcels_path)?;
     let cell_keys_of = |before: &Observation,
@@ -1016,7 +1110,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // next run tries it again) and does not judge its cases seen or disappeared.
     let failed: std::collections::HashSet<&str> = skipped
         .iter()
-        .filter(|s| matches!(s.kind.as_str(), "cell_read" | "detect"))
+        .filter(|s| s.is_failed_cell())
         .map(|s| s.what.as_str())
         .collect();
     cell_keys.retain(|k| !failed.contains(k.cell_id.as_str()));
@@ -1712,11 +1806,19 @@ impl Readers {
         cell: &Cell,
     ) -> Result<crate::ingest::CellImage, String> {
         let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
-        r.as_mut()
-            .map_err(|e| e.to_string())
-            .and_then(|r| super::read_for_detection(r, cell).map_err(|e| e.to_string()))
+        r.as_mut().map_err(|e| e.to_string()).and_then(|r| {
+            super::read_for_detection(r, cell).map_err(|e| match e {
+                // The caller names the cell.
+                crate::ingest::IngestError::CellRead { detail, .. } => detail,
+                e => e.to_string(),
+            })
+        })
     }
 }
+
+/// What a skipped cell's reading failure tells the operator to do.
+const READ_FAILURE_ADVICE: &str = " (a file that cannot be decoded is damaged: check it with \
+    `gdalinfo -checksum` and copy or download it again); the next run tries the cell again";
 
 /// Reads and detects a cell for every after observation. Per observation: `None` where its
 /// imagery could not be read or detection failed (the reason is added to `errors`), else its
@@ -1745,8 +1847,8 @@ fn detect_cell(
                 what: cell.id.clone(),
                 kind: "cell_read".into(),
                 message: format!(
-                    "cell {}: before date: {e}; the cell is reported unobserved",
-                    cell.id
+                    "cell {}: before date: {e}; the cell is reported unobserved{}",
+                    cell.id, READ_FAILURE_ADVICE
                 ),
             });
             return (vec![None; readers.after.len()], false);
@@ -1769,8 +1871,8 @@ fn detect_cell(
                     what: cell.id.clone(),
                     kind: "cell_read".into(),
                     message: format!(
-                        "cell {}: after date: {e}; this observation is skipped there",
-                        cell.id
+                        "cell {}: after date: {e}; this observation is skipped there{}",
+                        cell.id, READ_FAILURE_ADVICE
                     ),
                 });
                 out.push(None);

@@ -579,3 +579,89 @@ fn a_rules_change_rejudges_cached_detections_exactly_and_a_detection_change_dete
     assert_eq!(n(&full, "cells_detected"), all, "{full}");
     assert_eq!(n(&full, "cells_from_cache"), 0, "{full}");
 }
+
+/// Overwrites the middle third of a file's bytes (tile data, not the TIFF's header or block
+/// table, so the file still opens and only decoding its tiles fails).
+fn corrupt_middle(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n / 3..2 * n / 3] {
+        *b = b.wrapping_mul(7).wrapping_add(13);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn cells_that_cannot_be_read_are_skipped_input_never_nothing_new() {
+    let dir = scene_copy(1024, 3, "nightly-unreadable-scene");
+    let cfg = dir.join("landwatch.toml");
+    let out = scratch("nightly-unreadable");
+    let after: Vec<PathBuf> = std::fs::read_dir(dir.join("imagery/after"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+        .collect();
+    assert!(!after.is_empty());
+    let originals: Vec<Vec<u8>> = after.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    for p in &after {
+        corrupt_middle(p);
+    }
+    let human = |out: &Path| {
+        run([
+            "scan",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // Every cell's after date fails to decode: every cell is skipped, named, and the run says so
+    // with exit code 2 — not "nothing new" and exit 0, which would tell the night's operator that
+    // all was checked.
+    for attempt in ["first", "second (the failed cells are tried again)"] {
+        let o = human(&out);
+        let text = stdout(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{attempt} run: {text}{}",
+            stderr(&o)
+        );
+        assert!(!text.contains("nothing new"), "{attempt} run: {text}");
+        assert!(
+            text.contains("SKIPPED [cell_read]"),
+            "{attempt} run: {text}"
+        );
+        assert!(
+            text.contains("failed (SKIPPED above)"),
+            "{attempt} run: {text}"
+        );
+    }
+    // Repaired, the cells are detected and their cases opened.
+    for (p, b) in after.iter().zip(&originals) {
+        std::fs::write(p, b).unwrap();
+    }
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let repaired = json_of(&o);
+    assert!(
+        repaired["cells_scanned"].as_u64().unwrap() >= 1,
+        "{repaired}"
+    );
+    assert!(repaired["findings"].as_u64().unwrap() >= 5, "{repaired}");
+    // Nothing new, but a file in the imagery that cannot be opened is still named, every night,
+    // with exit code 2.
+    std::fs::write(
+        dir.join("imagery/after/partial_download.tif"),
+        b"II*\0garbage",
+    )
+    .unwrap();
+    let o = human(&out);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{text}{}", stderr(&o));
+    assert!(text.contains("nothing new"), "{text}");
+    assert!(
+        text.contains("SKIPPED [") && text.contains("partial_download.tif"),
+        "{text}"
+    );
+}

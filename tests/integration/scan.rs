@@ -651,3 +651,131 @@ fn a_panic_outside_detection_stops_the_run_with_an_error_naming_the_cell() {
     assert!(err.contains("bug in landwatch"), "{err}");
     assert!(!out.join("findings.geojson").exists());
 }
+
+/// A copy of `src` whose georeferencing puts it `dx` metres further east (a file of another place).
+fn moved_east(src: &Path, dst: &Path, dx: f64) {
+    std::fs::copy(src, dst).unwrap();
+    let mut ds = Dataset::open_ex(
+        dst,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut gt = ds.geo_transform().unwrap();
+    gt[0] += dx;
+    ds.set_geo_transform(&gt).unwrap();
+}
+
+/// `landwatch scan --json --no-packets` of these dates over `parcels` into `out`.
+fn scan_dates(before: &Path, after: &[&Path], parcels: &Path, out: &Path) -> std::process::Output {
+    let mut args = vec![
+        "scan".to_string(),
+        "--before".into(),
+        before.display().to_string(),
+    ];
+    args.push("--after".into());
+    args.extend(after.iter().map(|p| p.display().to_string()));
+    for a in [
+        "--parcels",
+        parcels.to_str().unwrap(),
+        "--no-packets",
+        "--json",
+        "--out",
+    ] {
+        args.push(a.into());
+    }
+    args.push(out.display().to_string());
+    run(args)
+}
+
+/// The `what` of the summary's skipped inputs of this kind.
+fn skipped_of_kind(summary: &Value, kind: &str) -> Vec<String> {
+    summary["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kind"] == kind)
+        .map(|k| k["what"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn imagery_that_does_not_overlap_the_other_date_is_named() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-no-overlap");
+    let parcels = src.join("parcels.gpkg");
+    // Two dates of different places: nothing to compare, said with the extents (exit 1), not a
+    // run that quietly found nothing.
+    let elsewhere = dir.join("after_elsewhere.tif");
+    let after1 = src.join("imagery/after/after_r0c1.tif");
+    moved_east(&after1, &elsewhere, 20_000.0);
+    let out = dir.join("out-elsewhere");
+    let o = scan_dates(&src.join("imagery/before"), &[&elsewhere], &parcels, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("nothing to compare"), "{err}");
+    assert!(
+        err.contains("after imagery 'satellite'") && err.contains("before imagery"),
+        "{err}"
+    );
+    assert!(!out.join("findings.geojson").exists());
+    // Before imagery of only the west of the scene: the after file east of it lies over parcels
+    // with no before imagery to compare it with. It is named as skipped input (exit 2); the
+    // others are compared. (A file outside the parcels' extent is simply not needed.)
+    let west = dir.join("before-west");
+    std::fs::create_dir_all(&west).unwrap();
+    for f in ["before_r0c0.tif", "before_r1c0.tif"] {
+        std::fs::copy(src.join("imagery/before").join(f), west.join(f)).unwrap();
+    }
+    let after = [&src.join("imagery/after"), &elsewhere];
+    let o = scan_dates(
+        &west,
+        &after.map(|p| p.as_path()),
+        &parcels,
+        &dir.join("out-west"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = json_of(&o);
+    let no_overlap = skipped_of_kind(&s, "no_overlap");
+    assert_eq!(no_overlap.len(), 1, "{s}");
+    assert!(no_overlap[0].ends_with("after_r0c2.tif"), "{s}");
+    assert!(s["cells_scanned"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
+}
+
+#[test]
+fn a_file_given_as_both_dates_is_before_imagery_only() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-both-dates");
+    let before_dir = src.join("imagery/before");
+    let parcels = src.join("parcels.gpkg");
+    // The before directory given as the after date too: nothing is left to compare (exit 1).
+    let o = scan_dates(&before_dir, &[&before_dir], &parcels, &dir.join("out-same"));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("given as both before and after imagery"),
+        "{err}"
+    );
+    assert!(err.contains("no usable after imagery"), "{err}");
+    // One before file among the after files: named (exit 2), the rest compared as usual.
+    let stray = before_dir.join("before_r0c0.tif");
+    let after_dir = src.join("imagery/after");
+    let o = scan_dates(
+        &before_dir,
+        &[&after_dir, &stray],
+        &parcels,
+        &dir.join("out-stray"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = json_of(&o);
+    let both = skipped_of_kind(&s, "both_dates");
+    assert_eq!(both.len(), 1, "{s}");
+    assert!(both[0].ends_with("before_r0c0.tif"), "{s}");
+    let o = scan_dates(&before_dir, &[&after_dir], &parcels, &dir.join("out-clean"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let clean = json_of(&o);
+    assert_eq!(s["findings"], clean["findings"], "{s}\n{clean}");
+}
