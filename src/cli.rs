@@ -761,6 +761,7 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
     // The detector is built (and a model loaded and checked) before any imagery is read.
     let detector_config = a.detector.resolve(config.as_ref())?;
     let detector = build_detector(&detector_config, &params)?;
+    create_dir(&a.out, "the output directory")?;
     let job = landwatch::pipeline::detect::DetectJob {
         before: a.before,
         after: a.after,
@@ -909,7 +910,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
     // One run at a time per store; a lock left by a killed run is taken over.
     let store_path = job.config.store_path();
     if let Some(dir) = store_path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        create_dir(dir, "the output directory")?;
     }
     let _lock = landwatch::store::acquire(&store_path, "landwatch scan")?;
     let store = std::sync::Arc::new(std::sync::Mutex::new(landwatch::store::Store::open(
@@ -1180,6 +1181,17 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         Outcome::DoneWithSkips
     };
     Ok((outcome, result))
+}
+
+/// Creates a directory (and its parents), saying plainly when a file stands where it should be.
+pub(crate) fn create_dir(dir: &Path, what: &str) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "{what} {} is a file, not a directory: give a directory (it is created if missing)",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {what} {}", dir.display()))
 }
 
 fn lock_store(
@@ -1526,6 +1538,7 @@ fn eval_mask(a: EvalMaskArgs) -> Result<Outcome> {
 
 fn synth(a: SynthArgs) -> Result<Outcome> {
     let started = std::time::Instant::now();
+    create_dir(&a.out, "the output directory")?;
     let summary = landwatch::synth::generate(&landwatch::synth::SynthOptions {
         out: a.out.clone(),
         size: a.size,
@@ -1552,6 +1565,7 @@ fn synth(a: SynthArgs) -> Result<Outcome> {
 }
 
 fn demo(a: DemoArgs) -> Result<Outcome> {
+    create_dir(&a.out, "the output directory")?;
     let scene = a.out.join("scene");
     let results = a.out.join("results");
     println!(

@@ -420,7 +420,7 @@ pub fn init(a: InitArgs) -> Result<Outcome> {
     // Check what we are about to write loads, before writing anything.
     Config::from_toml(&text, &config, dir)
         .with_context(|| format!("the starter configuration for {}", dir.display()))?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::cli::create_dir(dir, "the directory")?;
     write_new(&config, &text)?;
     write_new(&rules, landwatch::rules::DEFAULT_RULES)?;
     let k = landwatch::evidence::write_key_pair(&keys, "bureau")?;

@@ -34,6 +34,49 @@ fn every_command_has_help() {
 }
 
 #[test]
+fn an_output_path_that_is_a_file_is_refused_plainly() {
+    let src = scene(1024, 3);
+    let file = scratch("out-is-a-file").join("results");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out = file.to_str().unwrap();
+    let before = src.join("imagery/before/before_r0c0.tif");
+    let after = src.join("imagery/after/after_r0c0.tif");
+    let parcels = src.join("parcels.gpkg");
+    let (b, a, p) = (
+        before.to_str().unwrap(),
+        after.to_str().unwrap(),
+        parcels.to_str().unwrap(),
+    );
+    let commands: [&[&str]; 5] = [
+        &["synth", "--size", "256", "--out", out],
+        &["demo", "--out", out],
+        &["detect", "--before", b, "--after", a, "--out", out],
+        &[
+            "scan",
+            "--before",
+            b,
+            "--after",
+            a,
+            "--parcels",
+            p,
+            "--out",
+            out,
+        ],
+        &["init", out],
+    ];
+    for args in commands {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("{out} is a file, not a directory")),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+#[test]
 fn synth_is_byte_for_byte_deterministic() {
     let a = scratch("synth-det-a");
     let b = scratch("synth-det-b");
