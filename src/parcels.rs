@@ -92,9 +92,7 @@ pub enum ParcelError {
         second: String,
     },
     /// A required attribute is missing.
-    #[error(
-        "{layer}: no field '{field}' (fields: {available}); set it in [parcels] of the config"
-    )]
+    #[error("{layer}: no field '{field}' (fields: {available}); {hint}")]
     MissingField {
         /// Layer.
         layer: String,
@@ -102,6 +100,8 @@ pub enum ParcelError {
         field: String,
         /// The fields there are.
         available: String,
+        /// What to do.
+        hint: &'static str,
     },
     /// No usable parcel at all.
     #[error("{layer}: no usable parcel (every feature was rejected)")]
@@ -236,20 +236,11 @@ pub fn parcels_from_layer(
     fields: &ParcelFields,
     notes: &mut Vec<ParcelNote>,
 ) -> Result<Vec<Parcel>, ParcelError> {
-    let available: Vec<String> = layer
-        .features
-        .first()
-        .map(|f| f.attributes.keys().cloned().collect())
-        .unwrap_or_default();
-    for field in [&fields.id, &fields.approved_use] {
-        if !layer.features.is_empty() && !available.contains(field) {
-            return Err(ParcelError::MissingField {
-                layer: format!("{} ({})", layer.path.display(), layer.layer),
-                field: field.clone(),
-                available: available.join(", "),
-            });
-        }
-    }
+    require_fields(
+        layer,
+        &[&fields.id, &fields.approved_use],
+        "name the layer's fields in [parcels] id_field and use_field of the config",
+    )?;
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     for f in &layer.features {
@@ -294,24 +285,66 @@ pub fn parcels_from_layer(
     Ok(out)
 }
 
-/// Builds permits from a layer (`permit_id`, `kind`, `permitted_use`, `valid_from`, `valid_to`,
-/// optional `parcel_id`).
-pub fn permits_from_layer(layer: &VectorLayerData, notes: &mut Vec<ParcelNote>) -> Vec<Permit> {
+/// An error naming the first of `fields` a non-empty layer lacks, with the fields it has.
+fn require_fields(
+    layer: &VectorLayerData,
+    fields: &[&str],
+    hint: &'static str,
+) -> Result<(), ParcelError> {
+    let available: Vec<String> = layer
+        .features
+        .first()
+        .map(|f| f.attributes.keys().cloned().collect())
+        .unwrap_or_default();
+    match fields.iter().find(|f| !available.iter().any(|a| a == *f)) {
+        Some(field) if !layer.features.is_empty() => Err(ParcelError::MissingField {
+            layer: format!("{} ({})", layer.path.display(), layer.layer),
+            field: field.to_string(),
+            available: available.join(", "),
+            hint,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Builds permits from a layer (`permit_id`, `permitted_use`, optional `kind`, `valid_from`,
+/// `valid_to`, `parcel_id`). A layer without `permit_id` or `permitted_use` is refused (another
+/// layer given as permits would otherwise permit construction wherever it has polygons); a
+/// feature with either empty is rejected, named in the notes.
+pub fn permits_from_layer(
+    layer: &VectorLayerData,
+    notes: &mut Vec<ParcelNote>,
+) -> Result<Vec<Permit>, ParcelError> {
+    require_fields(
+        layer,
+        &["permit_id", "permitted_use"],
+        "is this the permits layer? A permits layer has permit_id, permitted_use and optionally \
+         kind, valid_from, valid_to, parcel_id (README, \"Inputs\")",
+    )?;
     let mut out = Vec::new();
     for f in &layer.features {
+        let a = &f.attributes;
+        let (Some(id), Some(permitted_use)) =
+            (text(a.get("permit_id")), text(a.get("permitted_use")))
+        else {
+            notes.push(ParcelNote {
+                feature: describe(layer, f),
+                kind: "rejected".into(),
+                message: "a permit needs a permit_id and a permitted_use (it explains nothing \
+                          without them)"
+                    .into(),
+            });
+            continue;
+        };
         let Some(footprint) = notes_of(layer, f, notes) else {
             continue;
         };
-        let a = &f.attributes;
-        let id = text(a.get("permit_id")).unwrap_or_else(|| format!("fid-{}", f.fid.unwrap_or(0)));
         out.push(Permit {
             id,
             kind: text(a.get("kind"))
                 .unwrap_or_else(|| "permit".into())
                 .to_ascii_lowercase(),
-            permitted_use: text(a.get("permitted_use"))
-                .unwrap_or_else(|| "construction".into())
-                .to_ascii_lowercase(),
+            permitted_use: permitted_use.to_ascii_lowercase(),
             valid_from: date(a.get("valid_from")),
             valid_to: date(a.get("valid_to")),
             parcel_id: text(a.get("parcel_id")),
@@ -319,7 +352,7 @@ pub fn permits_from_layer(layer: &VectorLayerData, notes: &mut Vec<ParcelNote>) 
             source: describe(layer, f),
         });
     }
-    out
+    Ok(out)
 }
 
 /// Marks parcels that lie (by at least half their area) inside a control layer's polygons.
@@ -512,6 +545,45 @@ mod tests {
             &mut vec![],
         );
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn a_layer_without_the_permit_fields_is_refused_and_incomplete_permits_rejected() {
+        // The parcels given as permits: refused, naming the field and the fields there are.
+        let parcels = layer(vec![(Some("A"), "farmland", Some(square(0.0, 0.0, 10.0)))]);
+        let e = permits_from_layer(&parcels, &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no field 'permit_id'") && e.contains("approved_use"),
+            "{e}"
+        );
+        // A permits layer: a feature without a permitted use explains nothing and is rejected.
+        let mut permits = layer(vec![
+            (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+            (Some("B"), "farmland", Some(square(20.0, 0.0, 10.0))),
+            (None, "farmland", Some(square(40.0, 0.0, 10.0))),
+        ]);
+        for (f, (id, use_)) in permits.features.iter_mut().zip([
+            (Value::from("P-1"), Value::from("Construction")),
+            (Value::from("P-2"), Value::Null),
+            (Value::Null, Value::from("construction")),
+        ]) {
+            f.attributes.insert("permit_id".into(), id);
+            f.attributes.insert("permitted_use".into(), use_);
+        }
+        let mut notes = vec![];
+        let p = permits_from_layer(&permits, &mut notes).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].id.as_str(), p[0].permitted_use.as_str()),
+            ("P-1", "construction")
+        );
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes
+            .iter()
+            .all(|n| n.kind == "rejected" && n.message.contains("permitted_use")));
+        assert!(notes[0].feature.contains("feature 2") && notes[1].feature.contains("feature 3"));
     }
 
     #[test]

@@ -337,6 +337,16 @@ pub fn catalog_paths(paths: &[PathBuf], opts: &CatalogOptions) -> Vec<CatalogEnt
 /// Opens a raster read-only, with a clear error when GDAL cannot.
 pub fn open_raster(path: &Path) -> Result<Dataset, IngestError> {
     super::init_gdal();
+    // GDAL's own paths (`/vsicurl/…`, `NETCDF:…`) need not be files; a plain path that is no file
+    // is said so, not "cannot open as a raster".
+    if !path.exists()
+        && !path.to_string_lossy().starts_with("/vsi")
+        && !path.to_string_lossy().contains(':')
+    {
+        return Err(IngestError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
     Dataset::open_ex(
         path,
         DatasetOptions {

@@ -22,12 +22,34 @@ use std::path::PathBuf;
 /// Why a raster cannot be used, or could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// No file at the path given.
+    #[error("{path}: no such file; check the path (relative paths are from the configuration file's directory, or the current one on the command line)")]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
     /// GDAL could not open the file as a raster.
     #[error("{path}: GDAL cannot open this file as a raster ({detail}); check that it is a complete image file")]
     NotOpenable {
         /// The file.
         path: PathBuf,
         /// GDAL's message.
+        detail: String,
+    },
+    /// GDAL could not open the file as a vector layer.
+    #[error("{path}: GDAL cannot open this file as vector data ({detail}); parcels, permits and control layers are GeoPackage, Shapefile or GeoJSON")]
+    NotOpenableVector {
+        /// The file.
+        path: PathBuf,
+        /// GDAL's message, or which layer is missing.
+        detail: String,
+    },
+    /// The vector file has not the layer asked for, or no layer at all.
+    #[error("{path}: {detail}; name the layer in the configuration ([parcels] layer, permits_layer, or the control layer's layer)")]
+    NoLayer {
+        /// The file.
+        path: PathBuf,
+        /// Which layer is missing, and the layers there are.
         detail: String,
     },
     /// The file's structure is broken (truncated, blocks past the end of the file).
@@ -134,7 +156,11 @@ impl IngestError {
     /// A short machine-readable code for the kind of problem, used in JSON output.
     pub fn kind(&self) -> &'static str {
         match self {
-            IngestError::NotOpenable { .. } => "not_openable",
+            IngestError::NotFound { .. } => "not_found",
+            IngestError::NotOpenable { .. } | IngestError::NotOpenableVector { .. } => {
+                "not_openable"
+            }
+            IngestError::NoLayer { .. } => "no_layer",
             IngestError::Corrupt { .. } => "corrupt",
             IngestError::PixelsUnreadable { .. } => "pixels_unreadable",
             IngestError::NoGeoreferencing { .. } => "no_georeferencing",

@@ -6,7 +6,6 @@ use super::srs;
 use super::IngestError;
 use crate::grid::{Bounds, GridDef};
 use gdal::vector::LayerAccess;
-use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 use std::path::{Path, PathBuf};
 
 /// What the user asked for (config values, command-line overrides); `None` means "derive it".
@@ -34,26 +33,8 @@ pub struct GridRequest {
 
 /// The CRS of a vector layer (the named one, else the first), as `EPSG:xxxx` or WKT.
 pub fn vector_crs(path: &Path, layer: Option<&str>) -> Result<String, IngestError> {
-    super::init_gdal();
-    let ds = Dataset::open_ex(
-        path,
-        DatasetOptions {
-            open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| IngestError::NotOpenable {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
-    let lyr = match layer {
-        Some(name) => ds.layer_by_name(name),
-        None => ds.layer(0),
-    }
-    .map_err(|e| IngestError::NotOpenable {
-        path: path.to_path_buf(),
-        detail: format!("layer {}: {e}", layer.unwrap_or("0")),
-    })?;
+    let ds = super::vector::open_vector(path)?;
+    let lyr = super::vector::layer_of(&ds, path, layer)?;
     let s = lyr.spatial_ref().ok_or_else(|| IngestError::NoCrs {
         path: path.to_path_buf(),
     })?;

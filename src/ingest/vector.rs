@@ -63,34 +63,57 @@ fn polygons_of(g: geo::Geometry<f64>) -> Vec<geo::Polygon<f64>> {
     }
 }
 
-/// Reads one layer (the named one, else the first) into the working CRS.
-pub fn read_layer(
-    path: &Path,
-    layer: Option<&str>,
-    target_crs: &str,
-) -> Result<VectorLayerData, IngestError> {
+/// Opens a vector file read-only, saying plainly when there is no file or GDAL cannot read it.
+pub fn open_vector(path: &Path) -> Result<Dataset, IngestError> {
     super::init_gdal();
-    let open_err = |detail: String| IngestError::NotOpenable {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let ds = Dataset::open_ex(
+    if !path.exists() && !path.to_string_lossy().starts_with("/vsi") {
+        return Err(IngestError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    Dataset::open_ex(
         path,
         DatasetOptions {
             open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
             ..Default::default()
         },
     )
-    .map_err(|e| open_err(e.to_string()))?;
-    let mut lyr = match layer {
+    .map_err(|e| IngestError::NotOpenableVector {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
+/// The named layer of a vector file, else its first, naming the layers there are when it has
+/// not the one asked for.
+pub fn layer_of<'a>(
+    ds: &'a Dataset,
+    path: &Path,
+    layer: Option<&str>,
+) -> Result<gdal::vector::Layer<'a>, IngestError> {
+    match layer {
         Some(name) => ds.layer_by_name(name).map_err(|_| {
             let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
-            open_err(format!("no layer '{name}' (layers: {})", names.join(", ")))
-        })?,
-        None => ds
-            .layer(0)
-            .map_err(|e| open_err(format!("no layer: {e}")))?,
-    };
+            IngestError::NoLayer {
+                path: path.to_path_buf(),
+                detail: format!("no layer '{name}' (layers: {})", names.join(", ")),
+            }
+        }),
+        None => ds.layer(0).map_err(|e| IngestError::NoLayer {
+            path: path.to_path_buf(),
+            detail: format!("no layer: {e}"),
+        }),
+    }
+}
+
+/// Reads one layer (the named one, else the first) into the working CRS.
+pub fn read_layer(
+    path: &Path,
+    layer: Option<&str>,
+    target_crs: &str,
+) -> Result<VectorLayerData, IngestError> {
+    let ds = open_vector(path)?;
+    let mut lyr = layer_of(&ds, path, layer)?;
     let layer_name = lyr.name();
     let src_srs = lyr.spatial_ref().ok_or_else(|| IngestError::NoCrs {
         path: path.to_path_buf(),

@@ -474,7 +474,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                     &working_crs,
                 )?,
                 &mut notes,
-            ),
+            )
+            .map_err(|e| PipelineError::Inputs(format!("permits: {e}")))?,
             None => Vec::new(),
         };
         let set = ParcelSet::new(parcels, permits);

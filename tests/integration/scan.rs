@@ -779,3 +779,95 @@ fn a_file_given_as_both_dates_is_before_imagery_only() {
     let clean = json_of(&o);
     assert_eq!(s["findings"], clean["findings"], "{s}\n{clean}");
 }
+
+#[test]
+fn a_layer_that_is_not_permits_is_refused_as_permits() {
+    // Given as permits, the parcels would have permitted construction on every parcel.
+    let src = scene(1024, 3);
+    let out = scratch("scan-parcels-as-permits");
+    let (before, after, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("parcels.gpkg"),
+    );
+    let o = run([
+        "scan",
+        "--before",
+        before.to_str().unwrap(),
+        "--after",
+        after.to_str().unwrap(),
+        "--parcels",
+        parcels.to_str().unwrap(),
+        "--permits",
+        parcels.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("permits:") && err.contains("no field 'permit_id'"),
+        "{err}"
+    );
+    assert!(!out.join("findings.geojson").exists());
+}
+
+#[test]
+fn missing_or_wrong_input_files_are_named_with_what_to_do() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-wrong-files");
+    let (before, after, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("parcels.gpkg"),
+    );
+    let raster = src.join("imagery/before/before_r0c0.tif");
+    let missing = dir.join("no-such-parcels.gpkg");
+    let cases: [(&Path, &str); 2] = [
+        (
+            &missing,
+            "no-such-parcels.gpkg: no such file; check the path",
+        ),
+        (&raster, "cannot open this file as vector data"),
+    ];
+    for (p, want) in cases {
+        let o = scan_dates(&before, &[&after], p, &dir.join("out"));
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        assert!(stderr(&o).contains(want), "{want}: {}", stderr(&o));
+    }
+    // A layer the file has not: the layers it has are named.
+    let cfg = dir.join("landwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[imagery]\nbefore = [{before:?}]\nafter = [{after:?}]\n[parcels]\npath = {parcels:?}\nlayer = \"parcel\"\n"
+        ),
+    )
+    .unwrap();
+    let o = run([
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("no layer 'parcel' (layers: parcels)"),
+        "{}",
+        stderr(&o)
+    );
+    // A missing after file among good ones: skipped, named, the rest compared (exit 2).
+    let gone = dir.join("after_missing.tif");
+    let o = scan_dates(
+        &before,
+        &[&after, &gone],
+        &parcels,
+        &dir.join("out-missing"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = json_of(&o);
+    let not_found = skipped_of_kind(&s, "not_found");
+    assert_eq!(not_found.len(), 1, "{s}");
+    assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
+}
