@@ -8,7 +8,7 @@ use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A parcel of the land-use plan.
 #[derive(Debug, Clone, Serialize)]
@@ -193,9 +193,14 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn date(v: Option<&Value>) -> Option<NaiveDate> {
-    let s = text(v)?;
-    crate::ingest::catalog::parse_datetime(&s).map(|d| d.date())
+/// A date attribute: `None` when empty, an error naming it when it is not a date.
+fn date_field(a: &BTreeMap<String, Value>, field: &str) -> Result<Option<NaiveDate>, String> {
+    match text(a.get(field)) {
+        None => Ok(None),
+        Some(s) => crate::ingest::catalog::parse_datetime(&s)
+            .map(|d| Some(d.date()))
+            .ok_or_else(|| format!("{field} '{s}' is not a date (YYYY-MM-DD)")),
+    }
 }
 
 fn describe(layer: &VectorLayerData, f: &VectorFeature) -> String {
@@ -336,6 +341,26 @@ pub fn permits_from_layer(
             });
             continue;
         };
+        // An empty date leaves that end of the validity open; one that is not a date, or a
+        // validity that ends before it starts, is an error in the register, not an open end.
+        let validity = date_field(a, "valid_from").and_then(|from| {
+            let to = date_field(a, "valid_to")?;
+            match (from, to) {
+                (Some(f), Some(t)) if f > t => Err(format!("valid_from {f} is after valid_to {t}")),
+                _ => Ok((from, to)),
+            }
+        });
+        let (valid_from, valid_to) = match validity {
+            Ok(v) => v,
+            Err(why) => {
+                notes.push(ParcelNote {
+                    feature: describe(layer, f),
+                    kind: "rejected".into(),
+                    message: format!("permit {id}: {why}"),
+                });
+                continue;
+            }
+        };
         let Some(footprint) = notes_of(layer, f, notes) else {
             continue;
         };
@@ -345,8 +370,8 @@ pub fn permits_from_layer(
                 .unwrap_or_else(|| "permit".into())
                 .to_ascii_lowercase(),
             permitted_use: permitted_use.to_ascii_lowercase(),
-            valid_from: date(a.get("valid_from")),
-            valid_to: date(a.get("valid_to")),
+            valid_from,
+            valid_to,
             parcel_id: text(a.get("parcel_id")),
             footprint,
             source: describe(layer, f),
@@ -584,6 +609,40 @@ mod tests {
             .iter()
             .all(|n| n.kind == "rejected" && n.message.contains("permitted_use")));
         assert!(notes[0].feature.contains("feature 2") && notes[1].feature.contains("feature 3"));
+        assert_eq!((p[0].valid_from, p[0].valid_to), (None, None));
+        // Validity: empty ends are open; a date that is not one, or an end before the start, is
+        // an error in the register (never an open end, which would permit for ever).
+        let a = &mut permits.features[0].attributes;
+        a.insert("valid_from".into(), Value::from("2026-03-01"));
+        a.insert("valid_to".into(), Value::from(""));
+        let p = permits_from_layer(&permits, &mut vec![]).unwrap();
+        assert_eq!(p[0].valid_from, NaiveDate::from_ymd_opt(2026, 3, 1));
+        assert_eq!(p[0].valid_to, None);
+        for (from, to, why) in [
+            (
+                "2026-03-01",
+                "2026-13-45",
+                "valid_to '2026-13-45' is not a date",
+            ),
+            (
+                "2026-03-01",
+                "2025-03-01",
+                "valid_from 2026-03-01 is after valid_to 2025-03-01",
+            ),
+            ("soon", "", "valid_from 'soon' is not a date"),
+        ] {
+            let a = &mut permits.features[0].attributes;
+            a.insert("valid_from".into(), Value::from(from));
+            a.insert("valid_to".into(), Value::from(to));
+            let mut notes = vec![];
+            let p = permits_from_layer(&permits, &mut notes).unwrap();
+            assert!(p.is_empty(), "{from} {to}");
+            assert!(
+                notes[0].message.contains(why) && notes[0].message.contains("P-1"),
+                "{notes:?}"
+            );
+            assert!(notes[0].feature.contains("feature 1"), "{notes:?}");
+        }
     }
 
     #[test]
