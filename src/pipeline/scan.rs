@@ -638,46 +638,37 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             lines.join("; ")
         )));
     }
-    // A file over the parcels that no cell compares (the other date has no imagery there, or
-    // its georeferencing is wrong) is named as skipped input: the run goes on with the rest.
-    // A file outside the parcels' extent is simply not needed.
+    // A new (after) file over the parcels that no cell compares — no before imagery there, or its
+    // georeferencing is wrong — is named as skipped input: that part of the night's imagery was
+    // not analysed. The run goes on with the rest. Before imagery is a reference mosaic that each
+    // night's imagery covers only in part, and an after file outside the parcels' extent is not
+    // needed: neither is a problem.
     let core_bounds: Vec<crate::grid::Bounds> = candidates
         .iter()
         .map(|c| grid.window_bounds(&c.core))
         .collect();
-    let after_union = after_b
-        .iter()
-        .flatten()
-        .fold(None::<crate::grid::Bounds>, |u, b| {
-            Some(u.map_or(*b, |u| u.union(b)))
-        });
-    let dates = std::iter::once(("before", "after", before, &after_union))
-        .chain(after_obs.iter().map(|o| ("after", "before", o, &before_b)));
-    for (date, other, o, other_b) in dates {
-        for src in &o.sources.sources {
-            let b = Some(crate::ingest::plan::bounds_in_crs(
-                &src.info, &src.path, &grid.crs,
-            )?);
-            if !overlaps(&b, &parcel_bounds) {
-                tracing::info!(
-                    "{}: outside the parcels' extent, not needed ({})",
+    for src in after_obs.iter().flat_map(|o| &o.sources.sources) {
+        let b = Some(crate::ingest::plan::bounds_in_crs(
+            &src.info, &src.path, &grid.crs,
+        )?);
+        if !overlaps(&b, &parcel_bounds) {
+            tracing::info!(
+                "{}: outside the parcels' extent, not needed ({})",
+                src.path.display(),
+                extent(&b)
+            );
+        } else if !overlaps(&b, &before_b) || !core_bounds.iter().any(|c| overlaps(&b, &Some(*c))) {
+            skipped.push(Skipped {
+                what: src.path.display().to_string(),
+                kind: "no_overlap".into(),
+                message: format!(
+                    "{}: after imagery over parcels, but no before imagery reaches it ({}): \
+                     nothing in it was compared; add before imagery of that area or check the \
+                     files' georeferencing (gdalinfo)",
                     src.path.display(),
                     extent(&b)
-                );
-            } else if !overlaps(&b, other_b) || !core_bounds.iter().any(|c| overlaps(&b, &Some(*c)))
-            {
-                skipped.push(Skipped {
-                    what: src.path.display().to_string(),
-                    kind: "no_overlap".into(),
-                    message: format!(
-                        "{}: {date} imagery over parcels, but no {other} imagery reaches it \
-                         ({}): nothing in it was compared; add {other} imagery of that area or \
-                         check the files' georeferencing (gdalinfo)",
-                        src.path.display(),
-                        extent(&b)
-                    ),
-                });
-            }
+                ),
+            });
         }
     }
     // Content keys of each candidate cell, for incremental runs.

@@ -743,6 +743,15 @@ fn imagery_that_does_not_overlap_the_other_date_is_named() {
     assert!(no_overlap[0].ends_with("after_r0c2.tif"), "{s}");
     assert!(s["cells_scanned"].as_u64().unwrap() >= 1, "{s}");
     assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
+    // The night's imagery over part of the before mosaic: the before files it does not reach
+    // are not a problem (exit 0).
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&src.join("imagery/after/after_r0c0.tif")],
+        &parcels,
+        &dir.join("out-part"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
 
 #[test]
