@@ -17,8 +17,9 @@ pub struct StoreLocation {
     /// A landwatch.toml: its [store] path, else landwatch.db in its [output] dir.
     #[arg(long, short, value_name = "F")]
     config: Option<PathBuf>,
-    /// The output directory, overriding the config's (as for `scan --out`).
-    #[arg(long, value_name = "DIR", requires = "config")]
+    /// The output directory, overriding the config's (as for `scan --out`); alone, the store
+    /// an ad-hoc `scan --out DIR` made there (DIR/landwatch.db).
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
@@ -32,7 +33,13 @@ impl StoreLocation {
             ));
         }
         let Some(cfg_path) = &self.config else {
-            bail!("which store? give --store PATH, or --config landwatch.toml [--out DIR]");
+            let Some(o) = &self.out else {
+                bail!("which store? give --store PATH, --out DIR (where `landwatch scan --out DIR` ran), or --config landwatch.toml [--out DIR]");
+            };
+            return Ok((
+                o.join(landwatch::config::DEFAULT_STORE_FILE),
+                format!("run `landwatch scan … --out {}` first", o.display()),
+            ));
         };
         let mut cfg = Config::load(cfg_path)?;
         let mut hint = format!("run `landwatch scan --config {}", cfg_path.display());

@@ -787,6 +787,18 @@ fn a_file_given_as_both_dates_is_before_imagery_only() {
     assert!(o.status.success(), "{}", stderr(&o));
     let clean = json_of(&o);
     assert_eq!(s["findings"], clean["findings"], "{s}\n{clean}");
+    // The store commands find an ad-hoc scan's store by its output directory alone.
+    let out = dir.join("out-clean");
+    let o = run(["cases", "--json", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cases = json_of(&o);
+    assert_eq!(
+        cases.as_array().unwrap().len() as u64,
+        clean["findings"].as_u64().unwrap()
+    );
+    let o = run(["status", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("landwatch.db"), "{}", stdout(&o));
 }
 
 #[test]
