@@ -522,6 +522,35 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             "no usable before imagery (every file was skipped; see above)".into(),
         ));
     };
+    // After imagery older than all of the before imagery: the dates were given the wrong way
+    // round (comparing backwards reads every new building as one torn down). Not compared, named.
+    let earliest_before = before
+        .sources
+        .sources
+        .iter()
+        .filter_map(|s| s.info.acquired.as_ref().map(|a| a.time))
+        .min();
+    if let Some(first) = earliest_before {
+        let (newer, older): (Vec<Observation>, Vec<Observation>) = after_obs
+            .into_iter()
+            .partition(|o| latest(o).is_none_or(|d| d >= first));
+        for o in &older {
+            let s = Skipped {
+                what: o.name.clone(),
+                kind: "older_than_before".into(),
+                message: format!(
+                    "after observation '{}' ({}) was acquired before all of the before imagery \
+                     ({first} and later): not compared; the dates look swapped, give the older \
+                     imagery as before",
+                    o.name,
+                    latest(o).map_or_else(String::new, |d| d.to_string()),
+                ),
+            };
+            tracing::warn!("skipped {}", s.message);
+            skipped.push(s);
+        }
+        after_obs = newer;
+    }
     if after_obs.is_empty() {
         return Err(PipelineError::Inputs(
             "no usable after imagery (every file was skipped; see above)".into(),

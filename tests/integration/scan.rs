@@ -892,3 +892,36 @@ fn missing_or_wrong_input_files_are_named_with_what_to_do() {
     assert_eq!(not_found.len(), 1, "{s}");
     assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
 }
+
+#[test]
+fn after_imagery_older_than_the_before_is_not_compared() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-swapped-dates");
+    let (before, after, drone, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("imagery/drone"),
+        src.join("parcels.gpkg"),
+    );
+    // The dates the wrong way round: nothing is compared backwards (exit 1).
+    let o = scan_dates(&after, &[&before], &parcels, &dir.join("out-swapped"));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("the dates look swapped"), "{err}");
+    // With a newer observation beside it, that one is compared and the older one named (exit 2).
+    let o = scan_dates(&after, &[&before, &drone], &parcels, &dir.join("out-one"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert_eq!(
+        skipped_of_kind(&s, "older_than_before"),
+        ["satellite"],
+        "{s}"
+    );
+    let names: Vec<&str> = s["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["drone"], "{s}");
+}
