@@ -950,6 +950,13 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                 .collect()
         },
     ));
+    // The signing key is loaded before any imagery is read: a missing or damaged key fails the
+    // run at once, not after the night's detection.
+    let key = if job.config.evidence.enabled && !a.no_packets {
+        Some(signing_key(&job.config, a.key.as_deref())?)
+    } else {
+        None
+    };
     let run_started = chrono::Utc::now();
     let mut result = run_scan(&job)?;
     let mut st = lock_store(&store)?;
@@ -1031,9 +1038,9 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .copied()
             .unwrap_or(0);
         result.report.cases = assignments.clone();
-        if job.config.evidence.enabled && !a.no_packets {
+        if let Some(key) = key {
             let case_ids: Vec<String> = assignments.iter().map(|c| c.case_id.clone()).collect();
-            let p = evidence_stage(&job, &a, &result, &case_ids, &run_id, run_started)?;
+            let p = evidence_stage(&job, &a, &result, &case_ids, &run_id, run_started, key)?;
             for (line, f) in p.cases.iter().zip(&result.findings) {
                 if let (Some(dir), Some(version)) = (&line.dir, line.version) {
                     let manifest = std::fs::read(dir.join("manifest.json")).with_context(|| {
@@ -1276,12 +1283,12 @@ fn evidence_stage(
     case_ids: &[String],
     run_id: &str,
     started: chrono::DateTime<chrono::Utc>,
+    key: landwatch::evidence::SigningKey,
 ) -> Result<landwatch::pipeline::scan::PacketsReport> {
     use landwatch::pipeline::packets::{write_packets, PacketSettings};
     use landwatch::pipeline::scan::{PacketLine, PacketsReport};
     let t0 = std::time::Instant::now();
     let cfg = &job.config;
-    let key = signing_key(cfg, a.key.as_deref())?;
     let fingerprint = landwatch::evidence::fingerprint(&key.verifying_key());
     let (parameters, config_sha256) = run_parameters(job)?;
     let settings = PacketSettings {

@@ -925,3 +925,33 @@ fn after_imagery_older_than_the_before_is_not_compared() {
         .collect();
     assert_eq!(names, ["drone"], "{s}");
 }
+
+#[test]
+fn a_missing_signing_key_fails_the_run_before_any_imagery_is_read() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-missing-key");
+    let key = out.join("bureau.key");
+    let o = run([
+        "scan",
+        "--before",
+        src.join("imagery/before").to_str().unwrap(),
+        "--after",
+        src.join("imagery/after").to_str().unwrap(),
+        "--parcels",
+        src.join("parcels.gpkg").to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("loading the signing key") && err.contains("bureau.key"),
+        "{err}"
+    );
+    // Failed at once: no cell was detected, nothing was written.
+    assert!(!err.contains("cells, "), "{err}");
+    assert!(!out.join("findings.geojson").exists());
+    assert!(!out.join("summary.json").exists());
+}
