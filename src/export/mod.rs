@@ -13,7 +13,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// GDAL failed while writing.
-    #[error("{path}: writing failed: {detail}")]
+    #[error(
+        "{path}: writing failed: {}{}",
+        shorten(detail),
+        disk_full_hint(detail)
+    )]
     Gdal {
         /// The file.
         path: PathBuf,
@@ -21,7 +25,7 @@ pub enum ExportError {
         detail: String,
     },
     /// The operating system refused.
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", disk_full_hint(&source.to_string()))]
     Io {
         /// The file.
         path: PathBuf,
@@ -36,6 +40,26 @@ pub enum ExportError {
         /// What does not fit.
         detail: String,
     },
+}
+
+/// GDAL's message cut to a readable length (SQLite errors repeat whole schemas).
+fn shorten(detail: &str) -> String {
+    const MAX: usize = 300;
+    match detail.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{} …", &detail[..at]),
+        None => detail.to_string(),
+    }
+}
+
+/// What to do when the message says the disk is full (GDAL, SQLite and the OS word it apart).
+fn disk_full_hint(detail: &str) -> &'static str {
+    let d = detail.to_ascii_lowercase();
+    if d.contains("no space left") || d.contains("disk is full") || d.contains("disk full") {
+        "; the disk is full: free space there (df -h) and run again — files written by earlier \
+         runs were left as they were"
+    } else {
+        ""
+    }
 }
 
 pub(crate) fn gdal_err(path: &Path) -> impl Fn(gdal::errors::GdalError) -> ExportError + '_ {
@@ -89,11 +113,18 @@ fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> Result<(), ExportEr
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     let tmp = temp_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    if sync {
-        f.sync_all().map_err(io_err(&tmp))?;
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(bytes).map_err(io_err(&tmp))?;
+        if sync {
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        // The file under its final name is untouched; no half-written one is left beside it.
+        let _ = std::fs::remove_file(&tmp);
     }
-    drop(f);
+    written?;
     commit(&tmp, path)
 }

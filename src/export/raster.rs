@@ -94,6 +94,7 @@ pub struct GeoTiffWriter {
     path: std::path::PathBuf,
     tmp: std::path::PathBuf,
     width: usize,
+    height: usize,
     bands: usize,
 }
 
@@ -171,6 +172,7 @@ impl GeoTiffWriter {
             path: path.to_path_buf(),
             tmp,
             width: spec.width,
+            height: spec.height,
             bands: band_count,
         })
     }
@@ -244,12 +246,66 @@ impl GeoTiffWriter {
         Ok(())
     }
 
-    /// Flushes, closes and renames the file into place.
+    /// Flushes, closes and renames the file into place — once it reads back whole: GDAL 3.6
+    /// does not report a write that failed while closing (a full disk), and renaming such a file
+    /// would replace a good one with a broken one. A file that does not is removed.
     pub fn finish(self) -> Result<(), ExportError> {
         let e = gdal_err(&self.path);
-        self.ds.close().map_err(&e)?;
+        let (width, height, bands) = (self.width, self.height, self.bands);
+        let written = self
+            .ds
+            .close()
+            .map_err(&e)
+            .and_then(|_| check_written(&self.tmp, &self.path, (width, height), bands));
+        if let Err(err) = written {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(err);
+        }
         commit(&self.tmp, &self.path)
     }
+}
+
+/// Whether a GeoTIFF just written reads back: it opens with the size and bands written, and
+/// every block of its first band has its place in the file (a block that could not be written
+/// has none; without `SPARSE_OK` GDAL writes every block).
+fn check_written(
+    tmp: &Path,
+    path: &Path,
+    (width, height): (usize, usize),
+    bands: usize,
+) -> Result<(), ExportError> {
+    let broken = |detail: String| ExportError::Gdal {
+        path: path.to_path_buf(),
+        detail: format!("the file written does not read back ({detail}); the disk may be full"),
+    };
+    let ds = gdal::Dataset::open(tmp).map_err(|e| broken(e.to_string()))?;
+    if ds.raster_size() != (width, height) || ds.raster_count() != bands {
+        return Err(broken(format!(
+            "{:?} pixels in {} bands, {:?} in {bands} written",
+            ds.raster_size(),
+            ds.raster_count(),
+            (width, height)
+        )));
+    }
+    let file_len = std::fs::metadata(tmp)
+        .map_err(|e| broken(e.to_string()))?
+        .len();
+    let band = ds.rasterband(1).map_err(|e| broken(e.to_string()))?;
+    let (bx, by) = band.block_size();
+    let number = |key: String| {
+        band.metadata_item(&key, "TIFF")
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    for y in 0..height.div_ceil(by.max(1)) {
+        for x in 0..width.div_ceil(bx.max(1)) {
+            let offset = number(format!("BLOCK_OFFSET_{x}_{y}")).unwrap_or(0);
+            let size = number(format!("BLOCK_SIZE_{x}_{y}")).unwrap_or(0);
+            if offset == 0 || offset + size > file_len {
+                return Err(broken(format!("block ({x}, {y}) of band 1 is missing")));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -266,6 +322,36 @@ mod tests {
         );
         spec.block_size = block;
         spec
+    }
+
+    #[test]
+    fn a_file_that_does_not_read_back_whole_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.tif");
+        let spec = test_spec(700, 600, 256);
+        let band = vec![7u8; 700 * 600];
+        write_geotiff(&path, &spec, &[&band]).unwrap();
+        check_written(&path, &path, (700, 600), 1).unwrap();
+        let e = check_written(&path, &path, (700, 601), 1).unwrap_err();
+        assert!(e.to_string().contains("does not read back"), "{e}");
+        // Cut short, as a write that ran out of disk leaves it.
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.tif");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(check_written(&cut, &path, (700, 600), 1).is_err());
+        // Blocks never given their place (a sparse file) are missing ones.
+        let sparse = dir.path().join("sparse.tif");
+        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut opts = CslStringList::new();
+        for (k, v) in [("TILED", "YES"), ("SPARSE_OK", "TRUE")] {
+            opts.set_name_value(k, v).unwrap();
+        }
+        let ds = driver
+            .create_with_band_type_with_options::<u8, _>(&sparse, 700, 600, 1, &opts)
+            .unwrap();
+        ds.close().unwrap();
+        let e = check_written(&sparse, &path, (700, 600), 1).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub fn write_vector(
     if timestamp.is_some() {
         let _ = gdal::config::clear_thread_local_config_option("OGR_CURRENT_DATE");
     }
+    if result.is_err() {
+        // The file under its final name is untouched; no half-written one is left beside it.
+        let _ = std::fs::remove_file(&tmp);
+    }
     result?;
     commit(&tmp, path)
 }
