@@ -306,6 +306,13 @@ struct ScanArgs {
     /// Permits, instead of the config's.
     #[arg(long)]
     permits: Option<PathBuf>,
+    /// Band roles of the before imagery, e.g. `red,green,blue,nir` (instead of the config's
+    /// [imagery] bands_before; needed when the files do not say).
+    #[arg(long, value_name = "ROLES")]
+    bands_before: Option<String>,
+    /// Band roles of the after imagery (instead of the config's [imagery] bands_after).
+    #[arg(long, value_name = "ROLES")]
+    bands_after: Option<String>,
     /// A rules file, instead of the config's (default: the built-in rules).
     #[arg(long)]
     rules: Option<PathBuf>,
@@ -863,6 +870,23 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
     }
     if let Some(p) = &a.rules {
         cfg.rules.path = Some(abs(p));
+    }
+    for (given, role_list, flag) in [
+        (
+            &a.bands_before,
+            &mut cfg.imagery.bands_before,
+            "--bands-before",
+        ),
+        (
+            &a.bands_after,
+            &mut cfg.imagery.bands_after,
+            "--bands-after",
+        ),
+    ] {
+        if let Some(r) = given {
+            parse_role_list(r).with_context(|| flag.to_string())?;
+            *role_list = Some(r.clone());
+        }
     }
     if let Some(o) = &a.out {
         cfg.output.dir = abs(o);
@@ -1593,6 +1617,8 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         after: Vec::new(),
         parcels: None,
         permits: None,
+        bands_before: None,
+        bands_after: None,
         rules: None,
         out: Some(results.clone()),
         json: false,

@@ -535,9 +535,14 @@ impl Detector for SpectralDetector {
         for role in [BandRole::Blue, BandRole::Green, BandRole::Red] {
             for (date, roles) in [("before", before), ("after", after)] {
                 if !roles.contains(&role) {
+                    let known: Vec<&str> = roles.iter().map(|r| r.name()).collect();
                     return Err(format!(
-                        "the {date} imagery has no {role} band (its bands are {}); the spectral detector needs blue, green and red on both dates: name the bands with --bands-{date} or a sidecar",
-                        roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
+                        "the {date} imagery has no {role} band ({}); the spectral detector needs blue, green and red on both dates: name the bands with --bands-{date} (e.g. blue,green,red,nir), [imagery] bands_{date} in the configuration, or a sidecar",
+                        if known.is_empty() {
+                            "no band's role could be told from the files: they have no band descriptions or colour interpretation".to_string()
+                        } else {
+                            format!("its bands are {}", known.join(","))
+                        }
                     ));
                 }
             }

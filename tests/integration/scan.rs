@@ -955,3 +955,75 @@ fn a_missing_signing_key_fails_the_run_before_any_imagery_is_read() {
     assert!(!out.join("findings.geojson").exists());
     assert!(!out.join("summary.json").exists());
 }
+
+#[test]
+fn band_roles_the_files_do_not_tell_are_given_on_the_command_line() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-band-roles");
+    let after = dir.join("after");
+    std::fs::create_dir_all(&after).unwrap();
+    // The after tiles as a tool that drops band descriptions and colours would write them.
+    for e in std::fs::read_dir(src.join("imagery/after")).unwrap() {
+        let from = e.unwrap().path();
+        let to = after.join(from.file_name().unwrap());
+        std::fs::copy(&from, &to).unwrap();
+        let ds = Dataset::open_ex(
+            &to,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
+                    | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for b in 1..=ds.raster_count() {
+            let mut band = ds.rasterband(b).unwrap();
+            gdal::Metadata::set_description(&mut band, "").unwrap();
+            band.set_color_interpretation(gdal::raster::ColorInterpretation::Undefined)
+                .unwrap();
+        }
+    }
+    let (before, parcels) = (src.join("imagery/before"), src.join("parcels.gpkg"));
+    let scan = |extra: &[&str], out: &str| {
+        let mut args: Vec<String> = vec![
+            "scan".into(),
+            "--before".into(),
+            before.display().to_string(),
+            "--after".into(),
+            after.display().to_string(),
+            "--parcels".into(),
+            parcels.display().to_string(),
+            "--no-packets".into(),
+            "--json".into(),
+            "--out".into(),
+            dir.join(out).display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(args)
+    };
+    let o = scan(&[], "out-unknown");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no band's role could be told") && err.contains("--bands-after"),
+        "{err}"
+    );
+    let o = scan(&["--bands-after", "blue,grene,red,nir"], "out-typo");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("--bands-after: unknown band role 'grene'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = scan(&["--bands-after", "blue,green,red,nir"], "out-named");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let named = json_of(&o);
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after")],
+        &parcels,
+        &dir.join("out-original"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(named["findings"], json_of(&o)["findings"]);
+}
