@@ -330,6 +330,8 @@ struct ObsCell {
     observed: Vec<(usize, [u64; 2])>,
     /// The change score over the cell's core (NaN where unobserved), when detection ran.
     score: Option<Vec<f32>>,
+    /// The observation covered the cell but had no valid pixel there.
+    no_valid_pixels: bool,
 }
 
 /// Gives the calling thread the lowest scheduling priority (nice 19): a content hash computed
@@ -846,6 +848,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let mut per_obs_strips: Vec<HashMap<(usize, usize), EdgeStrips>> =
         vec![HashMap::new(); after_obs.len()];
     let mut per_obs_stats: Vec<Vec<(String, CellStats)>> = vec![Vec::new(); after_obs.len()];
+    // Per observation: whether a cell it covered had no valid pixel of it.
+    let mut per_obs_blank: Vec<bool> = vec![false; after_obs.len()];
     let mut per_obs_seen: Vec<HashMap<usize, [u64; 2]>> = vec![HashMap::new(); after_obs.len()];
     // Each parcel shrunk by the edge band (two pixels): what is left is its interior.
     let edge = 2.0 * grid.pixel_width;
@@ -958,6 +962,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                         if let Some(st) = o.stats {
                             per_obs_stats[oi].push((s.cell.id.clone(), st));
                         }
+                        per_obs_blank[oi] |= o.no_valid_pixels;
                     }
                     done += 1;
                     {
@@ -1169,6 +1174,20 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 what: obs.name.clone(),
                 kind: "no_date".into(),
                 message: format!("after observation '{}' has no acquisition date; permits were judged on today's date {after_day}", obs.name),
+            });
+        }
+        // An observation that covered cells, yet had a valid pixel in none of them (all nodata
+        // or masked): its coverage shows parcels unobserved; the reason is named here.
+        if per_obs_stats[oi].is_empty() && per_obs_blank[oi] {
+            skipped.push(Skipped {
+                what: obs.name.clone(),
+                kind: "no_valid_pixels".into(),
+                message: format!(
+                    "after observation '{}' has no valid pixel in the cells it covers (all nodata \
+                     or masked there): nothing was compared; check its nodata value and masks \
+                     (gdalinfo)",
+                    obs.name
+                ),
             });
         }
         let thresholds: Vec<f32> = per_obs_stats[oi].iter().map(|(_, s)| s.threshold).collect();
@@ -1655,13 +1674,14 @@ fn scan_cell(
     for outcome in outcomes {
         let res = match outcome {
             Some(Outcome::Detected(d)) => *d,
-            _ => {
+            other => {
                 per_obs.push(ObsCell {
                     pieces: Vec::new(),
                     strips: EdgeStrips::default(),
                     stats: None,
                     observed: Vec::new(),
                     score: None,
+                    no_valid_pixels: matches!(other, Some(Outcome::NoValidPixels)),
                 });
                 continue;
             }
@@ -1694,6 +1714,7 @@ fn scan_cell(
         per_obs.push(ObsCell {
             pieces,
             strips: EdgeStrips::of(&res.labels),
+            no_valid_pixels: false,
             observed,
             // Row-major: the detector's array itself when it is laid out so (no copy).
             score: Some(if res.score.is_standard_layout() {

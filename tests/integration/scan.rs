@@ -1027,3 +1027,37 @@ fn band_roles_the_files_do_not_tell_are_given_on_the_command_line() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(named["findings"], json_of(&o)["findings"]);
 }
+
+#[test]
+fn an_after_image_without_a_valid_pixel_is_named() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-all-nodata");
+    let blank = dir.join("after_blank.tif");
+    std::fs::copy(src.join("imagery/after/after_r0c0.tif"), &blank).unwrap();
+    {
+        let ds = Dataset::open_ex(
+            &blank,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
+                    | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for b in 1..=ds.raster_count() {
+            let mut band = ds.rasterband(b).unwrap();
+            band.set_no_data_value(Some(0.0)).unwrap();
+            band.fill(0.0, None).unwrap();
+        }
+    }
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&blank],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert_eq!(skipped_of_kind(&s, "no_valid_pixels"), ["satellite"], "{s}");
+    assert_eq!(s["findings"], 0, "{s}");
+}
