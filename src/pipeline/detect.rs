@@ -179,6 +179,8 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
         false,
     );
     skipped.extend(s2);
+    let after_entries =
+        super::drop_files_of_both_dates(&before_entries, after_entries, &mut skipped);
     for s in &skipped {
         tracing::warn!("skipped {}", s.message);
     }

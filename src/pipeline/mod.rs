@@ -46,6 +46,34 @@ impl Skipped {
     }
 }
 
+/// Drops from the after date's entries every file that is also a before file (an after directory
+/// holding last month's files too): compared with itself a file shows no change, so it is before
+/// imagery only, named in `skipped` (kind `both_dates`).
+pub fn drop_files_of_both_dates(
+    before: &[CatalogEntry],
+    after: Vec<CatalogEntry>,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<CatalogEntry> {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let before_files: std::collections::HashSet<PathBuf> =
+        before.iter().map(|e| canonical(&e.path)).collect();
+    let (after, both): (Vec<CatalogEntry>, Vec<CatalogEntry>) = after
+        .into_iter()
+        .partition(|e| !before_files.contains(&canonical(&e.path)));
+    for e in both.iter().filter(|e| e.is_usable()) {
+        skipped.push(Skipped {
+            what: e.path.display().to_string(),
+            kind: "both_dates".into(),
+            message: format!(
+                "{}: given as both before and after imagery; compared with itself it can show no \
+                 change, so it is used as before imagery only: keep each date's files apart",
+                e.path.display()
+            ),
+        });
+    }
+    after
+}
+
 /// Catalogues the rasters of one date; unusable files become `Skipped` entries.
 pub fn catalog_date(
     paths: &[PathBuf],

@@ -495,25 +495,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         load_parcels,
     );
     skipped.extend(s2);
-    // A file given as both dates (an after directory holding last month's files too) compared
-    // with itself shows no change: it is before imagery only, and named.
-    let canonical = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    let before_files: std::collections::HashSet<PathBuf> =
-        before_entries.iter().map(|e| canonical(&e.path)).collect();
-    let (after_entries, both): (Vec<CatalogEntry>, Vec<CatalogEntry>) = after_entries
-        .into_iter()
-        .partition(|e| !before_files.contains(&canonical(&e.path)));
-    for e in both.iter().filter(|e| e.is_usable()) {
-        skipped.push(Skipped {
-            what: e.path.display().to_string(),
-            kind: "both_dates".into(),
-            message: format!(
-                "{}: given as both before and after imagery; compared with itself it can show no \
-                 change, so it is used as before imagery only: keep each date's files apart",
-                e.path.display()
-            ),
-        });
-    }
+    let after_entries =
+        super::drop_files_of_both_dates(&before_entries, after_entries, &mut skipped);
     for s in &skipped {
         tracing::warn!("skipped {}", s.message);
     }

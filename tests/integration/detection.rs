@@ -374,3 +374,27 @@ fn eval_mask_reads_a_png_label() {
     ]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn detect_refuses_to_compare_a_file_with_itself() {
+    let src = scene(1024, 3);
+    let tile = src.join("imagery/before/before_r0c0.tif");
+    let out = scratch("detect-same-file");
+    let t = tile.to_str().unwrap();
+    let o = run([
+        "detect",
+        "--before",
+        t,
+        "--after",
+        t,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("given as both before and after imagery"),
+        "{err}"
+    );
+    assert!(!out.join("change_mask.tif").exists());
+}
