@@ -652,17 +652,22 @@ fn a_panic_outside_detection_stops_the_run_with_an_error_naming_the_cell() {
     assert!(!out.join("findings.geojson").exists());
 }
 
-/// A copy of `src` whose georeferencing puts it `dx` metres further east (a file of another place).
-fn moved_east(src: &Path, dst: &Path, dx: f64) {
+/// A copy of the raster `src` at `dst`, open for changes (written when dropped).
+fn copy_for_update(src: &Path, dst: &Path) -> Dataset {
     std::fs::copy(src, dst).unwrap();
-    let mut ds = Dataset::open_ex(
+    Dataset::open_ex(
         dst,
         gdal::DatasetOptions {
             open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
             ..Default::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A copy of `src` whose georeferencing puts it `dx` metres further east (a file of another place).
+fn moved_east(src: &Path, dst: &Path, dx: f64) {
+    let mut ds = copy_for_update(src, dst);
     let mut gt = ds.geo_transform().unwrap();
     gt[0] += dx;
     ds.set_geo_transform(&gt).unwrap();
@@ -670,6 +675,17 @@ fn moved_east(src: &Path, dst: &Path, dx: f64) {
 
 /// `landwatch scan --json --no-packets` of these dates over `parcels` into `out`.
 fn scan_dates(before: &Path, after: &[&Path], parcels: &Path, out: &Path) -> std::process::Output {
+    scan_dates_with(before, after, parcels, out, &[])
+}
+
+/// [`scan_dates`] with more arguments.
+fn scan_dates_with(
+    before: &Path,
+    after: &[&Path],
+    parcels: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     let mut args = vec![
         "scan".to_string(),
         "--before".into(),
@@ -687,6 +703,7 @@ fn scan_dates(before: &Path, after: &[&Path], parcels: &Path, out: &Path) -> std
         args.push(a.into());
     }
     args.push(out.display().to_string());
+    args.extend(extra.iter().map(|a| a.to_string()));
     run(args)
 }
 
@@ -699,6 +716,17 @@ fn skipped_of_kind(summary: &Value, kind: &str) -> Vec<String> {
         .filter(|k| k["kind"] == kind)
         .map(|k| k["what"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The summary of a run that went on past one skipped input of `kind` (exit 2), whose `what`
+/// ends with `what`; fails the test otherwise.
+fn skipped_once(o: &std::process::Output, kind: &str, what: &str) -> Value {
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    let s = json_of(o);
+    let named = skipped_of_kind(&s, kind);
+    assert_eq!(named.len(), 1, "{s}");
+    assert!(named[0].ends_with(what), "{s}");
+    s
 }
 
 #[test]
@@ -736,11 +764,7 @@ fn imagery_that_does_not_overlap_the_other_date_is_named() {
         &parcels,
         &dir.join("out-west"),
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let s = json_of(&o);
-    let no_overlap = skipped_of_kind(&s, "no_overlap");
-    assert_eq!(no_overlap.len(), 1, "{s}");
-    assert!(no_overlap[0].ends_with("after_r0c2.tif"), "{s}");
+    let s = skipped_once(&o, "no_overlap", "after_r0c2.tif");
     assert!(s["cells_scanned"].as_u64().unwrap() >= 1, "{s}");
     assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
     // The night's imagery over part of the before mosaic: the before files it does not reach
@@ -778,11 +802,7 @@ fn a_file_given_as_both_dates_is_before_imagery_only() {
         &parcels,
         &dir.join("out-stray"),
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let s = json_of(&o);
-    let both = skipped_of_kind(&s, "both_dates");
-    assert_eq!(both.len(), 1, "{s}");
-    assert!(both[0].ends_with("before_r0c0.tif"), "{s}");
+    let s = skipped_once(&o, "both_dates", "before_r0c0.tif");
     let o = scan_dates(&before_dir, &[&after_dir], &parcels, &dir.join("out-clean"));
     assert!(o.status.success(), "{}", stderr(&o));
     let clean = json_of(&o);
@@ -811,19 +831,8 @@ fn a_layer_that_is_not_permits_is_refused_as_permits() {
         src.join("imagery/after"),
         src.join("parcels.gpkg"),
     );
-    let o = run([
-        "scan",
-        "--before",
-        before.to_str().unwrap(),
-        "--after",
-        after.to_str().unwrap(),
-        "--parcels",
-        parcels.to_str().unwrap(),
-        "--permits",
-        parcels.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let permits = ["--permits", parcels.to_str().unwrap()];
+    let o = scan_dates_with(&before, &[&after], &parcels, &out, &permits);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let err = stderr(&o);
     assert!(
@@ -886,10 +895,7 @@ fn missing_or_wrong_input_files_are_named_with_what_to_do() {
         &parcels,
         &dir.join("out-missing"),
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let s = json_of(&o);
-    let not_found = skipped_of_kind(&s, "not_found");
-    assert_eq!(not_found.len(), 1, "{s}");
+    let s = skipped_once(&o, "not_found", "after_missing.tif");
     assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
 }
 
@@ -910,13 +916,7 @@ fn after_imagery_older_than_the_before_is_not_compared() {
     assert!(err.contains("the dates look swapped"), "{err}");
     // With a newer observation beside it, that one is compared and the older one named (exit 2).
     let o = scan_dates(&after, &[&before, &drone], &parcels, &dir.join("out-one"));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let s = json_of(&o);
-    assert_eq!(
-        skipped_of_kind(&s, "older_than_before"),
-        ["satellite"],
-        "{s}"
-    );
+    let s = skipped_once(&o, "older_than_before", "satellite");
     let names: Vec<&str> = s["observations"]
         .as_array()
         .unwrap()
@@ -965,17 +965,7 @@ fn band_roles_the_files_do_not_tell_are_given_on_the_command_line() {
     // The after tiles as a tool that drops band descriptions and colours would write them.
     for e in std::fs::read_dir(src.join("imagery/after")).unwrap() {
         let from = e.unwrap().path();
-        let to = after.join(from.file_name().unwrap());
-        std::fs::copy(&from, &to).unwrap();
-        let ds = Dataset::open_ex(
-            &to,
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
-                    | gdal::GdalOpenFlags::GDAL_OF_RASTER,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ds = copy_for_update(&from, &after.join(from.file_name().unwrap()));
         for b in 1..=ds.raster_count() {
             let mut band = ds.rasterband(b).unwrap();
             gdal::Metadata::set_description(&mut band, "").unwrap();
@@ -985,21 +975,7 @@ fn band_roles_the_files_do_not_tell_are_given_on_the_command_line() {
     }
     let (before, parcels) = (src.join("imagery/before"), src.join("parcels.gpkg"));
     let scan = |extra: &[&str], out: &str| {
-        let mut args: Vec<String> = vec![
-            "scan".into(),
-            "--before".into(),
-            before.display().to_string(),
-            "--after".into(),
-            after.display().to_string(),
-            "--parcels".into(),
-            parcels.display().to_string(),
-            "--no-packets".into(),
-            "--json".into(),
-            "--out".into(),
-            dir.join(out).display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        run(args)
+        scan_dates_with(&before, &[&after], &parcels, &dir.join(out), extra)
     };
     let o = scan(&[], "out-unknown");
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
@@ -1033,17 +1009,8 @@ fn an_after_image_without_a_valid_pixel_is_named() {
     let src = scene(1024, 3);
     let dir = scratch("scan-all-nodata");
     let blank = dir.join("after_blank.tif");
-    std::fs::copy(src.join("imagery/after/after_r0c0.tif"), &blank).unwrap();
     {
-        let ds = Dataset::open_ex(
-            &blank,
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
-                    | gdal::GdalOpenFlags::GDAL_OF_RASTER,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ds = copy_for_update(&src.join("imagery/after/after_r0c0.tif"), &blank);
         for b in 1..=ds.raster_count() {
             let mut band = ds.rasterband(b).unwrap();
             band.set_no_data_value(Some(0.0)).unwrap();
@@ -1056,8 +1023,6 @@ fn an_after_image_without_a_valid_pixel_is_named() {
         &src.join("parcels.gpkg"),
         &dir.join("out"),
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let s = json_of(&o);
-    assert_eq!(skipped_of_kind(&s, "no_valid_pixels"), ["satellite"], "{s}");
+    let s = skipped_once(&o, "no_valid_pixels", "satellite");
     assert_eq!(s["findings"], 0, "{s}");
 }
