@@ -1435,6 +1435,14 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             })
         })
         .collect();
+    if truth.is_empty() && !truth_layer.features.is_empty() {
+        bail!(
+            "{}: not a truth file: none of its {} features has a `kind` (give the truth.geojson \
+             `landwatch synth` wrote, or the peer scene's truth.gpkg)",
+            a.truth.display(),
+            truth_layer.features.len()
+        );
+    }
     let found_layer = read_layer(&a.findings, None, crs)?;
     let found: Vec<FoundItem> = found_layer
         .features

@@ -1026,3 +1026,24 @@ fn an_after_image_without_a_valid_pixel_is_named() {
     let s = skipped_once(&o, "no_valid_pixels", "satellite");
     assert_eq!(s["findings"], 0, "{s}");
 }
+
+#[test]
+fn eval_refuses_a_file_that_is_not_truth() {
+    // The parcels given as truth: every feature would be dropped and the findings scored
+    // against nothing; refused instead, saying what truth file is meant.
+    let src = scene(1024, 3);
+    let (parcels, truth) = (src.join("parcels.gpkg"), src.join("truth.geojson"));
+    let o = run([
+        "eval",
+        "--truth",
+        parcels.to_str().unwrap(),
+        "--findings",
+        truth.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("not a truth file") && err.contains("`kind`"),
+        "{err}"
+    );
+}
