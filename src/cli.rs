@@ -667,11 +667,7 @@ fn print_grid(grid: &GridDef, cells: &[Cell], coverage: impl Fn(&Cell) -> Vec<St
     println!(
         "grid {} in {}: {}x{} px of {} x {}, origin ({}, {}), cells of {} px + {} px halo",
         grid.fingerprint(),
-        if grid.crs.len() > 40 {
-            "(WKT CRS)"
-        } else {
-            &grid.crs
-        },
+        landwatch::ingest::srs::short(&grid.crs),
         grid.width,
         grid.height,
         grid.pixel_width,
@@ -1116,11 +1112,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             "scan ({}): {} cells in {}, {} parcels, {} permits, {:.1} s",
             r.detector,
             r.cells_scanned,
-            if r.working_crs.len() > 40 {
-                "(WKT CRS)"
-            } else {
-                &r.working_crs
-            },
+            landwatch::ingest::srs::short(&r.working_crs),
             r.parcels,
             r.permits,
             r.seconds

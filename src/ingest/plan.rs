@@ -111,11 +111,7 @@ fn pixel_size_in(info: &RasterInfo, path: &Path, crs: &str) -> Result<f64, Inges
 /// or to use a projected grid CRS.
 pub fn metres_in_crs_units(crs: &str, metres: f64) -> Result<f64, IngestError> {
     let err = |detail: String| IngestError::GridPixelSize {
-        crs: if crs.len() > 40 {
-            "(WKT)".to_string()
-        } else {
-            crs.to_string()
-        },
+        crs: super::srs::short(crs).to_string(),
         detail,
     };
     let info = srs::parse_crs(crs)

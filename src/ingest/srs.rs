@@ -31,6 +31,16 @@ impl CrsInfo {
     }
 }
 
+/// A CRS as a message can show it: the name given (`EPSG:4549`), or `(WKT)` for a WKT text too
+/// long to read in a line.
+pub fn short(crs: &str) -> &str {
+    if crs.len() > 40 {
+        "(WKT)"
+    } else {
+        crs
+    }
+}
+
 /// Parses a CRS the way a user writes it (`EPSG:4549`, `4549`, a WKT or PROJ string).
 pub fn parse_crs(text: &str) -> gdal::errors::Result<SpatialRef> {
     let t = text.trim();

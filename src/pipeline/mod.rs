@@ -74,6 +74,48 @@ pub fn drop_files_of_both_dates(
     after
 }
 
+/// Drops every after observation acquired before all of the before imagery — the dates given
+/// the wrong way round, which compared would read every new building as one torn down — and
+/// names it in `skipped` (kind `older_than_before`). Undated observations are kept.
+pub fn drop_after_older_than_before(
+    before: &Observation,
+    after: Vec<Observation>,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Observation> {
+    let times = |o: &Observation| -> Vec<chrono::NaiveDateTime> {
+        o.sources
+            .sources
+            .iter()
+            .filter_map(|s| s.info.acquired.as_ref().map(|a| a.time))
+            .collect()
+    };
+    let Some(first) = times(before).into_iter().min() else {
+        return after;
+    };
+    let (newer, older): (Vec<Observation>, Vec<Observation>) = after
+        .into_iter()
+        .partition(|o| times(o).into_iter().max().is_none_or(|d| d >= first));
+    for o in &older {
+        let s = Skipped {
+            what: o.name.clone(),
+            kind: "older_than_before".into(),
+            message: format!(
+                "after observation '{}' ({}) was acquired before all of the before imagery \
+                 ({first} and later): not compared; the dates look swapped, give the older \
+                 imagery as before",
+                o.name,
+                times(o)
+                    .into_iter()
+                    .max()
+                    .map_or_else(String::new, |d| d.to_string()),
+            ),
+        };
+        tracing::warn!("skipped {}", s.message);
+        skipped.push(s);
+    }
+    newer
+}
+
 /// Catalogues the rasters of one date; unusable files become `Skipped` entries.
 pub fn catalog_date(
     paths: &[PathBuf],

@@ -501,41 +501,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         tracing::warn!("skipped {}", s.message);
     }
     let mut before_obs = group_observations(&before_entries);
-    let mut after_obs = group_observations(&after_entries);
+    let after_obs = group_observations(&after_entries);
     let Some(before) = before_obs.first() else {
         return Err(PipelineError::Inputs(
             "no usable before imagery (every file was skipped; see above)".into(),
         ));
     };
-    // After imagery older than all of the before imagery: the dates were given the wrong way
-    // round (comparing backwards reads every new building as one torn down). Not compared, named.
-    let earliest_before = before
-        .sources
-        .sources
-        .iter()
-        .filter_map(|s| s.info.acquired.as_ref().map(|a| a.time))
-        .min();
-    if let Some(first) = earliest_before {
-        let (newer, older): (Vec<Observation>, Vec<Observation>) = after_obs
-            .into_iter()
-            .partition(|o| latest(o).is_none_or(|d| d >= first));
-        for o in &older {
-            let s = Skipped {
-                what: o.name.clone(),
-                kind: "older_than_before".into(),
-                message: format!(
-                    "after observation '{}' ({}) was acquired before all of the before imagery \
-                     ({first} and later): not compared; the dates look swapped, give the older \
-                     imagery as before",
-                    o.name,
-                    latest(o).map_or_else(String::new, |d| d.to_string()),
-                ),
-            };
-            tracing::warn!("skipped {}", s.message);
-            skipped.push(s);
-        }
-        after_obs = newer;
-    }
+    let mut after_obs = super::drop_after_older_than_before(before, after_obs, &mut skipped);
     if after_obs.is_empty() {
         return Err(PipelineError::Inputs(
             "no usable after imagery (every file was skipped; see above)".into(),
@@ -648,7 +620,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             "nothing to compare: no grid cell has before imagery, after imagery and parcels together \
              (extents in the working CRS {}: {}); check that the files are of the same place and \
              that their georeferencing is right (gdalinfo, ogrinfo -so)",
-            if grid.crs.len() > 40 { "(given as WKT)" } else { &grid.crs },
+            crate::ingest::srs::short(&grid.crs),
             lines.join("; ")
         )));
     }

@@ -914,6 +914,24 @@ fn after_imagery_older_than_the_before_is_not_compared() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let err = stderr(&o);
     assert!(err.contains("the dates look swapped"), "{err}");
+    // `detect` refuses them the same way.
+    let out = dir.join("out-detect");
+    let (b, a) = (after.to_str().unwrap(), before.to_str().unwrap());
+    let o = run([
+        "detect",
+        "--before",
+        b,
+        "--after",
+        a,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("the dates look swapped"),
+        "{}",
+        stderr(&o)
+    );
     // With a newer observation beside it, that one is compared and the older one named (exit 2).
     let o = scan_dates(&after, &[&before, &drone], &parcels, &dir.join("out-one"));
     let s = skipped_once(&o, "older_than_before", "satellite");
