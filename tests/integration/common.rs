@@ -106,3 +106,20 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Runs `landwatch detect` on these dates, expecting it to refuse them (exit 1) with a message
+/// containing `says`, and no output written.
+pub fn detect_refuses(before: &Path, after: &Path, out: &Path, says: &str) {
+    let o = run([
+        "detect",
+        "--before",
+        before.to_str().unwrap(),
+        "--after",
+        after.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains(says), "{says}: {}", stderr(&o));
+    assert!(!out.join("change_mask.tif").exists());
+}

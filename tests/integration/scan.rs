@@ -1,6 +1,6 @@
 //! Issue 4: parcels, permits, rules and the scan, through the binary.
 
-use crate::common::{run, scene, scratch, stderr, stdout};
+use crate::common::{detect_refuses, run, scene, scratch, stderr, stdout};
 use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
 use gdal::Dataset;
 use serde_json::Value;
@@ -915,22 +915,11 @@ fn after_imagery_older_than_the_before_is_not_compared() {
     let err = stderr(&o);
     assert!(err.contains("the dates look swapped"), "{err}");
     // `detect` refuses them the same way.
-    let out = dir.join("out-detect");
-    let (b, a) = (after.to_str().unwrap(), before.to_str().unwrap());
-    let o = run([
-        "detect",
-        "--before",
-        b,
-        "--after",
-        a,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(
-        stderr(&o).contains("the dates look swapped"),
-        "{}",
-        stderr(&o)
+    detect_refuses(
+        &after,
+        &before,
+        &dir.join("out-detect"),
+        "the dates look swapped",
     );
     // With a newer observation beside it, that one is compared and the older one named (exit 2).
     let o = scan_dates(&after, &[&before, &drone], &parcels, &dir.join("out-one"));
