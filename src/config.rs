@@ -139,6 +139,10 @@ pub struct ParcelsConfig {
     /// The approved-use attribute.
     #[serde(default = "default_use_field")]
     pub use_field: String,
+    /// The layer's own approved-use values mapped to landwatch's classes (or to uses a rules file
+    /// names), tried before the land-use codes and names landwatch knows (docs/RULES.md).
+    #[serde(default)]
+    pub uses: std::collections::BTreeMap<String, String>,
     /// Permit polygons (optional).
     pub permits: Option<PathBuf>,
     /// Layer name inside the permits file.
@@ -183,6 +187,7 @@ impl Default for ParcelsConfig {
             layer: None,
             id_field: default_id_field(),
             use_field: default_use_field(),
+            uses: Default::default(),
             permits: None,
             permits_layer: None,
             control: Vec::new(),
@@ -436,6 +441,21 @@ impl Config {
                 ));
             }
         }
+        if let Some((from, _)) = self
+            .parcels
+            .uses
+            .iter()
+            .find(|(k, v)| k.trim().is_empty() || v.trim().is_empty())
+        {
+            return Err(invalid(
+                "parcels",
+                "uses",
+                format!(
+                    "'{from}' maps to no use: each entry maps one of the layer's values to a use, \
+                     e.g. \"0103\" = \"farmland\""
+                ),
+            ));
+        }
         if let Err(detail) = self.detect.validate() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -554,6 +574,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[store] overlap_ratio"), "{e}");
+    }
+
+    #[test]
+    fn the_parcels_own_uses() {
+        let cfg = parse("[parcels.uses]\n\"NT-1\" = \"farmland\"\n\"0604\" = \"construction\"\n")
+            .unwrap();
+        assert_eq!(cfg.parcels.uses.len(), 2);
+        assert_eq!(cfg.parcels.uses["NT-1"], "farmland");
+        let e = parse("[parcels.uses]\n\"NT-1\" = \" \"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[parcels] uses") && e.contains("'NT-1' maps to no use"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod gdal_ext;
 pub mod grid;
 pub mod image;
 pub mod ingest;
+pub mod land_use;
 pub mod overlay;
 pub mod parcels;
 pub mod pipeline;

@@ -129,42 +129,75 @@ pub struct ParcelFields {
     pub id: String,
     /// Approved-use field.
     pub approved_use: String,
+    /// The layer's own approved-use values mapped to uses (`[parcels.uses]`).
+    pub uses: BTreeMap<String, String>,
 }
 
-/// Normalises an approved-use value: lower-case English, Chinese land-use class names mapped.
-pub fn normalise_use(raw: &str) -> String {
+/// Normalises an approved-use value: the layer's own mapping (`[parcels.uses]`) first, then a
+/// land-use class by name, synonym, land-use code or Chinese name ([`crate::land_use`]); any
+/// other value is kept, trimmed and in lower case (a rules file may name it).
+pub fn normalise_use(raw: &str, own: &BTreeMap<String, String>) -> String {
     let t = raw.trim();
-    let mapped = match t {
-        "耕地" | "水田" | "旱地" | "水浇地" => "farmland",
-        "园地" => "garden",
-        "林地" => "forest",
-        "草地" => "grassland",
-        "建设用地" | "城镇村及工矿用地" => "construction",
-        "水域" | "水域及水利设施用地" | "坑塘水面" => "water",
-        "交通运输用地" => "road",
-        _ => "",
-    };
-    if !mapped.is_empty() {
-        return mapped.to_string();
-    }
-    match t.to_ascii_lowercase().as_str() {
-        "cropland" | "arable" | "agricultural" | "agriculture" => "farmland".to_string(),
-        other => other.to_string(),
+    // The layer's own value as written, else in any case (a code such as `NT-1` given as `nt-1`).
+    let own_use = own.get(t).or_else(|| {
+        own.iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(t))
+            .map(|(_, v)| v)
+    });
+    let t = own_use.map_or(t, |m| m.trim());
+    match crate::land_use::class_of(t) {
+        Some(class) => class.to_string(),
+        None => t.to_ascii_lowercase(),
     }
 }
 
 /// Chinese names of the approved uses, as they appear in a county land-use plan.
 pub fn use_name_zh(u: &str) -> &'static str {
-    match u {
-        "farmland" => "耕地",
-        "garden" => "园地",
-        "forest" => "林地",
-        "grassland" => "草地",
-        "construction" => "建设用地",
-        "water" => "水域",
-        "road" => "交通用地",
-        _ => "其他",
+    crate::land_use::name_zh(u)
+}
+
+/// Parcels whose approved use is an approved use nothing knows: one value of the layer's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownUse {
+    /// The value, normalised (empty when the parcels have none).
+    pub value: String,
+    /// How many parcels have it.
+    pub parcels: usize,
+    /// The first few of their ids.
+    pub examples: Vec<String>,
+}
+
+/// The approved uses of `parcels` that are neither a land-use class ([`crate::land_use::CLASSES`])
+/// nor named by a rule (`rule_uses`), most parcels first: rules that name uses cannot fire on
+/// them, so a scan names them rather than quietly check less.
+pub fn unknown_uses<'a>(
+    parcels: impl IntoIterator<Item = &'a Parcel>,
+    rule_uses: &std::collections::BTreeSet<&str>,
+) -> Vec<UnknownUse> {
+    let mut by_value: BTreeMap<&str, UnknownUse> = BTreeMap::new();
+    for p in parcels {
+        let v = p.approved_use.as_str();
+        let known = crate::land_use::CLASSES.iter().any(|(c, _)| *c == v) || rule_uses.contains(v);
+        if known {
+            continue;
+        }
+        let u = by_value.entry(v).or_insert_with(|| UnknownUse {
+            value: v.to_string(),
+            parcels: 0,
+            examples: Vec::new(),
+        });
+        u.parcels += 1;
+        if u.examples.len() < 3 {
+            u.examples.push(p.id.clone());
+        }
     }
+    let mut out: Vec<UnknownUse> = by_value.into_values().collect();
+    out.sort_by(|a, b| {
+        b.parcels
+            .cmp(&a.parcels)
+            .then_with(|| a.value.cmp(&b.value))
+    });
+    out
 }
 
 /// Reads a yes/no attribute: true, 1, yes, y, 是.
@@ -191,6 +224,28 @@ fn text(v: Option<&Value>) -> Option<String> {
         }),
         other => Some(other.to_string()),
     }
+}
+
+/// The name under which `layer` holds the field `wanted`: the name itself, else the same name in
+/// another case (`PARCEL_ID`), else its first ten characters (a Shapefile's table truncates
+/// field names to ten: `basic_farmland` is `basic_farm` there). `wanted` when the layer has
+/// none of them.
+fn field_name(layer: &VectorLayerData, wanted: &str) -> String {
+    let Some(first) = layer.features.first() else {
+        return wanted.to_string();
+    };
+    let keys = || first.attributes.keys();
+    let truncated: String = wanted.chars().take(10).collect();
+    keys()
+        .find(|k| k.as_str() == wanted)
+        .or_else(|| keys().find(|k| k.eq_ignore_ascii_case(wanted)))
+        .or_else(|| {
+            (truncated.len() < wanted.len())
+                .then(|| keys().find(|k| k.eq_ignore_ascii_case(&truncated)))
+                .flatten()
+        })
+        .cloned()
+        .unwrap_or_else(|| wanted.to_string())
 }
 
 /// A date attribute: `None` when empty, an error naming it when it is not a date.
@@ -246,10 +301,17 @@ pub fn parcels_from_layer(
         &[&fields.id, &fields.approved_use],
         "name the layer's fields in [parcels] id_field and use_field of the config",
     )?;
+    let name = |wanted: &str| field_name(layer, wanted);
+    let (id_field, use_field) = (name(&fields.id), name(&fields.approved_use));
+    let (farmland_field, redline_field, permit_field) = (
+        name("basic_farmland"),
+        name("eco_redline"),
+        name("permit_id"),
+    );
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     for f in &layer.features {
-        let Some(id) = text(f.attributes.get(&fields.id)) else {
+        let Some(id) = text(f.attributes.get(&id_field)) else {
             notes.push(ParcelNote {
                 feature: describe(layer, f),
                 kind: "rejected".into(),
@@ -269,14 +331,16 @@ pub fn parcels_from_layer(
         let Some(polygon) = notes_of(layer, f, notes) else {
             continue;
         };
-        let approved_use =
-            normalise_use(&text(f.attributes.get(&fields.approved_use)).unwrap_or_default());
+        let approved_use = normalise_use(
+            &text(f.attributes.get(&use_field)).unwrap_or_default(),
+            &fields.uses,
+        );
         out.push(Parcel {
             id,
             approved_use,
-            basic_farmland: truthy(f.attributes.get("basic_farmland")),
-            eco_redline: truthy(f.attributes.get("eco_redline")),
-            parcel_permit: text(f.attributes.get("permit_id")),
+            basic_farmland: truthy(f.attributes.get(&farmland_field)),
+            eco_redline: truthy(f.attributes.get(&redline_field)),
+            parcel_permit: text(f.attributes.get(&permit_field)),
             area: polygon.unsigned_area(),
             polygon,
             source: here,
@@ -301,7 +365,10 @@ fn require_fields(
         .first()
         .map(|f| f.attributes.keys().cloned().collect())
         .unwrap_or_default();
-    match fields.iter().find(|f| !available.iter().any(|a| a == *f)) {
+    match fields
+        .iter()
+        .find(|f| !available.contains(&field_name(layer, f)))
+    {
         Some(field) if !layer.features.is_empty() => Err(ParcelError::MissingField {
             layer: format!("{} ({})", layer.path.display(), layer.layer),
             field: field.to_string(),
@@ -326,11 +393,20 @@ pub fn permits_from_layer(
         "is this the permits layer? A permits layer has permit_id, permitted_use and optionally \
          kind, valid_from, valid_to, parcel_id (README, \"Inputs\")",
     )?;
+    let name = |wanted: &str| field_name(layer, wanted);
+    let [id_field, use_field, from_field, to_field, kind_field, parcel_field] = [
+        "permit_id",
+        "permitted_use",
+        "valid_from",
+        "valid_to",
+        "kind",
+        "parcel_id",
+    ]
+    .map(name);
     let mut out = Vec::new();
     for f in &layer.features {
         let a = &f.attributes;
-        let (Some(id), Some(permitted_use)) =
-            (text(a.get("permit_id")), text(a.get("permitted_use")))
+        let (Some(id), Some(permitted_use)) = (text(a.get(&id_field)), text(a.get(&use_field)))
         else {
             notes.push(ParcelNote {
                 feature: describe(layer, f),
@@ -343,8 +419,8 @@ pub fn permits_from_layer(
         };
         // An empty date leaves that end of the validity open; one that is not a date, or a
         // validity that ends before it starts, is an error in the register, not an open end.
-        let validity = date_field(a, "valid_from").and_then(|from| {
-            let to = date_field(a, "valid_to")?;
+        let validity = date_field(a, &from_field).and_then(|from| {
+            let to = date_field(a, &to_field)?;
             match (from, to) {
                 (Some(f), Some(t)) if f > t => Err(format!("valid_from {f} is after valid_to {t}")),
                 _ => Ok((from, to)),
@@ -366,13 +442,13 @@ pub fn permits_from_layer(
         };
         out.push(Permit {
             id,
-            kind: text(a.get("kind"))
+            kind: text(a.get(&kind_field))
                 .unwrap_or_else(|| "permit".into())
                 .to_ascii_lowercase(),
             permitted_use: permitted_use.to_ascii_lowercase(),
             valid_from,
             valid_to,
-            parcel_id: text(a.get("parcel_id")),
+            parcel_id: text(a.get(&parcel_field)),
             footprint,
             source: describe(layer, f),
         });
@@ -530,6 +606,7 @@ mod tests {
         ParcelFields {
             id: "parcel_id".into(),
             approved_use: "approved_use".into(),
+            uses: BTreeMap::new(),
         }
     }
 
@@ -566,12 +643,92 @@ mod tests {
             &ParcelFields {
                 id: "pid".into(),
                 approved_use: "u".into(),
+                uses: BTreeMap::new(),
             },
             &mut vec![],
         );
         assert!(e.is_err());
     }
 
+    #[test]
+    fn a_shapefile_s_truncated_or_upper_case_field_names_are_found() {
+        // A Shapefile's table keeps ten characters of a name, and tools often write them in
+        // upper case: the control layers' flags and the permit fields are found all the same.
+        let mut l = layer(vec![(Some("A"), "farmland", Some(square(0.0, 0.0, 10.0)))]);
+        let renamed = |a: &mut BTreeMap<String, Value>, from: &str, to: &str| {
+            let v = a.remove(from).unwrap();
+            a.insert(to.to_string(), v);
+        };
+        let a = &mut l.features[0].attributes;
+        renamed(a, "parcel_id", "PARCEL_ID");
+        renamed(a, "approved_use", "approved_u");
+        renamed(a, "basic_farmland", "BASIC_FARM");
+        a.insert("eco_redlin".into(), Value::from("是"));
+        a.insert("eco_redline_zone".into(), Value::from(0));
+        let p = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap();
+        assert_eq!(
+            (p[0].id.as_str(), p[0].approved_use.as_str()),
+            ("A", "farmland")
+        );
+        assert!(p[0].basic_farmland && p[0].eco_redline);
+        assert_eq!(field_name(&l, "approved_use"), "approved_u");
+        assert_eq!(field_name(&l, "permit_id"), "permit_id");
+
+        let mut permits = layer(vec![(Some("A"), "farmland", Some(square(0.0, 0.0, 10.0)))]);
+        let a = &mut permits.features[0].attributes;
+        a.insert("PERMIT_ID".into(), Value::from("P-1"));
+        a.insert("permitted_".into(), Value::from("construction"));
+        a.insert("VALID_TO".into(), Value::from("2026-12-31"));
+        let p = permits_from_layer(&permits, &mut vec![]).unwrap();
+        assert_eq!(
+            (p[0].id.as_str(), p[0].permitted_use.as_str()),
+            ("P-1", "construction")
+        );
+        assert_eq!(p[0].valid_to, NaiveDate::from_ymd_opt(2026, 12, 31));
+    }
+
+    #[test]
+    fn a_layer_s_own_uses_map_first_and_unknown_uses_are_counted() {
+        let own: BTreeMap<String, String> = [
+            ("nt-1".to_string(), "耕地".to_string()),
+            ("ORCH".to_string(), "Orchard-B".to_string()),
+        ]
+        .into();
+        // The layer's own value in any case, mapped through the classes; then codes and names.
+        assert_eq!(normalise_use(" NT-1 ", &own), "farmland");
+        assert_eq!(normalise_use("orch", &own), "orchard-b");
+        assert_eq!(normalise_use("0103", &own), "farmland");
+        assert_eq!(normalise_use("农村宅基地", &own), "construction");
+        assert_eq!(normalise_use("X9", &own), "x9");
+
+        let l = layer(vec![
+            (Some("A"), "x9", Some(square(0.0, 0.0, 10.0))),
+            (Some("B"), "0103", Some(square(20.0, 0.0, 10.0))),
+            (Some("C"), "X9", Some(square(40.0, 0.0, 10.0))),
+            (Some("D"), "", Some(square(60.0, 0.0, 10.0))),
+            (Some("E"), "orchard-b", Some(square(80.0, 0.0, 10.0))),
+        ]);
+        let p = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap();
+        // A use a rule names is known; classes are known; the rest counted, most parcels first.
+        let rule_uses = ["orchard-b"].into_iter().collect();
+        let u = unknown_uses(&p, &rule_uses);
+        assert_eq!(
+            u,
+            vec![
+                UnknownUse {
+                    value: "x9".into(),
+                    parcels: 2,
+                    examples: vec!["A".into(), "C".into()],
+                },
+                UnknownUse {
+                    value: String::new(),
+                    parcels: 1,
+                    examples: vec!["D".into()],
+                },
+            ]
+        );
+        assert_eq!(unknown_uses(&p, &Default::default()).len(), 3);
+    }
     #[test]
     fn a_layer_without_the_permit_fields_is_refused_and_incomplete_permits_rejected() {
         // The parcels given as permits: refused, naming the field and the fields there are.

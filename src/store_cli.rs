@@ -487,13 +487,16 @@ after = ["imagery/after"]
 path = "parcels.gpkg"
 # layer = "parcels"
 id_field = "parcel_id"
-use_field = "approved_use"
+use_field = "approved_use"     # land-use codes and names are known too, e.g. "DLBM" or "DLMC"
 # Permits (optional).
 permits = "permits.gpkg"
 # Control layers given as their own polygon layers:
 # [[parcels.control]]
 # path = "redline.gpkg"
 # kind = "eco_redline"        # or "basic_farmland"
+# The layer's own approved-use values mapped to uses (docs/RULES.md, "Approved uses"):
+# [parcels.uses]
+# "NT-1" = "farmland"
 
 [grid]
 # The analysis grid. Default CRS: the parcels'; default pixel size: the first raster's.

@@ -65,6 +65,11 @@ fn polygons_of(g: geo::Geometry<f64>) -> Vec<geo::Polygon<f64>> {
 
 /// Opens a vector file read-only, saying plainly when there is no file or GDAL cannot read it.
 pub fn open_vector(path: &Path) -> Result<Dataset, IngestError> {
+    open_vector_with(path, &[])
+}
+
+/// [`open_vector`] with the driver's open options (`KEY=VALUE`).
+fn open_vector_with(path: &Path, open_options: &[&str]) -> Result<Dataset, IngestError> {
     super::init_gdal();
     if !path.exists() && !path.to_string_lossy().starts_with("/vsi") {
         return Err(IngestError::NotFound {
@@ -75,6 +80,7 @@ pub fn open_vector(path: &Path) -> Result<Dataset, IngestError> {
         path,
         DatasetOptions {
             open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
+            open_options: (!open_options.is_empty()).then_some(open_options),
             ..Default::default()
         },
     )
@@ -106,14 +112,76 @@ pub fn layer_of<'a>(
     }
 }
 
+/// The encoding a Shapefile whose text is not what it says (or that does not say, and is not
+/// UTF-8) is read in instead: GBK, as Chinese GIS software writes.
+const SHAPEFILE_FALLBACK_ENCODING: &str = "CP936";
+
 /// Reads one layer (the named one, else the first) into the working CRS.
+///
+/// A Shapefile's text is decoded as its `.cpg` file (or its table's language byte) says, and as
+/// UTF-8 when neither does. When that leaves text that is not valid (Chinese text written as GBK
+/// by a tool that said nothing, the usual case), the layer is read again as GBK and a warning
+/// says so and how to state the encoding; if GBK does not fit either, as it was, with the
+/// warning that its text is unreadable.
 pub fn read_layer(
     path: &Path,
     layer: Option<&str>,
     target_crs: &str,
 ) -> Result<VectorLayerData, IngestError> {
     let ds = open_vector(path)?;
-    let mut lyr = layer_of(&ds, path, layer)?;
+    let shapefile = ds.driver().short_name() == "ESRI Shapefile";
+    let data = read_layer_of(&ds, path, layer, target_crs)?;
+    if !shapefile || !has_undecodable_text(&data) {
+        return Ok(data);
+    }
+    drop(ds);
+    let cpg = path.with_extension("cpg");
+    let said = std::fs::read_to_string(&cpg)
+        .map(|t| format!("its .cpg says {}", t.trim()))
+        .unwrap_or_else(|_| "there is no .cpg to say which".to_string());
+    let option = format!("ENCODING={SHAPEFILE_FALLBACK_ENCODING}");
+    let again = read_layer_of(
+        &open_vector_with(path, &[&option])?,
+        path,
+        layer,
+        target_crs,
+    )?;
+    if has_undecodable_text(&again) {
+        tracing::warn!(
+            "{}: some text of the layer cannot be decoded ({said}, and it is neither UTF-8 nor \
+             GBK): names and uses with unreadable characters are read as they are; write the \
+             file's encoding into {} (e.g. GBK, UTF-8, CP1252)",
+            path.display(),
+            cpg.display()
+        );
+        return Ok(data);
+    }
+    tracing::warn!(
+        "{}: the layer's text is not the encoding it was taken for ({said}); read as GBK \
+         (CP936), which decodes all of it. Check the names in the outputs, and write the file's \
+         encoding into {} to say so",
+        path.display(),
+        cpg.display()
+    );
+    Ok(again)
+}
+
+/// Whether any text attribute of the layer holds a character its decoding could not make out.
+fn has_undecodable_text(data: &VectorLayerData) -> bool {
+    data.features.iter().any(|f| {
+        f.attributes
+            .values()
+            .any(|v| v.as_str().is_some_and(|s| s.contains('\u{FFFD}')))
+    })
+}
+
+fn read_layer_of(
+    ds: &Dataset,
+    path: &Path,
+    layer: Option<&str>,
+    target_crs: &str,
+) -> Result<VectorLayerData, IngestError> {
+    let mut lyr = layer_of(ds, path, layer)?;
     let layer_name = lyr.name();
     let src_srs = lyr.spatial_ref().ok_or_else(|| IngestError::NoCrs {
         path: path.to_path_buf(),

@@ -456,6 +456,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let fields = ParcelFields {
             id: cfg.parcels.id_field.clone(),
             approved_use: cfg.parcels.use_field.clone(),
+            uses: cfg.parcels.uses.clone(),
         };
         let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
             .map_err(|e| PipelineError::Inputs(e.to_string()))?;
@@ -481,7 +482,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             None => Vec::new(),
         };
         let set = ParcelSet::new(parcels, permits);
-        Ok((working_crs, set, notes, t.elapsed().as_secs_f64()))
+        let label = format!("{} ({})", parcels_path.display(), layer.layer);
+        Ok((working_crs, set, notes, t.elapsed().as_secs_f64(), label))
     };
     // Catalogue: both dates at once; cataloguing hashes every file (SHA-256), which is most of
     // its time, unless that waits (above).
@@ -525,7 +527,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     };
     // The catalogue's problems are reported before the parcels' (as when one came after the
     // other).
-    let (working_crs, set, notes, parcels_seconds) = loaded?;
+    let (working_crs, set, notes, parcels_seconds, layer_name) = loaded?;
     // A repaired or rejected parcel feature is a fact about the run: logged now, listed in the
     // summary as skipped input.
     for n in &notes {
@@ -534,6 +536,50 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             what: n.feature.clone(),
             kind: format!("parcel_{}", n.kind),
             message: format!("{}: {}", n.feature, n.message),
+        });
+    }
+    // Parcels whose approved use neither a land-use class nor a rule names: the rules for given
+    // uses cannot fire on them (a layer's use codes read as is would otherwise check less,
+    // quietly). Named, with what to do; the rules for any use still apply to them.
+    let rule_uses: std::collections::BTreeSet<&str> = job
+        .rules
+        .rules
+        .iter()
+        .flat_map(|r| r.approved_use.iter().map(String::as_str))
+        .collect();
+    for u in crate::parcels::unknown_uses(&set.parcels, &rule_uses) {
+        let value = if u.value.is_empty() {
+            format!("no {}", cfg.parcels.use_field)
+        } else {
+            format!("{} '{}'", cfg.parcels.use_field, u.value)
+        };
+        let what_to_do = if u.value.is_empty() {
+            format!(
+                "fill in the field, or point [parcels] use_field at the field that holds the \
+                 approved use (it is {})",
+                cfg.parcels.use_field
+            )
+        } else {
+            format!(
+                "map the value to a use in [parcels.uses] of the config (e.g. \"{}\" = \
+                 \"farmland\"), or point [parcels] use_field at the field of land-use codes or \
+                 names (GB/T 21010 and Third Land Survey codes and names are known; \
+                 docs/RULES.md)",
+                u.value
+            )
+        };
+        let message = format!(
+            "{layer_name}: {} parcel(s) have {value} (e.g. {}), which is no approved use \
+             landwatch knows and no rule names: only the rules for any use (such as the \
+             ecological red line) were applied to them; {what_to_do}",
+            u.parcels,
+            u.examples.join(", "),
+        );
+        tracing::warn!("{message}");
+        skipped.push(Skipped {
+            what: format!("{layer_name} {value}"),
+            kind: "unknown_use".into(),
+            message,
         });
     }
     // The catalogue's time includes the parcels' wherever they overlapped; `parcels` is their

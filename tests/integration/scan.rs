@@ -1054,3 +1054,291 @@ fn eval_refuses_a_file_that_is_not_truth() {
         "{err}"
     );
 }
+
+/// A copy of the synthetic scene's parcels whose approved use is in `field`, each parcel's value
+/// given by `value` of its `approved_use` (`None`: no value); the control-layer flags as they are.
+fn parcels_with_uses(src: &Path, dst: &Path, field: &str, value: impl Fn(&str) -> Option<String>) {
+    let ds = Dataset::open(src).unwrap();
+    let mut layer = ds.layer_by_name("parcels").unwrap();
+    let srs = layer.spatial_ref().unwrap();
+    let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+    let mut out = drv.create_vector_only(dst).unwrap();
+    let l = out
+        .create_layer(LayerOptions {
+            name: "parcels",
+            srs: Some(&srs),
+            ty: OGRwkbGeometryType::wkbPolygon,
+            options: None,
+        })
+        .unwrap();
+    let names = ["parcel_id", field, "basic_farmland", "eco_redline"];
+    l.create_defn_fields(&[
+        (names[0], OGRFieldType::OFTString),
+        (names[1], OGRFieldType::OFTString),
+        (names[2], OGRFieldType::OFTInteger),
+        (names[3], OGRFieldType::OFTInteger),
+    ])
+    .unwrap();
+    let idx = |n: &str| layer.defn().field_index(n).unwrap();
+    let (id, use_, bf, er) = (
+        idx("parcel_id"),
+        idx("approved_use"),
+        idx("basic_farmland"),
+        idx("eco_redline"),
+    );
+    let feats: Vec<_> = layer
+        .features()
+        .map(|f| {
+            (
+                f.field_as_string(id).unwrap().unwrap(),
+                value(&f.field_as_string(use_).unwrap().unwrap()),
+                f.field_as_integer(bf).unwrap().unwrap_or(0),
+                f.field_as_integer(er).unwrap().unwrap_or(0),
+                f.geometry().unwrap().clone(),
+            )
+        })
+        .collect();
+    for (pid, v, b, e, g) in feats {
+        let mut f = gdal::vector::Feature::new(l.defn()).unwrap();
+        f.set_geometry(g).unwrap();
+        f.set_field_string(0, &pid).unwrap();
+        match v {
+            Some(v) => f.set_field_string(1, &v).unwrap(),
+            None => f.set_field_null(1).unwrap(),
+        }
+        f.set_field_integer(2, b).unwrap();
+        f.set_field_integer(3, e).unwrap();
+        f.create(&l).unwrap();
+    }
+}
+
+/// The (parcel, kind) of every finding of a scan's `--json` summary's output directory.
+fn findings_of(out: &Path) -> Vec<(String, String)> {
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let mut v: Vec<(String, String)> = fc["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let p = &f["properties"];
+            (p["parcel_id"].to_string(), p["kind"].to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn parcels_with_land_use_codes_or_names_are_judged_and_unknown_uses_are_named() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-land-use-codes");
+    // The scene's config with its paths made absolute, reading `parcels` by `field`, plus `extra`.
+    let config = |name: &str, parcels: &Path, field: &str, extra: &str| {
+        let text = std::fs::read_to_string(src.join("landwatch.toml"))
+            .unwrap()
+            .replace("\"imagery/", &format!("\"{}/imagery/", src.display()))
+            .replace(
+                "\"permits.gpkg\"",
+                &format!("{:?}", src.join("permits.gpkg")),
+            )
+            .replace("\"parcels.gpkg\"", &format!("{parcels:?}"))
+            .replace(
+                "use_field = \"approved_use\"",
+                &format!("use_field = \"{field}\""),
+            );
+        let cfg = dir.join(name);
+        std::fs::write(&cfg, format!("{text}\n{extra}")).unwrap();
+        cfg
+    };
+    let scan = |cfg: &Path, out: &str| {
+        let out = dir.join(out);
+        let o = run([
+            "scan",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-packets",
+            "--json",
+        ]);
+        (o, out)
+    };
+    let (o, base_out) = scan(
+        &config("base.toml", &src.join("parcels.gpkg"), "approved_use", ""),
+        "base",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let base = findings_of(&base_out);
+    assert!(
+        base.iter().any(|(_, k)| k.contains("excavation")),
+        "{base:?}"
+    );
+
+    // A Third Land Survey layer: codes (DLBM) or names (DLMC) give the same findings.
+    let survey = dir.join("dltb.gpkg");
+    // Each use of the scene with its code (DLBM) and name (DLMC).
+    let survey_uses = [
+        ("farmland", "0103", "旱地"),
+        ("construction", "0702", "农村宅基地"),
+        ("forest", "0301", "乔木林地"),
+        ("garden", "0201K", "可调整果园"),
+        ("grassland", "0404", "其他草地"),
+        ("water", "1104A", "坑塘水面"),
+    ];
+    for (field, column) in [("DLBM", 1), ("DLMC", 2)] {
+        parcels_with_uses(
+            &src.join("parcels.gpkg"),
+            &survey.with_extension(field),
+            field,
+            |u| {
+                let row = survey_uses.iter().find(|r| r.0 == u).unwrap();
+                Some([row.0, row.1, row.2][column].to_string())
+            },
+        );
+        let cfg = config(
+            &format!("{field}.toml"),
+            &survey.with_extension(field),
+            field,
+            "",
+        );
+        let (o, out) = scan(&cfg, field);
+        assert_eq!(o.status.code(), Some(0), "{field}: {}", stderr(&o));
+        assert_eq!(findings_of(&out), base, "{field}");
+    }
+
+    // A local code and parcels without a use: named (exit 2), and only the rules for any use
+    // apply to them.
+    let farmland = Dataset::open(src.join("parcels.gpkg"))
+        .unwrap()
+        .execute_sql(
+            "SELECT COUNT(*) FROM parcels WHERE approved_use = 'farmland'",
+            None,
+            gdal::vector::sql::Dialect::DEFAULT,
+        )
+        .unwrap()
+        .unwrap()
+        .features()
+        .next()
+        .unwrap()
+        .field_as_integer(0)
+        .unwrap()
+        .unwrap();
+    let local = dir.join("local.gpkg");
+    parcels_with_uses(
+        &src.join("parcels.gpkg"),
+        &local,
+        "approved_use",
+        |u| match u {
+            "farmland" => Some("NT-1".into()),
+            "water" => None,
+            other => Some(other.into()),
+        },
+    );
+    let (o, out) = scan(&config("local.toml", &local, "approved_use", ""), "local");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = json_of(&o);
+    let named = skipped_of_kind(&s, "unknown_use");
+    assert_eq!(named.len(), 2, "{s}");
+    assert!(named[0].ends_with("approved_use 'nt-1'"), "{named:?}");
+    assert!(named[1].ends_with("no approved_use"), "{named:?}");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{farmland} parcel(s) have approved_use 'nt-1'"))
+            && err.contains("[parcels.uses]"),
+        "{err}"
+    );
+    let fewer = findings_of(&out);
+    assert!(fewer.len() < base.len(), "{fewer:?}");
+    assert!(
+        fewer.iter().all(|(_, k)| k.contains("redline")),
+        "{fewer:?}"
+    );
+
+    // Mapped in [parcels.uses], the local code is farmland again; the parcels without a use are
+    // still named.
+    let cfg = config(
+        "mapped.toml",
+        &local,
+        "approved_use",
+        "[parcels.uses]\n\"nt-1\" = \"耕地\"\n",
+    );
+    let (o, out) = scan(&cfg, "mapped");
+    skipped_once(&o, "unknown_use", "no approved_use");
+    assert_eq!(findings_of(&out), base);
+}
+
+#[test]
+fn a_gbk_shapefile_of_the_land_survey_is_read_as_written() {
+    // A Third Land Survey layer as Chinese GIS tools write it: a Shapefile (field names cut to
+    // ten characters: basic_farm, eco_redlin), its text in GBK, and no .cpg saying so.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-gbk-shapefile");
+    let names = dir.join("dltb.gpkg");
+    parcels_with_uses(&src.join("parcels.gpkg"), &names, "DLMC", |u| {
+        Some(
+            match u {
+                "farmland" => "水田",
+                "construction" => "城镇住宅用地",
+                "forest" => "竹林地",
+                "garden" => "茶园",
+                "grassland" => "天然牧草地",
+                "water" => "河流水面",
+                other => other,
+            }
+            .to_string(),
+        )
+    });
+    let shp = dir.join("dltb.shp");
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-f", "ESRI Shapefile", "-lco", "ENCODING=CP936"])
+        .arg(&shp)
+        .arg(&names)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ogr2ogr failed");
+    std::fs::remove_file(dir.join("dltb.cpg")).unwrap();
+    let cfg = dir.join("landwatch.toml");
+    let text = std::fs::read_to_string(src.join("landwatch.toml"))
+        .unwrap()
+        .replace("\"imagery/", &format!("\"{}/imagery/", src.display()))
+        .replace(
+            "\"permits.gpkg\"",
+            &format!("{:?}", src.join("permits.gpkg")),
+        )
+        .replace("\"parcels.gpkg\"", &format!("{shp:?}"))
+        .replace("layer = \"parcels\"", "layer = \"dltb\"")
+        .replace("use_field = \"approved_use\"", "use_field = \"DLMC\"");
+    std::fs::write(&cfg, text).unwrap();
+    let scan = |cfg: &Path, out: &Path| {
+        run([
+            "scan",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-packets",
+            "--json",
+        ])
+    };
+    let o = scan(&cfg, &dir.join("out"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("read as GBK (CP936)") && stderr(&o).contains("no .cpg"),
+        "{}",
+        stderr(&o)
+    );
+    let s = json_of(&o);
+    assert!(skipped_of_kind(&s, "unknown_use").is_empty(), "{s}");
+    // The same findings as the scene's own parcels give, the red line's among them.
+    let base = dir.join("base");
+    let o = scan(&src.join("landwatch.toml"), &base);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let found = findings_of(&dir.join("out"));
+    assert_eq!(found, findings_of(&base));
+    assert!(
+        found.iter().any(|(_, k)| k.contains("redline")),
+        "{found:?}"
+    );
+}
