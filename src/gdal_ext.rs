@@ -25,6 +25,35 @@ pub(crate) fn last_error() -> String {
     }
 }
 
+/// A geometry with curves (circular arcs of a curve polygon or a multi-surface, as ArcGIS and
+/// CAD exports hold) as the same geometry of straight segments, GDAL's default step of 4° of arc;
+/// `None` when it has no curves.
+pub(crate) fn linearised(g: &gdal::vector::Geometry) -> Option<gdal::vector::Geometry> {
+    // SAFETY: OGR_GT_IsNonLinear reads a plain enum value.
+    if unsafe { gdal_sys::OGR_GT_IsNonLinear(g.geometry_type()) } == 0 {
+        return None;
+    }
+    // SAFETY: the handle of `g` is valid while `g` lives; OGR_G_GetLinearGeometry returns a new
+    // geometry owned by the caller (or NULL), which is exported to WKB into a buffer of the size
+    // OGR_G_WkbSize gives and destroyed before returning.
+    let wkb = unsafe {
+        let lin = gdal_sys::OGR_G_GetLinearGeometry(g.c_geometry(), 0.0, ptr::null_mut());
+        if lin.is_null() {
+            return None;
+        }
+        let size = usize::try_from(gdal_sys::OGR_G_WkbSize(lin)).unwrap_or(0);
+        let mut buf = vec![0u8; size];
+        let err =
+            gdal_sys::OGR_G_ExportToWkb(lin, gdal_sys::OGRwkbByteOrder::wkbNDR, buf.as_mut_ptr());
+        gdal_sys::OGR_G_DestroyGeometry(lin);
+        if err != gdal_sys::OGRErr::OGRERR_NONE {
+            return None;
+        }
+        buf
+    };
+    gdal::vector::Geometry::from_wkb(&wkb).ok()
+}
+
 /// The files that make up a dataset (main file first), as GDAL lists them.
 pub(crate) fn file_list(ds: &Dataset) -> Vec<PathBuf> {
     let mut out = Vec::new();

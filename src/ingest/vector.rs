@@ -215,6 +215,12 @@ fn read_layer_of(
             }
             Some(g) => {
                 let mut g: Geometry = g.clone();
+                // Heights and measures (a "Polygon Z" of a CAD or survey export) play no part in
+                // a plan's outlines; arcs become straight segments.
+                g.flatten_to_2d();
+                if let Some(lin) = crate::gdal_ext::linearised(&g) {
+                    g = lin;
+                }
                 if !g.is_valid() {
                     match g.make_valid(&Default::default()) {
                         Ok(v) if v.is_valid() && !v.is_empty() => {
@@ -265,4 +271,54 @@ fn read_layer_of(
         source_crs,
         features,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gdal::vector::{LayerOptions, OGRwkbGeometryType};
+    use geo::Area;
+
+    #[test]
+    fn heights_are_dropped_and_arcs_become_segments() {
+        // Outlines as CAD, survey and ArcGIS exports hold them: a polygon with heights, a circle
+        // of arcs (r = 10), and a multi-surface of half a disc (r = 5) closed by a straight edge.
+        super::super::init_gdal();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outlines.gpkg");
+        let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+        let mut ds = drv.create_vector_only(&path).unwrap();
+        let srs = gdal::spatial_ref::SpatialRef::from_epsg(4549).unwrap();
+        let layer = ds
+            .create_layer(LayerOptions {
+                name: "outlines",
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbUnknown,
+                options: None,
+            })
+            .unwrap();
+        for wkt in [
+            "POLYGON Z ((500000 3400000 5, 500010 3400000 5, 500010 3400010 5, 500000 3400010 5, 500000 3400000 5))",
+            "CURVEPOLYGON (CIRCULARSTRING (500020 3400000, 500040 3400000, 500020 3400000))",
+            "MULTISURFACE (CURVEPOLYGON (COMPOUNDCURVE (CIRCULARSTRING (500050 3400000, 500055 3400005, 500060 3400000), (500060 3400000, 500050 3400000))))",
+        ] {
+            let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+            f.set_geometry(Geometry::from_wkt(wkt).unwrap()).unwrap();
+            f.create(&layer).unwrap();
+        }
+        drop(ds);
+        let data = read_layer(&path, None, "EPSG:4549").unwrap();
+        let areas: Vec<f64> = data
+            .features
+            .iter()
+            .map(|f| {
+                assert!(f.rejected.is_none(), "{:?}", f.rejected);
+                f.geometry.as_ref().unwrap().unsigned_area()
+            })
+            .collect();
+        let circle = std::f64::consts::PI * 100.0;
+        assert!((areas[0] - 100.0).abs() < 1e-6, "{areas:?}");
+        assert!((areas[1] / circle - 1.0).abs() < 0.005, "{areas:?}");
+        assert!((areas[2] / (circle / 8.0) - 1.0).abs() < 0.005, "{areas:?}");
+    }
 }
