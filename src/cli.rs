@@ -145,7 +145,8 @@ struct GridArgs {
     /// A landwatch.toml; its [grid] and [imagery] sections are used.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Grid CRS, e.g. EPSG:4549 (default: the config's, else the parcels' CRS, else the first raster's).
+    /// Grid CRS, e.g. EPSG:4549 (default: the config's, else the parcels' CRS — the imagery's
+    /// projected CRS when the parcels' is in degrees — else the first raster's).
     #[arg(long)]
     crs: Option<String>,
     /// Pixel size in CRS units (default: the config's, else the first raster's).

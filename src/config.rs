@@ -199,7 +199,8 @@ impl Default for ParcelsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridConfig {
-    /// CRS of the grid (default: the parcels' CRS).
+    /// CRS of the grid (default: the parcels' CRS, or the imagery's projected CRS when the
+    /// parcels' is geographic).
     pub crs: Option<String>,
     /// Pixel size in CRS units (metres for a projected CRS). Default: the first raster's.
     pub pixel_size: Option<f64>,

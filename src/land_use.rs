@@ -304,6 +304,26 @@ pub fn class_of(raw: &str) -> Option<&'static str> {
     lookup(NAMES, t).or_else(|| lookup(NAMES, t.strip_prefix("可调整")?))
 }
 
+/// Permitted uses of a permit register in Chinese, and the permitted uses of the shipped rules
+/// (`[settings.permitted_uses]`) they are.
+const PERMITTED_NAMES: &[(&str, &str)] = &[
+    ("建设", "construction"),
+    ("建设用地", "construction"),
+    ("设施农业", "facility_agriculture"),
+    ("设施农用地", "facility_agriculture"),
+    ("设施农业用地", "facility_agriculture"),
+    ("临时用地", "temporary_use"),
+    ("临时使用", "temporary_use"),
+    ("养殖", "aquaculture"),
+    ("水产养殖", "aquaculture"),
+];
+
+/// The shipped rules' permitted use a permit register's Chinese name stands for (`建设用地` is
+/// `construction`), or `None`.
+pub fn permitted_use_of(raw: &str) -> Option<&'static str> {
+    lookup(PERMITTED_NAMES, raw.trim())
+}
+
 /// The Chinese name of a class (`其他` for a use outside [`CLASSES`]).
 pub fn name_zh(class: &str) -> &'static str {
     CLASSES
@@ -374,6 +394,14 @@ mod tests {
             assert!(CLASSES.iter().any(|(x, _)| x == c), "{k} maps to {c}");
         }
         assert_eq!(name_zh("facility_agriculture"), "设施农用地");
+        let shipped = crate::rules::RuleSet::default_rules()
+            .settings
+            .permitted_uses;
+        for (name, u) in PERMITTED_NAMES {
+            assert!(shipped.contains_key(*u), "{name} is {u}");
+        }
+        assert_eq!(permitted_use_of(" 临时用地 "), Some("temporary_use"));
+        assert_eq!(permitted_use_of("construction"), None);
         assert_eq!(name_zh("orchard"), "其他");
     }
 }

@@ -156,29 +156,26 @@ pub fn use_name_zh(u: &str) -> &'static str {
     crate::land_use::name_zh(u)
 }
 
-/// Parcels whose approved use is an approved use nothing knows: one value of the layer's.
+/// Features (parcels or permits) whose use is a use nothing knows: one value of the layer's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UnknownUse {
-    /// The value, normalised (empty when the parcels have none).
+    /// The value, normalised (empty when the features have none).
     pub value: String,
-    /// How many parcels have it.
+    /// How many features have it.
     pub parcels: usize,
     /// The first few of their ids.
     pub examples: Vec<String>,
 }
 
-/// The approved uses of `parcels` that are neither a land-use class ([`crate::land_use::CLASSES`])
-/// nor named by a rule (`rule_uses`), most parcels first: rules that name uses cannot fire on
-/// them, so a scan names them rather than quietly check less.
-pub fn unknown_uses<'a>(
-    parcels: impl IntoIterator<Item = &'a Parcel>,
-    rule_uses: &std::collections::BTreeSet<&str>,
+/// The values of `(value, id)` pairs that `known` does not accept, each with how many ids have
+/// it and the first few of them, most ids first.
+fn unknown_values<'a>(
+    items: impl IntoIterator<Item = (&'a str, &'a str)>,
+    known: impl Fn(&str) -> bool,
 ) -> Vec<UnknownUse> {
     let mut by_value: BTreeMap<&str, UnknownUse> = BTreeMap::new();
-    for p in parcels {
-        let v = p.approved_use.as_str();
-        let known = crate::land_use::CLASSES.iter().any(|(c, _)| *c == v) || rule_uses.contains(v);
-        if known {
+    for (v, id) in items {
+        if known(v) {
             continue;
         }
         let u = by_value.entry(v).or_insert_with(|| UnknownUse {
@@ -188,7 +185,7 @@ pub fn unknown_uses<'a>(
         });
         u.parcels += 1;
         if u.examples.len() < 3 {
-            u.examples.push(p.id.clone());
+            u.examples.push(id.to_string());
         }
     }
     let mut out: Vec<UnknownUse> = by_value.into_values().collect();
@@ -198,6 +195,36 @@ pub fn unknown_uses<'a>(
             .then_with(|| a.value.cmp(&b.value))
     });
     out
+}
+
+/// The approved uses of `parcels` that are neither a land-use class ([`crate::land_use::CLASSES`])
+/// nor named by a rule (`rule_uses`), most parcels first: rules that name uses cannot fire on
+/// them, so a scan names them rather than quietly check less.
+pub fn unknown_uses<'a>(
+    parcels: impl IntoIterator<Item = &'a Parcel>,
+    rule_uses: &std::collections::BTreeSet<&str>,
+) -> Vec<UnknownUse> {
+    unknown_values(
+        parcels
+            .into_iter()
+            .map(|p| (p.approved_use.as_str(), p.id.as_str())),
+        |v| crate::land_use::CLASSES.iter().any(|(c, _)| *c == v) || rule_uses.contains(v),
+    )
+}
+
+/// The permitted uses of `permits` that the rules' `[settings.permitted_uses]` does not name
+/// (`permitted_uses`), most permits first: such a permit explains no change, so a scan names it
+/// rather than report the building it permits as suspected.
+pub fn unknown_permitted_uses<'a>(
+    permits: impl IntoIterator<Item = &'a Permit>,
+    permitted_uses: &crate::overlay::PermittedUses,
+) -> Vec<UnknownUse> {
+    unknown_values(
+        permits
+            .into_iter()
+            .map(|p| (p.permitted_use.as_str(), p.id.as_str())),
+        |v| permitted_uses.contains_key(v),
+    )
 }
 
 /// Reads a yes/no attribute: true, 1, yes, y, 是.
@@ -445,7 +472,8 @@ pub fn permits_from_layer(
             kind: text(a.get(&kind_field))
                 .unwrap_or_else(|| "permit".into())
                 .to_ascii_lowercase(),
-            permitted_use: permitted_use.to_ascii_lowercase(),
+            permitted_use: crate::land_use::permitted_use_of(&permitted_use)
+                .map_or_else(|| permitted_use.to_ascii_lowercase(), str::to_string),
             valid_from,
             valid_to,
             parcel_id: text(a.get(&parcel_field)),

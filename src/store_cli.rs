@@ -499,7 +499,7 @@ permits = "permits.gpkg"
 # "NT-1" = "farmland"
 
 [grid]
-# The analysis grid. Default CRS: the parcels'; default pixel size: the first raster's.
+# The analysis grid. Default CRS: the parcels' (the imagery's when the parcels are in degrees); default pixel size: the first raster's.
 # crs = "EPSG:4549"
 # pixel_size = 0.5
 cell_size = 1024

@@ -653,7 +653,15 @@ pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
         return Some(dt.naive_utc());
     }
-    for f in ["%Y-%m-%d", "%Y:%m:%d", "%Y%m%d", "%Y/%m/%d"] {
+    // Dates alone, as registers in China also write them: 2026.01.15 and 2026年1月15日.
+    for f in [
+        "%Y-%m-%d",
+        "%Y:%m:%d",
+        "%Y%m%d",
+        "%Y/%m/%d",
+        "%Y.%m.%d",
+        "%Y年%m月%d日",
+    ] {
         if let Ok(d) = NaiveDate::parse_from_str(t, f) {
             return d.and_hms_opt(0, 0, 0);
         }
@@ -955,7 +963,23 @@ mod tests {
                 .unwrap()
                 .and_hms_opt(0, 0, 0)
         );
+        for date in [
+            "2026/05/01",
+            "2026.05.01",
+            "2026.5.1",
+            "2026年5月1日",
+            "2026年05月01日",
+        ] {
+            assert_eq!(
+                parse_datetime(date),
+                NaiveDate::from_ymd_opt(2026, 5, 1)
+                    .unwrap()
+                    .and_hms_opt(0, 0, 0),
+                "{date}"
+            );
+        }
         assert_eq!(parse_datetime("yesterday"), None);
+        assert_eq!(parse_datetime("2026年13月1日"), None);
     }
 
     #[test]

@@ -157,6 +157,29 @@ pub fn regrid_to_pixel_size_m(grid: &GridDef, metres: f64) -> Result<GridDef, In
     })
 }
 
+/// The working CRS for parcels in `parcels_crs`: theirs when it is projected; when it is
+/// geographic (degrees), the first of the rasters' CRSs that is projected, so that areas are
+/// measured in metres and the imagery is read without warping onto a grid of degrees; theirs
+/// when no raster has a projected CRS either.
+pub fn working_crs_for<'a>(
+    parcels_crs: &str,
+    rasters: impl IntoIterator<Item = &'a RasterInfo>,
+) -> String {
+    let geographic = |crs: &str| {
+        srs::parse_crs(crs)
+            .map(|s| srs::describe(&s).geographic)
+            .unwrap_or(false)
+    };
+    if !geographic(parcels_crs) {
+        return parcels_crs.to_string();
+    }
+    rasters
+        .into_iter()
+        .filter_map(|r| r.crs.as_ref())
+        .find(|c| !c.geographic)
+        .map_or_else(|| parcels_crs.to_string(), |c| c.label())
+}
+
 /// Plans the grid over the union of the usable rasters' footprints.
 pub fn plan_grid(req: &GridRequest, entries: &[&CatalogEntry]) -> Result<GridDef, IngestError> {
     let usable: Vec<(&Path, &RasterInfo)> = entries
@@ -170,7 +193,10 @@ pub fn plan_grid(req: &GridRequest, entries: &[&CatalogEntry]) -> Result<GridDef
     })?;
     let crs = match (&req.crs, &req.parcels) {
         (Some(c), _) => c.clone(),
-        (None, Some(p)) => vector_crs(p, req.parcels_layer.as_deref())?,
+        (None, Some(p)) => working_crs_for(
+            &vector_crs(p, req.parcels_layer.as_deref())?,
+            usable.iter().map(|u| u.1),
+        ),
         (None, None) => {
             first
                 .1

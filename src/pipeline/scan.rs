@@ -443,14 +443,21 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             )
         })?;
 
+    // The working CRS: the config's, else the parcels'. Parcels in a geographic CRS (degrees:
+    // CGCS2000 or WGS 84 longitude and latitude) would make the grid one of degrees, every
+    // image warped onto it and areas an estimate; the imagery's projected CRS is taken instead,
+    // once the catalogue has it.
+    let parcels_crs = match &cfg.grid.crs {
+        Some(c) => c.clone(),
+        None => vector_crs(&parcels_path, cfg.parcels.layer.as_deref())?,
+    };
+    let choose_crs = cfg.grid.crs.is_none()
+        && crate::ingest::srs::parse_crs(&parcels_crs)
+            .is_ok_and(|s| crate::ingest::srs::describe(&s).geographic);
     // Parcels, permits, control layers in the working CRS: loaded beside the catalogue, which
     // is busy hashing files meanwhile (neither needs the other).
-    let load_parcels = || -> Result<_, PipelineError> {
+    let load_parcels = |working_crs: String| -> Result<_, PipelineError> {
         let t = std::time::Instant::now();
-        let working_crs = match &cfg.grid.crs {
-            Some(c) => c.clone(),
-            None => vector_crs(&parcels_path, cfg.parcels.layer.as_deref())?,
-        };
         let mut notes = Vec::new();
         let layer = read_layer(&parcels_path, cfg.parcels.layer.as_deref(), &working_crs)?;
         let fields = ParcelFields {
@@ -494,8 +501,29 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 || catalog_date(&cfg.after_paths(), cfg.band_override(true), defer_hashes),
             )
         },
-        load_parcels,
+        || (!choose_crs).then(|| load_parcels(parcels_crs.clone())),
     );
+    let loaded = match loaded {
+        Some(l) => l,
+        None => {
+            let usable = before_entries
+                .iter()
+                .chain(&after_entries)
+                .filter(|e| e.is_usable())
+                .filter_map(|e| e.info.as_ref());
+            let crs = crate::ingest::plan::working_crs_for(&parcels_crs, usable);
+            if crs != parcels_crs {
+                tracing::info!(
+                    "the parcels are in a geographic CRS ({}); working in the imagery's {} so \
+                     that areas are measured in metres and the imagery is read as it is ([grid] \
+                     crs chooses another)",
+                    crate::ingest::srs::short(&parcels_crs),
+                    crate::ingest::srs::short(&crs)
+                );
+            }
+            load_parcels(crs)
+        }
+    };
     skipped.extend(s2);
     let after_entries =
         super::drop_files_of_both_dates(&before_entries, after_entries, &mut skipped);
@@ -579,6 +607,40 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         skipped.push(Skipped {
             what: format!("{layer_name} {value}"),
             kind: "unknown_use".into(),
+            message,
+        });
+    }
+    // Permits whose permitted use the rules do not name explain nothing: the building they
+    // permit would be reported as suspected. Named, with what to do.
+    for u in
+        crate::parcels::unknown_permitted_uses(&set.permits, &job.rules.settings.permitted_uses)
+    {
+        let value = if u.value.is_empty() {
+            "no permitted_use".to_string()
+        } else {
+            format!("permitted_use '{}'", u.value)
+        };
+        let known: Vec<&str> = job
+            .rules
+            .settings
+            .permitted_uses
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let message = format!(
+            "permits: {} permit(s) have {value} (e.g. {}), which the rules' \
+             [settings.permitted_uses] does not name ({}): they explain no change, so what they \
+             permit may be reported as suspected; write one of those uses into the register, or \
+             name the value in [settings.permitted_uses] of the rules with the transitions it \
+             permits (docs/RULES.md)",
+            u.parcels,
+            u.examples.join(", "),
+            known.join(", ")
+        );
+        tracing::warn!("{message}");
+        skipped.push(Skipped {
+            what: format!("permits {value}"),
+            kind: "unknown_permitted_use".into(),
             message,
         });
     }

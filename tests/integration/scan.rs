@@ -382,8 +382,8 @@ fn bad_parcels_are_repaired_rejected_or_refused_by_name() {
 fn parcels_in_another_crs_are_reprojected() {
     let dir = scene(1024, 11);
     let work = scratch("scan-crs");
-    // The parcels as GeoJSON in WGS84: the working CRS is then EPSG:4326 unless the config pins
-    // one, so pin EPSG:4549 and check the findings agree with a run on the original parcels.
+    // The parcels as GeoJSON in WGS84, with the scene's config (which pins EPSG:4549): the
+    // findings agree with a run on the original parcels.
     let status = std::process::Command::new("ogr2ogr")
         .args(["-t_srs", "EPSG:4326", "-f", "GeoJSON"])
         .arg(work.join("parcels.geojson"))
@@ -451,6 +451,46 @@ fn parcels_in_another_crs_are_reprojected() {
         v
     };
     assert_eq!(ids(&a), ids(&b));
+    // Without a grid CRS (an ad-hoc scan), parcels in degrees are worked on in the imagery's
+    // projected CRS: the same grid and the same findings as the scene's own satellite run.
+    let c = work.join("out-adhoc");
+    let o = run([
+        "scan",
+        "--before",
+        dir.join("imagery/before").to_str().unwrap(),
+        "--after",
+        dir.join("imagery/after").to_str().unwrap(),
+        "--parcels",
+        work.join("parcels.geojson").to_str().unwrap(),
+        "--permits",
+        dir.join("permits.gpkg").to_str().unwrap(),
+        "--out",
+        c.to_str().unwrap(),
+        "--no-packets",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert_eq!(s["working_crs"], "EPSG:4549", "{s}");
+    let d = work.join("out-adhoc-gpkg");
+    let o = run([
+        "scan",
+        "--before",
+        dir.join("imagery/before").to_str().unwrap(),
+        "--after",
+        dir.join("imagery/after").to_str().unwrap(),
+        "--parcels",
+        dir.join("parcels.gpkg").to_str().unwrap(),
+        "--permits",
+        dir.join("permits.gpkg").to_str().unwrap(),
+        "--out",
+        d.to_str().unwrap(),
+        "--no-packets",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["grid"], s["grid"]);
+    assert_eq!(ids(&c), ids(&d));
 }
 
 #[test]
@@ -1341,4 +1381,75 @@ fn a_gbk_shapefile_of_the_land_survey_is_read_as_written() {
         found.iter().any(|(_, k)| k.contains("redline")),
         "{found:?}"
     );
+}
+
+#[test]
+fn permits_whose_use_the_rules_do_not_name_are_named() {
+    // A register in Chinese: 建设用地 and 临时用地 are the rules' construction and temporary
+    // use; 规划许可 is no permitted use the rules name, so its permits explain nothing.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-permitted-uses");
+    let (before, after, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("parcels.gpkg"),
+    );
+    let register = |name: &str, construction: &str| {
+        let path = dir.join(name);
+        let sql = format!(
+            "SELECT geom, permit_id, kind, CASE permitted_use WHEN 'construction' THEN \
+             '{construction}' WHEN 'temporary_use' THEN '临时用地' ELSE permitted_use END AS \
+             permitted_use, parcel_id, valid_from, valid_to FROM permits"
+        );
+        let status = std::process::Command::new("ogr2ogr")
+            .args(["-nln", "permits", "-dialect", "SQLite", "-sql", &sql])
+            .arg(&path)
+            .arg(src.join("permits.gpkg"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "ogr2ogr failed");
+        path
+    };
+    let with = |permits: &Path, out: &str| {
+        let out = dir.join(out);
+        let o = scan_dates_with(
+            &before,
+            &[&after],
+            &parcels,
+            &out,
+            &["--permits", permits.to_str().unwrap()],
+        );
+        (o, out)
+    };
+    let (o, base) = with(&src.join("permits.gpkg"), "base");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let base = findings_of(&base);
+    assert!(
+        base.iter().any(|(_, k)| k.contains("beyond_permit")),
+        "{base:?}"
+    );
+
+    let (o, out) = with(&register("zh.gpkg", "建设用地"), "zh");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(findings_of(&out), base);
+
+    let (o, out) = with(&register("local.gpkg", "规划许可"), "local");
+    let s = skipped_once(&o, "unknown_permitted_use", "permitted_use '规划许可'");
+    let message = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "unknown_permitted_use")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("4 permit(s)")
+            && message.contains("GH-2026-0001")
+            && message.contains("[settings.permitted_uses]"),
+        "{message}"
+    );
+    // The building the permits allowed is no longer explained by them.
+    assert_ne!(findings_of(&out), base);
 }
