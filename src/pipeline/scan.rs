@@ -575,6 +575,26 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .iter()
         .flat_map(|r| r.approved_use.iter().map(String::as_str))
         .collect();
+    // A rule naming a use that is no class and that no parcel has cannot fire (a misspelt
+    // `farmlnd`): said, since the rule would otherwise be quietly idle.
+    for r in &job.rules.rules {
+        for u in &r.approved_use {
+            let class = crate::land_use::CLASSES.iter().any(|(c, _)| c == u);
+            if !class && !set.parcels.iter().any(|p| &p.approved_use == u) {
+                tracing::warn!(
+                    "rule {} names approved use '{u}', which is no approved use landwatch knows \
+                     ({}) and no parcel has: it cannot fire on these parcels; check the rules' \
+                     spelling",
+                    r.id,
+                    crate::land_use::CLASSES
+                        .iter()
+                        .map(|(c, _)| *c)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
     for u in crate::parcels::unknown_uses(&set.parcels, &rule_uses) {
         let value = if u.value.is_empty() {
             format!("no {}", cfg.parcels.use_field)

@@ -1453,3 +1453,34 @@ fn permits_whose_use_the_rules_do_not_name_are_named() {
     // The building the permits allowed is no longer explained by them.
     assert_ne!(findings_of(&out), base);
 }
+
+#[test]
+fn a_rule_naming_a_use_nothing_has_is_said_to_be_idle() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-rule-typo");
+    let o = run(["init", dir.join("init").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rules = std::fs::read_to_string(dir.join("init/rules.toml"))
+        .unwrap()
+        .replacen(
+            "approved_use = [\"farmland\"]",
+            "approved_use = [\"farmlnd\"]",
+            1,
+        );
+    assert!(rules.contains("farmlnd"));
+    std::fs::write(dir.join("rules.toml"), rules).unwrap();
+    let o = scan_dates_with(
+        &src.join("imagery/before"),
+        &[&src.join("imagery/after")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+        &["--rules", dir.join("rules.toml").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("names approved use 'farmlnd', which is no approved use landwatch knows")
+            && err.contains("it cannot fire"),
+        "{err}"
+    );
+}
