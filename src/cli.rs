@@ -307,6 +307,13 @@ struct ScanArgs {
     /// Permits, instead of the config's.
     #[arg(long)]
     permits: Option<PathBuf>,
+    /// The parcels' id field (instead of the config's [parcels] id_field; default parcel_id).
+    #[arg(long, value_name = "FIELD")]
+    id_field: Option<String>,
+    /// The parcels' approved-use field (instead of the config's [parcels] use_field; default
+    /// approved_use), e.g. DLBM or DLMC of a Third Land Survey layer.
+    #[arg(long, value_name = "FIELD")]
+    use_field: Option<String>,
     /// Band roles of the before imagery, e.g. `red,green,blue,nir` (instead of the config's
     /// [imagery] bands_before; needed when the files do not say).
     #[arg(long, value_name = "ROLES")]
@@ -864,6 +871,12 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
     if let Some(p) = &a.permits {
         cfg.parcels.permits = Some(abs(p));
         cfg.parcels.permits_layer = None;
+    }
+    if let Some(f) = &a.id_field {
+        cfg.parcels.id_field = f.clone();
+    }
+    if let Some(f) = &a.use_field {
+        cfg.parcels.use_field = f.clone();
     }
     if let Some(p) = &a.rules {
         cfg.rules.path = Some(abs(p));
@@ -1618,6 +1631,8 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         after: Vec::new(),
         parcels: None,
         permits: None,
+        id_field: None,
+        use_field: None,
         bands_before: None,
         bands_after: None,
         rules: None,

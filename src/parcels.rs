@@ -326,7 +326,8 @@ pub fn parcels_from_layer(
     require_fields(
         layer,
         &[&fields.id, &fields.approved_use],
-        "name the layer's fields in [parcels] id_field and use_field of the config",
+        "name the layer's fields in [parcels] id_field and use_field of the config, or with \
+         --id-field and --use-field",
     )?;
     let name = |wanted: &str| field_name(layer, wanted);
     let (id_field, use_field) = (name(&fields.id), name(&fields.approved_use));

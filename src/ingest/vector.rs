@@ -68,6 +68,38 @@ pub fn open_vector(path: &Path) -> Result<Dataset, IngestError> {
     open_vector_with(path, &[])
 }
 
+/// The files a vector dataset is made of, as GDAL lists them (a Shapefile's `.shp`, `.shx`,
+/// `.dbf`, `.prj`, `.cpg`…), for what depends on its content; `path` alone for an archive or a
+/// file GDAL cannot list.
+pub fn vector_files(path: &Path) -> Vec<PathBuf> {
+    if matches!(gdal_path(path), std::borrow::Cow::Owned(_)) {
+        return vec![path.to_path_buf()];
+    }
+    let listed = open_vector(path)
+        .map(|ds| crate::gdal_ext::file_list(&ds))
+        .unwrap_or_default();
+    if listed.is_empty() {
+        vec![path.to_path_buf()]
+    } else {
+        listed
+    }
+}
+
+/// The path GDAL opens for `path`: a `.zip` archive (a Shapefile's files sent zipped) through
+/// `/vsizip/`, which GDAL only does by itself for names ending in `.shp.zip`.
+fn gdal_path(path: &Path) -> std::borrow::Cow<'_, Path> {
+    let zipped = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    if zipped && !path.to_string_lossy().starts_with("/vsi") {
+        let mut p = std::ffi::OsString::from("/vsizip/");
+        p.push(path.as_os_str());
+        std::borrow::Cow::Owned(PathBuf::from(p))
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
+}
+
 /// [`open_vector`] with the driver's open options (`KEY=VALUE`).
 fn open_vector_with(path: &Path, open_options: &[&str]) -> Result<Dataset, IngestError> {
     super::init_gdal();
@@ -77,7 +109,7 @@ fn open_vector_with(path: &Path, open_options: &[&str]) -> Result<Dataset, Inges
         });
     }
     Dataset::open_ex(
-        path,
+        gdal_path(path),
         DatasetOptions {
             open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
             open_options: (!open_options.is_empty()).then_some(open_options),

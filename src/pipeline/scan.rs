@@ -1531,11 +1531,15 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
 fn inputs_key(job: &ScanJob, parcels_path: &std::path::Path) -> Result<String, PipelineError> {
     let cfg = &job.config;
     let mut h = Sha256::new();
+    // Every file of each layer: a Shapefile's attributes (.dbf) and CRS (.prj) change apart
+    // from its outlines (.shp).
     let mut file = |p: &std::path::Path| {
-        h.update(p.display().to_string().as_bytes());
-        match std::fs::read(p) {
-            Ok(b) => h.update(Sha256::digest(&b)),
-            Err(_) => h.update(b"unreadable"),
+        for f in crate::ingest::vector::vector_files(p) {
+            h.update(f.display().to_string().as_bytes());
+            match std::fs::read(&f) {
+                Ok(b) => h.update(Sha256::digest(&b)),
+                Err(_) => h.update(b"unreadable"),
+            }
         }
     };
     file(parcels_path);

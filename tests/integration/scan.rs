@@ -1484,3 +1484,79 @@ fn a_rule_naming_a_use_nothing_has_is_said_to_be_idle() {
         "{err}"
     );
 }
+
+#[test]
+fn a_zipped_shapefile_is_read_and_a_change_to_its_table_alone_is_noticed() {
+    // A Third Land Survey layer sent as a zipped Shapefile, read ad hoc with --use-field.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-zipped-shapefile");
+    let names = dir.join("dltb.gpkg");
+    parcels_with_uses(&src.join("parcels.gpkg"), &names, "DLBM", |u| {
+        Some(
+            match u {
+                "farmland" => "0101",
+                "construction" => "0701",
+                "forest" => "0305",
+                "garden" => "0202",
+                "grassland" => "0403",
+                "water" => "1107",
+                other => other,
+            }
+            .to_string(),
+        )
+    });
+    let shp_dir = dir.join("shp");
+    std::fs::create_dir_all(&shp_dir).unwrap();
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-f", "ESRI Shapefile"])
+        .arg(shp_dir.join("dltb.shp"))
+        .arg(&names)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ogr2ogr failed");
+    let zipped = dir.join("dltb.zip");
+    let mut zw = zip::ZipWriter::new(std::fs::File::create(&zipped).unwrap());
+    for e in std::fs::read_dir(&shp_dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        zw.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zw, &std::fs::read(&p).unwrap()).unwrap();
+    }
+    zw.finish().unwrap();
+    let (before, after) = (src.join("imagery/before"), src.join("imagery/after"));
+    let permits = src.join("permits.gpkg");
+    let with = |parcels: &Path, out: &Path, field: &[&str]| {
+        let mut extra = vec!["--permits", permits.to_str().unwrap()];
+        extra.extend(field);
+        scan_dates_with(&before, &[&after], parcels, out, &extra)
+    };
+    let o = with(&src.join("parcels.gpkg"), &dir.join("base"), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = with(&zipped, &dir.join("zip"), &["--use-field", "DLBM"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        findings_of(&dir.join("zip")),
+        findings_of(&dir.join("base"))
+    );
+
+    // Nightly on the unzipped Shapefile: a change to the table (.dbf) alone, one parcel's use,
+    // is a change of the parcels: the cell is judged again.
+    let shp = shp_dir.join("dltb.shp");
+    let out = dir.join("nightly");
+    let o = with(&shp, &out, &["--use-field", "DLBM"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let first = findings_of(&out);
+    let o = with(&shp, &out, &["--use-field", "DLBM"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["cells_unchanged"], 1, "{}", stdout(&o));
+    let dbf = shp_dir.join("dltb.dbf");
+    let mut table = std::fs::read(&dbf).unwrap();
+    let at = table.windows(4).position(|w| w == b"0101").unwrap();
+    table[at..at + 4].copy_from_slice(b"0701");
+    std::fs::write(&dbf, table).unwrap();
+    let o = with(&shp, &out, &["--use-field", "DLBM"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["cells_unchanged"], 0, "{}", stdout(&o));
+    assert_eq!(findings_of(&out).len() + 1, first.len());
+}
