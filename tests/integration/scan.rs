@@ -453,42 +453,22 @@ fn parcels_in_another_crs_are_reprojected() {
     assert_eq!(ids(&a), ids(&b));
     // Without a grid CRS (an ad-hoc scan), parcels in degrees are worked on in the imagery's
     // projected CRS: the same grid and the same findings as the scene's own satellite run.
-    let c = work.join("out-adhoc");
-    let o = run([
-        "scan",
-        "--before",
-        dir.join("imagery/before").to_str().unwrap(),
-        "--after",
-        dir.join("imagery/after").to_str().unwrap(),
-        "--parcels",
-        work.join("parcels.geojson").to_str().unwrap(),
-        "--permits",
-        dir.join("permits.gpkg").to_str().unwrap(),
-        "--out",
-        c.to_str().unwrap(),
-        "--no-packets",
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = json_of(&o);
+    let adhoc = |parcels: &Path, out: &Path| {
+        let permits = dir.join("permits.gpkg");
+        let o = scan_dates_with(
+            &dir.join("imagery/before"),
+            &[&dir.join("imagery/after")],
+            parcels,
+            out,
+            &["--permits", permits.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        o
+    };
+    let (c, d) = (work.join("out-adhoc"), work.join("out-adhoc-gpkg"));
+    let s = json_of(&adhoc(&work.join("parcels.geojson"), &c));
     assert_eq!(s["working_crs"], "EPSG:4549", "{s}");
-    let d = work.join("out-adhoc-gpkg");
-    let o = run([
-        "scan",
-        "--before",
-        dir.join("imagery/before").to_str().unwrap(),
-        "--after",
-        dir.join("imagery/after").to_str().unwrap(),
-        "--parcels",
-        dir.join("parcels.gpkg").to_str().unwrap(),
-        "--permits",
-        dir.join("permits.gpkg").to_str().unwrap(),
-        "--out",
-        d.to_str().unwrap(),
-        "--no-packets",
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = adhoc(&dir.join("parcels.gpkg"), &d);
     assert_eq!(json_of(&o)["grid"], s["grid"]);
     assert_eq!(ids(&c), ids(&d));
 }
@@ -1194,16 +1174,7 @@ fn parcels_with_land_use_codes_or_names_are_judged_and_unknown_uses_are_named() 
     };
     let scan = |cfg: &Path, out: &str| {
         let out = dir.join(out);
-        let o = run([
-            "scan",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--no-packets",
-            "--json",
-        ]);
-        (o, out)
+        (run(scan_json(cfg, &out)), out)
     };
     let (o, base_out) = scan(
         &config("base.toml", &src.join("parcels.gpkg"), "approved_use", ""),
@@ -1351,17 +1322,7 @@ fn a_gbk_shapefile_of_the_land_survey_is_read_as_written() {
         .replace("layer = \"parcels\"", "layer = \"dltb\"")
         .replace("use_field = \"approved_use\"", "use_field = \"DLMC\"");
     std::fs::write(&cfg, text).unwrap();
-    let scan = |cfg: &Path, out: &Path| {
-        run([
-            "scan",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--no-packets",
-            "--json",
-        ])
-    };
+    let scan = |cfg: &Path, out: &Path| run(scan_json(cfg, out));
     let o = scan(&cfg, &dir.join("out"));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
