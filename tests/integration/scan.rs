@@ -152,28 +152,39 @@ fn nightly_scan_of_a_4096_px_scene_meets_the_targets() {
     assert!(out.join("summary.json").is_file() && out.join("changes.geojson").is_file());
 }
 
+/// A new GeoPackage at `dst` with an empty polygon layer `parcels` of these fields, in the CRS
+/// of the layer `parcels` of `src`.
+fn parcels_like(src: &Dataset, dst: &Path, fields: &[(&str, OGRFieldType::Type)]) -> Dataset {
+    let srs = src.layer_by_name("parcels").unwrap().spatial_ref().unwrap();
+    let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+    let mut out = drv.create_vector_only(dst).unwrap();
+    out.create_layer(LayerOptions {
+        name: "parcels",
+        srs: Some(&srs),
+        ty: OGRwkbGeometryType::wkbPolygon,
+        options: None,
+    })
+    .unwrap()
+    .create_defn_fields(fields)
+    .unwrap();
+    out
+}
+
 /// Rewrites the synthetic parcels in the peer scene's simple schema: integer `parcel_id`,
 /// `approved_use`, nullable `permit_id` (a non-null permit covers the whole parcel).
 fn peer_schema_parcels(src: &Path, dst: &Path) {
     let ds = Dataset::open(src).unwrap();
     let mut layer = ds.layer_by_name("parcels").unwrap();
-    let srs = layer.spatial_ref().unwrap();
-    let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
-    let mut out = drv.create_vector_only(dst).unwrap();
-    let l = out
-        .create_layer(LayerOptions {
-            name: "parcels",
-            srs: Some(&srs),
-            ty: OGRwkbGeometryType::wkbPolygon,
-            options: None,
-        })
-        .unwrap();
-    l.create_defn_fields(&[
-        ("parcel_id", OGRFieldType::OFTInteger),
-        ("approved_use", OGRFieldType::OFTString),
-        ("permit_id", OGRFieldType::OFTString),
-    ])
-    .unwrap();
+    let out = parcels_like(
+        &ds,
+        dst,
+        &[
+            ("parcel_id", OGRFieldType::OFTInteger),
+            ("approved_use", OGRFieldType::OFTString),
+            ("permit_id", OGRFieldType::OFTString),
+        ],
+    );
+    let l = out.layer_by_name("parcels").unwrap();
     let use_idx = layer.defn().field_index("approved_use").unwrap();
     let feats: Vec<(i32, String, gdal::vector::Geometry)> = layer
         .features()
@@ -1080,25 +1091,17 @@ fn eval_refuses_a_file_that_is_not_truth() {
 fn parcels_with_uses(src: &Path, dst: &Path, field: &str, value: impl Fn(&str) -> Option<String>) {
     let ds = Dataset::open(src).unwrap();
     let mut layer = ds.layer_by_name("parcels").unwrap();
-    let srs = layer.spatial_ref().unwrap();
-    let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
-    let mut out = drv.create_vector_only(dst).unwrap();
-    let l = out
-        .create_layer(LayerOptions {
-            name: "parcels",
-            srs: Some(&srs),
-            ty: OGRwkbGeometryType::wkbPolygon,
-            options: None,
-        })
-        .unwrap();
-    let names = ["parcel_id", field, "basic_farmland", "eco_redline"];
-    l.create_defn_fields(&[
-        (names[0], OGRFieldType::OFTString),
-        (names[1], OGRFieldType::OFTString),
-        (names[2], OGRFieldType::OFTInteger),
-        (names[3], OGRFieldType::OFTInteger),
-    ])
-    .unwrap();
+    let out = parcels_like(
+        &ds,
+        dst,
+        &[
+            ("parcel_id", OGRFieldType::OFTString),
+            (field, OGRFieldType::OFTString),
+            ("basic_farmland", OGRFieldType::OFTInteger),
+            ("eco_redline", OGRFieldType::OFTInteger),
+        ],
+    );
+    let l = out.layer_by_name("parcels").unwrap();
     let idx = |n: &str| layer.defn().field_index(n).unwrap();
     let (id, use_, bf, er) = (
         idx("parcel_id"),
