@@ -316,6 +316,15 @@ fn notes_of(
     f.geometry.clone()
 }
 
+/// Whether a feature was read without an outline at all (a row of a table, or a feature whose
+/// geometry is empty), rather than with one that could not be used.
+fn no_outline(f: &VectorFeature) -> bool {
+    matches!(
+        f.rejected.as_deref(),
+        Some("no geometry") | Some("empty geometry")
+    )
+}
+
 /// Builds parcels from a layer. Invalid geometries were repaired or rejected on reading and are
 /// reported in the notes; a duplicate parcel id is an error naming both features.
 pub fn parcels_from_layer(
@@ -415,6 +424,21 @@ pub fn permits_from_layer(
     layer: &VectorLayerData,
     notes: &mut Vec<ParcelNote>,
 ) -> Result<Vec<Permit>, ParcelError> {
+    permits_from_layer_with(layer, &[], notes)
+}
+
+/// [`permits_from_layer`] where a permit without an outline — a register kept as a table, each
+/// permit naming its parcel — takes the outline of the parcel its `parcel_id` names (the permit
+/// then covers the whole parcel); one naming no parcel of `parcels` is rejected and named.
+pub fn permits_from_layer_with(
+    layer: &VectorLayerData,
+    parcels: &[Parcel],
+    notes: &mut Vec<ParcelNote>,
+) -> Result<Vec<Permit>, ParcelError> {
+    let outline_of: HashMap<&str, &MultiPolygon<f64>> = parcels
+        .iter()
+        .map(|p| (p.id.as_str(), &p.polygon))
+        .collect();
     require_fields(
         layer,
         &["permit_id", "permitted_use"],
@@ -465,8 +489,31 @@ pub fn permits_from_layer(
                 continue;
             }
         };
-        let Some(footprint) = notes_of(layer, f, notes) else {
-            continue;
+        let parcel_id = text(a.get(&parcel_field));
+        let footprint = if f.geometry.is_none() && f.repaired.is_none() && no_outline(f) {
+            match parcel_id.as_deref().and_then(|p| outline_of.get(p)) {
+                Some(outline) => (*outline).clone(),
+                None => {
+                    notes.push(ParcelNote {
+                        feature: describe(layer, f),
+                        kind: "rejected".into(),
+                        message: format!(
+                            "permit {id} has no outline and {}: a permit needs its footprint \
+                             or the parcel_id of the parcel it permits",
+                            match &parcel_id {
+                                Some(p) => format!("its parcel_id '{p}' is no parcel's"),
+                                None => "no parcel_id".to_string(),
+                            }
+                        ),
+                    });
+                    continue;
+                }
+            }
+        } else {
+            let Some(footprint) = notes_of(layer, f, notes) else {
+                continue;
+            };
+            footprint
         };
         out.push(Permit {
             id,
@@ -477,7 +524,7 @@ pub fn permits_from_layer(
                 .map_or_else(|| permitted_use.to_ascii_lowercase(), str::to_string),
             valid_from,
             valid_to,
-            parcel_id: text(a.get(&parcel_field)),
+            parcel_id,
             footprint,
             source: describe(layer, f),
         });
@@ -714,6 +761,56 @@ mod tests {
             ("P-1", "construction")
         );
         assert_eq!(p[0].valid_to, NaiveDate::from_ymd_opt(2026, 12, 31));
+    }
+
+    #[test]
+    fn a_register_without_outlines_permits_the_parcels_it_names() {
+        let parcels = parcels_from_layer(
+            &layer(vec![
+                (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+                (Some("B"), "farmland", Some(square(20.0, 0.0, 10.0))),
+            ]),
+            &fields(),
+            &mut vec![],
+        )
+        .unwrap();
+        // Rows of a table: no outline, each naming a parcel (or not, or one there is not).
+        let mut register = layer(vec![
+            (Some("A"), "farmland", None),
+            (Some("X"), "farmland", None),
+            (None, "farmland", None),
+        ]);
+        for (f, (id, parcel)) in register.features.iter_mut().zip([
+            ("P-1", Some("B")),
+            ("P-2", Some("Z")),
+            ("P-3", None),
+        ]) {
+            f.rejected = Some("no geometry".into());
+            f.attributes.insert("permit_id".into(), Value::from(id));
+            f.attributes
+                .insert("permitted_use".into(), Value::from("建设用地"));
+            f.attributes
+                .insert("parcel_id".into(), parcel.map_or(Value::Null, Value::from));
+        }
+        let mut notes = vec![];
+        let p = permits_from_layer_with(&register, &parcels, &mut notes).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].id.as_str(), p[0].permitted_use.as_str()),
+            ("P-1", "construction")
+        );
+        assert_eq!(p[0].footprint, parcels[1].polygon);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].message.contains("P-2") && notes[0].message.contains("'Z' is no parcel's")
+        );
+        assert!(notes[1].message.contains("P-3") && notes[1].message.contains("no parcel_id"));
+        // Without the parcels (or with an outline that is unusable), nothing is made up.
+        let mut notes = vec![];
+        assert!(permits_from_layer(&register, &mut notes)
+            .unwrap()
+            .is_empty());
+        assert_eq!(notes.len(), 3);
     }
 
     #[test]

@@ -163,7 +163,16 @@ pub fn read_layer(
     let ds = open_vector(path)?;
     let shapefile = ds.driver().short_name() == "ESRI Shapefile";
     let data = read_layer_of(&ds, path, layer, target_crs)?;
-    if !shapefile || !has_undecodable_text(&data) {
+    if !has_undecodable_text(&data) {
+        return Ok(data);
+    }
+    if !shapefile {
+        tracing::warn!(
+            "{}: some text of the layer is not UTF-8 (a CSV saved as GBK by a spreadsheet?): \
+             names and uses with unreadable characters are read as they are; save the file as \
+             UTF-8",
+            path.display()
+        );
         return Ok(data);
     }
     drop(ds);
@@ -215,18 +224,28 @@ fn read_layer_of(
 ) -> Result<VectorLayerData, IngestError> {
     let mut lyr = layer_of(ds, path, layer)?;
     let layer_name = lyr.name();
-    let src_srs = lyr.spatial_ref().ok_or_else(|| IngestError::NoCrs {
-        path: path.to_path_buf(),
-    })?;
-    let source_crs = srs::describe(&src_srs).label();
-    let target = srs::parse_crs(target_crs).map_err(|e| IngestError::Crs {
-        path: path.to_path_buf(),
-        detail: format!("working CRS '{target_crs}': {e}"),
-    })?;
-    let ct = srs::transform(&src_srs, &target).map_err(|e| IngestError::Crs {
-        path: path.to_path_buf(),
-        detail: format!("cannot transform layer {layer_name} to {target_crs}: {e}"),
-    })?;
+    // A table without geometry (a permit register as CSV or a spreadsheet, its permits naming
+    // their parcels) has no CRS to speak of: its features are read without outlines.
+    let table = lyr.defn().geom_fields().count() == 0;
+    let (source_crs, ct) = match lyr.spatial_ref() {
+        None if table => ("none (a table without geometry)".to_string(), None),
+        None => {
+            return Err(IngestError::NoCrs {
+                path: path.to_path_buf(),
+            })
+        }
+        Some(src_srs) => {
+            let target = srs::parse_crs(target_crs).map_err(|e| IngestError::Crs {
+                path: path.to_path_buf(),
+                detail: format!("working CRS '{target_crs}': {e}"),
+            })?;
+            let ct = srs::transform(&src_srs, &target).map_err(|e| IngestError::Crs {
+                path: path.to_path_buf(),
+                detail: format!("cannot transform layer {layer_name} to {target_crs}: {e}"),
+            })?;
+            (srs::describe(&src_srs).label(), Some(ct))
+        }
+    };
     let field_names: Vec<String> = lyr.defn().fields().map(|f| f.name()).collect();
     let mut features = Vec::new();
     for f in lyr.features() {
@@ -265,9 +284,14 @@ fn read_layer_of(
                         }
                     }
                 }
+                let transformed = match &ct {
+                    _ if rejected.is_some() => Ok(()),
+                    Some(ct) => g.transform_inplace(ct).map_err(|e| e.to_string()),
+                    None => Err("the layer has no CRS".to_string()),
+                };
                 if rejected.is_some() {
                     None
-                } else if let Err(e) = g.transform_inplace(&ct) {
+                } else if let Err(e) = transformed {
                     rejected = Some(format!("cannot be transformed to {target_crs}: {e}"));
                     None
                 } else {

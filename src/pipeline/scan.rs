@@ -18,7 +18,7 @@ use crate::ingest::vector::read_layer;
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
 use crate::parcels::{
-    apply_control_layer, parcels_from_layer, permits_from_layer, ParcelFields, ParcelNote,
+    apply_control_layer, parcels_from_layer, permits_from_layer_with, ParcelFields, ParcelNote,
     ParcelSet,
 };
 use crate::rules::{judge, RuleSet};
@@ -477,12 +477,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             apply_control_layer(&mut parcels, &polys, &c.kind);
         }
         let permits = match &cfg.parcels.permits {
-            Some(p) => permits_from_layer(
+            Some(p) => permits_from_layer_with(
                 &read_layer(
                     &cfg.resolve(p),
                     cfg.parcels.permits_layer.as_deref(),
                     &working_crs,
                 )?,
+                &parcels,
                 &mut notes,
             )
             .map_err(|e| PipelineError::Inputs(format!("permits: {e}")))?,

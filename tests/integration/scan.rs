@@ -1524,3 +1524,45 @@ fn a_zipped_shapefile_is_read_and_a_change_to_its_table_alone_is_noticed() {
     assert_eq!(json_of(&o)["cells_unchanged"], 0, "{}", stdout(&o));
     assert_eq!(findings_of(&out).len() + 1, first.len());
 }
+
+#[test]
+fn a_permit_register_kept_as_a_table_permits_the_parcels_it_names() {
+    // The register as a spreadsheet exports it: no outlines, each permit naming its parcel.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-permit-register");
+    let register = dir.join("register.csv");
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-f", "CSV", "-dialect", "SQLite", "-sql"])
+        .arg(
+            "SELECT permit_id, kind, permitted_use, parcel_id, valid_from, valid_to FROM permits \
+             UNION ALL SELECT 'GH-2026-0999', 'planning_permit', 'construction', 'WJ-999999', \
+             '2026-01-01', '2027-01-01'",
+        )
+        .arg(&register)
+        .arg(src.join("permits.gpkg"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "ogr2ogr failed");
+    let o = scan_dates_with(
+        &src.join("imagery/before"),
+        &[&src.join("imagery/after")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+        &["--permits", register.to_str().unwrap()],
+    );
+    // The row naming no parcel is rejected, named; the others permit their whole parcels.
+    let s = skipped_once(&o, "parcel_rejected", "feature 7");
+    assert_eq!(s["permits"], 6, "{s}");
+    let kinds: Vec<String> = findings_of(&dir.join("out"))
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    for k in ["before_approval", "expired_temporary"] {
+        assert!(kinds.iter().any(|x| x.contains(k)), "{k}: {kinds:?}");
+    }
+    // A whole-parcel permit has no footprint for building to go beyond.
+    assert!(
+        !kinds.iter().any(|x| x.contains("beyond_permit")),
+        "{kinds:?}"
+    );
+}
