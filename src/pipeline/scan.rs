@@ -567,104 +567,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             message: format!("{}: {}", n.feature, n.message),
         });
     }
-    // Parcels whose approved use neither a land-use class nor a rule names: the rules for given
-    // uses cannot fire on them (a layer's use codes read as is would otherwise check less,
-    // quietly). Named, with what to do; the rules for any use still apply to them.
-    let rule_uses: std::collections::BTreeSet<&str> = job
-        .rules
-        .rules
-        .iter()
-        .flat_map(|r| r.approved_use.iter().map(String::as_str))
-        .collect();
-    // A rule naming a use that is no class and that no parcel has cannot fire (a misspelt
-    // `farmlnd`): said, since the rule would otherwise be quietly idle.
-    for r in &job.rules.rules {
-        for u in &r.approved_use {
-            let class = crate::land_use::CLASSES.iter().any(|(c, _)| c == u);
-            if !class && !set.parcels.iter().any(|p| &p.approved_use == u) {
-                tracing::warn!(
-                    "rule {} names approved use '{u}', which is no approved use landwatch knows \
-                     ({}) and no parcel has: it cannot fire on these parcels; check the rules' \
-                     spelling",
-                    r.id,
-                    crate::land_use::CLASSES
-                        .iter()
-                        .map(|(c, _)| *c)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-        }
-    }
-    for u in crate::parcels::unknown_uses(&set.parcels, &rule_uses) {
-        let value = if u.value.is_empty() {
-            format!("no {}", cfg.parcels.use_field)
-        } else {
-            format!("{} '{}'", cfg.parcels.use_field, u.value)
-        };
-        let what_to_do = if u.value.is_empty() {
-            format!(
-                "fill in the field, or point [parcels] use_field at the field that holds the \
-                 approved use (it is {})",
-                cfg.parcels.use_field
-            )
-        } else {
-            format!(
-                "map the value to a use in [parcels.uses] of the config (e.g. \"{}\" = \
-                 \"farmland\"), or point [parcels] use_field at the field of land-use codes or \
-                 names (GB/T 21010 and Third Land Survey codes and names are known; \
-                 docs/RULES.md)",
-                u.value
-            )
-        };
-        let message = format!(
-            "{layer_name}: {} parcel(s) have {value} (e.g. {}), which is no approved use \
-             landwatch knows and no rule names: only the rules for any use (such as the \
-             ecological red line) were applied to them; {what_to_do}",
-            u.parcels,
-            u.examples.join(", "),
-        );
-        tracing::warn!("{message}");
-        skipped.push(Skipped {
-            what: format!("{layer_name} {value}"),
-            kind: "unknown_use".into(),
-            message,
-        });
-    }
-    // Permits whose permitted use the rules do not name explain nothing: the building they
-    // permit would be reported as suspected. Named, with what to do.
-    for u in
-        crate::parcels::unknown_permitted_uses(&set.permits, &job.rules.settings.permitted_uses)
-    {
-        let value = if u.value.is_empty() {
-            "no permitted_use".to_string()
-        } else {
-            format!("permitted_use '{}'", u.value)
-        };
-        let known: Vec<&str> = job
-            .rules
-            .settings
-            .permitted_uses
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let message = format!(
-            "permits: {} permit(s) have {value} (e.g. {}), which the rules' \
-             [settings.permitted_uses] does not name ({}): they explain no change, so what they \
-             permit may be reported as suspected; write one of those uses into the register, or \
-             name the value in [settings.permitted_uses] of the rules with the transitions it \
-             permits (docs/RULES.md)",
-            u.parcels,
-            u.examples.join(", "),
-            known.join(", ")
-        );
-        tracing::warn!("{message}");
-        skipped.push(Skipped {
-            what: format!("permits {value}"),
-            kind: "unknown_permitted_use".into(),
-            message,
-        });
-    }
+    // Uses the rules cannot judge, named (each check says why).
+    skipped.extend(uses_nothing_knows(job, &set, &layer_name));
     // The catalogue's time includes the parcels' wherever they overlapped; `parcels` is their
     // own time, measured in their thread.
     lap("catalogue", &mut stages);
@@ -1526,6 +1430,113 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         },
         cell_keys,
     })
+}
+
+/// The approved uses and permitted uses the rules cannot judge: parcels whose use is neither a
+/// land-use class nor named by a rule (`unknown_use`), permits whose permitted use the rules do
+/// not name (`unknown_permitted_use`), each named with what to do; and a warning for each rule
+/// naming a use that is no class and that no parcel has (it cannot fire).
+fn uses_nothing_knows(job: &ScanJob, set: &ParcelSet, layer_name: &str) -> Vec<Skipped> {
+    let mut out = Vec::new();
+    // Parcels whose approved use neither a land-use class nor a rule names: the rules for given
+    // uses cannot fire on them (a layer's use codes read as is would otherwise check less,
+    // quietly). Named, with what to do; the rules for any use still apply to them.
+    let rule_uses: std::collections::BTreeSet<&str> = job
+        .rules
+        .rules
+        .iter()
+        .flat_map(|r| r.approved_use.iter().map(String::as_str))
+        .collect();
+    // A rule naming a use that is no class and that no parcel has cannot fire (a misspelt
+    // `farmlnd`): said, since the rule would otherwise be quietly idle.
+    for r in &job.rules.rules {
+        for u in &r.approved_use {
+            let class = crate::land_use::CLASSES.iter().any(|(c, _)| c == u);
+            if !class && !set.parcels.iter().any(|p| &p.approved_use == u) {
+                tracing::warn!(
+                    "rule {} names approved use '{u}', which is no approved use landwatch knows \
+                     ({}) and no parcel has: it cannot fire on these parcels; check the rules' \
+                     spelling",
+                    r.id,
+                    crate::land_use::CLASSES
+                        .iter()
+                        .map(|(c, _)| *c)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
+    for u in crate::parcels::unknown_uses(&set.parcels, &rule_uses) {
+        let value = if u.value.is_empty() {
+            format!("no {}", job.config.parcels.use_field)
+        } else {
+            format!("{} '{}'", job.config.parcels.use_field, u.value)
+        };
+        let what_to_do = if u.value.is_empty() {
+            format!(
+                "fill in the field, or point [parcels] use_field at the field that holds the \
+                 approved use (it is {})",
+                job.config.parcels.use_field
+            )
+        } else {
+            format!(
+                "map the value to a use in [parcels.uses] of the config (e.g. \"{}\" = \
+                 \"farmland\"), or point [parcels] use_field at the field of land-use codes or \
+                 names (GB/T 21010 and Third Land Survey codes and names are known; \
+                 docs/RULES.md)",
+                u.value
+            )
+        };
+        let message = format!(
+            "{layer_name}: {} parcel(s) have {value} (e.g. {}), which is no approved use \
+             landwatch knows and no rule names: only the rules for any use (such as the \
+             ecological red line) were applied to them; {what_to_do}",
+            u.parcels,
+            u.examples.join(", "),
+        );
+        tracing::warn!("{message}");
+        out.push(Skipped {
+            what: format!("{layer_name} {value}"),
+            kind: "unknown_use".into(),
+            message,
+        });
+    }
+    // Permits whose permitted use the rules do not name explain nothing: the building they
+    // permit would be reported as suspected. Named, with what to do.
+    for u in
+        crate::parcels::unknown_permitted_uses(&set.permits, &job.rules.settings.permitted_uses)
+    {
+        let value = if u.value.is_empty() {
+            "no permitted_use".to_string()
+        } else {
+            format!("permitted_use '{}'", u.value)
+        };
+        let known: Vec<&str> = job
+            .rules
+            .settings
+            .permitted_uses
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let message = format!(
+            "permits: {} permit(s) have {value} (e.g. {}), which the rules' \
+             [settings.permitted_uses] does not name ({}): they explain no change, so what they \
+             permit may be reported as suspected; write one of those uses into the register, or \
+             name the value in [settings.permitted_uses] of the rules with the transitions it \
+             permits (docs/RULES.md)",
+            u.parcels,
+            u.examples.join(", "),
+            known.join(", ")
+        );
+        tracing::warn!("{message}");
+        out.push(Skipped {
+            what: format!("permits {value}"),
+            kind: "unknown_permitted_use".into(),
+            message,
+        });
+    }
+    out
 }
 
 /// SHA-256 over what a cell's result depends on besides its imagery.
