@@ -1566,3 +1566,61 @@ fn a_permit_register_kept_as_a_table_permits_the_parcels_it_names() {
         "{kinds:?}"
     );
 }
+
+#[test]
+fn a_zero_collar_without_nodata_is_no_data_not_change() {
+    // The after scene as delivered without a nodata value, its corner outside the footprint
+    // filled with zeros: no finding along the collar's edge, its ground unobserved.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-zero-collar");
+    let after = dir.join("after");
+    std::fs::create_dir_all(&after).unwrap();
+    for e in std::fs::read_dir(src.join("imagery/after")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_owned();
+        if p.extension().is_some_and(|x| x == "tif") {
+            let ds = copy_for_update(&p, &after.join(&name));
+            let (w, h) = ds.raster_size();
+            for b in 1..=ds.raster_count() {
+                let mut band = ds.rasterband(b).unwrap();
+                band.set_no_data_value(None).unwrap();
+                let mut buf = band.read_as::<u16>((0, 0), (w, h), (w, h), None).unwrap();
+                for (i, v) in buf.data_mut().iter_mut().enumerate() {
+                    // A wedge along the west edge, as a rotated footprint leaves.
+                    if (i % w) * 10 < (h - i / w) * 3 {
+                        *v = 0;
+                    }
+                }
+                band.write((0, 0), (w, h), &mut buf).unwrap();
+            }
+        } else {
+            std::fs::copy(&p, after.join(&name)).unwrap();
+        }
+    }
+    let permits = src.join("permits.gpkg");
+    let with = |after: &Path, out: &str| {
+        let o = scan_dates_with(
+            &src.join("imagery/before"),
+            &[after],
+            &src.join("parcels.gpkg"),
+            &dir.join(out),
+            &["--permits", permits.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        (json_of(&o), findings_of(&dir.join(out)))
+    };
+    let (whole, base) = with(&src.join("imagery/after"), "base");
+    let (collar, found) = with(&after, "collar");
+    // Every finding is one the whole scene has (some fall under the collar, none is new) …
+    assert!(
+        found.iter().all(|f| base.contains(f)),
+        "{found:?} vs {base:?}"
+    );
+    assert!(!found.is_empty());
+    // … and the collar's ground is reported unobserved.
+    let unobserved = |s: &Value| s["unobserved_protected_m2"].as_f64().unwrap();
+    assert!(
+        unobserved(&collar) > unobserved(&whole) + 1000.0,
+        "{collar}"
+    );
+}
