@@ -1135,6 +1135,38 @@ fn parcels_with_uses(src: &Path, dst: &Path, field: &str, value: impl Fn(&str) -
     }
 }
 
+/// [`parcels_with_uses`] for a land-survey layer: each of the scene's uses written as `values`
+/// names it in `field`.
+fn survey_parcels(src: &Path, dst: &Path, field: &str, values: &[(&str, &str)]) {
+    parcels_with_uses(src, dst, field, |u| {
+        values
+            .iter()
+            .find(|(k, _)| *k == u)
+            .map(|(_, v)| v.to_string())
+    });
+}
+
+/// [`survey_parcels`] written as the Shapefile `shp` (through a GeoPackage beside it), its text
+/// in `encoding` when one is given (ogr2ogr's layer option, which also writes the `.cpg`).
+fn survey_shapefile(
+    src: &Path,
+    shp: &Path,
+    field: &str,
+    values: &[(&str, &str)],
+    encoding: Option<&str>,
+) {
+    let gpkg = shp.with_extension("gpkg");
+    survey_parcels(src, &gpkg, field, values);
+    let mut ogr2ogr = std::process::Command::new("ogr2ogr");
+    ogr2ogr.args(["-f", "ESRI Shapefile"]);
+    if let Some(e) = encoding {
+        ogr2ogr.args(["-lco", &format!("ENCODING={e}")]);
+    }
+    let status = ogr2ogr.arg(shp).arg(&gpkg).status().unwrap();
+    assert!(status.success(), "ogr2ogr failed");
+    std::fs::remove_file(&gpkg).unwrap();
+}
+
 /// The (parcel, kind) of every finding of a scan's `--json` summary's output directory.
 fn findings_of(out: &Path) -> Vec<(String, String)> {
     let fc: Value =
@@ -1202,14 +1234,15 @@ fn parcels_with_land_use_codes_or_names_are_judged_and_unknown_uses_are_named() 
         ("water", "1104A", "坑塘水面"),
     ];
     for (field, column) in [("DLBM", 1), ("DLMC", 2)] {
-        parcels_with_uses(
+        let values: Vec<(&str, &str)> = survey_uses
+            .iter()
+            .map(|r| (r.0, [r.1, r.2][column - 1]))
+            .collect();
+        survey_parcels(
             &src.join("parcels.gpkg"),
             &survey.with_extension(field),
             field,
-            |u| {
-                let row = survey_uses.iter().find(|r| r.0 == u).unwrap();
-                Some([row.0, row.1, row.2][column].to_string())
-            },
+            &values,
         );
         let cfg = config(
             &format!("{field}.toml"),
@@ -1289,29 +1322,22 @@ fn a_gbk_shapefile_of_the_land_survey_is_read_as_written() {
     // ten characters: basic_farm, eco_redlin), its text in GBK, and no .cpg saying so.
     let src = scene(1024, 3);
     let dir = scratch("scan-gbk-shapefile");
-    let names = dir.join("dltb.gpkg");
-    parcels_with_uses(&src.join("parcels.gpkg"), &names, "DLMC", |u| {
-        Some(
-            match u {
-                "farmland" => "水田",
-                "construction" => "城镇住宅用地",
-                "forest" => "竹林地",
-                "garden" => "茶园",
-                "grassland" => "天然牧草地",
-                "water" => "河流水面",
-                other => other,
-            }
-            .to_string(),
-        )
-    });
+    let values = [
+        ("farmland", "水田"),
+        ("construction", "城镇住宅用地"),
+        ("forest", "竹林地"),
+        ("garden", "茶园"),
+        ("grassland", "天然牧草地"),
+        ("water", "河流水面"),
+    ];
     let shp = dir.join("dltb.shp");
-    let status = std::process::Command::new("ogr2ogr")
-        .args(["-f", "ESRI Shapefile", "-lco", "ENCODING=CP936"])
-        .arg(&shp)
-        .arg(&names)
-        .status()
-        .unwrap();
-    assert!(status.success(), "ogr2ogr failed");
+    survey_shapefile(
+        &src.join("parcels.gpkg"),
+        &shp,
+        "DLMC",
+        &values,
+        Some("CP936"),
+    );
     std::fs::remove_file(dir.join("dltb.cpg")).unwrap();
     let cfg = dir.join("landwatch.toml");
     let text = std::fs::read_to_string(src.join("landwatch.toml"))
@@ -1454,30 +1480,18 @@ fn a_zipped_shapefile_is_read_and_a_change_to_its_table_alone_is_noticed() {
     // A Third Land Survey layer sent as a zipped Shapefile, read ad hoc with --use-field.
     let src = scene(1024, 3);
     let dir = scratch("scan-zipped-shapefile");
-    let names = dir.join("dltb.gpkg");
-    parcels_with_uses(&src.join("parcels.gpkg"), &names, "DLBM", |u| {
-        Some(
-            match u {
-                "farmland" => "0101",
-                "construction" => "0701",
-                "forest" => "0305",
-                "garden" => "0202",
-                "grassland" => "0403",
-                "water" => "1107",
-                other => other,
-            }
-            .to_string(),
-        )
-    });
+    let values = [
+        ("farmland", "0101"),
+        ("construction", "0701"),
+        ("forest", "0305"),
+        ("garden", "0202"),
+        ("grassland", "0403"),
+        ("water", "1107"),
+    ];
     let shp_dir = dir.join("shp");
     std::fs::create_dir_all(&shp_dir).unwrap();
-    let status = std::process::Command::new("ogr2ogr")
-        .args(["-f", "ESRI Shapefile"])
-        .arg(shp_dir.join("dltb.shp"))
-        .arg(&names)
-        .status()
-        .unwrap();
-    assert!(status.success(), "ogr2ogr failed");
+    let shp = shp_dir.join("dltb.shp");
+    survey_shapefile(&src.join("parcels.gpkg"), &shp, "DLBM", &values, None);
     let zipped = dir.join("dltb.zip");
     let mut zw = zip::ZipWriter::new(std::fs::File::create(&zipped).unwrap());
     for e in std::fs::read_dir(&shp_dir).unwrap() {
@@ -1506,7 +1520,6 @@ fn a_zipped_shapefile_is_read_and_a_change_to_its_table_alone_is_noticed() {
 
     // Nightly on the unzipped Shapefile: a change to the table (.dbf) alone, one parcel's use,
     // is a change of the parcels: the cell is judged again.
-    let shp = shp_dir.join("dltb.shp");
     let out = dir.join("nightly");
     let o = with(&shp, &out, &["--use-field", "DLBM"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
