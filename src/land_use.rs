@@ -273,6 +273,11 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("barren", "unused"),
 ];
 
+/// Whether `u` is one of landwatch's classes (as normalised: lower case).
+pub fn is_class(u: &str) -> bool {
+    CLASSES.iter().any(|(c, _)| *c == u)
+}
+
 fn lookup(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
     table.iter().find(|(k, _)| *k == key).map(|(_, c)| *c)
 }
@@ -391,7 +396,7 @@ mod tests {
     #[test]
     fn every_class_a_table_names_is_a_class() {
         for (k, c) in CODES.iter().chain(NAMES).chain(SYNONYMS) {
-            assert!(CLASSES.iter().any(|(x, _)| x == c), "{k} maps to {c}");
+            assert!(is_class(c), "{k} maps to {c}");
         }
         assert_eq!(name_zh("facility_agriculture"), "设施农用地");
         let shipped = crate::rules::RuleSet::default_rules()

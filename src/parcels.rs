@@ -162,7 +162,7 @@ pub struct UnknownUse {
     /// The value, normalised (empty when the features have none).
     pub value: String,
     /// How many features have it.
-    pub parcels: usize,
+    pub count: usize,
     /// The first few of their ids.
     pub examples: Vec<String>,
 }
@@ -180,20 +180,16 @@ fn unknown_values<'a>(
         }
         let u = by_value.entry(v).or_insert_with(|| UnknownUse {
             value: v.to_string(),
-            parcels: 0,
+            count: 0,
             examples: Vec::new(),
         });
-        u.parcels += 1;
+        u.count += 1;
         if u.examples.len() < 3 {
             u.examples.push(id.to_string());
         }
     }
     let mut out: Vec<UnknownUse> = by_value.into_values().collect();
-    out.sort_by(|a, b| {
-        b.parcels
-            .cmp(&a.parcels)
-            .then_with(|| a.value.cmp(&b.value))
-    });
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     out
 }
 
@@ -208,7 +204,7 @@ pub fn unknown_uses<'a>(
         parcels
             .into_iter()
             .map(|p| (p.approved_use.as_str(), p.id.as_str())),
-        |v| crate::land_use::CLASSES.iter().any(|(c, _)| *c == v) || rule_uses.contains(v),
+        |v| crate::land_use::is_class(v) || rule_uses.contains(v),
     )
 }
 
@@ -419,18 +415,11 @@ fn require_fields(
 /// Builds permits from a layer (`permit_id`, `permitted_use`, optional `kind`, `valid_from`,
 /// `valid_to`, `parcel_id`). A layer without `permit_id` or `permitted_use` is refused (another
 /// layer given as permits would otherwise permit construction wherever it has polygons); a
-/// feature with either empty is rejected, named in the notes.
+/// feature with either empty is rejected, named in the notes. A permit without an outline — a
+/// register kept as a table, each permit naming its parcel — takes the outline of the parcel of
+/// `parcels` its `parcel_id` names (the permit then covers the whole parcel); one naming no parcel
+/// of `parcels` is rejected and named.
 pub fn permits_from_layer(
-    layer: &VectorLayerData,
-    notes: &mut Vec<ParcelNote>,
-) -> Result<Vec<Permit>, ParcelError> {
-    permits_from_layer_with(layer, &[], notes)
-}
-
-/// [`permits_from_layer`] where a permit without an outline — a register kept as a table, each
-/// permit naming its parcel — takes the outline of the parcel its `parcel_id` names (the permit
-/// then covers the whole parcel); one naming no parcel of `parcels` is rejected and named.
-pub fn permits_from_layer_with(
     layer: &VectorLayerData,
     parcels: &[Parcel],
     notes: &mut Vec<ParcelNote>,
@@ -755,7 +744,7 @@ mod tests {
         a.insert("PERMIT_ID".into(), Value::from("P-1"));
         a.insert("permitted_".into(), Value::from("construction"));
         a.insert("VALID_TO".into(), Value::from("2026-12-31"));
-        let p = permits_from_layer(&permits, &mut vec![]).unwrap();
+        let p = permits_from_layer(&permits, &[], &mut vec![]).unwrap();
         assert_eq!(
             (p[0].id.as_str(), p[0].permitted_use.as_str()),
             ("P-1", "construction")
@@ -793,7 +782,7 @@ mod tests {
                 .insert("parcel_id".into(), parcel.map_or(Value::Null, Value::from));
         }
         let mut notes = vec![];
-        let p = permits_from_layer_with(&register, &parcels, &mut notes).unwrap();
+        let p = permits_from_layer(&register, &parcels, &mut notes).unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(
             (p[0].id.as_str(), p[0].permitted_use.as_str()),
@@ -807,7 +796,7 @@ mod tests {
         assert!(notes[1].message.contains("P-3") && notes[1].message.contains("no parcel_id"));
         // Without the parcels (or with an outline that is unusable), nothing is made up.
         let mut notes = vec![];
-        assert!(permits_from_layer(&register, &mut notes)
+        assert!(permits_from_layer(&register, &[], &mut notes)
             .unwrap()
             .is_empty());
         assert_eq!(notes.len(), 3);
@@ -843,12 +832,12 @@ mod tests {
             vec![
                 UnknownUse {
                     value: "x9".into(),
-                    parcels: 2,
+                    count: 2,
                     examples: vec!["A".into(), "C".into()],
                 },
                 UnknownUse {
                     value: String::new(),
-                    parcels: 1,
+                    count: 1,
                     examples: vec!["D".into()],
                 },
             ]
@@ -859,7 +848,7 @@ mod tests {
     fn a_layer_without_the_permit_fields_is_refused_and_incomplete_permits_rejected() {
         // The parcels given as permits: refused, naming the field and the fields there are.
         let parcels = layer(vec![(Some("A"), "farmland", Some(square(0.0, 0.0, 10.0)))]);
-        let e = permits_from_layer(&parcels, &mut vec![])
+        let e = permits_from_layer(&parcels, &[], &mut vec![])
             .unwrap_err()
             .to_string();
         assert!(
@@ -881,7 +870,7 @@ mod tests {
             f.attributes.insert("permitted_use".into(), use_);
         }
         let mut notes = vec![];
-        let p = permits_from_layer(&permits, &mut notes).unwrap();
+        let p = permits_from_layer(&permits, &[], &mut notes).unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(
             (p[0].id.as_str(), p[0].permitted_use.as_str()),
@@ -898,7 +887,7 @@ mod tests {
         let a = &mut permits.features[0].attributes;
         a.insert("valid_from".into(), Value::from("2026-03-01"));
         a.insert("valid_to".into(), Value::from(""));
-        let p = permits_from_layer(&permits, &mut vec![]).unwrap();
+        let p = permits_from_layer(&permits, &[], &mut vec![]).unwrap();
         assert_eq!(p[0].valid_from, NaiveDate::from_ymd_opt(2026, 3, 1));
         assert_eq!(p[0].valid_to, None);
         for (from, to, why) in [
@@ -918,7 +907,7 @@ mod tests {
             a.insert("valid_from".into(), Value::from(from));
             a.insert("valid_to".into(), Value::from(to));
             let mut notes = vec![];
-            let p = permits_from_layer(&permits, &mut notes).unwrap();
+            let p = permits_from_layer(&permits, &[], &mut notes).unwrap();
             assert!(p.is_empty(), "{from} {to}");
             assert!(
                 notes[0].message.contains(why) && notes[0].message.contains("P-1"),

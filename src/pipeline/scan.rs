@@ -18,7 +18,7 @@ use crate::ingest::vector::read_layer;
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
 use crate::parcels::{
-    apply_control_layer, parcels_from_layer, permits_from_layer_with, ParcelFields, ParcelNote,
+    apply_control_layer, parcels_from_layer, permits_from_layer, ParcelFields, ParcelNote,
     ParcelSet,
 };
 use crate::rules::{judge, RuleSet};
@@ -477,7 +477,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             apply_control_layer(&mut parcels, &polys, &c.kind);
         }
         let permits = match &cfg.parcels.permits {
-            Some(p) => permits_from_layer_with(
+            Some(p) => permits_from_layer(
                 &read_layer(
                     &cfg.resolve(p),
                     cfg.parcels.permits_layer.as_deref(),
@@ -1451,7 +1451,7 @@ fn uses_nothing_knows(job: &ScanJob, set: &ParcelSet, layer_name: &str) -> Vec<S
     // `farmlnd`): said, since the rule would otherwise be quietly idle.
     for r in &job.rules.rules {
         for u in &r.approved_use {
-            let class = crate::land_use::CLASSES.iter().any(|(c, _)| c == u);
+            let class = crate::land_use::is_class(u);
             if !class && !set.parcels.iter().any(|p| &p.approved_use == u) {
                 tracing::warn!(
                     "rule {} names approved use '{u}', which is no approved use landwatch knows \
@@ -1492,7 +1492,7 @@ fn uses_nothing_knows(job: &ScanJob, set: &ParcelSet, layer_name: &str) -> Vec<S
             "{layer_name}: {} parcel(s) have {value} (e.g. {}), which is no approved use \
              landwatch knows and no rule names: only the rules for any use (such as the \
              ecological red line) were applied to them; {what_to_do}",
-            u.parcels,
+            u.count,
             u.examples.join(", "),
         );
         tracing::warn!("{message}");
@@ -1519,19 +1519,23 @@ fn uses_nothing_knows(job: &ScanJob, set: &ParcelSet, layer_name: &str) -> Vec<S
             .keys()
             .map(String::as_str)
             .collect();
+        let register = job.config.parcels.permits.as_ref().map_or_else(
+            || "permits".to_string(),
+            |p| job.config.resolve(p).display().to_string(),
+        );
         let message = format!(
-            "permits: {} permit(s) have {value} (e.g. {}), which the rules' \
+            "{register}: {} permit(s) have {value} (e.g. {}), which the rules' \
              [settings.permitted_uses] does not name ({}): they explain no change, so what they \
              permit may be reported as suspected; write one of those uses into the register, or \
              name the value in [settings.permitted_uses] of the rules with the transitions it \
              permits (docs/RULES.md)",
-            u.parcels,
+            u.count,
             u.examples.join(", "),
             known.join(", ")
         );
         tracing::warn!("{message}");
         out.push(Skipped {
-            what: format!("permits {value}"),
+            what: format!("{register} {value}"),
             kind: "unknown_permitted_use".into(),
             message,
         });

@@ -1435,7 +1435,7 @@ fn permits_whose_use_the_rules_do_not_name_are_named() {
         .unwrap()
         .to_string();
     assert!(
-        message.contains("4 permit(s)")
+        message.contains("local.gpkg: 4 permit(s)")
             && message.contains("GH-2026-0001")
             && message.contains("[settings.permitted_uses]"),
         "{message}"
