@@ -31,6 +31,7 @@ fn bench_cells(c: &mut Criterion) {
         origin: cfg.grid.origin.map(|o| (o[0], o[1])),
         parcels: None,
         parcels_layer: None,
+        parcels_crs: None,
     };
     let grid = plan_grid(&req, &all).expect("grid");
     let cells = grid.cells();

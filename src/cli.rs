@@ -45,6 +45,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process and matched at once: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// List every raster under the given paths with its georeferencing, date, sensor, bands and SHA-256.
@@ -304,9 +306,20 @@ struct ScanArgs {
     /// Parcels (GeoPackage, Shapefile, GeoJSON), instead of the config's.
     #[arg(long)]
     parcels: Option<PathBuf>,
+    /// The layer of the parcels' file (instead of the config's [parcels] layer; default: the
+    /// file's first, or its only one).
+    #[arg(long, value_name = "LAYER")]
+    parcels_layer: Option<String>,
+    /// The CRS of the parcels', permits' and control layers' coordinates where the files say none,
+    /// e.g. EPSG:4528 for a Shapefile without its .prj (instead of the config's [parcels] crs).
+    #[arg(long, value_name = "CRS")]
+    parcels_crs: Option<String>,
     /// Permits, instead of the config's.
     #[arg(long)]
     permits: Option<PathBuf>,
+    /// The layer of the permits' file (instead of the config's [parcels] permits_layer).
+    #[arg(long, value_name = "LAYER")]
+    permits_layer: Option<String>,
     /// The parcels' id field (instead of the config's [parcels] id_field; default parcel_id).
     #[arg(long, value_name = "FIELD")]
     id_field: Option<String>,
@@ -610,6 +623,7 @@ fn grid(a: GridArgs) -> Result<Outcome> {
         },
         parcels: cfg.parcels.path.as_ref().map(|p| cfg.resolve(p)),
         parcels_layer: cfg.parcels.layer.clone(),
+        parcels_crs: cfg.parcels.crs.clone(),
     };
     let grid = plan_grid(&req, &all)?;
     let cells = grid.cells();
@@ -839,6 +853,17 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
     })
 }
 
+/// The config's layer for a file given on the command line instead of the config's: kept when
+/// the file has it (or cannot be opened here: reading it says why), dropped for a file of one
+/// layer (which is read), kept otherwise (reading it then names the layers there are).
+fn layer_kept(path: &Path, layer: Option<String>) -> Option<String> {
+    let name = layer?;
+    match landwatch::ingest::vector::layer_names(path) {
+        Ok(names) if names.len() == 1 && names[0] != name => None,
+        _ => Some(name),
+    }
+}
+
 /// Builds the scan configuration from a config file and/or command-line inputs.
 fn scan_config(a: &ScanArgs) -> Result<Config> {
     let mut cfg = match &a.config {
@@ -862,15 +887,27 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
     if !a.after.is_empty() {
         cfg.imagery.after = a.after.iter().map(abs).collect();
     }
+    // A file given here replaces the config's: the config's layer still names its layer when
+    // the file has it; a file with one layer is read whole.
     if let Some(p) = &a.parcels {
         cfg.parcels.path = Some(abs(p));
-        if a.config.is_none() {
-            cfg.parcels.layer = None;
-        }
+        cfg.parcels.layer = layer_kept(&abs(p), cfg.parcels.layer.take());
     }
     if let Some(p) = &a.permits {
         cfg.parcels.permits = Some(abs(p));
-        cfg.parcels.permits_layer = None;
+        cfg.parcels.permits_layer = layer_kept(&abs(p), cfg.parcels.permits_layer.take());
+    }
+    if let Some(l) = &a.parcels_layer {
+        cfg.parcels.layer = Some(l.clone());
+    }
+    if let Some(l) = &a.permits_layer {
+        cfg.parcels.permits_layer = Some(l.clone());
+    }
+    if let Some(c) = &a.parcels_crs {
+        landwatch::ingest::srs::parse_crs(c).map_err(|e| {
+            anyhow::anyhow!("--parcels-crs '{c}' is not a CRS GDAL understands: {e}")
+        })?;
+        cfg.parcels.crs = Some(c.clone());
     }
     if let Some(f) = &a.id_field {
         cfg.parcels.id_field = f.clone();
@@ -1420,7 +1457,7 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             v => Some(v.to_string()),
         }
     };
-    let truth_layer = read_layer(&a.truth, None, crs)?;
+    let truth_layer = read_layer(&a.truth, None, None, crs)?;
     let truth: Vec<TruthItem> = truth_layer
         .features
         .iter()
@@ -1449,7 +1486,7 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             truth_layer.features.len()
         );
     }
-    let found_layer = read_layer(&a.findings, None, crs)?;
+    let found_layer = read_layer(&a.findings, None, None, crs)?;
     let found: Vec<FoundItem> = found_layer
         .features
         .iter()
@@ -1630,7 +1667,10 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         before: Vec::new(),
         after: Vec::new(),
         parcels: None,
+        parcels_layer: None,
+        parcels_crs: None,
         permits: None,
+        permits_layer: None,
         id_field: None,
         use_field: None,
         bands_before: None,

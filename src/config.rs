@@ -143,6 +143,9 @@ pub struct ParcelsConfig {
     /// names), tried before the land-use codes and names landwatch knows (docs/RULES.md).
     #[serde(default)]
     pub uses: std::collections::BTreeMap<String, String>,
+    /// The CRS of the coordinates of the parcels, permits and control layers whose files say
+    /// none (a Shapefile without its `.prj`); a file that says one is read in its own.
+    pub crs: Option<String>,
     /// Permit polygons (optional).
     pub permits: Option<PathBuf>,
     /// Layer name inside the permits file.
@@ -188,6 +191,7 @@ impl Default for ParcelsConfig {
             id_field: default_id_field(),
             use_field: default_use_field(),
             uses: Default::default(),
+            crs: None,
             permits: None,
             permits_layer: None,
             control: Vec::new(),
@@ -412,14 +416,16 @@ impl Config {
                 ),
             ));
         }
-        if let Some(crs) = &g.crs {
-            crate::ingest::srs::parse_crs(crs).map_err(|e| {
-                invalid(
-                    "grid",
-                    "crs",
-                    format!("'{crs}' is not a CRS GDAL understands: {e}"),
-                )
-            })?;
+        for (section, crs) in [("grid", &g.crs), ("parcels", &self.parcels.crs)] {
+            if let Some(crs) = crs {
+                crate::ingest::srs::parse_crs(crs).map_err(|e| {
+                    invalid(
+                        section,
+                        "crs",
+                        format!("'{crs}' is not a CRS GDAL understands: {e}"),
+                    )
+                })?;
+            }
         }
         for (field, roles) in [
             ("bands_before", &self.imagery.bands_before),
@@ -588,6 +594,19 @@ mod tests {
             .to_string();
         assert!(
             e.contains("[parcels] uses") && e.contains("'NT-1' maps to no use"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_parcels_crs_is_checked() {
+        let cfg = parse("[parcels]\ncrs = \"EPSG:4528\"\n").unwrap();
+        assert_eq!(cfg.parcels.crs.as_deref(), Some("EPSG:4528"));
+        let e = parse("[parcels]\ncrs = \"EPSG:999999\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[parcels] crs") && e.contains("EPSG:999999"),
             "{e}"
         );
     }

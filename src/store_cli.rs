@@ -488,6 +488,8 @@ path = "parcels.gpkg"
 # layer = "parcels"
 id_field = "parcel_id"
 use_field = "approved_use"     # land-use codes and names are known too, e.g. "DLBM" or "DLMC"
+# The CRS of layers whose files say none (a Shapefile without its .prj), e.g. CGCS2000 zone 40:
+# crs = "EPSG:4528"
 # Permits (optional).
 permits = "permits.gpkg"
 # Control layers given as their own polygon layers:

@@ -86,6 +86,16 @@ pub enum IngestError {
         /// The file.
         path: PathBuf,
     },
+    /// A vector layer that does not say which CRS its coordinates are in.
+    #[error("{path}: layer '{layer}' does not say which coordinate reference system its coordinates are in (a Shapefile without its .prj?){hint}; state it with `[parcels] crs = \"EPSG:<code>\"` in the configuration or `--parcels-crs EPSG:<code>`, or write it into the file: `ogr2ogr -a_srs EPSG:<code> fixed.gpkg {path}`")]
+    LayerNoCrs {
+        /// The file.
+        path: PathBuf,
+        /// The layer.
+        layer: String,
+        /// What its coordinates look like (`; its coordinates look like …`), or empty.
+        hint: String,
+    },
     /// Only ground control points, no geotransform.
     #[error("{path}: georeferenced only by {gcp_count} ground control points (no geotransform); rectify it first with `gdalwarp`")]
     GcpOnly {
@@ -165,7 +175,7 @@ impl IngestError {
             IngestError::PixelsUnreadable { .. } => "pixels_unreadable",
             IngestError::NoGeoreferencing { .. } => "no_georeferencing",
             IngestError::NoGeoTransform { .. } => "no_geotransform",
-            IngestError::NoCrs { .. } => "no_crs",
+            IngestError::NoCrs { .. } | IngestError::LayerNoCrs { .. } => "no_crs",
             IngestError::GcpOnly { .. } => "gcp_only",
             IngestError::NoBands { .. } => "no_bands",
             IngestError::Crs { .. } => "crs",

@@ -5,7 +5,6 @@ use super::catalog::{CatalogEntry, RasterInfo};
 use super::srs;
 use super::IngestError;
 use crate::grid::{Bounds, GridDef};
-use gdal::vector::LayerAccess;
 use std::path::{Path, PathBuf};
 
 /// What the user asked for (config values, command-line overrides); `None` means "derive it".
@@ -29,13 +28,21 @@ pub struct GridRequest {
     pub parcels: Option<PathBuf>,
     /// Layer name in the parcels file.
     pub parcels_layer: Option<String>,
+    /// The CRS of the parcels' coordinates when the configuration states it (`[parcels] crs`).
+    pub parcels_crs: Option<String>,
 }
 
-/// The CRS of a vector layer (the named one, else the first), as `EPSG:xxxx` or WKT.
-pub fn vector_crs(path: &Path, layer: Option<&str>) -> Result<String, IngestError> {
+/// The CRS of a vector layer's coordinates (the named layer, else the first), as `EPSG:xxxx` or
+/// WKT: the file's own, else `stated` (the configuration's `[parcels] crs`; see
+/// [`super::vector::layer_srs`]).
+pub fn vector_crs(
+    path: &Path,
+    layer: Option<&str>,
+    stated: Option<&str>,
+) -> Result<String, IngestError> {
     let ds = super::vector::open_vector(path)?;
     let lyr = super::vector::layer_of(&ds, path, layer)?;
-    let s = lyr.spatial_ref().ok_or_else(|| IngestError::NoCrs {
+    let s = super::vector::layer_srs(&lyr, path, stated)?.ok_or_else(|| IngestError::NoCrs {
         path: path.to_path_buf(),
     })?;
     Ok(srs::describe(&s).label())
@@ -194,7 +201,7 @@ pub fn plan_grid(req: &GridRequest, entries: &[&CatalogEntry]) -> Result<GridDef
     let crs = match (&req.crs, &req.parcels) {
         (Some(c), _) => c.clone(),
         (None, Some(p)) => working_crs_for(
-            &vector_crs(p, req.parcels_layer.as_deref())?,
+            &vector_crs(p, req.parcels_layer.as_deref(), req.parcels_crs.as_deref())?,
             usable.iter().map(|u| u.1),
         ),
         (None, None) => {

@@ -4,6 +4,7 @@
 
 use super::srs;
 use super::IngestError;
+use gdal::spatial_ref::SpatialRef;
 use gdal::vector::{FieldValue, Geometry, LayerAccess};
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 use serde_json::Value;
@@ -122,6 +123,11 @@ fn open_vector_with(path: &Path, open_options: &[&str]) -> Result<Dataset, Inges
     })
 }
 
+/// The names of a vector file's layers.
+pub fn layer_names(path: &Path) -> Result<Vec<String>, IngestError> {
+    Ok(open_vector(path)?.layers().map(|l| l.name()).collect())
+}
+
 /// The named layer of a vector file, else its first, naming the layers there are when it has
 /// not the one asked for.
 pub fn layer_of<'a>(
@@ -155,14 +161,18 @@ const SHAPEFILE_FALLBACK_ENCODING: &str = "CP936";
 /// by a tool that said nothing, the usual case), the layer is read again as GBK and a warning
 /// says so and how to state the encoding; if GBK does not fit either, as it was, with the
 /// warning that its text is unreadable.
+///
+/// `stated_crs` (the configuration's `[parcels] crs`) is the CRS of the layer's coordinates when
+/// the file says none (see [`layer_srs`]).
 pub fn read_layer(
     path: &Path,
     layer: Option<&str>,
+    stated_crs: Option<&str>,
     target_crs: &str,
 ) -> Result<VectorLayerData, IngestError> {
     let ds = open_vector(path)?;
     let shapefile = ds.driver().short_name() == "ESRI Shapefile";
-    let data = read_layer_of(&ds, path, layer, target_crs)?;
+    let data = read_layer_of(&ds, path, layer, stated_crs, target_crs)?;
     if !has_undecodable_text(&data) {
         return Ok(data);
     }
@@ -185,6 +195,7 @@ pub fn read_layer(
         &open_vector_with(path, &[&option])?,
         path,
         layer,
+        stated_crs,
         target_crs,
     )?;
     if has_undecodable_text(&again) {
@@ -216,24 +227,117 @@ fn has_undecodable_text(data: &VectorLayerData) -> bool {
     })
 }
 
+/// The CRS of a layer's coordinates: the file's own; else the stated one (`[parcels] crs`, for
+/// files that say none, as a Shapefile without its `.prj`); `None` for a table without geometry
+/// (a permit register as CSV or a spreadsheet, its permits naming their parcels), which has no
+/// CRS to speak of. A layer that says another CRS than the stated one is read in its own, with a
+/// warning; one with geometry that says none, with none stated, is refused with what its
+/// coordinates look like.
+pub fn layer_srs(
+    lyr: &gdal::vector::Layer<'_>,
+    path: &Path,
+    stated_crs: Option<&str>,
+) -> Result<Option<SpatialRef>, IngestError> {
+    if lyr.defn().geom_fields().count() == 0 {
+        return Ok(None);
+    }
+    let stated = match stated_crs {
+        Some(c) => Some(srs::parse_crs(c).map_err(|e| IngestError::Crs {
+            path: path.to_path_buf(),
+            detail: format!("[parcels] crs '{}': {e}", srs::short(c)),
+        })?),
+        None => None,
+    };
+    match (lyr.spatial_ref(), stated) {
+        (Some(own), Some(stated)) => {
+            if !srs::same_crs(&own, &stated) {
+                tracing::info!(
+                    "{}: layer '{}' says its coordinates are in {}, and is read so ([parcels] \
+                     crs, {}, is for layers that say none)",
+                    path.display(),
+                    lyr.name(),
+                    srs::describe(&own).name,
+                    srs::short(stated_crs.unwrap_or_default())
+                );
+            }
+            Ok(Some(own))
+        }
+        (Some(own), None) => Ok(Some(own)),
+        (None, Some(stated)) => Ok(Some(stated)),
+        (None, None) => Err(IngestError::LayerNoCrs {
+            path: path.to_path_buf(),
+            layer: lyr.name(),
+            hint: lyr
+                .try_get_extent()
+                .ok()
+                .flatten()
+                .map(|e| crs_hint(e.MinX, e.MinY, e.MaxX, e.MaxY))
+                .unwrap_or_default(),
+        }),
+    }
+}
+
+/// What coordinates without a CRS look like, for the message refusing them: `; its coordinates
+/// look like …` with the CRS they would be in China (CGCS2000), or empty when nothing can be
+/// said.
+///
+/// Degrees of longitude and latitude; eastings that carry a Gauss-Krüger zone number in their
+/// millions (3-degree zones 25–45, 6-degree zones 13–23, as Third Land Survey layers are
+/// delivered) name their zone's CRS; eastings below 1,000 km, a transverse Mercator projection
+/// whose central meridian the numbers alone do not tell.
+pub fn crs_hint(min_x: f64, min_y: f64, max_x: f64, max_y: f64) -> String {
+    let finite = [min_x, min_y, max_x, max_y].iter().all(|v| v.is_finite());
+    if !finite || min_x > max_x || min_y > max_y {
+        return String::new();
+    }
+    if min_x >= -180.0 && max_x <= 180.0 && min_y >= -90.0 && max_y <= 90.0 {
+        return "; its coordinates look like longitude and latitude in degrees (CGCS2000: \
+                EPSG:4490; WGS 84: EPSG:4326)"
+            .to_string();
+    }
+    // Northings of a transverse Mercator projection, from the equator.
+    if min_y < 0.0 || max_y > 10_000_000.0 {
+        return String::new();
+    }
+    let zone = (min_x / 1_000_000.0).floor();
+    if zone == (max_x / 1_000_000.0).floor() {
+        let z = zone as u32;
+        if (25..=45).contains(&z) {
+            return format!(
+                "; its eastings carry the number {z} of a 3-degree Gauss-Krüger zone \
+                 (CGCS2000 / 3-degree Gauss-Kruger zone {z}: EPSG:{})",
+                4513 + z - 25
+            );
+        }
+        if (13..=23).contains(&z) {
+            return format!(
+                "; its eastings carry the number {z} of a 6-degree Gauss-Krüger zone \
+                 (CGCS2000 / Gauss-Kruger zone {z}: EPSG:{})",
+                4491 + z - 13
+            );
+        }
+    }
+    if min_x > 0.0 && max_x < 1_000_000.0 {
+        return "; its coordinates look like metres of a transverse Mercator projection without \
+                a zone number in the eastings: CGCS2000 / 3-degree Gauss-Kruger by its central \
+                meridian (EPSG:4534 for 75°E to EPSG:4554 for 135°E, e.g. EPSG:4549 for 120°E) or \
+                a UTM zone; the imagery's CRS, if it covers the same ground"
+            .to_string();
+    }
+    String::new()
+}
+
 fn read_layer_of(
     ds: &Dataset,
     path: &Path,
     layer: Option<&str>,
+    stated_crs: Option<&str>,
     target_crs: &str,
 ) -> Result<VectorLayerData, IngestError> {
     let mut lyr = layer_of(ds, path, layer)?;
     let layer_name = lyr.name();
-    // A table without geometry (a permit register as CSV or a spreadsheet, its permits naming
-    // their parcels) has no CRS to speak of: its features are read without outlines.
-    let table = lyr.defn().geom_fields().count() == 0;
-    let (source_crs, ct) = match lyr.spatial_ref() {
-        None if table => ("none (a table without geometry)".to_string(), None),
-        None => {
-            return Err(IngestError::NoCrs {
-                path: path.to_path_buf(),
-            })
-        }
+    let (source_crs, ct) = match layer_srs(&lyr, path, stated_crs)? {
+        None => ("none (a table without geometry)".to_string(), None),
         Some(src_srs) => {
             let target = srs::parse_crs(target_crs).map_err(|e| IngestError::Crs {
                 path: path.to_path_buf(),
@@ -336,6 +440,105 @@ mod tests {
     use geo::Area;
 
     #[test]
+    fn coordinates_without_a_crs_are_said_to_look_like_what_they_are() {
+        let hint = |b: [f64; 4]| crs_hint(b[0], b[1], b[2], b[3]);
+        assert!(hint([120.1, 31.0, 120.4, 31.2]).contains("EPSG:4490"));
+        // A Third Land Survey layer of zone 40 (120°E), and one of 6-degree zone 20 (117°E).
+        let z40 = hint([40_561_157.5, 3_448_837.5, 40_561_658.5, 3_449_338.5]);
+        assert!(z40.contains("zone 40: EPSG:4528"), "{z40}");
+        let z20 = hint([20_400_000.0, 3_400_000.0, 20_500_000.0, 3_500_000.0]);
+        assert!(z20.contains("Gauss-Kruger zone 20: EPSG:4498"), "{z20}");
+        let plain = hint([561_157.5, 3_448_837.5, 561_658.5, 3_449_338.5]);
+        assert!(plain.contains("EPSG:4549 for 120°E"), "{plain}");
+        // Across two zones' numbers, south of the equator, nothing, or no extent: nothing said.
+        for b in [
+            [39_900_000.0, 3e6, 40_100_000.0, 3.1e6],
+            [500_000.0, -3e6, 501_000.0, -2.9e6],
+            [f64::NAN, 0.0, 1.0, 1.0],
+            [2e6, 3e6, 1e6, 3.1e6],
+        ] {
+            assert_eq!(hint(b), "", "{b:?}");
+        }
+    }
+
+    /// A Shapefile of one square at (x, y) with the CRS `epsg`, or none (no `.prj`).
+    fn square_shapefile(dir: &Path, name: &str, epsg: Option<u32>, x: f64, y: f64) -> PathBuf {
+        super::super::init_gdal();
+        let path = dir.join(format!("{name}.shp"));
+        let drv = gdal::DriverManager::get_driver_by_name("ESRI Shapefile").unwrap();
+        let mut ds = drv.create_vector_only(&path).unwrap();
+        let srs = epsg.map(|c| SpatialRef::from_epsg(c).unwrap());
+        let layer = ds
+            .create_layer(LayerOptions {
+                name,
+                srs: srs.as_ref(),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: None,
+            })
+            .unwrap();
+        let wkt = format!(
+            "POLYGON (({x} {y}, {} {y}, {} {}, {x} {}, {x} {y}))",
+            x + 10.0,
+            x + 10.0,
+            y + 10.0,
+            y + 10.0
+        );
+        let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+        f.set_geometry(Geometry::from_wkt(&wkt).unwrap()).unwrap();
+        f.create(&layer).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_layer_without_a_crs_is_read_in_the_stated_one_and_one_with_its_own_in_that() {
+        let dir = tempfile::tempdir().unwrap();
+        // Zone 40's false easting is 40,500 km where CM 120E's is 500 km: the same place.
+        let no_prj = square_shapefile(dir.path(), "dltb", None, 40_561_200.0, 3_449_000.0);
+        assert!(!no_prj.with_extension("prj").exists());
+        let e = read_layer(&no_prj, None, None, "EPSG:4549").unwrap_err();
+        assert!(matches!(e, IngestError::LayerNoCrs { .. }), "{e}");
+        let text = e.to_string();
+        for part in [
+            "dltb.shp",
+            "layer 'dltb'",
+            "EPSG:4528",
+            "[parcels] crs",
+            "--parcels-crs",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert_eq!(e.kind(), "no_crs");
+        let stated = read_layer(&no_prj, None, Some("EPSG:4528"), "EPSG:4549").unwrap();
+        let own_prj = square_shapefile(dir.path(), "own", Some(4549), 561_200.0, 3_449_000.0);
+        // A file that says its CRS is read in it, whatever is stated for those that do not.
+        let own = read_layer(&own_prj, None, Some("EPSG:4528"), "EPSG:4549").unwrap();
+        let corner = |d: &VectorLayerData| {
+            let g = d.features[0].geometry.as_ref().unwrap();
+            let c = g.0[0].exterior().0[0];
+            (c.x, c.y)
+        };
+        let (a, b) = (corner(&stated), corner(&own));
+        assert!(
+            (a.0 - 561_200.0).abs() < 1e-6 && (a.1 - 3_449_000.0).abs() < 1e-6,
+            "{a:?}"
+        );
+        assert!(
+            (b.0 - a.0).abs() < 1e-6 && (b.1 - a.1).abs() < 1e-6,
+            "{b:?}"
+        );
+        // The grid's CRS comes from the same rule.
+        let crs = |p: &Path, s| crate::ingest::plan::vector_crs(p, None, s).unwrap();
+        assert_eq!(crs(&no_prj, Some("EPSG:4528")), "EPSG:4528");
+        assert_eq!(crs(&own_prj, Some("EPSG:4528")), "EPSG:4549");
+        assert!(crate::ingest::plan::vector_crs(&no_prj, None, None).is_err());
+        let bad = read_layer(&no_prj, None, Some("EPSG:999999"), "EPSG:4549").unwrap_err();
+        assert!(
+            bad.to_string().contains("[parcels] crs 'EPSG:999999'"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn heights_are_dropped_and_arcs_become_segments() {
         // Outlines as CAD, survey and ArcGIS exports hold them: a polygon with heights, a circle
         // of arcs (r = 10), and a multi-surface of half a disc (r = 5) closed by a straight edge.
@@ -363,7 +566,7 @@ mod tests {
             f.create(&layer).unwrap();
         }
         drop(ds);
-        let data = read_layer(&path, None, "EPSG:4549").unwrap();
+        let data = read_layer(&path, None, None, "EPSG:4549").unwrap();
         let areas: Vec<f64> = data
             .features
             .iter()

@@ -227,6 +227,7 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
                     origin: c.grid.origin.map(|o| (o[0], o[1])),
                     parcels: c.parcels.path.as_ref().map(|p| c.resolve(p)),
                     parcels_layer: c.parcels.layer.clone(),
+                    parcels_crs: c.parcels.crs.clone(),
                 },
                 &all,
             )?

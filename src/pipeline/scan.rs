@@ -449,7 +449,11 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // once the catalogue has it.
     let parcels_crs = match &cfg.grid.crs {
         Some(c) => c.clone(),
-        None => vector_crs(&parcels_path, cfg.parcels.layer.as_deref())?,
+        None => vector_crs(
+            &parcels_path,
+            cfg.parcels.layer.as_deref(),
+            cfg.parcels.crs.as_deref(),
+        )?,
     };
     let choose_crs = cfg.grid.crs.is_none()
         && crate::ingest::srs::parse_crs(&parcels_crs)
@@ -459,7 +463,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let load_parcels = |working_crs: String| -> Result<_, PipelineError> {
         let t = std::time::Instant::now();
         let mut notes = Vec::new();
-        let layer = read_layer(&parcels_path, cfg.parcels.layer.as_deref(), &working_crs)?;
+        let stated = cfg.parcels.crs.as_deref();
+        let layer = read_layer(
+            &parcels_path,
+            cfg.parcels.layer.as_deref(),
+            stated,
+            &working_crs,
+        )?;
         let fields = ParcelFields {
             id: cfg.parcels.id_field.clone(),
             approved_use: cfg.parcels.use_field.clone(),
@@ -468,7 +478,12 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
             .map_err(|e| PipelineError::Inputs(e.to_string()))?;
         for c in &cfg.parcels.control {
-            let l = read_layer(&cfg.resolve(&c.path), c.layer.as_deref(), &working_crs)?;
+            let l = read_layer(
+                &cfg.resolve(&c.path),
+                c.layer.as_deref(),
+                stated,
+                &working_crs,
+            )?;
             let polys: Vec<MultiPolygon<f64>> = l
                 .features
                 .iter()
@@ -481,6 +496,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 &read_layer(
                     &cfg.resolve(p),
                     cfg.parcels.permits_layer.as_deref(),
+                    stated,
                     &working_crs,
                 )?,
                 &parcels,
@@ -586,6 +602,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             origin: cfg.grid.origin.map(|o| (o[0], o[1])),
             parcels: None,
             parcels_layer: None,
+            parcels_crs: None,
         },
         &all,
     )?;

@@ -1374,6 +1374,76 @@ fn a_gbk_shapefile_of_the_land_survey_is_read_as_written() {
 }
 
 #[test]
+fn a_shapefile_without_its_prj_is_refused_with_its_likely_crs_and_read_in_the_stated_one() {
+    // A Third Land Survey layer in CGCS2000 / 3-degree Gauss-Kruger zone 40 (eastings carrying
+    // the zone number: 40 561 157 m), its .prj lost in copying, given on the command line with
+    // the scene's config (which names the layer "parcels"; the Shapefile's is "dltb").
+    let src = scene(1024, 3);
+    let dir = scratch("scan-no-prj");
+    let shp = dir.join("dltb.shp");
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-f", "ESRI Shapefile", "-t_srs", "EPSG:4528"])
+        .arg(&shp)
+        .arg(src.join("parcels.gpkg"))
+        .arg("parcels")
+        .status();
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "ogr2ogr failed"
+    );
+    std::fs::remove_file(shp.with_extension("prj")).unwrap();
+    let cfg = src.join("landwatch.toml");
+    let (cfg_s, shp_s) = (cfg.to_str().unwrap(), shp.to_str().unwrap());
+    let with_config = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["scan", "--config", cfg_s, "--parcels", shp_s];
+        args.extend_from_slice(extra);
+        args.extend(["--out", out.to_str().unwrap(), "--json", "--no-packets"]);
+        run(args)
+    };
+    let o = with_config(&dir.join("refused"), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for part in [
+        "dltb.shp",
+        "layer 'dltb'",
+        "zone 40: EPSG:4528",
+        "--parcels-crs",
+    ] {
+        assert!(stderr(&o).contains(part), "{part}: {}", stderr(&o));
+    }
+    let base = dir.join("base");
+    let o = run(scan_json(&cfg, &base));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = with_config(&dir.join("stated"), &["--parcels-crs", "EPSG:4528"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(findings_of(&dir.join("stated")), findings_of(&base));
+    // Ad hoc, without a config: the grid is in the stated CRS (the parcels' by default), the
+    // permits in their own, and the findings the same.
+    let imagery = src.join("imagery");
+    let adhoc = dir.join("adhoc");
+    let o = run([
+        "scan",
+        "--before",
+        imagery.join("before").to_str().unwrap(),
+        "--after",
+        imagery.join("after").to_str().unwrap(),
+        imagery.join("drone").to_str().unwrap(),
+        "--parcels",
+        shp_s,
+        "--parcels-crs",
+        "EPSG:4528",
+        "--permits",
+        src.join("permits.gpkg").to_str().unwrap(),
+        "--out",
+        adhoc.to_str().unwrap(),
+        "--json",
+        "--no-packets",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["working_crs"], "EPSG:4528");
+    assert_eq!(findings_of(&adhoc), findings_of(&base));
+}
+
+#[test]
 fn permits_whose_use_the_rules_do_not_name_are_named() {
     // A register in Chinese: 建设用地 and 临时用地 are the rules' construction and temporary
     // use; 规划许可 is no permitted use the rules name, so its permits explain nothing.
