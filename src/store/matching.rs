@@ -15,7 +15,9 @@
 //!
 //! The result depends only on the sets of cases and findings, never on their order.
 
-use geo::{Area, BooleanOps, BoundingRect, MultiPolygon};
+use geo::{Area, BooleanOps, BoundingRect, MultiPolygon, Polygon};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{RTree, AABB};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A case as matching sees it.
@@ -96,13 +98,70 @@ pub fn overlap_ratio(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
 /// The share of a case that must be unobserved for "not seen" to mean nothing.
 pub const UNOBSERVED_SHARE: f64 = 0.5;
 
-/// The share of `a`'s area inside `b`.
-pub fn covered_share(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
+/// The area a run could not see: the pieces it was given (the protected parcels it saw too
+/// little, which may overlap), indexed by their bounding boxes. What lies under one case is
+/// dissolved when that case asks ([`covered_share`]), so a county's worth of pieces costs a
+/// lookup per case rather than a union of them all.
+pub struct Unobserved {
+    pieces: Vec<Polygon<f64>>,
+    index: RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>,
+}
+
+impl Unobserved {
+    /// The area covered by `pieces` (overlaps count once).
+    pub fn new(pieces: Vec<Polygon<f64>>) -> Unobserved {
+        let boxes = pieces
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let r = p.bounding_rect()?;
+                let (lo, hi) = (r.min(), r.max());
+                Some(GeomWithData::new(
+                    Rectangle::from_corners([lo.x, lo.y], [hi.x, hi.y]),
+                    i,
+                ))
+            })
+            .collect();
+        Unobserved {
+            pieces,
+            index: RTree::bulk_load(boxes),
+        }
+    }
+
+    /// No area (every ground seen, or unknown).
+    pub fn none() -> Unobserved {
+        Unobserved::new(Vec::new())
+    }
+
+    /// The union of the pieces whose bounding boxes meet `a`'s: all of the area within it.
+    fn near(&self, a: &MultiPolygon<f64>) -> MultiPolygon<f64> {
+        let Some(r) = a.bounding_rect() else {
+            return MultiPolygon(Vec::new());
+        };
+        let (lo, hi) = (r.min(), r.max());
+        let envelope = AABB::from_corners([lo.x, lo.y], [hi.x, hi.y]);
+        let mut near: Vec<usize> = self
+            .index
+            .locate_in_envelope_intersecting(&envelope)
+            .map(|g| g.data)
+            .collect();
+        // In the order given, so the union does not depend on the index's layout.
+        near.sort_unstable();
+        geo::unary_union(near.iter().map(|&i| &self.pieces[i]))
+    }
+}
+
+/// The share of `a`'s area inside the unobserved area `b`.
+pub fn covered_share(a: &MultiPolygon<f64>, b: &Unobserved) -> f64 {
     let area = a.unsigned_area();
-    if b.0.is_empty() || area.is_nan() || area <= 0.0 {
+    if b.pieces.is_empty() || area.is_nan() || area <= 0.0 {
         return 0.0;
     }
-    (a.intersection(b).unsigned_area() / area).clamp(0.0, 1.0)
+    let under = b.near(a);
+    if under.0.is_empty() {
+        return 0.0;
+    }
+    (a.intersection(&under).unsigned_area() / area).clamp(0.0, 1.0)
 }
 
 /// Matches findings to known cases (see the module documentation); `unobserved` is the area
@@ -111,7 +170,7 @@ pub fn plan_matches(
     cases: &[KnownCase],
     findings: &[NewFinding],
     processed_cells: &BTreeSet<String>,
-    unobserved: &MultiPolygon<f64>,
+    unobserved: &Unobserved,
     min_overlap: f64,
 ) -> MatchPlan {
     // Edges of the match graph, keyed by ids so that nothing depends on input order.
@@ -216,8 +275,12 @@ mod tests {
         }
     }
 
-    fn none() -> MultiPolygon<f64> {
-        MultiPolygon(vec![])
+    fn none() -> Unobserved {
+        Unobserved::none()
+    }
+
+    fn pieces(ps: &[MultiPolygon<f64>]) -> Unobserved {
+        Unobserved::new(ps.iter().flat_map(|p| p.0.clone()).collect())
     }
 
     fn cells(ids: &[&str]) -> BTreeSet<String> {
@@ -375,12 +438,55 @@ mod tests {
     #[test]
     fn a_case_under_cloud_is_not_declared_unseen() {
         let a = case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0));
-        let cloud = rect(-5.0, -5.0, 7.0, 15.0);
+        let cloud = pieces(&[rect(-5.0, -5.0, 7.0, 15.0)]);
         let plan = plan_matches(std::slice::from_ref(&a), &[], &cells(&["c1"]), &cloud, 0.3);
         assert!(plan.not_seen.is_empty());
-        let haze = rect(-5.0, -5.0, 3.0, 15.0);
+        let haze = pieces(&[rect(-5.0, -5.0, 3.0, 15.0)]);
         let plan = plan_matches(&[a], &[], &cells(&["c1"]), &haze, 0.3);
         assert_eq!(plan.not_seen, vec!["A".to_string()]);
+    }
+
+    #[test]
+    fn overlapping_pieces_count_once_and_far_ones_not_at_all() {
+        let a = rect(0.0, 0.0, 10.0, 10.0);
+        // Two pieces over the same left 40 %, and one far away.
+        let two = pieces(&[
+            rect(-5.0, -5.0, 4.0, 15.0),
+            rect(-1.0, -1.0, 4.0, 11.0),
+            rect(100.0, 100.0, 200.0, 200.0),
+        ]);
+        assert!((covered_share(&a, &two) - 0.4).abs() < 1e-9);
+        // Pieces meeting inside the case add up; a county of pieces elsewhere adds nothing.
+        let mut many = vec![rect(0.0, 0.0, 3.0, 10.0), rect(3.0, 0.0, 6.0, 10.0)];
+        for k in 0..2000 {
+            let x = 1000.0 + 20.0 * k as f64;
+            many.push(rect(x, 0.0, x + 10.0, 10.0));
+        }
+        assert!((covered_share(&a, &pieces(&many)) - 0.6).abs() < 1e-9);
+        assert_eq!(covered_share(&a, &none()), 0.0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The share under the indexed pieces is the share under their whole union.
+        #[test]
+        fn the_share_under_the_pieces_is_the_share_under_their_union(
+            boxes in proptest::collection::vec((0.0f64..40.0, 0.0f64..40.0, 1.0f64..15.0, 1.0f64..15.0), 0..12),
+            case in (0.0f64..40.0, 0.0f64..40.0, 1.0f64..20.0, 1.0f64..20.0),
+        ) {
+            let rects: Vec<MultiPolygon<f64>> =
+                boxes.iter().map(|(x, y, w, h)| rect(*x, *y, x + w, y + h)).collect();
+            let a = rect(case.0, case.1, case.0 + case.2, case.1 + case.3);
+            let whole = geo::unary_union(rects.iter().flat_map(|m| m.0.iter()));
+            let expected = if whole.0.is_empty() {
+                0.0
+            } else {
+                (a.intersection(&whole).unsigned_area() / a.unsigned_area()).clamp(0.0, 1.0)
+            };
+            // Boolean operations snap to a grid scaled to their inputs' extent, which differs
+            // between the two: the same share to a millionth.
+            prop_assert!((covered_share(&a, &pieces(&rects)) - expected).abs() < 1e-6);
+        }
     }
 
     /// A small model of the store for property tests: applies a plan like `commit_findings`.

@@ -24,7 +24,7 @@ pub use lock::{acquire, RunLock};
 use chrono::NaiveDate;
 use error::sql;
 use geo::MultiPolygon;
-use matching::{plan_matches, Decision, KnownCase, NewFinding};
+use matching::{plan_matches, Decision, KnownCase, NewFinding, Unobserved};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -736,23 +736,17 @@ impl Store {
         unobserved_wkt: &[String],
     ) -> Result<Vec<CaseAssignment>, StoreError> {
         validate_context(ctx)?;
-        let mut unobserved = MultiPolygon(Vec::new());
+        let mut pieces = Vec::new();
         for (i, text) in unobserved_wkt.iter().enumerate() {
             let mp = parse_polygons(text).map_err(|detail| StoreError::Invalid {
                 what: "unobserved area",
                 value: format!("polygon {i}"),
                 detail,
             })?;
-            unobserved.0.extend(mp.0);
+            pieces.extend(mp.0);
         }
-        // Overlapping pieces would count twice in areas: dissolve them.
-        if unobserved.0.len() > 1 {
-            use geo::BooleanOps;
-            let pieces = std::mem::take(&mut unobserved.0);
-            for p in pieces {
-                unobserved = unobserved.union(&MultiPolygon(vec![p]));
-            }
-        }
+        // Overlapping pieces count once: each case dissolves those under it.
+        let unobserved = Unobserved::new(pieces);
         let mut seen_ids: HashMap<&str, &str> = HashMap::new();
         let mut new_findings = Vec::with_capacity(findings.len());
         for f in findings {
