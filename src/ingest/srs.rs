@@ -91,6 +91,48 @@ pub fn same_crs(a: &SpatialRef, b: &SpatialRef) -> bool {
     a == b
 }
 
+/// The legacy Chinese datum a CRS is on (Beijing 1954, New Beijing, Xian 1980), if any, read from
+/// its WKT (EPSG's `Xian 1980` and an ArcGIS `.prj`'s `D_Xian_1980` alike).
+pub fn legacy_datum(srs: &SpatialRef) -> Option<&'static str> {
+    let wkt = srs.to_wkt().ok()?.to_ascii_lowercase().replace('_', " ");
+    [
+        ("new beijing", "New Beijing"),
+        ("beijing 1954", "Beijing 1954"),
+        ("xian 1980", "Xian 1980"),
+    ]
+    .into_iter()
+    .find(|(key, _)| wkt.contains(key))
+    .map(|(_, name)| name)
+}
+
+/// What is wrong with transforming coordinates between `from` and `to` when one of them is on a
+/// legacy Chinese datum and the other is not on the same: PROJ converts Xian 1980 by its
+/// ellipsoid alone and Beijing 1954 by a country-wide approximation, where the offsets to CGCS2000
+/// or WGS 84 run to tens of metres and are converted with a province's own parameters. `None`
+/// when both are on the same datum or neither is legacy.
+pub fn legacy_datum_problem(from: &SpatialRef, to: &SpatialRef) -> Option<String> {
+    let (a, b) = (legacy_datum(from), legacy_datum(to));
+    if a == b {
+        return None;
+    }
+    let datum = a.or(b)?;
+    let what = if a.is_some() {
+        format!("{datum} coordinates converted to another datum")
+    } else {
+        format!("coordinates converted to {datum}")
+    };
+    Some(format!(
+        "{what} without the province's conversion parameters (PROJ has none for {datum}: {}), \
+         which can leave them metres to tens of metres off; convert the data to CGCS2000 with \
+         the official parameters first",
+        if datum == "Xian 1980" {
+            "only the ellipsoid changes"
+        } else {
+            "a country-wide approximation"
+        }
+    ))
+}
+
 /// A coordinate transformation between two CRSs in traditional axis order.
 pub fn transform(from: &SpatialRef, to: &SpatialRef) -> gdal::errors::Result<CoordTransform> {
     let mut f = from.clone();
@@ -112,6 +154,40 @@ pub fn transform_points(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_datums_are_recognised_and_their_conversion_is_called_approximate() {
+        let xian = parse_crs("EPSG:2385").unwrap();
+        let beijing = parse_crs("EPSG:2437").unwrap();
+        let cgcs = parse_crs("EPSG:4549").unwrap();
+        assert_eq!(legacy_datum(&xian), Some("Xian 1980"));
+        assert_eq!(legacy_datum(&beijing), Some("Beijing 1954"));
+        assert_eq!(legacy_datum(&cgcs), None);
+        assert_eq!(legacy_datum(&parse_crs("EPSG:32651").unwrap()), None);
+        // An ArcGIS .prj names the datum its own way.
+        let esri = SpatialRef::from_esri(
+            "PROJCS[\"Xian_1980_3_Degree_GK_CM_120E\",GEOGCS[\"GCS_Xian_1980\",DATUM[\"D_Xian_1980\",\
+             SPHEROID[\"Xian_1980\",6378140.0,298.257]],PRIMEM[\"Greenwich\",0.0],\
+             UNIT[\"Degree\",0.0174532925199433]],PROJECTION[\"Gauss_Kruger\"],\
+             PARAMETER[\"False_Easting\",500000.0],PARAMETER[\"False_Northing\",0.0],\
+             PARAMETER[\"Central_Meridian\",120.0],PARAMETER[\"Scale_Factor\",1.0],\
+             PARAMETER[\"Latitude_Of_Origin\",0.0],UNIT[\"Meter\",1.0]]",
+        )
+        .unwrap();
+        assert_eq!(legacy_datum(&esri), Some("Xian 1980"));
+        let p = legacy_datum_problem(&xian, &cgcs).unwrap();
+        assert!(
+            p.contains("Xian 1980 coordinates converted to another") && p.contains("ellipsoid"),
+            "{p}"
+        );
+        let p = legacy_datum_problem(&cgcs, &beijing).unwrap();
+        assert!(p.contains("coordinates converted to Beijing 1954"), "{p}");
+        assert_eq!(legacy_datum_problem(&xian, &esri), None);
+        assert_eq!(
+            legacy_datum_problem(&cgcs, &parse_crs("EPSG:32651").unwrap()),
+            None
+        );
+    }
 
     #[test]
     fn names_epsg_and_keeps_lon_lat_order() {

@@ -347,6 +347,13 @@ fn read_layer_of(
                 path: path.to_path_buf(),
                 detail: format!("cannot transform layer {layer_name} to {target_crs}: {e}"),
             })?;
+            if let Some(problem) = srs::legacy_datum_problem(&src_srs, &target) {
+                tracing::warn!(
+                    "{}: layer '{layer_name}' into {}: {problem}",
+                    path.display(),
+                    srs::short(target_crs)
+                );
+            }
             (srs::describe(&src_srs).label(), Some(ct))
         }
     };

@@ -334,6 +334,35 @@ struct ObsCell {
     no_valid_pixels: bool,
 }
 
+/// Warns, once per CRS, of imagery read onto a grid across a legacy Chinese datum (Xian 1980,
+/// Beijing 1954): see [`crate::ingest::srs::legacy_datum_problem`].
+fn legacy_datum_warnings(entries: &[&CatalogEntry], grid_crs: &str) {
+    use crate::ingest::srs;
+    let Ok(grid) = srs::parse_crs(grid_crs) else {
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for e in entries {
+        let Some(crs) = e.info.as_ref().and_then(|i| i.crs.as_ref()) else {
+            continue;
+        };
+        if !seen.insert(crs.wkt.clone()) {
+            continue;
+        }
+        let Ok(from) = srs::parse_crs(&crs.wkt) else {
+            continue;
+        };
+        if let Some(problem) = srs::legacy_datum_problem(&from, &grid) {
+            tracing::warn!(
+                "{} (and any other imagery in {}) onto the grid in {}: {problem}",
+                e.path.display(),
+                crs.name,
+                srs::short(grid_crs)
+            );
+        }
+    }
+}
+
 /// Gives the calling thread the lowest scheduling priority (nice 19): a content hash computed
 /// beside detection then takes the cores only when the workers leave them idle (waiting for a
 /// date's reader, the last cells), instead of slowing every cell down — at equal priority the
@@ -606,6 +635,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         },
         &all,
     )?;
+    legacy_datum_warnings(&all, &grid.crs);
     let pixel_area = super::detect::pixel_area_m2(&grid);
     let m2_per_unit2 = pixel_area / grid.pixel_area().max(1e-300);
     let infos: Vec<&crate::ingest::RasterInfo> = std::iter::once(before)

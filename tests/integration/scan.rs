@@ -1444,6 +1444,83 @@ fn a_shapefile_without_its_prj_is_refused_with_its_likely_crs_and_read_in_the_st
 }
 
 #[test]
+fn data_on_a_legacy_chinese_datum_is_warned_of() {
+    // Parcels still in Xian 1980 (older survey data): PROJ converts them to the imagery's
+    // CGCS2000 by the ellipsoid alone, where the real offset runs to tens of metres. Each
+    // conversion across the datum says so; the findings are those of the original parcels (the
+    // layer was made by the same conversion).
+    let src = scene(1024, 3);
+    let dir = scratch("scan-xian-1980");
+    let xian = dir.join("xian.gpkg");
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-f", "GPKG", "-t_srs", "EPSG:2385"])
+        .arg(&xian)
+        .arg(src.join("parcels.gpkg"))
+        .arg("parcels")
+        .status();
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "ogr2ogr failed"
+    );
+    let cfg = src.join("landwatch.toml");
+    let base = dir.join("base");
+    let o = run(scan_json(&cfg, &base));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("Xian 1980"), "{}", stderr(&o));
+    // The config pins the grid in CGCS2000: the parcels are converted.
+    let pinned = dir.join("pinned");
+    let o = run([
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--parcels",
+        xian.to_str().unwrap(),
+        "--out",
+        pinned.to_str().unwrap(),
+        "--json",
+        "--no-packets",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("xian.gpkg: layer 'parcels' into EPSG:4549: Xian 1980 coordinates converted")
+            && e.contains("tens of metres"),
+        "{e}"
+    );
+    assert_eq!(findings_of(&pinned), findings_of(&base));
+    // Ad hoc, the grid takes the parcels' Xian 1980: the permits and the imagery are converted.
+    let imagery = src.join("imagery");
+    let adhoc = dir.join("adhoc");
+    let o = run([
+        "scan",
+        "--before",
+        imagery.join("before").to_str().unwrap(),
+        "--after",
+        imagery.join("after").to_str().unwrap(),
+        "--parcels",
+        xian.to_str().unwrap(),
+        "--permits",
+        src.join("permits.gpkg").to_str().unwrap(),
+        "--out",
+        adhoc.to_str().unwrap(),
+        "--json",
+        "--no-packets",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "permits.gpkg: layer 'permits' into EPSG:2385: coordinates converted to Xian 1980"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("onto the grid in EPSG:2385: coordinates converted to Xian 1980"),
+        "{e}"
+    );
+}
+
+#[test]
 fn permits_whose_use_the_rules_do_not_name_are_named() {
     // A register in Chinese: 建设用地 and 临时用地 are the rules' construction and temporary
     // use; 规划许可 is no permitted use the rules name, so its permits explain nothing.
