@@ -11,6 +11,7 @@ use crate::grid::{Bounds, GridDef};
 use crate::ingest::catalog::{CatalogEntry, CatalogOptions};
 use crate::ingest::plan::bounds_in_crs;
 use crate::ingest::{catalog_paths, group_observations, IngestError, Observation};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -164,6 +165,46 @@ pub fn observation_bounds(
     Ok(out)
 }
 
+/// The acquisition times of an observation's files with their footprints in `grid_crs` (files
+/// without a date, or whose footprint cannot be placed, are left out).
+pub fn dated_footprints(obs: &Observation, grid_crs: &str) -> Vec<(Bounds, NaiveDateTime)> {
+    obs.sources
+        .sources
+        .iter()
+        .filter_map(|s| {
+            let t = s.info.acquired.as_ref()?.time;
+            let b = bounds_in_crs(&s.info, &s.path, grid_crs).ok()?;
+            Some((b, t))
+        })
+        .collect()
+}
+
+/// When the imagery under `area` was taken: the latest acquisition time among the files whose
+/// footprints overlap it, so that a finding on a tile of 12 April is not dated by another tile's
+/// 2 May; `None` when no dated file does.
+pub fn acquired_over(
+    footprints: &[(Bounds, NaiveDateTime)],
+    area: &Bounds,
+) -> Option<NaiveDateTime> {
+    footprints
+        .iter()
+        .filter(|(b, _)| b.intersection(area).is_some())
+        .map(|(_, t)| *t)
+        .max()
+}
+
+/// The bounds of a polygon's bounding box (`None` for an empty one).
+pub fn bounds_of(p: &geo::MultiPolygon<f64>) -> Option<Bounds> {
+    use geo::BoundingRect;
+    let r = p.bounding_rect()?;
+    Some(Bounds::from_corners(
+        r.min().x,
+        r.min().y,
+        r.max().x,
+        r.max().y,
+    ))
+}
+
 /// Groups usable entries into observations, refusing an empty date.
 pub fn observations_of(
     entries: &[CatalogEntry],
@@ -232,5 +273,37 @@ pub fn crash_point(name: &str) {
         loop {
             std::thread::sleep(std::time::Duration::from_secs(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imagery_under_an_area_is_dated_by_the_files_there() {
+        let day = |d: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 4, d)
+                .unwrap()
+                .and_hms_opt(2, 48, 0)
+                .unwrap()
+        };
+        // Two tiles side by side, of the 12th and the 30th.
+        let tiles = [
+            (Bounds::from_corners(0.0, 0.0, 100.0, 100.0), day(12)),
+            (Bounds::from_corners(100.0, 0.0, 200.0, 100.0), day(30)),
+        ];
+        let at = |x0, x1| acquired_over(&tiles, &Bounds::from_corners(x0, 10.0, x1, 20.0));
+        assert_eq!(at(10.0, 20.0), Some(day(12)));
+        assert_eq!(at(150.0, 160.0), Some(day(30)));
+        // Across the seam, the later; a touch of an edge is no overlap; outside, none.
+        assert_eq!(at(90.0, 110.0), Some(day(30)));
+        assert_eq!(at(80.0, 100.0), Some(day(12)));
+        assert_eq!(at(300.0, 310.0), None);
+        let square =
+            geo::MultiPolygon::new(vec![geo::Rect::new((1.0, 2.0), (3.0, 5.0)).to_polygon()]);
+        let b = bounds_of(&square).unwrap();
+        assert_eq!((b.min_x, b.min_y, b.max_x, b.max_y), (1.0, 2.0, 3.0, 5.0));
+        assert!(bounds_of(&geo::MultiPolygon::new(vec![])).is_none());
     }
 }

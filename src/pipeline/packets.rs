@@ -100,7 +100,10 @@ fn rgb(img: &CellImage) -> Array3<f32> {
     out
 }
 
-fn acquisition(obs: &Observation, img: &CellImage) -> Acquisition {
+/// The acquisition of the imagery a chip shows: the time of the observation's latest file taken
+/// on the finding's own date (`day`, as the finding is dated by the imagery under it), else the
+/// latest of the files the chip was read from.
+fn acquisition(obs: &Observation, img: &CellImage, day: Option<&str>) -> Acquisition {
     let infos: Vec<_> = img
         .contributing
         .iter()
@@ -109,11 +112,18 @@ fn acquisition(obs: &Observation, img: &CellImage) -> Acquisition {
         .collect();
     let all: Vec<_> = obs.sources.sources.iter().map(|s| &s.info).collect();
     let pick = if infos.is_empty() { &all } else { &infos };
-    Acquisition {
-        acquired_at: pick
-            .iter()
+    let on_day = day.and_then(|day| {
+        all.iter()
             .filter_map(|i| i.acquired.as_ref().map(|a| a.time))
-            .max(),
+            .filter(|t| t.format("%Y-%m-%d").to_string() == day)
+            .max()
+    });
+    Acquisition {
+        acquired_at: on_day.or_else(|| {
+            pick.iter()
+                .filter_map(|i| i.acquired.as_ref().map(|a| a.time))
+                .max()
+        }),
         sensor_kind: obs
             .sensor
             .map(|k| {
@@ -302,8 +312,8 @@ fn one_packet(
         area_mu: f.area_mu,
         confidence: f.confidence,
         rule_trace: f.rule_trace.clone(),
-        before: acquisition(&ctx.before, &before),
-        after: acquisition(&ctx.after[oi], &after),
+        before: acquisition(&ctx.before, &before, f.before_date.as_deref()),
+        after: acquisition(&ctx.after[oi], &after, f.after_date.as_deref()),
         sources: srcs,
         working_crs: ctx.grid.crs.clone(),
         change_polygon: f.polygon.clone(),

@@ -122,9 +122,10 @@ pub struct Finding {
     pub observation: String,
     /// Other observations that saw it too.
     pub also_seen_by: Vec<String>,
-    /// Before date.
+    /// The day the before imagery under it was taken (the latest of its files there).
     pub before_date: Option<String>,
-    /// After date.
+    /// The day the after imagery under it was taken (the latest of its files there); permits
+    /// were judged on it.
     pub after_date: Option<String>,
     /// Permits consulted.
     pub permits: Vec<String>,
@@ -173,7 +174,7 @@ pub struct ObservationReport {
     pub name: String,
     /// Its rasters.
     pub sources: Vec<String>,
-    /// Latest acquisition among its rasters.
+    /// The day its rasters were taken, or the span of days (`2026-10-14/2026-10-20`).
     pub after_date: Option<String>,
     /// Regions found (land use and cycles).
     pub regions: usize,
@@ -194,7 +195,7 @@ pub struct ScanReport {
     pub working_crs: String,
     /// The grid.
     pub grid: GridDef,
-    /// Before date (latest before acquisition).
+    /// The day the before imagery was taken, or the span of days (`2026-04-12/2026-05-02`).
     pub before_date: Option<String>,
     /// Observations of the after date(s).
     pub observations: Vec<ObservationReport>,
@@ -428,6 +429,24 @@ fn fill_hashes(
         })?;
     }
     Ok(())
+}
+
+/// The days an observation's files were taken: `2026-04-12`, or `2026-04-12/2026-05-02` (an ISO
+/// 8601 interval) when they differ.
+fn date_span(obs: &Observation) -> Option<String> {
+    let days = obs
+        .sources
+        .sources
+        .iter()
+        .filter_map(|s| s.info.acquired.as_ref().map(|a| a.time.date()));
+    let (first, last) = days.fold(None, |acc: Option<(NaiveDate, NaiveDate)>, d| {
+        Some(acc.map_or((d, d), |(a, b)| (a.min(d), b.max(d))))
+    })?;
+    Some(if first == last {
+        first.format("%Y-%m-%d").to_string()
+    } else {
+        format!("{}/{}", first.format("%Y-%m-%d"), last.format("%Y-%m-%d"))
+    })
 }
 
 fn latest(obs: &Observation) -> Option<NaiveDateTime> {
@@ -801,7 +820,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 detector: job.detector.name(),
                 working_crs: working_crs.clone(),
                 grid: grid.clone(),
-                before_date: latest(before).map(|d| d.format("%Y-%m-%d").to_string()),
+                before_date: date_span(before),
                 observations: Vec::new(),
                 cells_scanned: 0,
                 cells_unchanged,
@@ -1189,6 +1208,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
 
     // Regions per observation, then overlay and rules.
     let before_date = latest(before);
+    // Each finding is dated by the imagery under it (files of one observation may be of
+    // several days): permits are judged on its after date.
+    let before_footprints = super::dated_footprints(before, &grid.crs);
     let mut findings: Vec<Finding> = Vec::new();
     let mut obs_reports = Vec::new();
     let mut region_features = Vec::new();
@@ -1204,6 +1226,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let after_day = after_dt
             .map(|d| d.date())
             .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let after_footprints = super::dated_footprints(obs, &grid.crs);
         if after_dt.is_none() {
             skipped.push(Skipped {
                 what: obs.name.clone(),
@@ -1235,7 +1258,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 .iter()
                 .map(|s| s.path.display().to_string())
                 .collect(),
-            after_date: after_dt.map(|d| d.format("%Y-%m-%d").to_string()),
+            after_date: date_span(obs),
             regions: merged.len(),
             land_use_regions: merged
                 .iter()
@@ -1324,6 +1347,18 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             } else {
                 0.0
             };
+            // The imagery under the change: its own dates where its files differ in date.
+            let area = super::bounds_of(&union);
+            let dated = |fp: &[(crate::grid::Bounds, NaiveDateTime)], all: Option<NaiveDateTime>| {
+                area.as_ref()
+                    .and_then(|a| super::acquired_over(fp, a))
+                    .or(all)
+            };
+            let (before_here, after_here) = (
+                dated(&before_footprints, before_date),
+                dated(&after_footprints, after_dt),
+            );
+            let after_day = after_here.map_or(after_day, |d| d.date());
             let piece = pieces(
                 &union,
                 t,
@@ -1364,8 +1399,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 piece.parcel_fraction,
                 confidence,
                 obs,
-                before_date,
-                after_dt,
+                before_here,
+                after_here,
                 piece
                     .permits
                     .iter()
@@ -1440,7 +1475,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         detector: job.detector.name(),
         working_crs: working_crs.clone(),
         grid: grid.clone(),
-        before_date: before_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        before_date: date_span(before),
         observations: obs_reports,
         cells_scanned: cells.len(),
         cells_unchanged,

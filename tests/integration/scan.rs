@@ -1521,6 +1521,129 @@ fn data_on_a_legacy_chinese_datum_is_warned_of() {
 }
 
 #[test]
+fn each_finding_is_dated_by_the_imagery_under_it() {
+    // A mosaic's tiles are often of several days: here one before tile of 2 May among tiles of
+    // 12 April, and one after tile of 20 October among tiles of 14 October. A finding is dated
+    // by the tiles under it (its evidence packet too), and permits are judged on that date; the
+    // summary gives each date's span.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-tile-dates");
+    let imagery = dir.join("imagery");
+    for sub in ["before", "after", "drone"] {
+        std::fs::create_dir_all(imagery.join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join("imagery").join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), imagery.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    for (tile, when) in [
+        ("before/before_r1c1.tif", "2026-05-02T02:40:00"),
+        ("after/after_r0c1.tif", "2026-10-20T02:55:00"),
+    ] {
+        let path = imagery.join(tile);
+        let mut ds = Dataset::open_ex(
+            &path,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
+                    | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        gdal::Metadata::set_metadata_item(&mut ds, "ACQUISITION_DATE", when, "").unwrap();
+    }
+    let cfg = dir.join("landwatch.toml");
+    let text = std::fs::read_to_string(src.join("landwatch.toml"))
+        .unwrap()
+        .replace(
+            "\"parcels.gpkg\"",
+            &format!("{:?}", src.join("parcels.gpkg")),
+        )
+        .replace(
+            "\"permits.gpkg\"",
+            &format!("{:?}", src.join("permits.gpkg")),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.join("out");
+    let o = run([
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert_eq!(s["before_date"], "2026-04-12/2026-05-02", "{s}");
+    let satellite = s["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "satellite")
+        .unwrap();
+    assert_eq!(satellite["after_date"], "2026-10-14/2026-10-20", "{s}");
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let dates: Vec<(String, String, String)> = fc["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let p = &f["properties"];
+            (
+                p["parcel_id"].as_str().unwrap().to_string(),
+                p["before_date"].as_str().unwrap().to_string(),
+                p["after_date"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // The red-line buildings lie on the re-dated before tile; others on the April tiles; some
+    // findings on the October 20 tile and some on the October 14 ones.
+    for (parcel, before, _) in &dates {
+        let expected = if parcel == "WJ-000106" || parcel == "WJ-000107" {
+            "2026-05-02"
+        } else {
+            "2026-04-12"
+        };
+        assert_eq!(before, expected, "{parcel}: {dates:?}");
+    }
+    for day in ["2026-10-14", "2026-10-20"] {
+        assert!(dates.iter().any(|d| d.2 == day), "{day}: {dates:?}");
+    }
+    // Each packet says what its finding says.
+    let mut packets = 0;
+    for e in std::fs::read_dir(out.join("packets")).unwrap() {
+        let f: Value = serde_json::from_str(
+            &std::fs::read_to_string(e.unwrap().path().join("finding.geojson")).unwrap(),
+        )
+        .unwrap();
+        let change = f["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["properties"]["role"] == "change")
+            .unwrap()["properties"]
+            .clone();
+        let own = dates
+            .iter()
+            .find(|d| d.0 == change["parcel_id"].as_str().unwrap())
+            .unwrap();
+        let (before, after) = (
+            change["before_date"].as_str().unwrap(),
+            change["after_date"].as_str().unwrap(),
+        );
+        assert!(
+            before.starts_with(&own.1) && after.starts_with(&own.2),
+            "{change} {own:?}"
+        );
+        packets += 1;
+    }
+    assert_eq!(packets, dates.len());
+}
+
+#[test]
 fn permits_whose_use_the_rules_do_not_name_are_named() {
     // A register in Chinese: 建设用地 and 临时用地 are the rules' construction and temporary
     // use; 规划许可 is no permitted use the rules name, so its permits explain nothing.
