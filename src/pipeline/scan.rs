@@ -431,6 +431,49 @@ fn fill_hashes(
     Ok(())
 }
 
+/// Keeps one before observation, the one of most files (the first of them on a tie): every
+/// after observation is compared with it. The others (before imagery of another sensor or other
+/// bands, such as a drone flight among satellite tiles) are named as skipped input.
+fn one_before(before: &mut Vec<Observation>) -> Vec<Skipped> {
+    if before.len() < 2 {
+        return Vec::new();
+    }
+    let keep = (0..before.len())
+        .rev()
+        .max_by_key(|&i| before[i].sources.sources.len())
+        .unwrap_or(0);
+    let kept = before.swap_remove(keep);
+    let skipped = before
+        .drain(..)
+        .map(|o| {
+            let message = format!(
+                "before observation '{}' ({} file(s): {}) is not used: a scan compares every after \
+                 observation with one before observation, here '{}' ({} file(s), of another \
+                 sensor or other bands); scan the other before imagery in a run of its own, with \
+                 after imagery of its kind",
+                o.name,
+                o.sources.sources.len(),
+                o.sources
+                    .sources
+                    .iter()
+                    .map(|s| s.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                kept.name,
+                kept.sources.sources.len()
+            );
+            tracing::warn!("skipped {message}");
+            Skipped {
+                what: o.name.clone(),
+                kind: "unused_before".into(),
+                message,
+            }
+        })
+        .collect();
+    before.push(kept);
+    skipped
+}
+
 /// The days an observation's files were taken: `2026-04-12`, or `2026-04-12/2026-05-02` (an ISO
 /// 8601 interval) when they differ.
 fn date_span(obs: &Observation) -> Option<String> {
@@ -596,6 +639,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         tracing::warn!("skipped {}", s.message);
     }
     let mut before_obs = group_observations(&before_entries);
+    skipped.extend(one_before(&mut before_obs));
     let after_obs = group_observations(&after_entries);
     let Some(before) = before_obs.first() else {
         return Err(PipelineError::Inputs(

@@ -1644,6 +1644,47 @@ fn each_finding_is_dated_by_the_imagery_under_it() {
 }
 
 #[test]
+fn before_imagery_of_a_second_sensor_is_named_as_unused() {
+    // A drone flight of the spring among the satellite tiles of the before date: a scan compares
+    // every after observation with one before observation; the other is named, not a failure
+    // (it was "no content hash was computed", exit 1).
+    let src = scene(1024, 3);
+    let dir = scratch("scan-two-befores");
+    let drone = dir.join("drone_before.tif");
+    let mut ds = copy_for_update(&src.join("imagery/drone/drone_after.tif"), &drone);
+    gdal::Metadata::set_metadata_item(&mut ds, "ACQUISITION_DATE", "2026-04-10T03:00:00", "")
+        .unwrap();
+    drop(ds);
+    let cfg = dir.join("landwatch.toml");
+    let text = std::fs::read_to_string(src.join("landwatch.toml"))
+        .unwrap()
+        .replace(
+            "before = [\"imagery/before\"]",
+            &format!("before = [\"imagery/before\", {drone:?}]"),
+        )
+        .replace("\"imagery/", &format!("\"{}/imagery/", src.display()))
+        .replace(
+            "\"parcels.gpkg\"",
+            &format!("{:?}", src.join("parcels.gpkg")),
+        )
+        .replace(
+            "\"permits.gpkg\"",
+            &format!("{:?}", src.join("permits.gpkg")),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let o = run(scan_json(&cfg, &dir.join("out")));
+    let s = skipped_once(&o, "unused_before", "drone");
+    assert!(
+        s.to_string().contains("drone_before.tif") && s.to_string().contains("'satellite'"),
+        "{s}"
+    );
+    let base = dir.join("base");
+    let o = run(scan_json(&src.join("landwatch.toml"), &base));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(findings_of(&dir.join("out")), findings_of(&base));
+}
+
+#[test]
 fn permits_whose_use_the_rules_do_not_name_are_named() {
     // A register in Chinese: 建设用地 and 临时用地 are the rules' construction and temporary
     // use; 规划许可 is no permitted use the rules name, so its permits explain nothing.
