@@ -2323,7 +2323,8 @@ fn make_finding(
 }
 
 /// Two observations (a drone flight and a satellite scene) can see the same change: keep the one
-/// from the latest observation (then the most confident) and note the other.
+/// from the latest imagery (the finding's own after date, then the latest observation, then the
+/// most confident) and note the other.
 fn dedupe(mut findings: Vec<Finding>, obs: &[Observation]) -> Vec<Finding> {
     let rank: HashMap<&str, (Option<NaiveDateTime>, usize)> = obs
         .iter()
@@ -2332,8 +2333,8 @@ fn dedupe(mut findings: Vec<Finding>, obs: &[Observation]) -> Vec<Finding> {
         .collect();
     findings.sort_by(|a, b| {
         let (ra, rb) = (
-            rank.get(a.observation.as_str()),
-            rank.get(b.observation.as_str()),
+            (&a.after_date, rank.get(a.observation.as_str())),
+            (&b.after_date, rank.get(b.observation.as_str())),
         );
         rb.cmp(&ra)
             .then(b.confidence.total_cmp(&a.confidence))

@@ -395,16 +395,7 @@ fn parcels_in_another_crs_are_reprojected() {
     let work = scratch("scan-crs");
     // The parcels as GeoJSON in WGS84, with the scene's config (which pins EPSG:4549): the
     // findings agree with a run on the original parcels.
-    let status = std::process::Command::new("ogr2ogr")
-        .args(["-t_srs", "EPSG:4326", "-f", "GeoJSON"])
-        .arg(work.join("parcels.geojson"))
-        .arg(dir.join("parcels.gpkg"))
-        .status();
-    // ogr2ogr comes with GDAL (gdal-bin, installed by scripts/setup).
-    assert!(
-        status.map(|s| s.success()).unwrap_or(false),
-        "ogr2ogr failed"
-    );
+    parcels_converted(&dir, &work.join("parcels.geojson"), "GeoJSON", "EPSG:4326");
     let cfg = std::fs::read_to_string(dir.join("landwatch.toml")).unwrap();
     let cfg = cfg
         .replace(
@@ -1373,6 +1364,48 @@ fn a_gbk_shapefile_of_the_land_survey_is_read_as_written() {
     );
 }
 
+/// The scene's parcels written by ogr2ogr into `dst` (driver `driver`) in `crs`.
+fn parcels_converted(src: &Path, dst: &Path, driver: &str, crs: &str) {
+    // ogr2ogr comes with GDAL (gdal-bin, installed by scripts/setup).
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-f", driver, "-t_srs", crs])
+        .arg(dst)
+        .arg(src.join("parcels.gpkg"))
+        .arg("parcels")
+        .status();
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "ogr2ogr failed"
+    );
+}
+
+/// An ad-hoc `landwatch scan --json --no-packets` (no config) of the scene's imagery and
+/// permits over `parcels`, with `extra` arguments, into `out`.
+fn adhoc_scan(src: &Path, parcels: &Path, extra: &[&str], out: &Path) -> std::process::Output {
+    let imagery = src.join("imagery");
+    let (before, after, drone, permits) = (
+        imagery.join("before"),
+        imagery.join("after"),
+        imagery.join("drone"),
+        src.join("permits.gpkg"),
+    );
+    let mut args = vec![
+        "scan",
+        "--before",
+        before.to_str().unwrap(),
+        "--after",
+        after.to_str().unwrap(),
+        drone.to_str().unwrap(),
+        "--parcels",
+        parcels.to_str().unwrap(),
+        "--permits",
+        permits.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--out", out.to_str().unwrap(), "--json", "--no-packets"]);
+    run(args)
+}
+
 #[test]
 fn a_shapefile_without_its_prj_is_refused_with_its_likely_crs_and_read_in_the_stated_one() {
     // A Third Land Survey layer in CGCS2000 / 3-degree Gauss-Kruger zone 40 (eastings carrying
@@ -1381,16 +1414,7 @@ fn a_shapefile_without_its_prj_is_refused_with_its_likely_crs_and_read_in_the_st
     let src = scene(1024, 3);
     let dir = scratch("scan-no-prj");
     let shp = dir.join("dltb.shp");
-    let status = std::process::Command::new("ogr2ogr")
-        .args(["-f", "ESRI Shapefile", "-t_srs", "EPSG:4528"])
-        .arg(&shp)
-        .arg(src.join("parcels.gpkg"))
-        .arg("parcels")
-        .status();
-    assert!(
-        status.map(|s| s.success()).unwrap_or(false),
-        "ogr2ogr failed"
-    );
+    parcels_converted(&src, &shp, "ESRI Shapefile", "EPSG:4528");
     std::fs::remove_file(shp.with_extension("prj")).unwrap();
     let cfg = src.join("landwatch.toml");
     let (cfg_s, shp_s) = (cfg.to_str().unwrap(), shp.to_str().unwrap());
@@ -1418,26 +1442,8 @@ fn a_shapefile_without_its_prj_is_refused_with_its_likely_crs_and_read_in_the_st
     assert_eq!(findings_of(&dir.join("stated")), findings_of(&base));
     // Ad hoc, without a config: the grid is in the stated CRS (the parcels' by default), the
     // permits in their own, and the findings the same.
-    let imagery = src.join("imagery");
     let adhoc = dir.join("adhoc");
-    let o = run([
-        "scan",
-        "--before",
-        imagery.join("before").to_str().unwrap(),
-        "--after",
-        imagery.join("after").to_str().unwrap(),
-        imagery.join("drone").to_str().unwrap(),
-        "--parcels",
-        shp_s,
-        "--parcels-crs",
-        "EPSG:4528",
-        "--permits",
-        src.join("permits.gpkg").to_str().unwrap(),
-        "--out",
-        adhoc.to_str().unwrap(),
-        "--json",
-        "--no-packets",
-    ]);
+    let o = adhoc_scan(&src, &shp, &["--parcels-crs", "EPSG:4528"], &adhoc);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(json_of(&o)["working_crs"], "EPSG:4528");
     assert_eq!(findings_of(&adhoc), findings_of(&base));
@@ -1452,16 +1458,7 @@ fn data_on_a_legacy_chinese_datum_is_warned_of() {
     let src = scene(1024, 3);
     let dir = scratch("scan-xian-1980");
     let xian = dir.join("xian.gpkg");
-    let status = std::process::Command::new("ogr2ogr")
-        .args(["-f", "GPKG", "-t_srs", "EPSG:2385"])
-        .arg(&xian)
-        .arg(src.join("parcels.gpkg"))
-        .arg("parcels")
-        .status();
-    assert!(
-        status.map(|s| s.success()).unwrap_or(false),
-        "ogr2ogr failed"
-    );
+    parcels_converted(&src, &xian, "GPKG", "EPSG:2385");
     let cfg = src.join("landwatch.toml");
     let base = dir.join("base");
     let o = run(scan_json(&cfg, &base));
@@ -1489,23 +1486,7 @@ fn data_on_a_legacy_chinese_datum_is_warned_of() {
     );
     assert_eq!(findings_of(&pinned), findings_of(&base));
     // Ad hoc, the grid takes the parcels' Xian 1980: the permits and the imagery are converted.
-    let imagery = src.join("imagery");
-    let adhoc = dir.join("adhoc");
-    let o = run([
-        "scan",
-        "--before",
-        imagery.join("before").to_str().unwrap(),
-        "--after",
-        imagery.join("after").to_str().unwrap(),
-        "--parcels",
-        xian.to_str().unwrap(),
-        "--permits",
-        src.join("permits.gpkg").to_str().unwrap(),
-        "--out",
-        adhoc.to_str().unwrap(),
-        "--json",
-        "--no-packets",
-    ]);
+    let o = adhoc_scan(&src, &xian, &[], &dir.join("adhoc"));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
@@ -1641,6 +1622,65 @@ fn each_finding_is_dated_by_the_imagery_under_it() {
         packets += 1;
     }
     assert_eq!(packets, dates.len());
+}
+
+#[test]
+fn of_two_observations_the_newer_imagery_under_a_change_decides() {
+    // The drone flew on 16 October over a parcel the satellite saw on 14 October; another of the
+    // satellite's tiles, elsewhere, is of 20 October. The drone's view of the parcel is the newer
+    // one and decides (the satellite reads that excavation as a building).
+    let src = scene(1024, 3);
+    let dir = scratch("scan-newer-view");
+    let later = dir.join("after_r0c2.tif");
+    let mut ds = copy_for_update(&src.join("imagery/after/after_r0c2.tif"), &later);
+    gdal::Metadata::set_metadata_item(&mut ds, "ACQUISITION_DATE", "2026-10-20T02:55:00", "")
+        .unwrap();
+    drop(ds);
+    let after: Vec<std::path::PathBuf> = ["after/after_r0c0.tif", "after/after_r0c1.tif"]
+        .iter()
+        .map(|t| src.join("imagery").join(t))
+        .chain([later.clone()])
+        .collect();
+    let cfg = dir.join("landwatch.toml");
+    let list = |v: &[std::path::PathBuf]| {
+        v.iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = std::fs::read_to_string(src.join("landwatch.toml"))
+        .unwrap()
+        .replace(
+            "after = [\"imagery/after\", \"imagery/drone\"]",
+            &format!("after = [{}, \"imagery/drone\"]", list(&after)),
+        )
+        .replace("\"imagery/", &format!("\"{}/imagery/", src.display()))
+        .replace(
+            "\"parcels.gpkg\"",
+            &format!("{:?}", src.join("parcels.gpkg")),
+        )
+        .replace(
+            "\"permits.gpkg\"",
+            &format!("{:?}", src.join("permits.gpkg")),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.join("out");
+    let o = run(scan_json(&cfg, &out));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let f = fc["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["properties"])
+        .find(|p| p["parcel_id"] == "WJ-000019")
+        .unwrap();
+    assert_eq!(f["observation"], "drone", "{f}");
+    assert_eq!(f["after_date"], "2026-10-16", "{f}");
+    assert_eq!(f["also_seen_by"], serde_json::json!(["satellite"]), "{f}");
+    assert_eq!(f["kind"], "excavation", "{f}");
 }
 
 #[test]
