@@ -687,6 +687,12 @@ fn copy_for_update(src: &Path, dst: &Path) -> Dataset {
     .unwrap()
 }
 
+/// A copy of `src` taken, by its metadata, at `when` (`2026-10-20T02:55:00`).
+fn redated(src: &Path, dst: &Path, when: &str) {
+    let mut ds = copy_for_update(src, dst);
+    gdal::Metadata::set_metadata_item(&mut ds, "ACQUISITION_DATE", when, "").unwrap();
+}
+
 /// A copy of `src` whose georeferencing puts it `dx` metres further east (a file of another place).
 fn moved_east(src: &Path, dst: &Path, dx: f64) {
     let mut ds = copy_for_update(src, dst);
@@ -1521,17 +1527,7 @@ fn each_finding_is_dated_by_the_imagery_under_it() {
         ("before/before_r1c1.tif", "2026-05-02T02:40:00"),
         ("after/after_r0c1.tif", "2026-10-20T02:55:00"),
     ] {
-        let path = imagery.join(tile);
-        let mut ds = Dataset::open_ex(
-            &path,
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
-                    | gdal::GdalOpenFlags::GDAL_OF_RASTER,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        gdal::Metadata::set_metadata_item(&mut ds, "ACQUISITION_DATE", when, "").unwrap();
+        redated(&src.join("imagery").join(tile), &imagery.join(tile), when);
     }
     let cfg = dir.join("landwatch.toml");
     let text = std::fs::read_to_string(src.join("landwatch.toml"))
@@ -1632,10 +1628,11 @@ fn of_two_observations_the_newer_imagery_under_a_change_decides() {
     let src = scene(1024, 3);
     let dir = scratch("scan-newer-view");
     let later = dir.join("after_r0c2.tif");
-    let mut ds = copy_for_update(&src.join("imagery/after/after_r0c2.tif"), &later);
-    gdal::Metadata::set_metadata_item(&mut ds, "ACQUISITION_DATE", "2026-10-20T02:55:00", "")
-        .unwrap();
-    drop(ds);
+    redated(
+        &src.join("imagery/after/after_r0c2.tif"),
+        &later,
+        "2026-10-20T02:55:00",
+    );
     let after: Vec<std::path::PathBuf> = ["after/after_r0c0.tif", "after/after_r0c1.tif"]
         .iter()
         .map(|t| src.join("imagery").join(t))
@@ -1691,10 +1688,11 @@ fn before_imagery_of_a_second_sensor_is_named_as_unused() {
     let src = scene(1024, 3);
     let dir = scratch("scan-two-befores");
     let drone = dir.join("drone_before.tif");
-    let mut ds = copy_for_update(&src.join("imagery/drone/drone_after.tif"), &drone);
-    gdal::Metadata::set_metadata_item(&mut ds, "ACQUISITION_DATE", "2026-04-10T03:00:00", "")
-        .unwrap();
-    drop(ds);
+    redated(
+        &src.join("imagery/drone/drone_after.tif"),
+        &drone,
+        "2026-04-10T03:00:00",
+    );
     let cfg = dir.join("landwatch.toml");
     let text = std::fs::read_to_string(src.join("landwatch.toml"))
         .unwrap()
