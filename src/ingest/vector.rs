@@ -305,15 +305,21 @@ pub fn crs_hint(min_x: f64, min_y: f64, max_x: f64, max_y: f64) -> String {
         if (25..=45).contains(&z) {
             return format!(
                 "; its eastings carry the number {z} of a 3-degree Gauss-Krüger zone \
-                 (CGCS2000 / 3-degree Gauss-Kruger zone {z}: EPSG:{})",
-                4513 + z - 25
+                 (CGCS2000 / 3-degree Gauss-Kruger zone {z}: EPSG:{}; older data of that zone: \
+                 Xian 1980 EPSG:{}, Beijing 1954 EPSG:{})",
+                4513 + z - 25,
+                2349 + z - 25,
+                2401 + z - 25
             );
         }
         if (13..=23).contains(&z) {
             return format!(
                 "; its eastings carry the number {z} of a 6-degree Gauss-Krüger zone \
-                 (CGCS2000 / Gauss-Kruger zone {z}: EPSG:{})",
-                4491 + z - 13
+                 (CGCS2000 / Gauss-Kruger zone {z}: EPSG:{}; older data of that zone: Xian 1980 \
+                 EPSG:{}, Beijing 1954 EPSG:{})",
+                4491 + z - 13,
+                2327 + z - 13,
+                21413 + z - 13
             );
         }
     }
@@ -453,8 +459,16 @@ mod tests {
         // A Third Land Survey layer of zone 40 (120°E), and one of 6-degree zone 20 (117°E).
         let z40 = hint([40_561_157.5, 3_448_837.5, 40_561_658.5, 3_449_338.5]);
         assert!(z40.contains("zone 40: EPSG:4528"), "{z40}");
+        assert!(
+            z40.contains("Xian 1980 EPSG:2364, Beijing 1954 EPSG:2416"),
+            "{z40}"
+        );
         let z20 = hint([20_400_000.0, 3_400_000.0, 20_500_000.0, 3_500_000.0]);
         assert!(z20.contains("Gauss-Kruger zone 20: EPSG:4498"), "{z20}");
+        assert!(
+            z20.contains("Xian 1980 EPSG:2334, Beijing 1954 EPSG:21420"),
+            "{z20}"
+        );
         let plain = hint([561_157.5, 3_448_837.5, 561_658.5, 3_449_338.5]);
         assert!(plain.contains("EPSG:4549 for 120°E"), "{plain}");
         // Across two zones' numbers, south of the equator, nothing, or no extent: nothing said.
