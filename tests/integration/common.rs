@@ -42,6 +42,16 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Copies the files of `from` (not its subdirectories' contents) into `to`, made if need be.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 /// A synthetic scene generated once per test binary: (size, seed) → directory.
 pub fn scene(size: usize, seed: u64) -> PathBuf {
     type Scenes = std::sync::Mutex<Vec<((usize, u64), PathBuf)>>;

@@ -2,7 +2,7 @@
 //! binary, zips, snapshots of the manifest, the report's structure and a chip, and the report
 //! rendered by headless Chromium.
 
-use crate::common::{run, scratch, stderr, stdout};
+use crate::common::{copy_dir, run, scratch, stderr, stdout};
 use landwatch::evidence::{
     self, example_input, write_packet, PacketInput, PacketOptions, SigningKey, WrittenPacket,
 };
@@ -63,13 +63,6 @@ fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         );
     }
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for (name, bytes) in files_of(from) {
-        std::fs::write(to.join(name), bytes).unwrap();
-    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Issue 4: parcels, permits, rules and the scan, through the binary.
 
-use crate::common::{detect_refuses, run, scene, scratch, stderr, stdout};
+use crate::common::{copy_dir, detect_refuses, run, scene, scratch, stderr, stdout};
 use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
 use gdal::Dataset;
 use serde_json::Value;
@@ -1517,11 +1517,7 @@ fn each_finding_is_dated_by_the_imagery_under_it() {
     let dir = scratch("scan-tile-dates");
     let imagery = dir.join("imagery");
     for sub in ["before", "after", "drone"] {
-        std::fs::create_dir_all(imagery.join(sub)).unwrap();
-        for e in std::fs::read_dir(src.join("imagery").join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), imagery.join(sub).join(e.file_name())).unwrap();
-        }
+        copy_dir(&src.join("imagery").join(sub), &imagery.join(sub));
     }
     for (tile, when) in [
         ("before/before_r1c1.tif", "2026-05-02T02:40:00"),
