@@ -3,7 +3,7 @@
 
 use crate::ingest::vector::{VectorFeature, VectorLayerData};
 use chrono::NaiveDate;
-use geo::{Area, BooleanOps, BoundingRect, MultiPolygon, Rect};
+use geo::{Area, BooleanOps, BoundingRect, Intersects, MultiPolygon, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 use serde::Serialize;
@@ -416,9 +416,10 @@ fn require_fields(
 /// `valid_to`, `parcel_id`). A layer without `permit_id` or `permitted_use` is refused (another
 /// layer given as permits would otherwise permit construction wherever it has polygons); a
 /// feature with either empty is rejected, named in the notes. A permit without an outline — a
-/// register kept as a table, each permit naming its parcel — takes the outline of the parcel of
-/// `parcels` its `parcel_id` names (the permit then covers the whole parcel); one naming no parcel
-/// of `parcels` is rejected and named.
+/// register kept as a table, each permit naming its parcel, or one marking each permit with a point
+/// — takes the outline of the parcel of `parcels` its `parcel_id` names, or for a point naming
+/// none, of the parcel the point lies in (the permit then covers the whole parcel); one that finds
+/// no parcel so is rejected and named.
 pub fn permits_from_layer(
     layer: &VectorLayerData,
     parcels: &[Parcel],
@@ -444,6 +445,8 @@ pub fn permits_from_layer(
         "parcel_id",
     ]
     .map(name);
+    // Parcels by bounding box, built when a pin first needs one.
+    let mut parcel_tree: Option<RectTree> = None;
     let mut out = Vec::new();
     for f in &layer.features {
         let a = &f.attributes;
@@ -478,20 +481,56 @@ pub fn permits_from_layer(
                 continue;
             }
         };
-        let parcel_id = text(a.get(&parcel_field));
-        let footprint = if f.geometry.is_none() && f.repaired.is_none() && no_outline(f) {
-            match parcel_id.as_deref().and_then(|p| outline_of.get(p)) {
-                Some(outline) => (*outline).clone(),
-                None => {
+        let mut parcel_id = text(a.get(&parcel_field));
+        let footprint = if f.geometry.is_none()
+            && f.repaired.is_none()
+            && (no_outline(f) || f.location.is_some())
+        {
+            // The parcel the register names; for a pin naming none, the parcel the pin is in.
+            let named = parcel_id
+                .as_deref()
+                .and_then(|p| outline_of.get(p).copied());
+            let pinned = || {
+                let at = f.location?;
+                let tree = parcel_tree.get_or_insert_with(|| {
+                    rect_tree(parcels.iter().map(|p| p.polygon.bounding_rect()))
+                });
+                let mut hits: Vec<usize> = tree
+                    .locate_all_at_point(&[at.x(), at.y()])
+                    .map(|h| h.data)
+                    .filter(|i| parcels[*i].polygon.intersects(&at))
+                    .collect();
+                hits.sort_unstable();
+                hits.first().map(|i| &parcels[*i])
+            };
+            match (named, parcel_id.is_none().then(pinned).flatten()) {
+                (Some(outline), _) => outline.clone(),
+                (None, Some(parcel)) => {
+                    parcel_id = Some(parcel.id.clone());
+                    parcel.polygon.clone()
+                }
+                (None, None) => {
+                    // "a point, not an outline (a polygon)" as read: "is a point".
+                    let what = match f.location {
+                        Some(_) => format!(
+                            "is {}",
+                            f.rejected
+                                .as_deref()
+                                .and_then(|r| r.split(',').next())
+                                .unwrap_or("a point")
+                        ),
+                        None => "has no outline".to_string(),
+                    };
                     notes.push(ParcelNote {
                         feature: describe(layer, f),
                         kind: "rejected".into(),
                         message: format!(
-                            "permit {id} has no outline and {}: a permit needs its footprint \
-                             or the parcel_id of the parcel it permits",
-                            match &parcel_id {
-                                Some(p) => format!("its parcel_id '{p}' is no parcel's"),
-                                None => "no parcel_id".to_string(),
+                            "permit {id} {what} and {}: a permit needs its footprint or the \
+                             parcel_id of the parcel it permits",
+                            match (&parcel_id, f.location) {
+                                (Some(p), _) => format!("its parcel_id '{p}' is no parcel's"),
+                                (None, Some(_)) => "names no parcel_id nor lies in a parcel".into(),
+                                (None, None) => "no parcel_id".to_string(),
                             }
                         ),
                     });
@@ -661,6 +700,7 @@ mod tests {
                         geometry: g,
                         attributes: a,
                         repaired: None,
+                        location: None,
                     }
                 })
                 .collect(),
@@ -673,6 +713,52 @@ mod tests {
             approved_use: "approved_use".into(),
             uses: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_permit_marked_by_a_point_covers_the_parcel_it_names_or_lies_in() {
+        let parcels = parcels_from_layer(
+            &layer(vec![
+                (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+                (Some("B"), "farmland", Some(square(20.0, 0.0, 10.0))),
+            ]),
+            &fields(),
+            &mut vec![],
+        )
+        .unwrap();
+        // Pins of a register: the parcel_id is the register's word (P-1 names B from inside A);
+        // a pin naming none is in the parcel under it; one between parcels, or naming a parcel
+        // there is not, finds none.
+        let mut register = layer(vec![(Some("x"), "farmland", None); 4]);
+        for (f, (id, parcel, (x, y))) in register.features.iter_mut().zip([
+            ("P-1", Some("B"), (5.0, 5.0)),
+            ("P-2", None, (25.0, 5.0)),
+            ("P-3", None, (15.0, 5.0)),
+            ("P-4", Some("Z"), (5.0, 5.0)),
+        ]) {
+            f.rejected = Some("a point, not an outline (a polygon)".into());
+            f.location = Some(geo::Point::new(x, y));
+            f.attributes.insert("permit_id".into(), Value::from(id));
+            f.attributes
+                .insert("permitted_use".into(), Value::from("construction"));
+            f.attributes
+                .insert("parcel_id".into(), parcel.map_or(Value::Null, Value::from));
+        }
+        let mut notes = vec![];
+        let p = permits_from_layer(&register, &parcels, &mut notes).unwrap();
+        let got: Vec<(&str, Option<&str>)> = p
+            .iter()
+            .map(|p| (p.id.as_str(), p.parcel_id.as_deref()))
+            .collect();
+        assert_eq!(got, [("P-1", Some("B")), ("P-2", Some("B"))]);
+        assert!(p.iter().all(|p| p.footprint == parcels[1].polygon));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].message.contains("P-3 is a point")
+                && notes[0].message.contains("nor lies in a parcel"),
+            "{notes:?}"
+        );
+        assert!(notes[1].message.contains("'Z' is no parcel's"), "{notes:?}");
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct VectorFeature {
     pub repaired: Option<String>,
     /// Why the geometry was rejected, if it was.
     pub rejected: Option<String>,
+    /// Where a feature without an outline is, in the working CRS: a point of its geometry when
+    /// that is a point or a line (a register that marks each permit with a pin), else `None`.
+    pub location: Option<geo::Point<f64>>,
 }
 
 /// A whole layer.
@@ -61,6 +64,17 @@ fn polygons_of(g: geo::Geometry<f64>) -> Vec<geo::Polygon<f64>> {
         geo::Geometry::MultiPolygon(m) => m.0,
         geo::Geometry::GeometryCollection(c) => c.0.into_iter().flat_map(polygons_of).collect(),
         _ => Vec::new(),
+    }
+}
+
+/// What a geometry without area is, in words (`None` for anything else).
+fn without_area(g: &geo::Geometry<f64>) -> Option<&'static str> {
+    match g {
+        geo::Geometry::Point(_) | geo::Geometry::MultiPoint(_) => Some("a point"),
+        geo::Geometry::Line(_)
+        | geo::Geometry::LineString(_)
+        | geo::Geometry::MultiLineString(_) => Some("a line"),
+        _ => None,
     }
 }
 
@@ -371,7 +385,7 @@ fn read_layer_of(
         for (i, name) in field_names.iter().enumerate() {
             attributes.insert(name.clone(), field_value(f.field(i).ok().flatten()));
         }
-        let (mut repaired, mut rejected) = (None, None);
+        let (mut repaired, mut rejected, mut location) = (None, None, None);
         let geometry = match f.geometry() {
             None => {
                 rejected = Some("no geometry".to_string());
@@ -414,9 +428,15 @@ fn read_layer_of(
                 } else {
                     match g.to_geo() {
                         Ok(geo_g) => {
+                            let point = geo::InteriorPoint::interior_point(&geo_g);
+                            let kind = without_area(&geo_g);
                             let polys = polygons_of(geo_g);
                             if polys.is_empty() {
-                                rejected = Some("not a polygon".to_string());
+                                rejected = Some(format!(
+                                    "{}, not an outline (a polygon)",
+                                    kind.unwrap_or("a geometry without area")
+                                ));
+                                location = point;
                                 None
                             } else {
                                 Some(geo::MultiPolygon::new(polys))
@@ -436,6 +456,7 @@ fn read_layer_of(
             attributes,
             repaired,
             rejected,
+            location,
         });
     }
     Ok(VectorLayerData {

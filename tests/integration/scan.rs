@@ -1884,7 +1884,7 @@ fn a_zipped_shapefile_is_read_and_a_change_to_its_table_alone_is_noticed() {
 }
 
 #[test]
-fn a_permit_register_kept_as_a_table_permits_the_parcels_it_names() {
+fn a_permit_register_kept_as_a_table_or_as_pins_permits_the_parcels_it_names() {
     // The register as a spreadsheet exports it: no outlines, each permit naming its parcel.
     let src = scene(1024, 3);
     let dir = scratch("scan-permit-register");
@@ -1922,6 +1922,43 @@ fn a_permit_register_kept_as_a_table_permits_the_parcels_it_names() {
     assert!(
         !kinds.iter().any(|x| x.contains("beyond_permit")),
         "{kinds:?}"
+    );
+    // The register as a map of pins, one per permit: half of them without their parcel_id (the
+    // parcel under the pin is taken), one pin in no parcel and naming none. The same findings.
+    let pins = dir.join("pins.gpkg");
+    let status = std::process::Command::new("ogr2ogr")
+        .args([
+            "-f", "GPKG", "-nln", "permits", "-dialect", "SQLite", "-sql",
+        ])
+        .arg(
+            "SELECT ST_PointOnSurface(geom) AS geom, permit_id, kind, permitted_use, \
+             CASE WHEN fid % 2 = 0 THEN NULL ELSE parcel_id END AS parcel_id, valid_from, \
+             valid_to FROM permits UNION ALL SELECT MakePoint(561000, 3449000, 4549), \
+             'GH-2026-0999', 'planning_permit', 'construction', NULL, '2026-01-01', '2027-01-01'",
+        )
+        .arg(&pins)
+        .arg(src.join("permits.gpkg"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "ogr2ogr failed");
+    let o = scan_dates_with(
+        &src.join("imagery/before"),
+        &[&src.join("imagery/after")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out-pins"),
+        &["--permits", pins.to_str().unwrap()],
+    );
+    let s = skipped_once(&o, "parcel_rejected", "feature 7");
+    assert_eq!(s["permits"], 6, "{s}");
+    let named = skipped_of_kind(&s, "parcel_rejected");
+    assert!(
+        s.to_string()
+            .contains("GH-2026-0999 is a point and names no parcel_id nor lies in a parcel"),
+        "{named:?}"
+    );
+    assert_eq!(
+        findings_of(&dir.join("out-pins")),
+        findings_of(&dir.join("out"))
     );
 }
 
