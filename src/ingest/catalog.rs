@@ -286,7 +286,17 @@ fn has_suffix(path: &Path, suffixes: &[&str]) -> bool {
     suffixes.iter().any(|s| name.ends_with(s))
 }
 
-/// Lists candidate raster files under the given paths (directories are walked, sorted by path).
+/// Whether a directory holds landwatch's own output: a scan's (`summary.json` beside
+/// `findings.geojson`), an evidence packet (`manifest.sig`) or a store (`landwatch.db`). Its
+/// rasters, the change scores and a packet's chips, are no imagery to compare.
+fn is_landwatch_output(dir: &Path) -> bool {
+    (dir.join("summary.json").is_file() && dir.join("findings.geojson").is_file())
+        || dir.join("manifest.sig").is_file()
+        || dir.join("landwatch.db").is_file()
+}
+
+/// Lists candidate raster files under the given paths (directories are walked, sorted by path;
+/// landwatch's own output directories found there are left out, with a warning).
 pub fn candidate_files(paths: &[PathBuf]) -> Vec<(PathBuf, bool)> {
     let mut out = Vec::new();
     for p in paths {
@@ -294,7 +304,23 @@ pub fn candidate_files(paths: &[PathBuf]) -> Vec<(PathBuf, bool)> {
             let walker = walkdir::WalkDir::new(p)
                 .sort_by_file_name()
                 .follow_links(true);
-            for e in walker.into_iter().filter_map(Result::ok) {
+            let not_output = |e: &walkdir::DirEntry| {
+                let output = e.file_type().is_dir() && is_landwatch_output(e.path());
+                if output {
+                    tracing::warn!(
+                        "{}: left out of the imagery: it holds landwatch's own output (change \
+                         scores, evidence chips), which is no imagery; keep the output directory \
+                         outside the imagery directories",
+                        e.path().display()
+                    );
+                }
+                !output
+            };
+            for e in walker
+                .into_iter()
+                .filter_entry(not_output)
+                .filter_map(Result::ok)
+            {
                 let name = e.file_name().to_string_lossy();
                 if !e.file_type().is_file() || name.starts_with('.') {
                     continue;
@@ -1000,6 +1026,40 @@ mod tests {
             .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(files, vec!["a.tif", "b.png"]);
+    }
+
+    #[test]
+    fn landwatch_s_own_output_under_an_imagery_directory_is_no_imagery() {
+        // Last night's output written under the imagery: its change scores and packet chips;
+        // a packet copied on its own; a store. Lookalikes without the markers are walked.
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            "a.tif",
+            "out/summary.json",
+            "out/findings.geojson",
+            "out/change_score_satellite.tif",
+            "out/packets/320509-20261201-0001/manifest.sig",
+            "out/packets/320509-20261201-0001/after.tif",
+            "copied/320509-20261201-0002/manifest.sig",
+            "copied/320509-20261201-0002/before.tif",
+            "store/landwatch.db",
+            "store/x.tif",
+            "other/summary.json",
+            "other/b.tif",
+        ];
+        for name in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let found: Vec<String> = candidate_files(&[dir.path().to_path_buf()])
+            .into_iter()
+            .map(|(p, _)| {
+                let rel = p.strip_prefix(dir.path()).unwrap().to_string_lossy();
+                rel.replace('\\', "/")
+            })
+            .collect();
+        assert_eq!(found, ["a.tif", "other/b.tif"]);
     }
 
     #[test]

@@ -2019,3 +2019,50 @@ fn a_zero_collar_without_nodata_is_no_data_not_change() {
         "{collar}"
     );
 }
+
+#[test]
+fn the_last_run_s_output_under_the_imagery_is_not_taken_for_imagery() {
+    // The output directory inside the after imagery's: the second night must not read the
+    // first night's change scores and packet chips as after imagery.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-output-under-imagery");
+    let after = dir.join("after");
+    copy_dir(&src.join("imagery/after"), &after);
+    let out = after.join("landwatch-out");
+    let night = || {
+        let mut args: Vec<String> = [
+            "scan",
+            "--before",
+            src.join("imagery/before").to_str().unwrap(),
+            "--after",
+            after.to_str().unwrap(),
+            "--parcels",
+            src.join("parcels.gpkg").to_str().unwrap(),
+            "--permits",
+            src.join("permits.gpkg").to_str().unwrap(),
+            "--json",
+            "--out",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(out.display().to_string());
+        run(args)
+    };
+    let first = night();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(out.join("change_score_satellite.tif").is_file());
+    let findings = findings_of(&out);
+    assert!(!findings.is_empty());
+    let second = night();
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("left out of the imagery"),
+        "{}",
+        stderr(&second)
+    );
+    // Nothing new under the imagery: the night's cells are unchanged, nothing skipped.
+    let s = json_of(&second);
+    assert_eq!(s["cells_unchanged"], 1, "{s}");
+    assert_eq!(s["skipped"], serde_json::json!([]), "{s}");
+    assert_eq!(findings_of(&out), findings);
+}
