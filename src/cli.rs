@@ -1098,8 +1098,28 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         };
         landwatch::pipeline::crash_point("store_commit");
         let ctx = landwatch::store::CaseContext::from_config(&job.config, run_started.date_naive());
-        let assignments =
-            st.commit_findings_observed(&run_id, &ctx, &processed, &records, &unobserved)?;
+        // Changes no rule flagged: a case no longer flagged where one is still seen says why.
+        let unflagged: Vec<landwatch::store::UnflaggedChange> = {
+            use wkt::ToWkt;
+            result
+                .unflagged
+                .iter()
+                .map(|u| landwatch::store::UnflaggedChange {
+                    parcel_id: u.parcel_id.clone(),
+                    geometry_wkt: u.polygon.wkt_string(),
+                    area_m2: u.area_m2,
+                    why: u.why.clone(),
+                })
+                .collect()
+        };
+        let assignments = st.commit_findings_observed(
+            &run_id,
+            &ctx,
+            &processed,
+            &records,
+            &unobserved,
+            &unflagged,
+        )?;
         landwatch::pipeline::crash_point("after_commit");
         outcome_counts.new_cases = assignments.iter().filter(|c| c.is_new).count();
         outcome_counts.updated_cases = assignments.len() - outcome_counts.new_cases;
@@ -1109,6 +1129,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .copied()
             .unwrap_or(0);
         result.report.cases = assignments.clone();
+        result.report.cases_disappeared = outcome_counts.disappeared_cases;
         if let Some(key) = key {
             let case_ids: Vec<String> = assignments.iter().map(|c| c.case_id.clone()).collect();
             let p = evidence_stage(&job, &a, &result, &case_ids, &run_id, run_started, key)?;
@@ -1218,8 +1239,12 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .map(|s| s.what.as_str())
             .collect();
         println!(
-            "  cases: {new} new, {} updated ({} cell(s) processed{}, {} unchanged since their last run)",
+            "  cases: {new} new, {} updated{} ({} cell(s) processed{}, {} unchanged since their last run)",
             r.cases.len() - new,
+            match r.cases_disappeared {
+                0 => String::new(),
+                n => format!(", {n} no longer flagged"),
+            },
             r.cells_scanned,
             if failed.is_empty() {
                 String::new()
@@ -1231,6 +1256,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             },
             r.cells_unchanged
         );
+        if r.cases_disappeared > 0 {
+            println!(
+                "  cases no longer flagged are marked disappeared (`landwatch cases`); `landwatch case ID` says why for each"
+            );
+        }
         println!(
             "  cells: {} detected, {} from the detection cache",
             r.cells_detected, r.cells_from_cache

@@ -235,6 +235,10 @@ pub struct ScanReport {
     /// The case of each finding (in findings order), once the store has assigned them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cases: Vec<crate::store::CaseAssignment>,
+    /// Open cases this run no longer flagged although it processed every cell they touch
+    /// (marked `disappeared`; each case's history says why), once the store has marked them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cases_disappeared: usize,
     /// Evidence packets (filled by the evidence stage after the scan).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packets: Option<PacketsReport>,
@@ -278,6 +282,9 @@ pub struct ScanResult {
     pub report: ScanReport,
     /// The findings.
     pub findings: Vec<Finding>,
+    /// The land-use changes over parcels that no rule flagged, with why (for the store: a case
+    /// no longer flagged where its change is still seen says why).
+    pub unflagged: Vec<Unflagged>,
     /// Coverage of protected parcels.
     pub coverage: Vec<Coverage>,
     /// What the evidence stage needs to read chips around the findings.
@@ -285,6 +292,23 @@ pub struct ScanResult {
     /// The keys of the cells processed (for the store's record of what is done); a cell that
     /// could not be read or detected is left out, so that the next run tries it again.
     pub cell_keys: Vec<CellKey>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// A land-use change inside one parcel that no rule flagged.
+#[derive(Debug, Clone)]
+pub struct Unflagged {
+    /// The parcel.
+    pub parcel_id: String,
+    /// The change inside the parcel (working CRS).
+    pub polygon: MultiPolygon<f64>,
+    /// Its area, m².
+    pub area_m2: f64,
+    /// Why no rule flagged it ([`crate::rules::Judgement::why_not`]).
+    pub why: String,
 }
 
 /// The run's grid, imagery and parcels, kept for the evidence stage after the scan.
@@ -871,6 +895,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 cells_detected: 0,
                 cells_from_cache: 0,
                 cases: Vec::new(),
+                cases_disappeared: 0,
                 parcels: set.parcels.len(),
                 permits: set.permits.len(),
                 findings: 0,
@@ -885,6 +910,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 packets: None,
             },
             findings: Vec::new(),
+            unflagged: Vec::new(),
             coverage: Vec::new(),
             context: ScanContext {
                 grid,
@@ -1256,6 +1282,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // several days): permits are judged on its after date.
     let before_footprints = super::dated_footprints(before, &grid.crs);
     let mut findings: Vec<Finding> = Vec::new();
+    let mut unflagged: Vec<Unflagged> = Vec::new();
     let mut obs_reports = Vec::new();
     let mut region_features = Vec::new();
     let to_wgs =
@@ -1360,7 +1387,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         }
         // Each group judged on its own, in parallel; findings kept in the groups' order.
         let groups: Vec<((usize, Transition), Vec<ParcelShare>)> = groups.into_iter().collect();
-        let judged: Vec<Option<Finding>> = groups
+        let judged: Vec<Option<Result<Finding, Unflagged>>> = groups
             .into_par_iter()
             .map(|((pi, t), parts)| {
             let parcel = &set.parcels[pi];
@@ -1428,13 +1455,20 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                     );
                 }
             }
-            let rule = j.rule?;
+            let Some(rule) = j.rule else {
+                return Some(Err(Unflagged {
+                    parcel_id: parcel.id.clone(),
+                    area_m2: piece.area_m2,
+                    polygon: piece.polygon,
+                    why: j.why_not.unwrap_or_default(),
+                }));
+            };
             let polygon = if j.suspected_is_remainder {
                 piece.unexplained.clone()
             } else {
                 piece.polygon.clone()
             };
-            Some(make_finding(
+            Some(Ok(make_finding(
                 parcel,
                 &rule,
                 t,
@@ -1454,10 +1488,15 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 region_polygon,
                 j.trace,
                 polygon,
-            ))
+            )))
             })
             .collect();
-        findings.extend(judged.into_iter().flatten());
+        for j in judged.into_iter().flatten() {
+            match j {
+                Ok(f) => findings.push(f),
+                Err(u) => unflagged.push(u),
+            }
+        }
     }
     let findings = dedupe(findings, &after_obs);
     lap("overlay_rules", &mut stages);
@@ -1526,6 +1565,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         cells_detected,
         cells_from_cache,
         cases: Vec::new(),
+        cases_disappeared: 0,
         parcels: set.parcels.len(),
         permits: set.permits.len(),
         findings: findings.len(),
@@ -1545,6 +1585,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     Ok(ScanResult {
         report,
         findings,
+        unflagged,
         coverage,
         context: ScanContext {
             grid,

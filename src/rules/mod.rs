@@ -213,6 +213,9 @@ pub struct Judgement {
     pub suspected_is_remainder: bool,
     /// The rule trace: every rule considered and why it fired or not, the numbers and permits.
     pub trace: Value,
+    /// When no rule fired, why, in a sentence (the permits that explain the change, the
+    /// thresholds it stays below, a harvest): what a case that is no longer flagged says.
+    pub why_not: Option<String>,
 }
 
 fn permit_cover(piece: &Piece, status: &str, temporary_only: bool) -> f64 {
@@ -268,18 +271,16 @@ pub fn judge(
         })
     };
     if piece.area_m2 < s.min_piece_m2 {
+        let note = format!(
+            "{:.1} m² inside the parcel, below min_piece_m2 = {}",
+            piece.area_m2, s.min_piece_m2
+        );
         return Judgement {
             rule: None,
             suspected_m2: 0.0,
             suspected_is_remainder: false,
-            trace: base(
-                considered,
-                "sliver",
-                Some(format!(
-                    "{:.1} m² inside the parcel, below min_piece_m2 = {}",
-                    piece.area_m2, s.min_piece_m2
-                )),
-            ),
+            trace: base(considered, "sliver", Some(note.clone())),
+            why_not: Some(note),
         };
     }
     // Harvest and ploughing: a whole field losing its vegetation at once.
@@ -290,23 +291,23 @@ pub fn judge(
         && field.edge_contact >= s.field_operation_min_edge_contact
         && piece.region_fraction >= s.field_operation_inside_fraction
     {
+        let note = format!(
+            "the field lost its vegetation over {:.0}% of its area (≥ {:.0}%), out to {:.0}% of its edges (≥ {:.0}%): a harvest or ploughing, not a suspected violation",
+            100.0 * filled,
+            100.0 * s.field_operation_min_fraction,
+            100.0 * field.edge_contact,
+            100.0 * s.field_operation_min_edge_contact
+        );
         return Judgement {
             rule: None,
             suspected_m2: 0.0,
             suspected_is_remainder: false,
-            trace: base(
-                considered,
-                "field_operation",
-                Some(format!(
-                    "the field lost its vegetation over {:.0}% of its area (≥ {:.0}%), out to {:.0}% of its edges (≥ {:.0}%): a harvest or ploughing, not a suspected violation",
-                    100.0 * filled,
-                    100.0 * s.field_operation_min_fraction,
-                    100.0 * field.edge_contact,
-                    100.0 * s.field_operation_min_edge_contact
-                )),
-            ),
+            trace: base(considered, "field_operation", Some(note.clone())),
+            why_not: Some(note),
         };
     }
+    // The reasons of the rules that applied to this parcel and transition but did not fire.
+    let mut applicable: Vec<String> = Vec::new();
     for r in &rules.rules {
         let mut why = |fired: bool, reason: String| {
             considered.push(json!({"rule_id": r.id, "fired": fired, "reason": reason}));
@@ -376,6 +377,9 @@ pub fn judge(
                 ))
             }
         };
+        if !ok {
+            applicable.push(format!("{}: {reason}", r.id));
+        }
         why(ok, reason);
         if ok {
             let trace = json!({
@@ -396,14 +400,42 @@ pub fn judge(
                 suspected_m2: area,
                 suspected_is_remainder: remainder,
                 trace,
+                why_not: None,
             };
         }
     }
+    let explaining: Vec<&str> = piece
+        .permits
+        .iter()
+        .filter(|(_, c)| c.status == "explains")
+        .map(|(_, c)| c.permit_id.as_str())
+        .collect();
+    let why_not = if explained_m2 >= 1.0 && !explaining.is_empty() {
+        format!(
+            "valid permits explain {explained_m2:.1} m² of the {:.1} m² ({})",
+            piece.area_m2,
+            explaining.join(", ")
+        )
+    } else if !applicable.is_empty() {
+        applicable.join("; ")
+    } else {
+        format!(
+            "no rule flags {} on a parcel of approved use '{}'{}",
+            transition.name(),
+            parcel.approved_use,
+            if controls.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", controls.join(", "))
+            }
+        )
+    };
     Judgement {
         rule: None,
         suspected_m2: 0.0,
         suspected_is_remainder: false,
         trace: base(considered, "no_rule", None),
+        why_not: Some(why_not),
     }
 }
 
@@ -522,15 +554,20 @@ mod tests {
             .as_deref(),
             Some("building_on_farmland")
         );
-        // 300 m² of bare soil is below the 400 m² of excavation.
-        assert_eq!(
-            kind(&run(
-                parcel("farmland", false, false),
-                vec![],
-                b.clone(),
-                Transition::VegetationToBare
-            )),
-            None
+        // 300 m² of bare soil is below the 400 m² of excavation (and says so).
+        let j = run(
+            parcel("farmland", false, false),
+            vec![],
+            b.clone(),
+            Transition::VegetationToBare,
+        );
+        assert_eq!(kind(&j), None);
+        assert!(
+            j.why_not
+                .as_deref()
+                .is_some_and(|w| w.contains("300.0 m² unexplained vs min_area_m2 400")),
+            "{:?}",
+            j.why_not
         );
         let big = sq(5.0, 5.0, 30.0, 20.0);
         assert_eq!(
@@ -589,6 +626,10 @@ mod tests {
             Transition::VegetationToBuilt,
         );
         assert_eq!(kind(&j), None, "{}", j.trace);
+        assert_eq!(
+            j.why_not.as_deref(),
+            Some("valid permits explain 300.0 m² of the 300.0 m² (planning_permit-1)")
+        );
         // Beyond the footprint: only the excess counts.
         let wide = sq(10.0, 10.0, 40.0, 15.0); // 600 m², 270 outside the footprint
         let j = run(
@@ -641,15 +682,18 @@ mod tests {
         );
         assert_eq!(kind(&j), None);
         assert_eq!(j.trace["outcome"], "field_operation");
+        assert!(j.why_not.unwrap().contains("a harvest or ploughing"));
         // Construction land is not judged by these rules.
+        let j = run(
+            parcel("construction", false, false),
+            vec![],
+            sq(10.0, 10.0, 20.0, 15.0),
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(kind(&j), None);
         assert_eq!(
-            kind(&run(
-                parcel("construction", false, false),
-                vec![],
-                sq(10.0, 10.0, 20.0, 15.0),
-                Transition::VegetationToBuilt
-            )),
-            None
+            j.why_not.as_deref(),
+            Some("no rule flags vegetation_to_built on a parcel of approved use 'construction'")
         );
     }
 

@@ -134,6 +134,20 @@ impl CaseContext {
     }
 }
 
+/// A land-use change this run saw on a parcel that no rule flagged, and why: a case no longer
+/// flagged where such a change is still seen says why (a permit registered since, a threshold).
+#[derive(Debug, Clone)]
+pub struct UnflaggedChange {
+    /// Parcel id.
+    pub parcel_id: String,
+    /// The change inside the parcel, WKT (working CRS).
+    pub geometry_wkt: String,
+    /// Its area, m².
+    pub area_m2: f64,
+    /// Why no rule flagged it, in a sentence.
+    pub why: String,
+}
+
 /// A finding of this run, as the store keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FindingRecord {
@@ -721,12 +735,14 @@ impl Store {
         processed_cells: &[String],
         findings: &[FindingRecord],
     ) -> Result<Vec<CaseAssignment>, StoreError> {
-        self.commit_findings_observed(run_id, ctx, processed_cells, findings, &[])
+        self.commit_findings_observed(run_id, ctx, processed_cells, findings, &[], &[])
     }
 
     /// [`Store::commit_findings`], also given the area this run could not see (cloud, shadow, no
     /// data) as WKT polygons in the working CRS: a case at least half inside it is not marked
-    /// disappeared, since not seeing it there means nothing.
+    /// disappeared, since not seeing it there means nothing. `unflagged` are the land-use
+    /// changes this run saw that no rule flagged: a case that no finding matched, where one of
+    /// them is (matched as a finding would be), says why it is no longer flagged.
     pub fn commit_findings_observed(
         &mut self,
         run_id: &str,
@@ -734,8 +750,18 @@ impl Store {
         processed_cells: &[String],
         findings: &[FindingRecord],
         unobserved_wkt: &[String],
+        unflagged: &[UnflaggedChange],
     ) -> Result<Vec<CaseAssignment>, StoreError> {
         validate_context(ctx)?;
+        let mut changes = Vec::with_capacity(unflagged.len());
+        for (i, u) in unflagged.iter().enumerate() {
+            let g = parse_polygons(&u.geometry_wkt).map_err(|detail| StoreError::Invalid {
+                what: "unflagged change",
+                value: format!("change {i} on parcel {}", u.parcel_id),
+                detail,
+            })?;
+            changes.push((u, g));
+        }
         let mut pieces = Vec::new();
         for (i, text) in unobserved_wkt.iter().enumerate() {
             let mp = parse_polygons(text).map_err(|detail| StoreError::Invalid {
@@ -820,11 +846,33 @@ impl Store {
             case_of_finding[i] = case_id;
         }
         for id in &plan.not_seen {
+            // Where the change is still seen, why no rule flags it now.
+            let still_seen = known
+                .iter()
+                .find(|(c, _)| &c.id == id)
+                .and_then(|(case, _)| {
+                    changes
+                        .iter()
+                        .filter(|(u, _)| u.parcel_id == case.parcel_id)
+                        .map(|(u, g)| (matching::overlap_ratio(g, &case.geometry), u))
+                        .filter(|(r, _)| *r >= ctx.overlap_ratio && *r > 0.0)
+                        .max_by(|a, b| a.0.total_cmp(&b.0))
+                })
+                .map(|(_, u)| {
+                    format!(
+                        ": the change is still seen there ({:.1} m²), but no rule flags it now: {}",
+                        u.area_m2, u.why
+                    )
+                })
+                .unwrap_or_default();
+            let unmatched = format!(
+                "no finding matched it although every cell it touches was processed{still_seen}"
+            );
             match status_of.get(id.as_str()).copied() {
                 Some("open") => w.event(
                     id,
                     "disappeared",
-                    "no finding matched it although every cell it touches was processed",
+                    &unmatched,
                     Some(("open", "disappeared")),
                     None,
                     true,
@@ -832,7 +880,7 @@ impl Store {
                 Some(s @ ("confirmed" | "referred" | "dismissed")) => w.event(
                     id,
                     "not_seen",
-                    &format!("no finding matched it although every cell it touches was processed; the status stays '{s}' (an analyst's decision)"),
+                    &format!("{unmatched}; the status stays '{s}' (an analyst's decision)"),
                     None,
                     None,
                     true,

@@ -387,6 +387,73 @@ fn another_parcel_opens_another_case() {
 }
 
 #[test]
+fn a_case_no_longer_flagged_where_its_change_is_still_seen_says_why() {
+    let (_dir, mut store) = temp_store();
+    let (_, a) = run_once(
+        &mut store,
+        "2026-11-28T02:00:00Z",
+        &[
+            finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0)),
+            finding("f2", "p2", rect_wkt(20.0, 0.0, 30.0, 10.0)),
+        ],
+    );
+    // The next night sees both changes again; a permit registered since explains the first, and
+    // the one unflagged change on p2 lies elsewhere in it (or the one over it is on p1).
+    let change = |parcel: &str, wkt: String, why: &str| UnflaggedChange {
+        parcel_id: parcel.into(),
+        geometry_wkt: wkt,
+        area_m2: 100.0,
+        why: why.into(),
+    };
+    let run = store.begin_run(&new_run("2026-11-29T02:00:00Z")).unwrap();
+    store
+        .commit_findings_observed(
+            &run,
+            &ctx("2026-11-29"),
+            &cells(),
+            &[],
+            &[],
+            &[
+                change(
+                    "p1",
+                    rect_wkt(0.0, 0.0, 10.0, 10.0),
+                    "valid permits explain 100.0 m² of the 100.0 m² (GH-1)",
+                ),
+                change("p2", rect_wkt(40.0, 0.0, 50.0, 10.0), "elsewhere"),
+                change("p1", rect_wkt(20.0, 0.0, 30.0, 10.0), "another parcel's"),
+            ],
+        )
+        .unwrap();
+    store.finish_run(&run, &[], &outcome("done")).unwrap();
+    let why = |id: &str| {
+        let d = store.case(id).unwrap().unwrap();
+        assert_eq!(d.case.status, "disappeared");
+        d.events
+            .iter()
+            .find(|e| e.what == "disappeared")
+            .unwrap()
+            .why
+            .clone()
+    };
+    assert_eq!(
+        why(&a[0].case_id),
+        "no finding matched it although every cell it touches was processed: the change is \
+         still seen there (100.0 m²), but no rule flags it now: valid permits explain 100.0 m² \
+         of the 100.0 m² (GH-1)"
+    );
+    assert_eq!(
+        why(&a[1].case_id),
+        "no finding matched it although every cell it touches was processed"
+    );
+    // A change that cannot be read is refused.
+    let run = store.begin_run(&new_run("2026-11-30T02:00:00Z")).unwrap();
+    let bad = [change("p1", "POINT(0 0)".into(), "?")];
+    assert!(store
+        .commit_findings_observed(&run, &ctx("2026-11-30"), &cells(), &[], &[], &bad)
+        .is_err());
+}
+
+#[test]
 fn a_case_not_seen_disappears_and_is_reopened_when_seen_again() {
     let (_dir, mut store) = temp_store();
     let f = finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0));
@@ -433,7 +500,7 @@ fn a_case_under_cloud_does_not_disappear() {
         rect_wkt(3.0, -5.0, 8.0, 20.0),
     ];
     store
-        .commit_findings_observed(&run, &ctx("2026-11-29"), &cells(), &[], &cloud)
+        .commit_findings_observed(&run, &ctx("2026-11-29"), &cells(), &[], &cloud, &[])
         .unwrap();
     assert_eq!(status_of(&store, &a[0].case_id), "open");
     assert!(store
@@ -442,7 +509,8 @@ fn a_case_under_cloud_does_not_disappear() {
             &ctx("2026-11-29"),
             &cells(),
             &[],
-            &["LINESTRING(0 0,1 1)".into()]
+            &["LINESTRING(0 0,1 1)".into()],
+            &[]
         )
         .is_err());
 }

@@ -2066,3 +2066,72 @@ fn the_last_run_s_output_under_the_imagery_is_not_taken_for_imagery() {
     assert_eq!(s["skipped"], serde_json::json!([]), "{s}");
     assert_eq!(findings_of(&out), findings);
 }
+
+#[test]
+fn a_case_a_permit_registered_since_explains_says_so_when_it_disappears() {
+    // The register corrected overnight: permit GH-2026-0002 (WJ-000004) was entered as valid
+    // from December, so the building seen in October was "before approval"; its validity now
+    // starts in October. The case is no longer flagged, and its history says why.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-permit-registered-since");
+    let permits = dir.join("permits.gpkg");
+    std::fs::copy(src.join("permits.gpkg"), &permits).unwrap();
+    let out = dir.join("out");
+    let night = || {
+        scan_dates_with(
+            &src.join("imagery/before"),
+            &[&src.join("imagery/after")],
+            &src.join("parcels.gpkg"),
+            &out,
+            &["--permits", permits.to_str().unwrap()],
+        )
+    };
+    let o = night();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cases = run(["cases", "--out", out.to_str().unwrap(), "--json"]);
+    let cases: Value = serde_json::from_slice(&cases.stdout).unwrap();
+    let case_on = |parcel: &str| -> String {
+        cases
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["parcel_id"] == parcel)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no case on {parcel}: {cases}"))
+    };
+    let (approved, other) = (case_on("WJ-000004"), case_on("WJ-000003"));
+    let status = std::process::Command::new("ogrinfo")
+        .arg(&permits)
+        .args([
+            "-q",
+            "-sql",
+            "UPDATE permits SET valid_from = '2026-10-01' WHERE permit_id = 'GH-2026-0002'",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "ogrinfo failed");
+    let o = night();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["cases_disappeared"], 1, "{}", stdout(&o));
+    let case = |id: &str| -> Value {
+        let o = run(["case", id, "--out", out.to_str().unwrap(), "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let c = case(&approved);
+    assert_eq!(c["status"], "disappeared", "{c}");
+    let why = c["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["what"] == "disappeared")
+        .map(|e| e["why"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{c}"));
+    assert!(
+        why.contains("the change is still seen there")
+            && why.contains("no rule flags it now: valid permits explain")
+            && why.contains("(GH-2026-0002)"),
+        "{why}"
+    );
+    assert_eq!(case(&other)["status"], "open");
+}
