@@ -1112,13 +1112,23 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                 })
                 .collect()
         };
+        let parcel_ids: std::collections::HashSet<String> = result
+            .context
+            .parcels
+            .parcels
+            .iter()
+            .map(|p| p.id.clone())
+            .collect();
         let assignments = st.commit_findings_observed(
             &run_id,
             &ctx,
             &processed,
             &records,
-            &unobserved,
-            &unflagged,
+            &landwatch::store::RunSight {
+                unobserved_wkt: &unobserved,
+                unflagged: &unflagged,
+                parcel_ids: Some(&parcel_ids),
+            },
         )?;
         landwatch::pipeline::crash_point("after_commit");
         outcome_counts.new_cases = assignments.iter().filter(|c| c.is_new).count();

@@ -1,8 +1,9 @@
 //! Matching a run's findings to the cases already known (pure: no IO, no clock).
 //!
 //! A finding matches a case on the *same parcel* when the overlap of their geometries, measured as
-//! `area(F ∩ C) / min(area(F), area(C))`, is at least the configured ratio. From the graph of
-//! matches:
+//! `area(F ∩ C) / min(area(F), area(C))`, is at least the configured ratio; a case whose parcel is
+//! no longer in the run's parcel layer (re-surveyed) is matched so by findings on any parcel. From
+//! the graph of matches:
 //!
 //! - every matched case is claimed by the one finding that matches it best (the finding that last
 //!   updated the case first, then the larger overlap, then the smaller finding id);
@@ -173,11 +174,36 @@ pub fn plan_matches(
     unobserved: &Unobserved,
     min_overlap: f64,
 ) -> MatchPlan {
+    plan_matches_with(
+        cases,
+        findings,
+        processed_cells,
+        unobserved,
+        min_overlap,
+        &|_| false,
+    )
+}
+
+/// [`plan_matches`], where `parcel_gone` says which parcels are no longer in the run's parcel
+/// layer (re-surveyed: split, merged or renumbered): a case on such a parcel is matched by
+/// findings on any parcel over the same ground; every other case only by findings on its own.
+pub fn plan_matches_with(
+    cases: &[KnownCase],
+    findings: &[NewFinding],
+    processed_cells: &BTreeSet<String>,
+    unobserved: &Unobserved,
+    min_overlap: f64,
+    parcel_gone: &dyn Fn(&str) -> bool,
+) -> MatchPlan {
     // Edges of the match graph, keyed by ids so that nothing depends on input order.
     let mut by_case: BTreeMap<&str, Vec<(&NewFinding, f64)>> = BTreeMap::new();
     let mut by_finding: BTreeMap<&str, Vec<&KnownCase>> = BTreeMap::new();
     for c in cases {
-        for f in findings.iter().filter(|f| f.parcel_id == c.parcel_id) {
+        let gone = parcel_gone(&c.parcel_id);
+        for f in findings
+            .iter()
+            .filter(|f| f.parcel_id == c.parcel_id || gone)
+        {
             let r = overlap_ratio(&f.geometry, &c.geometry);
             if r >= min_overlap && r > 0.0 {
                 by_case.entry(&c.id).or_default().push((f, r));
@@ -397,6 +423,50 @@ mod tests {
             }]
         );
         assert_eq!(plan.not_seen, vec!["C".to_string()]);
+    }
+
+    #[test]
+    fn a_case_whose_parcel_is_gone_continues_on_the_parcel_now_there() {
+        // The parcel layer re-surveyed: p1 split into p7 and p8, p2 kept. The change on p1's
+        // ground, now on p7 (and a little on p8), continues p1's case (p8's piece splits from
+        // it); a finding on p2's neighbour p9 never takes p2's case, which is still there.
+        let a = case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0));
+        let b = case("B", "p2", "t1", rect(20.0, 0.0, 30.0, 10.0));
+        let fs = [
+            finding("f7", "p7", rect(0.0, 0.0, 8.0, 10.0)),
+            finding("f8", "p8", rect(8.0, 0.0, 10.0, 10.0)),
+            finding("f9", "p9", rect(20.0, 0.0, 30.0, 10.0)),
+        ];
+        let gone = |p: &str| p == "p1";
+        let plan = plan_matches_with(
+            &[a.clone(), b.clone()],
+            &fs,
+            &cells(&["c1"]),
+            &none(),
+            0.3,
+            &gone,
+        );
+        assert_eq!(
+            plan.decisions,
+            vec![
+                Decision::Continue {
+                    case_id: "A".into(),
+                    merged: vec![]
+                },
+                Decision::New {
+                    parents: vec!["A".into()]
+                },
+                Decision::New { parents: vec![] },
+            ]
+        );
+        assert_eq!(plan.not_seen, vec!["B".to_string()]);
+        // With every parcel still there, cases stay on their own parcels.
+        let plan = plan_matches(&[a, b], &fs, &cells(&["c1"]), &none(), 0.3);
+        assert!(plan
+            .decisions
+            .iter()
+            .all(|d| matches!(d, Decision::New { parents } if parents.is_empty())));
+        assert_eq!(plan.not_seen, vec!["A".to_string(), "B".to_string()]);
     }
 
     #[test]

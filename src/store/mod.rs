@@ -24,10 +24,10 @@ pub use lock::{acquire, RunLock};
 use chrono::NaiveDate;
 use error::sql;
 use geo::MultiPolygon;
-use matching::{plan_matches, Decision, KnownCase, NewFinding, Unobserved};
+use matching::{plan_matches_with, Decision, KnownCase, NewFinding, Unobserved};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// The numbered migrations; the store's schema version is how many of them it has applied.
@@ -146,6 +146,23 @@ pub struct UnflaggedChange {
     pub area_m2: f64,
     /// Why no rule flagged it, in a sentence.
     pub why: String,
+}
+
+/// What a run saw besides its findings, for matching them to the cases
+/// ([`Store::commit_findings_observed`]). The default knows nothing more.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunSight<'a> {
+    /// The area the run could not see (cloud, shadow, no data), WKT polygons in the working
+    /// CRS: a case at least half inside it is not marked disappeared, since not seeing it there
+    /// means nothing.
+    pub unobserved_wkt: &'a [String],
+    /// The land-use changes it saw that no rule flagged: a case that no finding matched, where
+    /// one of them is (matched as a finding would be), says why it is no longer flagged.
+    pub unflagged: &'a [UnflaggedChange],
+    /// The ids of the parcel layer it read (`None`: not known): a case whose parcel is no longer
+    /// among them (the layer re-surveyed: parcels split, merged or renumbered) is continued by a
+    /// finding on another parcel over the same ground, and says so.
+    pub parcel_ids: Option<&'a HashSet<String>>,
 }
 
 /// A finding of this run, as the store keeps it.
@@ -735,26 +752,22 @@ impl Store {
         processed_cells: &[String],
         findings: &[FindingRecord],
     ) -> Result<Vec<CaseAssignment>, StoreError> {
-        self.commit_findings_observed(run_id, ctx, processed_cells, findings, &[], &[])
+        self.commit_findings_observed(run_id, ctx, processed_cells, findings, &RunSight::default())
     }
 
-    /// [`Store::commit_findings`], also given the area this run could not see (cloud, shadow, no
-    /// data) as WKT polygons in the working CRS: a case at least half inside it is not marked
-    /// disappeared, since not seeing it there means nothing. `unflagged` are the land-use
-    /// changes this run saw that no rule flagged: a case that no finding matched, where one of
-    /// them is (matched as a finding would be), says why it is no longer flagged.
+    /// [`Store::commit_findings`], also given what else the run saw ([`RunSight`]): the area it
+    /// could not see, the changes no rule flagged, the parcel layer's ids.
     pub fn commit_findings_observed(
         &mut self,
         run_id: &str,
         ctx: &CaseContext,
         processed_cells: &[String],
         findings: &[FindingRecord],
-        unobserved_wkt: &[String],
-        unflagged: &[UnflaggedChange],
+        sight: &RunSight<'_>,
     ) -> Result<Vec<CaseAssignment>, StoreError> {
         validate_context(ctx)?;
-        let mut changes = Vec::with_capacity(unflagged.len());
-        for (i, u) in unflagged.iter().enumerate() {
+        let mut changes = Vec::with_capacity(sight.unflagged.len());
+        for (i, u) in sight.unflagged.iter().enumerate() {
             let g = parse_polygons(&u.geometry_wkt).map_err(|detail| StoreError::Invalid {
                 what: "unflagged change",
                 value: format!("change {i} on parcel {}", u.parcel_id),
@@ -763,7 +776,7 @@ impl Store {
             changes.push((u, g));
         }
         let mut pieces = Vec::new();
-        for (i, text) in unobserved_wkt.iter().enumerate() {
+        for (i, text) in sight.unobserved_wkt.iter().enumerate() {
             let mp = parse_polygons(text).map_err(|detail| StoreError::Invalid {
                 what: "unobserved area",
                 value: format!("polygon {i}"),
@@ -800,13 +813,19 @@ impl Store {
         let seen_at = running_run(&tx, &p, run_id)?;
         let known = known_cases(&tx, &p)?;
         let processed: BTreeSet<String> = processed_cells.iter().cloned().collect();
-        let plan = plan_matches(
+        let gone = |parcel: &str| sight.parcel_ids.is_some_and(|ids| !ids.contains(parcel));
+        let plan = plan_matches_with(
             &known.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
             &new_findings,
             &processed,
             &unobserved,
             ctx.overlap_ratio,
+            &gone,
         );
+        let parcel_of: HashMap<&str, &str> = known
+            .iter()
+            .map(|(c, _)| (c.id.as_str(), c.parcel_id.as_str()))
+            .collect();
         let status_of: HashMap<&str, &str> = known
             .iter()
             .map(|(c, s)| (c.id.as_str(), s.as_str()))
@@ -827,7 +846,11 @@ impl Store {
             let case_id = match &plan.decisions[i] {
                 Decision::Continue { case_id, merged } => {
                     let before = status_of.get(case_id.as_str()).copied().unwrap_or("open");
-                    w.update_case(case_id, f, &seen_at, before)?;
+                    let moved_from = parcel_of
+                        .get(case_id.as_str())
+                        .copied()
+                        .filter(|p| *p != f.parcel_id);
+                    w.update_case(case_id, f, &seen_at, before, moved_from)?;
                     for m in merged {
                         w.merge_case(m, case_id)?;
                     }
@@ -865,8 +888,14 @@ impl Store {
                     )
                 })
                 .unwrap_or_default();
+            let parcel_gone = parcel_of
+                .get(id.as_str())
+                .filter(|p| gone(p))
+                .map_or_else(String::new, |p| {
+                    format!("; its parcel {p} is no longer in the parcel layer")
+                });
             let unmatched = format!(
-                "no finding matched it although every cell it touches was processed{still_seen}"
+                "no finding matched it although every cell it touches was processed{still_seen}{parcel_gone}"
             );
             match status_of.get(id.as_str()).copied() {
                 Some("open") => w.event(
@@ -1652,12 +1681,15 @@ impl Writer<'_> {
         Ok(id)
     }
 
+    /// `moved_from`: the case's parcel, when the finding lies on another (the case's parcel is no
+    /// longer in the parcel layer).
     fn update_case(
         &self,
         case_id: &str,
         f: &FindingRecord,
         seen_at: &str,
         status_before: &str,
+        moved_from: Option<&str>,
     ) -> Result<(), StoreError> {
         self.tx
             .execute(
@@ -1712,8 +1744,16 @@ impl Writer<'_> {
                 case_id,
                 "seen",
                 &format!(
-                    "seen again: finding {} ({} on parcel {}, {:.1} m²)",
-                    f.finding_id, f.kind, f.parcel_id, f.area_m2
+                    "seen again: finding {} ({} on parcel {}, {:.1} m²){}",
+                    f.finding_id,
+                    f.kind,
+                    f.parcel_id,
+                    f.area_m2,
+                    moved_from.map_or_else(String::new, |p| format!(
+                        "; its parcel {p} is no longer in the parcel layer (re-surveyed?): the \
+                         same ground lies on parcel {} now",
+                        f.parcel_id
+                    ))
                 ),
                 None,
                 None,

@@ -412,16 +412,18 @@ fn a_case_no_longer_flagged_where_its_change_is_still_seen_says_why() {
             &ctx("2026-11-29"),
             &cells(),
             &[],
-            &[],
-            &[
-                change(
-                    "p1",
-                    rect_wkt(0.0, 0.0, 10.0, 10.0),
-                    "valid permits explain 100.0 m² of the 100.0 m² (GH-1)",
-                ),
-                change("p2", rect_wkt(40.0, 0.0, 50.0, 10.0), "elsewhere"),
-                change("p1", rect_wkt(20.0, 0.0, 30.0, 10.0), "another parcel's"),
-            ],
+            &RunSight {
+                unflagged: &[
+                    change(
+                        "p1",
+                        rect_wkt(0.0, 0.0, 10.0, 10.0),
+                        "valid permits explain 100.0 m² of the 100.0 m² (GH-1)",
+                    ),
+                    change("p2", rect_wkt(40.0, 0.0, 50.0, 10.0), "elsewhere"),
+                    change("p1", rect_wkt(20.0, 0.0, 30.0, 10.0), "another parcel's"),
+                ],
+                ..Default::default()
+            },
         )
         .unwrap();
     store.finish_run(&run, &[], &outcome("done")).unwrap();
@@ -449,8 +451,73 @@ fn a_case_no_longer_flagged_where_its_change_is_still_seen_says_why() {
     let run = store.begin_run(&new_run("2026-11-30T02:00:00Z")).unwrap();
     let bad = [change("p1", "POINT(0 0)".into(), "?")];
     assert!(store
-        .commit_findings_observed(&run, &ctx("2026-11-30"), &cells(), &[], &[], &bad)
+        .commit_findings_observed(
+            &run,
+            &ctx("2026-11-30"),
+            &cells(),
+            &[],
+            &RunSight {
+                unflagged: &bad,
+                ..Default::default()
+            },
+        )
         .is_err());
+}
+
+#[test]
+fn a_case_on_a_parcel_no_longer_in_the_layer_says_so() {
+    let (_dir, mut store) = temp_store();
+    let g = rect_wkt(0.0, 0.0, 10.0, 10.0);
+    let (_, a) = run_once(
+        &mut store,
+        "2026-11-28T02:00:00Z",
+        &[finding("f1", "p1", g.clone())],
+    );
+    let id = a[0].case_id.clone();
+    let ids: HashSet<String> = ["p7".to_string()].into();
+    let sight = RunSight {
+        parcel_ids: Some(&ids),
+        ..Default::default()
+    };
+    // Seen on the parcel now there: the same case, on p7, saying why.
+    let run = store.begin_run(&new_run("2026-11-29T02:00:00Z")).unwrap();
+    let b = store
+        .commit_findings_observed(
+            &run,
+            &ctx("2026-11-29"),
+            &cells(),
+            &[finding("f7", "p7", g)],
+            &sight,
+        )
+        .unwrap();
+    store.finish_run(&run, &[], &outcome("done")).unwrap();
+    assert_eq!(b[0].case_id, id);
+    let d = store.case(&id).unwrap().unwrap();
+    assert_eq!(d.case.parcel_id, "p7");
+    let seen = d.events.iter().find(|e| e.what == "seen").unwrap();
+    assert!(seen.why.ends_with("its parcel p1 is no longer in the parcel layer (re-surveyed?): the same ground lies on parcel p7 now"), "{}", seen.why);
+    // Not seen, on a parcel since gone: the disappearance says that too.
+    let ids: HashSet<String> = ["p9".to_string()].into();
+    let run = store.begin_run(&new_run("2026-11-30T02:00:00Z")).unwrap();
+    store
+        .commit_findings_observed(
+            &run,
+            &ctx("2026-11-30"),
+            &cells(),
+            &[],
+            &RunSight {
+                parcel_ids: Some(&ids),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let d = store.case(&id).unwrap().unwrap();
+    let gone = d.events.iter().find(|e| e.what == "disappeared").unwrap();
+    assert_eq!(
+        gone.why,
+        "no finding matched it although every cell it touches was processed; its parcel p7 is \
+         no longer in the parcel layer"
+    );
 }
 
 #[test]
@@ -500,7 +567,16 @@ fn a_case_under_cloud_does_not_disappear() {
         rect_wkt(3.0, -5.0, 8.0, 20.0),
     ];
     store
-        .commit_findings_observed(&run, &ctx("2026-11-29"), &cells(), &[], &cloud, &[])
+        .commit_findings_observed(
+            &run,
+            &ctx("2026-11-29"),
+            &cells(),
+            &[],
+            &RunSight {
+                unobserved_wkt: &cloud,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(status_of(&store, &a[0].case_id), "open");
     assert!(store
@@ -509,8 +585,10 @@ fn a_case_under_cloud_does_not_disappear() {
             &ctx("2026-11-29"),
             &cells(),
             &[],
-            &["LINESTRING(0 0,1 1)".into()],
-            &[]
+            &RunSight {
+                unobserved_wkt: &["LINESTRING(0 0,1 1)".into()],
+                ..Default::default()
+            }
         )
         .is_err());
 }

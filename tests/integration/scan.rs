@@ -2135,3 +2135,80 @@ fn a_case_a_permit_registered_since_explains_says_so_when_it_disappears() {
     );
     assert_eq!(case(&other)["status"], "open");
 }
+
+#[test]
+fn a_case_follows_its_ground_when_the_parcel_layer_is_renumbered() {
+    // The annual update of the parcel layer gives the pond's parcel a new number: the next night
+    // continues its case on the new parcel (and says so) instead of closing it and opening
+    // another for the same pond.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-parcels-renumbered");
+    let parcels = dir.join("parcels.gpkg");
+    std::fs::copy(src.join("parcels.gpkg"), &parcels).unwrap();
+    let out = dir.join("out");
+    let night = || {
+        scan_dates_with(
+            &src.join("imagery/before"),
+            &[&src.join("imagery/after")],
+            &parcels,
+            &out,
+            &["--permits", src.join("permits.gpkg").to_str().unwrap()],
+        )
+    };
+    let cases = || -> Value {
+        let o = run(["cases", "--out", out.to_str().unwrap(), "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let o = night();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let first = cases();
+    let pond = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["parcel_id"] == "WJ-000003")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{first}"));
+    let status = std::process::Command::new("ogrinfo")
+        .arg(&parcels)
+        .args([
+            "-q",
+            "-sql",
+            "UPDATE parcels SET parcel_id = 'WJ-100003' WHERE parcel_id = 'WJ-000003'",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "ogrinfo failed");
+    let o = night();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
+    let then = cases();
+    assert_eq!(
+        then.as_array().unwrap().len(),
+        first.as_array().unwrap().len(),
+        "{then}"
+    );
+    let o = run(["case", &pond, "--out", out.to_str().unwrap(), "--json"]);
+    let c: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&c["status"], &c["parcel_id"]),
+        (&"open".into(), &"WJ-100003".into()),
+        "{c}"
+    );
+    let seen = c["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["what"] == "seen")
+        .map(|e| e["why"].as_str().unwrap())
+        .collect::<Vec<_>>();
+    assert!(
+        seen.iter().any(|w| w.contains(
+            "its parcel WJ-000003 is no longer in the parcel layer (re-surveyed?): the same \
+             ground lies on parcel WJ-100003 now"
+        )),
+        "{seen:?}"
+    );
+}
