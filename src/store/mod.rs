@@ -766,15 +766,6 @@ impl Store {
         sight: &RunSight<'_>,
     ) -> Result<Vec<CaseAssignment>, StoreError> {
         validate_context(ctx)?;
-        let mut changes = Vec::with_capacity(sight.unflagged.len());
-        for (i, u) in sight.unflagged.iter().enumerate() {
-            let g = parse_polygons(&u.geometry_wkt).map_err(|detail| StoreError::Invalid {
-                what: "unflagged change",
-                value: format!("change {i} on parcel {}", u.parcel_id),
-                detail,
-            })?;
-            changes.push((u, g));
-        }
         let mut pieces = Vec::new();
         for (i, text) in sight.unobserved_wkt.iter().enumerate() {
             let mp = parse_polygons(text).map_err(|detail| StoreError::Invalid {
@@ -826,6 +817,25 @@ impl Store {
             .iter()
             .map(|(c, _)| (c.id.as_str(), c.parcel_id.as_str()))
             .collect();
+        // The unflagged changes on the parcels of cases not seen (the only ones asked about),
+        // read before anything is written.
+        let asked: HashSet<&str> = plan
+            .not_seen
+            .iter()
+            .filter_map(|id| parcel_of.get(id.as_str()).copied())
+            .collect();
+        let mut changes = Vec::new();
+        for (i, u) in sight.unflagged.iter().enumerate() {
+            if !asked.contains(u.parcel_id.as_str()) {
+                continue;
+            }
+            let g = parse_polygons(&u.geometry_wkt).map_err(|detail| StoreError::Invalid {
+                what: "unflagged change",
+                value: format!("change {i} on parcel {}", u.parcel_id),
+                detail,
+            })?;
+            changes.push((u, g));
+        }
         let status_of: HashMap<&str, &str> = known
             .iter()
             .map(|(c, s)| (c.id.as_str(), s.as_str()))
