@@ -323,10 +323,26 @@ pub struct StoreConfig {
     /// `area(finding ∩ case) / min(area(finding), area(case))` is at least this.
     #[serde(default = "default_overlap_ratio")]
     pub overlap_ratio: f64,
+    /// A case an analyst dismissed is opened again for review when its change grows past its
+    /// area at the dismissal by this share (0.5: half as large again) …
+    #[serde(default = "default_reopen_growth")]
+    pub reopen_growth: f64,
+    /// … and by at least this many square metres (a night's noise in a finding's outline is
+    /// not growth).
+    #[serde(default = "default_reopen_growth_m2")]
+    pub reopen_growth_m2: f64,
 }
 
 fn default_overlap_ratio() -> f64 {
     0.3
+}
+
+fn default_reopen_growth() -> f64 {
+    0.5
+}
+
+fn default_reopen_growth_m2() -> f64 {
+    100.0
 }
 
 impl Default for StoreConfig {
@@ -334,6 +350,8 @@ impl Default for StoreConfig {
         StoreConfig {
             path: None,
             overlap_ratio: default_overlap_ratio(),
+            reopen_growth: default_reopen_growth(),
+            reopen_growth_m2: default_reopen_growth_m2(),
         }
     }
 }
@@ -482,6 +500,18 @@ impl Config {
                 format!("must be a share in (0, 1], e.g. 0.3; got {r}"),
             ));
         }
+        for (field, v, e) in [
+            ("reopen_growth", self.store.reopen_growth, "0.5"),
+            ("reopen_growth_m2", self.store.reopen_growth_m2, "100"),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(invalid(
+                    "store",
+                    field,
+                    format!("must be a number ≥ 0, e.g. {e}; got {v}"),
+                ));
+            }
+        }
         if self.project.region_code.trim().is_empty()
             || !self
                 .project
@@ -581,6 +611,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[store] overlap_ratio"), "{e}");
+        assert_eq!(
+            (cfg.store.reopen_growth, cfg.store.reopen_growth_m2),
+            (0.5, 100.0)
+        );
+        let cfg = parse("[store]\nreopen_growth = 1.0\nreopen_growth_m2 = 50\n").unwrap();
+        assert_eq!(
+            (cfg.store.reopen_growth, cfg.store.reopen_growth_m2),
+            (1.0, 50.0)
+        );
+        let e = parse("[store]\nreopen_growth = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[store] reopen_growth"), "{e}");
     }
 
     #[test]

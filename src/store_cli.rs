@@ -533,6 +533,10 @@ dir = "out"
 # A finding continues a case on the same parcel when their overlap covers at least this share
 # of the smaller of the two.
 overlap_ratio = 0.3
+# A case an analyst dismissed is open again for review when its change grows past its area at
+# the dismissal by this share and by at least this many square metres.
+reopen_growth = 0.5
+reopen_growth_m2 = 100.0
 
 [evidence]
 # Evidence packets are signed with keys/bureau.key (written by `landwatch init`); hand

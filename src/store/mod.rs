@@ -120,6 +120,10 @@ pub struct CaseContext {
     pub day: NaiveDate,
     /// Minimum `area(F ∩ C) / min(area(F), area(C))` for a finding to continue a case.
     pub overlap_ratio: f64,
+    /// A dismissed case whose change grew by this share of its area at the dismissal …
+    pub reopen_growth: f64,
+    /// … and by at least this many m² is opened again for review.
+    pub reopen_growth_m2: f64,
 }
 
 impl CaseContext {
@@ -130,6 +134,8 @@ impl CaseContext {
             region_code: config.project.region_code.clone(),
             day,
             overlap_ratio: config.store.overlap_ratio,
+            reopen_growth: config.store.reopen_growth,
+            reopen_growth_m2: config.store.reopen_growth_m2,
         }
     }
 }
@@ -861,6 +867,9 @@ impl Store {
                         .copied()
                         .filter(|p| *p != f.parcel_id);
                     w.update_case(case_id, f, &seen_at, before, moved_from)?;
+                    if before == "dismissed" {
+                        w.reopen_if_grown(case_id, f, ctx)?;
+                    }
                     for m in merged {
                         w.merge_case(m, case_id)?;
                     }
@@ -1771,6 +1780,57 @@ impl Writer<'_> {
             )?;
         }
         Ok(())
+    }
+
+    /// Opens a dismissed case again when the finding continuing it is larger than the case was
+    /// when it was dismissed by the context's growth thresholds: the dismissal judged the
+    /// smaller change.
+    fn reopen_if_grown(
+        &self,
+        case_id: &str,
+        f: &FindingRecord,
+        ctx: &CaseContext,
+    ) -> Result<(), StoreError> {
+        // The latest dismissal, and the case's area as the analyst saw it: that of the last
+        // run before the dismissal (in the audit log's order, not by clocks) that recorded it.
+        let decided: Option<(String, String, Option<f64>)> = self
+            .tx
+            .query_row(
+                "SELECT e.at, e.who,
+                   (SELECT g.area_m2 FROM case_events s
+                      JOIN case_geometries g ON g.case_id = s.case_id AND g.run_id = s.run_id
+                     WHERE s.case_id = e.case_id AND s.id < e.id
+                     ORDER BY s.id DESC LIMIT 1)
+                 FROM case_events e
+                 WHERE e.case_id = ?1 AND e.what = 'status' AND e.to_status = 'dismissed'
+                 ORDER BY e.id DESC LIMIT 1",
+                [case_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.err(format!("reading the dismissal of case {case_id}")))?;
+        let Some((at, who, Some(area))) = decided else {
+            return Ok(());
+        };
+        let grown = f.area_m2 - area;
+        if grown < ctx.reopen_growth * area || grown < ctx.reopen_growth_m2 {
+            return Ok(());
+        }
+        self.tx
+            .execute("UPDATE cases SET status = 'open' WHERE id = ?1", [case_id])
+            .map_err(self.err(format!("reopening case {case_id}")))?;
+        self.event(
+            case_id,
+            "reopened",
+            &format!(
+                "grew from {area:.1} m² to {:.1} m² since it was dismissed ({at}, by {who}): \
+                 open again for review (finding {})",
+                f.area_m2, f.finding_id
+            ),
+            Some(("dismissed", "open")),
+            None,
+            true,
+        )
     }
 
     fn merge_case(&self, merged: &str, into: &str) -> Result<(), StoreError> {

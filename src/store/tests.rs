@@ -25,6 +25,8 @@ fn ctx(day: &str) -> CaseContext {
         region_code: "320509".into(),
         day: NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap(),
         overlap_ratio: 0.3,
+        reopen_growth: 0.5,
+        reopen_growth_m2: 100.0,
     }
 }
 
@@ -518,6 +520,54 @@ fn a_case_on_a_parcel_no_longer_in_the_layer_says_so() {
         "no finding matched it although every cell it touches was processed; its parcel p7 is \
          no longer in the parcel layer"
     );
+}
+
+#[test]
+fn a_dismissed_case_is_opened_again_when_its_change_grows() {
+    let (_dir, mut store) = temp_store();
+    let sized = |id: &str, area: f64| FindingRecord {
+        area_m2: area,
+        ..finding(id, "p1", rect_wkt(0.0, 0.0, 10.0, 10.0))
+    };
+    let (_, a) = run_once(&mut store, "2026-11-28T02:00:00Z", &[sized("f1", 120.0)]);
+    let id = a[0].case_id.clone();
+    store
+        .set_case_status(
+            &id,
+            "dismissed",
+            "王警官",
+            "a shed the village committee allowed",
+        )
+        .unwrap();
+    // A night's noise (+30 m²), then growth of half again but under 100 m² (+70 m² of 140 m²
+    // recorded since): the analyst's decision stands.
+    run_once(&mut store, "2026-11-29T02:00:00Z", &[sized("f1", 150.0)]);
+    assert_eq!(status_of(&store, &id), "dismissed");
+    run_once(&mut store, "2026-11-30T02:00:00Z", &[sized("f1", 190.0)]);
+    assert_eq!(status_of(&store, &id), "dismissed");
+    // More than half again and more than 100 m² over the dismissed 120 m²: open for review.
+    run_once(&mut store, "2026-12-01T02:00:00Z", &[sized("f1", 260.0)]);
+    assert_eq!(status_of(&store, &id), "open");
+    let d = store.case(&id).unwrap().unwrap();
+    let e = d.events.iter().find(|e| e.what == "reopened").unwrap();
+    assert_eq!(
+        (e.from_status.as_deref(), e.to_status.as_deref()),
+        (Some("dismissed"), Some("open"))
+    );
+    assert!(
+        e.why
+            .starts_with("grew from 120.0 m² to 260.0 m² since it was dismissed (")
+            && e.why
+                .contains(", by 王警官): open again for review (finding f1)"),
+        "{}",
+        e.why
+    );
+    // Confirmed or referred cases keep their status whatever they do.
+    store
+        .set_case_status(&id, "referred", "王警官", "sent to the brigade")
+        .unwrap();
+    run_once(&mut store, "2026-12-02T02:00:00Z", &[sized("f1", 900.0)]);
+    assert_eq!(status_of(&store, &id), "referred");
 }
 
 #[test]

@@ -43,6 +43,8 @@ fn night(store: &mut Store, started_at: &str, findings: &[FindingRecord]) -> Vec
         region_code: "320509".into(),
         day: NaiveDate::parse_from_str(&started_at[..10], "%Y-%m-%d").unwrap(),
         overlap_ratio: 0.3,
+        reopen_growth: 0.5,
+        reopen_growth_m2: 100.0,
     };
     let a = store
         .commit_findings(
