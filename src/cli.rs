@@ -1133,11 +1133,9 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         landwatch::pipeline::crash_point("after_commit");
         outcome_counts.new_cases = assignments.iter().filter(|c| c.is_new).count();
         outcome_counts.updated_cases = assignments.len() - outcome_counts.new_cases;
-        outcome_counts.disappeared_cases = st
-            .run_event_counts(&run_id)?
-            .get("disappeared")
-            .copied()
-            .unwrap_or(0);
+        let events = st.run_event_counts(&run_id)?;
+        outcome_counts.disappeared_cases = events.get("disappeared").copied().unwrap_or(0);
+        result.report.cases_reopened = events.get("reopened").copied().unwrap_or(0);
         result.report.cases = assignments.clone();
         result.report.cases_disappeared = outcome_counts.disappeared_cases;
         if let Some(key) = key {
@@ -1251,10 +1249,14 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         println!(
             "  cases: {new} new, {} updated{} ({} cell(s) processed{}, {} unchanged since their last run)",
             r.cases.len() - new,
-            match r.cases_disappeared {
-                0 => String::new(),
-                n => format!(", {n} no longer flagged"),
-            },
+            [
+                (r.cases_reopened, "open again"),
+                (r.cases_disappeared, "no longer flagged")
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!(", {n} {what}"))
+            .collect::<String>(),
             r.cells_scanned,
             if failed.is_empty() {
                 String::new()

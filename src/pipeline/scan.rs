@@ -239,6 +239,10 @@ pub struct ScanReport {
     /// (marked `disappeared`; each case's history says why), once the store has marked them.
     #[serde(skip_serializing_if = "is_zero")]
     pub cases_disappeared: usize,
+    /// Cases this run opened again (seen again after they disappeared, or grown since an
+    /// analyst dismissed them), once the store has marked them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cases_reopened: usize,
     /// Evidence packets (filled by the evidence stage after the scan).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packets: Option<PacketsReport>,
@@ -896,6 +900,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 cells_from_cache: 0,
                 cases: Vec::new(),
                 cases_disappeared: 0,
+                cases_reopened: 0,
                 parcels: set.parcels.len(),
                 permits: set.permits.len(),
                 findings: 0,
@@ -1566,6 +1571,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         cells_from_cache,
         cases: Vec::new(),
         cases_disappeared: 0,
+        cases_reopened: 0,
         parcels: set.parcels.len(),
         permits: set.permits.len(),
         findings: findings.len(),

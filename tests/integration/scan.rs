@@ -2212,3 +2212,85 @@ fn a_case_follows_its_ground_when_the_parcel_layer_is_renumbered() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
+    // An analyst dismisses the building beyond its permit's footprint (the excess, 375 m², is
+    // tolerated); the permit is then revoked: the whole building (675 m²) is now suspected, far
+    // more than what was dismissed, so the case is open again for review.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-dismissed-grows");
+    let permits = dir.join("permits.gpkg");
+    std::fs::copy(src.join("permits.gpkg"), &permits).unwrap();
+    let out = dir.join("out");
+    let night = || {
+        scan_dates_with(
+            &src.join("imagery/before"),
+            &[&src.join("imagery/after")],
+            &src.join("parcels.gpkg"),
+            &out,
+            &["--permits", permits.to_str().unwrap()],
+        )
+    };
+    let o = night();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(["cases", "--out", out.to_str().unwrap(), "--json"]);
+    let cases: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let case = cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "beyond_permit")
+        .unwrap_or_else(|| panic!("{cases}"));
+    let id = case["id"].as_str().unwrap().to_string();
+    let o = run([
+        "case",
+        &id,
+        "--out",
+        out.to_str().unwrap(),
+        "--set-status",
+        "dismissed",
+        "--by",
+        "王警官",
+        "--reason",
+        "the excess is within the tolerance",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let status = std::process::Command::new("ogrinfo")
+        .arg(&permits)
+        .args([
+            "-q",
+            "-sql",
+            "DELETE FROM permits WHERE permit_id = 'GH-2026-0001'",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "ogrinfo failed");
+    let o = night();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["cases_reopened"], 1, "{}", stdout(&o));
+    let o = run(["case", &id, "--out", out.to_str().unwrap(), "--json"]);
+    let c: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["status"], "open", "{c}");
+    let reopened = c["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["what"] == "reopened")
+        .unwrap_or_else(|| panic!("{c}"));
+    let why = reopened["why"].as_str().unwrap();
+    // "grew from 374.6 m² to 675.2 m² since it was dismissed (…, by 王警官): …"
+    let areas: Vec<f64> = why
+        .split(' ')
+        .filter_map(|w| w.parse::<f64>().ok())
+        .collect();
+    assert!(
+        why.starts_with("grew from ")
+            && why.contains(" m² since it was dismissed (")
+            && why.contains("by 王警官)")
+            && areas.len() == 2
+            && areas[1] > 1.5 * areas[0]
+            && (areas[0] - case["area_m2"].as_f64().unwrap()).abs() < 0.1,
+        "{why}"
+    );
+}
