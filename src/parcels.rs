@@ -707,6 +707,28 @@ mod tests {
         }
     }
 
+    /// Parcels A (0–10 m) and B (20–30 m), side by side.
+    fn parcels_a_and_b() -> Vec<Parcel> {
+        parcels_from_layer(
+            &layer(vec![
+                (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+                (Some("B"), "farmland", Some(square(20.0, 0.0, 10.0))),
+            ]),
+            &fields(),
+            &mut vec![],
+        )
+        .unwrap()
+    }
+
+    /// Makes a feature a permit of a register: its id, permitted use and parcel_id.
+    fn as_permit(f: &mut VectorFeature, id: &str, permitted_use: &str, parcel: Option<&str>) {
+        f.attributes.insert("permit_id".into(), Value::from(id));
+        f.attributes
+            .insert("permitted_use".into(), Value::from(permitted_use));
+        f.attributes
+            .insert("parcel_id".into(), parcel.map_or(Value::Null, Value::from));
+    }
+
     fn fields() -> ParcelFields {
         ParcelFields {
             id: "parcel_id".into(),
@@ -717,15 +739,7 @@ mod tests {
 
     #[test]
     fn a_permit_marked_by_a_point_covers_the_parcel_it_names_or_lies_in() {
-        let parcels = parcels_from_layer(
-            &layer(vec![
-                (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
-                (Some("B"), "farmland", Some(square(20.0, 0.0, 10.0))),
-            ]),
-            &fields(),
-            &mut vec![],
-        )
-        .unwrap();
+        let parcels = parcels_a_and_b();
         // Pins of a register: the parcel_id is the register's word (P-1 names B from inside A);
         // a pin naming none is in the parcel under it; one between parcels, or naming a parcel
         // there is not, finds none.
@@ -738,11 +752,7 @@ mod tests {
         ]) {
             f.rejected = Some("a point, not an outline (a polygon)".into());
             f.location = Some(geo::Point::new(x, y));
-            f.attributes.insert("permit_id".into(), Value::from(id));
-            f.attributes
-                .insert("permitted_use".into(), Value::from("construction"));
-            f.attributes
-                .insert("parcel_id".into(), parcel.map_or(Value::Null, Value::from));
+            as_permit(f, id, "construction", parcel);
         }
         let mut notes = vec![];
         let p = permits_from_layer(&register, &parcels, &mut notes).unwrap();
@@ -840,15 +850,7 @@ mod tests {
 
     #[test]
     fn a_register_without_outlines_permits_the_parcels_it_names() {
-        let parcels = parcels_from_layer(
-            &layer(vec![
-                (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
-                (Some("B"), "farmland", Some(square(20.0, 0.0, 10.0))),
-            ]),
-            &fields(),
-            &mut vec![],
-        )
-        .unwrap();
+        let parcels = parcels_a_and_b();
         // Rows of a table: no outline, each naming a parcel (or not, or one there is not).
         let mut register = layer(vec![
             (Some("A"), "farmland", None),
@@ -861,11 +863,7 @@ mod tests {
             ("P-3", None),
         ]) {
             f.rejected = Some("no geometry".into());
-            f.attributes.insert("permit_id".into(), Value::from(id));
-            f.attributes
-                .insert("permitted_use".into(), Value::from("建设用地"));
-            f.attributes
-                .insert("parcel_id".into(), parcel.map_or(Value::Null, Value::from));
+            as_permit(f, id, "建设用地", parcel);
         }
         let mut notes = vec![];
         let p = permits_from_layer(&register, &parcels, &mut notes).unwrap();

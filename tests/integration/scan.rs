@@ -1888,30 +1888,41 @@ fn a_permit_register_kept_as_a_table_or_as_pins_permits_the_parcels_it_names() {
     // The register as a spreadsheet exports it: no outlines, each permit naming its parcel.
     let src = scene(1024, 3);
     let dir = scratch("scan-permit-register");
-    let register = dir.join("register.csv");
-    let status = std::process::Command::new("ogr2ogr")
-        .args(["-f", "CSV", "-dialect", "SQLite", "-sql"])
-        .arg(
-            "SELECT permit_id, kind, permitted_use, parcel_id, valid_from, valid_to FROM permits \
-             UNION ALL SELECT 'GH-2026-0999', 'planning_permit', 'construction', 'WJ-999999', \
-             '2026-01-01', '2027-01-01'",
+    // The scene's permits rewritten by `sql` into `name` (format `format`), and a scan with them.
+    let rewritten = |name: &str, format: &str, sql: &str| {
+        let file = dir.join(name);
+        let status = std::process::Command::new("ogr2ogr")
+            .args(["-f", format, "-dialect", "SQLite", "-sql", sql])
+            // A GeoPackage's layer keeps the permits' name (a CSV's is its file's).
+            .args(if format == "GPKG" {
+                &["-nln", "permits"][..]
+            } else {
+                &[]
+            })
+            .arg(&file)
+            .arg(src.join("permits.gpkg"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "ogr2ogr failed");
+        scan_dates_with(
+            &src.join("imagery/before"),
+            &[&src.join("imagery/after")],
+            &src.join("parcels.gpkg"),
+            &dir.join(format!("out-{name}")),
+            &["--permits", file.to_str().unwrap()],
         )
-        .arg(&register)
-        .arg(src.join("permits.gpkg"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "ogr2ogr failed");
-    let o = scan_dates_with(
-        &src.join("imagery/before"),
-        &[&src.join("imagery/after")],
-        &src.join("parcels.gpkg"),
-        &dir.join("out"),
-        &["--permits", register.to_str().unwrap()],
+    };
+    let o = rewritten(
+        "register.csv",
+        "CSV",
+        "SELECT permit_id, kind, permitted_use, parcel_id, valid_from, valid_to FROM permits \
+         UNION ALL SELECT 'GH-2026-0999', 'planning_permit', 'construction', 'WJ-999999', \
+         '2026-01-01', '2027-01-01'",
     );
     // The row naming no parcel is rejected, named; the others permit their whole parcels.
     let s = skipped_once(&o, "parcel_rejected", "feature 7");
     assert_eq!(s["permits"], 6, "{s}");
-    let kinds: Vec<String> = findings_of(&dir.join("out"))
+    let kinds: Vec<String> = findings_of(&dir.join("out-register.csv"))
         .into_iter()
         .map(|(_, k)| k)
         .collect();
@@ -1925,28 +1936,13 @@ fn a_permit_register_kept_as_a_table_or_as_pins_permits_the_parcels_it_names() {
     );
     // The register as a map of pins, one per permit: half of them without their parcel_id (the
     // parcel under the pin is taken), one pin in no parcel and naming none. The same findings.
-    let pins = dir.join("pins.gpkg");
-    let status = std::process::Command::new("ogr2ogr")
-        .args([
-            "-f", "GPKG", "-nln", "permits", "-dialect", "SQLite", "-sql",
-        ])
-        .arg(
-            "SELECT ST_PointOnSurface(geom) AS geom, permit_id, kind, permitted_use, \
-             CASE WHEN fid % 2 = 0 THEN NULL ELSE parcel_id END AS parcel_id, valid_from, \
-             valid_to FROM permits UNION ALL SELECT MakePoint(561000, 3449000, 4549), \
-             'GH-2026-0999', 'planning_permit', 'construction', NULL, '2026-01-01', '2027-01-01'",
-        )
-        .arg(&pins)
-        .arg(src.join("permits.gpkg"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "ogr2ogr failed");
-    let o = scan_dates_with(
-        &src.join("imagery/before"),
-        &[&src.join("imagery/after")],
-        &src.join("parcels.gpkg"),
-        &dir.join("out-pins"),
-        &["--permits", pins.to_str().unwrap()],
+    let o = rewritten(
+        "pins.gpkg",
+        "GPKG",
+        "SELECT ST_PointOnSurface(geom) AS geom, permit_id, kind, permitted_use, \
+         CASE WHEN fid % 2 = 0 THEN NULL ELSE parcel_id END AS parcel_id, valid_from, \
+         valid_to FROM permits UNION ALL SELECT MakePoint(561000, 3449000, 4549), \
+         'GH-2026-0999', 'planning_permit', 'construction', NULL, '2026-01-01', '2027-01-01'",
     );
     let s = skipped_once(&o, "parcel_rejected", "feature 7");
     assert_eq!(s["permits"], 6, "{s}");
@@ -1957,8 +1953,8 @@ fn a_permit_register_kept_as_a_table_or_as_pins_permits_the_parcels_it_names() {
         "{named:?}"
     );
     assert_eq!(
-        findings_of(&dir.join("out-pins")),
-        findings_of(&dir.join("out"))
+        findings_of(&dir.join("out-pins.gpkg")),
+        findings_of(&dir.join("out-register.csv"))
     );
 }
 
@@ -2067,73 +2063,120 @@ fn the_last_run_s_output_under_the_imagery_is_not_taken_for_imagery() {
     assert_eq!(findings_of(&out), findings);
 }
 
+/// Nights of ad-hoc scans of the synthetic scene (1024 px, seed 3; its satellite after imagery)
+/// into one output directory, with copies of its parcels and permits that a test edits between
+/// nights as a bureau's registers change.
+struct Nights {
+    src: std::path::PathBuf,
+    parcels: std::path::PathBuf,
+    permits: std::path::PathBuf,
+    out: std::path::PathBuf,
+}
+
+impl Nights {
+    fn new(name: &str) -> Nights {
+        let src = scene(1024, 3);
+        let dir = scratch(name);
+        let (parcels, permits) = (dir.join("parcels.gpkg"), dir.join("permits.gpkg"));
+        std::fs::copy(src.join("parcels.gpkg"), &parcels).unwrap();
+        std::fs::copy(src.join("permits.gpkg"), &permits).unwrap();
+        Nights {
+            src,
+            parcels,
+            permits,
+            out: dir.join("out"),
+        }
+    }
+
+    /// One night's scan (exit 0), its `--json` summary.
+    fn scan(&self) -> Value {
+        let o = scan_dates_with(
+            &self.src.join("imagery/before"),
+            &[&self.src.join("imagery/after")],
+            &self.parcels,
+            &self.out,
+            &["--permits", self.permits.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        json_of(&o)
+    }
+
+    /// An edit of a layer's file in SQL (`ogrinfo -sql`).
+    fn edit(&self, file: &Path, sql: &str) {
+        let status = std::process::Command::new("ogrinfo")
+            .arg(file)
+            .args(["-q", "-sql", sql])
+            .status()
+            .unwrap();
+        assert!(status.success(), "ogrinfo failed: {sql}");
+    }
+
+    /// A `landwatch` command on the store (`--out`), its JSON output.
+    fn store_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--out", self.out.to_str().unwrap(), "--json"]);
+        let o = run(all);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn cases(&self) -> Vec<Value> {
+        self.store_json(&["cases"]).as_array().unwrap().clone()
+    }
+
+    /// The id of the case whose `field` is `value`.
+    fn case_where(&self, field: &str, value: &str) -> String {
+        let cases = self.cases();
+        cases
+            .iter()
+            .find(|c| c[field] == value)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no case with {field} {value}: {cases:?}"))
+    }
+
+    fn case(&self, id: &str) -> Value {
+        self.store_json(&["case", id])
+    }
+}
+
+/// The reasons of a case's events of one kind.
+fn events_why(case: &Value, what: &str) -> Vec<String> {
+    case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["what"] == what)
+        .map(|e| e["why"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn a_case_a_permit_registered_since_explains_says_so_when_it_disappears() {
     // The register corrected overnight: permit GH-2026-0002 (WJ-000004) was entered as valid
     // from December, so the building seen in October was "before approval"; its validity now
     // starts in October. The case is no longer flagged, and its history says why.
-    let src = scene(1024, 3);
-    let dir = scratch("scan-permit-registered-since");
-    let permits = dir.join("permits.gpkg");
-    std::fs::copy(src.join("permits.gpkg"), &permits).unwrap();
-    let out = dir.join("out");
-    let night = || {
-        scan_dates_with(
-            &src.join("imagery/before"),
-            &[&src.join("imagery/after")],
-            &src.join("parcels.gpkg"),
-            &out,
-            &["--permits", permits.to_str().unwrap()],
-        )
-    };
-    let o = night();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let cases = run(["cases", "--out", out.to_str().unwrap(), "--json"]);
-    let cases: Value = serde_json::from_slice(&cases.stdout).unwrap();
-    let case_on = |parcel: &str| -> String {
-        cases
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["parcel_id"] == parcel)
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("no case on {parcel}: {cases}"))
-    };
-    let (approved, other) = (case_on("WJ-000004"), case_on("WJ-000003"));
-    let status = std::process::Command::new("ogrinfo")
-        .arg(&permits)
-        .args([
-            "-q",
-            "-sql",
-            "UPDATE permits SET valid_from = '2026-10-01' WHERE permit_id = 'GH-2026-0002'",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "ogrinfo failed");
-    let o = night();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(json_of(&o)["cases_disappeared"], 1, "{}", stdout(&o));
-    let case = |id: &str| -> Value {
-        let o = run(["case", id, "--out", out.to_str().unwrap(), "--json"]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
-    let c = case(&approved);
-    assert_eq!(c["status"], "disappeared", "{c}");
-    let why = c["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["what"] == "disappeared")
-        .map(|e| e["why"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("{c}"));
-    assert!(
-        why.contains("the change is still seen there")
-            && why.contains("no rule flags it now: valid permits explain")
-            && why.contains("(GH-2026-0002)"),
-        "{why}"
+    let n = Nights::new("scan-permit-registered-since");
+    n.scan();
+    let (approved, other) = (
+        n.case_where("parcel_id", "WJ-000004"),
+        n.case_where("parcel_id", "WJ-000003"),
     );
-    assert_eq!(case(&other)["status"], "open");
+    n.edit(
+        &n.permits,
+        "UPDATE permits SET valid_from = '2026-10-01' WHERE permit_id = 'GH-2026-0002'",
+    );
+    assert_eq!(n.scan()["cases_disappeared"], 1);
+    let c = n.case(&approved);
+    assert_eq!(c["status"], "disappeared", "{c}");
+    let why = events_why(&c, "disappeared");
+    assert!(
+        why.len() == 1
+            && why[0].contains("the change is still seen there")
+            && why[0].contains("no rule flags it now: valid permits explain")
+            && why[0].contains("(GH-2026-0002)"),
+        "{why:?}"
+    );
+    assert_eq!(n.case(&other)["status"], "open");
 }
 
 #[test]
@@ -2141,69 +2184,24 @@ fn a_case_follows_its_ground_when_the_parcel_layer_is_renumbered() {
     // The annual update of the parcel layer gives the pond's parcel a new number: the next night
     // continues its case on the new parcel (and says so) instead of closing it and opening
     // another for the same pond.
-    let src = scene(1024, 3);
-    let dir = scratch("scan-parcels-renumbered");
-    let parcels = dir.join("parcels.gpkg");
-    std::fs::copy(src.join("parcels.gpkg"), &parcels).unwrap();
-    let out = dir.join("out");
-    let night = || {
-        scan_dates_with(
-            &src.join("imagery/before"),
-            &[&src.join("imagery/after")],
-            &parcels,
-            &out,
-            &["--permits", src.join("permits.gpkg").to_str().unwrap()],
-        )
-    };
-    let cases = || -> Value {
-        let o = run(["cases", "--out", out.to_str().unwrap(), "--json"]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
-    let o = night();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let first = cases();
-    let pond = first
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["parcel_id"] == "WJ-000003")
-        .map(|c| c["id"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("{first}"));
-    let status = std::process::Command::new("ogrinfo")
-        .arg(&parcels)
-        .args([
-            "-q",
-            "-sql",
-            "UPDATE parcels SET parcel_id = 'WJ-100003' WHERE parcel_id = 'WJ-000003'",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "ogrinfo failed");
-    let o = night();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = json_of(&o);
-    assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
-    let then = cases();
-    assert_eq!(
-        then.as_array().unwrap().len(),
-        first.as_array().unwrap().len(),
-        "{then}"
+    let n = Nights::new("scan-parcels-renumbered");
+    n.scan();
+    let first = n.cases().len();
+    let pond = n.case_where("parcel_id", "WJ-000003");
+    n.edit(
+        &n.parcels,
+        "UPDATE parcels SET parcel_id = 'WJ-100003' WHERE parcel_id = 'WJ-000003'",
     );
-    let o = run(["case", &pond, "--out", out.to_str().unwrap(), "--json"]);
-    let c: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = n.scan();
+    assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
+    assert_eq!(n.cases().len(), first);
+    let c = n.case(&pond);
     assert_eq!(
         (&c["status"], &c["parcel_id"]),
         (&"open".into(), &"WJ-100003".into()),
         "{c}"
     );
-    let seen = c["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["what"] == "seen")
-        .map(|e| e["why"].as_str().unwrap())
-        .collect::<Vec<_>>();
+    let seen = events_why(&c, "seen");
     assert!(
         seen.iter().any(|w| w.contains(
             "its parcel WJ-000003 is no longer in the parcel layer (re-surveyed?): the same \
@@ -2218,36 +2216,15 @@ fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
     // An analyst dismisses the building beyond its permit's footprint (the excess, 375 m², is
     // tolerated); the permit is then revoked: the whole building (675 m²) is now suspected, far
     // more than what was dismissed, so the case is open again for review.
-    let src = scene(1024, 3);
-    let dir = scratch("scan-dismissed-grows");
-    let permits = dir.join("permits.gpkg");
-    std::fs::copy(src.join("permits.gpkg"), &permits).unwrap();
-    let out = dir.join("out");
-    let night = || {
-        scan_dates_with(
-            &src.join("imagery/before"),
-            &[&src.join("imagery/after")],
-            &src.join("parcels.gpkg"),
-            &out,
-            &["--permits", permits.to_str().unwrap()],
-        )
-    };
-    let o = night();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = run(["cases", "--out", out.to_str().unwrap(), "--json"]);
-    let cases: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let case = cases
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "beyond_permit")
-        .unwrap_or_else(|| panic!("{cases}"));
-    let id = case["id"].as_str().unwrap().to_string();
+    let n = Nights::new("scan-dismissed-grows");
+    n.scan();
+    let id = n.case_where("kind", "beyond_permit");
+    let dismissed_m2 = n.case(&id)["area_m2"].as_f64().unwrap();
     let o = run([
         "case",
         &id,
         "--out",
-        out.to_str().unwrap(),
+        n.out.to_str().unwrap(),
         "--set-status",
         "dismissed",
         "--by",
@@ -2256,41 +2233,28 @@ fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
         "the excess is within the tolerance",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let status = std::process::Command::new("ogrinfo")
-        .arg(&permits)
-        .args([
-            "-q",
-            "-sql",
-            "DELETE FROM permits WHERE permit_id = 'GH-2026-0001'",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "ogrinfo failed");
-    let o = night();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(json_of(&o)["cases_reopened"], 1, "{}", stdout(&o));
-    let o = run(["case", &id, "--out", out.to_str().unwrap(), "--json"]);
-    let c: Value = serde_json::from_slice(&o.stdout).unwrap();
+    n.edit(
+        &n.permits,
+        "DELETE FROM permits WHERE permit_id = 'GH-2026-0001'",
+    );
+    assert_eq!(n.scan()["cases_reopened"], 1);
+    let c = n.case(&id);
     assert_eq!(c["status"], "open", "{c}");
-    let reopened = c["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["what"] == "reopened")
-        .unwrap_or_else(|| panic!("{c}"));
-    let why = reopened["why"].as_str().unwrap();
+    let why = events_why(&c, "reopened");
     // "grew from 374.6 m² to 675.2 m² since it was dismissed (…, by 王警官): …"
     let areas: Vec<f64> = why
-        .split(' ')
+        .iter()
+        .flat_map(|w| w.split(' '))
         .filter_map(|w| w.parse::<f64>().ok())
         .collect();
     assert!(
-        why.starts_with("grew from ")
-            && why.contains(" m² since it was dismissed (")
-            && why.contains("by 王警官)")
+        why.len() == 1
+            && why[0].starts_with("grew from ")
+            && why[0].contains(" m² since it was dismissed (")
+            && why[0].contains("by 王警官)")
             && areas.len() == 2
             && areas[1] > 1.5 * areas[0]
-            && (areas[0] - case["area_m2"].as_f64().unwrap()).abs() < 0.1,
-        "{why}"
+            && (areas[0] - dismissed_m2).abs() < 0.1,
+        "{why:?}"
     );
 }
