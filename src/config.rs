@@ -324,7 +324,8 @@ pub struct StoreConfig {
     #[serde(default = "default_overlap_ratio")]
     pub overlap_ratio: f64,
     /// A case an analyst dismissed is opened again for review when its change grows past its
-    /// area at the dismissal by this share (0.5: half as large again) …
+    /// area at the dismissal by this share (0.5: half as large again) … (or when it becomes a
+    /// kind of a higher severity, whatever its area)
     #[serde(default = "default_reopen_growth")]
     pub reopen_growth: f64,
     /// … and by at least this many square metres (a night's noise in a finding's outline is

@@ -534,7 +534,8 @@ dir = "out"
 # of the smaller of the two.
 overlap_ratio = 0.3
 # A case an analyst dismissed is open again for review when its change grows past its area at
-# the dismissal by this share and by at least this many square metres.
+# the dismissal by this share and by at least this many square metres (or becomes a kind of a
+# higher severity).
 reopen_growth = 0.5
 reopen_growth_m2 = 100.0
 

@@ -868,7 +868,7 @@ impl Store {
                         .filter(|p| *p != f.parcel_id);
                     w.update_case(case_id, f, &seen_at, before, moved_from)?;
                     if before == "dismissed" {
-                        w.reopen_if_grown(case_id, f, ctx)?;
+                        w.reopen_if_changed(case_id, f, ctx)?;
                     }
                     for m in merged {
                         w.merge_case(m, case_id)?;
@@ -1410,6 +1410,16 @@ impl Store {
     }
 }
 
+/// The order of the rules' severities (`low` < `medium` < `high`); another word ranks lowest.
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "high" => 3,
+        "medium" => 2,
+        "low" => 1,
+        _ => 0,
+    }
+}
+
 fn validate_context(ctx: &CaseContext) -> Result<(), StoreError> {
     if ctx.region_code.is_empty() || !ctx.region_code.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(StoreError::Invalid {
@@ -1783,49 +1793,68 @@ impl Writer<'_> {
     }
 
     /// Opens a dismissed case again when the finding continuing it is larger than the case was
-    /// when it was dismissed by the context's growth thresholds: the dismissal judged the
-    /// smaller change.
-    fn reopen_if_grown(
+    /// when it was dismissed, by the context's growth thresholds, or of a higher severity (an
+    /// excavation that became a building): the dismissal judged a smaller or a lesser change.
+    fn reopen_if_changed(
         &self,
         case_id: &str,
         f: &FindingRecord,
         ctx: &CaseContext,
     ) -> Result<(), StoreError> {
-        // The latest dismissal, and the case's area as the analyst saw it: that of the last
-        // run before the dismissal (in the audit log's order, not by clocks) that recorded it.
-        let decided: Option<(String, String, Option<f64>)> = self
+        let read = || format!("reading the dismissal of case {case_id}");
+        // The latest dismissal.
+        let dismissal: Option<(i64, String, String)> = self
             .tx
             .query_row(
-                "SELECT e.at, e.who,
-                   (SELECT g.area_m2 FROM case_events s
-                      JOIN case_geometries g ON g.case_id = s.case_id AND g.run_id = s.run_id
-                     WHERE s.case_id = e.case_id AND s.id < e.id
-                     ORDER BY s.id DESC LIMIT 1)
-                 FROM case_events e
-                 WHERE e.case_id = ?1 AND e.what = 'status' AND e.to_status = 'dismissed'
-                 ORDER BY e.id DESC LIMIT 1",
+                "SELECT id, at, who FROM case_events
+                 WHERE case_id = ?1 AND what = 'status' AND to_status = 'dismissed'
+                 ORDER BY id DESC LIMIT 1",
                 [case_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
-            .map_err(self.err(format!("reading the dismissal of case {case_id}")))?;
-        let Some((at, who, Some(area))) = decided else {
+            .map_err(self.err(read()))?;
+        let Some((event_id, at, who)) = dismissal else {
+            return Ok(());
+        };
+        // The case as the analyst saw it: the finding of the last run before the dismissal (in
+        // the audit log's order, not by clocks).
+        let seen: Option<(f64, String, String)> = self
+            .tx
+            .query_row(
+                "SELECT fi.area_m2, fi.kind, fi.severity FROM case_events s
+                   JOIN findings fi ON fi.case_id = s.case_id AND fi.run_id = s.run_id
+                 WHERE s.case_id = ?1 AND s.id < ?2
+                 ORDER BY s.id DESC LIMIT 1",
+                params![case_id, event_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.err(read()))?;
+        let Some((area, kind, severity)) = seen else {
             return Ok(());
         };
         let grown = f.area_m2 - area;
-        if grown < ctx.reopen_growth * area || grown < ctx.reopen_growth_m2 {
+        let mut changed = Vec::new();
+        if grown >= ctx.reopen_growth * area && grown >= ctx.reopen_growth_m2 {
+            changed.push(format!("grew from {area:.1} m² to {:.1} m²", f.area_m2));
+        }
+        if severity_rank(&f.severity) > severity_rank(&severity) {
+            changed.push(format!(
+                "became {} ({}) from {kind} ({severity})",
+                f.kind, f.severity
+            ));
+        }
+        if changed.is_empty() {
             return Ok(());
         }
-        self.tx
-            .execute("UPDATE cases SET status = 'open' WHERE id = ?1", [case_id])
-            .map_err(self.err(format!("reopening case {case_id}")))?;
         self.event(
             case_id,
             "reopened",
             &format!(
-                "grew from {area:.1} m² to {:.1} m² since it was dismissed ({at}, by {who}): \
-                 open again for review (finding {})",
-                f.area_m2, f.finding_id
+                "{} since it was dismissed ({at}, by {who}): open again for review (finding {})",
+                changed.join(" and "),
+                f.finding_id
             ),
             Some(("dismissed", "open")),
             None,

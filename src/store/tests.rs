@@ -571,6 +571,58 @@ fn a_dismissed_case_is_opened_again_when_its_change_grows() {
 }
 
 #[test]
+fn a_dismissed_case_is_opened_again_when_its_change_becomes_more_serious() {
+    let (_dir, mut store) = temp_store();
+    let of_kind = |kind: &str, severity: &str| FindingRecord {
+        kind: kind.into(),
+        severity: severity.into(),
+        ..finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0))
+    };
+    let (_, a) = run_once(
+        &mut store,
+        "2026-11-28T02:00:00Z",
+        &[of_kind("excavation", "medium")],
+    );
+    let id = a[0].case_id.clone();
+    store
+        .set_case_status(
+            &id,
+            "dismissed",
+            "李科长",
+            "a fish pond being dug with approval",
+        )
+        .unwrap();
+    // The same kind again, or a less serious one: the decision stands.
+    run_once(
+        &mut store,
+        "2026-11-29T02:00:00Z",
+        &[of_kind("excavation", "medium")],
+    );
+    run_once(
+        &mut store,
+        "2026-11-30T02:00:00Z",
+        &[of_kind("other", "low")],
+    );
+    assert_eq!(status_of(&store, &id), "dismissed");
+    // A building where the pond was dismissed: open for review, the same area.
+    run_once(
+        &mut store,
+        "2026-12-01T02:00:00Z",
+        &[of_kind("building_on_farmland", "high")],
+    );
+    assert_eq!(status_of(&store, &id), "open");
+    let d = store.case(&id).unwrap().unwrap();
+    let e = d.events.iter().find(|e| e.what == "reopened").unwrap();
+    assert!(
+        e.why.starts_with(
+            "became building_on_farmland (high) from excavation (medium) since it was dismissed ("
+        ) && e.why.contains("by 李科长)"),
+        "{}",
+        e.why
+    );
+}
+
+#[test]
 fn a_case_not_seen_disappears_and_is_reopened_when_seen_again() {
     let (_dir, mut store) = temp_store();
     let f = finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0));
