@@ -427,21 +427,26 @@ fn read_layer_of(
                     None
                 } else {
                     match g.to_geo() {
-                        Ok(geo_g) => {
-                            let point = geo::InteriorPoint::interior_point(&geo_g);
-                            let kind = without_area(&geo_g);
-                            let polys = polygons_of(geo_g);
-                            if polys.is_empty() {
-                                rejected = Some(format!(
-                                    "{}, not an outline (a polygon)",
-                                    kind.unwrap_or("a geometry without area")
-                                ));
-                                location = point;
+                        Ok(geo_g) => match without_area(&geo_g) {
+                            // A point or a line: no outline, but a place (a register's pin).
+                            Some(kind) => {
+                                rejected = Some(format!("{kind}, not an outline (a polygon)"));
+                                location = geo::InteriorPoint::interior_point(&geo_g);
                                 None
-                            } else {
-                                Some(geo::MultiPolygon::new(polys))
                             }
-                        }
+                            None => {
+                                let polys = polygons_of(geo_g);
+                                if polys.is_empty() {
+                                    rejected = Some(
+                                        "a geometry without area, not an outline (a polygon)"
+                                            .to_string(),
+                                    );
+                                    None
+                                } else {
+                                    Some(geo::MultiPolygon::new(polys))
+                                }
+                            }
+                        },
                         Err(e) => {
                             rejected = Some(format!("unreadable geometry: {e}"));
                             None
