@@ -823,16 +823,17 @@ impl Store {
             .iter()
             .map(|(c, _)| (c.id.as_str(), c.parcel_id.as_str()))
             .collect();
-        // The unflagged changes on the parcels of cases not seen (the only ones asked about),
-        // read before anything is written.
+        // The unflagged changes on the parcels of cases not seen (the only ones asked about; all
+        // of them when such a case's parcel left the layer), read before anything is written.
         let asked: HashSet<&str> = plan
             .not_seen
             .iter()
             .filter_map(|id| parcel_of.get(id.as_str()).copied())
             .collect();
+        let ask_all = asked.iter().any(|p| gone(p));
         let mut changes = Vec::new();
         for (i, u) in sight.unflagged.iter().enumerate() {
-            if !asked.contains(u.parcel_id.as_str()) {
+            if !ask_all && !asked.contains(u.parcel_id.as_str()) {
                 continue;
             }
             let g = parse_polygons(&u.geometry_wkt).map_err(|detail| StoreError::Invalid {
@@ -895,7 +896,7 @@ impl Store {
                 .and_then(|(case, _)| {
                     changes
                         .iter()
-                        .filter(|(u, _)| u.parcel_id == case.parcel_id)
+                        .filter(|(u, _)| u.parcel_id == case.parcel_id || gone(&case.parcel_id))
                         .map(|(u, g)| (matching::overlap_ratio(g, &case.geometry), u))
                         .filter(|(r, _)| *r >= ctx.overlap_ratio && *r > 0.0)
                         .max_by(|a, b| a.0.total_cmp(&b.0))

@@ -498,9 +498,16 @@ fn a_case_on_a_parcel_no_longer_in_the_layer_says_so() {
     assert_eq!(d.case.parcel_id, "p7");
     let seen = d.events.iter().find(|e| e.what == "seen").unwrap();
     assert!(seen.why.ends_with("its parcel p1 is no longer in the parcel layer (re-surveyed?): the same ground lies on parcel p7 now"), "{}", seen.why);
-    // Not seen, on a parcel since gone: the disappearance says that too.
+    // Not seen, on a parcel since gone: the disappearance says that too, and why the change,
+    // still seen on the parcel there now, is no longer flagged.
     let ids: HashSet<String> = ["p9".to_string()].into();
     let run = store.begin_run(&new_run("2026-11-30T02:00:00Z")).unwrap();
+    let still = [UnflaggedChange {
+        parcel_id: "p9".into(),
+        geometry_wkt: rect_wkt(0.0, 0.0, 10.0, 10.0),
+        area_m2: 100.0,
+        why: "no rule flags vegetation_to_built on a parcel of approved use 'construction'".into(),
+    }];
     store
         .commit_findings_observed(
             &run,
@@ -509,6 +516,7 @@ fn a_case_on_a_parcel_no_longer_in_the_layer_says_so() {
             &[],
             &RunSight {
                 parcel_ids: Some(&ids),
+                unflagged: &still,
                 ..Default::default()
             },
         )
@@ -517,8 +525,10 @@ fn a_case_on_a_parcel_no_longer_in_the_layer_says_so() {
     let gone = d.events.iter().find(|e| e.what == "disappeared").unwrap();
     assert_eq!(
         gone.why,
-        "no finding matched it although every cell it touches was processed; its parcel p7 is \
-         no longer in the parcel layer"
+        "no finding matched it although every cell it touches was processed: the change is \
+         still seen there (100.0 m²), but no rule flags it now: no rule flags vegetation_to_built \
+         on a parcel of approved use 'construction'; its parcel p7 is no longer in the parcel \
+         layer"
     );
 }
 
