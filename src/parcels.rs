@@ -482,67 +482,58 @@ pub fn permits_from_layer(
             }
         };
         let mut parcel_id = text(a.get(&parcel_field));
-        let footprint = if f.geometry.is_none()
-            && f.repaired.is_none()
-            && (no_outline(f) || f.location.is_some())
-        {
-            // The parcel the register names; for a pin naming none, the parcel the pin is in.
-            let named = parcel_id
-                .as_deref()
-                .and_then(|p| outline_of.get(p).copied());
-            let pinned = || {
-                let at = f.location?;
-                let tree = parcel_tree.get_or_insert_with(|| {
-                    rect_tree(parcels.iter().map(|p| p.polygon.bounding_rect()))
-                });
-                let mut hits: Vec<usize> = tree
-                    .locate_all_at_point(&[at.x(), at.y()])
-                    .map(|h| h.data)
-                    .filter(|i| parcels[*i].polygon.intersects(&at))
-                    .collect();
-                hits.sort_unstable();
-                hits.first().map(|i| &parcels[*i])
-            };
-            match (named, parcel_id.is_none().then(pinned).flatten()) {
-                (Some(outline), _) => outline.clone(),
-                (None, Some(parcel)) => {
-                    parcel_id = Some(parcel.id.clone());
-                    parcel.polygon.clone()
-                }
-                (None, None) => {
-                    // "a point, not an outline (a polygon)" as read: "is a point".
-                    let what = match f.location {
-                        Some(_) => format!(
-                            "is {}",
-                            f.rejected
-                                .as_deref()
-                                .and_then(|r| r.split(',').next())
-                                .unwrap_or("a point")
-                        ),
-                        None => "has no outline".to_string(),
-                    };
-                    notes.push(ParcelNote {
-                        feature: describe(layer, f),
-                        kind: "rejected".into(),
-                        message: format!(
-                            "permit {id} {what} and {}: a permit needs its footprint or the \
-                             parcel_id of the parcel it permits",
-                            match (&parcel_id, f.location) {
-                                (Some(p), _) => format!("its parcel_id '{p}' is no parcel's"),
-                                (None, Some(_)) => "names no parcel_id nor lies in a parcel".into(),
-                                (None, None) => "no parcel_id".to_string(),
-                            }
-                        ),
+        let footprint =
+            if f.geometry.is_none() && f.repaired.is_none() && (no_outline(f) || f.pin.is_some()) {
+                // The parcel the register names; for a pin naming none, the parcel the pin is in.
+                let named = parcel_id
+                    .as_deref()
+                    .and_then(|p| outline_of.get(p).copied());
+                let pinned = || {
+                    let at = f.pin?.at;
+                    let tree = parcel_tree.get_or_insert_with(|| {
+                        rect_tree(parcels.iter().map(|p| p.polygon.bounding_rect()))
                     });
-                    continue;
+                    // The first in the layer's order, should parcels overlap there.
+                    tree.locate_all_at_point(&[at.x(), at.y()])
+                        .map(|h| h.data)
+                        .filter(|i| parcels[*i].polygon.intersects(&at))
+                        .min()
+                        .map(|i| &parcels[i])
+                };
+                match (named, parcel_id.is_none().then(pinned).flatten()) {
+                    (Some(outline), _) => outline.clone(),
+                    (None, Some(parcel)) => {
+                        parcel_id = Some(parcel.id.clone());
+                        parcel.polygon.clone()
+                    }
+                    (None, None) => {
+                        let what = match f.pin {
+                            Some(pin) => format!("is {}", pin.what),
+                            None => "has no outline".to_string(),
+                        };
+                        notes.push(ParcelNote {
+                            feature: describe(layer, f),
+                            kind: "rejected".into(),
+                            message: format!(
+                                "permit {id} {what} and {}: a permit needs its footprint or the \
+                             parcel_id of the parcel it permits",
+                                match (&parcel_id, f.pin) {
+                                    (Some(p), _) => format!("its parcel_id '{p}' is no parcel's"),
+                                    (None, Some(_)) =>
+                                        "names no parcel_id nor lies in a parcel".into(),
+                                    (None, None) => "no parcel_id".to_string(),
+                                }
+                            ),
+                        });
+                        continue;
+                    }
                 }
-            }
-        } else {
-            let Some(footprint) = notes_of(layer, f, notes) else {
-                continue;
+            } else {
+                let Some(footprint) = notes_of(layer, f, notes) else {
+                    continue;
+                };
+                footprint
             };
-            footprint
-        };
         out.push(Permit {
             id,
             kind: text(a.get(&kind_field))
@@ -672,6 +663,7 @@ impl ParcelSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::vector::Pin;
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
@@ -700,7 +692,7 @@ mod tests {
                         geometry: g,
                         attributes: a,
                         repaired: None,
-                        location: None,
+                        pin: None,
                     }
                 })
                 .collect(),
@@ -751,7 +743,10 @@ mod tests {
             ("P-4", Some("Z"), (5.0, 5.0)),
         ]) {
             f.rejected = Some("a point, not an outline (a polygon)".into());
-            f.location = Some(geo::Point::new(x, y));
+            f.pin = Some(Pin {
+                what: "a point",
+                at: geo::Point::new(x, y),
+            });
             as_permit(f, id, "construction", parcel);
         }
         let mut notes = vec![];

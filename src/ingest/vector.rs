@@ -24,9 +24,18 @@ pub struct VectorFeature {
     pub repaired: Option<String>,
     /// Why the geometry was rejected, if it was.
     pub rejected: Option<String>,
-    /// Where a feature without an outline is, in the working CRS: a point of its geometry when
-    /// that is a point or a line (a register that marks each permit with a pin), else `None`.
-    pub location: Option<geo::Point<f64>>,
+    /// A point or a line instead of an outline (a register that marks each permit with a pin):
+    /// what it is and where, in the working CRS.
+    pub pin: Option<Pin>,
+}
+
+/// A feature's place when it has no outline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pin {
+    /// `"a point"` or `"a line"`.
+    pub what: &'static str,
+    /// A point of its geometry (working CRS).
+    pub at: geo::Point<f64>,
 }
 
 /// A whole layer.
@@ -385,7 +394,7 @@ fn read_layer_of(
         for (i, name) in field_names.iter().enumerate() {
             attributes.insert(name.clone(), field_value(f.field(i).ok().flatten()));
         }
-        let (mut repaired, mut rejected, mut location) = (None, None, None);
+        let (mut repaired, mut rejected, mut pin) = (None, None, None);
         let geometry = match f.geometry() {
             None => {
                 rejected = Some("no geometry".to_string());
@@ -429,9 +438,10 @@ fn read_layer_of(
                     match g.to_geo() {
                         Ok(geo_g) => match without_area(&geo_g) {
                             // A point or a line: no outline, but a place (a register's pin).
-                            Some(kind) => {
-                                rejected = Some(format!("{kind}, not an outline (a polygon)"));
-                                location = geo::InteriorPoint::interior_point(&geo_g);
+                            Some(what) => {
+                                rejected = Some(format!("{what}, not an outline (a polygon)"));
+                                pin = geo::InteriorPoint::interior_point(&geo_g)
+                                    .map(|at| Pin { what, at });
                                 None
                             }
                             None => {
@@ -461,7 +471,7 @@ fn read_layer_of(
             attributes,
             repaired,
             rejected,
-            location,
+            pin,
         });
     }
     Ok(VectorLayerData {

@@ -819,16 +819,14 @@ impl Store {
             ctx.overlap_ratio,
             &gone,
         );
-        let parcel_of: HashMap<&str, &str> = known
-            .iter()
-            .map(|(c, _)| (c.id.as_str(), c.parcel_id.as_str()))
-            .collect();
+        let case_of: HashMap<&str, &KnownCase> =
+            known.iter().map(|(c, _)| (c.id.as_str(), c)).collect();
         // The unflagged changes on the parcels of cases not seen (the only ones asked about; all
         // of them when such a case's parcel left the layer), read before anything is written.
         let asked: HashSet<&str> = plan
             .not_seen
             .iter()
-            .filter_map(|id| parcel_of.get(id.as_str()).copied())
+            .filter_map(|id| case_of.get(id.as_str()).map(|c| c.parcel_id.as_str()))
             .collect();
         let ask_all = asked.iter().any(|p| gone(p));
         let mut changes = Vec::new();
@@ -863,14 +861,11 @@ impl Store {
             let case_id = match &plan.decisions[i] {
                 Decision::Continue { case_id, merged } => {
                     let before = status_of.get(case_id.as_str()).copied().unwrap_or("open");
-                    let moved_from = parcel_of
+                    let moved_from = case_of
                         .get(case_id.as_str())
-                        .copied()
+                        .map(|c| c.parcel_id.as_str())
                         .filter(|p| *p != f.parcel_id);
-                    w.update_case(case_id, f, &seen_at, before, moved_from)?;
-                    if before == "dismissed" {
-                        w.reopen_if_changed(case_id, f, ctx)?;
-                    }
+                    w.update_case(case_id, f, &seen_at, before, moved_from, ctx)?;
                     for m in merged {
                         w.merge_case(m, case_id)?;
                     }
@@ -890,10 +885,9 @@ impl Store {
         }
         for id in &plan.not_seen {
             // Where the change is still seen, why no rule flags it now.
-            let still_seen = known
-                .iter()
-                .find(|(c, _)| &c.id == id)
-                .and_then(|(case, _)| {
+            let case = case_of.get(id.as_str());
+            let still_seen = case
+                .and_then(|case| {
                     changes
                         .iter()
                         .filter(|(u, _)| u.parcel_id == case.parcel_id || gone(&case.parcel_id))
@@ -908,8 +902,8 @@ impl Store {
                     )
                 })
                 .unwrap_or_default();
-            let parcel_gone = parcel_of
-                .get(id.as_str())
+            let parcel_gone = case
+                .map(|c| c.parcel_id.as_str())
                 .filter(|p| gone(p))
                 .map_or_else(String::new, |p| {
                     format!("; its parcel {p} is no longer in the parcel layer")
@@ -1711,8 +1705,10 @@ impl Writer<'_> {
         Ok(id)
     }
 
-    /// `moved_from`: the case's parcel, when the finding lies on another (the case's parcel is no
-    /// longer in the parcel layer).
+    /// Continues a case with a finding. A case that had disappeared is open again; a dismissed
+    /// one too when its change grew or worsened since (`reopen_if_changed`). `moved_from`: the
+    /// case's parcel, when the finding lies on another (the case's parcel is no longer in the
+    /// parcel layer).
     fn update_case(
         &self,
         case_id: &str,
@@ -1720,6 +1716,7 @@ impl Writer<'_> {
         seen_at: &str,
         status_before: &str,
         moved_from: Option<&str>,
+        ctx: &CaseContext,
     ) -> Result<(), StoreError> {
         self.tx
             .execute(
@@ -1757,6 +1754,8 @@ impl Writer<'_> {
                 None,
                 true,
             )?;
+        } else if status_before == "dismissed" {
+            self.reopen_if_changed(case_id, f, ctx)?;
         }
         // A case opened by this very run (a redone commit) is not "seen" again.
         let opened_now = self
