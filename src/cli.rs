@@ -456,14 +456,20 @@ fn init_logging(json: bool, verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("LANDWATCH_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // On a terminal: coloured lines without a time (the person watching knows it). Anywhere
+    // else (a cron job's log file, a journal): plain text, each line with its UTC time.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(terminal && !json);
     if json {
         builder.json().init();
-    } else {
+    } else if terminal {
         builder.without_time().init();
+    } else {
+        builder.init();
     }
 }
 
@@ -873,13 +879,17 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
             ..Config::default()
         },
     };
+    // Paths as the store, the incremental keys and the packets record them: the same file the
+    // same way however it was named on the command line.
     let cwd = std::env::current_dir().context("current directory")?;
     let abs = |p: &PathBuf| {
-        if p.is_absolute() {
-            p.clone()
-        } else {
-            cwd.join(p)
-        }
+        std::fs::canonicalize(p).unwrap_or_else(|_| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                cwd.join(p)
+            }
+        })
     };
     if !a.before.is_empty() {
         cfg.imagery.before = a.before.iter().map(abs).collect();
@@ -1057,7 +1067,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .collect();
     st.record_imagery(&imagery)?;
     let processed: Vec<String> = result.cell_keys.iter().map(|k| k.cell_id.clone()).collect();
-    let cells_done: Vec<landwatch::store::CellDone> = result
+    let mut cells_done: Vec<landwatch::store::CellDone> = result
         .cell_keys
         .iter()
         .map(|k| landwatch::store::CellDone {
@@ -1164,6 +1174,27 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         }
         let text = serde_json::to_string_pretty(&result.report)?;
         landwatch::export::write_atomic(&job.out.join("summary.json"), text.as_bytes())?;
+    }
+    // A cell with a finding whose packet could not be written is not done: the next run does
+    // it again and writes the packet (a night that only reads "nothing new" would never).
+    if let Some(p) = &result.report.packets {
+        let owed: std::collections::HashSet<&str> = p
+            .cases
+            .iter()
+            .zip(&result.findings)
+            .filter(|(line, _)| line.dir.is_none())
+            .flat_map(|(_, f)| f.cells.iter().map(String::as_str))
+            .collect();
+        if !owed.is_empty() {
+            tracing::warn!(
+                "{} packet(s) could not be written: their {} cell(s) are not marked done, so the \
+                 next run does them again and writes the packets",
+                p.failed.len(),
+                owed.len()
+            );
+            cells_done.retain(|c| !owed.contains(c.cell_id.as_str()));
+        }
+        outcome_counts.skipped_inputs += p.failed.len();
     }
     let r = &result.report;
     let packet_failures = r.packets.as_ref().is_some_and(|p| !p.failed.is_empty());
@@ -1427,11 +1458,15 @@ fn evidence_stage(
         None
     };
     let step = (n / 10).max(1);
-    let on_done = |k: usize| match &bar {
-        _ if k == 2 => landwatch::pipeline::crash_point("packets"),
-        Some(b) => b.set_position(k as u64),
-        None if k % step == 0 || k == n => tracing::info!("evidence: {k} of {n} packets"),
-        None => {}
+    let on_done = |k: usize| {
+        if k == 2 {
+            landwatch::pipeline::crash_point("packets");
+        }
+        match &bar {
+            Some(b) => b.set_position(k as u64),
+            None if k % step == 0 || k == n => tracing::info!("evidence: {k} of {n} packets"),
+            None => {}
+        }
     };
     let outcomes = write_packets(
         &result.context,

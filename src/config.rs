@@ -388,11 +388,17 @@ impl Config {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
-        cfg.base_dir = if base_dir.as_os_str().is_empty() {
-            PathBuf::from(".")
+        // Absolute, so that every path resolved from the file is the same however the file was
+        // named (`landwatch.toml`, `./site/landwatch.toml` or its full path): paths are part of
+        // what an incremental run compares and of what the store and the packets record.
+        let base = if base_dir.as_os_str().is_empty() {
+            Path::new(".")
         } else {
-            base_dir.to_path_buf()
+            base_dir
         };
+        cfg.base_dir = std::fs::canonicalize(base)
+            .or_else(|_| std::path::absolute(base))
+            .unwrap_or_else(|_| base.to_path_buf());
         cfg.validate(path)?;
         // The model descriptor is named relative to this file, like every other path; it is
         // resolved here because the detector is built from `[detector]` alone.

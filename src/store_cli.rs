@@ -383,7 +383,7 @@ fn print_status(r: &StatusReport, lock: Option<&(landwatch::store::lock::LockInf
         if run.cells_processed.is_some() {
             println!(
                 "      cells {} processed ({} detected, {} from the detection cache), {} unchanged; {} finding(s); \
-                 cases {} new, {} updated, {} disappeared; {} input(s) skipped; protected area not observed {:.1} m²{}",
+                 cases {} new, {} updated, {} disappeared; {} input(s) skipped or packet(s) failed; protected area not observed {:.1} m²{}",
                 n(run.cells_processed),
                 n(run.cells_detected),
                 n(run.cells_from_cache),

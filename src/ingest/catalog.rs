@@ -452,8 +452,10 @@ fn describe_inner(path: &Path, opts: &CatalogOptions) -> Result<Described, Inges
 
     let first = ds.rasterband(1).ok();
     let block_size = first.as_ref().map(|b| b.block_size());
+    // A strip is exactly as wide as the image; a tile may be narrower or, on a narrow image,
+    // wider (a tile exactly as wide as the image reads as a strip).
     let layout = block_size.map(|(bw, _)| {
-        if bw < width {
+        if bw != width {
             "tiled".to_string()
         } else {
             "striped".to_string()
@@ -533,6 +535,18 @@ fn usability_problem(
         (false, true) => return Some(IngestError::NoGeoTransform { path: p }),
         (true, false) => return Some(IngestError::NoCrs { path: p }),
         (true, true) => {}
+    }
+    if let Some(g) = info.geo_transform {
+        let how = if info.rotated {
+            Some("rotated")
+        } else if g[5] > 0.0 {
+            Some("south-up")
+        } else {
+            None
+        };
+        if let Some(how) = how {
+            return Some(IngestError::NotNorthUp { path: p, how });
+        }
     }
     if let Err(e) = check_structure(path, ds, info) {
         return Some(e);

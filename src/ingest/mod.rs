@@ -104,6 +104,14 @@ pub enum IngestError {
         /// How many GCPs the file has.
         gcp_count: usize,
     },
+    /// A geotransform that is not north-up (rotated, sheared, or rows going north).
+    #[error("{path}: the raster is {how} (its geotransform is not north-up), which landwatch does not read; make a north-up copy with `gdalwarp {path} north_up.tif` (GDAL resamples it onto a north-up grid) and use that")]
+    NotNorthUp {
+        /// The file.
+        path: PathBuf,
+        /// `rotated` or `south-up`.
+        how: &'static str,
+    },
     /// The raster has no bands.
     #[error("{path}: the raster has no bands")]
     NoBands {
@@ -177,6 +185,7 @@ impl IngestError {
             IngestError::NoGeoTransform { .. } => "no_geotransform",
             IngestError::NoCrs { .. } | IngestError::LayerNoCrs { .. } => "no_crs",
             IngestError::GcpOnly { .. } => "gcp_only",
+            IngestError::NotNorthUp { .. } => "not_north_up",
             IngestError::NoBands { .. } => "no_bands",
             IngestError::Crs { .. } => "crs",
             IngestError::Io { .. } => "io",

@@ -75,46 +75,62 @@ pub fn drop_files_of_both_dates(
     after
 }
 
-/// Drops every after observation acquired before all of the before imagery — the dates given
-/// the wrong way round, which compared would read every new building as one torn down — and
-/// names it in `skipped` (kind `older_than_before`). Undated observations are kept.
+/// Drops every after file acquired before all of the before imagery — the dates given the wrong
+/// way round, which compared would read every new building as one torn down — and names it in
+/// `skipped` (kind `older_than_before`): a whole observation, or one file of a mosaic whose other
+/// files are newer (a stray old tile would otherwise date findings before their before date).
+/// Undated files are kept.
 pub fn drop_after_older_than_before(
     before: &Observation,
     after: Vec<Observation>,
     skipped: &mut Vec<Skipped>,
 ) -> Vec<Observation> {
-    let times = |o: &Observation| -> Vec<chrono::NaiveDateTime> {
-        o.sources
-            .sources
-            .iter()
-            .filter_map(|s| s.info.acquired.as_ref().map(|a| a.time))
-            .collect()
-    };
-    let Some(first) = times(before).into_iter().min() else {
+    let time = |s: &crate::ingest::ImageSource| s.info.acquired.as_ref().map(|a| a.time);
+    let Some(first) = before.sources.sources.iter().filter_map(time).min() else {
         return after;
     };
-    let (newer, older): (Vec<Observation>, Vec<Observation>) = after
-        .into_iter()
-        .partition(|o| times(o).into_iter().max().is_none_or(|d| d >= first));
-    for o in &older {
-        let s = Skipped {
-            what: o.name.clone(),
-            kind: "older_than_before".into(),
-            message: format!(
-                "after observation '{}' ({}) was acquired before all of the before imagery \
-                 ({first} and later): not compared; the dates look swapped, give the older \
-                 imagery as before",
-                o.name,
-                times(o)
-                    .into_iter()
-                    .max()
-                    .map_or_else(String::new, |d| d.to_string()),
-            ),
-        };
-        tracing::warn!("skipped {}", s.message);
-        skipped.push(s);
+    let mut kept = Vec::with_capacity(after.len());
+    for mut o in after {
+        let (newer, older): (Vec<_>, Vec<_>) = std::mem::take(&mut o.sources.sources)
+            .into_iter()
+            .partition(|s| time(s).is_none_or(|d| d >= first));
+        if newer.is_empty() {
+            let latest = older.iter().filter_map(time).max();
+            let s = Skipped {
+                what: o.name.clone(),
+                kind: "older_than_before".into(),
+                message: format!(
+                    "after observation '{}' ({}) was acquired before all of the before imagery \
+                     ({first} and later): not compared; the dates look swapped, give the older \
+                     imagery as before",
+                    o.name,
+                    latest.map_or_else(String::new, |d| d.to_string()),
+                ),
+            };
+            tracing::warn!("skipped {}", s.message);
+            skipped.push(s);
+            continue;
+        }
+        for src in &older {
+            let s = Skipped {
+                what: src.path.display().to_string(),
+                kind: "older_than_before".into(),
+                message: format!(
+                    "{}: after imagery of observation '{}' acquired {}, before all of the before \
+                     imagery ({first} and later): not compared; the rest of the observation is \
+                     newer — move this file to the before imagery or check its date",
+                    src.path.display(),
+                    o.name,
+                    time(src).map_or_else(String::new, |d| d.to_string()),
+                ),
+            };
+            tracing::warn!("skipped {}", s.message);
+            skipped.push(s);
+        }
+        o.sources.sources = newer;
+        kept.push(o);
     }
-    newer
+    kept
 }
 
 /// Catalogues the rasters of one date; unusable files become `Skipped` entries.

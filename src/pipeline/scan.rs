@@ -80,10 +80,11 @@ pub type CellSelector = dyn Fn(&str, &[CellKey]) -> std::collections::HashSet<St
 pub struct CellKey {
     /// The cell.
     pub cell_id: String,
-    /// SHA-256 over the before and after rasters that overlap the cell (their content hashes).
+    /// SHA-256 over the before and after rasters that overlap the cell: each one's content hash,
+    /// date role, acquisition time, sensor and the bands read from it.
     pub after_key: String,
     /// SHA-256 over everything else the result depends on: parcels, permits, control layers,
-    /// rules, detection parameters, the detector and the grid.
+    /// rules, detection parameters, band overrides, the detector and the grid.
     pub inputs_key: String,
 }
 
@@ -680,10 +681,90 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             "no usable after imagery (every file was skipped; see above)".into(),
         ));
     }
-    for o in &after_obs {
-        job.detector
+    // Bands the detector cannot use: the before imagery's fail the run (nothing to compare
+    // with); an after observation's are skipped input, named with its files, and the run goes on
+    // with the other observations.
+    let files_of = |o: &Observation| -> String {
+        o.sources
+            .sources
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Err(e) = job
+        .detector
+        .check_bands(&before.sources.roles, &before.sources.roles)
+    {
+        return Err(PipelineError::Inputs(format!(
+            "before observation '{}' ({}): {e}",
+            before.name,
+            files_of(before)
+        )));
+    }
+    after_obs.retain(|o| {
+        match job
+            .detector
             .check_bands(&before.sources.roles, &o.sources.roles)
-            .map_err(|e| PipelineError::Inputs(format!("after observation '{}': {e}", o.name)))?;
+        {
+            Ok(()) => true,
+            Err(e) => {
+                let message = format!("after observation '{}' ({}): {e}", o.name, files_of(o));
+                tracing::warn!("skipped {message}");
+                skipped.push(Skipped {
+                    what: files_of(o),
+                    kind: "bands".into(),
+                    message,
+                });
+                false
+            }
+        }
+    });
+    if after_obs.is_empty() {
+        return Err(PipelineError::Inputs(
+            "no usable after imagery (every observation was skipped; see above)".into(),
+        ));
+    }
+    // A band whose role no file states is not used. Where the before imagery has near
+    // infrared and an after observation has none, such a band is most likely it (a description
+    // lost in a copy): detection without it tells vegetation from other covers worse, so the
+    // file is named, as an input only partly used.
+    if before.sources.roles.contains(&crate::bands::BandRole::Nir) {
+        for o in after_obs
+            .iter()
+            .filter(|o| !o.sources.roles.contains(&crate::bands::BandRole::Nir))
+        {
+            for src in &o.sources.sources {
+                let unknown: Vec<String> = src
+                    .info
+                    .bands
+                    .iter()
+                    .filter(|b| b.role == crate::bands::BandRole::Unknown)
+                    .map(|b| b.index.to_string())
+                    .collect();
+                if unknown.is_empty() {
+                    continue;
+                }
+                let message = format!(
+                    "{}: band(s) {} have no role (no description, colour interpretation or \
+                     sidecar says what they measure), so after observation '{}' is compared \
+                     without near infrared, which the before imagery has; if one is near \
+                     infrared, name the bands in a sidecar {}.json ({{\"bands\": \
+                     [\"blue\", \"green\", \"red\", \"nir\"]}}), with --bands-after or \
+                     [imagery] bands_after",
+                    src.path.display(),
+                    unknown.join(", "),
+                    o.name,
+                    src.path.display()
+                );
+                tracing::warn!("{message}");
+                skipped.push(Skipped {
+                    what: src.path.display().to_string(),
+                    kind: "unused_band".into(),
+                    message,
+                });
+            }
+        }
     }
     let hashing = if defer_hashes {
         hash_beside(std::iter::once(before).chain(&after_obs))
@@ -834,11 +915,30 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                         after_obs: &[Observation],
                         cells: &[Cell]|
      -> Result<Vec<CellKey>, PipelineError> {
+        // Each file by its content and by what the run takes it for: its date's role, its
+        // acquisition time and sensor (a sidecar may change them, not the bytes) and the bands
+        // read from it (a band override changes those).
         let mut source_bounds: Vec<(crate::grid::Bounds, String)> = Vec::new();
-        for o in std::iter::once(before).chain(after_obs) {
+        let dates =
+            std::iter::once(("before", before)).chain(after_obs.iter().map(|o| ("after", o)));
+        for (date, o) in dates {
+            let roles: Vec<&str> = o.sources.roles.iter().map(|r| r.name()).collect();
             for s in &o.sources.sources {
                 let b = crate::ingest::plan::bounds_in_crs(&s.info, &s.path, &grid.crs)?;
-                source_bounds.push((b, s.info.sha256.clone()));
+                let what = format!(
+                    "{}|{date}|{}|{}|{}",
+                    s.info.sha256,
+                    s.info
+                        .acquired
+                        .as_ref()
+                        .map_or_else(String::new, |a| a.time.to_string()),
+                    s.info
+                        .sensor
+                        .as_ref()
+                        .map_or_else(String::new, |x| format!("{:?}", x.kind)),
+                    roles.join(",")
+                );
+                source_bounds.push((b, what));
             }
         }
         Ok(cells
@@ -1059,6 +1159,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                         Source::Detected => cells_detected += 1,
                         Source::Cache => cells_from_cache += 1,
                         Source::Nothing => {}
+                    }
+                    for e in &s.errors {
+                        tracing::warn!("skipped {}", e.message);
                     }
                     skipped.extend(s.errors);
                     for (pi, c) in s.coverage {
@@ -1304,24 +1407,28 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .unwrap_or_else(|| chrono::Utc::now().date_naive());
         let after_footprints = super::dated_footprints(obs, &grid.crs);
         if after_dt.is_none() {
+            let message = format!("after observation '{}' has no acquisition date; permits were judged on today's date {after_day}", obs.name);
+            tracing::warn!("{message}");
             skipped.push(Skipped {
                 what: obs.name.clone(),
                 kind: "no_date".into(),
-                message: format!("after observation '{}' has no acquisition date; permits were judged on today's date {after_day}", obs.name),
+                message,
             });
         }
         // An observation that covered cells, yet had a valid pixel in none of them (all nodata
         // or masked): its coverage shows parcels unobserved; the reason is named here.
         if per_obs_stats[oi].is_empty() && per_obs_blank[oi] {
+            let message = format!(
+                "after observation '{}' has no valid pixel in the cells it covers (all nodata \
+                 or masked there): nothing was compared; check its nodata value and masks \
+                 (gdalinfo -stats), and that the file holds image data at all",
+                obs.name
+            );
+            tracing::warn!("{message}");
             skipped.push(Skipped {
                 what: obs.name.clone(),
                 kind: "no_valid_pixels".into(),
-                message: format!(
-                    "after observation '{}' has no valid pixel in the cells it covers (all nodata \
-                     or masked there): nothing was compared; check its nodata value and masks \
-                     (gdalinfo)",
-                    obs.name
-                ),
+                message,
             });
         }
         let thresholds: Vec<f32> = per_obs_stats[oi].iter().map(|(_, s)| s.threshold).collect();
@@ -1739,6 +1846,8 @@ fn inputs_key(job: &ScanJob, parcels_path: &std::path::Path) -> Result<String, P
         file(&cfg.resolve(&c.path));
     }
     let rest = json!({
+        "bands_before": cfg.imagery.bands_before,
+        "bands_after": cfg.imagery.bands_after,
         "parcels": cfg.parcels,
         "grid": cfg.grid,
         "detect": cfg.detect,

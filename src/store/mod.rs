@@ -247,7 +247,8 @@ pub struct RunOutcome {
     pub disappeared_cases: usize,
     /// Protected area (m²) that no after image observed.
     pub unobserved_protected_m2: f64,
-    /// Inputs skipped (unreadable files, bad features), each named in the run summary.
+    /// Inputs skipped (unreadable files, bad features) and evidence packets that could not be
+    /// written, each named in the run summary.
     pub skipped_inputs: usize,
 }
 

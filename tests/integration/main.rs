@@ -8,6 +8,7 @@ mod detection;
 mod evidence;
 mod fixtures;
 mod foundation;
+mod inputs;
 mod nightly;
 mod onnx;
 mod real_data;

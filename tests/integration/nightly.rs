@@ -665,3 +665,120 @@ fn cells_that_cannot_be_read_are_skipped_input_never_nothing_new() {
         "{text}"
     );
 }
+
+#[test]
+fn packets_that_could_not_be_written_are_written_by_the_next_run() {
+    let dir = scene(1024, 3);
+    let cfg = dir.join("landwatch.toml");
+    let out = scratch("nightly-packets-owed");
+    // Where the packets go, a file: no packet can be written (as a full or read-only disk).
+    std::fs::write(out.join("packets"), b"in the way").unwrap();
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let first = json_of(&o);
+    let n = first["findings"].as_u64().unwrap() as usize;
+    assert!(n >= 5);
+    assert_eq!(first["packets"]["failed"].as_array().unwrap().len(), n);
+    let o = run([
+        "status",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&o).contains(&format!("{n} input(s) skipped or packet(s) failed")),
+        "{}",
+        stdout(&o)
+    );
+    // The disk is fixed: the next night writes every packet owed, for the same cases.
+    std::fs::remove_file(out.join("packets")).unwrap();
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let second = json_of(&o);
+    assert!(second["cells_scanned"].as_u64().unwrap() >= 1, "{second}");
+    assert_eq!(
+        second["packets"]["written"].as_u64(),
+        Some(n as u64),
+        "{second}"
+    );
+    assert!(second["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["is_new"] == false));
+    let (cases, packets) = state(&cfg, &out);
+    assert_eq!((cases.len(), packets.len()), (n, n));
+    // And then there is nothing new.
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["cells_scanned"].as_u64(), Some(0));
+}
+
+#[test]
+fn a_run_redoes_cells_when_what_it_takes_the_imagery_for_changes_not_when_a_path_is_spelt_otherwise(
+) {
+    let dir = scene_copy(1024, 3, "nightly-keys");
+    let scan_in = |config: &str| {
+        let o = Command::new(bin())
+            .current_dir(&dir)
+            .env("LANDWATCH_LOG", "warn")
+            .args(["scan", "--config", config, "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        json_of(&o)
+    };
+    let first = scan_in("landwatch.toml");
+    assert!(first["cells_scanned"].as_u64().unwrap() >= 1);
+    let packets = || {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join("out/packets"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let written = packets();
+    assert!(!written.is_empty());
+    // The same configuration named by its full path, or through `..`: nothing new, no packet.
+    let full = dir.join("landwatch.toml");
+    let dotted = format!(
+        "../{}/landwatch.toml",
+        dir.file_name().unwrap().to_string_lossy()
+    );
+    for config in [full.to_str().unwrap(), dotted.as_str()] {
+        let again = scan_in(config);
+        assert_eq!(
+            again["cells_scanned"].as_u64(),
+            Some(0),
+            "{config}: {again}"
+        );
+    }
+    assert_eq!(packets(), written);
+    // A sidecar dates an after tile otherwise: its bytes are the same, what the run takes it for
+    // is not.
+    std::fs::write(
+        dir.join("imagery/after/after_r0c1.tif.json"),
+        r#"{"acquired_at": "2027-03-01T02:51:00"}"#,
+    )
+    .unwrap();
+    let redated = scan_in("landwatch.toml");
+    assert!(redated["cells_scanned"].as_u64().unwrap() >= 1, "{redated}");
+    assert_eq!(scan_in("landwatch.toml")["cells_scanned"].as_u64(), Some(0));
+    // So does a band override in the configuration.
+    let cfg = std::fs::read_to_string(&full).unwrap();
+    std::fs::write(
+        &full,
+        cfg.replace(
+            "[imagery]\n",
+            "[imagery]\nbands_before = \"nir,green,red,blue\"\n",
+        ),
+    )
+    .unwrap();
+    let rebanded = scan_in("landwatch.toml");
+    assert!(
+        rebanded["cells_scanned"].as_u64().unwrap() >= 1,
+        "{rebanded}"
+    );
+}
