@@ -284,12 +284,103 @@ fn canonical(v: &Value) -> Value {
 
 /// The content fingerprint: SHA-256 of the manifest as compact JSON with keys sorted, without the
 /// run members (`RUN_MEMBERS`) and without the report's entry in `files` (the report prints this
-/// fingerprint, so it cannot be part of it). Python's
-/// `json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` gives the same text
-/// unless a number needs an exponent.
+/// fingerprint, so it cannot be part of it), numbers and strings exactly as `manifest.json` writes
+/// them. Python's `json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` of
+/// the loaded manifest gives the same text unless a number needs an exponent.
 pub fn content_sha256(m: &Manifest) -> String {
-    // Through the JSON text, so that numbers are exactly those manifest.json shows (an f32
-    // converted straight to a JSON value would widen: 0.1f32 becomes 0.10000000149011612).
+    serde_json::to_vec(m)
+        .ok()
+        .and_then(|text| content_sha256_of_json(&text))
+        .unwrap_or_default()
+}
+
+/// [`content_sha256`] of a manifest's JSON text (`manifest.json` as written, or any spacing of
+/// it), or `None` when it is not a JSON object.
+pub fn content_sha256_of_json(text: &[u8]) -> Option<String> {
+    use serde_json::value::RawValue;
+    let text = std::str::from_utf8(text).ok()?;
+    let mut top: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+    for k in RUN_MEMBERS {
+        top.remove(k);
+    }
+    let files: Option<BTreeMap<String, &RawValue>> = match top.get("files") {
+        Some(f) => {
+            let mut f: BTreeMap<String, &RawValue> = serde_json::from_str(f.get()).ok()?;
+            f.remove(REPORT_FILE);
+            Some(f)
+        }
+        None => None,
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push('{');
+    for (i, (k, v)) in top.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(k).ok()?);
+        out.push(':');
+        match (k.as_str(), &files) {
+            ("files", Some(f)) => canonical_object(f, &mut out)?,
+            _ => canonical_text(v, &mut out)?,
+        }
+    }
+    out.push('}');
+    Some(hex::encode(Sha256::digest(out.as_bytes())))
+}
+
+/// Writes JSON `raw` compactly with object keys sorted; numbers, strings and literals are copied
+/// as written (never re-read as floating point, which may not give back the same digits).
+fn canonical_text(raw: &serde_json::value::RawValue, out: &mut String) -> Option<()> {
+    use serde_json::value::RawValue;
+    let t = raw.get().trim();
+    match t.as_bytes().first()? {
+        b'{' => {
+            let m: BTreeMap<String, &RawValue> = serde_json::from_str(t).ok()?;
+            canonical_object(&m, out)
+        }
+        b'[' => {
+            let a: Vec<&RawValue> = serde_json::from_str(t).ok()?;
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_text(v, out)?;
+            }
+            out.push(']');
+            Some(())
+        }
+        _ => {
+            out.push_str(t);
+            Some(())
+        }
+    }
+}
+
+/// An object's members in key order (a `BTreeMap` sorts keys by their UTF-8 bytes, which is
+/// their order by code point, as Python's `sort_keys`).
+fn canonical_object(
+    m: &BTreeMap<String, &serde_json::value::RawValue>,
+    out: &mut String,
+) -> Option<()> {
+    out.push('{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(k).ok()?);
+        out.push(':');
+        canonical_text(v, out)?;
+    }
+    out.push('}');
+    Some(())
+}
+
+/// The fingerprint as landwatch computed it before 1 December 2026: the manifest re-read into
+/// JSON values, whose parser may put a float one unit in the last place off the digits written
+/// (so an independent checker could not always recompute it). Packets written then still verify
+/// by it; new packets carry [`content_sha256`].
+pub fn legacy_content_sha256(m: &Manifest) -> String {
     let mut v = match serde_json::to_vec(m).and_then(|b| serde_json::from_slice::<Value>(&b)) {
         Ok(v) => v,
         Err(_) => return String::new(),
@@ -316,4 +407,33 @@ pub fn to_bytes(m: &Manifest) -> Result<Vec<u8>, serde_json::Error> {
     let mut b = serde_json::to_vec_pretty(m)?;
     b.push(b'\n');
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_of_the_numbers_as_written() {
+        // A float that serde_json's default parser reads one unit in the last place off: the
+        // fingerprint must hash the digits written, as Python's json does.
+        let text = r#"{
+  "z": [1, 0.11999999731779099, "雨"],
+  "a": {"y": 2.5, "b": null},
+  "run_id": "r1", "created_at": "t", "packet": {}, "content_sha256": "x", "signing": {},
+  "files": {"report.html": {"sha256": "h"}, "after.png": {"sha256": "p", "bytes": 3}}
+}"#;
+        let expected = r#"{"a":{"b":null,"y":2.5},"files":{"after.png":{"bytes":3,"sha256":"p"}},"z":[1,0.11999999731779099,"雨"]}"#;
+        assert_eq!(
+            content_sha256_of_json(text.as_bytes()).unwrap(),
+            sha256_hex(expected.as_bytes())
+        );
+        // Spacing and member order do not matter; anything but an object is no manifest.
+        let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            content_sha256_of_json(compact.as_bytes()),
+            content_sha256_of_json(text.as_bytes())
+        );
+        assert!(content_sha256_of_json(b"[1]").is_none());
+    }
 }

@@ -701,7 +701,13 @@ pub fn write_packet(
         let parsed = previous
             .as_deref()
             .and_then(|b| serde_json::from_slice::<Manifest>(b).ok());
-        if parsed.as_ref().map(|p| p.content_sha256.as_str()) == Some(m.content_sha256.as_str()) {
+        // The same finding: the newest packet's fingerprint is this one's (or, written by a
+        // landwatch before 1 December 2026, the one that landwatch computed for this content).
+        let same = parsed.as_ref().is_some_and(|p| {
+            p.content_sha256 == m.content_sha256
+                || p.content_sha256 == manifest::legacy_content_sha256(&m)
+        });
+        if same {
             let zip = match (opts.zip, archive::zip_path(dir)) {
                 (true, z) if !z.exists() => Some(archive::write_zip(dir)?),
                 (true, z) => Some(z),

@@ -564,3 +564,54 @@ fn headless_chromium_renders_the_report_to_png_and_pdf() {
     let a4 = text.matches("/MediaBox [0 0 594.95996 841.91998]").count();
     assert!(a4 >= 2, "expected at least two A4 pages, found {a4}");
 }
+
+#[test]
+fn the_documented_python_recomputes_every_packet_s_fingerprint() {
+    let scene = crate::common::scene(1024, 3);
+    let out = scratch("evidence-python-fingerprint");
+    let o = run([
+        "scan",
+        "--config",
+        scene.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The recipe of docs/evidence-manifest.md, as an independent checker would run it.
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/evidence-manifest.md"),
+    )
+    .unwrap();
+    let recipe = doc
+        .split("```python\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .expect("the Python recipe in docs/evidence-manifest.md");
+    let mut checked = 0;
+    for e in std::fs::read_dir(out.join("packets")).unwrap().flatten() {
+        let dir = e.path();
+        if !dir.join("manifest.json").is_file() {
+            continue;
+        }
+        let py = std::process::Command::new("python3")
+            .current_dir(&dir)
+            .args(["-c", recipe])
+            .output()
+            .expect("python3");
+        assert!(
+            py.status.success(),
+            "{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&py.stdout).trim(),
+            m["content_sha256"].as_str().unwrap(),
+            "{}",
+            dir.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} packets");
+}
