@@ -114,13 +114,27 @@ pub enum ParcelError {
 /// Something loading repaired or skipped, for the run summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParcelNote {
-    /// Layer and feature.
+    /// Layer and feature (with its parcel or permit id when it has one).
     pub feature: String,
-    /// `repaired` or `rejected`.
+    /// What of which layer: `parcel_repaired`, `parcel_rejected`, `permit_repaired`,
+    /// `permit_rejected`, `control_repaired`, `control_rejected`. Only a rejection skips input
+    /// ([`ParcelNote::skips_input`]); a repaired feature is used.
     pub kind: String,
     /// What and why.
     pub message: String,
 }
+
+impl ParcelNote {
+    /// Whether the note is of input left out (a rejected feature, an empty layer), which the run
+    /// names as skipped (exit 2), rather than a warning about input that was used as repaired or
+    /// read in a way to know of.
+    pub fn skips_input(&self) -> bool {
+        !NOTE_KINDS_USED.contains(&self.kind.as_str())
+    }
+}
+
+/// The kinds of [`ParcelNote`] whose feature was used all the same.
+const NOTE_KINDS_USED: &[&str] = &["parcel_repaired", "permit_repaired", "control_repaired"];
 
 /// Field names of the parcel layer.
 #[derive(Debug, Clone)]
@@ -281,31 +295,41 @@ fn date_field(a: &BTreeMap<String, Value>, field: &str) -> Result<Option<NaiveDa
     }
 }
 
-fn describe(layer: &VectorLayerData, f: &VectorFeature) -> String {
-    format!(
+/// A feature for messages: its file, layer and feature id, and the id it holds (`id`: the field
+/// and its value, e.g. `("parcel_id", "WJ-000019")`) when it has one, since a feature id alone is
+/// hard to find (a GeoJSON file's count from 0).
+fn describe(layer: &VectorLayerData, f: &VectorFeature, id: Option<(&str, &str)>) -> String {
+    let mut d = format!(
         "{} layer {} feature {}",
         layer.path.display(),
         layer.layer,
         f.fid.map_or("?".into(), |x| x.to_string())
-    )
+    );
+    if let Some((field, value)) = id {
+        d.push_str(&format!(" ({field} {value})"));
+    }
+    d
 }
 
+/// Notes what reading did to a feature's geometry — `{what}_repaired`, `{what}_rejected`, `what`
+/// being `parcel`, `permit` or `control` — and gives the geometry, if it has one.
 fn notes_of(
-    layer: &VectorLayerData,
     f: &VectorFeature,
+    what: &str,
+    here: &str,
     notes: &mut Vec<ParcelNote>,
 ) -> Option<MultiPolygon<f64>> {
     if let Some(r) = &f.repaired {
         notes.push(ParcelNote {
-            feature: describe(layer, f),
-            kind: "repaired".into(),
+            feature: here.to_string(),
+            kind: format!("{what}_repaired"),
             message: r.clone(),
         });
     }
     if let Some(r) = &f.rejected {
         notes.push(ParcelNote {
-            feature: describe(layer, f),
-            kind: "rejected".into(),
+            feature: here.to_string(),
+            kind: format!("{what}_rejected"),
             message: r.clone(),
         });
     }
@@ -346,13 +370,13 @@ pub fn parcels_from_layer(
     for f in &layer.features {
         let Some(id) = text(f.attributes.get(&id_field)) else {
             notes.push(ParcelNote {
-                feature: describe(layer, f),
-                kind: "rejected".into(),
+                feature: describe(layer, f, None),
+                kind: "parcel_rejected".into(),
                 message: format!("no {}", fields.id),
             });
             continue;
         };
-        let here = describe(layer, f);
+        let here = describe(layer, f, Some((&fields.id, &id)));
         if let Some(first) = seen.insert(id.clone(), here.clone()) {
             return Err(ParcelError::DuplicateId {
                 layer: format!("{} ({})", layer.path.display(), layer.layer),
@@ -361,7 +385,7 @@ pub fn parcels_from_layer(
                 second: here,
             });
         }
-        let Some(polygon) = notes_of(layer, f, notes) else {
+        let Some(polygon) = notes_of(f, "parcel", &here, notes) else {
             continue;
         };
         let approved_use = normalise_use(
@@ -450,11 +474,12 @@ pub fn permits_from_layer(
     let mut out = Vec::new();
     for f in &layer.features {
         let a = &f.attributes;
-        let (Some(id), Some(permitted_use)) = (text(a.get(&id_field)), text(a.get(&use_field)))
-        else {
+        let read_id = text(a.get(&id_field));
+        let here = describe(layer, f, read_id.as_deref().map(|id| ("permit_id", id)));
+        let (Some(id), Some(permitted_use)) = (read_id.clone(), text(a.get(&use_field))) else {
             notes.push(ParcelNote {
-                feature: describe(layer, f),
-                kind: "rejected".into(),
+                feature: here,
+                kind: "permit_rejected".into(),
                 message: "a permit needs a permit_id and a permitted_use (it explains nothing \
                           without them)"
                     .into(),
@@ -474,8 +499,8 @@ pub fn permits_from_layer(
             Ok(v) => v,
             Err(why) => {
                 notes.push(ParcelNote {
-                    feature: describe(layer, f),
-                    kind: "rejected".into(),
+                    feature: here,
+                    kind: "permit_rejected".into(),
                     message: format!("permit {id}: {why}"),
                 });
                 continue;
@@ -512,8 +537,8 @@ pub fn permits_from_layer(
                             None => "has no outline".to_string(),
                         };
                         notes.push(ParcelNote {
-                            feature: describe(layer, f),
-                            kind: "rejected".into(),
+                            feature: here,
+                            kind: "permit_rejected".into(),
                             message: format!(
                                 "permit {id} {what} and {}: a permit needs its footprint or the \
                              parcel_id of the parcel it permits",
@@ -529,7 +554,7 @@ pub fn permits_from_layer(
                     }
                 }
             } else {
-                let Some(footprint) = notes_of(layer, f, notes) else {
+                let Some(footprint) = notes_of(f, "permit", &here, notes) else {
                     continue;
                 };
                 footprint
@@ -545,7 +570,7 @@ pub fn permits_from_layer(
             valid_to,
             parcel_id,
             footprint,
-            source: describe(layer, f),
+            source: here,
         });
     }
     Ok(out)
@@ -767,6 +792,61 @@ mod tests {
     }
 
     #[test]
+    fn notes_say_which_register_and_id_and_only_what_was_left_out_skips_input() {
+        // A repaired parcel is used: a warning, not skipped input; a rejected one is skipped.
+        let mut l = layer(vec![
+            (Some("WJ-1"), "farmland", Some(square(0.0, 0.0, 10.0))),
+            (Some("WJ-2"), "farmland", None),
+        ]);
+        l.features[0].repaired = Some("self-intersection repaired".into());
+        let mut notes = vec![];
+        let p = parcels_from_layer(&l, &fields(), &mut notes).unwrap();
+        assert_eq!(p.len(), 1);
+        let kinds: Vec<(&str, bool)> = notes
+            .iter()
+            .map(|n| (n.kind.as_str(), n.skips_input()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("parcel_repaired", false), ("parcel_rejected", true)]
+        );
+        // Each names the parcel by its id as well as by its feature id.
+        assert!(
+            notes[0].feature.ends_with("feature 1 (parcel_id WJ-1)"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].feature.ends_with("feature 2 (parcel_id WJ-2)"),
+            "{notes:?}"
+        );
+        // The permits register's notes are the permits'.
+        let mut permits = layer(vec![
+            (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+            (Some("B"), "farmland", Some(square(0.0, 0.0, 10.0))),
+        ]);
+        as_permit(&mut permits.features[0], "P-1", "construction", None);
+        as_permit(&mut permits.features[1], "P-2", "construction", None);
+        permits.features[0].repaired = Some("repaired".into());
+        permits.features[1]
+            .attributes
+            .insert("valid_to".into(), Value::from("soon"));
+        let mut notes = vec![];
+        permits_from_layer(&permits, &[], &mut notes).unwrap();
+        let kinds: Vec<(&str, bool)> = notes
+            .iter()
+            .map(|n| (n.kind.as_str(), n.skips_input()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("permit_repaired", false), ("permit_rejected", true)]
+        );
+        assert!(
+            notes[1].feature.ends_with("feature 2 (permit_id P-2)"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn duplicate_ids_name_both_features() {
         let l = layer(vec![
             (Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))),
@@ -958,7 +1038,7 @@ mod tests {
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes
             .iter()
-            .all(|n| n.kind == "rejected" && n.message.contains("permitted_use")));
+            .all(|n| n.kind == "permit_rejected" && n.message.contains("permitted_use")));
         assert!(notes[0].feature.contains("feature 2") && notes[1].feature.contains("feature 3"));
         assert_eq!((p[0].valid_from, p[0].valid_to), (None, None));
         // Validity: empty ends are open; a date that is not one, or an end before the start, is

@@ -693,15 +693,18 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // The catalogue's problems are reported before the parcels' (as when one came after the
     // other).
     let (working_crs, set, notes, parcels_seconds, layer_name) = loaded?;
-    // A repaired or rejected parcel feature is a fact about the run: logged now, listed in the
-    // summary as skipped input.
+    // A repaired or rejected feature of the parcels, permits or control layers is a fact about
+    // the run: logged now, listed in the summary's `parcel_notes`; what was left out (a rejected
+    // feature, an empty layer) is skipped input too, a repaired feature that was used is not.
     for n in &notes {
         tracing::warn!("{}: {} ({})", n.feature, n.message, n.kind);
-        skipped.push(Skipped {
-            what: n.feature.clone(),
-            kind: format!("parcel_{}", n.kind),
-            message: format!("{}: {}", n.feature, n.message),
-        });
+        if n.skips_input() {
+            skipped.push(Skipped {
+                what: n.feature.clone(),
+                kind: n.kind.clone(),
+                message: format!("{}: {}", n.feature, n.message),
+            });
+        }
     }
     // Uses the rules cannot judge, named (each check says why).
     skipped.extend(uses_nothing_knows(job, &set, &layer_name));
