@@ -576,6 +576,45 @@ pub fn permits_from_layer(
     Ok(out)
 }
 
+/// The polygons of a control layer of `kind` (`basic_farmland`, `eco_redline`), noting each
+/// feature whose geometry was repaired (`control_repaired`, used) or rejected (`control_rejected`:
+/// left out, so parcels under it are not marked), and a layer without features
+/// (`control_empty`), which marks no parcel.
+pub fn control_polygons(
+    layer: &VectorLayerData,
+    kind: &str,
+    notes: &mut Vec<ParcelNote>,
+) -> Vec<MultiPolygon<f64>> {
+    if layer.features.is_empty() {
+        notes.push(ParcelNote {
+            feature: format!("{} layer {}", layer.path.display(), layer.layer),
+            kind: "control_empty".into(),
+            message: format!(
+                "the {kind} control layer has no features, so it marks no parcel {kind}; if its \
+                 polygons are in another layer of the file, name that one in \
+                 [[parcels.control]] layer"
+            ),
+        });
+    }
+    let mut out = Vec::new();
+    for f in &layer.features {
+        let mut own = Vec::new();
+        let polygon = notes_of(f, "control", &describe(layer, f, None), &mut own);
+        for n in &mut own {
+            if n.kind == "control_rejected" {
+                n.message = format!(
+                    "{}: this {kind} polygon is left out, so the parcels under it are not \
+                     marked {kind}; fix its geometry",
+                    n.message
+                );
+            }
+        }
+        notes.extend(own);
+        out.extend(polygon);
+    }
+    out
+}
+
 /// Marks parcels that lie (by at least half their area) inside a control layer's polygons.
 pub fn apply_control_layer(parcels: &mut [Parcel], polygons: &[MultiPolygon<f64>], kind: &str) {
     let tree = rect_tree(polygons.iter().map(|p| p.bounding_rect()));
@@ -844,6 +883,40 @@ mod tests {
             notes[1].feature.ends_with("feature 2 (permit_id P-2)"),
             "{notes:?}"
         );
+    }
+
+    #[test]
+    fn a_control_layer_s_repaired_rejected_or_missing_polygons_are_noted() {
+        let mut l = layer(vec![
+            (None, "", Some(square(0.0, 0.0, 10.0))),
+            (None, "", Some(square(20.0, 0.0, 10.0))),
+            (None, "", None),
+        ]);
+        l.layer = "redline".into();
+        l.features[1].repaired = Some("a self-intersection repaired".into());
+        l.features[2].rejected = Some("invalid geometry that cannot be repaired".into());
+        let mut notes = vec![];
+        let polys = control_polygons(&l, "eco_redline", &mut notes);
+        assert_eq!(polys.len(), 2);
+        let kinds: Vec<(&str, bool)> = notes
+            .iter()
+            .map(|n| (n.kind.as_str(), n.skips_input()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("control_repaired", false), ("control_rejected", true)]
+        );
+        assert!(
+            notes[1].feature.ends_with("layer redline feature 3")
+                && notes[1].message.contains("not marked eco_redline"),
+            "{notes:?}"
+        );
+        // A layer without features marks nothing, and says so.
+        l.features.clear();
+        let mut notes = vec![];
+        assert!(control_polygons(&l, "eco_redline", &mut notes).is_empty());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].skips_input() && notes[0].message.contains("no features"));
     }
 
     #[test]

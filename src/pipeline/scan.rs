@@ -18,8 +18,8 @@ use crate::ingest::vector::read_layer;
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
 use crate::parcels::{
-    apply_control_layer, parcels_from_layer, permits_from_layer, ParcelFields, ParcelNote,
-    ParcelSet,
+    apply_control_layer, control_polygons, parcels_from_layer, permits_from_layer, ParcelFields,
+    ParcelNote, ParcelSet,
 };
 use crate::rules::{judge, RuleSet};
 use crate::vectorize::{cell_pieces, merge_pieces, EdgeStrips, MergedRegion, Piece as RegionPiece};
@@ -603,11 +603,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 stated,
                 &working_crs,
             )?;
-            let polys: Vec<MultiPolygon<f64>> = l
-                .features
-                .iter()
-                .filter_map(|f| f.geometry.clone())
-                .collect();
+            let polys = control_polygons(&l, &c.kind, &mut notes);
             apply_control_layer(&mut parcels, &polys, &c.kind);
         }
         let permits = match &cfg.parcels.permits {
