@@ -117,7 +117,9 @@ pub struct ParcelNote {
     /// Layer and feature (with its parcel or permit id when it has one).
     pub feature: String,
     /// What of which layer: `parcel_repaired`, `parcel_rejected`, `permit_repaired`,
-    /// `permit_rejected`, `control_repaired`, `control_rejected`. Only a rejection skips input
+    /// `permit_rejected`, `permit_without_outline` (a permit of a layer of outlines without its
+    /// own, taken to permit its whole parcel), `control_repaired`, `control_rejected`,
+    /// `control_empty`. Only a rejection or an empty layer skips input
     /// ([`ParcelNote::skips_input`]); a repaired feature is used.
     pub kind: String,
     /// What and why.
@@ -134,7 +136,12 @@ impl ParcelNote {
 }
 
 /// The kinds of [`ParcelNote`] whose feature was used all the same.
-const NOTE_KINDS_USED: &[&str] = &["parcel_repaired", "permit_repaired", "control_repaired"];
+const NOTE_KINDS_USED: &[&str] = &[
+    "parcel_repaired",
+    "permit_repaired",
+    "control_repaired",
+    "permit_without_outline",
+];
 
 /// Field names of the parcel layer.
 #[derive(Debug, Clone)]
@@ -525,7 +532,7 @@ pub fn permits_from_layer(
                         .min()
                         .map(|i| &parcels[i])
                 };
-                match (named, parcel_id.is_none().then(pinned).flatten()) {
+                let footprint = match (named, parcel_id.is_none().then(pinned).flatten()) {
                     (Some(outline), _) => outline.clone(),
                     (None, Some(parcel)) => {
                         parcel_id = Some(parcel.id.clone());
@@ -552,7 +559,24 @@ pub fn permits_from_layer(
                         });
                         continue;
                     }
+                };
+                // A feature of a layer of outlines that lost its own (a NULL or empty geometry)
+                // is taken to permit its whole parcel, as a register's row is: said, since a
+                // building beyond its footprint can then not be seen.
+                if layer.has_geometry && f.pin.is_none() {
+                    notes.push(ParcelNote {
+                        feature: here.clone(),
+                        kind: "permit_without_outline".into(),
+                        message: format!(
+                            "permit {id} has no outline ({}) in a layer of outlines: it is taken \
+                             to permit the whole of parcel {}, so building beyond its footprint \
+                             cannot be judged there; draw its footprint in the register",
+                            f.rejected.as_deref().unwrap_or("no geometry"),
+                            parcel_id.as_deref().unwrap_or("?")
+                        ),
+                    });
                 }
+                footprint
             } else {
                 let Some(footprint) = notes_of(f, "permit", &here, notes) else {
                     continue;
@@ -742,6 +766,10 @@ mod tests {
             path: PathBuf::from("parcels.gpkg"),
             layer: "parcels".into(),
             source_crs: "EPSG:4549".into(),
+            has_geometry: true,
+            fields: ["parcel_id", "approved_use", "basic_farmland"]
+                .map(String::from)
+                .to_vec(),
             features: features
                 .into_iter()
                 .enumerate()
@@ -920,6 +948,33 @@ mod tests {
     }
 
     #[test]
+    fn a_permit_of_a_layer_of_outlines_without_its_own_is_said_to_permit_its_whole_parcel() {
+        let parcels = parcels_a_and_b();
+        // A layer of footprints, one of which lost its geometry (NULL).
+        let mut permits = layer(vec![
+            (Some("A"), "farmland", Some(square(0.0, 0.0, 5.0))),
+            (Some("B"), "farmland", None),
+        ]);
+        as_permit(&mut permits.features[0], "P-1", "construction", Some("A"));
+        as_permit(&mut permits.features[1], "P-2", "construction", Some("B"));
+        permits.features[1].rejected = Some("no geometry".into());
+        let mut notes = vec![];
+        let p = permits_from_layer(&permits, &parcels, &mut notes).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].footprint, parcels[1].polygon);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let n = &notes[0];
+        assert_eq!(n.kind, "permit_without_outline");
+        assert!(!n.skips_input());
+        assert!(
+            n.feature.ends_with("feature 2 (permit_id P-2)")
+                && n.message.contains("whole of parcel B")
+                && n.message.contains("beyond its footprint cannot be judged"),
+            "{n:?}"
+        );
+    }
+
+    #[test]
     fn duplicate_ids_name_both_features() {
         let l = layer(vec![
             (Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))),
@@ -1005,6 +1060,7 @@ mod tests {
             (Some("X"), "farmland", None),
             (None, "farmland", None),
         ]);
+        register.has_geometry = false;
         for (f, (id, parcel)) in register.features.iter_mut().zip([
             ("P-1", Some("B")),
             ("P-2", Some("Z")),

@@ -47,6 +47,10 @@ pub struct VectorLayerData {
     pub layer: String,
     /// The layer's own CRS (label).
     pub source_crs: String,
+    /// Whether the layer has a geometry field (a table — a CSV, a spreadsheet — has none).
+    pub has_geometry: bool,
+    /// The layer's field names, as the file has them (also when it has no features).
+    pub fields: Vec<String>,
     /// The features.
     pub features: Vec<VectorFeature>,
 }
@@ -365,6 +369,7 @@ fn read_layer_of(
 ) -> Result<VectorLayerData, IngestError> {
     let mut lyr = layer_of(ds, path, layer)?;
     let layer_name = lyr.name();
+    let has_geometry = lyr.defn().geom_fields().count() > 0;
     let (source_crs, ct) = match layer_srs(&lyr, path, stated_crs)? {
         None => ("none (a table without geometry)".to_string(), None),
         Some(src_srs) => {
@@ -478,6 +483,8 @@ fn read_layer_of(
         path: path.to_path_buf(),
         layer: layer_name,
         source_crs,
+        has_geometry,
+        fields: field_names,
         features,
     })
 }
