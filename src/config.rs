@@ -131,7 +131,8 @@ pub struct ImageryConfig {
 pub struct ParcelsConfig {
     /// Parcel polygons (GeoPackage, Shapefile, GeoJSON).
     pub path: Option<PathBuf>,
-    /// Layer name inside the file (default: the first layer).
+    /// Layer name inside the file (default: the file's only layer, or of several the one named
+    /// `parcels` or `DLTB`; a file of several without such a layer is refused, naming them).
     pub layer: Option<String>,
     /// The parcel id attribute.
     #[serde(default = "default_id_field")]
@@ -148,7 +149,8 @@ pub struct ParcelsConfig {
     pub crs: Option<String>,
     /// Permit polygons (optional).
     pub permits: Option<PathBuf>,
-    /// Layer name inside the permits file.
+    /// Layer name inside the permits file (default: the file's only layer, or of several the one
+    /// named `permits`).
     pub permits_layer: Option<String>,
     /// Control layers given as separate polygon layers (basic farmland, ecological red line).
     #[serde(default)]
@@ -161,7 +163,7 @@ pub struct ParcelsConfig {
 pub struct ControlLayer {
     /// The file.
     pub path: PathBuf,
-    /// Layer name (default: the first).
+    /// Layer name (default: the file's only layer, or of several the one named as `kind`).
     pub layer: Option<String>,
     /// `basic_farmland` or `eco_redline`.
     pub kind: String,

@@ -109,6 +109,12 @@ pub enum ParcelError {
         /// Layer.
         layer: String,
     },
+    /// The parcels' layer has no features.
+    #[error("{layer}: the layer has no features; if the parcels are in another layer of the file, name it with [parcels] layer in the config or --parcels-layer")]
+    NoFeatures {
+        /// Layer.
+        layer: String,
+    },
 }
 
 /// Something loading repaired or skipped, for the run summary.
@@ -118,8 +124,8 @@ pub struct ParcelNote {
     pub feature: String,
     /// What of which layer: `parcel_repaired`, `parcel_rejected`, `permit_repaired`,
     /// `permit_rejected`, `permit_without_outline` (a permit of a layer of outlines without its
-    /// own, taken to permit its whole parcel), `control_repaired`, `control_rejected`,
-    /// `control_empty`. Only a rejection or an empty layer skips input
+    /// own, taken to permit its whole parcel), `permits_empty` (a permits layer without
+    /// features), `control_repaired`, `control_rejected`, `control_empty`. Only a rejection or an empty layer skips input
     /// ([`ParcelNote::skips_input`]); a repaired feature is used.
     pub kind: String,
     /// What and why.
@@ -275,10 +281,8 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// field names to ten: `basic_farmland` is `basic_farm` there). `wanted` when the layer has
 /// none of them.
 fn field_name(layer: &VectorLayerData, wanted: &str) -> String {
-    let Some(first) = layer.features.first() else {
-        return wanted.to_string();
-    };
-    let keys = || first.attributes.keys();
+    let names = layer_fields(layer);
+    let keys = || names.iter();
     let truncated: String = wanted.chars().take(10).collect();
     keys()
         .find(|k| k.as_str() == wanted)
@@ -290,6 +294,15 @@ fn field_name(layer: &VectorLayerData, wanted: &str) -> String {
         })
         .cloned()
         .unwrap_or_else(|| wanted.to_string())
+}
+
+/// The names of a layer's fields (those its features hold, or for a layer without features, its
+/// definition's).
+fn layer_fields(layer: &VectorLayerData) -> Vec<String> {
+    match layer.features.first() {
+        Some(f) => f.attributes.keys().cloned().collect(),
+        None => layer.fields.clone(),
+    }
 }
 
 /// A date attribute: `None` when empty, an error naming it when it is not a date.
@@ -372,6 +385,11 @@ pub fn parcels_from_layer(
         name("eco_redline"),
         name("permit_id"),
     );
+    if layer.features.is_empty() {
+        return Err(ParcelError::NoFeatures {
+            layer: format!("{} ({})", layer.path.display(), layer.layer),
+        });
+    }
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     for f in &layer.features {
@@ -418,22 +436,19 @@ pub fn parcels_from_layer(
     Ok(out)
 }
 
-/// An error naming the first of `fields` a non-empty layer lacks, with the fields it has.
+/// An error naming the first of `fields` a layer lacks, with the fields it has (for a layer
+/// without features too: its definition says).
 fn require_fields(
     layer: &VectorLayerData,
     fields: &[&str],
     hint: &'static str,
 ) -> Result<(), ParcelError> {
-    let available: Vec<String> = layer
-        .features
-        .first()
-        .map(|f| f.attributes.keys().cloned().collect())
-        .unwrap_or_default();
+    let available = layer_fields(layer);
     match fields
         .iter()
         .find(|f| !available.contains(&field_name(layer, f)))
     {
-        Some(field) if !layer.features.is_empty() => Err(ParcelError::MissingField {
+        Some(field) => Err(ParcelError::MissingField {
             layer: format!("{} ({})", layer.path.display(), layer.layer),
             field: field.to_string(),
             available: available.join(", "),
@@ -476,6 +491,18 @@ pub fn permits_from_layer(
         "parcel_id",
     ]
     .map(name);
+    // An empty permits layer permits nothing: said, since it is more often the wrong layer (or
+    // an export that lost its rows) than a district without a single permit.
+    if layer.features.is_empty() {
+        notes.push(ParcelNote {
+            feature: format!("{} layer {}", layer.path.display(), layer.layer),
+            kind: "permits_empty".into(),
+            message: "the permits layer has no features, so no change is explained by a \
+                      permit; if the permits are in another layer of the file, name it with \
+                      [parcels] permits_layer in the config or --permits-layer"
+                .into(),
+        });
+    }
     // Parcels by bounding box, built when a pin first needs one.
     let mut parcel_tree: Option<RectTree> = None;
     let mut out = Vec::new();
@@ -1002,6 +1029,8 @@ mod tests {
         assert!(p[0].basic_farmland);
         assert_eq!(notes.len(), 1);
         assert!(notes[0].feature.contains("feature 2") && notes[0].message.contains("empty"));
+        // A layer without features: its fields are checked all the same, and it is said to have
+        // no features (not that every feature was rejected).
         let e = parcels_from_layer(
             &layer(vec![]),
             &ParcelFields {
@@ -1010,8 +1039,41 @@ mod tests {
                 uses: BTreeMap::new(),
             },
             &mut vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no field 'pid'") && e.contains("approved_use"),
+            "{e}"
         );
-        assert!(e.is_err());
+        let e = parcels_from_layer(&layer(vec![]), &fields(), &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("(parcels): the layer has no features") && e.contains("--parcels-layer"),
+            "{e}"
+        );
+        // An empty permits layer permits nothing: noted as skipped input, naming the layer.
+        let mut permits = layer(vec![]);
+        permits.layer = "permits".into();
+        permits
+            .fields
+            .extend(["permit_id", "permitted_use"].map(String::from));
+        let mut notes = vec![];
+        assert!(permits_from_layer(&permits, &[], &mut notes)
+            .unwrap()
+            .is_empty());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].kind, "permits_empty");
+        assert!(notes[0].skips_input());
+        assert!(
+            notes[0].feature == "parcels.gpkg layer permits"
+                && notes[0].message.contains("--permits-layer"),
+            "{notes:?}"
+        );
+        // Without the permit fields, an empty layer is refused like any other.
+        permits.fields.truncate(3);
+        assert!(permits_from_layer(&permits, &[], &mut vec![]).is_err());
     }
 
     #[test]

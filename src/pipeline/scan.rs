@@ -12,9 +12,9 @@ use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLayer};
 use crate::grid::{Cell, GridDef};
 use crate::ingest::catalog::{sha256_file, CatalogEntry};
-use crate::ingest::plan::{plan_grid, vector_crs, GridRequest};
+use crate::ingest::plan::{plan_grid, vector_crs_as, GridRequest};
 use crate::ingest::read::SingleBandReader;
-use crate::ingest::vector::read_layer;
+use crate::ingest::vector::{read_layer_as, LayerRole, PARCELS_ROLE, PERMITS_ROLE};
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
 use crate::parcels::{
@@ -568,9 +568,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // once the catalogue has it.
     let parcels_crs = match &cfg.grid.crs {
         Some(c) => c.clone(),
-        None => vector_crs(
+        None => vector_crs_as(
             &parcels_path,
             cfg.parcels.layer.as_deref(),
+            Some(&PARCELS_ROLE),
             cfg.parcels.crs.as_deref(),
         )?,
     };
@@ -583,9 +584,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let t = std::time::Instant::now();
         let mut notes = Vec::new();
         let stated = cfg.parcels.crs.as_deref();
-        let layer = read_layer(
+        let layer = read_layer_as(
             &parcels_path,
             cfg.parcels.layer.as_deref(),
+            Some(&PARCELS_ROLE),
             stated,
             &working_crs,
         )?;
@@ -597,9 +599,16 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
             .map_err(|e| PipelineError::Inputs(e.to_string()))?;
         for c in &cfg.parcels.control {
-            let l = read_layer(
+            let what = format!("{} control layer", c.kind);
+            let role = LayerRole {
+                what: &what,
+                names: &[c.kind.as_str()],
+                naming: "layer in its [[parcels.control]] entry of the config",
+            };
+            let l = read_layer_as(
                 &cfg.resolve(&c.path),
                 c.layer.as_deref(),
+                Some(&role),
                 stated,
                 &working_crs,
             )?;
@@ -608,9 +617,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         }
         let permits = match &cfg.parcels.permits {
             Some(p) => permits_from_layer(
-                &read_layer(
+                &read_layer_as(
                     &cfg.resolve(p),
                     cfg.parcels.permits_layer.as_deref(),
+                    Some(&PERMITS_ROLE),
                     stated,
                     &working_crs,
                 )?,

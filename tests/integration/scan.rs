@@ -1967,6 +1967,60 @@ fn a_permit_register_kept_as_a_table_or_as_pins_permits_the_parcels_it_names() {
 }
 
 #[test]
+fn a_file_of_several_layers_is_read_by_the_layer_named_for_it_or_refused() {
+    // A permits GeoPackage whose first layer is last year's, emptied, beside this year's.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-several-layers");
+    let gpkg = |name: &str, layers: [&str; 2]| {
+        let file = dir.join(name);
+        for (i, (layer, filter)) in layers.iter().zip(["0", "1"]).enumerate() {
+            let status = std::process::Command::new("ogr2ogr")
+                .args(if i == 0 { &[][..] } else { &["-update"][..] })
+                .args(["-f", "GPKG", "-nln", layer, "-where", filter])
+                .arg(&file)
+                .arg(src.join("permits.gpkg"))
+                .status()
+                .unwrap();
+            assert!(status.success(), "ogr2ogr failed");
+        }
+        file
+    };
+    let scan = |permits: &Path, extra: &[&str], out: &str| {
+        let mut args = vec!["--permits", permits.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        scan_dates_with(
+            &src.join("imagery/before"),
+            &[&src.join("imagery/after")],
+            &src.join("parcels.gpkg"),
+            &dir.join(out),
+            &args,
+        )
+    };
+    // The layer named `permits` is the permits', whichever comes first.
+    let named = gpkg("named.gpkg", ["permits_2025", "permits"]);
+    let o = scan(&named, &[], "out-named");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["permits"], 6);
+    // No layer named so: refused, naming the layers and how to name one.
+    let unnamed = gpkg("unnamed.gpkg", ["permits_2025", "permits_2026"]);
+    let o = scan(&unnamed, &[], "out-unnamed");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    for part in [
+        "unnamed.gpkg",
+        "'permits_2025': 0 features",
+        "'permits_2026': 6 features",
+        "--permits-layer",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    // The empty layer named: no permit at all is skipped input, said with the file and layer.
+    let o = scan(&unnamed, &["--permits-layer", "permits_2025"], "out-empty");
+    let s = skipped_once(&o, "permits_empty", "unnamed.gpkg layer permits_2025");
+    assert_eq!(s["permits"], 0, "{s}");
+}
+
+#[test]
 fn a_zero_collar_without_nodata_is_no_data_not_change() {
     // The after scene as delivered without a nodata value, its corner outside the footprint
     // filled with zeros: no finding along the collar's edge, its ground unobserved.
