@@ -309,9 +309,14 @@ fn layer_fields(layer: &VectorLayerData) -> Vec<String> {
 fn date_field(a: &BTreeMap<String, Value>, field: &str) -> Result<Option<NaiveDate>, String> {
     match text(a.get(field)) {
         None => Ok(None),
-        Some(s) => crate::ingest::catalog::parse_datetime(&s)
+        Some(s) => crate::ingest::catalog::parse_local_datetime(&s)
             .map(|d| Some(d.date()))
-            .ok_or_else(|| format!("{field} '{s}' is not a date (YYYY-MM-DD)")),
+            .ok_or_else(|| {
+                format!(
+                    "{field} '{s}' is not a date (written as {})",
+                    crate::ingest::catalog::DATE_SPELLINGS
+                )
+            }),
     }
 }
 
@@ -1240,6 +1245,17 @@ mod tests {
         let p = permits_from_layer(&permits, &[], &mut vec![]).unwrap();
         assert_eq!(p[0].valid_from, NaiveDate::from_ymd_opt(2026, 3, 1));
         assert_eq!(p[0].valid_to, None);
+        // A date with a time and an offset is the day written (not the day in UTC); a spreadsheet's
+        // date and time is a date.
+        let a = &mut permits.features[0].attributes;
+        a.insert(
+            "valid_from".into(),
+            Value::from("2026-10-15T00:00:00+08:00"),
+        );
+        a.insert("valid_to".into(), Value::from("2027/1/1 0:00:00"));
+        let p = permits_from_layer(&permits, &[], &mut vec![]).unwrap();
+        assert_eq!(p[0].valid_from, NaiveDate::from_ymd_opt(2026, 10, 15));
+        assert_eq!(p[0].valid_to, NaiveDate::from_ymd_opt(2027, 1, 1));
         for (from, to, why) in [
             (
                 "2026-03-01",
@@ -1251,7 +1267,11 @@ mod tests {
                 "2025-03-01",
                 "valid_from 2026-03-01 is after valid_to 2025-03-01",
             ),
-            ("soon", "", "valid_from 'soon' is not a date"),
+            (
+                "soon",
+                "",
+                "valid_from 'soon' is not a date (written as 2026-01-15, ",
+            ),
         ] {
             let a = &mut permits.features[0].attributes;
             a.insert("valid_from".into(), Value::from(from));
