@@ -521,15 +521,32 @@ fn read_layer_of(
                 if let Some(lin) = crate::gdal_ext::linearised(&g) {
                     g = lin;
                 }
+                // An unclosed ring is closed (a GeoJSON or GeoPackage writer's slip, which
+                // MakeValid does not repair), then whatever else is invalid is made valid.
+                let closed = crate::gdal_ext::close_rings(&mut g);
+                if closed {
+                    repaired = Some(
+                        "an unclosed ring closed (its first point repeated at its end)".to_string(),
+                    );
+                }
                 if !g.is_valid() {
+                    let first = if closed {
+                        "an unclosed ring closed, then "
+                    } else {
+                        ""
+                    };
                     match g.make_valid(&Default::default()) {
                         Ok(v) if v.is_valid() && !v.is_empty() => {
-                            repaired = Some("invalid geometry (self-intersection or unclosed ring) repaired with MakeValid".to_string());
+                            repaired = Some(format!(
+                                "{first}invalid geometry (a self-intersecting ring, say) repaired with MakeValid"
+                            ));
                             g = v;
                         }
                         _ => {
-                            rejected =
-                                Some("invalid geometry that MakeValid cannot repair".to_string())
+                            repaired = None;
+                            rejected = Some(format!(
+                                "{first}invalid geometry that MakeValid cannot repair"
+                            ))
                         }
                     }
                 }
@@ -768,6 +785,47 @@ mod tests {
         // The parcels' CRS is that of the layer read.
         let crs = crate::ingest::plan::vector_crs_as(&path, None, Some(&PARCELS_ROLE), None);
         assert_eq!(crs.unwrap(), "EPSG:4549");
+    }
+
+    #[test]
+    fn an_unclosed_ring_is_closed_and_said_so() {
+        super::super::init_gdal();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unclosed.geojson");
+        // A 10 m square whose ring stops short of its first point; a bow-tie, also unclosed.
+        let ring = "[[500000,3400000],[500010,3400000],[500010,3400010],[500000,3400010]]";
+        let bowtie = "[[500020,3400000],[500030,3400010],[500030,3400000],[500020,3400010]]";
+        let feature = |r: &str| {
+            format!(
+                r#"{{"type":"Feature","properties":{{}},"geometry":{{"type":"Polygon","coordinates":[{r}]}}}}"#
+            )
+        };
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"type":"FeatureCollection","crs":{{"type":"name","properties":{{"name":"urn:ogc:def:crs:EPSG::4549"}}}},"features":[{},{}]}}"#,
+                feature(ring),
+                feature(bowtie)
+            ),
+        )
+        .unwrap();
+        let data = read_layer(&path, None, None, "EPSG:4549").unwrap();
+        let f = &data.features[0];
+        assert!(f.rejected.is_none(), "{:?}", f.rejected);
+        assert_eq!(
+            f.repaired.as_deref(),
+            Some("an unclosed ring closed (its first point repeated at its end)")
+        );
+        assert!((f.geometry.as_ref().unwrap().unsigned_area() - 100.0).abs() < 1e-6);
+        let f = &data.features[1];
+        assert!(f.rejected.is_none(), "{:?}", f.rejected);
+        let why = f.repaired.as_deref().unwrap();
+        assert!(
+            why.starts_with("an unclosed ring closed, then invalid geometry")
+                && why.contains("MakeValid"),
+            "{why}"
+        );
+        assert!((f.geometry.as_ref().unwrap().unsigned_area() - 50.0).abs() < 1e-6);
     }
 
     #[test]
