@@ -548,7 +548,8 @@ reopen_growth_m2 = 100.0
 key = "keys/bureau.key"
 # Also write one .zip per packet.
 zip = false
-# Ground shown around a finding (metres) and the chip size limits (pixels).
+# Ground shown around a finding (0-1000 m) and the chip size limits (32 to 4096 pixels,
+# min_chip_px at most max_chip_px).
 margin_m = 30.0
 min_chip_px = 160
 max_chip_px = 800
