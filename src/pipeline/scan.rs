@@ -2611,7 +2611,7 @@ fn write_outputs(
             let mut rec: Vec<String> = finding_row(f)
                 .into_iter()
                 .map(|v| match v {
-                    VValue::Text(s) => s,
+                    VValue::Text(s) => crate::export::csv_text(s),
                     VValue::Real(x) => x.to_string(),
                     VValue::Integer(i) => i.to_string(),
                     VValue::Boolean(b) => b.to_string(),
