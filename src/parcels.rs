@@ -278,12 +278,26 @@ fn text(v: Option<&Value>) -> Option<String> {
 
 /// The name under which `layer` holds the field `wanted`: the name itself, else the same name in
 /// another case (`PARCEL_ID`), else its first ten characters (a Shapefile's table truncates
-/// field names to ten: `basic_farmland` is `basic_farm` there). `wanted` when the layer has
-/// none of them.
+/// field names to ten: `basic_farmland` is `basic_farm` there), else its first ten bytes (a
+/// UTF-8 `宗地编号` is `宗地编�` there). `wanted` when the layer has none of them.
 fn field_name(layer: &VectorLayerData, wanted: &str) -> String {
     let names = layer_fields(layer);
     let keys = || names.iter();
     let truncated: String = wanted.chars().take(10).collect();
+    // A Shapefile's table keeps ten *bytes* of a name: a UTF-8 name of Chinese characters is cut
+    // after three of them and a part of the fourth, which reads as a replacement character
+    // (宗地编号 is kept as 宗地编�) or not at all.
+    let cut_at = (0..=10.min(wanted.len()))
+        .rev()
+        .find(|i| wanted.is_char_boundary(*i))
+        .unwrap_or(0);
+    let bytes_kept = &wanted[..cut_at];
+    let byte_truncated = |k: &str| {
+        wanted.len() > 10
+            && !bytes_kept.is_empty()
+            && k.trim_end_matches('\u{FFFD}')
+                .eq_ignore_ascii_case(bytes_kept)
+    };
     keys()
         .find(|k| k.as_str() == wanted)
         .or_else(|| keys().find(|k| k.eq_ignore_ascii_case(wanted)))
@@ -292,6 +306,7 @@ fn field_name(layer: &VectorLayerData, wanted: &str) -> String {
                 .then(|| keys().find(|k| k.eq_ignore_ascii_case(&truncated)))
                 .flatten()
         })
+        .or_else(|| keys().find(|k| byte_truncated(k)))
         .cloned()
         .unwrap_or_else(|| wanted.to_string())
 }
@@ -1104,6 +1119,25 @@ mod tests {
         assert!(p[0].basic_farmland && p[0].eco_redline);
         assert_eq!(field_name(&l, "approved_use"), "approved_u");
         assert_eq!(field_name(&l, "permit_id"), "permit_id");
+        // A UTF-8 Shapefile's Chinese names, cut at ten bytes in the middle of a character.
+        let a = &mut l.features[0].attributes;
+        a.insert("宗地编\u{FFFD}".into(), Value::from("WJ-1"));
+        a.insert("地类名".into(), Value::from("旱地"));
+        a.insert("宗地".into(), Value::from("no"));
+        assert_eq!(field_name(&l, "宗地编号"), "宗地编\u{FFFD}");
+        assert_eq!(field_name(&l, "地类名称"), "地类名");
+        // A name of ten bytes or fewer is not taken for a cut one.
+        assert_eq!(field_name(&l, "宗地号"), "宗地号");
+        let chinese = ParcelFields {
+            id: "宗地编号".into(),
+            approved_use: "地类名称".into(),
+            uses: BTreeMap::new(),
+        };
+        let p = parcels_from_layer(&l, &chinese, &mut vec![]).unwrap();
+        assert_eq!(
+            (p[0].id.as_str(), p[0].approved_use.as_str()),
+            ("WJ-1", "farmland")
+        );
 
         let mut permits = layer(vec![(Some("A"), "farmland", Some(square(0.0, 0.0, 10.0)))]);
         let a = &mut permits.features[0].attributes;
