@@ -307,7 +307,7 @@ struct ScanArgs {
     #[arg(long)]
     parcels: Option<PathBuf>,
     /// The layer of the parcels' file (instead of the config's [parcels] layer; default: the
-    /// file's first, or its only one).
+    /// file's only one, or of several the one named parcels or DLTB).
     #[arg(long, value_name = "LAYER")]
     parcels_layer: Option<String>,
     /// The CRS of the parcels', permits' and control layers' coordinates where the files say none,
@@ -317,7 +317,8 @@ struct ScanArgs {
     /// Permits, instead of the config's.
     #[arg(long)]
     permits: Option<PathBuf>,
-    /// The layer of the permits' file (instead of the config's [parcels] permits_layer).
+    /// The layer of the permits' file (instead of the config's [parcels] permits_layer; default:
+    /// the file's only one, or of several the one named permits).
     #[arg(long, value_name = "LAYER")]
     permits_layer: Option<String>,
     /// The parcels' id field (instead of the config's [parcels] id_field; default parcel_id).

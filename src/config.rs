@@ -131,7 +131,8 @@ pub struct ImageryConfig {
 pub struct ParcelsConfig {
     /// Parcel polygons (GeoPackage, Shapefile, GeoJSON).
     pub path: Option<PathBuf>,
-    /// Layer name inside the file (default: the first layer).
+    /// Layer name inside the file (default: the file's only layer, or of several the one named
+    /// `parcels` or `DLTB`; a file of several without such a layer is refused, naming them).
     pub layer: Option<String>,
     /// The parcel id attribute.
     #[serde(default = "default_id_field")]
@@ -148,7 +149,8 @@ pub struct ParcelsConfig {
     pub crs: Option<String>,
     /// Permit polygons (optional).
     pub permits: Option<PathBuf>,
-    /// Layer name inside the permits file.
+    /// Layer name inside the permits file (default: the file's only layer, or of several the one
+    /// named `permits`).
     pub permits_layer: Option<String>,
     /// Control layers given as separate polygon layers (basic farmland, ecological red line).
     #[serde(default)]
@@ -161,7 +163,7 @@ pub struct ParcelsConfig {
 pub struct ControlLayer {
     /// The file.
     pub path: PathBuf,
-    /// Layer name (default: the first).
+    /// Layer name (default: the file's only layer, or of several the one named as `kind`).
     pub layer: Option<String>,
     /// `basic_farmland` or `eco_redline`.
     pub kind: String,
@@ -264,6 +266,12 @@ pub struct EvidenceConfig {
     #[serde(default = "default_max_chip")]
     pub max_chip_px: usize,
 }
+
+/// The widest `[evidence] margin_m`, metres.
+const MAX_MARGIN_M: f64 = 1000.0;
+/// The smallest and largest chip edge, pixels (`[evidence] min_chip_px`, `max_chip_px`).
+const MIN_CHIP_PX: usize = 32;
+const MAX_CHIP_PX: usize = 4096;
 
 fn yes() -> bool {
     true
@@ -438,6 +446,39 @@ impl Config {
                     "must be at most half the cell size ({}), got {}",
                     g.cell_size / 2,
                     g.halo
+                ),
+            ));
+        }
+        // A packet's chips: a margin of ground around the finding, a size in pixels between a
+        // smallest and a largest edge (a chip of thousands of pixels a side is no field map).
+        let e = &self.evidence;
+        if !(e.margin_m.is_finite() && (0.0..=MAX_MARGIN_M).contains(&e.margin_m)) {
+            return Err(invalid(
+                "evidence",
+                "margin_m",
+                format!(
+                    "must be from 0 to {MAX_MARGIN_M} metres of ground around a finding, got {}",
+                    e.margin_m
+                ),
+            ));
+        }
+        if !(MIN_CHIP_PX..=MAX_CHIP_PX).contains(&e.max_chip_px) {
+            return Err(invalid(
+                "evidence",
+                "max_chip_px",
+                format!(
+                    "must be from {MIN_CHIP_PX} to {MAX_CHIP_PX} pixels, got {}",
+                    e.max_chip_px
+                ),
+            ));
+        }
+        if !(MIN_CHIP_PX..=e.max_chip_px).contains(&e.min_chip_px) {
+            return Err(invalid(
+                "evidence",
+                "min_chip_px",
+                format!(
+                    "must be from {MIN_CHIP_PX} pixels to max_chip_px ({}), got {}",
+                    e.max_chip_px, e.min_chip_px
                 ),
             ));
         }
@@ -631,6 +672,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[store] reopen_growth"), "{e}");
+    }
+
+    #[test]
+    fn evidence_values_out_of_range_are_refused_naming_the_key_and_range() {
+        let cfg =
+            parse("[evidence]\nmargin_m = 0\nmin_chip_px = 100\nmax_chip_px = 100\n").unwrap();
+        assert_eq!(cfg.evidence.min_chip_px, 100);
+        for (text, key, range) in [
+            (
+                "margin_m = -30",
+                "[evidence] margin_m",
+                "from 0 to 1000 metres",
+            ),
+            (
+                "margin_m = 1e9",
+                "[evidence] margin_m",
+                "from 0 to 1000 metres",
+            ),
+            (
+                "min_chip_px = 900\nmax_chip_px = 100",
+                "[evidence] min_chip_px",
+                "to max_chip_px (100), got 900",
+            ),
+            (
+                "min_chip_px = 0",
+                "[evidence] min_chip_px",
+                "from 32 pixels",
+            ),
+            (
+                "max_chip_px = 100000",
+                "[evidence] max_chip_px",
+                "from 32 to 4096 pixels",
+            ),
+        ] {
+            let e = parse(&format!("[evidence]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains(range), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -54,6 +54,19 @@ pub(crate) fn linearised(g: &gdal::vector::Geometry) -> Option<gdal::vector::Geo
     gdal::vector::Geometry::from_wkb(&wkb).ok()
 }
 
+/// Closes the geometry's unclosed rings (their last point made their first, `OGR_G_CloseRings`),
+/// as a GeoJSON or GeoPackage writer may leave them; whether any ring was unclosed.
+pub(crate) fn close_rings(g: &mut gdal::vector::Geometry) -> bool {
+    // SAFETY: the handle of `g` is valid while `g` lives, and `g` is borrowed mutably, so no
+    // other reference sees it change; OGR_G_CloseRings adds a point to each unclosed ring in
+    // place (nothing for geometries without rings), and OGR_G_WkbSize only reads.
+    unsafe {
+        let before = gdal_sys::OGR_G_WkbSize(g.c_geometry());
+        gdal_sys::OGR_G_CloseRings(g.c_geometry());
+        gdal_sys::OGR_G_WkbSize(g.c_geometry()) != before
+    }
+}
+
 /// The files that make up a dataset (main file first), as GDAL lists them.
 pub(crate) fn file_list(ds: &Dataset) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -109,18 +109,45 @@ pub enum ParcelError {
         /// Layer.
         layer: String,
     },
+    /// The parcels' layer has no features.
+    #[error("{layer}: the layer has no features; if the parcels are in another layer of the file, name it with [parcels] layer in the config or --parcels-layer")]
+    NoFeatures {
+        /// Layer.
+        layer: String,
+    },
 }
 
 /// Something loading repaired or skipped, for the run summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParcelNote {
-    /// Layer and feature.
+    /// Layer and feature (with its parcel or permit id when it has one).
     pub feature: String,
-    /// `repaired` or `rejected`.
+    /// What of which layer: `parcel_repaired`, `parcel_rejected`, `permit_repaired`,
+    /// `permit_rejected`, `permit_without_outline` (a permit of a layer of outlines without its
+    /// own, taken to permit its whole parcel), `permits_empty` (a permits layer without
+    /// features), `control_repaired`, `control_rejected`, `control_empty`. Only a rejection or an empty layer skips input
+    /// ([`ParcelNote::skips_input`]); a repaired feature is used.
     pub kind: String,
     /// What and why.
     pub message: String,
 }
+
+impl ParcelNote {
+    /// Whether the note is of input left out (a rejected feature, an empty layer), which the run
+    /// names as skipped (exit 2), rather than a warning about input that was used as repaired or
+    /// read in a way to know of.
+    pub fn skips_input(&self) -> bool {
+        !NOTE_KINDS_USED.contains(&self.kind.as_str())
+    }
+}
+
+/// The kinds of [`ParcelNote`] whose feature was used all the same.
+const NOTE_KINDS_USED: &[&str] = &[
+    "parcel_repaired",
+    "permit_repaired",
+    "control_repaired",
+    "permit_without_outline",
+];
 
 /// Field names of the parcel layer.
 #[derive(Debug, Clone)]
@@ -251,14 +278,26 @@ fn text(v: Option<&Value>) -> Option<String> {
 
 /// The name under which `layer` holds the field `wanted`: the name itself, else the same name in
 /// another case (`PARCEL_ID`), else its first ten characters (a Shapefile's table truncates
-/// field names to ten: `basic_farmland` is `basic_farm` there). `wanted` when the layer has
-/// none of them.
+/// field names to ten: `basic_farmland` is `basic_farm` there), else its first ten bytes (a
+/// UTF-8 `宗地编号` is `宗地编�` there). `wanted` when the layer has none of them.
 fn field_name(layer: &VectorLayerData, wanted: &str) -> String {
-    let Some(first) = layer.features.first() else {
-        return wanted.to_string();
-    };
-    let keys = || first.attributes.keys();
+    let names = layer_fields(layer);
+    let keys = || names.iter();
     let truncated: String = wanted.chars().take(10).collect();
+    // A Shapefile's table keeps ten *bytes* of a name: a UTF-8 name of Chinese characters is cut
+    // after three of them and a part of the fourth, which reads as a replacement character
+    // (宗地编号 is kept as 宗地编�) or not at all.
+    let cut_at = (0..=10.min(wanted.len()))
+        .rev()
+        .find(|i| wanted.is_char_boundary(*i))
+        .unwrap_or(0);
+    let bytes_kept = &wanted[..cut_at];
+    let byte_truncated = |k: &str| {
+        wanted.len() > 10
+            && !bytes_kept.is_empty()
+            && k.trim_end_matches('\u{FFFD}')
+                .eq_ignore_ascii_case(bytes_kept)
+    };
     keys()
         .find(|k| k.as_str() == wanted)
         .or_else(|| keys().find(|k| k.eq_ignore_ascii_case(wanted)))
@@ -267,45 +306,70 @@ fn field_name(layer: &VectorLayerData, wanted: &str) -> String {
                 .then(|| keys().find(|k| k.eq_ignore_ascii_case(&truncated)))
                 .flatten()
         })
+        .or_else(|| keys().find(|k| byte_truncated(k)))
         .cloned()
         .unwrap_or_else(|| wanted.to_string())
+}
+
+/// The names of a layer's fields (those its features hold, or for a layer without features, its
+/// definition's).
+fn layer_fields(layer: &VectorLayerData) -> Vec<String> {
+    match layer.features.first() {
+        Some(f) => f.attributes.keys().cloned().collect(),
+        None => layer.fields.clone(),
+    }
 }
 
 /// A date attribute: `None` when empty, an error naming it when it is not a date.
 fn date_field(a: &BTreeMap<String, Value>, field: &str) -> Result<Option<NaiveDate>, String> {
     match text(a.get(field)) {
         None => Ok(None),
-        Some(s) => crate::ingest::catalog::parse_datetime(&s)
+        Some(s) => crate::ingest::catalog::parse_local_datetime(&s)
             .map(|d| Some(d.date()))
-            .ok_or_else(|| format!("{field} '{s}' is not a date (YYYY-MM-DD)")),
+            .ok_or_else(|| {
+                format!(
+                    "{field} '{s}' is not a date (written as {})",
+                    crate::ingest::catalog::DATE_SPELLINGS
+                )
+            }),
     }
 }
 
-fn describe(layer: &VectorLayerData, f: &VectorFeature) -> String {
-    format!(
+/// A feature for messages: its file, layer and feature id, and the id it holds (`id`: the field
+/// and its value, e.g. `("parcel_id", "WJ-000019")`) when it has one, since a feature id alone is
+/// hard to find (a GeoJSON file's count from 0).
+fn describe(layer: &VectorLayerData, f: &VectorFeature, id: Option<(&str, &str)>) -> String {
+    let mut d = format!(
         "{} layer {} feature {}",
         layer.path.display(),
         layer.layer,
         f.fid.map_or("?".into(), |x| x.to_string())
-    )
+    );
+    if let Some((field, value)) = id {
+        d.push_str(&format!(" ({field} {value})"));
+    }
+    d
 }
 
+/// Notes what reading did to a feature's geometry — `{what}_repaired`, `{what}_rejected`, `what`
+/// being `parcel`, `permit` or `control` — and gives the geometry, if it has one.
 fn notes_of(
-    layer: &VectorLayerData,
     f: &VectorFeature,
+    what: &str,
+    here: &str,
     notes: &mut Vec<ParcelNote>,
 ) -> Option<MultiPolygon<f64>> {
     if let Some(r) = &f.repaired {
         notes.push(ParcelNote {
-            feature: describe(layer, f),
-            kind: "repaired".into(),
+            feature: here.to_string(),
+            kind: format!("{what}_repaired"),
             message: r.clone(),
         });
     }
     if let Some(r) = &f.rejected {
         notes.push(ParcelNote {
-            feature: describe(layer, f),
-            kind: "rejected".into(),
+            feature: here.to_string(),
+            kind: format!("{what}_rejected"),
             message: r.clone(),
         });
     }
@@ -341,18 +405,23 @@ pub fn parcels_from_layer(
         name("eco_redline"),
         name("permit_id"),
     );
+    if layer.features.is_empty() {
+        return Err(ParcelError::NoFeatures {
+            layer: format!("{} ({})", layer.path.display(), layer.layer),
+        });
+    }
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     for f in &layer.features {
         let Some(id) = text(f.attributes.get(&id_field)) else {
             notes.push(ParcelNote {
-                feature: describe(layer, f),
-                kind: "rejected".into(),
+                feature: describe(layer, f, None),
+                kind: "parcel_rejected".into(),
                 message: format!("no {}", fields.id),
             });
             continue;
         };
-        let here = describe(layer, f);
+        let here = describe(layer, f, Some((&fields.id, &id)));
         if let Some(first) = seen.insert(id.clone(), here.clone()) {
             return Err(ParcelError::DuplicateId {
                 layer: format!("{} ({})", layer.path.display(), layer.layer),
@@ -361,7 +430,7 @@ pub fn parcels_from_layer(
                 second: here,
             });
         }
-        let Some(polygon) = notes_of(layer, f, notes) else {
+        let Some(polygon) = notes_of(f, "parcel", &here, notes) else {
             continue;
         };
         let approved_use = normalise_use(
@@ -387,22 +456,19 @@ pub fn parcels_from_layer(
     Ok(out)
 }
 
-/// An error naming the first of `fields` a non-empty layer lacks, with the fields it has.
+/// An error naming the first of `fields` a layer lacks, with the fields it has (for a layer
+/// without features too: its definition says).
 fn require_fields(
     layer: &VectorLayerData,
     fields: &[&str],
     hint: &'static str,
 ) -> Result<(), ParcelError> {
-    let available: Vec<String> = layer
-        .features
-        .first()
-        .map(|f| f.attributes.keys().cloned().collect())
-        .unwrap_or_default();
+    let available = layer_fields(layer);
     match fields
         .iter()
         .find(|f| !available.contains(&field_name(layer, f)))
     {
-        Some(field) if !layer.features.is_empty() => Err(ParcelError::MissingField {
+        Some(field) => Err(ParcelError::MissingField {
             layer: format!("{} ({})", layer.path.display(), layer.layer),
             field: field.to_string(),
             available: available.join(", "),
@@ -445,16 +511,29 @@ pub fn permits_from_layer(
         "parcel_id",
     ]
     .map(name);
+    // An empty permits layer permits nothing: said, since it is more often the wrong layer (or
+    // an export that lost its rows) than a district without a single permit.
+    if layer.features.is_empty() {
+        notes.push(ParcelNote {
+            feature: format!("{} layer {}", layer.path.display(), layer.layer),
+            kind: "permits_empty".into(),
+            message: "the permits layer has no features, so no change is explained by a \
+                      permit; if the permits are in another layer of the file, name it with \
+                      [parcels] permits_layer in the config or --permits-layer"
+                .into(),
+        });
+    }
     // Parcels by bounding box, built when a pin first needs one.
     let mut parcel_tree: Option<RectTree> = None;
     let mut out = Vec::new();
     for f in &layer.features {
         let a = &f.attributes;
-        let (Some(id), Some(permitted_use)) = (text(a.get(&id_field)), text(a.get(&use_field)))
-        else {
+        let read_id = text(a.get(&id_field));
+        let here = describe(layer, f, read_id.as_deref().map(|id| ("permit_id", id)));
+        let (Some(id), Some(permitted_use)) = (read_id.clone(), text(a.get(&use_field))) else {
             notes.push(ParcelNote {
-                feature: describe(layer, f),
-                kind: "rejected".into(),
+                feature: here,
+                kind: "permit_rejected".into(),
                 message: "a permit needs a permit_id and a permitted_use (it explains nothing \
                           without them)"
                     .into(),
@@ -474,8 +553,8 @@ pub fn permits_from_layer(
             Ok(v) => v,
             Err(why) => {
                 notes.push(ParcelNote {
-                    feature: describe(layer, f),
-                    kind: "rejected".into(),
+                    feature: here,
+                    kind: "permit_rejected".into(),
                     message: format!("permit {id}: {why}"),
                 });
                 continue;
@@ -500,7 +579,7 @@ pub fn permits_from_layer(
                         .min()
                         .map(|i| &parcels[i])
                 };
-                match (named, parcel_id.is_none().then(pinned).flatten()) {
+                let footprint = match (named, parcel_id.is_none().then(pinned).flatten()) {
                     (Some(outline), _) => outline.clone(),
                     (None, Some(parcel)) => {
                         parcel_id = Some(parcel.id.clone());
@@ -512,8 +591,8 @@ pub fn permits_from_layer(
                             None => "has no outline".to_string(),
                         };
                         notes.push(ParcelNote {
-                            feature: describe(layer, f),
-                            kind: "rejected".into(),
+                            feature: here,
+                            kind: "permit_rejected".into(),
                             message: format!(
                                 "permit {id} {what} and {}: a permit needs its footprint or the \
                              parcel_id of the parcel it permits",
@@ -527,9 +606,26 @@ pub fn permits_from_layer(
                         });
                         continue;
                     }
+                };
+                // A feature of a layer of outlines that lost its own (a NULL or empty geometry)
+                // is taken to permit its whole parcel, as a register's row is: said, since a
+                // building beyond its footprint can then not be seen.
+                if layer.has_geometry && f.pin.is_none() {
+                    notes.push(ParcelNote {
+                        feature: here.clone(),
+                        kind: "permit_without_outline".into(),
+                        message: format!(
+                            "permit {id} has no outline ({}) in a layer of outlines: it is taken \
+                             to permit the whole of parcel {}, so building beyond its footprint \
+                             cannot be judged there; draw its footprint in the register",
+                            f.rejected.as_deref().unwrap_or("no geometry"),
+                            parcel_id.as_deref().unwrap_or("?")
+                        ),
+                    });
                 }
+                footprint
             } else {
-                let Some(footprint) = notes_of(layer, f, notes) else {
+                let Some(footprint) = notes_of(f, "permit", &here, notes) else {
                     continue;
                 };
                 footprint
@@ -545,10 +641,49 @@ pub fn permits_from_layer(
             valid_to,
             parcel_id,
             footprint,
-            source: describe(layer, f),
+            source: here,
         });
     }
     Ok(out)
+}
+
+/// The polygons of a control layer of `kind` (`basic_farmland`, `eco_redline`), noting each
+/// feature whose geometry was repaired (`control_repaired`, used) or rejected (`control_rejected`:
+/// left out, so parcels under it are not marked), and a layer without features
+/// (`control_empty`), which marks no parcel.
+pub fn control_polygons(
+    layer: &VectorLayerData,
+    kind: &str,
+    notes: &mut Vec<ParcelNote>,
+) -> Vec<MultiPolygon<f64>> {
+    if layer.features.is_empty() {
+        notes.push(ParcelNote {
+            feature: format!("{} layer {}", layer.path.display(), layer.layer),
+            kind: "control_empty".into(),
+            message: format!(
+                "the {kind} control layer has no features, so it marks no parcel {kind}; if its \
+                 polygons are in another layer of the file, name that one in \
+                 [[parcels.control]] layer"
+            ),
+        });
+    }
+    let mut out = Vec::new();
+    for f in &layer.features {
+        let mut own = Vec::new();
+        let polygon = notes_of(f, "control", &describe(layer, f, None), &mut own);
+        for n in &mut own {
+            if n.kind == "control_rejected" {
+                n.message = format!(
+                    "{}: this {kind} polygon is left out, so the parcels under it are not \
+                     marked {kind}; fix its geometry",
+                    n.message
+                );
+            }
+        }
+        notes.extend(own);
+        out.extend(polygon);
+    }
+    out
 }
 
 /// Marks parcels that lie (by at least half their area) inside a control layer's polygons.
@@ -678,6 +813,10 @@ mod tests {
             path: PathBuf::from("parcels.gpkg"),
             layer: "parcels".into(),
             source_crs: "EPSG:4549".into(),
+            has_geometry: true,
+            fields: ["parcel_id", "approved_use", "basic_farmland"]
+                .map(String::from)
+                .to_vec(),
             features: features
                 .into_iter()
                 .enumerate()
@@ -767,6 +906,122 @@ mod tests {
     }
 
     #[test]
+    fn notes_say_which_register_and_id_and_only_what_was_left_out_skips_input() {
+        // A repaired parcel is used: a warning, not skipped input; a rejected one is skipped.
+        let mut l = layer(vec![
+            (Some("WJ-1"), "farmland", Some(square(0.0, 0.0, 10.0))),
+            (Some("WJ-2"), "farmland", None),
+        ]);
+        l.features[0].repaired = Some("self-intersection repaired".into());
+        let mut notes = vec![];
+        let p = parcels_from_layer(&l, &fields(), &mut notes).unwrap();
+        assert_eq!(p.len(), 1);
+        let kinds: Vec<(&str, bool)> = notes
+            .iter()
+            .map(|n| (n.kind.as_str(), n.skips_input()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("parcel_repaired", false), ("parcel_rejected", true)]
+        );
+        // Each names the parcel by its id as well as by its feature id.
+        assert!(
+            notes[0].feature.ends_with("feature 1 (parcel_id WJ-1)"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].feature.ends_with("feature 2 (parcel_id WJ-2)"),
+            "{notes:?}"
+        );
+        // The permits register's notes are the permits'.
+        let mut permits = layer(vec![
+            (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+            (Some("B"), "farmland", Some(square(0.0, 0.0, 10.0))),
+        ]);
+        as_permit(&mut permits.features[0], "P-1", "construction", None);
+        as_permit(&mut permits.features[1], "P-2", "construction", None);
+        permits.features[0].repaired = Some("repaired".into());
+        permits.features[1]
+            .attributes
+            .insert("valid_to".into(), Value::from("soon"));
+        let mut notes = vec![];
+        permits_from_layer(&permits, &[], &mut notes).unwrap();
+        let kinds: Vec<(&str, bool)> = notes
+            .iter()
+            .map(|n| (n.kind.as_str(), n.skips_input()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("permit_repaired", false), ("permit_rejected", true)]
+        );
+        assert!(
+            notes[1].feature.ends_with("feature 2 (permit_id P-2)"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_control_layer_s_repaired_rejected_or_missing_polygons_are_noted() {
+        let mut l = layer(vec![
+            (None, "", Some(square(0.0, 0.0, 10.0))),
+            (None, "", Some(square(20.0, 0.0, 10.0))),
+            (None, "", None),
+        ]);
+        l.layer = "redline".into();
+        l.features[1].repaired = Some("a self-intersection repaired".into());
+        l.features[2].rejected = Some("invalid geometry that cannot be repaired".into());
+        let mut notes = vec![];
+        let polys = control_polygons(&l, "eco_redline", &mut notes);
+        assert_eq!(polys.len(), 2);
+        let kinds: Vec<(&str, bool)> = notes
+            .iter()
+            .map(|n| (n.kind.as_str(), n.skips_input()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("control_repaired", false), ("control_rejected", true)]
+        );
+        assert!(
+            notes[1].feature.ends_with("layer redline feature 3")
+                && notes[1].message.contains("not marked eco_redline"),
+            "{notes:?}"
+        );
+        // A layer without features marks nothing, and says so.
+        l.features.clear();
+        let mut notes = vec![];
+        assert!(control_polygons(&l, "eco_redline", &mut notes).is_empty());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].skips_input() && notes[0].message.contains("no features"));
+    }
+
+    #[test]
+    fn a_permit_of_a_layer_of_outlines_without_its_own_is_said_to_permit_its_whole_parcel() {
+        let parcels = parcels_a_and_b();
+        // A layer of footprints, one of which lost its geometry (NULL).
+        let mut permits = layer(vec![
+            (Some("A"), "farmland", Some(square(0.0, 0.0, 5.0))),
+            (Some("B"), "farmland", None),
+        ]);
+        as_permit(&mut permits.features[0], "P-1", "construction", Some("A"));
+        as_permit(&mut permits.features[1], "P-2", "construction", Some("B"));
+        permits.features[1].rejected = Some("no geometry".into());
+        let mut notes = vec![];
+        let p = permits_from_layer(&permits, &parcels, &mut notes).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].footprint, parcels[1].polygon);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let n = &notes[0];
+        assert_eq!(n.kind, "permit_without_outline");
+        assert!(!n.skips_input());
+        assert!(
+            n.feature.ends_with("feature 2 (permit_id P-2)")
+                && n.message.contains("whole of parcel B")
+                && n.message.contains("beyond its footprint cannot be judged"),
+            "{n:?}"
+        );
+    }
+
+    #[test]
     fn duplicate_ids_name_both_features() {
         let l = layer(vec![
             (Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))),
@@ -794,6 +1049,8 @@ mod tests {
         assert!(p[0].basic_farmland);
         assert_eq!(notes.len(), 1);
         assert!(notes[0].feature.contains("feature 2") && notes[0].message.contains("empty"));
+        // A layer without features: its fields are checked all the same, and it is said to have
+        // no features (not that every feature was rejected).
         let e = parcels_from_layer(
             &layer(vec![]),
             &ParcelFields {
@@ -802,8 +1059,41 @@ mod tests {
                 uses: BTreeMap::new(),
             },
             &mut vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no field 'pid'") && e.contains("approved_use"),
+            "{e}"
         );
-        assert!(e.is_err());
+        let e = parcels_from_layer(&layer(vec![]), &fields(), &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("(parcels): the layer has no features") && e.contains("--parcels-layer"),
+            "{e}"
+        );
+        // An empty permits layer permits nothing: noted as skipped input, naming the layer.
+        let mut permits = layer(vec![]);
+        permits.layer = "permits".into();
+        permits
+            .fields
+            .extend(["permit_id", "permitted_use"].map(String::from));
+        let mut notes = vec![];
+        assert!(permits_from_layer(&permits, &[], &mut notes)
+            .unwrap()
+            .is_empty());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].kind, "permits_empty");
+        assert!(notes[0].skips_input());
+        assert!(
+            notes[0].feature == "parcels.gpkg layer permits"
+                && notes[0].message.contains("--permits-layer"),
+            "{notes:?}"
+        );
+        // Without the permit fields, an empty layer is refused like any other.
+        permits.fields.truncate(3);
+        assert!(permits_from_layer(&permits, &[], &mut vec![]).is_err());
     }
 
     #[test]
@@ -829,6 +1119,25 @@ mod tests {
         assert!(p[0].basic_farmland && p[0].eco_redline);
         assert_eq!(field_name(&l, "approved_use"), "approved_u");
         assert_eq!(field_name(&l, "permit_id"), "permit_id");
+        // A UTF-8 Shapefile's Chinese names, cut at ten bytes in the middle of a character.
+        let a = &mut l.features[0].attributes;
+        a.insert("宗地编\u{FFFD}".into(), Value::from("WJ-1"));
+        a.insert("地类名".into(), Value::from("旱地"));
+        a.insert("宗地".into(), Value::from("no"));
+        assert_eq!(field_name(&l, "宗地编号"), "宗地编\u{FFFD}");
+        assert_eq!(field_name(&l, "地类名称"), "地类名");
+        // A name of ten bytes or fewer is not taken for a cut one.
+        assert_eq!(field_name(&l, "宗地号"), "宗地号");
+        let chinese = ParcelFields {
+            id: "宗地编号".into(),
+            approved_use: "地类名称".into(),
+            uses: BTreeMap::new(),
+        };
+        let p = parcels_from_layer(&l, &chinese, &mut vec![]).unwrap();
+        assert_eq!(
+            (p[0].id.as_str(), p[0].approved_use.as_str()),
+            ("WJ-1", "farmland")
+        );
 
         let mut permits = layer(vec![(Some("A"), "farmland", Some(square(0.0, 0.0, 10.0)))]);
         let a = &mut permits.features[0].attributes;
@@ -852,6 +1161,7 @@ mod tests {
             (Some("X"), "farmland", None),
             (None, "farmland", None),
         ]);
+        register.has_geometry = false;
         for (f, (id, parcel)) in register.features.iter_mut().zip([
             ("P-1", Some("B")),
             ("P-2", Some("Z")),
@@ -958,7 +1268,7 @@ mod tests {
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes
             .iter()
-            .all(|n| n.kind == "rejected" && n.message.contains("permitted_use")));
+            .all(|n| n.kind == "permit_rejected" && n.message.contains("permitted_use")));
         assert!(notes[0].feature.contains("feature 2") && notes[1].feature.contains("feature 3"));
         assert_eq!((p[0].valid_from, p[0].valid_to), (None, None));
         // Validity: empty ends are open; a date that is not one, or an end before the start, is
@@ -969,6 +1279,17 @@ mod tests {
         let p = permits_from_layer(&permits, &[], &mut vec![]).unwrap();
         assert_eq!(p[0].valid_from, NaiveDate::from_ymd_opt(2026, 3, 1));
         assert_eq!(p[0].valid_to, None);
+        // A date with a time and an offset is the day written (not the day in UTC); a spreadsheet's
+        // date and time is a date.
+        let a = &mut permits.features[0].attributes;
+        a.insert(
+            "valid_from".into(),
+            Value::from("2026-10-15T00:00:00+08:00"),
+        );
+        a.insert("valid_to".into(), Value::from("2027/1/1 0:00:00"));
+        let p = permits_from_layer(&permits, &[], &mut vec![]).unwrap();
+        assert_eq!(p[0].valid_from, NaiveDate::from_ymd_opt(2026, 10, 15));
+        assert_eq!(p[0].valid_to, NaiveDate::from_ymd_opt(2027, 1, 1));
         for (from, to, why) in [
             (
                 "2026-03-01",
@@ -980,7 +1301,11 @@ mod tests {
                 "2025-03-01",
                 "valid_from 2026-03-01 is after valid_to 2025-03-01",
             ),
-            ("soon", "", "valid_from 'soon' is not a date"),
+            (
+                "soon",
+                "",
+                "valid_from 'soon' is not a date (written as 2026-01-15, ",
+            ),
         ] {
             let a = &mut permits.features[0].attributes;
             a.insert("valid_from".into(), Value::from(from));

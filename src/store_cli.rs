@@ -485,17 +485,20 @@ after = ["imagery/after"]
 [parcels]
 # Approved land-use parcels (GeoPackage, Shapefile, GeoJSON) and their attribute names.
 path = "parcels.gpkg"
-# layer = "parcels"
+# layer = "parcels"            # a file of several layers: the one named "parcels" (or "DLTB")
+                               # is read when none is named here; otherwise name it
 id_field = "parcel_id"
 use_field = "approved_use"     # land-use codes and names are known too, e.g. "DLBM" or "DLMC"
 # The CRS of layers whose files say none (a Shapefile without its .prj), e.g. CGCS2000 zone 40:
 # crs = "EPSG:4528"
 # Permits (optional).
 permits = "permits.gpkg"
+# permits_layer = "permits"    # likewise: "permits" unless named
 # Control layers given as their own polygon layers:
 # [[parcels.control]]
 # path = "redline.gpkg"
 # kind = "eco_redline"        # or "basic_farmland"
+# layer = "eco_redline"       # likewise: the layer named as its kind unless named
 # The layer's own approved-use values mapped to uses (docs/RULES.md, "Approved uses"):
 # [parcels.uses]
 # "NT-1" = "farmland"
@@ -545,7 +548,8 @@ reopen_growth_m2 = 100.0
 key = "keys/bureau.key"
 # Also write one .zip per packet.
 zip = false
-# Ground shown around a finding (metres) and the chip size limits (pixels).
+# Ground shown around a finding (0-1000 m) and the chip size limits (32 to 4096 pixels,
+# min_chip_px at most max_chip_px).
 margin_m = 30.0
 min_chip_px = 160
 max_chip_px = 800

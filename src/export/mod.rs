@@ -9,6 +9,18 @@ pub mod vector;
 
 use std::path::{Path, PathBuf};
 
+/// A text cell of a CSV file that spreadsheet programs open: text beginning with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return is prefixed with `'`, so that a spreadsheet shows it as text
+/// instead of running it as a formula (a parcel id `=HYPERLINK(…)` of a layer; OWASP's advice
+/// against CSV injection). Only for text: numbers are written as they are.
+pub fn csv_text(s: String) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s
+    }
+}
+
 /// A file could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -127,4 +139,26 @@ fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> Result<(), ExportEr
     }
     written?;
     commit(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_text_that_a_spreadsheet_would_run_is_kept_text() {
+        for (text, want) in [
+            ("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("WJ-000019", "WJ-000019"),
+            ("宗地,\"19\"", "宗地,\"19\""),
+            ("", ""),
+        ] {
+            assert_eq!(csv_text(text.to_string()), want, "{text:?}");
+        }
+    }
 }

@@ -674,15 +674,38 @@ fn read_sidecar(path: &Path) -> Result<Option<Sidecar>, IngestError> {
         })
 }
 
-/// Parses the date/time spellings found in imagery metadata.
+/// Parses the date/time spellings found in imagery metadata. A time with a UTC offset is taken
+/// as its instant in UTC, the time scale of imagery metadata (times without an offset are read as
+/// UTC too).
 pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
+    parse_datetime_in(text, false)
+}
+
+/// Parses a date (or date and time) of a register as written: a time with a UTC offset keeps its
+/// local date and time (`2026-10-15T00:00:00+08:00` is the 15th, the day the register means, not
+/// the 14th in UTC). The spellings are those of [`parse_datetime`]; [`DATE_SPELLINGS`] lists them
+/// for messages.
+pub fn parse_local_datetime(text: &str) -> Option<NaiveDateTime> {
+    parse_datetime_in(text, true)
+}
+
+/// The date spellings [`parse_local_datetime`] accepts, for messages refusing another.
+pub const DATE_SPELLINGS: &str = "2026-01-15, 2026/1/15, 2026.01.15, 2026年1月15日 or \
+    20260115, optionally with a time: 2026-01-15 08:30, 2026-01-15 08:30:00, 2026/1/15 8:30:00, \
+    2026-01-15T08:30:00, 2026-01-15T08:30:00+08:00";
+
+fn parse_datetime_in(text: &str, local: bool) -> Option<NaiveDateTime> {
     let t = text.trim().trim_end_matches('Z');
     const FORMATS: &[&str] = &[
         "%Y:%m:%d %H:%M:%S",
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
         "%Y-%m-%dT%H:%M",
+        "%Y/%m/%d %H:%M:%S",
+        "%Y/%m/%d %H:%M",
+        "%Y.%m.%d %H:%M:%S",
         "%Y%m%dT%H%M%S",
     ];
     for f in FORMATS {
@@ -691,7 +714,11 @@ pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
         }
     }
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
-        return Some(dt.naive_utc());
+        return Some(if local {
+            dt.naive_local()
+        } else {
+            dt.naive_utc()
+        });
     }
     // Dates alone, as registers in China also write them: 2026.01.15 and 2026年1月15日.
     for f in [
@@ -1020,6 +1047,38 @@ mod tests {
         }
         assert_eq!(parse_datetime("yesterday"), None);
         assert_eq!(parse_datetime("2026年13月1日"), None);
+    }
+
+    #[test]
+    fn a_register_s_dates_keep_their_day_and_imagery_times_their_instant() {
+        let at = |d: u32, h: u32, m: u32| {
+            NaiveDate::from_ymd_opt(2026, 10, d)
+                .unwrap()
+                .and_hms_opt(h, m, 0)
+                .unwrap()
+        };
+        // An offset: imagery keeps the instant (in UTC), a register the date as written.
+        let tz = "2026-10-15T00:00:00+08:00";
+        assert_eq!(parse_datetime(tz), Some(at(14, 16, 0)));
+        assert_eq!(parse_local_datetime(tz), Some(at(15, 0, 0)));
+        assert_eq!(
+            parse_local_datetime("2026-10-15T00:00:00Z"),
+            Some(at(15, 0, 0))
+        );
+        // Dates with times as spreadsheets and databases write them.
+        for (text, want) in [
+            ("2026-10-15 00:00:00", at(15, 0, 0)),
+            ("2026-10-15 08:30", at(15, 8, 30)),
+            ("2026/10/1 0:00:00", at(1, 0, 0)),
+            ("2026/10/15 8:30", at(15, 8, 30)),
+            ("2026.10.15 08:30:00", at(15, 8, 30)),
+            ("2026-10-15 08:30:00.5", at(15, 8, 30)),
+        ] {
+            use chrono::Timelike;
+            let got = parse_local_datetime(text).map(|d| d.with_nanosecond(0).unwrap());
+            assert_eq!(got, Some(want), "{text}");
+        }
+        assert_eq!(parse_local_datetime("15/10/2026"), None);
     }
 
     #[test]

@@ -52,6 +52,19 @@ pub enum IngestError {
         /// Which layer is missing, and the layers there are.
         detail: String,
     },
+    /// The vector file has several layers, none was named, and none (or more than one) is named
+    /// for what it is read for.
+    #[error("{path}: the file has several layers ({layers}) and none is named for the {what}; name the one that holds them with {naming}")]
+    SeveralLayers {
+        /// The file.
+        path: PathBuf,
+        /// What the layer is read for (`parcels`, `permits`, `eco_redline control layer`).
+        what: String,
+        /// The layers there are, with their feature counts.
+        layers: String,
+        /// The configuration key or flag that names a layer.
+        naming: String,
+    },
     /// The file's structure is broken (truncated, blocks past the end of the file).
     #[error("{path}: the file is corrupt: {detail}; re-copy or re-download it")]
     Corrupt {
@@ -179,6 +192,7 @@ impl IngestError {
                 "not_openable"
             }
             IngestError::NoLayer { .. } => "no_layer",
+            IngestError::SeveralLayers { .. } => "several_layers",
             IngestError::Corrupt { .. } => "corrupt",
             IngestError::PixelsUnreadable { .. } => "pixels_unreadable",
             IngestError::NoGeoreferencing { .. } => "no_georeferencing",

@@ -32,7 +32,8 @@ pub struct GridRequest {
     pub parcels_crs: Option<String>,
 }
 
-/// The CRS of a vector layer's coordinates (the named layer, else the first), as `EPSG:xxxx` or
+/// The CRS of a vector layer's coordinates (the named layer, else the first; [`vector_crs_as`]
+/// chooses by role), as `EPSG:xxxx` or
 /// WKT: the file's own, else `stated` (the configuration's `[parcels] crs`; see
 /// [`super::vector::layer_srs`]).
 pub fn vector_crs(
@@ -40,8 +41,18 @@ pub fn vector_crs(
     layer: Option<&str>,
     stated: Option<&str>,
 ) -> Result<String, IngestError> {
+    vector_crs_as(path, layer, None, stated)
+}
+
+/// [`vector_crs`] of the layer read for a `role` ([`super::vector::layer_for`]).
+pub fn vector_crs_as(
+    path: &Path,
+    layer: Option<&str>,
+    role: Option<&super::vector::LayerRole<'_>>,
+    stated: Option<&str>,
+) -> Result<String, IngestError> {
     let ds = super::vector::open_vector(path)?;
-    let lyr = super::vector::layer_of(&ds, path, layer)?;
+    let lyr = super::vector::layer_for(&ds, path, layer, role)?;
     let s = super::vector::layer_srs(&lyr, path, stated)?.ok_or_else(|| IngestError::NoCrs {
         path: path.to_path_buf(),
     })?;

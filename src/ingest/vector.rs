@@ -47,6 +47,10 @@ pub struct VectorLayerData {
     pub layer: String,
     /// The layer's own CRS (label).
     pub source_crs: String,
+    /// Whether the layer has a geometry field (a table — a CSV, a spreadsheet — has none).
+    pub has_geometry: bool,
+    /// The layer's field names, as the file has them (also when it has no features).
+    pub fields: Vec<String>,
     /// The features.
     pub features: Vec<VectorFeature>,
 }
@@ -151,6 +155,34 @@ pub fn layer_names(path: &Path) -> Result<Vec<String>, IngestError> {
     Ok(open_vector(path)?.layers().map(|l| l.name()).collect())
 }
 
+/// What a layer is read for, which chooses it in a file of several layers when none is named.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerRole<'a> {
+    /// What it holds, for messages (`parcels`, `permits`, `eco_redline control layer`).
+    pub what: &'a str,
+    /// The names a layer of it goes by (in any case): `permits` for permits.
+    pub names: &'a [&'a str],
+    /// How to name a layer: the configuration key and the flag.
+    pub naming: &'a str,
+}
+
+/// The parcels' layer: `parcels`, or a Third Land Survey's `DLTB`.
+pub const PARCELS_ROLE: LayerRole<'static> = LayerRole {
+    what: "parcels",
+    names: &["parcels", "dltb"],
+    naming: "[parcels] layer in the config, or --parcels-layer",
+};
+
+/// The permits' layer: `permits`.
+pub const PERMITS_ROLE: LayerRole<'static> = LayerRole {
+    what: "permits",
+    names: &["permits"],
+    naming: "[parcels] permits_layer in the config, or --permits-layer",
+};
+
+/// Tables a GIS keeps beside the data in a GeoPackage (QGIS's saved styles), never a layer of it.
+const NOT_DATA_LAYERS: &[&str] = &["layer_styles"];
+
 /// The named layer of a vector file, else its first, naming the layers there are when it has
 /// not the one asked for.
 pub fn layer_of<'a>(
@@ -158,26 +190,88 @@ pub fn layer_of<'a>(
     path: &Path,
     layer: Option<&str>,
 ) -> Result<gdal::vector::Layer<'a>, IngestError> {
-    match layer {
-        Some(name) => ds.layer_by_name(name).map_err(|_| {
+    layer_for(ds, path, layer, None)
+}
+
+/// The named layer of a vector file; else its only layer; else, for a `role`, the one layer
+/// named for it (`permits`), and when there is no such layer or several, an error listing the
+/// layers and saying how to name one (a file of several layers is never read by its first
+/// silently: an empty first layer would read as no permits at all); without a role, the first.
+pub fn layer_for<'a>(
+    ds: &'a Dataset,
+    path: &Path,
+    layer: Option<&str>,
+    role: Option<&LayerRole<'_>>,
+) -> Result<gdal::vector::Layer<'a>, IngestError> {
+    if let Some(name) = layer {
+        return ds.layer_by_name(name).map_err(|_| {
             let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
             IngestError::NoLayer {
                 path: path.to_path_buf(),
                 detail: format!("no layer '{name}' (layers: {})", names.join(", ")),
             }
-        }),
-        None => ds.layer(0).map_err(|e| IngestError::NoLayer {
+        });
+    }
+    let first = || {
+        ds.layer(0).map_err(|e| IngestError::NoLayer {
             path: path.to_path_buf(),
             detail: format!("no layer: {e}"),
-        }),
+        })
+    };
+    let Some(role) = role else {
+        return first();
+    };
+    let data: Vec<String> = ds
+        .layers()
+        .map(|l| l.name())
+        .filter(|n| !NOT_DATA_LAYERS.iter().any(|x| x.eq_ignore_ascii_case(n)))
+        .collect();
+    if data.len() <= 1 {
+        return match data.first() {
+            Some(name) => ds.layer_by_name(name).or_else(|_| first()),
+            None => first(),
+        };
     }
+    let named: Vec<&String> = data
+        .iter()
+        .filter(|n| role.names.iter().any(|r| r.eq_ignore_ascii_case(n)))
+        .collect();
+    if let [name] = named[..] {
+        if let Ok(l) = ds.layer_by_name(name) {
+            tracing::info!(
+                "{}: reading layer '{name}' as the {} (of the file's {} layers)",
+                path.display(),
+                role.what,
+                data.len()
+            );
+            return Ok(l);
+        }
+    }
+    let layers: Vec<String> = ds
+        .layers()
+        .map(|l| {
+            let n = l.feature_count();
+            format!(
+                "'{}': {n} feature{}",
+                l.name(),
+                if n == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    Err(IngestError::SeveralLayers {
+        path: path.to_path_buf(),
+        what: role.what.to_string(),
+        layers: layers.join(", "),
+        naming: role.naming.to_string(),
+    })
 }
 
 /// The encoding a Shapefile whose text is not what it says (or that does not say, and is not
 /// UTF-8) is read in instead: GBK, as Chinese GIS software writes.
 const SHAPEFILE_FALLBACK_ENCODING: &str = "CP936";
 
-/// Reads one layer (the named one, else the first) into the working CRS.
+/// Reads one layer (the named one, else the first; [`read_layer_as`] chooses by role) into the
+/// working CRS.
 ///
 /// A Shapefile's text is decoded as its `.cpg` file (or its table's language byte) says, and as
 /// UTF-8 when neither does. When that leaves text that is not valid (Chinese text written as GBK
@@ -193,9 +287,21 @@ pub fn read_layer(
     stated_crs: Option<&str>,
     target_crs: &str,
 ) -> Result<VectorLayerData, IngestError> {
+    read_layer_as(path, layer, None, stated_crs, target_crs)
+}
+
+/// [`read_layer`] of a layer read for a `role`, which chooses the layer of a file of several
+/// when none is named ([`layer_for`]).
+pub fn read_layer_as(
+    path: &Path,
+    layer: Option<&str>,
+    role: Option<&LayerRole<'_>>,
+    stated_crs: Option<&str>,
+    target_crs: &str,
+) -> Result<VectorLayerData, IngestError> {
     let ds = open_vector(path)?;
     let shapefile = ds.driver().short_name() == "ESRI Shapefile";
-    let data = read_layer_of(&ds, path, layer, stated_crs, target_crs)?;
+    let data = read_layer_of(&ds, path, layer, role, stated_crs, target_crs)?;
     if !has_undecodable_text(&data) {
         return Ok(data);
     }
@@ -218,6 +324,7 @@ pub fn read_layer(
         &open_vector_with(path, &[&option])?,
         path,
         layer,
+        role,
         stated_crs,
         target_crs,
     )?;
@@ -360,11 +467,13 @@ fn read_layer_of(
     ds: &Dataset,
     path: &Path,
     layer: Option<&str>,
+    role: Option<&LayerRole<'_>>,
     stated_crs: Option<&str>,
     target_crs: &str,
 ) -> Result<VectorLayerData, IngestError> {
-    let mut lyr = layer_of(ds, path, layer)?;
+    let mut lyr = layer_for(ds, path, layer, role)?;
     let layer_name = lyr.name();
+    let has_geometry = lyr.defn().geom_fields().count() > 0;
     let (source_crs, ct) = match layer_srs(&lyr, path, stated_crs)? {
         None => ("none (a table without geometry)".to_string(), None),
         Some(src_srs) => {
@@ -412,15 +521,32 @@ fn read_layer_of(
                 if let Some(lin) = crate::gdal_ext::linearised(&g) {
                     g = lin;
                 }
+                // An unclosed ring is closed (a GeoJSON or GeoPackage writer's slip, which
+                // MakeValid does not repair), then whatever else is invalid is made valid.
+                let closed = crate::gdal_ext::close_rings(&mut g);
+                if closed {
+                    repaired = Some(
+                        "an unclosed ring closed (its first point repeated at its end)".to_string(),
+                    );
+                }
                 if !g.is_valid() {
+                    let first = if closed {
+                        "an unclosed ring closed, then "
+                    } else {
+                        ""
+                    };
                     match g.make_valid(&Default::default()) {
                         Ok(v) if v.is_valid() && !v.is_empty() => {
-                            repaired = Some("invalid geometry (self-intersection or unclosed ring) repaired with MakeValid".to_string());
+                            repaired = Some(format!(
+                                "{first}invalid geometry (a self-intersecting ring, say) repaired with MakeValid"
+                            ));
                             g = v;
                         }
                         _ => {
-                            rejected =
-                                Some("invalid geometry that MakeValid cannot repair".to_string())
+                            repaired = None;
+                            rejected = Some(format!(
+                                "{first}invalid geometry that MakeValid cannot repair"
+                            ))
                         }
                     }
                 }
@@ -478,6 +604,8 @@ fn read_layer_of(
         path: path.to_path_buf(),
         layer: layer_name,
         source_crs,
+        has_geometry,
+        fields: field_names,
         features,
     })
 }
@@ -593,6 +721,111 @@ mod tests {
             bad.to_string().contains("[parcels] crs 'EPSG:999999'"),
             "{bad}"
         );
+    }
+
+    #[test]
+    fn a_file_of_several_layers_is_read_by_the_layer_named_for_the_role_or_refused() {
+        // A GeoPackage whose first layer is empty, then parcels and permits (and QGIS's styles).
+        super::super::init_gdal();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("several.gpkg");
+        let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+        let mut ds = drv.create_vector_only(&path).unwrap();
+        let srs = SpatialRef::from_epsg(4549).unwrap();
+        for (name, n) in [("empty", 0), ("parcels", 2), ("permits", 1)] {
+            let layer = ds
+                .create_layer(LayerOptions {
+                    name,
+                    srs: Some(&srs),
+                    ty: OGRwkbGeometryType::wkbPolygon,
+                    options: None,
+                })
+                .unwrap();
+            for i in 0..n {
+                let x = 500_000.0 + 20.0 * f64::from(i);
+                let wkt = format!(
+                    "POLYGON (({x} 3400000, {} 3400000, {} 3400010, {x} 3400010, {x} 3400000))",
+                    x + 10.0,
+                    x + 10.0
+                );
+                let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+                f.set_geometry(Geometry::from_wkt(&wkt).unwrap()).unwrap();
+                f.create(&layer).unwrap();
+            }
+        }
+        drop(ds);
+        let read =
+            |role: Option<&LayerRole<'_>>| read_layer_as(&path, None, role, None, "EPSG:4549");
+        // Without a role, the first (as the truth of `eval` is read); with one, its layer.
+        assert!(read(None).is_ok());
+        assert_eq!(read(Some(&PARCELS_ROLE)).unwrap().features.len(), 2);
+        assert_eq!(read(Some(&PERMITS_ROLE)).unwrap().layer, "permits");
+        // A named layer is read whatever the role.
+        let named = read_layer_as(&path, Some("empty"), Some(&PERMITS_ROLE), None, "EPSG:4549");
+        assert!(named.unwrap().features.is_empty());
+        // No layer named for the role: refused, naming the layers and how to name one.
+        let control = LayerRole {
+            what: "eco_redline control layer",
+            names: &["eco_redline"],
+            naming: "layer in its [[parcels.control]] entry of the config",
+        };
+        let e = read(Some(&control)).unwrap_err();
+        assert_eq!(e.kind(), "several_layers");
+        let text = e.to_string();
+        for part in [
+            "several.gpkg",
+            "'empty': 0 features",
+            "'parcels': 2 features",
+            "'permits': 1 feature,",
+            "eco_redline control layer",
+            "[[parcels.control]]",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        // The parcels' CRS is that of the layer read.
+        let crs = crate::ingest::plan::vector_crs_as(&path, None, Some(&PARCELS_ROLE), None);
+        assert_eq!(crs.unwrap(), "EPSG:4549");
+    }
+
+    #[test]
+    fn an_unclosed_ring_is_closed_and_said_so() {
+        super::super::init_gdal();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unclosed.geojson");
+        // A 10 m square whose ring stops short of its first point; a bow-tie, also unclosed.
+        let ring = "[[500000,3400000],[500010,3400000],[500010,3400010],[500000,3400010]]";
+        let bowtie = "[[500020,3400000],[500030,3400010],[500030,3400000],[500020,3400010]]";
+        let feature = |r: &str| {
+            format!(
+                r#"{{"type":"Feature","properties":{{}},"geometry":{{"type":"Polygon","coordinates":[{r}]}}}}"#
+            )
+        };
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"type":"FeatureCollection","crs":{{"type":"name","properties":{{"name":"urn:ogc:def:crs:EPSG::4549"}}}},"features":[{},{}]}}"#,
+                feature(ring),
+                feature(bowtie)
+            ),
+        )
+        .unwrap();
+        let data = read_layer(&path, None, None, "EPSG:4549").unwrap();
+        let f = &data.features[0];
+        assert!(f.rejected.is_none(), "{:?}", f.rejected);
+        assert_eq!(
+            f.repaired.as_deref(),
+            Some("an unclosed ring closed (its first point repeated at its end)")
+        );
+        assert!((f.geometry.as_ref().unwrap().unsigned_area() - 100.0).abs() < 1e-6);
+        let f = &data.features[1];
+        assert!(f.rejected.is_none(), "{:?}", f.rejected);
+        let why = f.repaired.as_deref().unwrap();
+        assert!(
+            why.starts_with("an unclosed ring closed, then invalid geometry")
+                && why.contains("MakeValid"),
+            "{why}"
+        );
+        assert!((f.geometry.as_ref().unwrap().unsigned_area() - 50.0).abs() < 1e-6);
     }
 
     #[test]

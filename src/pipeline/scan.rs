@@ -12,14 +12,14 @@ use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLayer};
 use crate::grid::{Cell, GridDef};
 use crate::ingest::catalog::{sha256_file, CatalogEntry};
-use crate::ingest::plan::{plan_grid, vector_crs, GridRequest};
+use crate::ingest::plan::{plan_grid, vector_crs_as, GridRequest};
 use crate::ingest::read::SingleBandReader;
-use crate::ingest::vector::read_layer;
+use crate::ingest::vector::{read_layer_as, LayerRole, PARCELS_ROLE, PERMITS_ROLE};
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
 use crate::parcels::{
-    apply_control_layer, parcels_from_layer, permits_from_layer, ParcelFields, ParcelNote,
-    ParcelSet,
+    apply_control_layer, control_polygons, parcels_from_layer, permits_from_layer, ParcelFields,
+    ParcelNote, ParcelSet,
 };
 use crate::rules::{judge, RuleSet};
 use crate::vectorize::{cell_pieces, merge_pieces, EdgeStrips, MergedRegion, Piece as RegionPiece};
@@ -569,9 +569,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // once the catalogue has it.
     let parcels_crs = match &cfg.grid.crs {
         Some(c) => c.clone(),
-        None => vector_crs(
+        None => vector_crs_as(
             &parcels_path,
             cfg.parcels.layer.as_deref(),
+            Some(&PARCELS_ROLE),
             cfg.parcels.crs.as_deref(),
         )?,
     };
@@ -584,9 +585,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let t = std::time::Instant::now();
         let mut notes = Vec::new();
         let stated = cfg.parcels.crs.as_deref();
-        let layer = read_layer(
+        let layer = read_layer_as(
             &parcels_path,
             cfg.parcels.layer.as_deref(),
+            Some(&PARCELS_ROLE),
             stated,
             &working_crs,
         )?;
@@ -598,24 +600,28 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
             .map_err(|e| PipelineError::Inputs(e.to_string()))?;
         for c in &cfg.parcels.control {
-            let l = read_layer(
+            let what = format!("{} control layer", c.kind);
+            let role = LayerRole {
+                what: &what,
+                names: &[c.kind.as_str()],
+                naming: "layer in its [[parcels.control]] entry of the config",
+            };
+            let l = read_layer_as(
                 &cfg.resolve(&c.path),
                 c.layer.as_deref(),
+                Some(&role),
                 stated,
                 &working_crs,
             )?;
-            let polys: Vec<MultiPolygon<f64>> = l
-                .features
-                .iter()
-                .filter_map(|f| f.geometry.clone())
-                .collect();
+            let polys = control_polygons(&l, &c.kind, &mut notes);
             apply_control_layer(&mut parcels, &polys, &c.kind);
         }
         let permits = match &cfg.parcels.permits {
             Some(p) => permits_from_layer(
-                &read_layer(
+                &read_layer_as(
                     &cfg.resolve(p),
                     cfg.parcels.permits_layer.as_deref(),
+                    Some(&PERMITS_ROLE),
                     stated,
                     &working_crs,
                 )?,
@@ -774,15 +780,18 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // The catalogue's problems are reported before the parcels' (as when one came after the
     // other).
     let (working_crs, set, notes, parcels_seconds, layer_name) = loaded?;
-    // A repaired or rejected parcel feature is a fact about the run: logged now, listed in the
-    // summary as skipped input.
+    // A repaired or rejected feature of the parcels, permits or control layers is a fact about
+    // the run: logged now, listed in the summary's `parcel_notes`; what was left out (a rejected
+    // feature, an empty layer) is skipped input too, a repaired feature that was used is not.
     for n in &notes {
         tracing::warn!("{}: {} ({})", n.feature, n.message, n.kind);
-        skipped.push(Skipped {
-            what: n.feature.clone(),
-            kind: format!("parcel_{}", n.kind),
-            message: format!("{}: {}", n.feature, n.message),
-        });
+        if n.skips_input() {
+            skipped.push(Skipped {
+                what: n.feature.clone(),
+                kind: n.kind.clone(),
+                message: format!("{}: {}", n.feature, n.message),
+            });
+        }
     }
     // Uses the rules cannot judge, named (each check says why).
     skipped.extend(uses_nothing_knows(job, &set, &layer_name));
@@ -2711,7 +2720,7 @@ fn write_outputs(
             let mut rec: Vec<String> = finding_row(f)
                 .into_iter()
                 .map(|v| match v {
-                    VValue::Text(s) => s,
+                    VValue::Text(s) => crate::export::csv_text(s),
                     VValue::Real(x) => x.to_string(),
                     VValue::Integer(i) => i.to_string(),
                     VValue::Boolean(b) => b.to_string(),

@@ -147,8 +147,68 @@ impl RuleSet {
                 set.version
             )));
         }
+        // Settings out of their range would judge nonsense (a negative share, a share above 1).
+        let s = &set.settings;
+        let in_range = |key: &str, v: f64, low_open: bool, high: Option<f64>| {
+            let ok = v.is_finite()
+                && if low_open { v > 0.0 } else { v >= 0.0 }
+                && high.is_none_or(|h| v <= h);
+            let range = match (low_open, high) {
+                (true, Some(h)) => format!("more than 0 and at most {h}"),
+                (false, Some(h)) => format!("from 0 to {h}"),
+                (_, None) => "0 or more (m²)".to_string(),
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(format!("[settings] {key} = {v}: must be {range}")))
+            }
+        };
+        in_range("min_piece_m2", s.min_piece_m2, false, None)?;
+        for (key, v) in [
+            (
+                "field_operation_min_fraction",
+                s.field_operation_min_fraction,
+            ),
+            (
+                "field_operation_min_edge_contact",
+                s.field_operation_min_edge_contact,
+            ),
+            (
+                "field_operation_inside_fraction",
+                s.field_operation_inside_fraction,
+            ),
+        ] {
+            in_range(key, v, false, Some(1.0))?;
+        }
+        // A permit covering no share of a change would cover every change near it.
+        in_range(
+            "permit_cover_fraction",
+            s.permit_cover_fraction,
+            true,
+            Some(1.0),
+        )?;
         let mut ids = std::collections::HashSet::new();
-        for r in &set.rules {
+        for (i, r) in set.rules.iter().enumerate() {
+            for (key, v) in [("id", &r.id), ("kind", &r.kind)] {
+                if v.trim().is_empty() {
+                    return Err(invalid(format!(
+                        "rule {} ([[rule]] number {} in the file): {key} is empty; give it a \
+                         {}",
+                        if r.id.trim().is_empty() {
+                            "without an id"
+                        } else {
+                            r.id.as_str()
+                        },
+                        i + 1,
+                        if key == "id" {
+                            "stable id, such as R11-MY-RULE (findings and cases name it)"
+                        } else {
+                            "violation kind, such as building_on_farmland"
+                        }
+                    )));
+                }
+            }
             if !ids.insert(r.id.clone()) {
                 return Err(invalid(format!("rule id '{}' appears twice", r.id)));
             }
@@ -539,6 +599,58 @@ mod tests {
             e.to_string().contains("veg_to_roof") && e.to_string().contains("rule X"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn settings_out_of_range_and_empty_ids_are_refused_naming_the_key_and_range() {
+        let rules = |settings: &str, id: &str| {
+            format!(
+                "version = 1\n[settings]\nmin_piece_m2 = 5\nfield_operation_min_fraction = 0.7\n\
+                 field_operation_min_edge_contact = 0.8\nfield_operation_inside_fraction = 0.6\n\
+                 permit_cover_fraction = 0.5\n{settings}\n[settings.permitted_uses]\n[[rule]]\n\
+                 id='{id}'\nkind='k'\nlabel_zh='z'\nlabel_en='e'\ntransitions=['other']\n\
+                 min_area_m2=1\nseverity='high'\n"
+            )
+        };
+        // The settings are written twice when changed: TOML takes no key twice, so replace.
+        let with = |key: &str, value: &str| {
+            let text = rules("", "R1");
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{key} =")))
+                .unwrap()
+                .to_string();
+            text.replace(&line, &format!("{key} = {value}"))
+        };
+        assert!(RuleSet::parse(&rules("", "R1"), "my.toml").is_ok());
+        for (key, value, range) in [
+            ("permit_cover_fraction", "-1.0", "more than 0 and at most 1"),
+            ("permit_cover_fraction", "1.5", "more than 0 and at most 1"),
+            ("permit_cover_fraction", "0.0", "more than 0 and at most 1"),
+            ("min_piece_m2", "-5.0", "0 or more"),
+            ("field_operation_min_fraction", "-0.1", "from 0 to 1"),
+            ("field_operation_min_edge_contact", "1.2", "from 0 to 1"),
+            ("field_operation_inside_fraction", "nan", "from 0 to 1"),
+        ] {
+            let e = RuleSet::parse(&with(key, value), "my.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("my.toml: ")
+                    && e.contains(&format!("[settings] {key} = "))
+                    && e.contains(range),
+                "{key} = {value}: {e}"
+            );
+        }
+        for id in ["", "  "] {
+            let e = RuleSet::parse(&rules("", id), "my.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("[[rule]] number 1") && e.contains("id is empty"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

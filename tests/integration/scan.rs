@@ -327,19 +327,27 @@ fn bad_parcels_are_repaired_rejected_or_refused_by_name() {
             out.display().to_string(),
         ]
     };
-    // A self-intersecting parcel is repaired with a warning naming it; the run goes on and exits 2.
+    // A self-intersecting parcel is repaired with a warning naming it, and used: the run notes
+    // it in the summary, but it is no skipped input (exit 0).
     let p1 = work.join("repair.gpkg");
     write_parcels(
         &p1,
         &[("A", "farmland", &square(0.0)), ("B", "farmland", &bowtie)],
     );
     let o = run(args(&p1, &work.join("out1")));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stderr(&o);
     assert!(
-        text.contains("repaired") && text.contains("feature 2"),
+        text.contains("repaired") && text.contains("feature 2 (parcel_id B)"),
         "{text}"
     );
+    assert!(!stdout(&o).contains("SKIPPED"), "{}", stdout(&o));
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(work.join("out1").join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["skipped"], serde_json::json!([]), "{summary}");
+    assert_eq!(summary["parcel_notes"][0]["kind"], "parcel_repaired");
+    assert_eq!(summary["parcels"], 2, "{summary}");
 
     // Duplicate parcel ids: an error naming both features, before any work.
     let p2 = work.join("dup.gpkg");
@@ -1920,7 +1928,7 @@ fn a_permit_register_kept_as_a_table_or_as_pins_permits_the_parcels_it_names() {
          '2026-01-01', '2027-01-01'",
     );
     // The row naming no parcel is rejected, named; the others permit their whole parcels.
-    let s = skipped_once(&o, "parcel_rejected", "feature 7");
+    let s = skipped_once(&o, "permit_rejected", "feature 7 (permit_id GH-2026-0999)");
     assert_eq!(s["permits"], 6, "{s}");
     let kinds: Vec<String> = findings_of(&dir.join("out-register.csv"))
         .into_iter()
@@ -1944,9 +1952,9 @@ fn a_permit_register_kept_as_a_table_or_as_pins_permits_the_parcels_it_names() {
          valid_to FROM permits UNION ALL SELECT MakePoint(561000, 3449000, 4549), \
          'GH-2026-0999', 'planning_permit', 'construction', NULL, '2026-01-01', '2027-01-01'",
     );
-    let s = skipped_once(&o, "parcel_rejected", "feature 7");
+    let s = skipped_once(&o, "permit_rejected", "feature 7 (permit_id GH-2026-0999)");
     assert_eq!(s["permits"], 6, "{s}");
-    let named = skipped_of_kind(&s, "parcel_rejected");
+    let named = skipped_of_kind(&s, "permit_rejected");
     assert!(
         s.to_string()
             .contains("GH-2026-0999 is a point and names no parcel_id nor lies in a parcel"),
@@ -1956,6 +1964,60 @@ fn a_permit_register_kept_as_a_table_or_as_pins_permits_the_parcels_it_names() {
         findings_of(&dir.join("out-pins.gpkg")),
         findings_of(&dir.join("out-register.csv"))
     );
+}
+
+#[test]
+fn a_file_of_several_layers_is_read_by_the_layer_named_for_it_or_refused() {
+    // A permits GeoPackage whose first layer is last year's, emptied, beside this year's.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-several-layers");
+    let gpkg = |name: &str, layers: [&str; 2]| {
+        let file = dir.join(name);
+        for (i, (layer, filter)) in layers.iter().zip(["0", "1"]).enumerate() {
+            let status = std::process::Command::new("ogr2ogr")
+                .args(if i == 0 { &[][..] } else { &["-update"][..] })
+                .args(["-f", "GPKG", "-nln", layer, "-where", filter])
+                .arg(&file)
+                .arg(src.join("permits.gpkg"))
+                .status()
+                .unwrap();
+            assert!(status.success(), "ogr2ogr failed");
+        }
+        file
+    };
+    let scan = |permits: &Path, extra: &[&str], out: &str| {
+        let mut args = vec!["--permits", permits.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        scan_dates_with(
+            &src.join("imagery/before"),
+            &[&src.join("imagery/after")],
+            &src.join("parcels.gpkg"),
+            &dir.join(out),
+            &args,
+        )
+    };
+    // The layer named `permits` is the permits', whichever comes first.
+    let named = gpkg("named.gpkg", ["permits_2025", "permits"]);
+    let o = scan(&named, &[], "out-named");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["permits"], 6);
+    // No layer named so: refused, naming the layers and how to name one.
+    let unnamed = gpkg("unnamed.gpkg", ["permits_2025", "permits_2026"]);
+    let o = scan(&unnamed, &[], "out-unnamed");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    for part in [
+        "unnamed.gpkg",
+        "'permits_2025': 0 features",
+        "'permits_2026': 6 features",
+        "--permits-layer",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    // The empty layer named: no permit at all is skipped input, said with the file and layer.
+    let o = scan(&unnamed, &["--permits-layer", "permits_2025"], "out-empty");
+    let s = skipped_once(&o, "permits_empty", "unnamed.gpkg layer permits_2025");
+    assert_eq!(s["permits"], 0, "{s}");
 }
 
 #[test]
