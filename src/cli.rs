@@ -492,11 +492,7 @@ fn catalog(a: CatalogArgs) -> Result<Outcome> {
         verify_pixels: a.verify_pixels,
         defer_hash: false,
     };
-    for p in &a.paths {
-        if !p.exists() {
-            bail!("{}: no such file or directory", p.display());
-        }
-    }
+    // A path that is not there is listed as such (kind `not_found`) with the others.
     let entries = catalog_paths(&a.paths, &opts);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -634,6 +630,12 @@ fn grid(a: GridArgs) -> Result<Outcome> {
     };
     let grid = plan_grid(&req, &all)?;
     let cells = grid.cells();
+    // Paths given on the command line are of no date in particular.
+    let after_label = if a.paths.is_empty() {
+        "after"
+    } else {
+        "imagery"
+    };
     let observations: Vec<(&str, landwatch::ingest::Observation)> =
         group_observations(&before_entries)
             .into_iter()
@@ -641,7 +643,7 @@ fn grid(a: GridArgs) -> Result<Outcome> {
             .chain(
                 group_observations(&after_entries)
                     .into_iter()
-                    .map(|o| ("after", o)),
+                    .map(|o| (after_label, o)),
             )
             .collect();
     let grid_ref = &grid;
@@ -1040,17 +1042,32 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         None
     };
     let run_started = chrono::Utc::now();
-    let mut result = run_scan(&job)?;
+    let scanned = run_scan(&job);
     let mut st = lock_store(&store)?;
     let (_, config_sha256) = run_parameters(&job)?;
     let run_id = st.begin_run(&landwatch::store::NewRun {
         started_at: run_started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         config_sha256,
-        grid_fingerprint: result.report.grid.fingerprint(),
+        grid_fingerprint: scanned
+            .as_ref()
+            .map(|r| r.report.grid.fingerprint())
+            .unwrap_or_default(),
         full: a.full,
         software_version: landwatch::VERSION.to_string(),
         args: serde_json::json!(std::env::args().collect::<Vec<_>>()),
     })?;
+    // A run that stopped (bad inputs, nothing to compare, a full disk) is a run too: `status`
+    // shows it failed, and why, above the last good one.
+    let mut result = match scanned {
+        Ok(r) => r,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            if let Err(se) = st.fail_run(&run_id, &format!("{e:#}")) {
+                tracing::warn!("recording the failed run in the store: {se}");
+            }
+            return Err(e);
+        }
+    };
     let imagery: Vec<landwatch::store::ImageryRecord> =
         std::iter::once(("before", &result.context.before))
             .chain(result.context.after.iter().map(|o| ("after", o)))
@@ -1108,7 +1125,12 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                 .collect()
         };
         landwatch::pipeline::crash_point("store_commit");
-        let ctx = landwatch::store::CaseContext::from_config(&job.config, run_started.date_naive());
+        // Case ids carry the day of the run on the bureau's own clock (a 02:00 run in Suzhou is
+        // the 18:00 UTC of the day before).
+        let ctx = landwatch::store::CaseContext::from_config(
+            &job.config,
+            run_started.with_timezone(&chrono::Local).date_naive(),
+        );
         // Changes no rule flagged: a case no longer flagged where one is still seen says why.
         let unflagged: Vec<landwatch::store::UnflaggedChange> = {
             use wkt::ToWkt;

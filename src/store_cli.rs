@@ -380,6 +380,9 @@ fn print_status(r: &StatusReport, lock: Option<&(landwatch::store::lock::LockInf
                 .map(|f| format!(" → {f}"))
                 .unwrap_or_default()
         );
+        if let Some(e) = &run.error {
+            println!("      failed: {e}");
+        }
         if run.cells_processed.is_some() {
             println!(
                 "      cells {} processed ({} detected, {} from the detection cache), {} unchanged; {} finding(s); \

@@ -409,6 +409,18 @@ fn describe_inner(path: &Path, opts: &CatalogOptions) -> Result<Described, Inges
     let (width, height) = ds.raster_size();
     let band_count = ds.raster_count();
     let sidecar = read_sidecar(path)?;
+    // A sensor the sidecar misspells would be guessed from the pixels without a word.
+    if let Some(Err(e)) = sidecar
+        .as_ref()
+        .and_then(|s| s.sensor.as_deref())
+        .map(str::parse::<SensorKind>)
+    {
+        return Err(IngestError::Sidecar {
+            path: path.to_path_buf(),
+            sidecar: sidecar_path(path),
+            detail: e,
+        });
+    }
     let sha = if opts.defer_hash {
         String::new()
     } else {

@@ -668,6 +668,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         }
     };
     skipped.extend(s2);
+    let (before_found, after_found) = (!before_entries.is_empty(), !after_entries.is_empty());
     let after_entries =
         super::drop_files_of_both_dates(&before_entries, after_entries, &mut skipped);
     for s in &skipped {
@@ -676,16 +677,31 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let mut before_obs = group_observations(&before_entries);
     skipped.extend(one_before(&mut before_obs));
     let after_obs = group_observations(&after_entries);
+    // No usable imagery of a date: every file was skipped (the reasons are above), or there was
+    // no raster at all where the configuration points.
+    let none_usable = |date: &str, found: bool, paths: Vec<PathBuf>| {
+        let msg = if !found {
+            format!(
+                "no {date} imagery: no raster file under {} (an empty directory, or only files \
+                 GDAL does not read as rasters); check the {date} paths in [imagery] or on the \
+                 command line",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            format!("no usable {date} imagery (every file was skipped; see above)")
+        };
+        PipelineError::Inputs(msg)
+    };
     let Some(before) = before_obs.first() else {
-        return Err(PipelineError::Inputs(
-            "no usable before imagery (every file was skipped; see above)".into(),
-        ));
+        return Err(none_usable("before", before_found, cfg.before_paths()));
     };
     let mut after_obs = super::drop_after_older_than_before(before, after_obs, &mut skipped);
     if after_obs.is_empty() {
-        return Err(PipelineError::Inputs(
-            "no usable after imagery (every file was skipped; see above)".into(),
-        ));
+        return Err(none_usable("after", after_found, cfg.after_paths()));
     }
     // Bands the detector cannot use: the before imagery's fail the run (nothing to compare
     // with); an after observation's are skipped input, named with its files, and the run goes on
@@ -1413,7 +1429,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let after_dt = latest(obs);
         let after_day = after_dt
             .map(|d| d.date())
-            .unwrap_or_else(|| chrono::Utc::now().date_naive());
+            .unwrap_or_else(|| chrono::Local::now().date_naive());
         let after_footprints = super::dated_footprints(obs, &grid.crs);
         if after_dt.is_none() {
             let message = format!("after observation '{}' has no acquisition date; permits were judged on today's date {after_day}", obs.name);

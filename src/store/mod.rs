@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_detection_cache.sql"),
+    include_str!("migrations/0003_run_error.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -433,6 +434,9 @@ pub struct RunRow {
     pub unobserved_protected_m2: Option<f64>,
     /// Inputs skipped.
     pub skipped_inputs: Option<usize>,
+    /// Why a failed run failed (`None` for other runs and runs recorded before the store knew).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// What `landwatch status` shows.
@@ -1067,6 +1071,21 @@ impl Store {
             .map_err(sql(&p, format!("closing run {run_id}")))
     }
 
+    /// Closes a running run as `failed`, with why: it stopped before it could finish (bad
+    /// inputs, nothing to compare, a full disk). No cell is marked done; nothing else changes.
+    pub fn fail_run(&mut self, run_id: &str, error: &str) -> Result<(), StoreError> {
+        let p = self.path.clone();
+        let tx = self.write_tx("closing a failed run")?;
+        running_run(&tx, &p, run_id)?;
+        tx.execute(
+            "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
+            params![run_id, now(), error],
+        )
+        .map_err(sql(&p, format!("closing failed run {run_id}")))?;
+        tx.commit()
+            .map_err(sql(&p, format!("closing failed run {run_id}")))
+    }
+
     /// How many audit-log events of each kind a run recorded (`opened`, `seen`, `reopened`,
     /// `disappeared`, `not_seen`, `merged`, `split`, `packet`), e.g. for the run's outcome counts.
     pub fn run_event_counts(&self, run_id: &str) -> Result<BTreeMap<String, usize>, StoreError> {
@@ -1297,7 +1316,7 @@ impl Store {
                 "SELECT id, started_at, finished_at, status, full, software_version, grid_fingerprint,
                    cells_processed, cells_skipped_unchanged, findings, new_cases, updated_cases,
                    disappeared_cases, unobserved_protected_m2, skipped_inputs, cells_detected,
-                   cells_from_cache
+                   cells_from_cache, error
                  FROM runs ORDER BY rowid DESC LIMIT ?1",
             )
             .map_err(sql(p, "reading runs"))?;
@@ -1324,6 +1343,7 @@ impl Store {
                     skipped_inputs: n(r, 14)?,
                     cells_detected: n(r, 15)?,
                     cells_from_cache: n(r, 16)?,
+                    error: r.get(17)?,
                 })
             })
             .map_err(sql(p, "reading runs"))?

@@ -148,3 +148,56 @@ fn a_rotated_or_south_up_raster_is_refused_in_the_catalogue_with_what_to_do() {
         );
     }
 }
+
+#[test]
+fn a_missing_path_an_empty_directory_and_a_misspelt_sidecar_are_each_said_so() {
+    let dir = scene_copy("inputs-nothing-there");
+    let good = dir.join("imagery/after/after_r0c0.tif");
+    let missing = dir.join("imagery/after/not_here.tif");
+    // The catalogue lists what it can and names what is not there.
+    let o = run([
+        "catalog",
+        "--json",
+        good.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let entries: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let kinds: Vec<&Value> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["problem"]["kind"])
+        .collect();
+    assert_eq!(kinds.len(), 2, "{entries}");
+    assert!(kinds.contains(&&Value::Null) && kinds.contains(&&Value::from("not_found")));
+    // A sensor the sidecar misspells is not guessed over.
+    sidecar(&good, r#"{"sensor": "satelite"}"#);
+    let o = run(["catalog", "--json", good.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let entries: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(entries[0]["problem"]["kind"], "sidecar", "{entries}");
+    assert!(entries[0]["problem"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("satelite"));
+    // An after directory with no raster in it: the message names it.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run([
+        "scan",
+        "--config",
+        dir.join("landwatch.toml").to_str().unwrap(),
+        "--after",
+        empty.to_str().unwrap(),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+        "--no-packets",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no raster file under") && err.contains("empty"),
+        "{err}"
+    );
+}

@@ -782,3 +782,69 @@ fn a_run_redoes_cells_when_what_it_takes_the_imagery_for_changes_not_when_a_path
         "{rebanded}"
     );
 }
+
+#[test]
+fn a_night_that_fails_is_in_the_store_with_why() {
+    let dir = scene(1024, 3);
+    let cfg = dir.join("landwatch.toml");
+    let out = scratch("nightly-failed-run");
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The next night's only after file is no image at all.
+    let junk = out.join("junk.tif");
+    std::fs::write(&junk, b"not an image").unwrap();
+    let mut c = scan_cmd(&cfg, &out);
+    c.args(["--after", junk.to_str().unwrap()]);
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = run([
+        "status",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json_of(&o);
+    let newest = &s["runs"][0];
+    assert_eq!(newest["status"], "failed", "{s}");
+    let why = newest["error"].as_str().unwrap();
+    assert!(why.contains("no usable after imagery"), "{why}");
+    assert_eq!(s["runs"][1]["status"], "done", "{s}");
+    // The human status says it too.
+    let o = run([
+        "status",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout(&o).contains("failed: "), "{}", stdout(&o));
+}
+
+#[test]
+fn case_ids_carry_the_day_on_the_bureau_s_clock() {
+    let dir = scene(1024, 3);
+    let cfg = dir.join("landwatch.toml");
+    let out = scratch("nightly-local-day");
+    // Fourteen hours east of UTC (a POSIX TZ string, no zone file needed).
+    let day = || {
+        (chrono::Utc::now() + chrono::Duration::hours(14))
+            .format("%Y%m%d")
+            .to_string()
+    };
+    let before = day();
+    let mut c = scan_cmd(&cfg, &out);
+    c.args(["--no-packets"]).env("TZ", "XYZ-14");
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = day();
+    for case in json_of(&o)["cases"].as_array().unwrap() {
+        let id = case["case_id"].as_str().unwrap();
+        assert!(
+            id.contains(&format!("-{before}-")) || id.contains(&format!("-{after}-")),
+            "{id}: the day fourteen hours east is {before}"
+        );
+    }
+}
