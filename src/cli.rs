@@ -533,7 +533,7 @@ fn print_catalog(entries: &[CatalogEntry]) {
                     .unwrap_or_else(|| "(WKT)".into());
                 let px = i
                     .pixel_size
-                    .map(|(x, y)| format!("{x:.4} x {y:.4}"))
+                    .map(|(x, y)| pixel_size_text(x, y))
                     .unwrap_or_else(|| "?".into());
                 println!("  CRS {label} {}, pixel {px}", c.name);
             }
@@ -951,11 +951,26 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
     if let Some(o) = &a.out {
         cfg.output.dir = abs(o);
     }
+    let in_config = |what: &str| {
+        match &a.config {
+        Some(p) => format!(
+            "{} names no {what} (an empty or unfinished configuration? `landwatch init DIR` writes a starter one)",
+            p.display()
+        ),
+        None => "no --config given".to_string(),
+    }
+    };
     if cfg.imagery.before.is_empty() || cfg.imagery.after.is_empty() {
-        bail!("no imagery: give --config with [imagery] before/after, or --before and --after");
+        bail!(
+            "no imagery: {}; give [imagery] before and after there, or --before and --after",
+            in_config("[imagery] before/after")
+        );
     }
     if cfg.parcels.path.is_none() {
-        bail!("no parcels: give --config with [parcels] path, or --parcels");
+        bail!(
+            "no parcels: {}; give [parcels] path there, or --parcels",
+            in_config("[parcels] path")
+        );
     }
     Ok(cfg)
 }
@@ -1918,4 +1933,14 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
     } else {
         Outcome::Failed
     })
+}
+
+/// A pixel size for people: four decimals for metres or feet, significant digits for degrees
+/// (0.0000 would hide a geographic raster's 0.000005°), the same form for both axes.
+fn pixel_size_text(x: f64, y: f64) -> String {
+    if x.abs().min(y.abs()) >= 0.01 || x == 0.0 || y == 0.0 {
+        format!("{x:.4} x {y:.4}")
+    } else {
+        format!("{x:.4e} x {y:.4e}")
+    }
 }

@@ -201,3 +201,17 @@ fn a_missing_path_an_empty_directory_and_a_misspelt_sidecar_are_each_said_so() {
         "{err}"
     );
 }
+
+#[test]
+fn an_empty_configuration_is_named_with_what_to_do() {
+    let dir = scratch("inputs-empty-config");
+    let cfg = dir.join("landwatch.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let o = run(["scan", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("landwatch.toml names no [imagery]") && err.contains("landwatch init"),
+        "{err}"
+    );
+}
