@@ -905,6 +905,14 @@ mod tests {
         assert!(notes[1].message.contains("'Z' is no parcel's"), "{notes:?}");
     }
 
+    /// Each note's kind and whether it is skipped input.
+    fn kinds_of(notes: &[ParcelNote]) -> Vec<(&str, bool)> {
+        notes
+            .iter()
+            .map(|n| (n.kind.as_str(), n.skips_input()))
+            .collect()
+    }
+
     #[test]
     fn notes_say_which_register_and_id_and_only_what_was_left_out_skips_input() {
         // A repaired parcel is used: a warning, not skipped input; a rejected one is skipped.
@@ -916,10 +924,7 @@ mod tests {
         let mut notes = vec![];
         let p = parcels_from_layer(&l, &fields(), &mut notes).unwrap();
         assert_eq!(p.len(), 1);
-        let kinds: Vec<(&str, bool)> = notes
-            .iter()
-            .map(|n| (n.kind.as_str(), n.skips_input()))
-            .collect();
+        let kinds = kinds_of(&notes);
         assert_eq!(
             kinds,
             [("parcel_repaired", false), ("parcel_rejected", true)]
@@ -946,10 +951,7 @@ mod tests {
             .insert("valid_to".into(), Value::from("soon"));
         let mut notes = vec![];
         permits_from_layer(&permits, &[], &mut notes).unwrap();
-        let kinds: Vec<(&str, bool)> = notes
-            .iter()
-            .map(|n| (n.kind.as_str(), n.skips_input()))
-            .collect();
+        let kinds = kinds_of(&notes);
         assert_eq!(
             kinds,
             [("permit_repaired", false), ("permit_rejected", true)]
@@ -973,10 +975,7 @@ mod tests {
         let mut notes = vec![];
         let polys = control_polygons(&l, "eco_redline", &mut notes);
         assert_eq!(polys.len(), 2);
-        let kinds: Vec<(&str, bool)> = notes
-            .iter()
-            .map(|n| (n.kind.as_str(), n.skips_input()))
-            .collect();
+        let kinds = kinds_of(&notes);
         assert_eq!(
             kinds,
             [("control_repaired", false), ("control_rejected", true)]
