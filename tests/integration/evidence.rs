@@ -615,3 +615,67 @@ fn the_documented_python_recomputes_every_packet_s_fingerprint() {
     }
     assert!(checked >= 5, "{checked} packets");
 }
+
+/// A rectangle in metres east/south of the example chip's north-west corner.
+fn example_rect(e0: f64, s0: f64, e1: f64, s1: f64) -> geo::MultiPolygon<f64> {
+    let (x0, y0) = (561_552.0, 3_449_044.0);
+    geo::MultiPolygon::new(vec![geo::Polygon::new(
+        geo::LineString::from(vec![
+            (x0 + e0, y0 - s0),
+            (x0 + e1, y0 - s0),
+            (x0 + e1, y0 - s1),
+            (x0 + e0, y0 - s1),
+            (x0 + e0, y0 - s0),
+        ]),
+        vec![],
+    )])
+}
+
+#[test]
+fn a_packet_of_another_finding_under_the_case_s_name_is_refused_not_superseded() {
+    let dir = scratch("evidence-other-finding");
+    let key = fixed_key();
+    let packets = dir.join("packets");
+    let v1 = write(&packets, &example_input(), &key, false);
+    let v1_files = files_of(&v1.dir);
+
+    // A lost store numbers another finding, on another parcel elsewhere, with the same case id.
+    let mut other = example_input();
+    other.finding_id = "00aa00aa00aa00aa".into();
+    other.parcel_id = "WJ-000082".into();
+    other.change_polygon = example_rect(60.0, 46.0, 75.0, 58.0);
+    other.run_id = "run-20261201T020000Z-0001".into();
+    let e = write_packet(&packets, &other, &key, &PacketOptions { zip: false })
+        .expect_err("another finding's packet is not superseded")
+        .to_string();
+    assert!(
+        e.contains("packets/320509-20261128-0042 holds the packet of another finding"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&example_input().parcel_id) && e.contains("WJ-000082"),
+        "{e}"
+    );
+    assert!(
+        e.contains("restore the store or move the packets directory aside"),
+        "{e}"
+    );
+    assert_eq!(
+        evidence::packet::existing_versions(&packets, &other.case_id).len(),
+        1,
+        "no v2"
+    );
+    assert_eq!(
+        files_of(&v1.dir),
+        v1_files,
+        "the existing packet is left as it is"
+    );
+
+    // The same case's finding grown on the same ground (another finding id): a new version.
+    let mut grown = example_input();
+    grown.finding_id = "11bb11bb11bb11bb".into();
+    grown.change_polygon = example_rect(28.0, 16.0, 58.0, 46.0);
+    let v2 = write(&packets, &grown, &key, false);
+    assert_eq!(v2.version, 2);
+    assert_eq!(files_of(&v1.dir), v1_files);
+}
