@@ -1885,6 +1885,9 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
         for p in &r.problems {
             println!("  problem: {p}");
         }
+        for w in &r.warnings {
+            println!("  WARNING: {w}");
+        }
         if r.intact {
             println!("INTACT");
         } else {

@@ -679,3 +679,44 @@ fn a_packet_of_another_finding_under_the_case_s_name_is_refused_not_superseded()
     assert_eq!(v2.version, 2);
     assert_eq!(files_of(&v1.dir), v1_files);
 }
+
+#[test]
+fn verify_warns_when_a_packet_is_found_under_another_case_s_name() {
+    let dir = scratch("evidence-renamed");
+    let (key, public) = keygen(&dir, "bureau");
+    let w = write(&dir.join("packets"), &example_input(), &key, true);
+    let o = verify_args(&w.dir, Some(&public), true);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["warnings"], serde_json::json!([]), "{}", stdout(&o));
+
+    // A signed packet copied under another case's directory name, and its zip renamed so.
+    let copy = dir.join("elsewhere").join("320509-20261128-0041");
+    copy_dir(&w.dir, &copy);
+    let zip = dir.join("elsewhere").join("320509-20261128-0041.zip");
+    std::fs::copy(w.zip.as_ref().unwrap(), &zip).unwrap();
+    for p in [&copy, &zip] {
+        let o = verify_args(p, Some(&public), false);
+        assert!(
+            o.status.success(),
+            "still the same evidence: {}",
+            stdout(&o)
+        );
+        let out = stdout(&o);
+        assert!(
+            out.contains("WARNING")
+                && out.contains("\"320509-20261128-0041\"")
+                && out.contains("case 320509-20261128-0042"),
+            "{out}"
+        );
+        let o = verify_args(p, Some(&public), true);
+        assert!(o.status.success());
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["intact"], true);
+        let warnings = v["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("320509-20261128-0042"));
+    }
+}
