@@ -292,6 +292,12 @@ pub fn verify_files(
                 SignatureStatus::Invalid
             }
         }
+        (Some(_), None, _) => {
+            problems.push(format!(
+                "{SIGNATURE_FILE}: not checked (there is no {MANIFEST_FILE} for it to sign)"
+            ));
+            SignatureStatus::Unchecked
+        }
         _ => {
             problems.push(format!(
                 "{SIGNATURE_FILE}: not checked (no key to check with)"

@@ -720,3 +720,19 @@ fn verify_warns_when_a_packet_is_found_under_another_case_s_name() {
             .contains("320509-20261128-0042"));
     }
 }
+
+#[test]
+fn without_a_manifest_verify_says_the_signature_was_not_checked_for_want_of_a_manifest() {
+    let dir = scratch("evidence-no-manifest");
+    let (key, public) = keygen(&dir, "bureau");
+    let w = write(&dir.join("packets"), &example_input(), &key, false);
+    std::fs::remove_file(w.dir.join("manifest.json")).unwrap();
+    let o = verify_args(&w.dir, Some(&public), false);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("manifest.sig: not checked (there is no manifest.json for it to sign)"),
+        "{out}"
+    );
+    assert!(!out.contains("no key to check with"), "{out}");
+}
