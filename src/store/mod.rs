@@ -222,6 +222,9 @@ pub struct PacketRecord {
     pub manifest_sha256: String,
     /// The run that wrote it.
     pub run_id: String,
+    /// When it was written (its manifest's `created_at`), for a packet an earlier run wrote
+    /// and this one finds unchanged; `None`: now.
+    pub written_at: Option<String>,
 }
 
 /// How a run ended, with its counts.
@@ -1039,7 +1042,7 @@ impl Store {
             }
             None => {}
         }
-        let at = now();
+        let at = rec.written_at.clone().unwrap_or_else(now);
         tx.execute(
             "INSERT INTO packets (case_id, version, dir, manifest_sha256, run_id, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1074,6 +1077,17 @@ impl Store {
             &p,
             format!("recording packet v{} of case {case_id}", rec.version),
         ))
+    }
+
+    /// Whether the store knows a run (a packet's manifest may name a run of another store).
+    pub fn knows_run(&self, run_id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT 1 FROM runs WHERE id = ?1", params![run_id], |_| {
+                Ok(())
+            })
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(sql(&self.path, format!("looking up run {run_id}")))
     }
 
     /// Marks the run's cells done and closes the run with its outcome, in one transaction.

@@ -63,6 +63,7 @@ fn night(store: &mut Store, started_at: &str, findings: &[FindingRecord]) -> Vec
                     dir: format!("packets/{}", x.case_id),
                     manifest_sha256: "ab".repeat(32),
                     run_id: run_id.clone(),
+                    written_at: None,
                 },
             )
             .unwrap();
