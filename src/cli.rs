@@ -1194,6 +1194,16 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                     let manifest = std::fs::read(dir.join("manifest.json")).with_context(|| {
                         format!("reading {}", dir.join("manifest.json").display())
                     })?;
+                    // A packet this run found unchanged was written by an earlier run (one
+                    // killed before recording it, say): record it as its manifest says, under
+                    // the run that wrote it and when, if this store knows that run.
+                    let written =
+                        serde_json::from_slice::<landwatch::evidence::Manifest>(&manifest)
+                            .ok()
+                            .filter(|m| {
+                                m.run_id != run_id && st.knows_run(&m.run_id).unwrap_or(false)
+                            })
+                            .map(|m| (m.run_id, m.created_at));
                     st.record_packet(
                         &line.case_id,
                         &landwatch::store::PacketRecord {
@@ -1202,7 +1212,10 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                             manifest_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
                                 &manifest,
                             )),
-                            run_id: run_id.clone(),
+                            run_id: written
+                                .as_ref()
+                                .map_or_else(|| run_id.clone(), |w| w.0.clone()),
+                            written_at: written.map(|w| w.1),
                         },
                     )
                     .with_context(|| format!("recording the packet of finding {}", f.finding_id))?;
@@ -1921,6 +1934,9 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
         }
         for p in &r.problems {
             println!("  problem: {p}");
+        }
+        for w in &r.warnings {
+            println!("  WARNING: {w}");
         }
         if r.intact {
             println!("INTACT");

@@ -58,12 +58,20 @@ impl StoreLocation {
         Ok((cfg.store_path(), hint))
     }
 
-    fn open(&self) -> Result<Store> {
+    /// Opens the store, read-only unless `write` (an analyst's decision).
+    fn open(&self, write: bool) -> Result<Store> {
         let (path, hint) = self.resolve()?;
-        if !path.is_file() {
-            bail!("no store at {}: {hint}", path.display());
+        if std::fs::metadata(&path).map_or(true, |m| !m.is_file() || m.len() == 0) {
+            bail!(
+                "no store at {} yet (no file, or an empty one): {hint}",
+                path.display()
+            );
         }
-        Ok(Store::open_existing(&path)?)
+        Ok(if write {
+            Store::open_existing(&path)?
+        } else {
+            Store::open_read_only(&path)?
+        })
     }
 }
 
@@ -133,7 +141,7 @@ const SUSPECTED_NOTE: &str =
 
 /// Lists cases.
 pub fn cases(a: CasesArgs) -> Result<Outcome> {
-    let store = a.location.open()?;
+    let store = a.location.open(false)?;
     let rows = store.cases(&CaseFilter {
         status: a.status.clone(),
         since: a.since,
@@ -220,7 +228,7 @@ fn print_case_table(rows: &[CaseRow]) {
 
 /// Shows one case, or records an analyst's decision on it.
 pub fn case(a: CaseArgs) -> Result<Outcome> {
-    let mut store = a.location.open()?;
+    let mut store = a.location.open(a.set_status.is_some())?;
     if let Some(status) = &a.set_status {
         let who = a.by.as_deref().unwrap_or_default();
         let why = a.reason.as_deref().unwrap_or_default();
@@ -315,7 +323,7 @@ fn print_case(d: &CaseDetail) {
 
 /// Shows the last runs and the cases per status.
 pub fn status(a: StatusArgs) -> Result<Outcome> {
-    let store = a.location.open()?;
+    let store = a.location.open(false)?;
     let r = store.status(a.last)?;
     let lock = landwatch::store::lock::current_holder(store.path());
     if a.json {

@@ -77,6 +77,10 @@ pub enum EvidenceError {
         /// What failed.
         detail: String,
     },
+    /// The packet directory named after this case holds the packet of another finding: the store
+    /// that numbered the cases is not the one whose runs wrote the packets.
+    #[error("{0}")]
+    OtherFindingsPacket(Box<OtherFindingsPacket>),
     /// The path to verify is neither a packet directory nor a packet zip.
     #[error("{path}: not an evidence packet ({detail})")]
     NotAPacket {
@@ -85,6 +89,30 @@ pub enum EvidenceError {
         /// Why.
         detail: String,
     },
+}
+
+/// A packet directory that holds another finding's packet than the one its case now names.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "packets/{} holds the packet of another finding ({held_finding_id}, parcel {held_parcel_id}), \
+     not of finding {finding_id} (parcel {parcel_id}) that case {case_id} now names — the store \
+     that numbered these cases is not the one that wrote the packets; restore the store or move \
+     the packets directory aside (the packet is not written and the existing one is left as it is)",
+    dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+)]
+pub struct OtherFindingsPacket {
+    /// The existing packet directory.
+    pub dir: PathBuf,
+    /// The case the new packet is for.
+    pub case_id: String,
+    /// The finding the existing packet is of.
+    pub held_finding_id: String,
+    /// Its parcel.
+    pub held_parcel_id: String,
+    /// The finding the new packet would be of.
+    pub finding_id: String,
+    /// Its parcel.
+    pub parcel_id: String,
 }
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EvidenceError {

@@ -2,7 +2,7 @@
 //! then one rename; a changed finding gets a new version directory, an unchanged one is left alone.
 
 use super::archive;
-use super::error::{io_err, EvidenceError};
+use super::error::{io_err, EvidenceError, OtherFindingsPacket};
 use super::input::{Chip, PacketInput};
 use super::keys::{self, SigningKey};
 use super::manifest::{
@@ -110,6 +110,60 @@ pub fn existing_versions(packets_dir: &Path, case_id: &str) -> Vec<(u32, PathBuf
     }
     out.sort();
     out
+}
+
+/// The change polygon a manifest's coordinate memorandum describes, in the working CRS or, with
+/// `wgs84`, in longitude and latitude.
+fn change_polygon_of(m: &Manifest, wgs84: bool) -> MultiPolygon<f64> {
+    use geo::{LineString, Polygon};
+    // The memorandum lists polygon by polygon, ring by ring (exterior first), point by point.
+    let mut polygons: Vec<Polygon<f64>> = Vec::new();
+    let mut ring: Vec<(f64, f64)> = Vec::new();
+    let mut at_ring = None;
+    let close = |ring: &mut Vec<(f64, f64)>, hole: bool, polygons: &mut Vec<Polygon<f64>>| {
+        let line = LineString::from(std::mem::take(ring));
+        match polygons.last_mut() {
+            Some(p) if hole => p.interiors_push(line),
+            _ if !hole => polygons.push(Polygon::new(line, vec![])),
+            _ => {}
+        }
+    };
+    for v in &m.location.change_polygon_vertices {
+        if at_ring != Some((v.polygon, v.ring)) {
+            if let Some((_, r)) = at_ring {
+                close(&mut ring, r > 0, &mut polygons);
+            }
+            at_ring = Some((v.polygon, v.ring));
+        }
+        ring.push(if wgs84 {
+            (v.at.lon, v.at.lat)
+        } else {
+            (v.at.x, v.at.y)
+        });
+    }
+    if let Some((_, r)) = at_ring {
+        close(&mut ring, r > 0, &mut polygons);
+    }
+    MultiPolygon::new(polygons)
+}
+
+/// Whether an existing packet under a case's name can be an earlier version of the new one:
+/// the same finding, or a change on the same ground (a finding that grew or shrank gets another
+/// finding id, and a re-surveyed parcel another parcel id, but a case is only ever continued by
+/// a finding overlapping it). Overlaps below a thousandth of the smaller polygon are taken for
+/// shared edges (the coordinates are rounded), not shared ground.
+fn same_case(previous: &Manifest, new: &Manifest) -> bool {
+    use geo::BooleanOps;
+    if previous.finding_id == new.finding_id {
+        return true;
+    }
+    let wgs84 = previous.location.working_crs != new.location.working_crs;
+    let (a, b) = (
+        change_polygon_of(previous, wgs84),
+        change_polygon_of(new, wgs84),
+    );
+    let smaller = a.unsigned_area().min(b.unsigned_area());
+    smaller > 0.0 && a.intersection(&b).unsigned_area() > 1e-3 * smaller
 }
 
 /// Removes temporary directories a crashed writer left for this case (never a finished packet).
@@ -707,6 +761,22 @@ pub fn write_packet(
             p.content_sha256 == m.content_sha256
                 || p.content_sha256 == manifest::legacy_content_sha256(&m)
         });
+        // A packet of another finding under this case's name: the cases were numbered by
+        // another store than the one whose runs wrote these packets (a lost or replaced store
+        // restarts the day's case numbers). Chaining onto it would present one suspected
+        // violation as a version of another's evidence.
+        if let Some(p) = parsed.as_ref().filter(|p| !same && !same_case(p, &m)) {
+            return Err(EvidenceError::OtherFindingsPacket(Box::new(
+                OtherFindingsPacket {
+                    dir: dir.clone(),
+                    case_id: case.to_string(),
+                    held_finding_id: p.finding_id.clone(),
+                    held_parcel_id: p.finding.parcel_id.clone(),
+                    finding_id: m.finding_id.clone(),
+                    parcel_id: m.finding.parcel_id.clone(),
+                },
+            )));
+        }
         if same {
             let zip = match (opts.zip, archive::zip_path(dir)) {
                 (true, z) if !z.exists() => Some(archive::write_zip(dir)?),

@@ -90,6 +90,10 @@ pub struct VerifyReport {
     pub files: Vec<FileCheck>,
     /// Every problem in words, each naming its file.
     pub problems: Vec<String>,
+    /// Notes that do not make the packet less intact: its directory's (or zip's) name is neither
+    /// the packet directory nor the case the manifest names (a renamed copy, or a copy under
+    /// another case's name).
+    pub warnings: Vec<String>,
     /// True when the signature is valid, every file matches and nothing is missing or added.
     pub intact: bool,
 }
@@ -131,6 +135,26 @@ pub fn verify_packet(path: &Path, given: Option<&GivenKey>) -> Result<VerifyRepo
     Ok(verify_files(path, &files, given))
 }
 
+/// The name a packet was found under: its directory's, or its zip's without `.zip`.
+fn packet_name(path: &Path) -> Option<String> {
+    let name = match path.file_name() {
+        Some(n) => n.to_string_lossy().into_owned(),
+        // `..` names no directory by itself.
+        None => std::fs::canonicalize(path)
+            .ok()?
+            .file_name()?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let is_zip = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    Some(match name.get(..name.len().saturating_sub(4)) {
+        Some(stem) if is_zip => stem.to_string(),
+        _ => name,
+    })
+}
+
 /// Checks a packet's files (name → bytes).
 pub fn verify_files(
     path: &Path,
@@ -150,6 +174,7 @@ pub fn verify_files(
         signature: SignatureStatus::Unchecked,
         files: Vec::new(),
         problems: Vec::new(),
+        warnings: Vec::new(),
         intact: false,
     };
     let manifest_bytes = files.get(MANIFEST_FILE);
@@ -178,6 +203,16 @@ pub fn verify_files(
         r.schema_version = Some(m.schema_version.clone());
         r.content_sha256 = Some(m.content_sha256.clone());
         r.manifest_key_fingerprint = Some(m.signing.key_fingerprint_sha256.clone());
+        if let Some(name) = packet_name(path) {
+            if name != m.packet.directory && name != m.case_id {
+                r.warnings.push(format!(
+                    "this packet is found under the name {name:?}, but its manifest says it is \
+                     packet {:?} of case {}: a renamed copy, whose evidence is that of case {} \
+                     whatever its name says",
+                    m.packet.directory, m.case_id, m.case_id
+                ));
+            }
+        }
         if m.schema_version != SCHEMA_VERSION {
             problems.push(format!(
                 "{MANIFEST_FILE}: schema {:?}, this landwatch reads {SCHEMA_VERSION:?}",
@@ -256,6 +291,12 @@ pub fn verify_files(
                 ));
                 SignatureStatus::Invalid
             }
+        }
+        (Some(_), None, _) => {
+            problems.push(format!(
+                "{SIGNATURE_FILE}: not checked (there is no {MANIFEST_FILE} for it to sign)"
+            ));
+            SignatureStatus::Unchecked
         }
         _ => {
             problems.push(format!(

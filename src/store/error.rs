@@ -38,8 +38,24 @@ pub enum StoreError {
         /// This binary's version.
         software: String,
     },
+    /// A read command was pointed at a store of an older schema, which only a run may upgrade.
+    #[error(
+        "{path}: the store has schema version {found}, and this landwatch ({software}) reads version \
+         {supported}: the next `landwatch scan` (which writes) upgrades it — back it up first; the \
+         read commands never change the store"
+    )]
+    NeedsUpgrade {
+        /// The store file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u32,
+        /// The version this binary reads and writes.
+        supported: u32,
+        /// This binary's version.
+        software: String,
+    },
     /// A read command was pointed at a store that does not exist.
-    #[error("no store at {path}: run `landwatch scan --config …` first (it creates the store), or give --store PATH")]
+    #[error("no store at {path} yet (no file, or an empty one): run `landwatch scan --config …` first (it creates the store), or give --store PATH")]
     Missing {
         /// The path looked at.
         path: PathBuf,

@@ -223,6 +223,9 @@ pub struct PacketRecord {
     pub manifest_sha256: String,
     /// The run that wrote it.
     pub run_id: String,
+    /// When it was written (its manifest's `created_at`), for a packet an earlier run wrote
+    /// and this one finds unchanged; `None`: now.
+    pub written_at: Option<String>,
 }
 
 /// How a run ended, with its counts.
@@ -555,14 +558,84 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens a store that must exist already (for the read commands).
+    /// Opens a store that must exist already, to write to it (an analyst's decision): a missing
+    /// or empty (0-byte) file is no store yet, and is not made one.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
-        if !path.is_file() {
+        if std::fs::metadata(path).map_or(true, |m| !m.is_file() || m.len() == 0) {
             return Err(StoreError::Missing {
                 path: path.to_path_buf(),
             });
         }
         Store::open(path)
+    }
+
+    /// Opens a store that must exist already, read-only (for the read commands): nothing is
+    /// written to it (no switch to WAL, no migration), so looking never changes a store, and a
+    /// user without write access can read it. A missing or empty file, or one no landwatch
+    /// migrated, is no store yet; a store of an older schema is refused with a message saying
+    /// that a scan (which writes) upgrades it; one of a newer schema, as `open` refuses it.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let missing = || StoreError::Missing {
+            path: path.to_path_buf(),
+        };
+        if std::fs::metadata(path).map_or(true, |m| !m.is_file() || m.len() == 0) {
+            return Err(missing());
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = match Connection::open_with_flags(path, flags) {
+            Ok(c) => c,
+            Err(e) => return Err(sql(path, "opening the store read-only")(e)),
+        };
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql(path, "setting the busy timeout"))?;
+        // Reading a store in WAL mode needs its shared-memory file, which SQLite creates beside
+        // the store when no process has it open; where the reader may not create it (a directory
+        // it cannot write), no writer has the store open either, and the file as it is is the
+        // store: read it as immutable.
+        let conn = match conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0)) {
+            Ok(_) => conn,
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly
+                ) =>
+            {
+                drop(conn);
+                let uri = format!(
+                    "file:{}?immutable=1",
+                    path.to_string_lossy()
+                        .replace('%', "%25")
+                        .replace('?', "%3f")
+                        .replace('#', "%23")
+                );
+                Connection::open_with_flags(uri, flags)
+                    .map_err(sql(path, "opening the store read-only"))?
+            }
+            Err(e) => return Err(sql(path, "reading the schema version")(e)),
+        };
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        match store.schema_version()? {
+            0 => Err(missing()),
+            found if found > SCHEMA_VERSION => Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+                software: crate::VERSION.to_string(),
+            }),
+            found if found < SCHEMA_VERSION => Err(StoreError::NeedsUpgrade {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+                software: crate::VERSION.to_string(),
+            }),
+            _ => Ok(store),
+        }
     }
 
     /// The store file.
@@ -973,7 +1046,7 @@ impl Store {
             }
             None => {}
         }
-        let at = now();
+        let at = rec.written_at.clone().unwrap_or_else(now);
         tx.execute(
             "INSERT INTO packets (case_id, version, dir, manifest_sha256, run_id, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1008,6 +1081,17 @@ impl Store {
             &p,
             format!("recording packet v{} of case {case_id}", rec.version),
         ))
+    }
+
+    /// Whether the store knows a run (a packet's manifest may name a run of another store).
+    pub fn knows_run(&self, run_id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT 1 FROM runs WHERE id = ?1", params![run_id], |_| {
+                Ok(())
+            })
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(sql(&self.path, format!("looking up run {run_id}")))
     }
 
     /// Marks the run's cells done and closes the run with its outcome, in one transaction.

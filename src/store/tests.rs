@@ -890,6 +890,7 @@ fn packets_are_recorded_once_per_version() {
         },
         manifest_sha256: h.into(),
         run_id: run.clone(),
+        written_at: None,
     };
     store.record_packet(id, &rec(1, "h1")).unwrap();
     store.record_packet(id, &rec(1, "h1")).unwrap();

@@ -615,3 +615,124 @@ fn the_documented_python_recomputes_every_packet_s_fingerprint() {
     }
     assert!(checked >= 5, "{checked} packets");
 }
+
+/// A rectangle in metres east/south of the example chip's north-west corner.
+fn example_rect(e0: f64, s0: f64, e1: f64, s1: f64) -> geo::MultiPolygon<f64> {
+    let (x0, y0) = (561_552.0, 3_449_044.0);
+    geo::MultiPolygon::new(vec![geo::Polygon::new(
+        geo::LineString::from(vec![
+            (x0 + e0, y0 - s0),
+            (x0 + e1, y0 - s0),
+            (x0 + e1, y0 - s1),
+            (x0 + e0, y0 - s1),
+            (x0 + e0, y0 - s0),
+        ]),
+        vec![],
+    )])
+}
+
+#[test]
+fn a_packet_of_another_finding_under_the_case_s_name_is_refused_not_superseded() {
+    let dir = scratch("evidence-other-finding");
+    let key = fixed_key();
+    let packets = dir.join("packets");
+    let v1 = write(&packets, &example_input(), &key, false);
+    let v1_files = files_of(&v1.dir);
+
+    // A lost store numbers another finding, on another parcel elsewhere, with the same case id.
+    let mut other = example_input();
+    other.finding_id = "00aa00aa00aa00aa".into();
+    other.parcel_id = "WJ-000082".into();
+    other.change_polygon = example_rect(60.0, 46.0, 75.0, 58.0);
+    other.run_id = "run-20261201T020000Z-0001".into();
+    let e = write_packet(&packets, &other, &key, &PacketOptions { zip: false })
+        .expect_err("another finding's packet is not superseded")
+        .to_string();
+    assert!(
+        e.contains("packets/320509-20261128-0042 holds the packet of another finding"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&example_input().parcel_id) && e.contains("WJ-000082"),
+        "{e}"
+    );
+    assert!(
+        e.contains("restore the store or move the packets directory aside"),
+        "{e}"
+    );
+    assert_eq!(
+        evidence::packet::existing_versions(&packets, &other.case_id).len(),
+        1,
+        "no v2"
+    );
+    assert_eq!(
+        files_of(&v1.dir),
+        v1_files,
+        "the existing packet is left as it is"
+    );
+
+    // The same case's finding grown on the same ground (another finding id): a new version.
+    let mut grown = example_input();
+    grown.finding_id = "11bb11bb11bb11bb".into();
+    grown.change_polygon = example_rect(28.0, 16.0, 58.0, 46.0);
+    let v2 = write(&packets, &grown, &key, false);
+    assert_eq!(v2.version, 2);
+    assert_eq!(files_of(&v1.dir), v1_files);
+}
+
+#[test]
+fn verify_warns_when_a_packet_is_found_under_another_case_s_name() {
+    let dir = scratch("evidence-renamed");
+    let (key, public) = keygen(&dir, "bureau");
+    let w = write(&dir.join("packets"), &example_input(), &key, true);
+    let o = verify_args(&w.dir, Some(&public), true);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["warnings"], serde_json::json!([]), "{}", stdout(&o));
+
+    // A signed packet copied under another case's directory name, and its zip renamed so.
+    let copy = dir.join("elsewhere").join("320509-20261128-0041");
+    copy_dir(&w.dir, &copy);
+    let zip = dir.join("elsewhere").join("320509-20261128-0041.zip");
+    std::fs::copy(w.zip.as_ref().unwrap(), &zip).unwrap();
+    for p in [&copy, &zip] {
+        let o = verify_args(p, Some(&public), false);
+        assert!(
+            o.status.success(),
+            "still the same evidence: {}",
+            stdout(&o)
+        );
+        let out = stdout(&o);
+        assert!(
+            out.contains("WARNING")
+                && out.contains("\"320509-20261128-0041\"")
+                && out.contains("case 320509-20261128-0042"),
+            "{out}"
+        );
+        let o = verify_args(p, Some(&public), true);
+        assert!(o.status.success());
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["intact"], true);
+        let warnings = v["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("320509-20261128-0042"));
+    }
+}
+
+#[test]
+fn without_a_manifest_verify_says_the_signature_was_not_checked_for_want_of_a_manifest() {
+    let dir = scratch("evidence-no-manifest");
+    let (key, public) = keygen(&dir, "bureau");
+    let w = write(&dir.join("packets"), &example_input(), &key, false);
+    std::fs::remove_file(w.dir.join("manifest.json")).unwrap();
+    let o = verify_args(&w.dir, Some(&public), false);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("manifest.sig: not checked (there is no manifest.json for it to sign)"),
+        "{out}"
+    );
+    assert!(!out.contains("no key to check with"), "{out}");
+}

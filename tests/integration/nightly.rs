@@ -848,3 +848,71 @@ fn case_ids_carry_the_day_on_the_bureau_s_clock() {
         );
     }
 }
+
+#[test]
+fn after_a_kill_mid_packets_the_store_records_each_packet_under_the_run_its_manifest_names() {
+    let dir = scene(1024, 3);
+    let cfg = dir.join("landwatch.toml");
+    let out = scratch("kill-packets-record");
+    let mut c = scan_cmd(&cfg, &out);
+    c.env("LANDWATCH_CRASH_AT", "packets");
+    let o = c.output().unwrap();
+    assert_eq!(o.status.signal(), Some(9), "{}", stderr(&o));
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "rerun failed: {}", stderr(&o));
+    let mut runs_named = std::collections::BTreeSet::new();
+    let mut written = Vec::new();
+    for case in cases(&cfg, &out) {
+        let id = case["id"].as_str().unwrap();
+        let o = run([
+            "case",
+            id,
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let d = json_of(&o);
+        let packets = d["packets"].as_array().unwrap();
+        assert_eq!(packets.len(), 1, "{id}: {packets:?}");
+        for p in packets {
+            let dir = Path::new(p["dir"].as_str().unwrap());
+            let m: Value =
+                serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+            assert_eq!(p["run_id"], m["run_id"], "{id}: the store's record of {p}");
+            written.push((
+                m["run_id"].as_str().unwrap().to_string(),
+                m["created_at"].clone(),
+                p["recorded_at"].clone(),
+            ));
+            runs_named.insert(m["run_id"].as_str().unwrap().to_string());
+        }
+    }
+    // The killed run wrote some of the packets, the rerun the others; those of the killed run
+    // are recorded as written when their manifests say.
+    assert_eq!(runs_named.len(), 2, "{runs_named:?}");
+    let o = run([
+        "status",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let status = json_of(&o);
+    let killed = status["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "interrupted")
+        .and_then(|r| r["id"].as_str())
+        .unwrap();
+    assert!(runs_named.contains(killed), "{runs_named:?}");
+    for (run_id, created_at, recorded_at) in &written {
+        if run_id == killed {
+            assert_eq!(created_at, recorded_at, "{run_id}");
+        }
+    }
+}

@@ -63,6 +63,7 @@ fn night(store: &mut Store, started_at: &str, findings: &[FindingRecord]) -> Vec
                     dir: format!("packets/{}", x.case_id),
                     manifest_sha256: "ab".repeat(32),
                     run_id: run_id.clone(),
+                    written_at: None,
                 },
             )
             .unwrap();
@@ -342,4 +343,62 @@ fn a_missing_store_says_how_to_create_it() {
     assert!(!dir.join("results/landwatch.db").exists());
     let o = run(["cases"]);
     assert!(stderr(&o).contains("--store"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_read_commands_never_change_a_store() {
+    let dir = scratch("store-read-only");
+    let (db, ids) = populated(&dir);
+    let dbs = db.to_str().unwrap();
+
+    // An empty file where the store should be is no store yet, and stays an empty file.
+    let empty = dir.join("empty/landwatch.db");
+    std::fs::create_dir_all(empty.parent().unwrap()).unwrap();
+    std::fs::write(&empty, b"").unwrap();
+    for args in [
+        vec!["status", "--store", empty.to_str().unwrap()],
+        vec!["cases", "--store", empty.to_str().unwrap()],
+        vec![
+            "case",
+            "320509-20261128-0001",
+            "--store",
+            empty.to_str().unwrap(),
+        ],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert!(e.contains("no store at") && e.contains("yet"), "{e}");
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "{args:?}");
+    }
+
+    // A store of an older schema is read as it is, never migrated by looking: the commands
+    // say that a scan upgrades it.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    for args in [
+        vec!["status", "--store", dbs],
+        vec!["cases", "--store", dbs],
+        vec!["case", ids[0].as_str(), "--store", dbs],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("schema version 1") && e.contains("landwatch scan"),
+            "{e}"
+        );
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1, "not migrated by a read command");
+    conn.pragma_update(None, "user_version", landwatch::store::SCHEMA_VERSION)
+        .unwrap();
+    drop(conn);
+    let o = run(["status", "--store", dbs]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
