@@ -666,11 +666,26 @@ fn cells_that_cannot_be_read_are_skipped_input_never_nothing_new() {
     );
 }
 
+/// The synthetic scene's configuration and a fresh output directory for a test's nights.
+fn first_night_dirs(name: &str) -> (PathBuf, PathBuf) {
+    (scene(1024, 3).join("landwatch.toml"), scratch(name))
+}
+
+/// A store command (`status`, `cases`, `case ID` …) on a test's configuration and output.
+fn store_cmd(cfg: &Path, out: &Path, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    run(all)
+}
+
 #[test]
 fn packets_that_could_not_be_written_are_written_by_the_next_run() {
-    let dir = scene(1024, 3);
-    let cfg = dir.join("landwatch.toml");
-    let out = scratch("nightly-packets-owed");
+    let (cfg, out) = first_night_dirs("nightly-packets-owed");
     // Where the packets go, a file: no packet can be written (as a full or read-only disk).
     std::fs::write(out.join("packets"), b"in the way").unwrap();
     let o = scan_cmd(&cfg, &out).output().unwrap();
@@ -679,13 +694,7 @@ fn packets_that_could_not_be_written_are_written_by_the_next_run() {
     let n = first["findings"].as_u64().unwrap() as usize;
     assert!(n >= 5);
     assert_eq!(first["packets"]["failed"].as_array().unwrap().len(), n);
-    let o = run([
-        "status",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = store_cmd(&cfg, &out, &["status"]);
     assert!(
         stdout(&o).contains(&format!("{n} input(s) skipped or packet(s) failed")),
         "{}",
@@ -785,9 +794,7 @@ fn a_run_redoes_cells_when_what_it_takes_the_imagery_for_changes_not_when_a_path
 
 #[test]
 fn a_night_that_fails_is_in_the_store_with_why() {
-    let dir = scene(1024, 3);
-    let cfg = dir.join("landwatch.toml");
-    let out = scratch("nightly-failed-run");
+    let (cfg, out) = first_night_dirs("nightly-failed-run");
     let o = scan_cmd(&cfg, &out).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     // The next night's only after file is no image at all.
@@ -797,14 +804,7 @@ fn a_night_that_fails_is_in_the_store_with_why() {
     c.args(["--after", junk.to_str().unwrap()]);
     let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let o = run([
-        "status",
-        "--json",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = store_cmd(&cfg, &out, &["status", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = json_of(&o);
     let newest = &s["runs"][0];
@@ -813,21 +813,13 @@ fn a_night_that_fails_is_in_the_store_with_why() {
     assert!(why.contains("no usable after imagery"), "{why}");
     assert_eq!(s["runs"][1]["status"], "done", "{s}");
     // The human status says it too.
-    let o = run([
-        "status",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = store_cmd(&cfg, &out, &["status"]);
     assert!(stdout(&o).contains("failed: "), "{}", stdout(&o));
 }
 
 #[test]
 fn case_ids_carry_the_day_on_the_bureau_s_clock() {
-    let dir = scene(1024, 3);
-    let cfg = dir.join("landwatch.toml");
-    let out = scratch("nightly-local-day");
+    let (cfg, out) = first_night_dirs("nightly-local-day");
     // Fourteen hours east of UTC (a POSIX TZ string, no zone file needed).
     let day = || {
         (chrono::Utc::now() + chrono::Duration::hours(14))
@@ -851,9 +843,7 @@ fn case_ids_carry_the_day_on_the_bureau_s_clock() {
 
 #[test]
 fn after_a_kill_mid_packets_the_store_records_each_packet_under_the_run_its_manifest_names() {
-    let dir = scene(1024, 3);
-    let cfg = dir.join("landwatch.toml");
-    let out = scratch("kill-packets-record");
+    let (cfg, out) = first_night_dirs("kill-packets-record");
     let mut c = scan_cmd(&cfg, &out);
     c.env("LANDWATCH_CRASH_AT", "packets");
     let o = c.output().unwrap();
@@ -864,15 +854,7 @@ fn after_a_kill_mid_packets_the_store_records_each_packet_under_the_run_its_mani
     let mut written = Vec::new();
     for case in cases(&cfg, &out) {
         let id = case["id"].as_str().unwrap();
-        let o = run([
-            "case",
-            id,
-            "--json",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let o = store_cmd(&cfg, &out, &["case", id, "--json"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let d = json_of(&o);
         let packets = d["packets"].as_array().unwrap();
@@ -893,14 +875,7 @@ fn after_a_kill_mid_packets_the_store_records_each_packet_under_the_run_its_mani
     // The killed run wrote some of the packets, the rerun the others; those of the killed run
     // are recorded as written when their manifests say.
     assert_eq!(runs_named.len(), 2, "{runs_named:?}");
-    let o = run([
-        "status",
-        "--json",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = store_cmd(&cfg, &out, &["status", "--json"]);
     let status = json_of(&o);
     let killed = status["runs"]
         .as_array()
