@@ -17,6 +17,17 @@ pub struct Observation {
     pub sources: DateSources,
 }
 
+impl Observation {
+    /// Its files' paths, as messages and reports name them.
+    pub fn files(&self) -> Vec<String> {
+        self.sources
+            .sources
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect()
+    }
+}
+
 /// Groups the usable entries by sensor kind and band roles, in catalogue order.
 pub fn group_observations(entries: &[CatalogEntry]) -> Vec<Observation> {
     let mut groups: Vec<(Option<SensorKind>, Vec<BandRole>, Vec<ImageSource>)> = Vec::new();

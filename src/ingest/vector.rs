@@ -646,6 +646,15 @@ mod tests {
         }
     }
 
+    /// A new, empty GeoPackage `file` in `dir`, and the CRS its test layers are in (EPSG:4549).
+    fn new_gpkg(dir: &Path, file: &str) -> (PathBuf, Dataset, SpatialRef) {
+        super::super::init_gdal();
+        let path = dir.join(file);
+        let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+        let ds = drv.create_vector_only(&path).unwrap();
+        (path, ds, SpatialRef::from_epsg(4549).unwrap())
+    }
+
     /// A Shapefile of one square at (x, y) with the CRS `epsg`, or none (no `.prj`).
     fn square_shapefile(dir: &Path, name: &str, epsg: Option<u32>, x: f64, y: f64) -> PathBuf {
         super::super::init_gdal();
@@ -726,12 +735,8 @@ mod tests {
     #[test]
     fn a_file_of_several_layers_is_read_by_the_layer_named_for_the_role_or_refused() {
         // A GeoPackage whose first layer is empty, then parcels and permits (and QGIS's styles).
-        super::super::init_gdal();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("several.gpkg");
-        let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
-        let mut ds = drv.create_vector_only(&path).unwrap();
-        let srs = SpatialRef::from_epsg(4549).unwrap();
+        let (path, mut ds, srs) = new_gpkg(dir.path(), "several.gpkg");
         for (name, n) in [("empty", 0), ("parcels", 2), ("permits", 1)] {
             let layer = ds
                 .create_layer(LayerOptions {
@@ -832,12 +837,8 @@ mod tests {
     fn heights_are_dropped_and_arcs_become_segments() {
         // Outlines as CAD, survey and ArcGIS exports hold them: a polygon with heights, a circle
         // of arcs (r = 10), and a multi-surface of half a disc (r = 5) closed by a straight edge.
-        super::super::init_gdal();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("outlines.gpkg");
-        let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
-        let mut ds = drv.create_vector_only(&path).unwrap();
-        let srs = gdal::spatial_ref::SpatialRef::from_epsg(4549).unwrap();
+        let (path, mut ds, srs) = new_gpkg(dir.path(), "outlines.gpkg");
         let layer = ds
             .create_layer(LayerOptions {
                 name: "outlines",

@@ -210,6 +210,7 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     job.detector
         .check_bands(&before.sources.roles, &after.sources.roles)
         .map_err(PipelineError::Inputs)?;
+    skipped.extend(super::unused_bands(before, std::slice::from_ref(after)));
 
     // A learned detector's ground resolution sets the grid's pixel size, unless the
     // configuration pins `[grid] pixel_size` (then it wins, with a warning if they differ).

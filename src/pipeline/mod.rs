@@ -133,6 +133,53 @@ pub fn drop_after_older_than_before(
     kept
 }
 
+/// The after files with a band whose role no file states, where the before imagery has near
+/// infrared and their observation has none: such a band is most likely it (a description lost in
+/// a copy), and detection without it tells vegetation from other covers worse, so each file is
+/// named as an input only partly used (kind `unused_band`, logged as a warning).
+pub fn unused_bands(before: &Observation, after: &[Observation]) -> Vec<Skipped> {
+    if !before.sources.roles.contains(&BandRole::Nir) {
+        return Vec::new();
+    }
+    let mut skipped = Vec::new();
+    for o in after
+        .iter()
+        .filter(|o| !o.sources.roles.contains(&BandRole::Nir))
+    {
+        for src in &o.sources.sources {
+            let unknown: Vec<String> = src
+                .info
+                .bands
+                .iter()
+                .filter(|b| b.role == BandRole::Unknown)
+                .map(|b| b.index.to_string())
+                .collect();
+            if unknown.is_empty() {
+                continue;
+            }
+            let message = format!(
+                "{}: band(s) {} have no role (no description, colour interpretation or \
+                     sidecar says what they measure), so after observation '{}' is compared \
+                     without near infrared, which the before imagery has; if one is near \
+                     infrared, name the bands in a sidecar {}.json ({{\"bands\": \
+                     [\"blue\", \"green\", \"red\", \"nir\"]}}), with --bands-after or \
+                     [imagery] bands_after",
+                src.path.display(),
+                unknown.join(", "),
+                o.name,
+                src.path.display()
+            );
+            tracing::warn!("{message}");
+            skipped.push(Skipped {
+                what: src.path.display().to_string(),
+                kind: "unused_band".into(),
+                message,
+            });
+        }
+    }
+    skipped
+}
+
 /// Catalogues the rasters of one date; unusable files become `Skipped` entries.
 pub fn catalog_date(
     paths: &[PathBuf],

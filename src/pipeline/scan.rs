@@ -482,12 +482,7 @@ fn one_before(before: &mut Vec<Observation>) -> Vec<Skipped> {
                  after imagery of its kind",
                 o.name,
                 o.sources.sources.len(),
-                o.sources
-                    .sources
-                    .iter()
-                    .map(|s| s.path.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                o.files().join(", "),
                 kept.name,
                 kept.sources.sources.len()
             );
@@ -706,14 +701,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // Bands the detector cannot use: the before imagery's fail the run (nothing to compare
     // with); an after observation's are skipped input, named with its files, and the run goes on
     // with the other observations.
-    let files_of = |o: &Observation| -> String {
-        o.sources
-            .sources
-            .iter()
-            .map(|s| s.path.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let files_of = |o: &Observation| o.files().join(", ");
     if let Err(e) = job
         .detector
         .check_bands(&before.sources.roles, &before.sources.roles)
@@ -747,47 +735,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             "no usable after imagery (every observation was skipped; see above)".into(),
         ));
     }
-    // A band whose role no file states is not used. Where the before imagery has near
-    // infrared and an after observation has none, such a band is most likely it (a description
-    // lost in a copy): detection without it tells vegetation from other covers worse, so the
-    // file is named, as an input only partly used.
-    if before.sources.roles.contains(&crate::bands::BandRole::Nir) {
-        for o in after_obs
-            .iter()
-            .filter(|o| !o.sources.roles.contains(&crate::bands::BandRole::Nir))
-        {
-            for src in &o.sources.sources {
-                let unknown: Vec<String> = src
-                    .info
-                    .bands
-                    .iter()
-                    .filter(|b| b.role == crate::bands::BandRole::Unknown)
-                    .map(|b| b.index.to_string())
-                    .collect();
-                if unknown.is_empty() {
-                    continue;
-                }
-                let message = format!(
-                    "{}: band(s) {} have no role (no description, colour interpretation or \
-                     sidecar says what they measure), so after observation '{}' is compared \
-                     without near infrared, which the before imagery has; if one is near \
-                     infrared, name the bands in a sidecar {}.json ({{\"bands\": \
-                     [\"blue\", \"green\", \"red\", \"nir\"]}}), with --bands-after or \
-                     [imagery] bands_after",
-                    src.path.display(),
-                    unknown.join(", "),
-                    o.name,
-                    src.path.display()
-                );
-                tracing::warn!("{message}");
-                skipped.push(Skipped {
-                    what: src.path.display().to_string(),
-                    kind: "unused_band".into(),
-                    message,
-                });
-            }
-        }
-    }
+    skipped.extend(super::unused_bands(before, &after_obs));
     let hashing = if defer_hashes {
         hash_beside(std::iter::once(before).chain(&after_obs))
     } else {
@@ -1460,12 +1408,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         let thr = median_f32(thresholds);
         obs_reports.push(ObservationReport {
             name: obs.name.clone(),
-            sources: obs
-                .sources
-                .sources
-                .iter()
-                .map(|s| s.path.display().to_string())
-                .collect(),
+            sources: obs.files(),
             after_date: date_span(obs),
             regions: merged.len(),
             land_use_regions: merged
