@@ -79,50 +79,85 @@ pub fn drop_files_of_both_dates(
 /// way round, which compared would read every new building as one torn down — and names it in
 /// `skipped` (kind `older_than_before`): a whole observation, or one file of a mosaic whose other
 /// files are newer (a stray old tile would otherwise date findings before their before date).
-/// Undated files are kept.
+/// An after file acquired at the very time of a before file is the same acquisition (a copy, a
+/// re-delivery, another processing of it): nothing can have changed between them, and compared
+/// they would show the parcels as checked and clean; it is dropped and named too (kind
+/// `same_time_as_before`). Undated files are kept.
 pub fn drop_after_older_than_before(
     before: &Observation,
     after: Vec<Observation>,
     skipped: &mut Vec<Skipped>,
 ) -> Vec<Observation> {
     let time = |s: &crate::ingest::ImageSource| s.info.acquired.as_ref().map(|a| a.time);
-    let Some(first) = before.sources.sources.iter().filter_map(time).min() else {
+    let before_times: Vec<NaiveDateTime> = before.sources.sources.iter().filter_map(time).collect();
+    let Some(first) = before_times.iter().min().copied() else {
         return after;
     };
+    let same_time = |d: NaiveDateTime| before_times.contains(&d);
     let mut kept = Vec::with_capacity(after.len());
     for mut o in after {
-        let (newer, older): (Vec<_>, Vec<_>) = std::mem::take(&mut o.sources.sources)
+        let (newer, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut o.sources.sources)
             .into_iter()
-            .partition(|s| time(s).is_none_or(|d| d >= first));
+            .partition(|s| time(s).is_none_or(|d| d >= first && !same_time(d)));
         if newer.is_empty() {
-            let latest = older.iter().filter_map(time).max();
-            let s = Skipped {
-                what: o.name.clone(),
-                kind: "older_than_before".into(),
-                message: format!(
-                    "after observation '{}' ({}) was acquired before all of the before imagery \
-                     ({first} and later): not compared; the dates look swapped, give the older \
-                     imagery as before",
-                    o.name,
-                    latest.map_or_else(String::new, |d| d.to_string()),
-                ),
+            let latest = dropped.iter().filter_map(time).max();
+            let when = latest.map_or_else(String::new, |d| d.to_string());
+            let s = if dropped.iter().filter_map(time).all(same_time) {
+                Skipped {
+                    what: o.name.clone(),
+                    kind: "same_time_as_before".into(),
+                    message: format!(
+                        "after observation '{}' ({when}) was acquired at the very time of before \
+                         imagery: it is the same acquisition (a copy or another delivery of it), \
+                         in which nothing can have changed; not compared — give imagery of a \
+                         later date as after",
+                        o.name
+                    ),
+                }
+            } else {
+                Skipped {
+                    what: o.name.clone(),
+                    kind: "older_than_before".into(),
+                    message: format!(
+                        "after observation '{}' ({when}) was acquired before all of the before \
+                         imagery ({first} and later): not compared; the dates look swapped, give \
+                         the older imagery as before",
+                        o.name
+                    ),
+                }
             };
             tracing::warn!("skipped {}", s.message);
             skipped.push(s);
             continue;
         }
-        for src in &older {
-            let s = Skipped {
-                what: src.path.display().to_string(),
-                kind: "older_than_before".into(),
-                message: format!(
-                    "{}: after imagery of observation '{}' acquired {}, before all of the before \
-                     imagery ({first} and later): not compared; the rest of the observation is \
-                     newer — move this file to the before imagery or check its date",
-                    src.path.display(),
-                    o.name,
-                    time(src).map_or_else(String::new, |d| d.to_string()),
-                ),
+        for src in &dropped {
+            let Some(d) = time(src) else { continue };
+            let s = if same_time(d) {
+                Skipped {
+                    what: src.path.display().to_string(),
+                    kind: "same_time_as_before".into(),
+                    message: format!(
+                        "{}: after imagery of observation '{}' acquired {d}, the very time of \
+                         before imagery: the same acquisition, in which nothing can have \
+                         changed; not compared — the rest of the observation is newer, check \
+                         this file's date or leave it out",
+                        src.path.display(),
+                        o.name,
+                    ),
+                }
+            } else {
+                Skipped {
+                    what: src.path.display().to_string(),
+                    kind: "older_than_before".into(),
+                    message: format!(
+                        "{}: after imagery of observation '{}' acquired {d}, before all of the \
+                         before imagery ({first} and later): not compared; the rest of the \
+                         observation is newer — move this file to the before imagery or check \
+                         its date",
+                        src.path.display(),
+                        o.name,
+                    ),
+                }
             };
             tracing::warn!("skipped {}", s.message);
             skipped.push(s);

@@ -970,6 +970,51 @@ fn after_imagery_older_than_the_before_is_not_compared() {
 }
 
 #[test]
+fn after_imagery_of_the_before_s_very_acquisition_is_not_compared() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-same-acquisition");
+    let (before, drone, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/drone"),
+        src.join("parcels.gpkg"),
+    );
+    // Yesterday's scene delivered again under new names: compared with itself, every parcel
+    // would read as checked and clean (exit 0, no finding) where nothing was checked.
+    let again = dir.join("delivered-again");
+    std::fs::create_dir_all(&again).unwrap();
+    for e in std::fs::read_dir(&before).unwrap() {
+        let p = e.unwrap().path();
+        let name = p
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("before", "new");
+        std::fs::copy(&p, again.join(name)).unwrap();
+    }
+    let o = scan_dates(&before, &[&again], &parcels, &dir.join("out-again"));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("the same acquisition"), "{err}");
+    detect_refuses(
+        &before,
+        &again,
+        &dir.join("out-detect"),
+        "the same acquisition",
+    );
+    // Beside a newer observation, that one is compared and the copy named (exit 2).
+    let o = scan_dates(&before, &[&again, &drone], &parcels, &dir.join("out-one"));
+    let s = skipped_once(&o, "same_time_as_before", "satellite");
+    let names: Vec<&str> = s["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["drone"], "{s}");
+}
+
+#[test]
 fn a_missing_signing_key_fails_the_run_before_any_imagery_is_read() {
     let src = scene(1024, 3);
     let out = scratch("scan-missing-key");
