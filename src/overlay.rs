@@ -4,7 +4,7 @@
 use crate::detect::cover::Transition;
 use crate::parcels::{ParcelSet, Permit};
 use chrono::NaiveDate;
-use geo::{Area, BooleanOps, BoundingRect, MultiPolygon};
+use geo::{Area, BooleanOps, BoundingRect, GeodesicArea, MultiPolygon};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -54,6 +54,31 @@ pub struct Piece {
     pub unexplained_m2: f64,
 }
 
+/// How an area in the working CRS becomes square metres.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AreaMeasure {
+    /// A projected CRS: the planar area times the square of its unit in metres (1 for metres).
+    Planar {
+        /// m² per square unit of the CRS.
+        m2_per_unit2: f64,
+    },
+    /// A geographic CRS, x longitude and y latitude in degrees: the area on the ellipsoid.
+    /// A square degree is a different area at every latitude, so no single factor is right
+    /// over a county; WGS84's ellipsoid stands for CGCS2000's, whose flattening differs by
+    /// about 1e-11 (well below a cm² on a parcel).
+    Geodesic,
+}
+
+impl AreaMeasure {
+    /// The area of a polygon, m².
+    pub fn m2(&self, polygon: &MultiPolygon<f64>) -> f64 {
+        match self {
+            AreaMeasure::Planar { m2_per_unit2 } => polygon.unsigned_area() * m2_per_unit2,
+            AreaMeasure::Geodesic => polygon.geodesic_area_unsigned(),
+        }
+    }
+}
+
 /// Which permitted uses explain which transitions (from the rules file).
 pub type PermittedUses = BTreeMap<String, Vec<String>>;
 
@@ -64,14 +89,14 @@ fn explains(uses: &PermittedUses, permit: &Permit, t: Transition) -> bool {
 }
 
 /// Splits a region over the parcels it touches and judges the permits on each piece.
-/// `m2_per_unit2` converts CRS area units to m² (1 for a metric CRS).
+/// `measure` turns areas in the working CRS into m².
 pub fn pieces(
     region: &MultiPolygon<f64>,
     transition: Transition,
     set: &ParcelSet,
     after_date: NaiveDate,
     uses: &PermittedUses,
-    m2_per_unit2: f64,
+    measure: AreaMeasure,
 ) -> Vec<Piece> {
     let Some(bb) = region.bounding_rect() else {
         return Vec::new();
@@ -93,8 +118,7 @@ pub fn pieces(
         for ki in set.permits_near(&ib) {
             let permit = &set.permits[ki];
             let overlap = inside.intersection(&permit.footprint);
-            let oa = overlap.unsigned_area();
-            if oa <= 0.0 {
+            if overlap.unsigned_area() <= 0.0 {
                 continue;
             }
             let valid = permit.valid_on(after_date);
@@ -147,7 +171,7 @@ pub fn pieces(
                     valid_to: permit.valid_to.map(|d| d.to_string()),
                     valid_at_after: valid,
                     use_matches: matches,
-                    overlap_m2: round2(oa * m2_per_unit2),
+                    overlap_m2: round2(measure.m2(&overlap)),
                     status: status.to_string(),
                     reason,
                 },
@@ -157,15 +181,14 @@ pub fn pieces(
             Some(e) => inside.difference(e),
             None => inside.clone(),
         };
-        let ua = unexplained.unsigned_area();
         out.push(Piece {
             parcel: pi,
-            area_m2: a * m2_per_unit2,
+            area_m2: measure.m2(&inside),
             parcel_fraction: a / parcel.area.max(1e-12),
             region_fraction: a / region_area,
             polygon: inside,
             permits: checks,
-            unexplained_m2: ua * m2_per_unit2,
+            unexplained_m2: measure.m2(&unexplained),
             unexplained,
         });
     }
@@ -182,6 +205,8 @@ mod tests {
     use super::*;
     use crate::parcels::Parcel;
     use proptest::prelude::*;
+
+    const PLANAR: AreaMeasure = AreaMeasure::Planar { m2_per_unit2: 1.0 };
 
     fn sq(x: f64, y: f64, w: f64, h: f64) -> MultiPolygon<f64> {
         MultiPolygon::new(vec![geo::Rect::new((x, y), (x + w, y + h)).to_polygon()])
@@ -236,7 +261,7 @@ mod tests {
             &set,
             after,
             &uses(),
-            1.0,
+            PLANAR,
         );
         assert_eq!(p.len(), 2);
         let a = p.iter().find(|x| set.parcels[x.parcel].id == "A").unwrap();
@@ -259,7 +284,7 @@ mod tests {
             &set2,
             after,
             &uses(),
-            1.0,
+            PLANAR,
         );
         assert_eq!(p[0].permits[0].1.status, "not_yet_valid");
         assert!((p[0].unexplained_m2 - p[0].area_m2).abs() < 1e-6);
@@ -274,7 +299,7 @@ mod tests {
             let set = ParcelSet::new(vec![parcel("A", parcel_poly.clone())], vec![]);
             let region = sq(x, y, w, h);
             let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
-            for p in pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), 1.0) {
+            for p in pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), PLANAR) {
                 // Boolean operations snap to a fixed-point grid: allow a relative 1e-6.
                 let tol = 1e-6 * region.unsigned_area().max(1.0);
                 prop_assert!(p.area_m2 <= region.unsigned_area() + tol, "{} > {}", p.area_m2, region.unsigned_area());
@@ -293,7 +318,7 @@ mod tests {
             );
             let region = sq(x, y, w, h);
             let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
-            for p in pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), 1.0) {
+            for p in pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), PLANAR) {
                 prop_assert!(p.unexplained_m2 < 1e-6, "{}", p.unexplained_m2);
             }
         }

@@ -783,6 +783,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     legacy_datum_warnings(&all, &grid.crs);
     let pixel_area = super::detect::pixel_area_m2(&grid);
     let m2_per_unit2 = pixel_area / grid.pixel_area().max(1e-300);
+    let measure = super::detect::area_measure(&grid);
     let infos: Vec<&crate::ingest::RasterInfo> = std::iter::once(before)
         .chain(&after_obs)
         .flat_map(|o| o.sources.sources.iter().map(|s| &s.info))
@@ -1440,7 +1441,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             let min_px = job.config.detect.min_area(t) / pixel_area;
             let confidence = m.stats.confidence(thr, min_px);
             confidences.push(confidence);
-            let region_area_m2 = m.polygon.unsigned_area() * m2_per_unit2;
+            let region_area_m2 = measure.m2(&m.polygon);
             if let Ok(g) = to_wgs.multi_polygon(&m.polygon) {
                 let mut props = Map::new();
                 props.insert("observation".into(), json!(obs.name));
@@ -1479,7 +1480,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             for (ri, part) in &parts {
                 union = union.union(part);
                 let m = &merged[*ri];
-                let a = m.polygon.unsigned_area() * m2_per_unit2;
+                let a = measure.m2(&m.polygon);
                 region_area_m2 += a;
                 conf_area += confidences[*ri] * a;
                 weight += a;
@@ -1516,7 +1517,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 &set,
                 after_day,
                 &job.rules.settings.permitted_uses,
-                m2_per_unit2,
+                measure,
             )
             .into_iter()
             .find(|p| p.parcel == pi)?;
@@ -1590,7 +1591,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let mut unobserved_protected_m2 = 0.0;
     for &pi in &protected {
         let p = &set.parcels[pi];
-        let total_px = (p.area * m2_per_unit2 / pixel_area).max(1.0);
+        // Pixels counted in the CRS's own units: a geographic grid's pixels differ in m² by latitude.
+        let total_px = (p.area / grid.pixel_area().max(1e-300)).max(1.0);
         let c = coverage_px.get(&pi).copied().unwrap_or([0; 4]);
         let frac = |v: u64| (v as f64 / total_px).min(1.0);
         let observed = frac(c[0]);
@@ -1606,7 +1608,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         } else {
             "unobserved"
         };
-        unobserved_protected_m2 += (1.0 - observed) * p.area * m2_per_unit2;
+        unobserved_protected_m2 += (1.0 - observed) * measure.m2(&p.polygon);
         coverage.push(Coverage {
             parcel_id: p.id.clone(),
             approved_use: p.approved_use.clone(),

@@ -561,7 +561,14 @@ mod tests {
         let rules = RuleSet::default_rules();
         let set = ParcelSet::new(vec![p], permits);
         let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
-        let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, 1.0);
+        let ps = pieces(
+            &region,
+            t,
+            &set,
+            after,
+            &rules.settings.permitted_uses,
+            crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 },
+        );
         judge(
             &rules,
             &ps[0],
@@ -835,7 +842,7 @@ mod tests {
             let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
             let region = sq(x, y, w, h);
             let t = ts[t_i];
-            let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, 1.0);
+            let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 });
             proptest::prop_assert_eq!(ps.len(), 1);
             let j = judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area(), FieldLoss { fraction, edge_contact: edge });
             proptest::prop_assert!(j.rule.is_none(), "fired {:?}: {}", j.rule.map(|r| r.id), j.trace);
