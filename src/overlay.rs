@@ -48,6 +48,10 @@ pub struct Piece {
     pub region_fraction: f64,
     /// Permits whose footprint meets the piece.
     pub permits: Vec<(usize, PermitCheck)>,
+    /// The piece inside each of those permits' footprints, in the same order.
+    pub permit_overlaps: Vec<MultiPolygon<f64>>,
+    /// How its areas were measured.
+    pub measure: AreaMeasure,
     /// The piece minus the footprints of permits that explain it.
     pub unexplained: MultiPolygon<f64>,
     /// Its area, m².
@@ -76,6 +80,24 @@ impl AreaMeasure {
             AreaMeasure::Planar { m2_per_unit2 } => polygon.unsigned_area() * m2_per_unit2,
             AreaMeasure::Geodesic => polygon.geodesic_area_unsigned(),
         }
+    }
+}
+
+impl Piece {
+    /// Area of the piece inside the footprints of the permits `which` picks, m². Where their
+    /// footprints overlap (a land-use approval and the planning permit for the same building,
+    /// a permit re-issued with the old one still in the register) the ground is counted once.
+    pub fn covered_m2(&self, which: impl Fn(&PermitCheck) -> bool) -> f64 {
+        let mut covered: Option<MultiPolygon<f64>> = None;
+        for ((_, check), overlap) in self.permits.iter().zip(&self.permit_overlaps) {
+            if which(check) {
+                covered = Some(match covered {
+                    Some(c) => c.union(overlap),
+                    None => overlap.clone(),
+                });
+            }
+        }
+        covered.map_or(0.0, |c| self.measure.m2(&c))
     }
 }
 
@@ -112,6 +134,7 @@ pub fn pieces(
         }
         let mut explained: Option<MultiPolygon<f64>> = None;
         let mut checks = Vec::new();
+        let mut overlaps = Vec::new();
         let Some(ib) = inside.bounding_rect() else {
             continue;
         };
@@ -123,7 +146,7 @@ pub fn pieces(
             }
             let valid = permit.valid_on(after_date);
             let matches = explains(uses, permit, transition);
-            let (status, reason) = match (valid, matches) {
+            let (status, mut reason) = match (valid, matches) {
                 (true, true) => (
                     "explains",
                     format!(
@@ -155,6 +178,14 @@ pub fn pieces(
                     ),
                 ),
             };
+            if !valid && !matches {
+                // Neither before approval nor after expiry: this permit is for another use.
+                reason.push_str(&format!(
+                    "; its permitted use '{}' does not cover {} either",
+                    permit.permitted_use,
+                    transition.name()
+                ));
+            }
             if status == "explains" {
                 explained = Some(match explained {
                     Some(e) => e.union(&permit.footprint),
@@ -176,6 +207,7 @@ pub fn pieces(
                     reason,
                 },
             ));
+            overlaps.push(overlap);
         }
         let unexplained = match &explained {
             Some(e) => inside.difference(e),
@@ -188,6 +220,8 @@ pub fn pieces(
             region_fraction: a / region_area,
             polygon: inside,
             permits: checks,
+            permit_overlaps: overlaps,
+            measure,
             unexplained_m2: measure.m2(&unexplained),
             unexplained,
         });

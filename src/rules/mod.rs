@@ -278,18 +278,15 @@ pub struct Judgement {
     pub why_not: Option<String>,
 }
 
+/// The share of the piece that permits of a status cover (each place once), for the rules of
+/// not-yet-valid and expired permits: only permits whose permitted use would explain the change
+/// count, since a permit for a pond neither approves in advance nor once approved a building.
 fn permit_cover(piece: &Piece, status: &str, temporary_only: bool) -> f64 {
-    piece
-        .permits
-        .iter()
-        .filter(|(_, c)| {
-            c.status == status
-                && (!temporary_only
-                    || c.kind == "temporary_use"
-                    || c.permitted_use == "temporary_use")
-        })
-        .map(|(_, c)| c.overlap_m2)
-        .sum::<f64>()
+    piece.covered_m2(|c| {
+        c.status == status
+            && c.use_matches
+            && (!temporary_only || c.kind == "temporary_use" || c.permitted_use == "temporary_use")
+    })
 }
 
 /// Judges one piece (a change region inside one parcel) against the rules.
@@ -787,6 +784,104 @@ mod tests {
             ))
             .as_deref(),
             Some("expired_temporary")
+        );
+    }
+
+    #[test]
+    fn overlapping_permits_cover_the_ground_they_share_once() {
+        // 600 m² of building; two not-yet-valid permits (a land-use approval and the planning
+        // permit for the same plot) with one footprint over 35 % of it: 35 % is covered, short of
+        // the 50 % that makes it building before approval, so it is building on farmland.
+        let region = sq(10.0, 10.0, 40.0, 15.0);
+        let footprint = sq(10.0, 10.0, 14.0, 15.0);
+        let mut approval = permit(
+            "land_use_approval",
+            "construction",
+            (2026, 12),
+            (2028, 12),
+            footprint.clone(),
+        );
+        approval.id = "YD-1".into();
+        let planning = permit(
+            "planning_permit",
+            "construction",
+            (2026, 12),
+            (2028, 12),
+            footprint,
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![approval, planning],
+            region,
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(
+            kind(&j).as_deref(),
+            Some("building_on_farmland"),
+            "{}",
+            j.trace
+        );
+        let r03 = &j.trace["rules"][2];
+        assert_eq!(r03["rule_id"], "R03-BEFORE-APPROVAL");
+        assert!(
+            r03["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("not_yet_valid permits cover 210.0 m² of 600.0 m²")),
+            "{r03}"
+        );
+    }
+
+    #[test]
+    fn a_permit_for_another_use_is_no_approval_before_or_after_the_fact() {
+        // A pond's filing, valid only from December, over a building: not building before
+        // approval (the filing approves no building), but building on farmland.
+        let b = sq(10.0, 10.0, 20.0, 15.0);
+        let pond = permit(
+            "facility_agriculture",
+            "aquaculture",
+            (2026, 12),
+            (2028, 12),
+            sq(8.0, 8.0, 24.0, 19.0),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![pond],
+            b.clone(),
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(
+            kind(&j).as_deref(),
+            Some("building_on_farmland"),
+            "{}",
+            j.trace
+        );
+        let check = &j.trace["permits"][0];
+        assert_eq!(check["status"], "not_yet_valid");
+        assert!(
+            check["reason"].as_str().is_some_and(|r| r.ends_with(
+                "its permitted use 'aquaculture' does not cover vegetation_to_built either"
+            )),
+            "{check}"
+        );
+        // An expired temporary permit for a pond over a building: not use after expiry either.
+        let pond = permit(
+            "temporary_use",
+            "aquaculture",
+            (2026, 5),
+            (2026, 8),
+            sq(8.0, 8.0, 24.0, 19.0),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![pond],
+            b,
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(
+            kind(&j).as_deref(),
+            Some("building_on_farmland"),
+            "{}",
+            j.trace
         );
     }
 
