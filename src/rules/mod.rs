@@ -15,7 +15,7 @@ pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PermitCondition {
-    /// Fires on the part no valid permit explains, when no valid permit touches the change.
+    /// Fires on the part no valid permit explains.
     #[default]
     None,
     /// Fires on the excess when a valid permit explains part of the change (少批多占).
@@ -396,15 +396,19 @@ pub fn judge(
         }
         let (ok, area, remainder, reason) = match r.permit {
             PermitCondition::None => {
-                let ok = explained_m2 < 1.0 && piece.unexplained_m2 >= r.min_area_m2;
-                let reason = if explained_m2 >= 1.0 {
-                    format!("{explained_m2:.1} m² explained by a valid permit: judged by the beyond-footprint rule")
+                // What valid permits explain is never counted, and the rest is judged whatever
+                // they explain: excavation or a pond beyond a permit's footprint has no
+                // beyond-footprint rule of its own to go to.
+                let ok = piece.unexplained_m2 >= r.min_area_m2;
+                let explained = if explained_m2 >= 1.0 {
+                    format!("{explained_m2:.1} m² explained by valid permits, not counted; ")
                 } else {
-                    format!(
-                        "{:.1} m² unexplained vs min_area_m2 {}",
-                        piece.unexplained_m2, r.min_area_m2
-                    )
+                    String::new()
                 };
+                let reason = format!(
+                    "{explained}{:.1} m² unexplained vs min_area_m2 {}",
+                    piece.unexplained_m2, r.min_area_m2
+                );
                 (ok, piece.unexplained_m2, true, reason)
             }
             PermitCondition::Partial => {
@@ -882,6 +886,37 @@ mod tests {
             Some("building_on_farmland"),
             "{}",
             j.trace
+        );
+    }
+
+    #[test]
+    fn excavation_beyond_a_permit_s_footprint_is_flagged_on_the_excess() {
+        // 1000 m² dug; a valid construction permit explains the 100 m² inside its footprint.
+        // No beyond-footprint rule takes excavation: the excavation rule judges the 900 m² left.
+        let region = sq(5.0, 5.0, 50.0, 20.0);
+        let valid = permit(
+            "planning_permit",
+            "construction",
+            (2026, 1),
+            (2027, 12),
+            sq(5.0, 5.0, 5.0, 20.0),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![valid],
+            region,
+            Transition::VegetationToBare,
+        );
+        assert_eq!(kind(&j).as_deref(), Some("excavation"), "{}", j.trace);
+        assert!((j.suspected_m2 - 900.0).abs() < 1e-6, "{}", j.suspected_m2);
+        assert!(j.suspected_is_remainder);
+        assert_eq!(j.trace["measured"]["unexplained_area_m2"], 900.0);
+        assert_eq!(j.trace["measured"]["explained_by_permits_m2"], 100.0);
+        let fired = &j.trace["rules"][j.trace["rules"].as_array().map_or(0, |r| r.len() - 1)];
+        assert_eq!(fired["rule_id"], "R07-FARM-EXCAVATION");
+        assert_eq!(
+            fired["reason"],
+            "100.0 m² explained by valid permits, not counted; 900.0 m² unexplained vs min_area_m2 400"
         );
     }
 
