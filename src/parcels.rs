@@ -693,11 +693,20 @@ pub fn apply_control_layer(parcels: &mut [Parcel], polygons: &[MultiPolygon<f64>
         let Some(b) = p.polygon.bounding_rect() else {
             continue;
         };
-        let mut inside = 0.0;
+        // Control layers hold overlapping polygons (a zone drawn twice, two editions of one
+        // map merged): the ground they share is counted once.
+        let mut inside: Option<MultiPolygon<f64>> = None;
         for hit in tree.locate_in_envelope_intersecting(&aabb(&b)) {
-            inside += p.polygon.intersection(&polygons[hit.data]).unsigned_area();
+            let part = p.polygon.intersection(&polygons[hit.data]);
+            if part.0.is_empty() {
+                continue;
+            }
+            inside = Some(match inside {
+                Some(i) => i.union(&part),
+                None => part,
+            });
         }
-        if inside >= 0.5 * p.area {
+        if inside.map_or(0.0, |i| i.unsigned_area()) >= 0.5 * p.area {
             match kind {
                 "basic_farmland" => p.basic_farmland = true,
                 "eco_redline" => p.eco_redline = true,
@@ -960,6 +969,25 @@ mod tests {
             notes[1].feature.ends_with("feature 2 (permit_id P-2)"),
             "{notes:?}"
         );
+    }
+
+    #[test]
+    fn overlapping_control_polygons_count_their_common_ground_once() {
+        let mut parcels = parcels_a_and_b();
+        // The test layer marks its parcels basic farmland by a field; eco_redline is left to
+        // the control layer.
+        assert!(!parcels[0].eco_redline);
+        let strip = MultiPolygon::new(vec![Rect::new((0.0, 0.0), (3.0, 10.0)).to_polygon()]);
+        let share = strip.intersection(&parcels[0].polygon).unsigned_area() / parcels[0].area;
+        assert!(share > 0.0 && share < 0.5, "{share}");
+        // The same strip twice (a zone drawn twice): still under half of the parcel.
+        apply_control_layer(&mut parcels, &[strip.clone(), strip], "eco_redline");
+        assert!(!parcels[0].eco_redline);
+        // Two strips side by side that together hold more than half of it do mark it.
+        let rest = MultiPolygon::new(vec![Rect::new((3.0, 0.0), (8.0, 10.0)).to_polygon()]);
+        let strip = MultiPolygon::new(vec![Rect::new((0.0, 0.0), (3.0, 10.0)).to_polygon()]);
+        apply_control_layer(&mut parcels, &[strip, rest], "eco_redline");
+        assert!(parcels[0].eco_redline && !parcels[1].eco_redline);
     }
 
     #[test]
