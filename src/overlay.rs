@@ -324,6 +324,36 @@ mod tests {
         assert!((p[0].unexplained_m2 - p[0].area_m2).abs() < 1e-6);
     }
 
+    #[test]
+    fn a_permit_is_valid_on_its_first_and_its_last_day() {
+        let set_for = |from: NaiveDate, to: NaiveDate| {
+            let mut p = permit((1, 12), sq(0.0, 0.0, 50.0, 50.0));
+            (p.valid_from, p.valid_to) = (Some(from), Some(to));
+            ParcelSet::new(vec![parcel("A", sq(0.0, 0.0, 50.0, 50.0))], vec![p])
+        };
+        let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+        let (before, next) = (after.pred_opt().unwrap(), after.succ_opt().unwrap());
+        let far = NaiveDate::from_ymd_opt(2030, 1, 1).unwrap();
+        let long_ago = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        for (from, to, status) in [
+            (long_ago, after, "explains"),
+            (after, far, "explains"),
+            (long_ago, before, "expired"),
+            (next, far, "not_yet_valid"),
+        ] {
+            let region = sq(10.0, 10.0, 20.0, 20.0);
+            let p = pieces(
+                &region,
+                Transition::VegetationToBuilt,
+                &set_for(from, to),
+                after,
+                &uses(),
+                PLANAR,
+            );
+            assert_eq!(p[0].permits[0].1.status, status, "{from}..{to}");
+        }
+    }
+
     proptest! {
         #[test]
         fn intersection_area_never_exceeds_either(
@@ -339,6 +369,47 @@ mod tests {
                 prop_assert!(p.area_m2 <= region.unsigned_area() + tol, "{} > {}", p.area_m2, region.unsigned_area());
                 prop_assert!(p.area_m2 <= parcel_poly.unsigned_area() + tol);
                 prop_assert!(p.unexplained_m2 <= p.area_m2 + 1e-6);
+            }
+        }
+
+        /// Over parcels that tile the ground, the pieces of a region add up to the region; each
+        /// piece's unexplained part is the piece less what lies in the footprints of matching
+        /// valid permits (overlapping ones counted once), never negative; and the permits'
+        /// cover counts their common ground once.
+        #[test]
+        fn pieces_add_up_and_the_excess_is_what_matching_permits_leave(
+            x in 1.0f64..60.0, y in 1.0f64..30.0, w in 1.0f64..38.0, h in 1.0f64..18.0,
+            fx in 0.0f64..90.0, fy in 0.0f64..40.0, fw in 1.0f64..40.0, fh in 1.0f64..30.0,
+            shift in 0.0f64..10.0, second_valid in proptest::bool::ANY,
+        ) {
+            let footprint = sq(fx, fy, fw, fh);
+            let mut second = permit((1, 12), sq(fx + shift, fy, fw, fh));
+            second.id = "GH-2".into();
+            if !second_valid {
+                second.valid_from = NaiveDate::from_ymd_opt(2027, 1, 1);
+                second.valid_to = None;
+            }
+            let set = ParcelSet::new(
+                vec![
+                    parcel("A", sq(0.0, 0.0, 50.0, 50.0)),
+                    parcel("B", sq(50.0, 0.0, 50.0, 50.0)),
+                ],
+                vec![permit((1, 12), footprint.clone()), second.clone()],
+            );
+            let region = sq(x, y, w, h);
+            let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+            let ps = pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), PLANAR);
+            let tol = 1e-6 * region.unsigned_area().max(1.0);
+            let total: f64 = ps.iter().map(|p| p.area_m2).sum();
+            prop_assert!((total - region.unsigned_area()).abs() < tol, "{total} vs {}", region.unsigned_area());
+            let explaining = if second_valid { footprint.union(&second.footprint) } else { footprint };
+            for p in &ps {
+                let inside = p.polygon.intersection(&explaining).unsigned_area();
+                prop_assert!(p.unexplained_m2 >= 0.0);
+                prop_assert!((p.unexplained_m2 - (p.area_m2 - inside)).abs() < tol, "{} vs {} - {inside}", p.unexplained_m2, p.area_m2);
+                let cover = p.covered_m2(|c| c.status == "explains");
+                prop_assert!((cover - inside).abs() < tol, "{cover} vs {inside}");
+                prop_assert!(cover <= p.area_m2 + tol);
             }
         }
 
