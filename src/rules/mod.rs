@@ -836,6 +836,28 @@ mod tests {
     }
 
     #[test]
+    fn building_before_approval_counts_the_whole_unexplained_change() {
+        // 600 m² built; a permit valid only from December covers 60 % of it. None of it is
+        // permitted on the after date, so all 600 m² are suspected, not only the 360 m².
+        let later = permit(
+            "planning_permit",
+            "construction",
+            (2026, 12),
+            (2028, 12),
+            sq(10.0, 10.0, 24.0, 15.0),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![later],
+            sq(10.0, 10.0, 40.0, 15.0),
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(kind(&j).as_deref(), Some("before_approval"), "{}", j.trace);
+        assert!((j.suspected_m2 - 600.0).abs() < 1e-6, "{}", j.suspected_m2);
+        assert_eq!(j.trace["permits"][0]["overlap_m2"], 360.0);
+    }
+
+    #[test]
     fn a_permit_for_another_use_is_no_approval_before_or_after_the_fact() {
         // A pond's filing, valid only from December, over a building: not building before
         // approval (the filing approves no building), but building on farmland.
