@@ -52,6 +52,9 @@ pub struct Piece {
     pub permit_overlaps: Vec<MultiPolygon<f64>>,
     /// How its areas were measured.
     pub measure: AreaMeasure,
+    /// The control layers of their own (`ParcelSet::controls`) holding at least half of the
+    /// piece: a building in the red line on a parcel mostly outside it is in the red line.
+    pub control_layers: Vec<String>,
     /// The piece minus the footprints of permits that explain it.
     pub unexplained: MultiPolygon<f64>,
     /// Its area, m².
@@ -213,6 +216,12 @@ pub fn pieces(
             Some(e) => inside.difference(e),
             None => inside.clone(),
         };
+        let control_layers = set
+            .controls
+            .iter()
+            .filter(|z| z.hold_half_of(&inside, a))
+            .map(|z| z.kind.clone())
+            .collect();
         out.push(Piece {
             parcel: pi,
             area_m2: measure.m2(&inside),
@@ -222,6 +231,7 @@ pub fn pieces(
             permits: checks,
             permit_overlaps: overlaps,
             measure,
+            control_layers,
             unexplained_m2: measure.m2(&unexplained),
             unexplained,
         });

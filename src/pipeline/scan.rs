@@ -18,8 +18,8 @@ use crate::ingest::vector::{read_layer_as, LayerRole, PARCELS_ROLE, PERMITS_ROLE
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
 use crate::parcels::{
-    apply_control_layer, control_polygons, parcels_from_layer, permits_from_layer, ParcelFields,
-    ParcelNote, ParcelSet,
+    apply_control_layer, control_polygons, parcels_from_layer, permits_from_layer, ControlZones,
+    ParcelFields, ParcelNote, ParcelSet,
 };
 use crate::rules::{judge, RuleSet};
 use crate::vectorize::{cell_pieces, merge_pieces, EdgeStrips, MergedRegion, Piece as RegionPiece};
@@ -594,6 +594,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         };
         let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
             .map_err(|e| PipelineError::Inputs(e.to_string()))?;
+        let mut controls = Vec::new();
         for c in &cfg.parcels.control {
             let what = format!("{} control layer", c.kind);
             let role = LayerRole {
@@ -608,8 +609,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 stated,
                 &working_crs,
             )?;
-            let polys = control_polygons(&l, &c.kind, &mut notes);
-            apply_control_layer(&mut parcels, &polys, &c.kind);
+            let zones = ControlZones::new(&c.kind, control_polygons(&l, &c.kind, &mut notes));
+            apply_control_layer(&mut parcels, &zones);
+            controls.push(zones);
         }
         let permits = match &cfg.parcels.permits {
             Some(p) => permits_from_layer(
@@ -626,7 +628,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .map_err(|e| PipelineError::Inputs(format!("permits: {e}")))?,
             None => Vec::new(),
         };
-        let set = ParcelSet::new(parcels, permits);
+        let set = ParcelSet::new(parcels, permits).with_controls(controls);
         let label = format!("{} ({})", parcels_path.display(), layer.layer);
         Ok((working_crs, set, notes, t.elapsed().as_secs_f64(), label))
     };
@@ -1551,6 +1553,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             };
             Some(Ok(make_finding(
                 parcel,
+                crate::rules::control_layers(parcel, &piece),
                 &rule,
                 t,
                 j.suspected_m2,
@@ -2401,6 +2404,7 @@ fn carry_over_scores(
 #[allow(clippy::too_many_arguments)]
 fn make_finding(
     parcel: &crate::parcels::Parcel,
+    control_layers: Vec<String>,
     rule: &crate::rules::Rule,
     t: Transition,
     suspected_m2: f64,
@@ -2425,7 +2429,7 @@ fn make_finding(
         finding_id: hex::encode(&digest[..8]),
         parcel_id: parcel.id.clone(),
         approved_use: parcel.approved_use.clone(),
-        control_layers: parcel.control_layers(),
+        control_layers,
         kind: rule.kind.clone(),
         kind_label: format!("{} / {}", rule.label_zh, rule.label_en),
         rule_id: rule.id.clone(),

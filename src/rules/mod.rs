@@ -281,6 +281,19 @@ pub struct Judgement {
 /// The share of the piece that permits of a status cover (each place once), for the rules of
 /// not-yet-valid and expired permits: only permits whose permitted use would explain the change
 /// count, since a permit for a pond neither approves in advance nor once approved a building.
+/// The control layers a piece is in: its parcel's, and those of their own holding at least half of
+/// the piece itself.
+pub fn control_layers(parcel: &Parcel, piece: &Piece) -> Vec<String> {
+    let mut layers = parcel.control_layers();
+    for c in &piece.control_layers {
+        if !layers.contains(c) {
+            layers.push(c.clone());
+        }
+    }
+    layers.sort();
+    layers
+}
+
 fn permit_cover(piece: &Piece, status: &str, temporary_only: bool) -> f64 {
     piece.covered_m2(|c| {
         c.status == status
@@ -302,7 +315,7 @@ pub fn judge(
     field: FieldLoss,
 ) -> Judgement {
     let s = &rules.settings;
-    let controls = parcel.control_layers();
+    let controls = control_layers(parcel, piece);
     let mut considered = Vec::new();
     let permits: Vec<&PermitCheck> = piece.permits.iter().map(|(_, c)| c).collect();
     let explained_m2 = piece.area_m2 - piece.unexplained_m2;
@@ -855,6 +868,56 @@ mod tests {
         assert_eq!(kind(&j).as_deref(), Some("before_approval"), "{}", j.trace);
         assert!((j.suspected_m2 - 600.0).abs() < 1e-6, "{}", j.suspected_m2);
         assert_eq!(j.trace["permits"][0]["overlap_m2"], 360.0);
+    }
+
+    #[test]
+    fn a_change_inside_a_control_layer_is_in_it_whatever_the_share_of_its_parcel() {
+        // A red line of its own over a fifth of a grassland parcel (3000 m²): the parcel is not
+        // in it, but a 300 m² building wholly inside the line is, and one outside is not.
+        use crate::parcels::ControlZones;
+        let rules = RuleSet::default_rules();
+        let zone = sq(0.0, 0.0, 30.0, 20.0);
+        let set = ParcelSet::new(vec![parcel("grassland", false, false)], vec![])
+            .with_controls(vec![ControlZones::new("eco_redline", vec![zone])]);
+        let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+        let judged = |region: MultiPolygon<f64>| {
+            let t = Transition::VegetationToBuilt;
+            let measure = crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 };
+            let ps = pieces(
+                &region,
+                t,
+                &set,
+                after,
+                &rules.settings.permitted_uses,
+                measure,
+            );
+            let field = FieldLoss::default();
+            judge(
+                &rules,
+                &ps[0],
+                &set.parcels[0],
+                t,
+                region.unsigned_area(),
+                field,
+            )
+        };
+        let inside = judged(sq(5.0, 2.0, 20.0, 15.0));
+        assert_eq!(
+            kind(&inside).as_deref(),
+            Some("redline_construction"),
+            "{}",
+            inside.trace
+        );
+        assert_eq!(
+            inside.trace["parcel"]["control_layers"],
+            json!(["eco_redline"])
+        );
+        let outside = judged(sq(35.0, 25.0, 20.0, 15.0));
+        assert_eq!(kind(&outside), None, "{}", outside.trace);
+        assert_eq!(
+            outside.trace["rules"][0]["reason"],
+            "parcel is not in eco_redline"
+        );
     }
 
     #[test]

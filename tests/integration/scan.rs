@@ -1551,6 +1551,94 @@ fn on_a_grid_in_degrees_the_areas_of_findings_are_those_on_the_ellipsoid() {
 }
 
 #[test]
+fn a_building_inside_a_red_line_layer_is_flagged_though_its_parcel_mostly_lies_outside() {
+    // The red line as a layer of its own (`[[parcels.control]]`), drawn round the building on
+    // grassland parcel WJ-000113 only: the parcel is a third inside (not in the red line), the
+    // building wholly (in it). Before, the building went unflagged: no rule takes building on
+    // grassland outside the red line.
+    let src = scene(1024, 1);
+    let dir = scratch("scan-redline-layer");
+    let ogr = |args: &[&str]| {
+        let status = std::process::Command::new("ogr2ogr").args(args).status();
+        assert!(
+            status.map(|s| s.success()).unwrap_or(false),
+            "ogr2ogr {args:?} failed"
+        );
+    };
+    let (parcels, red) = (dir.join("parcels.gpkg"), dir.join("redline.gpkg"));
+    let scene_parcels = src.join("parcels.gpkg");
+    ogr(&[
+        "-f",
+        "GPKG",
+        "-nln",
+        "parcels",
+        parcels.to_str().unwrap(),
+        scene_parcels.to_str().unwrap(),
+        "-dialect",
+        "sqlite",
+        "-sql",
+        "SELECT parcel_id, approved_use, basic_farmland, 0 AS eco_redline, geom FROM parcels",
+    ]);
+    ogr(&[
+        "-f",
+        "GPKG",
+        "-nln",
+        "eco_redline",
+        red.to_str().unwrap(),
+        scene_parcels.to_str().unwrap(),
+        "-dialect",
+        "sqlite",
+        "-sql",
+        "SELECT CastToMultiPolygon(BuildMbr(561600, 3448915, 561640, 3448955, 4549)) AS geom \
+         FROM parcels LIMIT 1",
+    ]);
+    let text = std::fs::read_to_string(src.join("landwatch.toml")).unwrap();
+    let text = text
+        .replace("\"imagery/", &format!("\"{}/imagery/", src.display()))
+        .replace(
+            "\"parcels.gpkg\"",
+            &format!("{:?}", parcels.display().to_string()),
+        )
+        .replace(
+            "\"permits.gpkg\"",
+            &format!("{:?}", src.join("permits.gpkg").display().to_string()),
+        )
+        .replace(
+            "\n[grid]",
+            &format!(
+                "\n[[parcels.control]]\npath = {:?}\nkind = \"eco_redline\"\n\n[grid]",
+                red.display().to_string()
+            ),
+        );
+    let cfg = dir.join("landwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.join("out");
+    let o = run(scan_json(&cfg, &out));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let on = |id: &str| -> Vec<Value> {
+        fc["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["properties"]["parcel_id"] == id)
+            .map(|f| f["properties"].clone())
+            .collect()
+    };
+    let building = on("WJ-000113");
+    assert_eq!(building.len(), 1, "{fc}");
+    assert_eq!(building[0]["kind"], "redline_construction");
+    assert_eq!(
+        building[0]["control_layers"],
+        serde_json::json!(["eco_redline"])
+    );
+    // The filled pond of WJ-000109, outside this red line, is filled water, not red-line work.
+    assert_eq!(on("WJ-000109")[0]["kind"], "filled_water");
+}
+
+#[test]
 fn data_on_a_legacy_chinese_datum_is_warned_of() {
     // Parcels still in Xian 1980 (older survey data): PROJ converts them to the imagery's
     // CGCS2000 by the ellipsoid alone, where the real offset runs to tens of metres. Each
