@@ -407,32 +407,35 @@ pub fn judge(
             );
             continue;
         }
+        // Thresholds are judged on the suspected area as the finding and its trace report it (to
+        // the cm²): 199.996 m² is reported as 200.00 m² and is at least 200.
+        let unexplained = round2(piece.unexplained_m2);
         let (ok, area, remainder, reason) = match r.permit {
             PermitCondition::None => {
                 // What valid permits explain is never counted, and the rest is judged whatever
                 // they explain: excavation or a pond beyond a permit's footprint has no
                 // beyond-footprint rule of its own to go to.
-                let ok = piece.unexplained_m2 >= r.min_area_m2;
+                let ok = unexplained >= r.min_area_m2;
                 let explained = if explained_m2 >= 1.0 {
                     format!("{explained_m2:.1} m² explained by valid permits, not counted; ")
                 } else {
                     String::new()
                 };
                 let reason = format!(
-                    "{explained}{:.1} m² unexplained vs min_area_m2 {}",
-                    piece.unexplained_m2, r.min_area_m2
+                    "{explained}{unexplained:.2} m² unexplained vs min_area_m2 {}",
+                    r.min_area_m2
                 );
                 (ok, piece.unexplained_m2, true, reason)
             }
             PermitCondition::Partial => {
-                let ok = explained_m2 >= 1.0 && piece.unexplained_m2 >= r.min_area_m2;
+                let ok = explained_m2 >= 1.0 && unexplained >= r.min_area_m2;
                 (
                     ok,
                     piece.unexplained_m2,
                     true,
                     format!(
-                    "valid permits explain {explained_m2:.1} m²; excess {:.1} m² vs min_area_m2 {}",
-                    piece.unexplained_m2, r.min_area_m2
+                    "valid permits explain {explained_m2:.1} m²; excess {unexplained:.2} m² vs min_area_m2 {}",
+                    r.min_area_m2
                 ),
                 )
             }
@@ -444,10 +447,10 @@ pub fn judge(
                 };
                 let cover = permit_cover(piece, status, temp);
                 let ok = cover >= s.permit_cover_fraction * piece.area_m2
-                    && piece.unexplained_m2 >= r.min_area_m2;
+                    && unexplained >= r.min_area_m2;
                 (ok, piece.unexplained_m2, true, format!(
-                    "{status} permits cover {cover:.1} m² of {:.1} m² (≥ {:.0}% needed); unexplained {:.1} m² vs min_area_m2 {}",
-                    piece.area_m2, 100.0 * s.permit_cover_fraction, piece.unexplained_m2, r.min_area_m2
+                    "{status} permits cover {cover:.1} m² of {:.1} m² (≥ {:.0}% needed); unexplained {unexplained:.2} m² vs min_area_m2 {}",
+                    piece.area_m2, 100.0 * s.permit_cover_fraction, r.min_area_m2
                 ))
             }
         };
@@ -698,7 +701,7 @@ mod tests {
         assert!(
             j.why_not
                 .as_deref()
-                .is_some_and(|w| w.contains("300.0 m² unexplained vs min_area_m2 400")),
+                .is_some_and(|w| w.contains("300.00 m² unexplained vs min_area_m2 400")),
             "{:?}",
             j.why_not
         );
@@ -921,6 +924,34 @@ mod tests {
     }
 
     #[test]
+    fn the_minimum_area_is_judged_on_the_area_as_reported() {
+        // "At least min_area_m2" (200 m² for building on farmland), on the suspected area as the
+        // finding and its trace give it, to the cm².
+        for (height, fires, says) in [
+            (10.0, true, "200.00 m² unexplained vs min_area_m2 200"),
+            (9.9998, true, "200.00 m² unexplained vs min_area_m2 200"),
+            (9.9995, false, "199.99 m² unexplained vs min_area_m2 200"),
+        ] {
+            let j = run(
+                parcel("farmland", false, false),
+                vec![],
+                sq(10.0, 10.0, 20.0, height),
+                Transition::VegetationToBuilt,
+            );
+            assert_eq!(j.rule.is_some(), fires, "{height}: {}", j.trace);
+            let r06 = j.trace["rules"]
+                .as_array()
+                .and_then(|rs| rs.iter().find(|r| r["rule_id"] == "R06-FARM-BUILD"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(r06["reason"], says, "{height}: {}", j.trace);
+            if fires {
+                assert_eq!(j.trace["measured"]["unexplained_area_m2"], 200.0);
+            }
+        }
+    }
+
+    #[test]
     fn a_permit_for_another_use_is_no_approval_before_or_after_the_fact() {
         // A pond's filing, valid only from December, over a building: not building before
         // approval (the filing approves no building), but building on farmland.
@@ -1001,7 +1032,7 @@ mod tests {
         assert_eq!(fired["rule_id"], "R07-FARM-EXCAVATION");
         assert_eq!(
             fired["reason"],
-            "100.0 m² explained by valid permits, not counted; 900.0 m² unexplained vs min_area_m2 400"
+            "100.0 m² explained by valid permits, not counted; 900.00 m² unexplained vs min_area_m2 400"
         );
     }
 
