@@ -4,7 +4,7 @@
 use crate::detect::cover::Transition;
 use crate::parcels::{ParcelSet, Permit};
 use chrono::NaiveDate;
-use geo::{Area, BooleanOps, BoundingRect, MultiPolygon};
+use geo::{Area, BooleanOps, BoundingRect, GeodesicArea, MultiPolygon};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -48,10 +48,60 @@ pub struct Piece {
     pub region_fraction: f64,
     /// Permits whose footprint meets the piece.
     pub permits: Vec<(usize, PermitCheck)>,
+    /// The piece inside each of those permits' footprints, in the same order.
+    pub permit_overlaps: Vec<MultiPolygon<f64>>,
+    /// How its areas were measured.
+    pub measure: AreaMeasure,
+    /// The control layers of their own (`ParcelSet::controls`) holding at least half of the
+    /// piece: a building in the red line on a parcel mostly outside it is in the red line.
+    pub control_layers: Vec<String>,
     /// The piece minus the footprints of permits that explain it.
     pub unexplained: MultiPolygon<f64>,
     /// Its area, m².
     pub unexplained_m2: f64,
+}
+
+/// How an area in the working CRS becomes square metres.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AreaMeasure {
+    /// A projected CRS: the planar area times the square of its unit in metres (1 for metres).
+    Planar {
+        /// m² per square unit of the CRS.
+        m2_per_unit2: f64,
+    },
+    /// A geographic CRS, x longitude and y latitude in degrees: the area on the ellipsoid.
+    /// A square degree is a different area at every latitude, so no single factor is right
+    /// over a county; WGS84's ellipsoid stands for CGCS2000's, whose flattening differs by
+    /// about 1e-11 (well below a cm² on a parcel).
+    Geodesic,
+}
+
+impl AreaMeasure {
+    /// The area of a polygon, m².
+    pub fn m2(&self, polygon: &MultiPolygon<f64>) -> f64 {
+        match self {
+            AreaMeasure::Planar { m2_per_unit2 } => polygon.unsigned_area() * m2_per_unit2,
+            AreaMeasure::Geodesic => polygon.geodesic_area_unsigned(),
+        }
+    }
+}
+
+impl Piece {
+    /// Area of the piece inside the footprints of the permits `which` picks, m². Where their
+    /// footprints overlap (a land-use approval and the planning permit for the same building,
+    /// a permit re-issued with the old one still in the register) the ground is counted once.
+    pub fn covered_m2(&self, which: impl Fn(&PermitCheck) -> bool) -> f64 {
+        let mut covered: Option<MultiPolygon<f64>> = None;
+        for ((_, check), overlap) in self.permits.iter().zip(&self.permit_overlaps) {
+            if which(check) {
+                covered = Some(match covered {
+                    Some(c) => c.union(overlap),
+                    None => overlap.clone(),
+                });
+            }
+        }
+        covered.map_or(0.0, |c| self.measure.m2(&c))
+    }
 }
 
 /// Which permitted uses explain which transitions (from the rules file).
@@ -64,14 +114,14 @@ fn explains(uses: &PermittedUses, permit: &Permit, t: Transition) -> bool {
 }
 
 /// Splits a region over the parcels it touches and judges the permits on each piece.
-/// `m2_per_unit2` converts CRS area units to m² (1 for a metric CRS).
+/// `measure` turns areas in the working CRS into m².
 pub fn pieces(
     region: &MultiPolygon<f64>,
     transition: Transition,
     set: &ParcelSet,
     after_date: NaiveDate,
     uses: &PermittedUses,
-    m2_per_unit2: f64,
+    measure: AreaMeasure,
 ) -> Vec<Piece> {
     let Some(bb) = region.bounding_rect() else {
         return Vec::new();
@@ -87,19 +137,19 @@ pub fn pieces(
         }
         let mut explained: Option<MultiPolygon<f64>> = None;
         let mut checks = Vec::new();
+        let mut overlaps = Vec::new();
         let Some(ib) = inside.bounding_rect() else {
             continue;
         };
         for ki in set.permits_near(&ib) {
             let permit = &set.permits[ki];
             let overlap = inside.intersection(&permit.footprint);
-            let oa = overlap.unsigned_area();
-            if oa <= 0.0 {
+            if overlap.unsigned_area() <= 0.0 {
                 continue;
             }
             let valid = permit.valid_on(after_date);
             let matches = explains(uses, permit, transition);
-            let (status, reason) = match (valid, matches) {
+            let (status, mut reason) = match (valid, matches) {
                 (true, true) => (
                     "explains",
                     format!(
@@ -131,6 +181,14 @@ pub fn pieces(
                     ),
                 ),
             };
+            if !valid && !matches {
+                // Neither before approval nor after expiry: this permit is for another use.
+                reason.push_str(&format!(
+                    "; its permitted use '{}' does not cover {} either",
+                    permit.permitted_use,
+                    transition.name()
+                ));
+            }
             if status == "explains" {
                 explained = Some(match explained {
                     Some(e) => e.union(&permit.footprint),
@@ -147,25 +205,34 @@ pub fn pieces(
                     valid_to: permit.valid_to.map(|d| d.to_string()),
                     valid_at_after: valid,
                     use_matches: matches,
-                    overlap_m2: round2(oa * m2_per_unit2),
+                    overlap_m2: round2(measure.m2(&overlap)),
                     status: status.to_string(),
                     reason,
                 },
             ));
+            overlaps.push(overlap);
         }
         let unexplained = match &explained {
             Some(e) => inside.difference(e),
             None => inside.clone(),
         };
-        let ua = unexplained.unsigned_area();
+        let control_layers = set
+            .controls
+            .iter()
+            .filter(|z| z.hold_half_of(&inside, a))
+            .map(|z| z.kind.clone())
+            .collect();
         out.push(Piece {
             parcel: pi,
-            area_m2: a * m2_per_unit2,
+            area_m2: measure.m2(&inside),
             parcel_fraction: a / parcel.area.max(1e-12),
             region_fraction: a / region_area,
             polygon: inside,
             permits: checks,
-            unexplained_m2: ua * m2_per_unit2,
+            permit_overlaps: overlaps,
+            measure,
+            control_layers,
+            unexplained_m2: measure.m2(&unexplained),
             unexplained,
         });
     }
@@ -182,6 +249,8 @@ mod tests {
     use super::*;
     use crate::parcels::Parcel;
     use proptest::prelude::*;
+
+    const PLANAR: AreaMeasure = AreaMeasure::Planar { m2_per_unit2: 1.0 };
 
     fn sq(x: f64, y: f64, w: f64, h: f64) -> MultiPolygon<f64> {
         MultiPolygon::new(vec![geo::Rect::new((x, y), (x + w, y + h)).to_polygon()])
@@ -236,7 +305,7 @@ mod tests {
             &set,
             after,
             &uses(),
-            1.0,
+            PLANAR,
         );
         assert_eq!(p.len(), 2);
         let a = p.iter().find(|x| set.parcels[x.parcel].id == "A").unwrap();
@@ -259,10 +328,40 @@ mod tests {
             &set2,
             after,
             &uses(),
-            1.0,
+            PLANAR,
         );
         assert_eq!(p[0].permits[0].1.status, "not_yet_valid");
         assert!((p[0].unexplained_m2 - p[0].area_m2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_permit_is_valid_on_its_first_and_its_last_day() {
+        let set_for = |from: NaiveDate, to: NaiveDate| {
+            let mut p = permit((1, 12), sq(0.0, 0.0, 50.0, 50.0));
+            (p.valid_from, p.valid_to) = (Some(from), Some(to));
+            ParcelSet::new(vec![parcel("A", sq(0.0, 0.0, 50.0, 50.0))], vec![p])
+        };
+        let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+        let (before, next) = (after.pred_opt().unwrap(), after.succ_opt().unwrap());
+        let far = NaiveDate::from_ymd_opt(2030, 1, 1).unwrap();
+        let long_ago = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        for (from, to, status) in [
+            (long_ago, after, "explains"),
+            (after, far, "explains"),
+            (long_ago, before, "expired"),
+            (next, far, "not_yet_valid"),
+        ] {
+            let region = sq(10.0, 10.0, 20.0, 20.0);
+            let p = pieces(
+                &region,
+                Transition::VegetationToBuilt,
+                &set_for(from, to),
+                after,
+                &uses(),
+                PLANAR,
+            );
+            assert_eq!(p[0].permits[0].1.status, status, "{from}..{to}");
+        }
     }
 
     proptest! {
@@ -274,12 +373,53 @@ mod tests {
             let set = ParcelSet::new(vec![parcel("A", parcel_poly.clone())], vec![]);
             let region = sq(x, y, w, h);
             let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
-            for p in pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), 1.0) {
+            for p in pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), PLANAR) {
                 // Boolean operations snap to a fixed-point grid: allow a relative 1e-6.
                 let tol = 1e-6 * region.unsigned_area().max(1.0);
                 prop_assert!(p.area_m2 <= region.unsigned_area() + tol, "{} > {}", p.area_m2, region.unsigned_area());
                 prop_assert!(p.area_m2 <= parcel_poly.unsigned_area() + tol);
                 prop_assert!(p.unexplained_m2 <= p.area_m2 + 1e-6);
+            }
+        }
+
+        /// Over parcels that tile the ground, the pieces of a region add up to the region; each
+        /// piece's unexplained part is the piece less what lies in the footprints of matching
+        /// valid permits (overlapping ones counted once), never negative; and the permits'
+        /// cover counts their common ground once.
+        #[test]
+        fn pieces_add_up_and_the_excess_is_what_matching_permits_leave(
+            x in 1.0f64..60.0, y in 1.0f64..30.0, w in 1.0f64..38.0, h in 1.0f64..18.0,
+            fx in 0.0f64..90.0, fy in 0.0f64..40.0, fw in 1.0f64..40.0, fh in 1.0f64..30.0,
+            shift in 0.0f64..10.0, second_valid in proptest::bool::ANY,
+        ) {
+            let footprint = sq(fx, fy, fw, fh);
+            let mut second = permit((1, 12), sq(fx + shift, fy, fw, fh));
+            second.id = "GH-2".into();
+            if !second_valid {
+                second.valid_from = NaiveDate::from_ymd_opt(2027, 1, 1);
+                second.valid_to = None;
+            }
+            let set = ParcelSet::new(
+                vec![
+                    parcel("A", sq(0.0, 0.0, 50.0, 50.0)),
+                    parcel("B", sq(50.0, 0.0, 50.0, 50.0)),
+                ],
+                vec![permit((1, 12), footprint.clone()), second.clone()],
+            );
+            let region = sq(x, y, w, h);
+            let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+            let ps = pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), PLANAR);
+            let tol = 1e-6 * region.unsigned_area().max(1.0);
+            let total: f64 = ps.iter().map(|p| p.area_m2).sum();
+            prop_assert!((total - region.unsigned_area()).abs() < tol, "{total} vs {}", region.unsigned_area());
+            let explaining = if second_valid { footprint.union(&second.footprint) } else { footprint };
+            for p in &ps {
+                let inside = p.polygon.intersection(&explaining).unsigned_area();
+                prop_assert!(p.unexplained_m2 >= 0.0);
+                prop_assert!((p.unexplained_m2 - (p.area_m2 - inside)).abs() < tol, "{} vs {} - {inside}", p.unexplained_m2, p.area_m2);
+                let cover = p.covered_m2(|c| c.status == "explains");
+                prop_assert!((cover - inside).abs() < tol, "{cover} vs {inside}");
+                prop_assert!(cover <= p.area_m2 + tol);
             }
         }
 
@@ -293,7 +433,7 @@ mod tests {
             );
             let region = sq(x, y, w, h);
             let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
-            for p in pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), 1.0) {
+            for p in pieces(&region, Transition::VegetationToBuilt, &set, after, &uses(), PLANAR) {
                 prop_assert!(p.unexplained_m2 < 1e-6, "{}", p.unexplained_m2);
             }
         }

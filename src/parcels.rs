@@ -686,19 +686,54 @@ pub fn control_polygons(
     out
 }
 
-/// Marks parcels that lie (by at least half their area) inside a control layer's polygons.
-pub fn apply_control_layer(parcels: &mut [Parcel], polygons: &[MultiPolygon<f64>], kind: &str) {
-    let tree = rect_tree(polygons.iter().map(|p| p.bounding_rect()));
-    for p in parcels.iter_mut() {
-        let Some(b) = p.polygon.bounding_rect() else {
-            continue;
-        };
-        let mut inside = 0.0;
-        for hit in tree.locate_in_envelope_intersecting(&aabb(&b)) {
-            inside += p.polygon.intersection(&polygons[hit.data]).unsigned_area();
+/// A control layer's polygons (basic farmland, the ecological red line), indexed: a parcel lies
+/// in the layer when at least half of it does, and so does a change.
+pub struct ControlZones {
+    /// `basic_farmland` or `eco_redline`.
+    pub kind: String,
+    polygons: Vec<MultiPolygon<f64>>,
+    tree: RectTree,
+}
+
+impl ControlZones {
+    /// Indexes a control layer's polygons.
+    pub fn new(kind: &str, polygons: Vec<MultiPolygon<f64>>) -> ControlZones {
+        let tree = rect_tree(polygons.iter().map(|p| p.bounding_rect()));
+        ControlZones {
+            kind: kind.to_string(),
+            polygons,
+            tree,
         }
-        if inside >= 0.5 * p.area {
-            match kind {
+    }
+
+    /// Whether at least half of `area` (of planar area `area_units`, in the CRS's units) lies in
+    /// the zones.
+    pub fn hold_half_of(&self, area: &MultiPolygon<f64>, area_units: f64) -> bool {
+        let Some(b) = area.bounding_rect() else {
+            return false;
+        };
+        // Control layers hold overlapping polygons (a zone drawn twice, two editions of one
+        // map merged): the ground they share is counted once.
+        let mut inside: Option<MultiPolygon<f64>> = None;
+        for hit in self.tree.locate_in_envelope_intersecting(&aabb(&b)) {
+            let part = area.intersection(&self.polygons[hit.data]);
+            if part.0.is_empty() {
+                continue;
+            }
+            inside = Some(match inside {
+                Some(i) => i.union(&part),
+                None => part,
+            });
+        }
+        area_units > 0.0 && inside.map_or(0.0, |i| i.unsigned_area()) >= 0.5 * area_units
+    }
+}
+
+/// Marks parcels that lie (by at least half their area) inside a control layer's polygons.
+pub fn apply_control_layer(parcels: &mut [Parcel], zones: &ControlZones) {
+    for p in parcels.iter_mut() {
+        if zones.hold_half_of(&p.polygon, p.area) {
+            match zones.kind.as_str() {
                 "basic_farmland" => p.basic_farmland = true,
                 "eco_redline" => p.eco_redline = true,
                 _ => {}
@@ -734,6 +769,9 @@ pub struct ParcelSet {
     pub parcels: Vec<Parcel>,
     /// Permits (including one per whole-parcel permit of the simple schema).
     pub permits: Vec<Permit>,
+    /// Control layers given as layers of their own: a change at least half inside one is in
+    /// it, whatever the share of its parcel that is.
+    pub controls: Vec<ControlZones>,
     parcel_tree: RectTree,
     permit_tree: RectTree,
 }
@@ -760,9 +798,16 @@ impl ParcelSet {
         ParcelSet {
             parcels,
             permits,
+            controls: Vec::new(),
             parcel_tree,
             permit_tree,
         }
+    }
+
+    /// The set with control layers of their own (`[[parcels.control]]`).
+    pub fn with_controls(mut self, controls: Vec<ControlZones>) -> ParcelSet {
+        self.controls = controls;
+        self
     }
 
     /// Indices of parcels whose bounding box meets a rectangle.
@@ -960,6 +1005,31 @@ mod tests {
             notes[1].feature.ends_with("feature 2 (permit_id P-2)"),
             "{notes:?}"
         );
+    }
+
+    #[test]
+    fn overlapping_control_polygons_count_their_common_ground_once() {
+        let mut parcels = parcels_a_and_b();
+        // The test layer marks its parcels basic farmland by a field; eco_redline is left to
+        // the control layer.
+        assert!(!parcels[0].eco_redline);
+        let strip = MultiPolygon::new(vec![Rect::new((0.0, 0.0), (3.0, 10.0)).to_polygon()]);
+        let share = strip.intersection(&parcels[0].polygon).unsigned_area() / parcels[0].area;
+        assert!(share > 0.0 && share < 0.5, "{share}");
+        // The same strip twice (a zone drawn twice): still under half of the parcel.
+        apply_control_layer(
+            &mut parcels,
+            &ControlZones::new("eco_redline", vec![strip.clone(), strip]),
+        );
+        assert!(!parcels[0].eco_redline);
+        // Two strips side by side that together hold more than half of it do mark it.
+        let rest = MultiPolygon::new(vec![Rect::new((3.0, 0.0), (8.0, 10.0)).to_polygon()]);
+        let strip = MultiPolygon::new(vec![Rect::new((0.0, 0.0), (3.0, 10.0)).to_polygon()]);
+        apply_control_layer(
+            &mut parcels,
+            &ControlZones::new("eco_redline", vec![strip, rest]),
+        );
+        assert!(parcels[0].eco_redline && !parcels[1].eco_redline);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::ingest::plan::{
     crs_units_in_metres, grid_of_raster, plan_grid, regrid_to_pixel_size_m, GridRequest,
 };
 use crate::ingest::{CellReader, Observation};
+use crate::overlay::AreaMeasure;
 use crate::vectorize::{cell_pieces, merge_pieces, EdgeStrips, MergedRegion, Piece};
-use geo::Area;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -129,7 +129,8 @@ pub struct DetectReport {
     pub regions: Vec<RegionReport>,
 }
 
-/// Area of a pixel of the grid in m² (projected metric CRS, or an estimate for geographic CRSs).
+/// Area of a pixel of the grid in m² (projected metric CRS; for a geographic CRS, a pixel at
+/// the grid's middle latitude).
 pub fn pixel_area_m2(grid: &GridDef) -> f64 {
     match crate::ingest::srs::parse_crs(&grid.crs).map(|s| crate::ingest::srs::describe(&s)) {
         Ok(info) if !info.geographic => {
@@ -137,9 +138,28 @@ pub fn pixel_area_m2(grid: &GridDef) -> f64 {
             grid.pixel_area() * u * u
         }
         _ => {
+            // A degree's length on the ellipsoid (GRS80/WGS84; CGCS2000's is the same to well
+            // below a millimetre) along the meridian and along the parallel: a sphere's, or the
+            // equator's length of a degree of latitude, is some 0.4 % off at 31° N.
+            let (a, e2) = (6_378_137.0, 0.006_694_380_022_9);
             let lat = (grid.origin_y - grid.pixel_height * grid.height as f64 / 2.0).to_radians();
-            grid.pixel_width * 111_320.0 * lat.cos() * grid.pixel_height * 110_540.0
+            let w = (1.0 - e2 * lat.sin().powi(2)).sqrt();
+            let per_degree = std::f64::consts::PI / 180.0;
+            let m_per_degree_lat = a * (1.0 - e2) / w.powi(3) * per_degree;
+            let m_per_degree_lon = a * lat.cos() / w * per_degree;
+            grid.pixel_width * m_per_degree_lon * grid.pixel_height * m_per_degree_lat
         }
+    }
+}
+
+/// How areas of polygons in the grid's CRS become m²: planar in a projected CRS, on the
+/// ellipsoid in a geographic one (where no one factor holds over the whole grid).
+pub fn area_measure(grid: &GridDef) -> AreaMeasure {
+    match crate::ingest::srs::parse_crs(&grid.crs).map(|s| crate::ingest::srs::describe(&s)) {
+        Ok(info) if !info.geographic => AreaMeasure::Planar {
+            m2_per_unit2: pixel_area_m2(grid) / grid.pixel_area().max(1e-300),
+        },
+        _ => AreaMeasure::Geodesic,
     }
 }
 
@@ -552,11 +572,6 @@ fn process_cell(
     }
 }
 
-/// Area in m² of a polygon in the grid's CRS.
-fn area_m2(poly: &geo::MultiPolygon<f64>, grid: &GridDef, pixel_area_m2: f64) -> f64 {
-    poly.unsigned_area() * pixel_area_m2 / grid.pixel_area().max(1e-300)
-}
-
 fn report_regions(
     merged: &[MergedRegion],
     grid: &GridDef,
@@ -573,7 +588,7 @@ fn report_regions(
             let s = &m.stats;
             let (bc, ac) = s.covers();
             let min_px = cfg.detect.min_area(s.transition) / pixel_area;
-            let area = area_m2(&m.polygon, grid, pixel_area);
+            let area = area_measure(grid).m2(&m.polygon);
             let mean_chi2 = s.chi2_sum / s.pixels.max(1) as f64;
             RegionReport {
                 region_id: i + 1,
@@ -639,4 +654,63 @@ fn write_changes_geojson(
     );
     geojson::write_feature_collection(path, features, members)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grid in degrees over 120.64–120.65° E, 31.16–31.17° N (CGCS2000), 100 × 100 pixels.
+    fn degrees_grid() -> GridDef {
+        GridDef {
+            crs: "EPSG:4490".into(),
+            origin_x: 120.64,
+            origin_y: 31.17,
+            pixel_width: 1e-4,
+            pixel_height: 1e-4,
+            cell_size: 1024,
+            halo: 32,
+            width: 100,
+            height: 100,
+        }
+    }
+
+    #[test]
+    fn areas_on_a_grid_in_degrees_are_the_ellipsoid_s() {
+        // The square's area on the ellipsoid, by SpatiaLite's ST_Area(geom, 1) (GDAL's ogr2ogr
+        // -dialect sqlite): 1,057,050.17 m².
+        let reference = 1_057_050.17;
+        let grid = degrees_grid();
+        let square = geo::MultiPolygon::new(vec![
+            geo::Rect::new((120.64, 31.16), (120.65, 31.17)).to_polygon()
+        ]);
+        let measured = area_measure(&grid).m2(&square);
+        assert!(
+            (measured - reference).abs() < 0.01,
+            "{measured} m², SpatiaLite says {reference}"
+        );
+        // The pixel at the middle latitude, times the pixels, is within a part in a million.
+        let pixels = pixel_area_m2(&grid) * 10_000.0;
+        assert!(
+            (pixels / reference - 1.0).abs() < 1e-6,
+            "{pixels} m² from pixels, {reference} on the ellipsoid"
+        );
+    }
+
+    #[test]
+    fn areas_on_a_projected_grid_are_planar_in_metres() {
+        let grid = GridDef {
+            crs: "EPSG:4549".into(),
+            origin_x: 561_152.0,
+            origin_y: 3_449_344.0,
+            pixel_width: 0.5,
+            pixel_height: 0.5,
+            ..degrees_grid()
+        };
+        assert_eq!(
+            area_measure(&grid),
+            AreaMeasure::Planar { m2_per_unit2: 1.0 }
+        );
+        assert!((pixel_area_m2(&grid) - 0.25).abs() < 1e-12);
+    }
 }

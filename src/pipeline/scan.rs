@@ -18,8 +18,8 @@ use crate::ingest::vector::{read_layer_as, LayerRole, PARCELS_ROLE, PERMITS_ROLE
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
 use crate::parcels::{
-    apply_control_layer, control_polygons, parcels_from_layer, permits_from_layer, ParcelFields,
-    ParcelNote, ParcelSet,
+    apply_control_layer, control_polygons, parcels_from_layer, permits_from_layer, ControlZones,
+    ParcelFields, ParcelNote, ParcelSet,
 };
 use crate::rules::{judge, RuleSet};
 use crate::vectorize::{cell_pieces, merge_pieces, EdgeStrips, MergedRegion, Piece as RegionPiece};
@@ -594,6 +594,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         };
         let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
             .map_err(|e| PipelineError::Inputs(e.to_string()))?;
+        let mut controls = Vec::new();
         for c in &cfg.parcels.control {
             let what = format!("{} control layer", c.kind);
             let role = LayerRole {
@@ -608,8 +609,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 stated,
                 &working_crs,
             )?;
-            let polys = control_polygons(&l, &c.kind, &mut notes);
-            apply_control_layer(&mut parcels, &polys, &c.kind);
+            let zones = ControlZones::new(&c.kind, control_polygons(&l, &c.kind, &mut notes));
+            apply_control_layer(&mut parcels, &zones);
+            controls.push(zones);
         }
         let permits = match &cfg.parcels.permits {
             Some(p) => permits_from_layer(
@@ -626,7 +628,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .map_err(|e| PipelineError::Inputs(format!("permits: {e}")))?,
             None => Vec::new(),
         };
-        let set = ParcelSet::new(parcels, permits);
+        let set = ParcelSet::new(parcels, permits).with_controls(controls);
         let label = format!("{} ({})", parcels_path.display(), layer.layer);
         Ok((working_crs, set, notes, t.elapsed().as_secs_f64(), label))
     };
@@ -783,6 +785,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     legacy_datum_warnings(&all, &grid.crs);
     let pixel_area = super::detect::pixel_area_m2(&grid);
     let m2_per_unit2 = pixel_area / grid.pixel_area().max(1e-300);
+    let measure = super::detect::area_measure(&grid);
     let infos: Vec<&crate::ingest::RasterInfo> = std::iter::once(before)
         .chain(&after_obs)
         .flat_map(|o| o.sources.sources.iter().map(|s| &s.info))
@@ -1440,7 +1443,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             let min_px = job.config.detect.min_area(t) / pixel_area;
             let confidence = m.stats.confidence(thr, min_px);
             confidences.push(confidence);
-            let region_area_m2 = m.polygon.unsigned_area() * m2_per_unit2;
+            let region_area_m2 = measure.m2(&m.polygon);
             if let Ok(g) = to_wgs.multi_polygon(&m.polygon) {
                 let mut props = Map::new();
                 props.insert("observation".into(), json!(obs.name));
@@ -1479,7 +1482,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             for (ri, part) in &parts {
                 union = union.union(part);
                 let m = &merged[*ri];
-                let a = m.polygon.unsigned_area() * m2_per_unit2;
+                let a = measure.m2(&m.polygon);
                 region_area_m2 += a;
                 conf_area += confidences[*ri] * a;
                 weight += a;
@@ -1516,7 +1519,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 &set,
                 after_day,
                 &job.rules.settings.permitted_uses,
-                m2_per_unit2,
+                measure,
             )
             .into_iter()
             .find(|p| p.parcel == pi)?;
@@ -1550,6 +1553,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             };
             Some(Ok(make_finding(
                 parcel,
+                crate::rules::control_layers(parcel, &piece),
                 &rule,
                 t,
                 j.suspected_m2,
@@ -1590,7 +1594,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let mut unobserved_protected_m2 = 0.0;
     for &pi in &protected {
         let p = &set.parcels[pi];
-        let total_px = (p.area * m2_per_unit2 / pixel_area).max(1.0);
+        // Pixels counted in the CRS's own units: a geographic grid's pixels differ in m² by latitude.
+        let total_px = (p.area / grid.pixel_area().max(1e-300)).max(1.0);
         let c = coverage_px.get(&pi).copied().unwrap_or([0; 4]);
         let frac = |v: u64| (v as f64 / total_px).min(1.0);
         let observed = frac(c[0]);
@@ -1606,7 +1611,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         } else {
             "unobserved"
         };
-        unobserved_protected_m2 += (1.0 - observed) * p.area * m2_per_unit2;
+        unobserved_protected_m2 += (1.0 - observed) * measure.m2(&p.polygon);
         coverage.push(Coverage {
             parcel_id: p.id.clone(),
             approved_use: p.approved_use.clone(),
@@ -2399,6 +2404,7 @@ fn carry_over_scores(
 #[allow(clippy::too_many_arguments)]
 fn make_finding(
     parcel: &crate::parcels::Parcel,
+    control_layers: Vec<String>,
     rule: &crate::rules::Rule,
     t: Transition,
     suspected_m2: f64,
@@ -2423,7 +2429,7 @@ fn make_finding(
         finding_id: hex::encode(&digest[..8]),
         parcel_id: parcel.id.clone(),
         approved_use: parcel.approved_use.clone(),
-        control_layers: parcel.control_layers(),
+        control_layers,
         kind: rule.kind.clone(),
         kind_label: format!("{} / {}", rule.label_zh, rule.label_en),
         rule_id: rule.id.clone(),

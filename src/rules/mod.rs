@@ -15,7 +15,7 @@ pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PermitCondition {
-    /// Fires on the part no valid permit explains, when no valid permit touches the change.
+    /// Fires on the part no valid permit explains.
     #[default]
     None,
     /// Fires on the excess when a valid permit explains part of the change (少批多占).
@@ -278,18 +278,28 @@ pub struct Judgement {
     pub why_not: Option<String>,
 }
 
+/// The share of the piece that permits of a status cover (each place once), for the rules of
+/// not-yet-valid and expired permits: only permits whose permitted use would explain the change
+/// count, since a permit for a pond neither approves in advance nor once approved a building.
+/// The control layers a piece is in: its parcel's, and those of their own holding at least half of
+/// the piece itself.
+pub fn control_layers(parcel: &Parcel, piece: &Piece) -> Vec<String> {
+    let mut layers = parcel.control_layers();
+    for c in &piece.control_layers {
+        if !layers.contains(c) {
+            layers.push(c.clone());
+        }
+    }
+    layers.sort();
+    layers
+}
+
 fn permit_cover(piece: &Piece, status: &str, temporary_only: bool) -> f64 {
-    piece
-        .permits
-        .iter()
-        .filter(|(_, c)| {
-            c.status == status
-                && (!temporary_only
-                    || c.kind == "temporary_use"
-                    || c.permitted_use == "temporary_use")
-        })
-        .map(|(_, c)| c.overlap_m2)
-        .sum::<f64>()
+    piece.covered_m2(|c| {
+        c.status == status
+            && c.use_matches
+            && (!temporary_only || c.kind == "temporary_use" || c.permitted_use == "temporary_use")
+    })
 }
 
 /// Judges one piece (a change region inside one parcel) against the rules.
@@ -305,7 +315,7 @@ pub fn judge(
     field: FieldLoss,
 ) -> Judgement {
     let s = &rules.settings;
-    let controls = parcel.control_layers();
+    let controls = control_layers(parcel, piece);
     let mut considered = Vec::new();
     let permits: Vec<&PermitCheck> = piece.permits.iter().map(|(_, c)| c).collect();
     let explained_m2 = piece.area_m2 - piece.unexplained_m2;
@@ -397,28 +407,35 @@ pub fn judge(
             );
             continue;
         }
+        // Thresholds are judged on the suspected area as the finding and its trace report it (to
+        // the cm²): 199.996 m² is reported as 200.00 m² and is at least 200.
+        let unexplained = round2(piece.unexplained_m2);
         let (ok, area, remainder, reason) = match r.permit {
             PermitCondition::None => {
-                let ok = explained_m2 < 1.0 && piece.unexplained_m2 >= r.min_area_m2;
-                let reason = if explained_m2 >= 1.0 {
-                    format!("{explained_m2:.1} m² explained by a valid permit: judged by the beyond-footprint rule")
+                // What valid permits explain is never counted, and the rest is judged whatever
+                // they explain: excavation or a pond beyond a permit's footprint has no
+                // beyond-footprint rule of its own to go to.
+                let ok = unexplained >= r.min_area_m2;
+                let explained = if explained_m2 >= 1.0 {
+                    format!("{explained_m2:.1} m² explained by valid permits, not counted; ")
                 } else {
-                    format!(
-                        "{:.1} m² unexplained vs min_area_m2 {}",
-                        piece.unexplained_m2, r.min_area_m2
-                    )
+                    String::new()
                 };
+                let reason = format!(
+                    "{explained}{unexplained:.2} m² unexplained vs min_area_m2 {}",
+                    r.min_area_m2
+                );
                 (ok, piece.unexplained_m2, true, reason)
             }
             PermitCondition::Partial => {
-                let ok = explained_m2 >= 1.0 && piece.unexplained_m2 >= r.min_area_m2;
+                let ok = explained_m2 >= 1.0 && unexplained >= r.min_area_m2;
                 (
                     ok,
                     piece.unexplained_m2,
                     true,
                     format!(
-                    "valid permits explain {explained_m2:.1} m²; excess {:.1} m² vs min_area_m2 {}",
-                    piece.unexplained_m2, r.min_area_m2
+                    "valid permits explain {explained_m2:.1} m²; excess {unexplained:.2} m² vs min_area_m2 {}",
+                    r.min_area_m2
                 ),
                 )
             }
@@ -430,10 +447,10 @@ pub fn judge(
                 };
                 let cover = permit_cover(piece, status, temp);
                 let ok = cover >= s.permit_cover_fraction * piece.area_m2
-                    && piece.unexplained_m2 >= r.min_area_m2;
+                    && unexplained >= r.min_area_m2;
                 (ok, piece.unexplained_m2, true, format!(
-                    "{status} permits cover {cover:.1} m² of {:.1} m² (≥ {:.0}% needed); unexplained {:.1} m² vs min_area_m2 {}",
-                    piece.area_m2, 100.0 * s.permit_cover_fraction, piece.unexplained_m2, r.min_area_m2
+                    "{status} permits cover {cover:.1} m² of {:.1} m² (≥ {:.0}% needed); unexplained {unexplained:.2} m² vs min_area_m2 {}",
+                    piece.area_m2, 100.0 * s.permit_cover_fraction, r.min_area_m2
                 ))
             }
         };
@@ -561,7 +578,14 @@ mod tests {
         let rules = RuleSet::default_rules();
         let set = ParcelSet::new(vec![p], permits);
         let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
-        let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, 1.0);
+        let ps = pieces(
+            &region,
+            t,
+            &set,
+            after,
+            &rules.settings.permitted_uses,
+            crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 },
+        );
         judge(
             &rules,
             &ps[0],
@@ -677,7 +701,7 @@ mod tests {
         assert!(
             j.why_not
                 .as_deref()
-                .is_some_and(|w| w.contains("300.0 m² unexplained vs min_area_m2 400")),
+                .is_some_and(|w| w.contains("300.00 m² unexplained vs min_area_m2 400")),
             "{:?}",
             j.why_not
         );
@@ -784,6 +808,235 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_permits_cover_the_ground_they_share_once() {
+        // 600 m² of building; two not-yet-valid permits (a land-use approval and the planning
+        // permit for the same plot) with one footprint over 35 % of it: 35 % is covered, short of
+        // the 50 % that makes it building before approval, so it is building on farmland.
+        let region = sq(10.0, 10.0, 40.0, 15.0);
+        let footprint = sq(10.0, 10.0, 14.0, 15.0);
+        let mut approval = permit(
+            "land_use_approval",
+            "construction",
+            (2026, 12),
+            (2028, 12),
+            footprint.clone(),
+        );
+        approval.id = "YD-1".into();
+        let planning = permit(
+            "planning_permit",
+            "construction",
+            (2026, 12),
+            (2028, 12),
+            footprint,
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![approval, planning],
+            region,
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(
+            kind(&j).as_deref(),
+            Some("building_on_farmland"),
+            "{}",
+            j.trace
+        );
+        let r03 = &j.trace["rules"][2];
+        assert_eq!(r03["rule_id"], "R03-BEFORE-APPROVAL");
+        assert!(
+            r03["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("not_yet_valid permits cover 210.0 m² of 600.0 m²")),
+            "{r03}"
+        );
+    }
+
+    #[test]
+    fn building_before_approval_counts_the_whole_unexplained_change() {
+        // 600 m² built; a permit valid only from December covers 60 % of it. None of it is
+        // permitted on the after date, so all 600 m² are suspected, not only the 360 m².
+        let later = permit(
+            "planning_permit",
+            "construction",
+            (2026, 12),
+            (2028, 12),
+            sq(10.0, 10.0, 24.0, 15.0),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![later],
+            sq(10.0, 10.0, 40.0, 15.0),
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(kind(&j).as_deref(), Some("before_approval"), "{}", j.trace);
+        assert!((j.suspected_m2 - 600.0).abs() < 1e-6, "{}", j.suspected_m2);
+        assert_eq!(j.trace["permits"][0]["overlap_m2"], 360.0);
+    }
+
+    #[test]
+    fn a_change_inside_a_control_layer_is_in_it_whatever_the_share_of_its_parcel() {
+        // A red line of its own over a fifth of a grassland parcel (3000 m²): the parcel is not
+        // in it, but a 300 m² building wholly inside the line is, and one outside is not.
+        use crate::parcels::ControlZones;
+        let rules = RuleSet::default_rules();
+        let zone = sq(0.0, 0.0, 30.0, 20.0);
+        let set = ParcelSet::new(vec![parcel("grassland", false, false)], vec![])
+            .with_controls(vec![ControlZones::new("eco_redline", vec![zone])]);
+        let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+        let judged = |region: MultiPolygon<f64>| {
+            let t = Transition::VegetationToBuilt;
+            let measure = crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 };
+            let ps = pieces(
+                &region,
+                t,
+                &set,
+                after,
+                &rules.settings.permitted_uses,
+                measure,
+            );
+            let field = FieldLoss::default();
+            judge(
+                &rules,
+                &ps[0],
+                &set.parcels[0],
+                t,
+                region.unsigned_area(),
+                field,
+            )
+        };
+        let inside = judged(sq(5.0, 2.0, 20.0, 15.0));
+        assert_eq!(
+            kind(&inside).as_deref(),
+            Some("redline_construction"),
+            "{}",
+            inside.trace
+        );
+        assert_eq!(
+            inside.trace["parcel"]["control_layers"],
+            json!(["eco_redline"])
+        );
+        let outside = judged(sq(35.0, 25.0, 20.0, 15.0));
+        assert_eq!(kind(&outside), None, "{}", outside.trace);
+        assert_eq!(
+            outside.trace["rules"][0]["reason"],
+            "parcel is not in eco_redline"
+        );
+    }
+
+    #[test]
+    fn the_minimum_area_is_judged_on_the_area_as_reported() {
+        // "At least min_area_m2" (200 m² for building on farmland), on the suspected area as the
+        // finding and its trace give it, to the cm².
+        for (height, fires, says) in [
+            (10.0, true, "200.00 m² unexplained vs min_area_m2 200"),
+            (9.9998, true, "200.00 m² unexplained vs min_area_m2 200"),
+            (9.9995, false, "199.99 m² unexplained vs min_area_m2 200"),
+        ] {
+            let j = run(
+                parcel("farmland", false, false),
+                vec![],
+                sq(10.0, 10.0, 20.0, height),
+                Transition::VegetationToBuilt,
+            );
+            assert_eq!(j.rule.is_some(), fires, "{height}: {}", j.trace);
+            let r06 = j.trace["rules"]
+                .as_array()
+                .and_then(|rs| rs.iter().find(|r| r["rule_id"] == "R06-FARM-BUILD"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(r06["reason"], says, "{height}: {}", j.trace);
+            if fires {
+                assert_eq!(j.trace["measured"]["unexplained_area_m2"], 200.0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_permit_for_another_use_is_no_approval_before_or_after_the_fact() {
+        // A pond's filing, valid only from December, over a building: not building before
+        // approval (the filing approves no building), but building on farmland.
+        let b = sq(10.0, 10.0, 20.0, 15.0);
+        let pond = permit(
+            "facility_agriculture",
+            "aquaculture",
+            (2026, 12),
+            (2028, 12),
+            sq(8.0, 8.0, 24.0, 19.0),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![pond],
+            b.clone(),
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(
+            kind(&j).as_deref(),
+            Some("building_on_farmland"),
+            "{}",
+            j.trace
+        );
+        let check = &j.trace["permits"][0];
+        assert_eq!(check["status"], "not_yet_valid");
+        assert!(
+            check["reason"].as_str().is_some_and(|r| r.ends_with(
+                "its permitted use 'aquaculture' does not cover vegetation_to_built either"
+            )),
+            "{check}"
+        );
+        // An expired temporary permit for a pond over a building: not use after expiry either.
+        let pond = permit(
+            "temporary_use",
+            "aquaculture",
+            (2026, 5),
+            (2026, 8),
+            sq(8.0, 8.0, 24.0, 19.0),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![pond],
+            b,
+            Transition::VegetationToBuilt,
+        );
+        assert_eq!(
+            kind(&j).as_deref(),
+            Some("building_on_farmland"),
+            "{}",
+            j.trace
+        );
+    }
+
+    #[test]
+    fn excavation_beyond_a_permit_s_footprint_is_flagged_on_the_excess() {
+        // 1000 m² dug; a valid construction permit explains the 100 m² inside its footprint.
+        // No beyond-footprint rule takes excavation: the excavation rule judges the 900 m² left.
+        let region = sq(5.0, 5.0, 50.0, 20.0);
+        let valid = permit(
+            "planning_permit",
+            "construction",
+            (2026, 1),
+            (2027, 12),
+            sq(5.0, 5.0, 5.0, 20.0),
+        );
+        let j = run(
+            parcel("farmland", false, false),
+            vec![valid],
+            region,
+            Transition::VegetationToBare,
+        );
+        assert_eq!(kind(&j).as_deref(), Some("excavation"), "{}", j.trace);
+        assert!((j.suspected_m2 - 900.0).abs() < 1e-6, "{}", j.suspected_m2);
+        assert!(j.suspected_is_remainder);
+        assert_eq!(j.trace["measured"]["unexplained_area_m2"], 900.0);
+        assert_eq!(j.trace["measured"]["explained_by_permits_m2"], 100.0);
+        let fired = &j.trace["rules"][j.trace["rules"].as_array().map_or(0, |r| r.len() - 1)];
+        assert_eq!(fired["rule_id"], "R07-FARM-EXCAVATION");
+        assert_eq!(
+            fired["reason"],
+            "100.0 m² explained by valid permits, not counted; 900.00 m² unexplained vs min_area_m2 400"
+        );
+    }
+
+    #[test]
     fn a_whole_field_turning_bare_is_a_field_operation() {
         let whole = sq(0.5, 0.5, 59.0, 49.0);
         let j = run(
@@ -835,7 +1088,7 @@ mod tests {
             let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
             let region = sq(x, y, w, h);
             let t = ts[t_i];
-            let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, 1.0);
+            let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 });
             proptest::prop_assert_eq!(ps.len(), 1);
             let j = judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area(), FieldLoss { fraction, edge_contact: edge });
             proptest::prop_assert!(j.rule.is_none(), "fired {:?}: {}", j.rule.map(|r| r.id), j.trace);

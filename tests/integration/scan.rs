@@ -1509,6 +1509,181 @@ fn a_shapefile_without_its_prj_is_refused_with_its_likely_crs_and_read_in_the_st
 }
 
 #[test]
+fn on_a_grid_in_degrees_the_areas_of_findings_are_those_on_the_ellipsoid() {
+    // Parcels, permits and imagery all in CGCS2000 degrees (EPSG:4490): the grid is in degrees
+    // too, and each finding's area must be its polygon's on the ellipsoid, as SpatiaLite's
+    // ST_Area(geom, 1) measures it (a square degree times one factor was 0.4 % short at 31° N).
+    let src = scene(1024, 1);
+    let dir = scratch("scan-degrees");
+    let ok = |c: &mut std::process::Command| c.status().map(|s| s.success()).unwrap_or(false);
+    for date in ["before", "after"] {
+        let to = dir.join(date);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(src.join("imagery").join(date))
+            .unwrap()
+            .flatten()
+        {
+            // gdalwarp comes with GDAL (gdal-bin) and keeps the acquisition date's metadata.
+            let warp = std::process::Command::new("gdalwarp")
+                .args(["-q", "-t_srs", "EPSG:4490", "-r", "near"])
+                .arg(e.path())
+                .arg(to.join(e.file_name()))
+                .status();
+            assert!(
+                warp.map(|s| s.success()).unwrap_or(false),
+                "gdalwarp failed"
+            );
+        }
+    }
+    let parcels = dir.join("parcels.gpkg");
+    parcels_converted(&src, &parcels, "GPKG", "EPSG:4490");
+    let permits = dir.join("permits.gpkg");
+    assert!(ok(std::process::Command::new("ogr2ogr")
+        .args(["-t_srs", "EPSG:4490"])
+        .arg(&permits)
+        .arg(src.join("permits.gpkg"))));
+    let out = dir.join("out");
+    let o = run([
+        "scan",
+        "--before",
+        dir.join("before").to_str().unwrap(),
+        "--after",
+        dir.join("after").to_str().unwrap(),
+        "--parcels",
+        parcels.to_str().unwrap(),
+        "--permits",
+        permits.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        "--no-packets",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["working_crs"], "EPSG:4490");
+    let measured = std::process::Command::new("ogr2ogr")
+        .args(["-f", "CSV", "/vsistdout/"])
+        .arg(out.join("findings.gpkg"))
+        .args([
+            "-dialect",
+            "sqlite",
+            "-sql",
+            "SELECT area_m2, area_mu, ST_Area(geom, 1) AS ellipsoid FROM findings",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&measured.stdout);
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.trim_matches('"').parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert!(rows.len() >= 6, "{text}");
+    for r in &rows {
+        let (area_m2, area_mu, ellipsoid) = (r[0], r[1], r[2]);
+        assert!(
+            (area_m2 - ellipsoid).abs() <= 0.01,
+            "{area_m2} m² vs {ellipsoid} m²: {text}"
+        );
+        assert!(
+            (area_mu - ellipsoid * 15.0 / 10_000.0).abs() <= 0.001,
+            "{area_mu} mu: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_building_inside_a_red_line_layer_is_flagged_though_its_parcel_mostly_lies_outside() {
+    // The red line as a layer of its own (`[[parcels.control]]`), drawn round the building on
+    // grassland parcel WJ-000113 only: the parcel is a third inside (not in the red line), the
+    // building wholly (in it). Before, the building went unflagged: no rule takes building on
+    // grassland outside the red line.
+    let src = scene(1024, 1);
+    let dir = scratch("scan-redline-layer");
+    let ogr = |args: &[&str]| {
+        let status = std::process::Command::new("ogr2ogr").args(args).status();
+        assert!(
+            status.map(|s| s.success()).unwrap_or(false),
+            "ogr2ogr {args:?} failed"
+        );
+    };
+    let (parcels, red) = (dir.join("parcels.gpkg"), dir.join("redline.gpkg"));
+    let scene_parcels = src.join("parcels.gpkg");
+    ogr(&[
+        "-f",
+        "GPKG",
+        "-nln",
+        "parcels",
+        parcels.to_str().unwrap(),
+        scene_parcels.to_str().unwrap(),
+        "-dialect",
+        "sqlite",
+        "-sql",
+        "SELECT parcel_id, approved_use, basic_farmland, 0 AS eco_redline, geom FROM parcels",
+    ]);
+    ogr(&[
+        "-f",
+        "GPKG",
+        "-nln",
+        "eco_redline",
+        red.to_str().unwrap(),
+        scene_parcels.to_str().unwrap(),
+        "-dialect",
+        "sqlite",
+        "-sql",
+        "SELECT CastToMultiPolygon(BuildMbr(561600, 3448915, 561640, 3448955, 4549)) AS geom \
+         FROM parcels LIMIT 1",
+    ]);
+    let text = std::fs::read_to_string(src.join("landwatch.toml")).unwrap();
+    let text = text
+        .replace("\"imagery/", &format!("\"{}/imagery/", src.display()))
+        .replace(
+            "\"parcels.gpkg\"",
+            &format!("{:?}", parcels.display().to_string()),
+        )
+        .replace(
+            "\"permits.gpkg\"",
+            &format!("{:?}", src.join("permits.gpkg").display().to_string()),
+        )
+        .replace(
+            "\n[grid]",
+            &format!(
+                "\n[[parcels.control]]\npath = {:?}\nkind = \"eco_redline\"\n\n[grid]",
+                red.display().to_string()
+            ),
+        );
+    let cfg = dir.join("landwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.join("out");
+    let o = run(scan_json(&cfg, &out));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let on = |id: &str| -> Vec<Value> {
+        fc["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["properties"]["parcel_id"] == id)
+            .map(|f| f["properties"].clone())
+            .collect()
+    };
+    let building = on("WJ-000113");
+    assert_eq!(building.len(), 1, "{fc}");
+    assert_eq!(building[0]["kind"], "redline_construction");
+    assert_eq!(
+        building[0]["control_layers"],
+        serde_json::json!(["eco_redline"])
+    );
+    // The filled pond of WJ-000109, outside this red line, is filled water, not red-line work.
+    assert_eq!(on("WJ-000109")[0]["kind"], "filled_water");
+}
+
+#[test]
 fn data_on_a_legacy_chinese_datum_is_warned_of() {
     // Parcels still in Xian 1980 (older survey data): PROJ converts them to the imagery's
     // CGCS2000 by the ellipsoid alone, where the real offset runs to tens of metres. Each
