@@ -154,10 +154,11 @@ struct GridArgs {
     /// Pixel size in CRS units (default: the config's, else the first raster's).
     #[arg(long)]
     pixel_size: Option<f64>,
-    /// Cell edge in pixels.
+    /// Cell edge in pixels, 16 to 16384 (default: the config's, else 1024).
     #[arg(long)]
     cell_size: Option<usize>,
-    /// Halo in pixels read around each cell.
+    /// Halo in pixels read around each cell, at most half the cell edge (default: the config's,
+    /// else 32).
     #[arg(long)]
     halo: Option<usize>,
     /// Pin the grid origin (north-west corner) as X,Y.
@@ -613,13 +614,25 @@ fn grid(a: GridArgs) -> Result<Outcome> {
             tracing::warn!("skipped {}", p.message);
         }
     }
-    let req = GridRequest {
+    let grid_cfg = landwatch::config::GridConfig {
         crs: a.crs.clone().or(cfg.grid.crs.clone()),
         pixel_size: a.pixel_size.or(cfg.grid.pixel_size),
-        // A learned detector's ground resolution, when the config names one.
-        pixel_size_m: cfg.detector.pixel_size_m()?,
         cell_size: a.cell_size.unwrap_or(cfg.grid.cell_size),
         halo: a.halo.unwrap_or(cfg.grid.halo),
+        origin: cfg.grid.origin,
+    };
+    // The config's own values were checked when it was loaded; what is wrong now came from the
+    // command line.
+    if let Err((field, detail)) = grid_cfg.check() {
+        bail!("--{}: {detail}", field.replace('_', "-"));
+    }
+    let req = GridRequest {
+        crs: grid_cfg.crs,
+        pixel_size: grid_cfg.pixel_size,
+        // A learned detector's ground resolution, when the config names one.
+        pixel_size_m: cfg.detector.pixel_size_m()?,
+        cell_size: grid_cfg.cell_size,
+        halo: grid_cfg.halo,
         origin: match &a.origin {
             Some(s) => Some(parse_origin(s)?),
             None => cfg.grid.origin.map(|o| (o[0], o[1])),

@@ -553,6 +553,39 @@ fn a_bad_config_is_refused_naming_the_field() {
     assert!(stderr(&o).contains("befor"), "{}", stderr(&o));
 }
 
+/// `grid`'s own flags are held to the config's limits: a zero cell or pixel size printed a grid
+/// of NaN bounds and exited 0, a one-pixel cell listed millions of cells.
+#[test]
+fn grid_flags_out_of_range_are_refused_naming_the_flag() {
+    let tif = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rasterio/byte.tif");
+    let tif = tif.to_str().unwrap();
+    for (args, says) in [
+        (
+            ["--cell-size", "0"],
+            "--cell-size: must be between 16 and 16384",
+        ),
+        (
+            ["--cell-size", "1"],
+            "--cell-size: must be between 16 and 16384",
+        ),
+        (
+            ["--pixel-size", "0"],
+            "--pixel-size: must be a positive number",
+        ),
+        (
+            ["--halo", "5000"],
+            "--halo: must be at most half the cell size",
+        ),
+    ] {
+        let o = run(["grid", tif, args[0], args[1]]);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stdout(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("NaN"), "{args:?}: {}", stdout(&o));
+    }
+    let o = run(["grid", tif, "--cell-size", "16", "--halo", "8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 #[test]
 fn the_demo_runs_the_whole_pipeline_and_points_at_a_report() {
     let out = scratch("demo-1024");
