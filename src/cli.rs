@@ -1645,29 +1645,36 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&e)?);
         return Ok(Outcome::Done);
     }
+    // A ratio with nothing to divide by (no findings, no truth of a kind) is printed as n/a.
+    let num = |v: Option<f64>| v.map_or_else(|| "  n/a".to_string(), |v| format!("{v:.3}"));
     let line = |name: &str, p: &landwatch::eval_findings::Prf| {
-        if p.tp + p.fp + p.fn_ == 0 {
-            println!("{name:<24} none in the truth and none found");
-            return;
-        }
-        if p.fn_ == 0 && p.recall == 0.0 {
-            // Found kinds the truth names differently (the peer scene's truth says "building"):
-            // precision is meaningful, recall is not.
-            println!(
-                "{name:<24} precision {:.3}  recall   n/a (no truth of this kind)   (TP {}, FP {})",
-                p.precision, p.tp, p.fp
-            );
-            return;
-        }
         println!(
-            "{name:<24} precision {:.3}  recall {:.3}  F1 {:.3}   (TP {}, FP {}, FN {})",
-            p.precision, p.recall, p.f1, p.tp, p.fp, p.fn_
+            "{name:<24} precision {}  recall {}  F1 {}   (TP {}, FP {}, FN {})",
+            num(p.precision),
+            num(p.recall),
+            num(p.f1),
+            p.tp,
+            p.fp,
+            p.fn_
         )
     };
     line("parcel level", &e.parcel);
     line("object level", &e.object);
-    for (k, p) in &e.per_kind {
-        line(&format!("  {k}"), p);
+    // Per kind, recall and precision count different parcels (the truth's kind, the findings'
+    // kind), so each side's counts are named rather than folded into one TP/FP/FN.
+    for (k, s) in &e.per_kind {
+        println!(
+            "{:<24} precision {}  recall {}  F1 {}   (found {}, {} on violations; truth {}, {} flagged, {} as this kind)",
+            format!("  {k}"),
+            num(s.precision),
+            num(s.recall),
+            num(s.f1),
+            s.found,
+            s.found_on_violation,
+            s.truth,
+            s.truth_flagged,
+            s.truth_flagged_as_kind
+        );
     }
     if !e.unobservable.is_empty() {
         println!(

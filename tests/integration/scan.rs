@@ -2320,3 +2320,88 @@ fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
         "{why:?}"
     );
 }
+
+/// A square feature of a hand-written GeoJSON file near Wujiang, `d` degrees east of the first.
+fn eval_feature(props: &str, d: f64) -> String {
+    let (x, y, s) = (120.64 + d, 31.16, 0.0002);
+    format!(
+        r#"{{"type":"Feature","properties":{props},"geometry":{{"type":"Polygon","coordinates":[[[{x},{y}],[{},{y}],[{},{}],[{x},{}],[{x},{y}]]]}}}}"#,
+        x + s,
+        x + s,
+        y + s,
+        y + s
+    )
+}
+
+fn feature_collection(features: &[String]) -> String {
+    format!(
+        r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+        features.join(",")
+    )
+}
+
+/// A building on farmland flagged as excavation: the per-kind lines said "none in the truth and
+/// none found" for the building and counted the excavation finding as its own true positive, and
+/// the JSON gave a kind with no findings precision 0 and one with no truth recall 1.
+#[test]
+fn eval_per_kind_counts_a_kind_flagged_as_another_on_both_sides() {
+    let dir = scratch("eval-per-kind");
+    let truth = dir.join("truth.geojson");
+    let findings = dir.join("findings.geojson");
+    std::fs::write(
+        &truth,
+        feature_collection(&[
+            eval_feature(
+                r#"{"kind":"building_on_farmland","category":"violation","parcel_id":"A"}"#,
+                0.0,
+            ),
+            eval_feature(
+                r#"{"kind":"excavation","category":"violation","parcel_id":"B"}"#,
+                0.01,
+            ),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        &findings,
+        feature_collection(&[eval_feature(
+            r#"{"kind":"excavation","parcel_id":"A","finding_id":"f1","rule_id":"R"}"#,
+            0.0,
+        )]),
+    )
+    .unwrap();
+    let (t, f) = (truth.to_str().unwrap(), findings.to_str().unwrap());
+    let o = run(["eval", "--truth", t, "--findings", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let line = |kind: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} line: {text}"))
+            .to_string()
+    };
+    let building = line("building_on_farmland");
+    assert!(!building.contains("none in the truth"), "{building}");
+    assert!(
+        building.contains("precision   n/a  recall 1.000")
+            && building.contains("found 0, 0 on violations; truth 1, 1 flagged, 0 as this kind"),
+        "{building}"
+    );
+    let excavation = line("excavation");
+    assert!(
+        excavation.contains("precision 1.000  recall 0.000")
+            && excavation.contains("found 1, 1 on violations; truth 1, 0 flagged, 0 as this kind"),
+        "{excavation}"
+    );
+    let o = run(["eval", "--json", "--truth", t, "--findings", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = json_of(&o);
+    let b = &e["per_kind"]["building_on_farmland"];
+    assert_eq!(b["truth"], 1);
+    assert_eq!(b["truth_flagged_as_kind"], 0);
+    assert!(b["precision"].is_null(), "{b}");
+    assert_eq!(b["recall"], 1.0);
+    assert_eq!(e["parcel"]["fn"], 1);
+    assert!(e["parcel"].get("fn_").is_none(), "{}", e["parcel"]);
+    assert_eq!(e["missed_parcels"][0]["parcel_id"], "B");
+}
