@@ -1587,10 +1587,28 @@ fn evidence_stage(
 }
 
 fn eval(a: EvalArgs) -> Result<Outcome> {
+    use geo::BoundingRect;
     use landwatch::eval_findings::{evaluate, FoundItem, TruthItem};
     use landwatch::ingest::vector::read_layer;
-    // A common metric CRS for overlaps; only relative areas matter.
-    let crs = "EPSG:3857";
+    // Overlaps and the areas in the lists of misses and false alarms in square metres: an
+    // equal-area projection centred on the truth. (Web Mercator's "metres" are sec(latitude) too
+    // long, and its areas 1.37 times too large at Suzhou.)
+    let crs = {
+        let wgs84 = read_layer(&a.truth, None, None, "EPSG:4326")?;
+        let bounds = wgs84
+            .features
+            .iter()
+            .filter_map(|f| f.geometry.as_ref()?.bounding_rect())
+            .reduce(|a, b| {
+                geo::Rect::new(
+                    (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
+                    (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
+                )
+            });
+        let (lon, lat) = bounds.map_or((0.0, 0.0), |r| (r.center().x, r.center().y));
+        format!("+proj=laea +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m +no_defs")
+    };
+    let crs = crs.as_str();
     let text = |f: &landwatch::ingest::vector::VectorFeature, k: &str| -> Option<String> {
         match f.attributes.get(k)? {
             serde_json::Value::Null => None,

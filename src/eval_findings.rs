@@ -110,7 +110,7 @@ pub struct Miss {
     pub parcel_id: String,
     /// Kind (truth kind for misses, finding kind for false alarms).
     pub kind: String,
-    /// Area, in the CRS's units².
+    /// Area, in the CRS's units² (`landwatch eval`: square metres).
     pub area: f64,
     /// For false alarms: the truth kinds the finding overlaps (harvest, permitted …), if any.
     pub overlaps: Vec<String>,

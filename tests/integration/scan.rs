@@ -2340,12 +2340,10 @@ fn feature_collection(features: &[String]) -> String {
     )
 }
 
-/// A building on farmland flagged as excavation: the per-kind lines said "none in the truth and
-/// none found" for the building and counted the excavation finding as its own true positive, and
-/// the JSON gave a kind with no findings precision 0 and one with no truth recall 1.
-#[test]
-fn eval_per_kind_counts_a_kind_flagged_as_another_on_both_sides() {
-    let dir = scratch("eval-per-kind");
+/// A truth of a building on farmland (parcel A) and an excavation (parcel B), and findings of one
+/// excavation on parcel A, as GeoJSON files in a scratch directory.
+fn building_flagged_as_excavation(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch(name);
     let truth = dir.join("truth.geojson");
     let findings = dir.join("findings.geojson");
     std::fs::write(
@@ -2370,6 +2368,15 @@ fn eval_per_kind_counts_a_kind_flagged_as_another_on_both_sides() {
         )]),
     )
     .unwrap();
+    (truth, findings)
+}
+
+/// A building on farmland flagged as excavation: the per-kind lines said "none in the truth and
+/// none found" for the building and counted the excavation finding as its own true positive, and
+/// the JSON gave a kind with no findings precision 0 and one with no truth recall 1.
+#[test]
+fn eval_per_kind_counts_a_kind_flagged_as_another_on_both_sides() {
+    let (truth, findings) = building_flagged_as_excavation("eval-per-kind");
     let (t, f) = (truth.to_str().unwrap(), findings.to_str().unwrap());
     let o = run(["eval", "--truth", t, "--findings", f]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -2404,4 +2411,28 @@ fn eval_per_kind_counts_a_kind_flagged_as_another_on_both_sides() {
     assert_eq!(e["parcel"]["fn"], 1);
     assert!(e["parcel"].get("fn_").is_none(), "{}", e["parcel"]);
     assert_eq!(e["missed_parcels"][0]["parcel_id"], "B");
+}
+
+/// The areas in eval's lists are square metres: they were Web Mercator's, 1.37 times too large
+/// at Suzhou's latitude.
+#[test]
+fn eval_lists_areas_in_square_metres() {
+    let (truth, findings) = building_flagged_as_excavation("eval-areas");
+    let o = run([
+        "eval",
+        "--json",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        findings.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = json_of(&o);
+    // A square of 0.0002° at 31.16° N: 22.24 m north-south by 19.03 m east-west.
+    let expected = (0.0002f64 * 111_195.0).powi(2) * 31.16f64.to_radians().cos();
+    let area = e["missed_parcels"][0]["area"].as_f64().unwrap();
+    assert!(
+        (area / expected - 1.0).abs() < 0.01,
+        "{area} m², expected {expected:.1}"
+    );
 }
