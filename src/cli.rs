@@ -1645,6 +1645,17 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             truth_layer.features.len()
         );
     }
+    // landwatch's own findings carry a `kind` too, so a swapped pair would be scored quietly.
+    let is_finding = |f: &landwatch::ingest::vector::VectorFeature| {
+        f.attributes.contains_key("finding_id") && f.attributes.contains_key("rule_id")
+    };
+    if truth_layer.features.iter().any(is_finding) {
+        bail!(
+            "{}: not a truth file: its features are landwatch findings (they have finding_id and \
+             rule_id); were --truth and --findings swapped?",
+            a.truth.display()
+        );
+    }
     let found_layer = read_layer(&a.findings, None, None, crs)?;
     let found: Vec<FoundItem> = found_layer
         .features
@@ -1658,6 +1669,15 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             })
         })
         .collect();
+    if !found.is_empty() && !landwatch::eval_findings::share_ground(&truth, &found) {
+        bail!(
+            "{}: none of its {} findings lies within the area of the truth in {}: findings of \
+             another scene?",
+            a.findings.display(),
+            found.len(),
+            a.truth.display()
+        );
+    }
     let e = evaluate(&truth, &found);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e)?);

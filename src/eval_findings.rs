@@ -156,6 +156,33 @@ fn overlap(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
     }
 }
 
+/// Whether any finding's bounding box meets the truth's: findings of another scene (or truth and
+/// findings in different CRSs that both claim to be right) would otherwise be scored as all
+/// false alarms and all misses, which reads like a detector that found nothing right.
+pub fn share_ground(truth: &[TruthItem], found: &[FoundItem]) -> bool {
+    let extent = truth
+        .iter()
+        .filter_map(|t| t.geometry.bounding_rect())
+        .reduce(|a, b| {
+            geo::Rect::new(
+                (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
+                (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
+            )
+        });
+    let Some(e) = extent else {
+        return false;
+    };
+    found
+        .iter()
+        .filter_map(|f| f.geometry.bounding_rect())
+        .any(|r| {
+            r.min().x <= e.max().x
+                && e.min().x <= r.max().x
+                && r.min().y <= e.max().y
+                && e.min().y <= r.max().y
+        })
+}
+
 /// Scores findings against truth.
 pub fn evaluate(truth: &[TruthItem], found: &[FoundItem]) -> Evaluation {
     let unobserved: Vec<&TruthItem> = truth
@@ -447,6 +474,23 @@ mod tests {
         assert_eq!((e.object.tp, e.object.fp, e.object.fn_), (1, 1, 1));
         assert_eq!(e.per_kind["building_on_farmland"].recall, Some(1.0));
         assert_eq!(e.per_kind["excavation"].precision, Some(0.0));
+    }
+
+    #[test]
+    fn findings_elsewhere_share_no_ground_with_the_truth() {
+        let truth = vec![
+            t("excavation", "violation", "A", sq(0.0, 0.0, 10.0)),
+            t("harvest", "cycle", "B", sq(100.0, 0.0, 10.0)),
+        ];
+        let at = |x: f64| FoundItem {
+            kind: "excavation".into(),
+            parcel_id: "C".into(),
+            geometry: sq(x, 0.0, 5.0),
+        };
+        // Between the truth's features is still its ground; far off is not.
+        assert!(share_ground(&truth, &[at(50.0)]));
+        assert!(share_ground(&truth, &[at(5000.0), at(105.0)]));
+        assert!(!share_ground(&truth, &[at(5000.0)]));
     }
 
     #[test]

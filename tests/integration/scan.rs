@@ -2436,3 +2436,45 @@ fn eval_lists_areas_in_square_metres() {
         "{area} m², expected {expected:.1}"
     );
 }
+
+/// Truth and findings swapped, or findings of another scene: both were scored quietly (as all
+/// misses and false alarms, exit 0), which reads like a detector that found nothing right.
+#[test]
+fn eval_refuses_swapped_or_unrelated_inputs() {
+    let (truth, findings) = building_flagged_as_excavation("eval-swapped");
+    let o = run([
+        "eval",
+        "--truth",
+        findings.to_str().unwrap(),
+        "--findings",
+        truth.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("were --truth and --findings swapped?"),
+        "{}",
+        stderr(&o)
+    );
+    let elsewhere = truth.with_file_name("elsewhere.geojson");
+    std::fs::write(
+        &elsewhere,
+        feature_collection(&[eval_feature(
+            r#"{"kind":"excavation","parcel_id":"A","finding_id":"f1","rule_id":"R"}"#,
+            1.0,
+        )]),
+    )
+    .unwrap();
+    let o = run([
+        "eval",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("none of its 1 findings lies within the area of the truth"),
+        "{}",
+        stderr(&o)
+    );
+}
