@@ -19,8 +19,8 @@ pub enum Outcome {
     Done,
     /// Done, but some inputs were skipped; each was named in the output.
     DoneWithSkips,
-    /// The command ran to the end and its answer is "no" (e.g. a packet that does not verify);
-    /// what failed was named in the output.
+    /// The command ran to the end and its answer is "no" (e.g. a packet that does not verify),
+    /// or the command line was not understood; what failed was named in the output.
     Failed,
 }
 
@@ -430,7 +430,21 @@ struct DemoArgs {
 
 /// Parses the command line and runs the command.
 pub fn run() -> Result<Outcome> {
-    let cli = Cli::parse();
+    // A usage error (an unknown or renamed flag, a missing value) is a failure, exit 1: clap's
+    // own exit code, 2, is landwatch's "done, with skipped inputs", which a scheduler's check
+    // would take for a night that ran.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Printing to a closed pipe is no reason to change the outcome.
+            let _ = e.print();
+            return Ok(if e.use_stderr() {
+                Outcome::Failed
+            } else {
+                Outcome::Done
+            });
+        }
+    };
     init_logging(cli.log_json, cli.verbose);
     match cli.command {
         Command::Catalog(a) => catalog(a),

@@ -31,6 +31,28 @@ fn every_command_has_help() {
     }
     let o = run(["--help"]);
     assert!(stdout(&o).contains("Exit codes"));
+    let o = run(["--version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A usage error exits with 1, "failed": clap's own 2 is landwatch's "done, with skipped inputs",
+/// which a night's check would take for a run.
+#[test]
+fn a_usage_error_is_a_failure() {
+    for args in [
+        &["scan", "--bogus"][..],
+        &["scan", "--config"],
+        &["eval", "--truth", "t.geojson"],
+        &[],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("Usage: landwatch") || err.contains("try '--help'"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
