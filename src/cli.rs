@@ -50,38 +50,58 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List every raster under the given paths with its georeferencing, date, sensor, bands and SHA-256.
+    #[command(
+        after_help = "Exit codes: 0 done; 2 done, but some files cannot be used (each is listed with its reason); 1 failed."
+    )]
     Catalog(CatalogArgs),
     /// Show (and optionally read) the analysis grid: its cells, stable ids and the imagery over each.
+    #[command(
+        after_help = "Exit codes: 0 done; 2 done, but some imagery cannot be used (each is named); 1 failed."
+    )]
     Grid(GridArgs),
     /// Detect land-cover change between a before and an after image (mask, score, regions, summary).
     #[command(long_about = DETECT_HELP)]
     Detect(DetectArgs),
     /// Score a change mask against a truth raster: precision, recall, F1, IoU, accuracy, kappa.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     EvalMask(EvalMaskArgs),
     /// Scan imagery against parcels, permits and rules: suspected violations, coverage, summary.
     #[command(long_about = SCAN_HELP)]
     Scan(ScanArgs),
     /// Score findings against injected truth: parcel- and object-level precision, recall, F1.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Eval(EvalArgs),
     /// Generate a synthetic before/after scene near Suzhou with exact ground truth.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Synth(SynthArgs),
     /// Generate a scene and run everything landwatch can do on it, then say which files to open.
+    #[command(
+        after_help = "Exit codes: 0 done; 2 done, but the scan skipped some inputs (named); 1 failed."
+    )]
     Demo(DemoArgs),
     /// Generate the bureau's Ed25519 key pair for signing evidence packets.
-    #[command(long_about = KEYGEN_HELP)]
+    #[command(long_about = KEYGEN_HELP, after_help = EXIT_DONE_OR_FAILED)]
     Keygen(KeygenArgs),
     /// Check an evidence packet (directory or .zip): every file's SHA-256 and the signature.
     #[command(long_about = VERIFY_HELP)]
     Verify(VerifyArgs),
     /// List cases (suspected violations followed across runs) from the store.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Cases(crate::store_cli::CasesArgs),
     /// Show one case (history, geometry, packets, lineage), or record an analyst's decision on it.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Case(crate::store_cli::CaseArgs),
     /// Show the last runs, their outcome and counts, and the cases per status.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Status(crate::store_cli::StatusArgs),
     /// Write a starter landwatch.toml, the shipped rules.toml and a key pair into a directory.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Init(crate::store_cli::InitArgs),
 }
+
+/// The exit codes of a command that skips no input: it does all it was asked or fails.
+const EXIT_DONE_OR_FAILED: &str =
+    "Exit codes: 0 done; 1 failed (the error and its causes are printed).";
 
 const KEYGEN_HELP: &str = "Generate the bureau's Ed25519 key pair for signing evidence packets.\n\n\
 Writes DIR/NAME.key (the private key, file mode 0600: keep it on the machine that runs the scan, \
@@ -404,7 +424,7 @@ struct SynthArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Scene size in 0.5 m pixels per side (4096 = 2 km × 2 km).
+    /// Scene size in 0.5 m pixels per side, 256 to 40000 (4096 = 2 km × 2 km).
     #[arg(long, default_value_t = 4096)]
     size: usize,
     /// Random seed; the same seed gives byte-identical files.
@@ -420,7 +440,7 @@ struct DemoArgs {
     /// Where to put the demo scene and results.
     #[arg(long, default_value = "landwatch-demo")]
     out: PathBuf,
-    /// Scene size in pixels per side.
+    /// Scene size in 0.5 m pixels per side, 256 to 40000 (2048 = 1 km × 1 km).
     #[arg(long, default_value_t = 2048)]
     size: usize,
     /// Random seed.

@@ -28,6 +28,7 @@ fn every_command_has_help() {
         assert!(o.status.success(), "{cmd} --help failed");
         let text = stdout(&o);
         assert!(text.contains("Usage: landwatch"), "{cmd}: {text}");
+        assert!(text.contains("Exit codes: 0 "), "{cmd}: {text}");
     }
     let o = run(["--help"]);
     assert!(stdout(&o).contains("Exit codes"));
