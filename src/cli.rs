@@ -1345,8 +1345,14 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             "  {} suspected violation(s) (疑似违法用地线索):",
             r.findings
         );
+        // The officer reading this line reads the rules' bilingual label, not only the id.
         for (k, n) in &r.findings_by_kind {
-            println!("    {n:>4} {k}");
+            let label = result
+                .findings
+                .iter()
+                .find(|f| &f.kind == k)
+                .map_or("", |f| f.kind_label.as_str());
+            println!("    {n:>4} {k:<22} {label}");
         }
         let cov: Vec<String> = r.coverage.iter().map(|(k, v)| format!("{v} {k}")).collect();
         println!(

@@ -2478,3 +2478,33 @@ fn eval_refuses_swapped_or_unrelated_inputs() {
         stderr(&o)
     );
 }
+
+/// The scan's report names each kind of suspected violation with the rules' bilingual label, as
+/// the findings and packets do: the officer reading it read ids such as `expired_temporary` only.
+#[test]
+fn the_scan_report_labels_each_kind_in_both_languages() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-report-labels");
+    let o = run([
+        "scan",
+        "--config",
+        src.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-packets",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let text = stdout(&o);
+    let line = text
+        .lines()
+        .find(|l| l.contains("expired_temporary"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("临时用地到期未复垦 / use after a temporary permit expired"),
+        "{line}"
+    );
+}
