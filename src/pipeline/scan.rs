@@ -2497,7 +2497,11 @@ fn finding_properties(f: &Finding) -> Map<String, Value> {
     }
 }
 
-const FINDING_FIELDS: [(&str, FieldKind); 20] = [
+/// What every finding is, on each row of the findings' files: a row of a spreadsheet or an
+/// attribute table is read alone, away from the file's name and the report.
+const FINDING_WORDING: &str = "疑似违法用地线索 / suspected violation (a lead, not a verdict)";
+
+const FINDING_FIELDS: [(&str, FieldKind); 21] = [
     ("finding_id", FieldKind::Text),
     ("parcel_id", FieldKind::Text),
     ("approved_use", FieldKind::Text),
@@ -2518,6 +2522,7 @@ const FINDING_FIELDS: [(&str, FieldKind); 20] = [
     ("after_date", FieldKind::Text),
     ("permits", FieldKind::Text),
     ("rule_trace", FieldKind::Text),
+    ("wording", FieldKind::Text),
 ];
 
 fn finding_row(f: &Finding) -> Vec<VValue> {
@@ -2542,6 +2547,7 @@ fn finding_row(f: &Finding) -> Vec<VValue> {
         VValue::from(f.after_date.clone()),
         VValue::from(f.permits.join(",")),
         VValue::from(f.rule_trace.to_string()),
+        VValue::from(FINDING_WORDING),
     ]
 }
 
@@ -2569,10 +2575,7 @@ fn write_outputs(
                 .multi_polygon(&f.polygon)
                 .map_err(|e| PipelineError::Inputs(format!("finding {}: {e}", f.finding_id)))?;
             let mut props = finding_properties(f);
-            props.insert(
-                "wording".into(),
-                json!("疑似违法用地线索 / suspected violation (a lead, not a verdict)"),
-            );
+            props.insert("wording".into(), json!(FINDING_WORDING));
             features.push(geojson::feature(
                 Some(&geo::Geometry::MultiPolygon(g)),
                 props,

@@ -2508,3 +2508,48 @@ fn the_scan_report_labels_each_kind_in_both_languages() {
         "{line}"
     );
 }
+
+/// Every row of findings.csv and findings.gpkg says it is a suspected violation, as each feature
+/// of findings.geojson does: a row of a spreadsheet read alone said "excavation" and nothing else.
+#[test]
+fn every_row_of_the_findings_tables_says_suspected() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-rows-say-suspected");
+    let o = run([
+        "scan",
+        "--config",
+        src.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-packets",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let wording = "疑似违法用地线索 / suspected violation (a lead, not a verdict)";
+    let csv = std::fs::read_to_string(out.join("findings.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let column = rows
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "wording")
+        .unwrap_or_else(|| panic!("no wording column: {csv}"));
+    let mut n = 0;
+    for row in rows.records() {
+        assert_eq!(&row.unwrap()[column], wording);
+        n += 1;
+    }
+    assert!(n > 0, "{csv}");
+    let ds = Dataset::open(out.join("findings.gpkg")).unwrap();
+    let mut layer = ds.layer_by_name("findings").unwrap();
+    let idx = layer.defn().field_index("wording").unwrap();
+    let mut m = 0;
+    for f in layer.features() {
+        assert_eq!(f.field_as_string(idx).unwrap().as_deref(), Some(wording));
+        m += 1;
+    }
+    assert_eq!(m, n);
+}
