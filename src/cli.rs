@@ -1709,6 +1709,25 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             })
         })
         .collect();
+    // Findings are scored by parcel: a feature without a parcel id (a change region of
+    // changes.geojson, another tool's output naming its parcels otherwise) cannot be, and scoring
+    // without it would read as a detector that found nothing.
+    let unscored = found_layer.features.len() - found.len();
+    if unscored > 0 && found.is_empty() {
+        bail!(
+            "{}: not findings: none of its {} features has a `parcel_id` and an outline (give the \
+             findings.geojson or findings.gpkg landwatch scan wrote)",
+            a.findings.display(),
+            unscored
+        );
+    }
+    if unscored > 0 {
+        tracing::warn!(
+            "{}: {unscored} of its {} features have no `parcel_id` or no outline and are not scored",
+            a.findings.display(),
+            found_layer.features.len()
+        );
+    }
     if !found.is_empty() && !landwatch::eval_findings::share_ground(&truth, &found) {
         bail!(
             "{}: none of its {} findings lies within the area of the truth in {}: findings of \

@@ -2437,8 +2437,9 @@ fn eval_lists_areas_in_square_metres() {
     );
 }
 
-/// Truth and findings swapped, or findings of another scene: both were scored quietly (as all
-/// misses and false alarms, exit 0), which reads like a detector that found nothing right.
+/// Truth and findings swapped, change regions given as findings, or findings of another scene:
+/// each was scored quietly (as all misses and false alarms, exit 0), which reads like a detector
+/// that found nothing right.
 #[test]
 fn eval_refuses_swapped_or_unrelated_inputs() {
     let (truth, findings) = building_flagged_as_excavation("eval-swapped");
@@ -2452,6 +2453,30 @@ fn eval_refuses_swapped_or_unrelated_inputs() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
         stderr(&o).contains("were --truth and --findings swapped?"),
+        "{}",
+        stderr(&o)
+    );
+    // Change regions (no parcel id) given as findings were all dropped and scored as nothing
+    // found.
+    let regions = truth.with_file_name("changes.geojson");
+    std::fs::write(
+        &regions,
+        feature_collection(&[eval_feature(
+            r#"{"region_id":1,"transition":"vegetation_to_built"}"#,
+            0.0,
+        )]),
+    )
+    .unwrap();
+    let o = run([
+        "eval",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        regions.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("not findings: none of its 1 features has a `parcel_id`"),
         "{}",
         stderr(&o)
     );
