@@ -192,6 +192,10 @@ pub struct ScanReport {
     pub version: String,
     /// The detector.
     pub detector: String,
+    /// What the detector is ([`Detector::describe`]): for a learned model, its name, version,
+    /// licence, training data and the SHA-256 of its files, as `landwatch detect`'s summary and
+    /// the evidence manifests give them.
+    pub detector_info: Value,
     /// The working CRS.
     pub working_crs: String,
     /// The grid.
@@ -963,6 +967,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             report: ScanReport {
                 version: crate::VERSION.to_string(),
                 detector: job.detector.name(),
+                detector_info: job.detector.describe(),
                 working_crs: working_crs.clone(),
                 grid: grid.clone(),
                 before_date: date_span(before),
@@ -1636,6 +1641,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let report = ScanReport {
         version: crate::VERSION.to_string(),
         detector: job.detector.name(),
+        detector_info: job.detector.describe(),
         working_crs: working_crs.clone(),
         grid: grid.clone(),
         before_date: date_span(before),
