@@ -270,11 +270,23 @@ pub fn evaluate(truth: &[TruthItem], found: &[FoundItem]) -> Evaluation {
         k.dedup();
         k
     };
+    // A missed parcel is named by its violations' kinds; the harvest or permitted building also
+    // on it is no miss.
+    let violation_kinds_of = |p: &str| -> Vec<String> {
+        let mut k: Vec<String> = violations
+            .iter()
+            .filter(|t| t.parcel_id.as_deref() == Some(p))
+            .map(|t| t.kind.clone())
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
     let missed_parcels = truth_parcels
         .difference(&flagged)
         .map(|p| Miss {
             parcel_id: p.to_string(),
-            kind: kinds_of(p).join(","),
+            kind: violation_kinds_of(p).join(","),
             area: violations
                 .iter()
                 .filter(|t| t.parcel_id.as_deref() == Some(*p))
@@ -441,6 +453,7 @@ mod tests {
         let truth = vec![
             t("building_on_farmland", "violation", "A", sq(0.0, 0.0, 10.0)),
             t("excavation", "violation", "B", sq(100.0, 0.0, 10.0)),
+            t("harvest", "cycle", "B", sq(120.0, 0.0, 10.0)),
             t("harvest", "cycle", "C", sq(200.0, 0.0, 50.0)),
             t("pond_digging", "violation", "D", sq(300.0, 0.0, 10.0)),
             TruthItem {
@@ -471,6 +484,10 @@ mod tests {
         );
         assert_eq!(e.false_alarm_parcels[0].overlaps, vec!["harvest"]);
         assert_eq!(e.missed_parcels[0].parcel_id, "B");
+        assert_eq!(
+            e.missed_parcels[0].kind, "excavation",
+            "the harvest is no miss"
+        );
         assert_eq!((e.object.tp, e.object.fp, e.object.fn_), (1, 1, 1));
         assert_eq!(e.per_kind["building_on_farmland"].recall, Some(1.0));
         assert_eq!(e.per_kind["excavation"].precision, Some(0.0));
