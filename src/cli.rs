@@ -359,7 +359,8 @@ struct ScanArgs {
     /// A rules file, instead of the config's (default: the built-in rules).
     #[arg(long)]
     rules: Option<PathBuf>,
-    /// Output directory (overrides the config's).
+    /// Output directory (overrides the config's [output] dir). Default: the config's, else
+    /// landwatch-out beside the config, or without a config in the current directory.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print the summary as JSON.

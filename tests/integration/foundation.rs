@@ -30,6 +30,9 @@ fn every_command_has_help() {
         assert!(text.contains("Usage: landwatch"), "{cmd}: {text}");
         assert!(text.contains("Exit codes: 0 "), "{cmd}: {text}");
     }
+    // An ad-hoc scan without --out writes somewhere: the help says where.
+    let o = run(["scan", "--help"]);
+    assert!(stdout(&o).contains("landwatch-out"), "{}", stdout(&o));
     let o = run(["--help"]);
     assert!(stdout(&o).contains("Exit codes"));
     let o = run(["--version"]);
