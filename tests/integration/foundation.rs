@@ -612,6 +612,32 @@ fn grid_flags_out_of_range_are_refused_naming_the_flag() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// A second demo into the same directory scanned nothing ("nothing new"), checked no packet and
+/// pointed at no report.
+#[test]
+fn a_second_demo_into_the_same_directory_does_it_all_again() {
+    let out = scratch("demo-twice");
+    for round in 0..2 {
+        let o = run([
+            "demo",
+            "--out",
+            out.to_str().unwrap(),
+            "--size",
+            "512",
+            "--seed",
+            "5",
+        ]);
+        assert!(o.status.success(), "round {round}: {}", stderr(&o));
+        let text = stdout(&o);
+        assert!(!text.contains("nothing new"), "round {round}: {text}");
+        assert!(
+            text.contains("4/4 checking an evidence packet") && text.contains("INTACT"),
+            "round {round}: {text}"
+        );
+        assert!(text.contains("report.html"), "round {round}: {text}");
+    }
+}
+
 #[test]
 fn the_demo_runs_the_whole_pipeline_and_points_at_a_report() {
     let out = scratch("demo-1024");
