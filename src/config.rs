@@ -259,6 +259,10 @@ impl GridConfig {
                 ),
             ));
         }
+        if let Some(crs) = &self.crs {
+            crate::ingest::srs::parse_crs(crs)
+                .map_err(|e| ("crs", format!("'{crs}' is not a CRS GDAL understands: {e}")))?;
+        }
         Ok(())
     }
 }
@@ -493,16 +497,15 @@ impl Config {
                 ),
             ));
         }
-        for (section, crs) in [("grid", &self.grid.crs), ("parcels", &self.parcels.crs)] {
-            if let Some(crs) = crs {
-                crate::ingest::srs::parse_crs(crs).map_err(|e| {
-                    invalid(
-                        section,
-                        "crs",
-                        format!("'{crs}' is not a CRS GDAL understands: {e}"),
-                    )
-                })?;
-            }
+        // The grid's CRS was checked with the rest of [grid] above.
+        if let Some(crs) = &self.parcels.crs {
+            crate::ingest::srs::parse_crs(crs).map_err(|e| {
+                invalid(
+                    "parcels",
+                    "crs",
+                    format!("'{crs}' is not a CRS GDAL understands: {e}"),
+                )
+            })?;
         }
         for (field, roles) in [
             ("bands_before", &self.imagery.bands_before),

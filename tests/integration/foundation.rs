@@ -602,6 +602,11 @@ fn grid_flags_out_of_range_are_refused_naming_the_flag() {
             ["--halo", "5000"],
             "--halo: must be at most half the cell size",
         ),
+        // This one was blamed on the first raster ("before_r0c0.tif: CRS problem").
+        (
+            ["--crs", "EPSG:999999"],
+            "--crs: 'EPSG:999999' is not a CRS",
+        ),
     ] {
         let o = run(["grid", tif, args[0], args[1]]);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stdout(&o));
