@@ -396,7 +396,8 @@ struct EvalArgs {
     /// Truth: landwatch synth's truth.geojson, or the peer scene's truth.gpkg.
     #[arg(long)]
     truth: PathBuf,
-    /// The findings landwatch scan wrote (findings.geojson or findings.gpkg).
+    /// The findings landwatch scan wrote (findings.geojson or findings.gpkg), or another tool's
+    /// flagged parcels: polygons with a parcel_id (without a kind they are scored as `flagged`).
     #[arg(long)]
     findings: PathBuf,
     /// Print JSON (with the full lists of misses and false alarms).
