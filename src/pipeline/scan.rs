@@ -2524,12 +2524,24 @@ const FINDING_FIELDS: [(&str, FieldKind); 21] = [
     ("confidence", FieldKind::Real),
     ("observation", FieldKind::Text),
     ("also_seen_by", FieldKind::Text),
-    ("before_date", FieldKind::Text),
-    ("after_date", FieldKind::Text),
+    ("before_date", FieldKind::Date),
+    ("after_date", FieldKind::Date),
     ("permits", FieldKind::Text),
     ("rule_trace", FieldKind::Text),
     ("wording", FieldKind::Text),
 ];
+
+/// A finding's day as a date, so that QGIS and spreadsheets can filter and sort by it. The scan
+/// writes the day as `YYYY-MM-DD`; anything else is passed on as written, for OGR to read.
+fn day_value(day: &Option<String>) -> VValue {
+    match day
+        .as_deref()
+        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+    {
+        Some(Ok(d)) => VValue::Date(d),
+        _ => VValue::from(day.clone()),
+    }
+}
 
 fn finding_row(f: &Finding) -> Vec<VValue> {
     vec![
@@ -2549,8 +2561,8 @@ fn finding_row(f: &Finding) -> Vec<VValue> {
         VValue::from(f.confidence),
         VValue::from(f.observation.as_str()),
         VValue::from(f.also_seen_by.join(",")),
-        VValue::from(f.before_date.clone()),
-        VValue::from(f.after_date.clone()),
+        day_value(&f.before_date),
+        day_value(&f.after_date),
         VValue::from(f.permits.join(",")),
         VValue::from(f.rule_trace.to_string()),
         VValue::from(FINDING_WORDING),

@@ -2578,3 +2578,46 @@ fn every_row_of_the_findings_tables_says_suspected() {
     }
     assert_eq!(m, n);
 }
+
+/// findings.gpkg keeps a finding's dates as dates (QGIS filters and sorts them as such); they
+/// were text. findings.csv writes them as before.
+#[test]
+fn the_findings_gpkg_dates_are_dates() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-gpkg-dates");
+    let o = run([
+        "scan",
+        "--config",
+        src.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-packets",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let ds = Dataset::open(out.join("findings.gpkg")).unwrap();
+    let mut layer = ds.layer_by_name("findings").unwrap();
+    for name in ["before_date", "after_date"] {
+        let field = layer
+            .defn()
+            .fields()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(field.field_type(), OGRFieldType::OFTDate, "{name}");
+    }
+    let idx = layer.defn().field_index("after_date").unwrap();
+    let dates: Vec<String> = layer
+        .features()
+        .map(|f| f.field_as_string(idx).unwrap().unwrap())
+        .collect();
+    assert!(!dates.is_empty());
+    let csv = std::fs::read_to_string(out.join("findings.csv")).unwrap();
+    for d in &dates {
+        // OGR gives a date field as YYYY/MM/DD; the CSV keeps the ISO day.
+        let iso = d.replace('/', "-");
+        assert!(csv.contains(&format!(",{iso},")), "{iso}: {csv}");
+    }
+}
