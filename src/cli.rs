@@ -19,8 +19,8 @@ pub enum Outcome {
     Done,
     /// Done, but some inputs were skipped; each was named in the output.
     DoneWithSkips,
-    /// The command ran to the end and its answer is "no" (e.g. a packet that does not verify);
-    /// what failed was named in the output.
+    /// The command ran to the end and its answer is "no" (e.g. a packet that does not verify),
+    /// or the command line was not understood; what failed was named in the output.
     Failed,
 }
 
@@ -50,38 +50,58 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List every raster under the given paths with its georeferencing, date, sensor, bands and SHA-256.
+    #[command(
+        after_help = "Exit codes: 0 done; 2 done, but some files cannot be used (each is listed with its reason); 1 failed."
+    )]
     Catalog(CatalogArgs),
     /// Show (and optionally read) the analysis grid: its cells, stable ids and the imagery over each.
+    #[command(
+        after_help = "Exit codes: 0 done; 2 done, but some imagery cannot be used (each is named); 1 failed."
+    )]
     Grid(GridArgs),
     /// Detect land-cover change between a before and an after image (mask, score, regions, summary).
     #[command(long_about = DETECT_HELP)]
     Detect(DetectArgs),
     /// Score a change mask against a truth raster: precision, recall, F1, IoU, accuracy, kappa.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     EvalMask(EvalMaskArgs),
     /// Scan imagery against parcels, permits and rules: suspected violations, coverage, summary.
     #[command(long_about = SCAN_HELP)]
     Scan(ScanArgs),
     /// Score findings against injected truth: parcel- and object-level precision, recall, F1.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Eval(EvalArgs),
     /// Generate a synthetic before/after scene near Suzhou with exact ground truth.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Synth(SynthArgs),
     /// Generate a scene and run everything landwatch can do on it, then say which files to open.
+    #[command(
+        after_help = "Exit codes: 0 done; 2 done, but the scan skipped some inputs (named); 1 failed."
+    )]
     Demo(DemoArgs),
     /// Generate the bureau's Ed25519 key pair for signing evidence packets.
-    #[command(long_about = KEYGEN_HELP)]
+    #[command(long_about = KEYGEN_HELP, after_help = EXIT_DONE_OR_FAILED)]
     Keygen(KeygenArgs),
     /// Check an evidence packet (directory or .zip): every file's SHA-256 and the signature.
     #[command(long_about = VERIFY_HELP)]
     Verify(VerifyArgs),
     /// List cases (suspected violations followed across runs) from the store.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Cases(crate::store_cli::CasesArgs),
     /// Show one case (history, geometry, packets, lineage), or record an analyst's decision on it.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Case(crate::store_cli::CaseArgs),
     /// Show the last runs, their outcome and counts, and the cases per status.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Status(crate::store_cli::StatusArgs),
     /// Write a starter landwatch.toml, the shipped rules.toml and a key pair into a directory.
+    #[command(after_help = EXIT_DONE_OR_FAILED)]
     Init(crate::store_cli::InitArgs),
 }
+
+/// The exit codes of a command that skips no input: it does all it was asked or fails.
+const EXIT_DONE_OR_FAILED: &str =
+    "Exit codes: 0 done; 1 failed (the error and its causes are printed).";
 
 const KEYGEN_HELP: &str = "Generate the bureau's Ed25519 key pair for signing evidence packets.\n\n\
 Writes DIR/NAME.key (the private key, file mode 0600: keep it on the machine that runs the scan, \
@@ -154,10 +174,11 @@ struct GridArgs {
     /// Pixel size in CRS units (default: the config's, else the first raster's).
     #[arg(long)]
     pixel_size: Option<f64>,
-    /// Cell edge in pixels.
+    /// Cell edge in pixels, 16 to 16384 (default: the config's, else 1024).
     #[arg(long)]
     cell_size: Option<usize>,
-    /// Halo in pixels read around each cell.
+    /// Halo in pixels read around each cell, at most half the cell edge (default: the config's,
+    /// else 32).
     #[arg(long)]
     halo: Option<usize>,
     /// Pin the grid origin (north-west corner) as X,Y.
@@ -338,7 +359,8 @@ struct ScanArgs {
     /// A rules file, instead of the config's (default: the built-in rules).
     #[arg(long)]
     rules: Option<PathBuf>,
-    /// Output directory (overrides the config's).
+    /// Output directory (overrides the config's [output] dir). Default: the config's, else
+    /// landwatch-out beside the config, or without a config in the current directory.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print the summary as JSON.
@@ -374,7 +396,8 @@ struct EvalArgs {
     /// Truth: landwatch synth's truth.geojson, or the peer scene's truth.gpkg.
     #[arg(long)]
     truth: PathBuf,
-    /// The findings landwatch scan wrote (findings.geojson or findings.gpkg).
+    /// The findings landwatch scan wrote (findings.geojson or findings.gpkg), or another tool's
+    /// flagged parcels: polygons with a parcel_id (without a kind they are scored as `flagged`).
     #[arg(long)]
     findings: PathBuf,
     /// Print JSON (with the full lists of misses and false alarms).
@@ -403,7 +426,7 @@ struct SynthArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Scene size in 0.5 m pixels per side (4096 = 2 km × 2 km).
+    /// Scene size in 0.5 m pixels per side, 256 to 40000 (4096 = 2 km × 2 km).
     #[arg(long, default_value_t = 4096)]
     size: usize,
     /// Random seed; the same seed gives byte-identical files.
@@ -419,7 +442,7 @@ struct DemoArgs {
     /// Where to put the demo scene and results.
     #[arg(long, default_value = "landwatch-demo")]
     out: PathBuf,
-    /// Scene size in pixels per side.
+    /// Scene size in 0.5 m pixels per side, 256 to 40000 (2048 = 1 km × 1 km).
     #[arg(long, default_value_t = 2048)]
     size: usize,
     /// Random seed.
@@ -429,7 +452,21 @@ struct DemoArgs {
 
 /// Parses the command line and runs the command.
 pub fn run() -> Result<Outcome> {
-    let cli = Cli::parse();
+    // A usage error (an unknown or renamed flag, a missing value) is a failure, exit 1: clap's
+    // own exit code, 2, is landwatch's "done, with skipped inputs", which a scheduler's check
+    // would take for a night that ran.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Printing to a closed pipe is no reason to change the outcome.
+            let _ = e.print();
+            return Ok(if e.use_stderr() {
+                Outcome::Failed
+            } else {
+                Outcome::Done
+            });
+        }
+    };
     init_logging(cli.log_json, cli.verbose);
     match cli.command {
         Command::Catalog(a) => catalog(a),
@@ -613,13 +650,25 @@ fn grid(a: GridArgs) -> Result<Outcome> {
             tracing::warn!("skipped {}", p.message);
         }
     }
-    let req = GridRequest {
+    let grid_cfg = landwatch::config::GridConfig {
         crs: a.crs.clone().or(cfg.grid.crs.clone()),
         pixel_size: a.pixel_size.or(cfg.grid.pixel_size),
-        // A learned detector's ground resolution, when the config names one.
-        pixel_size_m: cfg.detector.pixel_size_m()?,
         cell_size: a.cell_size.unwrap_or(cfg.grid.cell_size),
         halo: a.halo.unwrap_or(cfg.grid.halo),
+        origin: cfg.grid.origin,
+    };
+    // The config's own values were checked when it was loaded; what is wrong now came from the
+    // command line.
+    if let Err((field, detail)) = grid_cfg.check() {
+        bail!("--{}: {detail}", field.replace('_', "-"));
+    }
+    let req = GridRequest {
+        crs: grid_cfg.crs,
+        pixel_size: grid_cfg.pixel_size,
+        // A learned detector's ground resolution, when the config names one.
+        pixel_size_m: cfg.detector.pixel_size_m()?,
+        cell_size: grid_cfg.cell_size,
+        halo: grid_cfg.halo,
         origin: match &a.origin {
             Some(s) => Some(parse_origin(s)?),
             None => cfg.grid.origin.map(|o| (o[0], o[1])),
@@ -1298,8 +1347,14 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             "  {} suspected violation(s) (疑似违法用地线索):",
             r.findings
         );
+        // The officer reading this line reads the rules' bilingual label, not only the id.
         for (k, n) in &r.findings_by_kind {
-            println!("    {n:>4} {k}");
+            let label = result
+                .findings
+                .iter()
+                .find(|f| &f.kind == k)
+                .map_or("", |f| f.kind_label.as_str());
+            println!("    {n:>4} {k:<22} {label}");
         }
         let cov: Vec<String> = r.coverage.iter().map(|(k, v)| format!("{v} {k}")).collect();
         println!(
@@ -1574,10 +1629,28 @@ fn evidence_stage(
 }
 
 fn eval(a: EvalArgs) -> Result<Outcome> {
+    use geo::BoundingRect;
     use landwatch::eval_findings::{evaluate, FoundItem, TruthItem};
     use landwatch::ingest::vector::read_layer;
-    // A common metric CRS for overlaps; only relative areas matter.
-    let crs = "EPSG:3857";
+    // Overlaps and the areas in the lists of misses and false alarms in square metres: an
+    // equal-area projection centred on the truth. (Web Mercator's "metres" are sec(latitude) too
+    // long, and its areas 1.37 times too large at Suzhou.)
+    let crs = {
+        let wgs84 = read_layer(&a.truth, None, None, "EPSG:4326")?;
+        let bounds = wgs84
+            .features
+            .iter()
+            .filter_map(|f| f.geometry.as_ref()?.bounding_rect())
+            .reduce(|a, b| {
+                geo::Rect::new(
+                    (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
+                    (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
+                )
+            });
+        let (lon, lat) = bounds.map_or((0.0, 0.0), |r| (r.center().x, r.center().y));
+        format!("+proj=laea +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m +no_defs")
+    };
+    let crs = crs.as_str();
     let text = |f: &landwatch::ingest::vector::VectorFeature, k: &str| -> Option<String> {
         match f.attributes.get(k)? {
             serde_json::Value::Null => None,
@@ -1614,6 +1687,17 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             truth_layer.features.len()
         );
     }
+    // landwatch's own findings carry a `kind` too, so a swapped pair would be scored quietly.
+    let is_finding = |f: &landwatch::ingest::vector::VectorFeature| {
+        f.attributes.contains_key("finding_id") && f.attributes.contains_key("rule_id")
+    };
+    if truth_layer.features.iter().any(is_finding) {
+        bail!(
+            "{}: not a truth file: its features are landwatch findings (they have finding_id and \
+             rule_id); were --truth and --findings swapped?",
+            a.truth.display()
+        );
+    }
     let found_layer = read_layer(&a.findings, None, None, crs)?;
     let found: Vec<FoundItem> = found_layer
         .features
@@ -1627,34 +1711,69 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             })
         })
         .collect();
+    // Findings are scored by parcel: a feature without a parcel id (a change region of
+    // changes.geojson, another tool's output naming its parcels otherwise) cannot be, and scoring
+    // without it would read as a detector that found nothing.
+    let unscored = found_layer.features.len() - found.len();
+    if unscored > 0 && found.is_empty() {
+        bail!(
+            "{}: not findings: none of its {} features has a `parcel_id` and an outline (give the \
+             findings.geojson or findings.gpkg landwatch scan wrote)",
+            a.findings.display(),
+            unscored
+        );
+    }
+    if unscored > 0 {
+        tracing::warn!(
+            "{}: {unscored} of its {} features have no `parcel_id` or no outline and are not scored",
+            a.findings.display(),
+            found_layer.features.len()
+        );
+    }
+    if !found.is_empty() && !landwatch::eval_findings::share_ground(&truth, &found) {
+        bail!(
+            "{}: none of its {} findings lies within the area of the truth in {}: findings of \
+             another scene?",
+            a.findings.display(),
+            found.len(),
+            a.truth.display()
+        );
+    }
     let e = evaluate(&truth, &found);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
         return Ok(Outcome::Done);
     }
+    // A ratio with nothing to divide by (no findings, no truth of a kind) is printed as n/a.
+    let num = |v: Option<f64>| v.map_or_else(|| "  n/a".to_string(), |v| format!("{v:.3}"));
     let line = |name: &str, p: &landwatch::eval_findings::Prf| {
-        if p.tp + p.fp + p.fn_ == 0 {
-            println!("{name:<24} none in the truth and none found");
-            return;
-        }
-        if p.fn_ == 0 && p.recall == 0.0 {
-            // Found kinds the truth names differently (the peer scene's truth says "building"):
-            // precision is meaningful, recall is not.
-            println!(
-                "{name:<24} precision {:.3}  recall   n/a (no truth of this kind)   (TP {}, FP {})",
-                p.precision, p.tp, p.fp
-            );
-            return;
-        }
         println!(
-            "{name:<24} precision {:.3}  recall {:.3}  F1 {:.3}   (TP {}, FP {}, FN {})",
-            p.precision, p.recall, p.f1, p.tp, p.fp, p.fn_
+            "{name:<24} precision {}  recall {}  F1 {}   (TP {}, FP {}, FN {})",
+            num(p.precision),
+            num(p.recall),
+            num(p.f1),
+            p.tp,
+            p.fp,
+            p.fn_
         )
     };
     line("parcel level", &e.parcel);
     line("object level", &e.object);
-    for (k, p) in &e.per_kind {
-        line(&format!("  {k}"), p);
+    // Per kind, recall and precision count different parcels (the truth's kind, the findings'
+    // kind), so each side's counts are named rather than folded into one TP/FP/FN.
+    for (k, s) in &e.per_kind {
+        println!(
+            "{:<24} precision {}  recall {}  F1 {}   (found {}, {} on violations; truth {}, {} flagged, {} as this kind)",
+            format!("  {k}"),
+            num(s.precision),
+            num(s.recall),
+            num(s.f1),
+            s.found,
+            s.found_on_violation,
+            s.truth,
+            s.truth_flagged,
+            s.truth_flagged_as_kind
+        );
     }
     if !e.unobservable.is_empty() {
         println!(
@@ -1815,7 +1934,9 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         key: None,
         zip: false,
         no_packets: false,
-        full: false,
+        // Every cell, every time: a second demo into the same directory would otherwise find
+        // nothing new, verify no packet and point at no report.
+        full: true,
         no_cache: false,
     })?;
     println!("\n3/4 scoring the findings against the scene's truth");

@@ -229,6 +229,44 @@ fn default_halo() -> usize {
     DEFAULT_HALO
 }
 
+impl GridConfig {
+    /// Checks the values a grid cannot work with; on failure, the field and why. The config's
+    /// validation and `landwatch grid`'s command-line overrides share it, so that neither prints a
+    /// grid of no pixels (a zero pixel or cell size gives NaN bounds) or millions of cells.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Some(px) = self.pixel_size.filter(|p| !(p.is_finite() && *p > 0.0)) {
+            return Err((
+                "pixel_size",
+                format!("must be a positive number of CRS units, got {px}"),
+            ));
+        }
+        if !(16..=16384).contains(&self.cell_size) {
+            return Err((
+                "cell_size",
+                format!(
+                    "must be between 16 and 16384 pixels, got {}",
+                    self.cell_size
+                ),
+            ));
+        }
+        if self.halo > self.cell_size / 2 {
+            return Err((
+                "halo",
+                format!(
+                    "must be at most half the cell size ({}), got {}",
+                    self.cell_size / 2,
+                    self.halo
+                ),
+            ));
+        }
+        if let Some(crs) = &self.crs {
+            crate::ingest::srs::parse_crs(crs)
+                .map_err(|e| ("crs", format!("'{crs}' is not a CRS GDAL understands: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for GridConfig {
     fn default() -> Self {
         GridConfig {
@@ -423,31 +461,8 @@ impl Config {
             field,
             detail,
         };
-        let g = &self.grid;
-        if let Some(px) = g.pixel_size.filter(|p| !(p.is_finite() && *p > 0.0)) {
-            return Err(invalid(
-                "grid",
-                "pixel_size",
-                format!("must be a positive number of CRS units, got {px}"),
-            ));
-        }
-        if !(16..=16384).contains(&g.cell_size) {
-            return Err(invalid(
-                "grid",
-                "cell_size",
-                format!("must be between 16 and 16384 pixels, got {}", g.cell_size),
-            ));
-        }
-        if g.halo > g.cell_size / 2 {
-            return Err(invalid(
-                "grid",
-                "halo",
-                format!(
-                    "must be at most half the cell size ({}), got {}",
-                    g.cell_size / 2,
-                    g.halo
-                ),
-            ));
+        if let Err((field, detail)) = self.grid.check() {
+            return Err(invalid("grid", field, detail));
         }
         // A packet's chips: a margin of ground around the finding, a size in pixels between a
         // smallest and a largest edge (a chip of thousands of pixels a side is no field map).
@@ -482,16 +497,15 @@ impl Config {
                 ),
             ));
         }
-        for (section, crs) in [("grid", &g.crs), ("parcels", &self.parcels.crs)] {
-            if let Some(crs) = crs {
-                crate::ingest::srs::parse_crs(crs).map_err(|e| {
-                    invalid(
-                        section,
-                        "crs",
-                        format!("'{crs}' is not a CRS GDAL understands: {e}"),
-                    )
-                })?;
-            }
+        // The grid's CRS was checked with the rest of [grid] above.
+        if let Some(crs) = &self.parcels.crs {
+            crate::ingest::srs::parse_crs(crs).map_err(|e| {
+                invalid(
+                    "parcels",
+                    "crs",
+                    format!("'{crs}' is not a CRS GDAL understands: {e}"),
+                )
+            })?;
         }
         for (field, roles) in [
             ("bands_before", &self.imagery.bands_before),

@@ -9,7 +9,8 @@ pub struct PixelConfusion {
     pub tp: u64,
     /// Change predicted, none in the truth.
     pub fp: u64,
-    /// Change in the truth, none predicted.
+    /// Change in the truth, none predicted (`fn` in JSON: the keyword is only Rust's problem).
+    #[serde(rename = "fn")]
     pub fn_: u64,
     /// No change in either.
     pub tn: u64,

@@ -29,49 +29,78 @@ pub struct FoundItem {
     pub geometry: MultiPolygon<f64>,
 }
 
-/// Precision, recall, F1 with their counts.
+/// Precision, recall, F1 with their counts. A ratio whose denominator is zero (no findings, or no
+/// violations in the truth) is undefined, `None` (JSON `null`), not 0 or 1.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Prf {
     /// True positives.
     pub tp: usize,
     /// False positives.
     pub fp: usize,
-    /// False negatives.
+    /// False negatives (`fn` in JSON).
+    #[serde(rename = "fn")]
     pub fn_: usize,
     /// TP / (TP + FP).
-    pub precision: f64,
+    pub precision: Option<f64>,
     /// TP / (TP + FN).
-    pub recall: f64,
-    /// Harmonic mean.
-    pub f1: f64,
+    pub recall: Option<f64>,
+    /// Harmonic mean, when both are defined.
+    pub f1: Option<f64>,
+}
+
+/// `num / den`, undefined when there is nothing to divide by.
+fn ratio(num: usize, den: usize) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+/// The harmonic mean of precision and recall; 0 when both are 0, undefined when either is.
+fn f1(precision: Option<f64>, recall: Option<f64>) -> Option<f64> {
+    let (p, r) = (precision?, recall?);
+    Some(if p + r > 0.0 {
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    })
 }
 
 impl Prf {
     /// From counts.
     pub fn new(tp: usize, fp: usize, fn_: usize) -> Prf {
-        let p = if tp + fp > 0 {
-            tp as f64 / (tp + fp) as f64
-        } else {
-            0.0
-        };
-        let r = if tp + fn_ > 0 {
-            tp as f64 / (tp + fn_) as f64
-        } else {
-            0.0
-        };
+        let (precision, recall) = (ratio(tp, tp + fp), ratio(tp, tp + fn_));
         Prf {
             tp,
             fp,
             fn_,
-            precision: p,
-            recall: r,
-            f1: if p + r > 0.0 {
-                2.0 * p * r / (p + r)
-            } else {
-                0.0
-            },
+            precision,
+            recall,
+            f1: f1(precision, recall),
         }
     }
+}
+
+/// The parcel-level score of one violation kind. Recall follows the truth's kind (were its
+/// parcels flagged, by a finding of any kind), precision the findings' kind (are the parcels
+/// flagged with it violations, of any kind); `truth_flagged_as_kind` says how many truth parcels
+/// were flagged with the very kind. The two sides count different parcels, so they are given
+/// apart rather than as one TP/FP/FN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct KindScore {
+    /// Violation parcels of this kind in the truth.
+    pub truth: usize,
+    /// Of them, parcels flagged by a finding of any kind.
+    pub truth_flagged: usize,
+    /// Of them, parcels flagged by a finding of this kind.
+    pub truth_flagged_as_kind: usize,
+    /// Parcels flagged with this kind (those scored: not spill-over, not hidden violations').
+    pub found: usize,
+    /// Of them, parcels with a violation of any kind in the truth.
+    pub found_on_violation: usize,
+    /// `found_on_violation / found`.
+    pub precision: Option<f64>,
+    /// `truth_flagged / truth`.
+    pub recall: Option<f64>,
+    /// Harmonic mean, when both are defined.
+    pub f1: Option<f64>,
 }
 
 /// A missed violation or a false alarm.
@@ -81,7 +110,7 @@ pub struct Miss {
     pub parcel_id: String,
     /// Kind (truth kind for misses, finding kind for false alarms).
     pub kind: String,
-    /// Area, in the CRS's units².
+    /// Area, in the CRS's units² (`landwatch eval`: square metres).
     pub area: f64,
     /// For false alarms: the truth kinds the finding overlaps (harvest, permitted …), if any.
     pub overlaps: Vec<String>,
@@ -96,7 +125,7 @@ pub struct Evaluation {
     /// it overlaps a violation object.
     pub object: Prf,
     /// Parcel level per violation kind (recall from the truth kind, precision from the finding kind).
-    pub per_kind: BTreeMap<String, Prf>,
+    pub per_kind: BTreeMap<String, KindScore>,
     /// Violations that could not be observed (mostly under cloud, shadow or outside the after
     /// image), left out of the scores.
     pub unobservable: Vec<Miss>,
@@ -125,6 +154,33 @@ fn overlap(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
         }
         _ => 0.0,
     }
+}
+
+/// Whether any finding's bounding box meets the truth's: findings of another scene (or truth and
+/// findings in different CRSs that both claim to be right) would otherwise be scored as all
+/// false alarms and all misses, which reads like a detector that found nothing right.
+pub fn share_ground(truth: &[TruthItem], found: &[FoundItem]) -> bool {
+    let extent = truth
+        .iter()
+        .filter_map(|t| t.geometry.bounding_rect())
+        .reduce(|a, b| {
+            geo::Rect::new(
+                (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
+                (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
+            )
+        });
+    let Some(e) = extent else {
+        return false;
+    };
+    found
+        .iter()
+        .filter_map(|f| f.geometry.bounding_rect())
+        .any(|r| {
+            r.min().x <= e.max().x
+                && e.min().x <= r.max().x
+                && r.min().y <= e.max().y
+                && e.min().y <= r.max().y
+        })
 }
 
 /// Scores findings against truth.
@@ -214,11 +270,23 @@ pub fn evaluate(truth: &[TruthItem], found: &[FoundItem]) -> Evaluation {
         k.dedup();
         k
     };
+    // A missed parcel is named by its violations' kinds; the harvest or permitted building also
+    // on it is no miss.
+    let violation_kinds_of = |p: &str| -> Vec<String> {
+        let mut k: Vec<String> = violations
+            .iter()
+            .filter(|t| t.parcel_id.as_deref() == Some(p))
+            .map(|t| t.kind.clone())
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
     let missed_parcels = truth_parcels
         .difference(&flagged)
         .map(|p| Miss {
             parcel_id: p.to_string(),
-            kind: kinds_of(p).join(","),
+            kind: violation_kinds_of(p).join(","),
             area: violations
                 .iter()
                 .filter(|t| t.parcel_id.as_deref() == Some(*p))
@@ -288,28 +356,17 @@ pub fn evaluate(truth: &[TruthItem], found: &[FoundItem]) -> Evaluation {
     }
     // Precision counts findings (right / all scored findings); recall counts truth objects.
     let found_objects = matched.iter().filter(|m| **m).count();
-    let scored = right + false_alarm_objects.len();
-    let precision = if scored > 0 {
-        right as f64 / scored as f64
-    } else {
-        0.0
-    };
-    let recall = if violations.is_empty() {
-        0.0
-    } else {
-        found_objects as f64 / violations.len() as f64
-    };
+    let (precision, recall) = (
+        ratio(right, right + false_alarm_objects.len()),
+        ratio(found_objects, violations.len()),
+    );
     let object = Prf {
         tp: found_objects,
         fp: false_alarm_objects.len(),
         fn_: violations.len() - found_objects,
         precision,
         recall,
-        f1: if precision + recall > 0.0 {
-            2.0 * precision * recall / (precision + recall)
-        } else {
-            0.0
-        },
+        f1: f1(precision, recall),
     };
     let missed_objects = violations
         .iter()
@@ -339,23 +396,27 @@ pub fn evaluate(truth: &[TruthItem], found: &[FoundItem]) -> Evaluation {
             .map(|f| f.parcel_id.as_str())
             .filter(|p| flagged.contains(p))
             .collect();
-        let hit = truth_k.iter().filter(|p| flagged.contains(**p)).count();
-        let right = found_k
+        let truth_flagged = truth_k.iter().filter(|p| flagged.contains(**p)).count();
+        let truth_flagged_as_kind = truth_k.iter().filter(|p| found_k.contains(**p)).count();
+        let found_on_violation = found_k
             .iter()
             .filter(|p| truth_parcels.contains(**p))
             .count();
-        let mut prf = Prf::new(right, found_k.len() - right, truth_k.len() - hit);
-        prf.recall = if truth_k.is_empty() {
-            0.0
-        } else {
-            hit as f64 / truth_k.len() as f64
+        let (precision, recall) = (
+            ratio(found_on_violation, found_k.len()),
+            ratio(truth_flagged, truth_k.len()),
+        );
+        let score = KindScore {
+            truth: truth_k.len(),
+            truth_flagged,
+            truth_flagged_as_kind,
+            found: found_k.len(),
+            found_on_violation,
+            precision,
+            recall,
+            f1: f1(precision, recall),
         };
-        prf.f1 = if prf.precision + prf.recall > 0.0 {
-            2.0 * prf.precision * prf.recall / (prf.precision + prf.recall)
-        } else {
-            0.0
-        };
-        per_kind.insert(k, prf);
+        per_kind.insert(k, score);
     }
     Evaluation {
         parcel,
@@ -392,6 +453,7 @@ mod tests {
         let truth = vec![
             t("building_on_farmland", "violation", "A", sq(0.0, 0.0, 10.0)),
             t("excavation", "violation", "B", sq(100.0, 0.0, 10.0)),
+            t("harvest", "cycle", "B", sq(120.0, 0.0, 10.0)),
             t("harvest", "cycle", "C", sq(200.0, 0.0, 50.0)),
             t("pond_digging", "violation", "D", sq(300.0, 0.0, 10.0)),
             TruthItem {
@@ -422,8 +484,63 @@ mod tests {
         );
         assert_eq!(e.false_alarm_parcels[0].overlaps, vec!["harvest"]);
         assert_eq!(e.missed_parcels[0].parcel_id, "B");
+        assert_eq!(
+            e.missed_parcels[0].kind, "excavation",
+            "the harvest is no miss"
+        );
         assert_eq!((e.object.tp, e.object.fp, e.object.fn_), (1, 1, 1));
-        assert!((e.per_kind["building_on_farmland"].recall - 1.0).abs() < 1e-12);
-        assert!((e.per_kind["excavation"].precision - 0.0).abs() < 1e-12);
+        assert_eq!(e.per_kind["building_on_farmland"].recall, Some(1.0));
+        assert_eq!(e.per_kind["excavation"].precision, Some(0.0));
+    }
+
+    #[test]
+    fn findings_elsewhere_share_no_ground_with_the_truth() {
+        let truth = vec![
+            t("excavation", "violation", "A", sq(0.0, 0.0, 10.0)),
+            t("harvest", "cycle", "B", sq(100.0, 0.0, 10.0)),
+        ];
+        let at = |x: f64| FoundItem {
+            kind: "excavation".into(),
+            parcel_id: "C".into(),
+            geometry: sq(x, 0.0, 5.0),
+        };
+        // Between the truth's features is still its ground; far off is not.
+        assert!(share_ground(&truth, &[at(50.0)]));
+        assert!(share_ground(&truth, &[at(5000.0), at(105.0)]));
+        assert!(!share_ground(&truth, &[at(5000.0)]));
+    }
+
+    #[test]
+    fn a_kind_flagged_as_another_is_counted_on_both_sides_and_nothing_is_made_up() {
+        let truth = vec![
+            t("building_on_farmland", "violation", "A", sq(0.0, 0.0, 10.0)),
+            t("excavation", "violation", "B", sq(100.0, 0.0, 10.0)),
+        ];
+        let found = vec![FoundItem {
+            kind: "excavation".into(),
+            parcel_id: "A".into(),
+            geometry: sq(2.0, 2.0, 6.0),
+        }];
+        let e = evaluate(&truth, &found);
+        let b = e.per_kind["building_on_farmland"];
+        assert_eq!(
+            (b.truth, b.truth_flagged, b.truth_flagged_as_kind, b.found),
+            (1, 1, 0, 0)
+        );
+        assert_eq!((b.precision, b.recall, b.f1), (None, Some(1.0), None));
+        let x = e.per_kind["excavation"];
+        assert_eq!(
+            (x.truth, x.truth_flagged, x.found, x.found_on_violation),
+            (1, 0, 1, 1)
+        );
+        assert_eq!(
+            (x.precision, x.recall, x.f1),
+            (Some(1.0), Some(0.0), Some(0.0))
+        );
+        // No findings at all: precision is undefined, not 0.
+        let none = evaluate(&truth, &[]);
+        assert_eq!(none.parcel.precision, None);
+        assert_eq!(none.object.precision, None);
+        assert_eq!(none.parcel.recall, Some(0.0));
     }
 }

@@ -192,6 +192,10 @@ pub struct ScanReport {
     pub version: String,
     /// The detector.
     pub detector: String,
+    /// What the detector is ([`Detector::describe`]): for a learned model, its name, version,
+    /// licence, training data and the SHA-256 of its files, as `landwatch detect`'s summary and
+    /// the evidence manifests give them.
+    pub detector_info: Value,
     /// The working CRS.
     pub working_crs: String,
     /// The grid.
@@ -966,6 +970,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             report: ScanReport {
                 version: crate::VERSION.to_string(),
                 detector: job.detector.name(),
+                detector_info: job.detector.describe(),
                 working_crs: working_crs.clone(),
                 grid: grid.clone(),
                 before_date: date_span(before),
@@ -1641,6 +1646,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let report = ScanReport {
         version: crate::VERSION.to_string(),
         detector: job.detector.name(),
+        detector_info: job.detector.describe(),
         working_crs: working_crs.clone(),
         grid: grid.clone(),
         before_date: date_span(before),
@@ -2503,7 +2509,11 @@ fn finding_properties(f: &Finding) -> Map<String, Value> {
     }
 }
 
-const FINDING_FIELDS: [(&str, FieldKind); 20] = [
+/// What every finding is, on each row of the findings' files: a row of a spreadsheet or an
+/// attribute table is read alone, away from the file's name and the report.
+const FINDING_WORDING: &str = "疑似违法用地线索 / suspected violation (a lead, not a verdict)";
+
+const FINDING_FIELDS: [(&str, FieldKind); 21] = [
     ("finding_id", FieldKind::Text),
     ("parcel_id", FieldKind::Text),
     ("approved_use", FieldKind::Text),
@@ -2520,11 +2530,24 @@ const FINDING_FIELDS: [(&str, FieldKind); 20] = [
     ("confidence", FieldKind::Real),
     ("observation", FieldKind::Text),
     ("also_seen_by", FieldKind::Text),
-    ("before_date", FieldKind::Text),
-    ("after_date", FieldKind::Text),
+    ("before_date", FieldKind::Date),
+    ("after_date", FieldKind::Date),
     ("permits", FieldKind::Text),
     ("rule_trace", FieldKind::Text),
+    ("wording", FieldKind::Text),
 ];
+
+/// A finding's day as a date, so that QGIS and spreadsheets can filter and sort by it. The scan
+/// writes the day as `YYYY-MM-DD`; anything else is passed on as written, for OGR to read.
+fn day_value(day: &Option<String>) -> VValue {
+    match day
+        .as_deref()
+        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+    {
+        Some(Ok(d)) => VValue::Date(d),
+        _ => VValue::from(day.clone()),
+    }
+}
 
 fn finding_row(f: &Finding) -> Vec<VValue> {
     vec![
@@ -2544,10 +2567,11 @@ fn finding_row(f: &Finding) -> Vec<VValue> {
         VValue::from(f.confidence),
         VValue::from(f.observation.as_str()),
         VValue::from(f.also_seen_by.join(",")),
-        VValue::from(f.before_date.clone()),
-        VValue::from(f.after_date.clone()),
+        day_value(&f.before_date),
+        day_value(&f.after_date),
         VValue::from(f.permits.join(",")),
         VValue::from(f.rule_trace.to_string()),
+        VValue::from(FINDING_WORDING),
     ]
 }
 
@@ -2575,10 +2599,7 @@ fn write_outputs(
                 .multi_polygon(&f.polygon)
                 .map_err(|e| PipelineError::Inputs(format!("finding {}: {e}", f.finding_id)))?;
             let mut props = finding_properties(f);
-            props.insert(
-                "wording".into(),
-                json!("疑似违法用地线索 / suspected violation (a lead, not a verdict)"),
-            );
+            props.insert("wording".into(), json!(FINDING_WORDING));
             features.push(geojson::feature(
                 Some(&geo::Geometry::MultiPolygon(g)),
                 props,

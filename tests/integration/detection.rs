@@ -361,7 +361,7 @@ fn eval_mask_reads_a_png_label() {
     // TP 1, FP 1, FN 1, TN 3, unobserved 2 (one of them truth change).
     assert_eq!(v["confusion"]["tp"], 1);
     assert_eq!(v["confusion"]["fp"], 1);
-    assert_eq!(v["confusion"]["fn_"], 1);
+    assert_eq!(v["confusion"]["fn"], 1);
     assert_eq!(v["confusion"]["tn"], 3);
     assert_eq!(v["confusion"]["unobserved_truth_change"], 1);
     assert!((v["metrics"]["f1"].as_f64().unwrap() - 0.5).abs() < 1e-9);

@@ -28,9 +28,35 @@ fn every_command_has_help() {
         assert!(o.status.success(), "{cmd} --help failed");
         let text = stdout(&o);
         assert!(text.contains("Usage: landwatch"), "{cmd}: {text}");
+        assert!(text.contains("Exit codes: 0 "), "{cmd}: {text}");
     }
+    // An ad-hoc scan without --out writes somewhere: the help says where.
+    let o = run(["scan", "--help"]);
+    assert!(stdout(&o).contains("landwatch-out"), "{}", stdout(&o));
     let o = run(["--help"]);
     assert!(stdout(&o).contains("Exit codes"));
+    let o = run(["--version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A usage error exits with 1, "failed": clap's own 2 is landwatch's "done, with skipped inputs",
+/// which a night's check would take for a run.
+#[test]
+fn a_usage_error_is_a_failure() {
+    for args in [
+        &["scan", "--bogus"][..],
+        &["scan", "--config"],
+        &["eval", "--truth", "t.geojson"],
+        &[],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("Usage: landwatch") || err.contains("try '--help'"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -551,6 +577,70 @@ fn a_bad_config_is_refused_naming_the_field() {
     let o = run(["grid", "--config", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("befor"), "{}", stderr(&o));
+}
+
+/// `grid`'s own flags are held to the config's limits: a zero cell or pixel size printed a grid
+/// of NaN bounds and exited 0, a one-pixel cell listed millions of cells.
+#[test]
+fn grid_flags_out_of_range_are_refused_naming_the_flag() {
+    let tif = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rasterio/byte.tif");
+    let tif = tif.to_str().unwrap();
+    for (args, says) in [
+        (
+            ["--cell-size", "0"],
+            "--cell-size: must be between 16 and 16384",
+        ),
+        (
+            ["--cell-size", "1"],
+            "--cell-size: must be between 16 and 16384",
+        ),
+        (
+            ["--pixel-size", "0"],
+            "--pixel-size: must be a positive number",
+        ),
+        (
+            ["--halo", "5000"],
+            "--halo: must be at most half the cell size",
+        ),
+        // This one was blamed on the first raster ("before_r0c0.tif: CRS problem").
+        (
+            ["--crs", "EPSG:999999"],
+            "--crs: 'EPSG:999999' is not a CRS",
+        ),
+    ] {
+        let o = run(["grid", tif, args[0], args[1]]);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stdout(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("NaN"), "{args:?}: {}", stdout(&o));
+    }
+    let o = run(["grid", tif, "--cell-size", "16", "--halo", "8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A second demo into the same directory scanned nothing ("nothing new"), checked no packet and
+/// pointed at no report.
+#[test]
+fn a_second_demo_into_the_same_directory_does_it_all_again() {
+    let out = scratch("demo-twice");
+    for round in 0..2 {
+        let o = run([
+            "demo",
+            "--out",
+            out.to_str().unwrap(),
+            "--size",
+            "512",
+            "--seed",
+            "5",
+        ]);
+        assert!(o.status.success(), "round {round}: {}", stderr(&o));
+        let text = stdout(&o);
+        assert!(!text.contains("nothing new"), "round {round}: {text}");
+        assert!(
+            text.contains("4/4 checking an evidence packet") && text.contains("INTACT"),
+            "round {round}: {text}"
+        );
+        assert!(text.contains("report.html"), "round {round}: {text}");
+    }
 }
 
 #[test]

@@ -846,6 +846,12 @@ fn scan_with_an_onnx_model_finds_the_violations_and_names_the_model_in_every_man
     let s: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let n = s["findings"].as_u64().unwrap();
     assert!(n >= 3, "{s}");
+    // The scan's summary names the model as `detect`'s does (docs/DETECTORS.md).
+    assert_eq!(s["detector_info"]["model"]["name"], "absdiff-test");
+    assert_eq!(s["detector_info"]["combine"], "both");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["detector_info"], s["detector_info"]);
     let o = run([
         "eval",
         "--json",

@@ -2540,3 +2540,304 @@ fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
         "{why:?}"
     );
 }
+
+/// A square feature of a hand-written GeoJSON file near Wujiang, `d` degrees east of the first.
+fn eval_feature(props: &str, d: f64) -> String {
+    let (x, y, s) = (120.64 + d, 31.16, 0.0002);
+    format!(
+        r#"{{"type":"Feature","properties":{props},"geometry":{{"type":"Polygon","coordinates":[[[{x},{y}],[{},{y}],[{},{}],[{x},{}],[{x},{y}]]]}}}}"#,
+        x + s,
+        x + s,
+        y + s,
+        y + s
+    )
+}
+
+fn feature_collection(features: &[String]) -> String {
+    format!(
+        r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+        features.join(",")
+    )
+}
+
+/// A truth of a building on farmland (parcel A) and an excavation (parcel B), and findings of one
+/// excavation on parcel A, as GeoJSON files in a scratch directory.
+fn building_flagged_as_excavation(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch(name);
+    let truth = dir.join("truth.geojson");
+    let findings = dir.join("findings.geojson");
+    std::fs::write(
+        &truth,
+        feature_collection(&[
+            eval_feature(
+                r#"{"kind":"building_on_farmland","category":"violation","parcel_id":"A"}"#,
+                0.0,
+            ),
+            eval_feature(
+                r#"{"kind":"excavation","category":"violation","parcel_id":"B"}"#,
+                0.01,
+            ),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        &findings,
+        feature_collection(&[eval_feature(
+            r#"{"kind":"excavation","parcel_id":"A","finding_id":"f1","rule_id":"R"}"#,
+            0.0,
+        )]),
+    )
+    .unwrap();
+    (truth, findings)
+}
+
+/// A building on farmland flagged as excavation: the per-kind lines said "none in the truth and
+/// none found" for the building and counted the excavation finding as its own true positive, and
+/// the JSON gave a kind with no findings precision 0 and one with no truth recall 1.
+#[test]
+fn eval_per_kind_counts_a_kind_flagged_as_another_on_both_sides() {
+    let (truth, findings) = building_flagged_as_excavation("eval-per-kind");
+    let (t, f) = (truth.to_str().unwrap(), findings.to_str().unwrap());
+    let o = run(["eval", "--truth", t, "--findings", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let line = |kind: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} line: {text}"))
+            .to_string()
+    };
+    let building = line("building_on_farmland");
+    assert!(!building.contains("none in the truth"), "{building}");
+    assert!(
+        building.contains("precision   n/a  recall 1.000")
+            && building.contains("found 0, 0 on violations; truth 1, 1 flagged, 0 as this kind"),
+        "{building}"
+    );
+    let excavation = line("excavation");
+    assert!(
+        excavation.contains("precision 1.000  recall 0.000")
+            && excavation.contains("found 1, 1 on violations; truth 1, 0 flagged, 0 as this kind"),
+        "{excavation}"
+    );
+    let o = run(["eval", "--json", "--truth", t, "--findings", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = json_of(&o);
+    let b = &e["per_kind"]["building_on_farmland"];
+    assert_eq!(b["truth"], 1);
+    assert_eq!(b["truth_flagged_as_kind"], 0);
+    assert!(b["precision"].is_null(), "{b}");
+    assert_eq!(b["recall"], 1.0);
+    assert_eq!(e["parcel"]["fn"], 1);
+    assert!(e["parcel"].get("fn_").is_none(), "{}", e["parcel"]);
+    assert_eq!(e["missed_parcels"][0]["parcel_id"], "B");
+}
+
+/// The areas in eval's lists are square metres: they were Web Mercator's, 1.37 times too large
+/// at Suzhou's latitude.
+#[test]
+fn eval_lists_areas_in_square_metres() {
+    let (truth, findings) = building_flagged_as_excavation("eval-areas");
+    let o = run([
+        "eval",
+        "--json",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        findings.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = json_of(&o);
+    // A square of 0.0002° at 31.16° N: 22.24 m north-south by 19.03 m east-west.
+    let expected = (0.0002f64 * 111_195.0).powi(2) * 31.16f64.to_radians().cos();
+    let area = e["missed_parcels"][0]["area"].as_f64().unwrap();
+    assert!(
+        (area / expected - 1.0).abs() < 0.01,
+        "{area} m², expected {expected:.1}"
+    );
+}
+
+/// Truth and findings swapped, change regions given as findings, or findings of another scene:
+/// each was scored quietly (as all misses and false alarms, exit 0), which reads like a detector
+/// that found nothing right.
+#[test]
+fn eval_refuses_swapped_or_unrelated_inputs() {
+    let (truth, findings) = building_flagged_as_excavation("eval-swapped");
+    let o = run([
+        "eval",
+        "--truth",
+        findings.to_str().unwrap(),
+        "--findings",
+        truth.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("were --truth and --findings swapped?"),
+        "{}",
+        stderr(&o)
+    );
+    // Change regions (no parcel id) given as findings were all dropped and scored as nothing
+    // found.
+    let regions = truth.with_file_name("changes.geojson");
+    std::fs::write(
+        &regions,
+        feature_collection(&[eval_feature(
+            r#"{"region_id":1,"transition":"vegetation_to_built"}"#,
+            0.0,
+        )]),
+    )
+    .unwrap();
+    let o = run([
+        "eval",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        regions.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("not findings: none of its 1 features has a `parcel_id`"),
+        "{}",
+        stderr(&o)
+    );
+    let elsewhere = truth.with_file_name("elsewhere.geojson");
+    std::fs::write(
+        &elsewhere,
+        feature_collection(&[eval_feature(
+            r#"{"kind":"excavation","parcel_id":"A","finding_id":"f1","rule_id":"R"}"#,
+            1.0,
+        )]),
+    )
+    .unwrap();
+    let o = run([
+        "eval",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("none of its 1 findings lies within the area of the truth"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The scan's report names each kind of suspected violation with the rules' bilingual label, as
+/// the findings and packets do: the officer reading it read ids such as `expired_temporary` only.
+#[test]
+fn the_scan_report_labels_each_kind_in_both_languages() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-report-labels");
+    let o = run([
+        "scan",
+        "--config",
+        src.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-packets",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let text = stdout(&o);
+    let line = text
+        .lines()
+        .find(|l| l.contains("expired_temporary"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("临时用地到期未复垦 / use after a temporary permit expired"),
+        "{line}"
+    );
+}
+
+/// Every row of findings.csv and findings.gpkg says it is a suspected violation, as each feature
+/// of findings.geojson does: a row of a spreadsheet read alone said "excavation" and nothing else.
+#[test]
+fn every_row_of_the_findings_tables_says_suspected() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-rows-say-suspected");
+    let o = run([
+        "scan",
+        "--config",
+        src.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-packets",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let wording = "疑似违法用地线索 / suspected violation (a lead, not a verdict)";
+    let csv = std::fs::read_to_string(out.join("findings.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let column = rows
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "wording")
+        .unwrap_or_else(|| panic!("no wording column: {csv}"));
+    let mut n = 0;
+    for row in rows.records() {
+        assert_eq!(&row.unwrap()[column], wording);
+        n += 1;
+    }
+    assert!(n > 0, "{csv}");
+    let ds = Dataset::open(out.join("findings.gpkg")).unwrap();
+    let mut layer = ds.layer_by_name("findings").unwrap();
+    let idx = layer.defn().field_index("wording").unwrap();
+    let mut m = 0;
+    for f in layer.features() {
+        assert_eq!(f.field_as_string(idx).unwrap().as_deref(), Some(wording));
+        m += 1;
+    }
+    assert_eq!(m, n);
+}
+
+/// findings.gpkg keeps a finding's dates as dates (QGIS filters and sorts them as such); they
+/// were text. findings.csv writes them as before.
+#[test]
+fn the_findings_gpkg_dates_are_dates() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-gpkg-dates");
+    let o = run([
+        "scan",
+        "--config",
+        src.join("landwatch.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-packets",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "{}",
+        stderr(&o)
+    );
+    let ds = Dataset::open(out.join("findings.gpkg")).unwrap();
+    let mut layer = ds.layer_by_name("findings").unwrap();
+    for name in ["before_date", "after_date"] {
+        let field = layer
+            .defn()
+            .fields()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(field.field_type(), OGRFieldType::OFTDate, "{name}");
+    }
+    let idx = layer.defn().field_index("after_date").unwrap();
+    let dates: Vec<String> = layer
+        .features()
+        .map(|f| f.field_as_string(idx).unwrap().unwrap())
+        .collect();
+    assert!(!dates.is_empty());
+    let csv = std::fs::read_to_string(out.join("findings.csv")).unwrap();
+    for d in &dates {
+        // OGR gives a date field as YYYY/MM/DD; the CSV keeps the ISO day.
+        let iso = d.replace('/', "-");
+        assert!(csv.contains(&format!(",{iso},")), "{iso}: {csv}");
+    }
+}

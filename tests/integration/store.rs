@@ -285,7 +285,8 @@ fn case_shows_history_and_records_a_review() {
     assert!(t.contains("[open → confirmed]"), "{t}");
     // --set-status needs --by and --reason.
     let o = run(["case", &ids[0], "--store", db, "--set-status", "dismissed"]);
-    assert_eq!(o.status.code(), Some(2), "clap's usage error");
+    assert_eq!(o.status.code(), Some(1), "a usage error: {}", stderr(&o));
+    assert!(stderr(&o).contains("--by"), "{}", stderr(&o));
     // Unknown case.
     let o = run(["case", "320509-20000101-0001", "--store", db]);
     assert_eq!(o.status.code(), Some(1));
