@@ -1894,6 +1894,7 @@ fn synth(a: SynthArgs) -> Result<Outcome> {
 }
 
 fn demo(a: DemoArgs) -> Result<Outcome> {
+    landwatch::synth::check_size(a.size)?;
     create_dir(&a.out, "the output directory")?;
     let scene = a.out.join("scene");
     let results = a.out.join("results");
@@ -1950,13 +1951,18 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
         .packets
         .as_ref()
         .and_then(|p| p.cases.iter().find_map(|c| c.dir.clone()));
+    // A packet that does not check out fails the demo, whatever the scan's outcome.
+    let mut outcome = outcome;
     if let Some(dir) = &first {
         println!("\n4/4 checking an evidence packet's hashes and signature");
-        verify(VerifyArgs {
+        let checked = verify(VerifyArgs {
             packet: dir.clone(),
             pubkey: Some(results.join("keys").join("landwatch.pub")),
             json: false,
         })?;
+        if matches!(checked, Outcome::Failed) {
+            outcome = Outcome::Failed;
+        }
     }
     println!("\nWhere to look:");
     if let Some(dir) = &first {

@@ -6,7 +6,7 @@
 //! detection, overlay, rules) works on arrays and plain structs; the IO shell (ingest, export,
 //! synth's writers, the binary) touches files.
 //!
-//! A flag is a *suspected* violation (疑似违法线索): a lead for officers to check in the field,
+//! A flag is a *suspected* violation (疑似违法用地线索): a lead for officers to check in the field,
 //! never a verdict.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

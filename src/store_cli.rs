@@ -137,7 +137,7 @@ pub struct InitArgs {
 
 /// The header note of every case listing.
 const SUSPECTED_NOTE: &str =
-    "Suspected violations (疑似违法线索): leads for a field check, never verdicts.";
+    "Suspected violations (疑似违法用地线索): leads for a field check, never verdicts.";
 
 /// Lists cases.
 pub fn cases(a: CasesArgs) -> Result<Outcome> {
@@ -258,7 +258,7 @@ pub fn case(a: CaseArgs) -> Result<Outcome> {
 fn print_case(d: &CaseDetail) {
     let c = &d.case;
     println!(
-        "case {} — a suspected violation (疑似违法线索), not a verdict",
+        "case {} — a suspected violation (疑似违法用地线索), not a verdict",
         c.id
     );
     println!("  status      {}", c.status);
@@ -368,7 +368,7 @@ fn print_status(r: &StatusReport, lock: Option<&(landwatch::store::lock::LockInf
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
     println!(
-        "  cases (suspected violations, 疑似违法线索): {}",
+        "  cases (suspected violations, 疑似违法用地线索): {}",
         if by.is_empty() {
             "none".into()
         } else {

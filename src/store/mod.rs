@@ -12,7 +12,7 @@
 //! (`migrations/NNNN_*.sql`) tracked in `PRAGMA user_version`; a store newer than the binary is
 //! refused. One run at a time is ensured by [`lock`]. `docs/OPERATIONS.md` describes the tables.
 //!
-//! A case is a *suspected* violation (疑似违法线索) followed over time, never a verdict.
+//! A case is a *suspected* violation (疑似违法用地线索) followed over time, never a verdict.
 
 mod error;
 pub mod lock;

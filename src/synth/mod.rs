@@ -87,14 +87,24 @@ fn date_metadata(
 /// The GeoPackage last-change timestamp pinned for byte-identical output.
 const PINNED_TIMESTAMP: &str = "2026-10-20T00:00:00Z";
 
+/// Scene sizes `generate` makes, pixels per side.
+pub const SIZES: std::ops::RangeInclusive<usize> = 256..=40_000;
+
+/// Refuses a scene size outside [`SIZES`] (before anything is written).
+pub fn check_size(size: usize) -> Result<(), SynthError> {
+    if SIZES.contains(&size) {
+        return Ok(());
+    }
+    Err(SynthError::Options(format!(
+        "--size must be between {} and {} pixels, got {size}",
+        SIZES.start(),
+        SIZES.end()
+    )))
+}
+
 /// Generates a scene into `opts.out`.
 pub fn generate(opts: &SynthOptions) -> Result<SynthSummary, SynthError> {
-    if !(256..=40_000).contains(&opts.size) {
-        return Err(SynthError::Options(format!(
-            "--size must be between 256 and 40000 pixels, got {}",
-            opts.size
-        )));
-    }
+    check_size(opts.size)?;
     crate::ingest::init_gdal();
     std::fs::create_dir_all(&opts.out).map_err(|source| ExportError::Io {
         path: opts.out.clone(),

@@ -667,3 +667,21 @@ fn the_demo_runs_the_whole_pipeline_and_points_at_a_report() {
     assert!(std::path::Path::new(report.trim()).is_file(), "{report}");
     assert!(out.join("results/findings.csv").is_file());
 }
+
+/// A size the demo cannot make is refused before anything is written (it printed "generating
+/// a 0x0 px scene" and left an empty directory behind).
+#[test]
+fn a_demo_of_a_size_it_cannot_make_is_refused_before_anything_is_written() {
+    let out = scratch("demo-size").join("demo");
+    for size in ["0", "255", "40001"] {
+        let o = run(["demo", "--out", out.to_str().unwrap(), "--size", size]);
+        assert_eq!(o.status.code(), Some(1), "{size}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("between 256 and 40000"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stdout(&o).contains("generating"), "{}", stdout(&o));
+        assert!(!out.exists(), "{size}: {} was created", out.display());
+    }
+}

@@ -231,7 +231,7 @@ fn cases_lists_json_and_a_table() {
     assert!(o.status.success(), "{}", stderr(&o));
     let t = stdout(&o);
     assert!(
-        t.contains("疑似违法线索") && t.contains("Suspected violations"),
+        t.contains("疑似违法用地线索") && t.contains("Suspected violations"),
         "{t}"
     );
     assert!(t.contains(&ids[0]) && t.contains("P-002"), "{t}");
