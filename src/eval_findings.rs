@@ -183,6 +183,17 @@ pub fn share_ground(truth: &[TruthItem], found: &[FoundItem]) -> bool {
         })
 }
 
+/// The kinds of the truth items on parcel `p`, sorted, each once.
+fn kinds_on<'a>(items: impl Iterator<Item = &'a TruthItem>, p: &str) -> Vec<String> {
+    let mut k: Vec<String> = items
+        .filter(|t| t.parcel_id.as_deref() == Some(p))
+        .map(|t| t.kind.clone())
+        .collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
 /// Scores findings against truth.
 pub fn evaluate(truth: &[TruthItem], found: &[FoundItem]) -> Evaluation {
     let unobserved: Vec<&TruthItem> = truth
@@ -260,28 +271,10 @@ pub fn evaluate(truth: &[TruthItem], found: &[FoundItem]) -> Evaluation {
         .collect();
     let tp = flagged.intersection(&truth_parcels).count();
     let parcel = Prf::new(tp, flagged.len() - tp, truth_parcels.len() - tp);
-    let kinds_of = |p: &str| -> Vec<String> {
-        let mut k: Vec<String> = truth
-            .iter()
-            .filter(|t| t.parcel_id.as_deref() == Some(p))
-            .map(|t| t.kind.clone())
-            .collect();
-        k.sort();
-        k.dedup();
-        k
-    };
-    // A missed parcel is named by its violations' kinds; the harvest or permitted building also
-    // on it is no miss.
-    let violation_kinds_of = |p: &str| -> Vec<String> {
-        let mut k: Vec<String> = violations
-            .iter()
-            .filter(|t| t.parcel_id.as_deref() == Some(p))
-            .map(|t| t.kind.clone())
-            .collect();
-        k.sort();
-        k.dedup();
-        k
-    };
+    // A missed parcel is named by its violations' kinds (the harvest or permitted building also
+    // on it is no miss); a false alarm by whatever the truth has there.
+    let kinds_of = |p: &str| kinds_on(truth.iter(), p);
+    let violation_kinds_of = |p: &str| kinds_on(violations.iter().copied(), p);
     let missed_parcels = truth_parcels
         .difference(&flagged)
         .map(|p| Miss {

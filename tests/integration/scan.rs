@@ -945,21 +945,34 @@ fn after_imagery_older_than_the_before_is_not_compared() {
         src.join("imagery/drone"),
         src.join("parcels.gpkg"),
     );
-    // The dates the wrong way round: nothing is compared backwards (exit 1).
-    let o = scan_dates(&after, &[&before], &parcels, &dir.join("out-swapped"));
+    // The dates the wrong way round: nothing is compared backwards.
+    not_compared(
+        (&after, &before),
+        &drone,
+        &parcels,
+        &dir,
+        ("older_than_before", "the dates look swapped"),
+    );
+}
+
+/// After imagery `dates.1` that must not be compared with the before imagery `dates.0`: alone,
+/// `scan` and `detect` refuse it (exit 1) saying `why.1`; beside a newer observation (`newer`),
+/// that one is compared and this one named as skipped, of kind `why.0` (exit 2).
+fn not_compared(
+    dates: (&Path, &Path),
+    newer: &Path,
+    parcels: &Path,
+    dir: &Path,
+    why: (&str, &str),
+) {
+    let (before, after) = dates;
+    let o = scan_dates(before, &[after], parcels, &dir.join("out-alone"));
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let err = stderr(&o);
-    assert!(err.contains("the dates look swapped"), "{err}");
-    // `detect` refuses them the same way.
-    detect_refuses(
-        &after,
-        &before,
-        &dir.join("out-detect"),
-        "the dates look swapped",
-    );
-    // With a newer observation beside it, that one is compared and the older one named (exit 2).
-    let o = scan_dates(&after, &[&before, &drone], &parcels, &dir.join("out-one"));
-    let s = skipped_once(&o, "older_than_before", "satellite");
+    assert!(err.contains(why.1), "{err}");
+    detect_refuses(before, after, &dir.join("out-detect"), why.1);
+    let o = scan_dates(before, &[after, newer], parcels, &dir.join("out-beside"));
+    let s = skipped_once(&o, why.0, "satellite");
     let names: Vec<&str> = s["observations"]
         .as_array()
         .unwrap()
@@ -992,26 +1005,13 @@ fn after_imagery_of_the_before_s_very_acquisition_is_not_compared() {
             .replace("before", "new");
         std::fs::copy(&p, again.join(name)).unwrap();
     }
-    let o = scan_dates(&before, &[&again], &parcels, &dir.join("out-again"));
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let err = stderr(&o);
-    assert!(err.contains("the same acquisition"), "{err}");
-    detect_refuses(
-        &before,
-        &again,
-        &dir.join("out-detect"),
-        "the same acquisition",
+    not_compared(
+        (&before, &again),
+        &drone,
+        &parcels,
+        &dir,
+        ("same_time_as_before", "the same acquisition"),
     );
-    // Beside a newer observation, that one is compared and the copy named (exit 2).
-    let o = scan_dates(&before, &[&again, &drone], &parcels, &dir.join("out-one"));
-    let s = skipped_once(&o, "same_time_as_before", "satellite");
-    let names: Vec<&str> = s["observations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["drone"], "{s}");
 }
 
 #[test]
