@@ -278,9 +278,6 @@ pub struct Judgement {
     pub why_not: Option<String>,
 }
 
-/// The share of the piece that permits of a status cover (each place once), for the rules of
-/// not-yet-valid and expired permits: only permits whose permitted use would explain the change
-/// count, since a permit for a pond neither approves in advance nor once approved a building.
 /// The control layers a piece is in: its parcel's, and those of their own holding at least half of
 /// the piece itself.
 pub fn control_layers(parcel: &Parcel, piece: &Piece) -> Vec<String> {
@@ -294,6 +291,9 @@ pub fn control_layers(parcel: &Parcel, piece: &Piece) -> Vec<String> {
     layers
 }
 
+/// The area of the piece, m², that permits of a status cover (each place once), for the rules of
+/// not-yet-valid and expired permits: only permits whose permitted use would explain the change
+/// count, since a permit for a pond neither approves in advance nor once approved a building.
 fn permit_cover(piece: &Piece, status: &str, temporary_only: bool) -> f64 {
     piece.covered_m2(|c| {
         c.status == status
