@@ -4,7 +4,7 @@
 use crate::detect::cover::Transition;
 use crate::parcels::{ParcelSet, Permit};
 use chrono::NaiveDate;
-use geo::{Area, BooleanOps, BoundingRect, GeodesicArea, MultiPolygon};
+use geo::{Area, BooleanOps, BoundingRect, GeodesicArea, MultiPolygon, Orient};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -81,7 +81,11 @@ impl AreaMeasure {
     pub fn m2(&self, polygon: &MultiPolygon<f64>) -> f64 {
         match self {
             AreaMeasure::Planar { m2_per_unit2 } => polygon.unsigned_area() * m2_per_unit2,
-            AreaMeasure::Geodesic => polygon.geodesic_area_unsigned(),
+            // The ellipsoid's area of a ring is the area to its left: a clockwise exterior (as
+            // Shapefiles store them) would measure the rest of the Earth.
+            AreaMeasure::Geodesic => polygon
+                .orient(geo::orient::Direction::Default)
+                .geodesic_area_unsigned(),
         }
     }
 }
@@ -332,6 +336,21 @@ mod tests {
         );
         assert_eq!(p[0].permits[0].1.status, "not_yet_valid");
         assert!((p[0].unexplained_m2 - p[0].area_m2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn an_area_on_the_ellipsoid_is_the_same_whichever_way_its_ring_runs() {
+        // 0.001° square near Suzhou: ~95 m east-west by ~111 m north-south.
+        let one_way = sq(120.9, 31.15, 0.001, 0.001);
+        let mut ring = one_way.0[0].exterior().clone();
+        ring.0.reverse();
+        let other_way = MultiPolygon::new(vec![geo::Polygon::new(ring, vec![])]);
+        let (a, b) = (
+            AreaMeasure::Geodesic.m2(&one_way),
+            AreaMeasure::Geodesic.m2(&other_way),
+        );
+        assert!((10_000.0..11_000.0).contains(&a), "{a}");
+        assert!((a - b).abs() < 1e-6 * a, "{a} vs {b}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::render::{self, Frame, Labels, Overlays, Stretch};
 use super::report;
 use crate::export::geojson::{feature, ToWgs84};
 use crate::export::raster::{write_geotiff, GeoTiffSpec};
+use crate::overlay::AreaMeasure;
 use geo::{Area, Centroid, Geometry, MultiPolygon};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -291,6 +292,8 @@ struct Derived {
     wgs84_change: MultiPolygon<f64>,
     wgs84_parcel: MultiPolygon<f64>,
     wgs84_permits: Vec<MultiPolygon<f64>>,
+    /// Each permit's footprint area, m², in the order of `PacketInput::permits`.
+    permit_areas_m2: Vec<f64>,
     metres_per_unit: f64,
 }
 
@@ -344,10 +347,20 @@ fn derive(input: &PacketInput) -> Result<Derived, EvidenceError> {
     let srs = crate::ingest::srs::parse_crs(&input.working_crs).map_err(terr)?;
     let info = crate::ingest::srs::describe(&srs);
     let metres_per_unit = if info.geographic {
-        // Degrees: metres per degree of longitude at the finding.
+        // Degrees: metres per degree of longitude at the finding (the scale bar runs along a row).
         111_320.0 * centroid.lat.to_radians().cos()
     } else {
         info.linear_unit_m.unwrap_or(1.0)
+    };
+    // Areas as the findings' own are measured: on the ellipsoid in degrees (a degree of latitude
+    // is not the finding's degree of longitude, so one factor squared would be ~14 % low at
+    // Suzhou), planar times the unit squared otherwise.
+    let measure = if info.geographic {
+        AreaMeasure::Geodesic
+    } else {
+        AreaMeasure::Planar {
+            m2_per_unit2: metres_per_unit * metres_per_unit,
+        }
     };
     Ok(Derived {
         centroid,
@@ -360,6 +373,11 @@ fn derive(input: &PacketInput) -> Result<Derived, EvidenceError> {
             .map(|p| to84.multi_polygon(&p.footprint))
             .collect::<Result<_, _>>()
             .map_err(terr)?,
+        permit_areas_m2: input
+            .permits
+            .iter()
+            .map(|p| measure.m2(&p.footprint))
+            .collect(),
         metres_per_unit,
     })
 }
@@ -697,16 +715,14 @@ pub fn write_packet(
         permits: input
             .permits
             .iter()
-            .map(|p| PermitInfo {
+            .zip(&d.permit_areas_m2)
+            .map(|(p, area_m2)| PermitInfo {
                 permit_id: p.permit_id.clone(),
                 kind: p.kind.clone(),
                 permitted_use: p.permitted_use.clone(),
                 valid_from: p.valid_from.clone(),
                 valid_to: p.valid_to.clone(),
-                footprint_area_m2: round_to(
-                    p.footprint.unsigned_area() * d.metres_per_unit * d.metres_per_unit,
-                    2,
-                ),
+                footprint_area_m2: round_to(*area_m2, 2),
             })
             .collect(),
         acquisitions: Acquisitions {
@@ -867,6 +883,36 @@ pub fn write_packet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_permit_s_footprint_area_on_a_grid_in_degrees_is_the_ellipsoid_s() {
+        // The example finding moved onto a grid in degrees near Suzhou (a unit of the example,
+        // a metre, becomes 1e-5 degree); its permit is 22 × 14 units.
+        use geo::MapCoords;
+        let (lon0, lat0, deg) = (120.9, 31.15, 1e-5);
+        let mut input = crate::evidence::example_input();
+        let (x0, y0) = (561_552.0, 3_449_044.0);
+        let to_degrees = |m: &MultiPolygon<f64>| {
+            m.map_coords(|c| geo::Coord {
+                x: lon0 + (c.x - x0) * deg,
+                y: lat0 + (c.y - y0) * deg,
+            })
+        };
+        input.working_crs = "EPSG:4490".into();
+        input.change_polygon = to_degrees(&input.change_polygon);
+        input.parcel_polygon = to_degrees(&input.parcel_polygon);
+        input.permits[0].footprint = to_degrees(&input.permits[0].footprint);
+        let d = derive(&input).unwrap();
+        // A degree of longitude and of latitude on the ellipsoid at the permit's latitude.
+        let (a, e2) = (6_378_137.0_f64, 0.006_694_380_022_9_f64);
+        let lat = (lat0 - 45.0 * deg).to_radians();
+        let w = 1.0 - e2 * lat.sin().powi(2);
+        let lon_m = std::f64::consts::PI / 180.0 * a * lat.cos() / w.sqrt();
+        let lat_m = std::f64::consts::PI / 180.0 * a * (1.0 - e2) / w.powf(1.5);
+        let expected = (22.0 * deg * lon_m) * (14.0 * deg * lat_m);
+        let got = d.permit_areas_m2[0];
+        assert!((got / expected - 1.0).abs() < 1e-4, "{got} vs {expected}");
+    }
 
     #[test]
     fn case_ids_that_cannot_name_a_directory_are_refused() {
