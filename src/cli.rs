@@ -36,10 +36,10 @@ Exit codes: 0 done; 2 done, but some inputs were skipped (each is named); 1 fail
 )]
 struct Cli {
     /// Write log lines as JSON (for log collectors) instead of plain text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Logging (any command)")]
     log_json: bool,
     /// More log output (-v: debug, -vv: trace, including GDAL's messages).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Logging (any command)")]
     verbose: u8,
     #[command(subcommand)]
     command: Command,

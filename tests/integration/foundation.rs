@@ -29,6 +29,13 @@ fn every_command_has_help() {
         let text = stdout(&o);
         assert!(text.contains("Usage: landwatch"), "{cmd}: {text}");
         assert!(text.contains("Exit codes: 0 "), "{cmd}: {text}");
+        // The command's own options first, the logging flags every command takes apart after.
+        let (own, logging) = (text.find("-h, --help"), text.find("Logging (any command):"));
+        assert!(own.is_some() && logging > own, "{cmd}: {text}");
+        assert!(
+            text[logging.unwrap()..].contains("--log-json"),
+            "{cmd}: {text}"
+        );
     }
     // An ad-hoc scan without --out writes somewhere: the help says where.
     let o = run(["scan", "--help"]);
