@@ -206,7 +206,7 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     }
     let before = observations_of(&before_entries, "before")?;
     let after = observations_of(&after_entries, "after")?;
-    let after = super::drop_after_older_than_before(&before[0], after, &mut skipped);
+    let after = super::drop_after_not_newer_than_before(&before[0], after, &mut skipped);
     if after.is_empty() {
         return Err(PipelineError::Inputs(
             "no usable after imagery (every observation was skipped; see the reasons above)".into(),

@@ -83,7 +83,7 @@ pub fn drop_files_of_both_dates(
 /// re-delivery, another processing of it): nothing can have changed between them, and compared
 /// they would show the parcels as checked and clean; it is dropped and named too (kind
 /// `same_time_as_before`). Undated files are kept.
-pub fn drop_after_older_than_before(
+pub fn drop_after_not_newer_than_before(
     before: &Observation,
     after: Vec<Observation>,
     skipped: &mut Vec<Skipped>,

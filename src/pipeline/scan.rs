@@ -700,7 +700,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let Some(before) = before_obs.first() else {
         return Err(none_usable("before", before_found, cfg.before_paths()));
     };
-    let mut after_obs = super::drop_after_older_than_before(before, after_obs, &mut skipped);
+    let mut after_obs = super::drop_after_not_newer_than_before(before, after_obs, &mut skipped);
     if after_obs.is_empty() {
         return Err(none_usable("after", after_found, cfg.after_paths()));
     }

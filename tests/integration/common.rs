@@ -24,6 +24,19 @@ where
         .expect("the landwatch binary runs")
 }
 
+/// `landwatch scan --config cfg --out out` with `extra` arguments after them.
+pub fn scan_config(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(args)
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

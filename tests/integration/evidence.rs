@@ -2,7 +2,7 @@
 //! binary, zips, snapshots of the manifest, the report's structure and a chip, and the report
 //! rendered by headless Chromium.
 
-use crate::common::{copy_dir, run, scratch, stderr, stdout};
+use crate::common::{copy_dir, run, scan_config, scratch, stderr, stdout};
 use landwatch::evidence::{
     self, example_input, write_packet, PacketInput, PacketOptions, SigningKey, WrittenPacket,
 };
@@ -569,13 +569,7 @@ fn headless_chromium_renders_the_report_to_png_and_pdf() {
 fn the_documented_python_recomputes_every_packet_s_fingerprint() {
     let scene = crate::common::scene(1024, 3);
     let out = scratch("evidence-python-fingerprint");
-    let o = run([
-        "scan",
-        "--config",
-        scene.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = scan_config(&scene.join("landwatch.toml"), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The recipe of docs/evidence-manifest.md, as an independent checker would run it.
     let doc = std::fs::read_to_string(

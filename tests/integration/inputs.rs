@@ -2,7 +2,7 @@
 //! file whose bands cannot be told, a band that lost its name). Each is named, the rest is
 //! scanned.
 
-use crate::common::{copy_dir, run, scene, scratch, stderr, stdout};
+use crate::common::{copy_dir, run, scan_config, scene, scratch, stderr, stdout};
 use serde_json::Value;
 use std::path::Path;
 
@@ -51,15 +51,11 @@ fn a_night_s_files_that_do_not_fit_are_named_and_the_rest_is_scanned() {
         r#"{"bands": ["blue", "green", "red", "unknown"]}"#,
     );
     let out = dir.join("out");
-    let o = run([
-        "scan",
-        "--config",
-        dir.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-packets",
-        "--json",
-    ]);
+    let o = scan_config(
+        &dir.join("landwatch.toml"),
+        &out,
+        &["--no-packets", "--json"],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let summary: Value = serde_json::from_str(&stdout(&o)).unwrap();
     // The old tile alone is left out, named; the rest of its mosaic is compared.

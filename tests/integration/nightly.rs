@@ -1,7 +1,7 @@
 //! Issue 6: the store through `landwatch scan`: incremental nightly runs, stable cases, one run at
 //! a time, and crash safety under SIGKILL.
 
-use crate::common::{bin, run, scene, scratch, stderr, stdout};
+use crate::common::{bin, run, scan_config, scene, scratch, stderr, stdout};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -132,13 +132,7 @@ fn a_second_nightly_scan_opens_no_new_case_and_touches_nothing() {
     assert!(seen.iter().all(|c| c["is_new"] == false), "{third}");
     assert_eq!(state(&cfg, &out), state1);
     // The human summary says when there is nothing to do.
-    let o = run([
-        "scan",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = scan_config(&cfg, &out, &[]);
     assert!(stdout(&o).contains("nothing new"), "{}", stdout(&o));
     let o = run([
         "status",
@@ -606,15 +600,7 @@ fn cells_that_cannot_be_read_are_skipped_input_never_nothing_new() {
     for p in &after {
         corrupt_middle(p);
     }
-    let human = |out: &Path| {
-        run([
-            "scan",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-    };
+    let human = |out: &Path| scan_config(&cfg, out, &[]);
     // Every cell's after date fails to decode: every cell is skipped, named, and the run says so
     // with exit code 2 — not "nothing new" and exit 0, which would tell the night's operator that
     // all was checked.

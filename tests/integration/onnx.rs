@@ -2,7 +2,7 @@
 //! is known exactly (`scripts/make_test_models.py`): per pixel, from the normalised dates a and b,
 //! p = sigmoid(8 · (mean over channels of |a − b| − 0.5)).
 
-use crate::common::{run, scene, scratch, stderr, stdout};
+use crate::common::{run, scan_config, scene, scratch, stderr, stdout};
 use gdal::{Dataset, Metadata};
 use landwatch::bands::BandRole;
 use landwatch::detect::onnx::{OnnxError, OnnxModel};
@@ -824,20 +824,19 @@ fn scan_with_an_onnx_model_finds_the_violations_and_names_the_model_in_every_man
             .replace("overlap = 16", "overlap = 32\npixel_size_m = 0.5")
     });
     let out = dir.join("out");
-    let o = run([
-        "scan",
-        "--config",
-        scene.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--detector",
-        "onnx",
-        "--model",
-        d.to_str().unwrap(),
-        "--combine",
-        "both",
-        "--json",
-    ]);
+    let o = scan_config(
+        &scene.join("landwatch.toml"),
+        &out,
+        &[
+            "--detector",
+            "onnx",
+            "--model",
+            d.to_str().unwrap(),
+            "--combine",
+            "both",
+            "--json",
+        ],
+    );
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(2),
         "{}",

@@ -1,6 +1,6 @@
 //! Issue 4: parcels, permits, rules and the scan, through the binary.
 
-use crate::common::{copy_dir, detect_refuses, run, scene, scratch, stderr, stdout};
+use crate::common::{copy_dir, detect_refuses, run, scan_config, scene, scratch, stderr, stdout};
 use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
 use gdal::Dataset;
 use serde_json::Value;
@@ -14,14 +14,7 @@ fn json_of(o: &std::process::Output) -> Value {
 fn nightly_scan_of_a_4096_px_scene_meets_the_targets() {
     let dir = scene(4096, 21);
     let out = scratch("scan-4096");
-    let o = run([
-        "scan",
-        "--config",
-        dir.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = scan_config(&dir.join("landwatch.toml"), &out, &["--json"]);
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(2),
         "{}",
@@ -419,25 +412,13 @@ fn parcels_in_another_crs_are_reprojected() {
     std::fs::write(work.join("landwatch.toml"), cfg).unwrap();
     let a = work.join("out-geojson");
     let b = work.join("out-gpkg");
-    let o = run([
-        "scan",
-        "--config",
-        work.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        a.to_str().unwrap(),
-    ]);
+    let o = scan_config(&work.join("landwatch.toml"), &a, &[]);
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(2),
         "{}",
         stderr(&o)
     );
-    let o = run([
-        "scan",
-        "--config",
-        dir.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        b.to_str().unwrap(),
-    ]);
+    let o = scan_config(&dir.join("landwatch.toml"), &b, &[]);
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(2),
         "{}",
@@ -910,13 +891,7 @@ fn missing_or_wrong_input_files_are_named_with_what_to_do() {
         ),
     )
     .unwrap();
-    let o = run([
-        "scan",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        dir.join("out").to_str().unwrap(),
-    ]);
+    let o = scan_config(&cfg, &dir.join("out"), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
         stderr(&o).contains("no layer 'parcel' (layers: parcels)"),
@@ -1767,14 +1742,7 @@ fn each_finding_is_dated_by_the_imagery_under_it() {
         );
     std::fs::write(&cfg, text).unwrap();
     let out = dir.join("out");
-    let o = run([
-        "scan",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = scan_config(&cfg, &out, &["--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = json_of(&o);
     assert_eq!(s["before_date"], "2026-04-12/2026-05-02", "{s}");
@@ -2703,14 +2671,7 @@ fn eval_refuses_swapped_or_unrelated_inputs() {
 fn the_scan_report_labels_each_kind_in_both_languages() {
     let src = scene(1024, 3);
     let out = scratch("scan-report-labels");
-    let o = run([
-        "scan",
-        "--config",
-        src.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-packets",
-    ]);
+    let o = scan_config(&src.join("landwatch.toml"), &out, &["--no-packets"]);
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(2),
         "{}",
@@ -2733,14 +2694,7 @@ fn the_scan_report_labels_each_kind_in_both_languages() {
 fn every_row_of_the_findings_tables_says_suspected() {
     let src = scene(1024, 3);
     let out = scratch("scan-rows-say-suspected");
-    let o = run([
-        "scan",
-        "--config",
-        src.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-packets",
-    ]);
+    let o = scan_config(&src.join("landwatch.toml"), &out, &["--no-packets"]);
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(2),
         "{}",
@@ -2778,14 +2732,7 @@ fn every_row_of_the_findings_tables_says_suspected() {
 fn the_findings_gpkg_dates_are_dates() {
     let src = scene(1024, 3);
     let out = scratch("scan-gpkg-dates");
-    let o = run([
-        "scan",
-        "--config",
-        src.join("landwatch.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-packets",
-    ]);
+    let o = scan_config(&src.join("landwatch.toml"), &out, &["--no-packets"]);
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(2),
         "{}",
