@@ -474,21 +474,11 @@ fn scan_writes_a_verifiable_packet_per_finding_and_a_rerun_rewrites_nothing() {
     let cfg = dir.join("landwatch.toml");
     let key = key_dir.join("bureau.key");
     let scan = |full: bool| {
-        let mut args = vec![
-            "scan",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--zip",
-            "--json",
-        ];
+        let mut extra = vec!["--key", key.to_str().unwrap(), "--zip", "--json"];
         if full {
-            args.push("--full");
+            extra.push("--full");
         }
-        run(args)
+        scan_config(&cfg, &out, &extra)
     };
     let o = scan(false);
     assert!(
