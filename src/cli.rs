@@ -41,6 +41,15 @@ struct Cli {
     /// More log output (-v: debug, -vv: trace, including GDAL's messages).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Logging (any command)")]
     verbose: u8,
+    /// Warnings and errors only: no progress bar or progress lines (for cron jobs and scripts).
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Logging (any command)"
+    )]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -467,7 +476,7 @@ pub fn run() -> Result<Outcome> {
             });
         }
     };
-    init_logging(cli.log_json, cli.verbose);
+    init_logging(cli.log_json, cli.verbose, cli.quiet);
     match cli.command {
         Command::Catalog(a) => catalog(a),
         Command::Grid(a) => grid(a),
@@ -486,9 +495,10 @@ pub fn run() -> Result<Outcome> {
     }
 }
 
-fn init_logging(json: bool, verbose: u8) {
+fn init_logging(json: bool, verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let level = match verbose {
+        _ if quiet => "warn",
         0 => "info,gdal=warn",
         1 => "debug,gdal=info",
         _ => "trace",
@@ -509,6 +519,12 @@ fn init_logging(json: bool, verbose: u8) {
     } else {
         builder.init();
     }
+}
+
+/// Whether to draw a progress bar: on a terminal, unless progress is not wanted (`--quiet`, or a
+/// `LANDWATCH_LOG` filter above `info`).
+fn progress_bar() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr()) && tracing::enabled!(tracing::Level::INFO)
 }
 
 fn catalog(a: CatalogArgs) -> Result<Outcome> {
@@ -1027,7 +1043,6 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
 fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)> {
     use landwatch::pipeline::cache::CacheOptions;
     use landwatch::pipeline::scan::{run_scan, Progress, ScanJob};
-    use std::io::IsTerminal;
     set_threads(a.threads)?;
     let cfg = scan_config(&a)?;
     let rules = match &cfg.rules.path {
@@ -1041,7 +1056,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         out: cfg.output_dir(),
         detector,
         rules,
-        progress: if std::io::stderr().is_terminal() {
+        progress: if progress_bar() {
             Progress::Bar
         } else {
             Progress::Log
@@ -1551,7 +1566,7 @@ fn evidence_stage(
         max_px: cfg.evidence.max_chip_px,
     };
     let n = result.findings.len();
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && n > 0 {
+    let bar = if progress_bar() && n > 0 {
         let b = indicatif::ProgressBar::new(n as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(

@@ -66,6 +66,40 @@ fn a_usage_error_is_a_failure() {
     }
 }
 
+/// `-q` leaves a cron job's log with warnings and errors only; the human summary on standard
+/// output stays.
+#[test]
+fn quiet_logs_warnings_and_errors_only() {
+    let src = scene(1024, 3);
+    let cfg = src.join("landwatch.toml");
+    let scan = |out: &str, quiet: bool| {
+        let out = scratch(out);
+        let mut cmd = std::process::Command::new(crate::common::bin());
+        cmd.env_remove("LANDWATCH_LOG").args([
+            "scan",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-cache",
+        ]);
+        if quiet {
+            cmd.arg("-q");
+        }
+        let o = cmd.output().expect("the landwatch binary runs");
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let (loud, quiet) = (scan("quiet-not", false), scan("quiet", true));
+    // Both runs make a signing key (no key is configured) and warn about it.
+    for o in [&loud, &quiet] {
+        assert!(stderr(o).contains("WARN"), "{}", stderr(o));
+        assert!(stdout(o).contains("suspected violation"), "{}", stdout(o));
+    }
+    assert!(stderr(&loud).contains("INFO"), "{}", stderr(&loud));
+    assert!(!stderr(&quiet).contains("INFO"), "{}", stderr(&quiet));
+}
+
 #[test]
 fn an_output_path_that_is_a_file_is_refused_plainly() {
     let src = scene(1024, 3);
