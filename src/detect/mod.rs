@@ -828,9 +828,10 @@ impl SpectralDetector {
                 asm[[k, y, x]] - bsm[[k, y, x]]
             });
             stage.mark("sigma");
+            let inv: Vec<f32> = sigma.iter().map(|s| 1.0 / s).collect();
             let hs = match nb {
-                3 => haze_and_shadow::<3>(&before, &after_n, &obs0, haze_delta, shadow_cos),
-                _ => haze_and_shadow::<4>(&before, &after_n, &obs0, haze_delta, shadow_cos),
+                3 => haze_and_shadow::<3>(&before, &after_n, &obs0, haze_delta, shadow_cos, &inv),
+                _ => haze_and_shadow::<4>(&before, &after_n, &obs0, haze_delta, shadow_cos, &inv),
             };
             (after_n, smoothed, sigma, hs, None)
         };
@@ -1643,15 +1644,16 @@ fn band_slice(a: &Array3<f32>, k: usize) -> &[f32] {
 /// `N` is 4, near infrared): (haze, shadow) in row-major order.
 ///
 /// Haze is a flat rise of every visible band by more than `haze_delta` (either way between the
-/// dates, the near infrared not falling); a shadow darkens every band while
-/// keeping the spectrum's direction (all bands lower, brightness below 65 % of the before date's,
-/// cosine above `shadow_cos`).
+/// dates, the near infrared not falling); a shadow darkens the pixel while keeping the
+/// spectrum's direction (no band higher by more than [`SHADOW_NOT_UP_SIGMAS`] times its spread
+/// `1 / inv_sigma`, brightness below 65 % of the before date's, cosine above `shadow_cos`).
 fn haze_and_shadow<const N: usize>(
     before: &Array3<f32>,
     after: &Array3<f32>,
     observed: &[bool],
     haze_delta: f32,
     shadow_cos: f32,
+    inv_sigma: &[f32],
 ) -> (Vec<bool>, Vec<bool>) {
     let n = observed.len();
     let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
@@ -1662,21 +1664,34 @@ fn haze_and_shadow<const N: usize>(
         as_,
         observed,
         haze_delta,
-        shadow_cos,
+        (shadow_cos, shadow_not_up::<N>(inv_sigma)),
         &mut cloud,
         &mut shadow,
     );
     (cloud, shadow)
 }
 
+/// How far a band may rise, in units of its spread, in a pixel still taken for a cloud shadow.
+/// A shadow takes the direct sunlight away and leaves the sky's diffuse light: on a dark surface
+/// (water, whose near infrared is next to nothing) that light is about what the surface
+/// reflected before, so such a band stays level and its noise lifts it half the time. Every band
+/// strictly lower left the shadow over water speckled, and the water under it read as filled.
+const SHADOW_NOT_UP_SIGMAS: f32 = 2.0;
+
+/// The rise each band may show in a shadow (see [`SHADOW_NOT_UP_SIGMAS`]) from the inverse
+/// spreads of the bands' differences.
+fn shadow_not_up<const N: usize>(inv_sigma: &[f32]) -> [f32; N] {
+    std::array::from_fn(|k| SHADOW_NOT_UP_SIGMAS / inv_sigma[k])
+}
+
 /// [`haze_and_shadow`] over pixels given as band slices (all as long as `observed`), into
-/// `cloud` and `shadow`.
+/// `cloud` and `shadow`; `shadow_test` is the cosine and the rises of [`shadow_not_up`].
 fn haze_and_shadow_into<const N: usize>(
     bs: [&[f32]; N],
     as_: [&[f32]; N],
     observed: &[bool],
     haze_delta: f32,
-    shadow_cos: f32,
+    (shadow_cos, not_up): (f32, [f32; N]),
     cloud: &mut [bool],
     shadow: &mut [bool],
 ) {
@@ -1704,7 +1719,7 @@ fn haze_and_shadow_into<const N: usize>(
             let (b, a) = (b[k], a[k]);
             sum_b += b;
             sum_a += a;
-            all_down &= a < b;
+            all_down &= a < b + not_up[k];
             dot += a * b;
             nb2 += b * b;
             na2 += a * a;
@@ -1750,6 +1765,7 @@ fn map_haze_score<const N: usize>(
     let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
     let as_: [&[f32]; N] = std::array::from_fn(|k| &band_slice(after, k)[..n]);
     let inv: [f32; N] = std::array::from_fn(|k| inv_sigma[k]);
+    let not_up = shadow_not_up::<N>(inv_sigma);
     // Band-major, so written band by band within each strip: the thread's buffer from its last
     // cell (every value is written below), given back by `detect_with`.
     let mut mapped = scratch::take_f32(N * n);
@@ -1773,7 +1789,7 @@ fn map_haze_score<const N: usize>(
             ar,
             &observed[r.clone()],
             haze_delta,
-            shadow_cos,
+            (shadow_cos, not_up),
             &mut cloud[r.clone()],
             &mut shadow[r.clone()],
         );
@@ -2138,6 +2154,78 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// A cloud shadow over vegetation and a river: the sun's light goes, the sky's diffuse light
+    /// stays (`0.35 v + 120`, as `landwatch synth` renders it), so the water's near infrared,
+    /// next to nothing, stays level and its noise lifts it in half the pixels. The shadow is
+    /// one, over the water as over the field: reported unobserved, and no change of land use.
+    #[test]
+    fn a_shadow_over_water_is_a_shadow_not_a_filled_river() {
+        let n = 192;
+        let veg = [350.0f32, 700.0, 450.0, 3800.0];
+        let water = [750.0f32, 650.0, 400.0, 180.0];
+        let mut b = Array3::<f32>::zeros((4, n, n));
+        let mut a = Array3::<f32>::zeros((4, n, n));
+        let mut rng = crate::synth::rng::Rng::new(7, "shadow-over-water");
+        let shade = |y: usize, x: usize| (50..150).contains(&y) && (40..150).contains(&x);
+        for y in 0..n {
+            for x in 0..n {
+                let ground = if (90..150).contains(&x) { water } else { veg };
+                for k in 0..4 {
+                    let v = if shade(y, x) {
+                        0.35 * ground[k] + 120.0
+                    } else {
+                        ground[k]
+                    };
+                    b[[k, y, x]] = ground[k] + 15.0 * rng.normal() as f32;
+                    a[[k, y, x]] = v * 1.05 + 30.0 + 15.0 * rng.normal() as f32;
+                }
+            }
+        }
+        let img = |bands| CellImage {
+            window: Window {
+                x: 0,
+                y: 0,
+                width: n,
+                height: n,
+            },
+            roles: vec![
+                BandRole::Blue,
+                BandRole::Green,
+                BandRole::Red,
+                BandRole::Nir,
+            ],
+            bands,
+            valid: Array2::from_elem((n, n), true),
+            flagged: None,
+            contributing: vec![0],
+        };
+        let (b, a) = (img(b), img(a));
+        let input = CellInput {
+            cell_id: "test",
+            before: &b,
+            after: &a,
+            core_offset: (0, 0),
+            core_size: (n, n),
+            pixel_area_m2: 0.25,
+        };
+        let r = SpectralDetector::default().detect(&input).unwrap();
+        let changes: Vec<(Transition, u64)> = r
+            .regions
+            .iter()
+            .filter(|g| g.transition.is_land_use_change())
+            .map(|g| (g.transition, g.pixels))
+            .collect();
+        assert!(changes.is_empty(), "{changes:?}");
+        assert!(r.mask.iter().all(|m| *m != MASK_CHANGE));
+        // The water under the shadow, away from its rim, is unobserved for the shadow.
+        let water_shaded = r.unobserved.slice(s![60..140, 100..140]);
+        let shadowed = water_shaded
+            .iter()
+            .filter(|u| **u == UNOBSERVED_SHADOW)
+            .count();
+        assert_eq!(shadowed, water_shaded.len());
+    }
+
     #[test]
     fn finds_the_building_and_calls_the_harvest_a_cycle() {
         let (b, a) = pair(128);
@@ -2391,9 +2479,9 @@ mod tests {
             proptest::prop_assert_eq!(bits(&mapped), bits(&want));
             let after_n = Array3::from_shape_vec((nb, h, w), want).unwrap();
             let (wcl, wsh) = if four {
-                haze_and_shadow::<4>(&before, &after_n, observed, haze_delta, cos)
+                haze_and_shadow::<4>(&before, &after_n, observed, haze_delta, cos, &inv)
             } else {
-                haze_and_shadow::<3>(&before, &after_n, observed, haze_delta, cos)
+                haze_and_shadow::<3>(&before, &after_n, observed, haze_delta, cos, &inv)
             };
             proptest::prop_assert_eq!(cl, wcl);
             proptest::prop_assert_eq!(sh, wsh);
