@@ -771,7 +771,7 @@ impl SpectralDetector {
             && (nb == 3 || nb == 4)
             && before.is_standard_layout()
             && after.is_standard_layout();
-        let (after_n, smoothed, sigma, (cl, sh), unmasked_score) = if one_sweep {
+        let (after_n, smoothed, sigma, (cl, sh, dk), unmasked_score) = if one_sweep {
             // The score compares the dates as they are: the spread comes from the samples (the
             // after value mapped as the whole band will be), and one sweep maps the after bands,
             // tests haze and shadow and scores every pixel.
@@ -797,7 +797,13 @@ impl SpectralDetector {
             };
             let after_n = mapped_cube(sweep.0)?;
             stage.mark("map_haze_score");
-            (after_n, None, sigma, (sweep.1, sweep.2), Some(sweep.3))
+            (
+                after_n,
+                None,
+                sigma,
+                (sweep.1, sweep.2, sweep.3),
+                Some(sweep.4),
+            )
         } else {
             // Mapped from the after bands into a new array (no copy of them to map in place).
             let mut mapped: Vec<f32> = Vec::with_capacity(nb * h * w);
@@ -840,18 +846,23 @@ impl SpectralDetector {
             None => (&*before, &after_n),
         };
         stats.sigma = sigma.clone();
-        let (mut cloud, shadow) = {
+        let (mut cloud, shadow, dark) = {
             let mask = |v: Vec<bool>| {
                 Array2::from_shape_vec((h, w), v)
                     .unwrap_or_else(|_| Array2::from_elem((h, w), false))
             };
-            (mask(cl), mask(sh))
+            (mask(cl), mask(sh), mask(dk))
         };
         cloud.zip_mut_with(&cloud_a, |c, a| *c |= *a);
         cloud.zip_mut_with(&cloud_b, |c, b| *c |= *b);
         // Size is judged on clouds and shadows together: a shadow's rim can read as haze of the
         // before date and split it into pieces that are each too small.
         let min_px = (p.cloud_min_area_m2 / input.pixel_area_m2).ceil() as u64;
+        let shadow = if any_set(&shadow) {
+            grow_shadow(&shadow, &dark)
+        } else {
+            shadow
+        };
         let (cloud, shadow) = if any_set(&cloud) || any_set(&shadow) {
             let mut either = cloud.clone();
             either.zip_mut_with(&shadow, |e, s| *e |= *s);
@@ -1654,11 +1665,11 @@ fn haze_and_shadow<const N: usize>(
     haze_delta: f32,
     shadow_cos: f32,
     inv_sigma: &[f32],
-) -> (Vec<bool>, Vec<bool>) {
+) -> (Vec<bool>, Vec<bool>, Vec<bool>) {
     let n = observed.len();
     let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
     let as_: [&[f32]; N] = std::array::from_fn(|k| &band_slice(after, k)[..n]);
-    let (mut cloud, mut shadow) = (vec![false; n], vec![false; n]);
+    let (mut cloud, mut shadow, mut dark) = (vec![false; n], vec![false; n], vec![false; n]);
     haze_and_shadow_into(
         bs,
         as_,
@@ -1667,8 +1678,9 @@ fn haze_and_shadow<const N: usize>(
         (shadow_cos, shadow_not_up::<N>(inv_sigma)),
         &mut cloud,
         &mut shadow,
+        &mut dark,
     );
-    (cloud, shadow)
+    (cloud, shadow, dark)
 }
 
 /// How far a band may rise, in units of its spread, in a pixel still taken for a cloud shadow.
@@ -1685,7 +1697,9 @@ fn shadow_not_up<const N: usize>(inv_sigma: &[f32]) -> [f32; N] {
 }
 
 /// [`haze_and_shadow`] over pixels given as band slices (all as long as `observed`), into
-/// `cloud` and `shadow`; `shadow_test` is the cosine and the rises of [`shadow_not_up`].
+/// `cloud`, `shadow` and `dark` (darkened as in a shadow, whatever the spectrum's direction: see
+/// [`grow_shadow`]); `shadow_test` is the cosine and the rises of [`shadow_not_up`].
+#[allow(clippy::too_many_arguments)]
 fn haze_and_shadow_into<const N: usize>(
     bs: [&[f32]; N],
     as_: [&[f32]; N],
@@ -1694,6 +1708,7 @@ fn haze_and_shadow_into<const N: usize>(
     (shadow_cos, not_up): (f32, [f32; N]),
     cloud: &mut [bool],
     shadow: &mut [bool],
+    dark: &mut [bool],
 ) {
     let has_nir = N == 4;
     let flat_rise = |hi: &[f32; N], lo: &[f32; N]| -> bool {
@@ -1709,7 +1724,13 @@ fn haze_and_shadow_into<const N: usize>(
     };
     // Every test is evaluated for every pixel and combined with `&`/`|` (no branch, the loop
     // vectorises); the outcome is that of testing observed pixels only, haze first.
-    for (i, ((cl, sh), seen)) in cloud.iter_mut().zip(shadow).zip(observed).enumerate() {
+    for (i, (((cl, sh), dk), seen)) in cloud
+        .iter_mut()
+        .zip(shadow)
+        .zip(dark)
+        .zip(observed)
+        .enumerate()
+    {
         let b: [f32; N] = std::array::from_fn(|k| bs[k][i]);
         let a: [f32; N] = std::array::from_fn(|k| as_[k][i]);
         let haze = flat_rise(&a, &b) | flat_rise(&b, &a);
@@ -1726,11 +1747,11 @@ fn haze_and_shadow_into<const N: usize>(
         }
         // A shadow keeps the direction of the spectrum (up to the sky light it still
         // receives): the spectral angle between the dates stays small.
-        let dark = all_down
-            & (sum_a < 0.65 * sum_b)
-            & (dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos);
+        let darker = all_down & (sum_a < 0.65 * sum_b);
+        let dark = darker & (dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos);
         *cl = *seen & haze;
         *sh = *seen & !haze & dark;
+        *dk = *seen & !haze & darker;
     }
 }
 
@@ -1759,7 +1780,7 @@ fn map_haze_score<const N: usize>(
     shadow_cos: f32,
     inv_sigma: &[f32],
     rows: usize,
-) -> (Vec<f32>, Vec<bool>, Vec<bool>, Vec<f32>) {
+) -> (Vec<f32>, Vec<bool>, Vec<bool>, Vec<bool>, Vec<f32>) {
     let (_, h, w) = after.dim();
     let n = h * w;
     let bs: [&[f32]; N] = std::array::from_fn(|k| &band_slice(before, k)[..n]);
@@ -1771,7 +1792,11 @@ fn map_haze_score<const N: usize>(
     let mut mapped = scratch::take_f32(N * n);
     // Row-major: grown a strip at a time, each just before it is written (while in cache), not
     // zeroed whole first.
-    let (mut cloud, mut shadow) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut cloud, mut shadow, mut dark) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     let mut score: Vec<f32> = Vec::with_capacity(n);
     let rows = rows.max(1);
     let mut an: Vec<&mut [f32]> = mapped.chunks_exact_mut(n.max(1)).collect();
@@ -1784,6 +1809,7 @@ fn map_haze_score<const N: usize>(
         let br: [&[f32]; N] = std::array::from_fn(|k| &bs[k][r.clone()]);
         cloud.resize(r.end, false);
         shadow.resize(r.end, false);
+        dark.resize(r.end, false);
         haze_and_shadow_into(
             br,
             ar,
@@ -1792,13 +1818,14 @@ fn map_haze_score<const N: usize>(
             (shadow_cos, not_up),
             &mut cloud[r.clone()],
             &mut shadow[r.clone()],
+            &mut dark[r.clone()],
         );
         score.resize(r.end, 0.0);
         for (i, o) in score[r].iter_mut().enumerate() {
             *o = squared_distance(&br, &ar, &inv, i).sqrt();
         }
     }
-    (mapped, cloud, shadow, score)
+    (mapped, cloud, shadow, dark, score)
 }
 
 /// The squared standardised distance between the dates at index `i` of `N` band slices: each
@@ -1873,6 +1900,34 @@ fn keep_large(mask: &Array2<bool>, min_px: u64) -> Array2<bool> {
 }
 
 /// An `h × w` mask set on the runs whose component passes `keep`.
+/// Shadow pixels (the spectrum's direction kept) a darkened area (`dark`: no band brighter,
+/// brightness below 65 %) must hold, as a share of it, to be taken for one shadow whole.
+const SHADOW_SHARE_OF_DARK: f64 = 0.1;
+
+/// Cloud shadows grown through the pixels joined to them that darkened as much, whatever their
+/// spectrum's direction: under a shadow a field ripening or a surface changing turns the
+/// spectrum too, and the shadow test's angle left such a field out of the shadow over it (a
+/// speckle of shadow pixels, too small to keep), to be read as bare ground. A darkened area is
+/// a shadow when at least [`SHADOW_SHARE_OF_DARK`] of it passes the shadow test: a pond dug in
+/// bare soil darkens every band too but turns the spectrum throughout.
+fn grow_shadow(shadow: &Array2<bool>, dark: &Array2<bool>) -> Array2<bool> {
+    let (h, w) = shadow.dim();
+    let mut either = shadow.clone();
+    either.zip_mut_with(dark, |s, d| *s |= *d);
+    let (runs, n) = morphology::component_runs(&either);
+    let shadow_s = flat(shadow);
+    let (mut size, mut shaded) = (vec![0u64; n + 1], vec![0u64; n + 1]);
+    for r in &runs {
+        let l = r.label as usize;
+        size[l] += u64::from(r.x1 - r.x0);
+        shaded[l] += shadow_s[r.span(w)].iter().filter(|s| **s).count() as u64;
+    }
+    runs_mask(h, w, &runs, |l| {
+        let l = l as usize;
+        shaded[l] as f64 >= SHADOW_SHARE_OF_DARK * size[l] as f64
+    })
+}
+
 fn runs_mask(
     h: usize,
     w: usize,
@@ -2226,6 +2281,26 @@ mod tests {
         assert_eq!(shadowed, water_shaded.len());
     }
 
+    /// A darkened area joins the shadow when enough of it passes the shadow test: a ripening
+    /// field under a cloud shadow (the angle test fails on most of it), not a pond dug in bare
+    /// soil whose few mixed edge pixels pass.
+    #[test]
+    fn a_shadow_grows_through_darkened_ground_that_is_mostly_shadow() {
+        let (h, w) = (40, 60);
+        let mut shadow = Array2::from_elem((h, w), false);
+        let mut dark = Array2::from_elem((h, w), false);
+        // Left: a 20 × 20 darkened field, a quarter of it passing the shadow test.
+        dark.slice_mut(s![5..25, 5..25]).fill(true);
+        shadow.slice_mut(s![5..25, 5..10]).fill(true);
+        // Right: a 20 × 20 pond, 4 of its 400 pixels passing.
+        dark.slice_mut(s![10..30, 35..55]).fill(true);
+        shadow.slice_mut(s![10..12, 35..37]).fill(true);
+        let grown = grow_shadow(&shadow, &dark);
+        assert!(grown.slice(s![5..25, 5..25]).iter().all(|v| *v));
+        assert!(grown.slice(s![10..30, 35..55]).iter().all(|v| !*v));
+        assert_eq!(grown.iter().filter(|v| **v).count(), 400);
+    }
+
     #[test]
     fn finds_the_building_and_calls_the_harvest_a_cycle() {
         let (b, a) = pair(128);
@@ -2467,7 +2542,7 @@ mod tests {
             let observed = &seen[..n];
             let inv: Vec<f32> = (0..nb).map(|k| 0.01 + 0.003 * k as f32).collect();
             let cos = 20f32.to_radians().cos();
-            let (mapped, cl, sh, score) = if four {
+            let (mapped, cl, sh, _, score) = if four {
                 map_haze_score::<4>(&before, &after, &mappers, observed, haze_delta, cos, &inv, rows)
             } else {
                 map_haze_score::<3>(&before, &after, &mappers, observed, haze_delta, cos, &inv, rows)
@@ -2478,7 +2553,7 @@ mod tests {
             }
             proptest::prop_assert_eq!(bits(&mapped), bits(&want));
             let after_n = Array3::from_shape_vec((nb, h, w), want).unwrap();
-            let (wcl, wsh) = if four {
+            let (wcl, wsh, _) = if four {
                 haze_and_shadow::<4>(&before, &after_n, observed, haze_delta, cos, &inv)
             } else {
                 haze_and_shadow::<3>(&before, &after_n, observed, haze_delta, cos, &inv)

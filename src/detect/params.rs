@@ -95,7 +95,7 @@ impl Default for DetectParams {
             field_scale_m2: 20_000.0,
             opening_px: 0,
             closing_px: 1,
-            cloud_buffer_px: 8,
+            cloud_buffer_px: 16,
             cloud_min_area_m2: 1500.0,
             min_area_m2: mmu,
             default_min_area_m2: 40.0,

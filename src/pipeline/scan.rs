@@ -1438,7 +1438,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         );
         // Pieces of land-use change per (parcel, transition): a change read as several nearby
         // regions in one field (a pit and its spoil heap, a roof split by a shadow) is judged as one.
-        let mut groups: BTreeMap<(usize, Transition), Vec<ParcelShare>> = BTreeMap::new();
+        // A loss of vegetation the detector read as a vegetation cycle (a harvest, judged by how
+        // much of the field it covers) is judged apart from bare ground it read as such: a pit
+        // dug in a harvested field is not part of the harvest.
+        let mut groups: BTreeMap<(usize, Transition, bool), Vec<ParcelShare>> = BTreeMap::new();
         let mut confidences = Vec::with_capacity(merged.len());
         // The parcels each land-use change region overlaps, with the overlap: the costly part,
         // computed for all regions in parallel, then taken in region order.
@@ -1470,14 +1473,16 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 continue;
             }
             for (pi, inside) in std::mem::take(&mut overlaps[ri]) {
-                groups.entry((pi, t)).or_default().push((ri, inside));
+                let cycle = m.stats.transition == Transition::VegetationCycle;
+                groups.entry((pi, t, cycle)).or_default().push((ri, inside));
             }
         }
         // Each group judged on its own, in parallel; findings kept in the groups' order.
-        let groups: Vec<((usize, Transition), Vec<ParcelShare>)> = groups.into_iter().collect();
+        let groups: Vec<((usize, Transition, bool), Vec<ParcelShare>)> =
+            groups.into_iter().collect();
         let judged: Vec<Option<Result<Finding, Unflagged>>> = groups
             .into_par_iter()
-            .map(|((pi, t), parts)| {
+            .map(|((pi, t, _), parts)| {
             let parcel = &set.parcels[pi];
             let mut union = MultiPolygon::new(vec![]);
             let (mut region_area_m2, mut conf_area, mut weight) = (0.0, 0.0, 0.0);
@@ -1528,7 +1533,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             )
             .into_iter()
             .find(|p| p.parcel == pi)?;
-            let field = loss.get(&pi).copied().unwrap_or_default();
+            let mut field = loss.get(&pi).copied().unwrap_or_default();
+            if t == Transition::VegetationToBare {
+                field.piece_edge_contact = edge_share(&piece.polygon, parcel, &insets[pi]);
+            }
             let mut j = judge(&job.rules, &piece, parcel, t, region_area_m2, field);
             if let Some(o) = j.trace.as_object_mut() {
                 o.insert(
@@ -1887,10 +1895,27 @@ fn field_losses(
                 crate::rules::FieldLoss {
                     fraction: fraction.min(1.0),
                     edge_contact: contact.min(1.0),
+                    // Set for each piece as it is judged.
+                    piece_edge_contact: 0.0,
                 },
             )
         })
         .collect()
+}
+
+/// The share of a parcel's edge band (the parcel less its `inset`) that `piece` covers.
+fn edge_share(
+    piece: &MultiPolygon<f64>,
+    parcel: &crate::parcels::Parcel,
+    inset: &MultiPolygon<f64>,
+) -> f64 {
+    let band = parcel.polygon.difference(inset);
+    let area = band.unsigned_area();
+    if area > 0.0 {
+        (piece.intersection(&band).unsigned_area() / area).min(1.0)
+    } else {
+        0.0
+    }
 }
 
 /// Per region (in parallel, in region order): each parcel it overlaps with a positive area and the

@@ -253,13 +253,18 @@ impl RuleSet {
     }
 }
 
-/// How a whole parcel lost its vegetation in a run (all regions together).
+/// How a whole parcel lost its vegetation in a run (all regions together), and how far the piece
+/// being judged reaches the parcel's edges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct FieldLoss {
     /// Share of the parcel's area.
     pub fraction: f64,
     /// Share of the parcel's edge band (two pixels wide) the loss reaches.
     pub edge_contact: f64,
+    /// Share of the parcel's edge band the piece being judged covers. A harvest or ploughing
+    /// goes to the field's edges, and so does each part of it; bare ground that reaches none of
+    /// them inside a harvested field (a pit, a heap of soil) is not part of the operation.
+    pub piece_edge_contact: f64,
 }
 
 /// What the rules decided about one piece of change.
@@ -327,6 +332,7 @@ pub fn judge(
         "parcel_changed_fraction": round3(piece.parcel_fraction),
         "parcel_vegetation_loss_fraction": round3(field.fraction),
         "parcel_edge_contact": round3(field.edge_contact),
+        "piece_edge_contact": round3(field.piece_edge_contact),
         "region_inside_parcel_fraction": round3(piece.region_fraction),
     });
     let base = |considered: Vec<Value>, outcome: &str, note: Option<String>| {
@@ -353,12 +359,15 @@ pub fn judge(
             why_not: Some(note),
         };
     }
-    // Harvest and ploughing: a whole field losing its vegetation at once.
+    // Harvest and ploughing: a whole field losing its vegetation at once, out to its edges — the
+    // piece judged among them: bare ground inside a harvested field, clear of its edges, is not
+    // the harvest.
     let filled = piece.parcel_fraction.max(field.fraction);
     if transition == Transition::VegetationToBare
         && ["farmland", "garden"].contains(&parcel.approved_use.as_str())
         && filled >= s.field_operation_min_fraction
         && field.edge_contact >= s.field_operation_min_edge_contact
+        && field.piece_edge_contact > 0.0
         && piece.region_fraction >= s.field_operation_inside_fraction
     {
         let note = format!(
@@ -595,6 +604,7 @@ mod tests {
             FieldLoss {
                 fraction: ps[0].parcel_fraction,
                 edge_contact: 1.0,
+                piece_edge_contact: 1.0,
             },
         )
     }
@@ -1036,6 +1046,46 @@ mod tests {
         );
     }
 
+    /// A harvested field with a pit dug inside it: the field lost its vegetation all over and
+    /// out to its edges, but the pit reaches none of them — an excavation, not the harvest.
+    #[test]
+    fn bare_ground_clear_of_a_harvested_field_s_edges_is_not_the_harvest() {
+        let rules = RuleSet::default_rules();
+        let set = ParcelSet::new(vec![parcel("farmland", false, false)], vec![]);
+        let after = NaiveDate::from_ymd_opt(2026, 10, 14).unwrap();
+        let pit = sq(20.0, 15.0, 25.0, 20.0);
+        let ps = pieces(
+            &pit,
+            Transition::VegetationToBare,
+            &set,
+            after,
+            &rules.settings.permitted_uses,
+            crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 },
+        );
+        let field = |piece_edge_contact| FieldLoss {
+            fraction: 0.97,
+            edge_contact: 1.0,
+            piece_edge_contact,
+        };
+        let judged = |f| {
+            judge(
+                &rules,
+                &ps[0],
+                &set.parcels[0],
+                Transition::VegetationToBare,
+                pit.unsigned_area(),
+                f,
+            )
+        };
+        let j = judged(field(0.0));
+        assert_eq!(kind(&j).as_deref(), Some("excavation"), "{}", j.trace);
+        assert_eq!(j.trace["measured"]["piece_edge_contact"], 0.0);
+        // The same piece reaching the edge band is part of the operation.
+        let j = judged(field(0.2));
+        assert_eq!(kind(&j), None);
+        assert_eq!(j.trace["outcome"], "field_operation");
+    }
+
     #[test]
     fn a_whole_field_turning_bare_is_a_field_operation() {
         let whole = sq(0.5, 0.5, 59.0, 49.0);
@@ -1090,7 +1140,7 @@ mod tests {
             let t = ts[t_i];
             let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 });
             proptest::prop_assert_eq!(ps.len(), 1);
-            let j = judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area(), FieldLoss { fraction, edge_contact: edge });
+            let j = judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area(), FieldLoss { fraction, edge_contact: edge, piece_edge_contact: edge });
             proptest::prop_assert!(j.rule.is_none(), "fired {:?}: {}", j.rule.map(|r| r.id), j.trace);
         }
     }
