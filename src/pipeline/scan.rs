@@ -1595,12 +1595,21 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     for f in &findings {
         *findings_per_parcel.entry(f.parcel_id.as_str()).or_default() += 1;
     }
+    // The part of each protected parcel in cells this run leaves unchanged: not looked at now
+    // (its coverage is the one of the run that last processed those cells), so neither observed
+    // nor unobserved tonight.
+    let unchanged_area = unchanged_protected_area(&grid, &set, &is_protected, &unchanged_cells);
     let mut coverage = Vec::with_capacity(protected.len());
     let mut unobserved_protected_m2 = 0.0;
     for &pi in &protected {
         let p = &set.parcels[pi];
         // Pixels counted in the CRS's own units: a geographic grid's pixels differ in m² by latitude.
-        let total_px = (p.area / grid.pixel_area().max(1e-300)).max(1.0);
+        let area_here = p.area - unchanged_area.get(&pi).copied().unwrap_or(0.0);
+        if unchanged_area.contains_key(&pi) && area_here < 0.5 * grid.pixel_area() {
+            // Wholly in unchanged cells.
+            continue;
+        }
+        let total_px = (area_here / grid.pixel_area().max(1e-300)).max(1.0);
         let c = coverage_px.get(&pi).copied().unwrap_or([0; 4]);
         let frac = |v: u64| (v as f64 / total_px).min(1.0);
         let observed = frac(c[0]);
@@ -1616,7 +1625,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         } else {
             "unobserved"
         };
-        unobserved_protected_m2 += (1.0 - observed) * measure.m2(&p.polygon);
+        let share_here = (area_here / p.area.max(1e-300)).min(1.0);
+        unobserved_protected_m2 += (1.0 - observed) * share_here * measure.m2(&p.polygon);
         coverage.push(Coverage {
             parcel_id: p.id.clone(),
             approved_use: p.approved_use.clone(),
@@ -1689,6 +1699,41 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         },
         cell_keys,
     })
+}
+
+/// Per protected parcel meeting a cell this run leaves unchanged (an incremental run), the area of
+/// its part in those cells' cores, in the grid CRS's units.
+fn unchanged_protected_area(
+    grid: &GridDef,
+    set: &ParcelSet,
+    is_protected: &[bool],
+    unchanged: &[Cell],
+) -> HashMap<usize, f64> {
+    let mut out: HashMap<usize, f64> = HashMap::new();
+    for cell in unchanged {
+        let b = grid.window_bounds(&cell.core);
+        let rect = geo::Rect::new((b.min_x, b.min_y), (b.max_x, b.max_y));
+        let core = MultiPolygon::new(vec![rect.to_polygon()]);
+        for pi in set.parcels_near(&rect) {
+            if !is_protected[pi] {
+                continue;
+            }
+            let p = &set.parcels[pi];
+            let inside = match geo::BoundingRect::bounding_rect(&p.polygon) {
+                Some(r)
+                    if r.min().x >= b.min_x
+                        && r.max().x <= b.max_x
+                        && r.min().y >= b.min_y
+                        && r.max().y <= b.max_y =>
+                {
+                    p.area
+                }
+                _ => p.polygon.intersection(&core).unsigned_area(),
+            };
+            *out.entry(pi).or_default() += inside;
+        }
+    }
+    out
 }
 
 /// The approved uses and permitted uses the rules cannot judge: parcels whose use is neither a
