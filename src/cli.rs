@@ -308,8 +308,9 @@ For the nightly job: `landwatch scan --config landwatch.toml`. For ad-hoc work: 
 --after B... --parcels P [--permits Q] [--rules R] --out DIR`; --out also overrides the config's output directory.\n\n\
 Runs catalogue → grid → detect → vectorize → overlay → rules with cells in parallel (memory is bounded by the cells \
 in flight), and writes into the output directory: findings.geojson (RFC 7946, WGS84), findings.gpkg (working CRS, for \
-QGIS), findings.csv (UTF-8 with a byte-order mark, for spreadsheets), coverage.gpkg (every protected parcel: observed \
-clean / observed with findings / partly or wholly unobserved, with fractions), changes.geojson (every change region, \
+QGIS), findings.csv (UTF-8 with a byte-order mark, for spreadsheets), coverage.gpkg (every protected parcel of the \
+cells scanned: observed clean — at least 95 % seen on both dates — / observed with findings / partly or wholly \
+unobserved, with fractions), changes.geojson (every change region, \
 vegetation cycles included) and summary.json. A finding is a lead for a field check, never a verdict.\n\n\
 Exit codes: 0 done; 2 done, but some inputs, cells or parcel features were skipped (named in the summary); 1 failed.";
 
