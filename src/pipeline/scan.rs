@@ -1395,6 +1395,33 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 kind: "no_date".into(),
                 message,
             });
+        } else {
+            // A file of a dated mosaic that says no date of its own: what it shows is dated by
+            // the other tiles (which need not be its day), and nothing says it is newer than the
+            // before imagery.
+            for s in obs
+                .sources
+                .sources
+                .iter()
+                .filter(|s| s.info.acquired.is_none())
+            {
+                let message = format!(
+                    "{}: after imagery of observation '{}' has no acquisition date (no sidecar, \
+                     ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with findings over it \
+                     dated by the observation's other files (at latest {after_day}) and permits \
+                     judged on that day; give its date in a sidecar {}.json \
+                     ({{\"acquired_at\": \"2026-10-14T02:51:00\"}})",
+                    s.path.display(),
+                    obs.name,
+                    s.path.display()
+                );
+                tracing::warn!("{message}");
+                skipped.push(Skipped {
+                    what: s.path.display().to_string(),
+                    kind: "no_date".into(),
+                    message,
+                });
+            }
         }
         // An observation that covered cells, yet had a valid pixel in none of them (all nodata
         // or masked): its coverage shows parcels unobserved; the reason is named here.

@@ -2751,3 +2751,47 @@ fn the_findings_gpkg_dates_are_dates() {
         assert!(csv.contains(&format!(",{iso},")), "{iso}: {csv}");
     }
 }
+
+#[test]
+fn a_tile_of_a_dated_mosaic_without_a_date_of_its_own_is_named() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-undated-tile");
+    let after = dir.join("after");
+    std::fs::create_dir_all(&after).unwrap();
+    let mut tiles: Vec<_> = std::fs::read_dir(src.join("imagery/after"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+        .collect();
+    tiles.sort();
+    assert!(tiles.len() >= 2);
+    for t in &tiles[1..] {
+        std::fs::copy(t, after.join(t.file_name().unwrap())).unwrap();
+    }
+    // The first tile says no date: neither ACQUISITION_DATE nor TIFFTAG_DATETIME.
+    let undated = after.join("undated.tif");
+    {
+        let mut ds = copy_for_update(&tiles[0], &undated);
+        for item in ["ACQUISITION_DATE", "TIFFTAG_DATETIME"] {
+            gdal::Metadata::set_metadata_item(&mut ds, item, "", "").unwrap();
+        }
+    }
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&after],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    // Compared with the rest of the mosaic, and named: nothing says when it was taken.
+    let s = skipped_once(&o, "no_date", "undated.tif");
+    assert_eq!(
+        s["observations"][0]["sources"].as_array().unwrap().len(),
+        tiles.len(),
+        "{s}"
+    );
+    let message = s["skipped"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no acquisition date") && message.contains("sidecar"),
+        "{message}"
+    );
+}
