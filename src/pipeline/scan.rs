@@ -1671,6 +1671,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
 
     // Outputs.
     let outputs = write_outputs(&job.out, &grid, &findings, &coverage, region_features)?;
+    remove_stale_scores(&job.out, &score_files);
     lap("write", &mut stages);
     let mut by_kind = BTreeMap::new();
     for f in &findings {
@@ -1726,6 +1727,39 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         },
         cell_keys,
     })
+}
+
+/// Removes the change-score rasters of after observations this run did not have (an earlier
+/// run's drone or second satellite observation), which would otherwise pass for tonight's, with
+/// QGIS's `.aux.xml` beside them. A raster that cannot be removed is only warned of.
+fn remove_stale_scores(out: &std::path::Path, current: &[PathBuf]) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let raster = name.strip_suffix(".aux.xml").unwrap_or(&name);
+        if !(raster.starts_with("change_score_") && raster.ends_with(".tif"))
+            || current
+                .iter()
+                .any(|c| c.file_name() == Some(std::ffi::OsStr::new(raster)))
+            || !path.is_file()
+        {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(
+                "removed {}: the change scores of an after observation this run did not have",
+                path.display()
+            ),
+            Err(e) => tracing::warn!(
+                "{}: the change scores of an after observation this run did not have, left in \
+                 place ({e}); remove it by hand",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Per protected parcel meeting a cell this run leaves unchanged (an incremental run), the area of

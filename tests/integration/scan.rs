@@ -2795,3 +2795,26 @@ fn a_tile_of_a_dated_mosaic_without_a_date_of_its_own_is_named() {
         "{message}"
     );
 }
+
+#[test]
+fn the_scores_of_an_observation_a_rerun_no_longer_has_are_removed() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-stale-scores");
+    let (before, after, drone, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("imagery/drone"),
+        src.join("parcels.gpkg"),
+    );
+    let o = scan_dates(&before, &[&after, &drone], &parcels, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("change_score_drone.tif").exists());
+    std::fs::write(out.join("change_score_drone.tif.aux.xml"), "<PAMDataset/>").unwrap();
+    // The same output directory without the drone orthophoto: its scores are not tonight's.
+    let o = scan_dates(&before, &[&after], &parcels, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["cells_scanned"], 1, "{}", stdout(&o));
+    assert!(out.join("change_score_satellite.tif").exists());
+    assert!(!out.join("change_score_drone.tif").exists());
+    assert!(!out.join("change_score_drone.tif.aux.xml").exists());
+}
