@@ -1359,11 +1359,19 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         }
         let cov: Vec<String> = r.coverage.iter().map(|(k, v)| format!("{v} {k}")).collect();
         println!(
-            "  protected parcels: {}",
+            "  protected parcels: {}{}",
             if cov.is_empty() {
                 "none".into()
             } else {
                 cov.join(", ")
+            },
+            if r.cells_unchanged > 0 {
+                format!(
+                    " (in the cells processed; those of the {} unchanged cell(s) as their last run found them)",
+                    r.cells_unchanged
+                )
+            } else {
+                String::new()
             }
         );
         println!(

@@ -2818,3 +2818,41 @@ fn the_scores_of_an_observation_a_rerun_no_longer_has_are_removed() {
     assert!(!out.join("change_score_drone.tif").exists());
     assert!(!out.join("change_score_drone.tif.aux.xml").exists());
 }
+
+#[test]
+fn where_after_files_of_two_days_overlap_the_newer_is_compared() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-two-days");
+    let (before, parcels) = (src.join("imagery/before"), src.join("parcels.gpkg"));
+    let one = dir.join("one");
+    let two = dir.join("two");
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::create_dir_all(&two).unwrap();
+    // The newer file holds the changes; an older one over the same ground (a copy of the before
+    // imagery, taken after it) shows none, and its name sorts after the newer's.
+    let after_tile = src.join("imagery/after/after_r0c0.tif");
+    redated(&after_tile, &one.join("a_new.tif"), "2026-10-20T02:55:00");
+    redated(&after_tile, &two.join("a_new.tif"), "2026-10-20T02:55:00");
+    redated(
+        &before.join("before_r0c0.tif"),
+        &two.join("z_old.tif"),
+        "2026-10-14T02:51:00",
+    );
+    let o = scan_dates(&before, &[&one], &parcels, &dir.join("out-one"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alone = findings_of(&dir.join("out-one"));
+    assert!(!alone.is_empty());
+    let o = scan_dates(&before, &[&two], &parcels, &dir.join("out-two"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert_eq!(s["observations"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(
+        s["observations"][0]["after_date"], "2026-10-14/2026-10-20",
+        "{s}"
+    );
+    // The newer file's changes are all found, as without the older file.
+    let both = findings_of(&dir.join("out-two"));
+    for f in &alone {
+        assert!(both.contains(f), "{f:?} missing: {both:?}");
+    }
+}
