@@ -1016,6 +1016,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .map(|i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline)
         .collect();
     ensure_dir(&job.out)?;
+    // This run's score rasters and outputs are written into a staging directory and replace the
+    // last run's together at the end (removed if the run stops before).
+    let staging = Staging::new(&job.out)?;
     // The change score of each after observation, for analysts and for the evidence chips.
     let block = super::detect::block_size_for(grid.cell_size);
     let mut score_spec = GeoTiffSpec::new(&grid.crs, grid.geo_transform(), grid.width, grid.height);
@@ -1034,7 +1037,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .collect();
     let mut score_writers = score_files
         .iter()
-        .map(|p| GeoTiffWriter::create::<f32>(p, &score_spec, 1))
+        .map(|p| GeoTiffWriter::create::<f32>(&staging.path_of(p), &score_spec, 1))
         .collect::<Result<Vec<_>, _>>()?;
 
     // Detection over the cells in parallel, a bounded number in flight (memory stays bounded).
@@ -1670,8 +1673,14 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     lap("coverage", &mut stages);
 
     // Outputs.
-    let outputs = write_outputs(&job.out, &grid, &findings, &coverage, region_features)?;
-    remove_stale_scores(&job.out, &score_files);
+    let outputs = write_outputs(
+        &job.out,
+        &staging.dir,
+        &grid,
+        &findings,
+        &coverage,
+        region_features,
+    )?;
     lap("write", &mut stages);
     let mut by_kind = BTreeMap::new();
     for f in &findings {
@@ -1711,7 +1720,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     };
     let text =
         serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
-    crate::export::write_atomic(&job.out.join("summary.json"), text.as_bytes())?;
+    crate::export::write_atomic(&staging.dir.join("summary.json"), text.as_bytes())?;
+    staging.commit(&job.out)?;
+    remove_stale_scores(&job.out, &score_files);
     Ok(ScanResult {
         report,
         findings,
@@ -2681,13 +2692,104 @@ fn finding_row(f: &Finding) -> Vec<VValue> {
     ]
 }
 
+/// Where a run's score rasters, findings, coverage, change regions and summary are written (a
+/// hidden directory in the output directory) before they replace the last run's together: a run
+/// that stops before the end (a full disk, an unreadable file) leaves the last run's set whole,
+/// not some files of each run. Removed when dropped uncommitted.
+struct Staging {
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    fn new(out: &std::path::Path) -> Result<Staging, PipelineError> {
+        let dir = out.join(".outputs.partial");
+        // Left by a run that was killed.
+        let _ = std::fs::remove_dir_all(&dir);
+        ensure_dir(&dir)?;
+        Ok(Staging {
+            dir,
+            committed: false,
+        })
+    }
+
+    /// Where the file that ends as `path` is written meanwhile.
+    fn path_of(&self, path: &std::path::Path) -> PathBuf {
+        self.dir.join(path.file_name().unwrap_or_default())
+    }
+
+    /// Moves every file written into `out`, replacing the last run's, the summary last (it says
+    /// which run the others are of). Renames within one file system do not fail for want of
+    /// space; a directory in a file's place is named before any file is moved.
+    fn commit(mut self, out: &std::path::Path) -> Result<(), PipelineError> {
+        let io = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| PipelineError::Export(crate::export::ExportError::Io { path, source })
+        };
+        let mut staged: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io(&self.dir))?;
+        staged.sort_by_key(|p| p.file_name() == Some(std::ffi::OsStr::new("summary.json")));
+        for from in &staged {
+            let to = out.join(from.file_name().unwrap_or_default());
+            if to.is_dir() {
+                return Err(PipelineError::Inputs(format!(
+                    "{}: a directory where landwatch writes a file; move it away and run again \
+                     (the last run's files were left as they were)",
+                    to.display()
+                )));
+            }
+        }
+        for from in staged {
+            let to = out.join(from.file_name().unwrap_or_default());
+            std::fs::rename(&from, &to).map_err(io(&to))?;
+        }
+        self.committed = true;
+        std::fs::remove_dir(&self.dir).map_err(io(&self.dir))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Writes the run's findings, coverage and change regions into the staging directory
+/// (see [`Staging`]); returns the paths they will have in `out`.
 fn write_outputs(
     out: &std::path::Path,
+    staging: &std::path::Path,
     grid: &GridDef,
     findings: &[Finding],
     coverage: &[Coverage],
     region_features: Vec<Value>,
 ) -> Result<Vec<PathBuf>, PipelineError> {
+    write_staged(staging, grid, findings, coverage, region_features)?;
+    Ok([
+        "findings.geojson",
+        "findings.gpkg",
+        "findings.csv",
+        "coverage.gpkg",
+        "changes.geojson",
+        "summary.json",
+    ]
+    .iter()
+    .map(|n| out.join(n))
+    .collect())
+}
+
+fn write_staged(
+    out: &std::path::Path,
+    grid: &GridDef,
+    findings: &[Finding],
+    coverage: &[Coverage],
+    region_features: Vec<Value>,
+) -> Result<(), PipelineError> {
     // The five files are independent: written two at a time (each GeoPackage through its own
     // GDAL dataset, each WGS84 transformation its own), not one after the other.
     let gj = out.join("findings.geojson");
@@ -2849,14 +2951,7 @@ fn write_outputs(
         }
         return Err(first);
     }
-    Ok(vec![
-        gj,
-        gpkg,
-        csv_path,
-        cov,
-        changes,
-        out.join("summary.json"),
-    ])
+    Ok(())
 }
 
 /// A `NaiveDate` from an optional date string, for callers that need the after date.

@@ -2856,3 +2856,51 @@ fn where_after_files_of_two_days_overlap_the_newer_is_compared() {
         assert!(both.contains(f), "{f:?} missing: {both:?}");
     }
 }
+
+#[test]
+fn a_run_that_cannot_write_its_outputs_leaves_the_last_run_s_set_whole() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-outputs-whole");
+    let out = dir.join("out");
+    let (before, after, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("parcels.gpkg"),
+    );
+    let o = scan_dates(&before, &[&after], &parcels, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(json_of(&o)["findings"].as_u64().unwrap() >= 1);
+    let names = [
+        "findings.geojson",
+        "findings.gpkg",
+        "findings.csv",
+        "summary.json",
+        "change_score_satellite.tif",
+    ];
+    let last: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(out.join(n)).unwrap())
+        .collect();
+    // Another night (new after imagery: the before imagery taken again, nothing changed) whose
+    // coverage file cannot be written: a directory stands in its place.
+    let again = dir.join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    for e in std::fs::read_dir(&before).unwrap() {
+        let p = e.unwrap().path();
+        redated(
+            &p,
+            &again.join(p.file_name().unwrap()),
+            "2026-10-20T02:55:00",
+        );
+    }
+    std::fs::remove_file(out.join("coverage.gpkg")).unwrap();
+    std::fs::create_dir_all(out.join("coverage.gpkg/in-the-way")).unwrap();
+    let o = scan_dates(&before, &[&again], &parcels, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("coverage.gpkg"), "{}", stderr(&o));
+    // Not some files of each run: the last run's findings and summary are as they were.
+    for (n, bytes) in names.iter().zip(&last) {
+        assert!(&std::fs::read(out.join(n)).unwrap() == bytes, "{n} changed");
+    }
+    assert!(!out.join(".outputs.partial").exists());
+}
