@@ -704,6 +704,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     if after_obs.is_empty() {
         return Err(none_usable("after", after_found, cfg.after_paths()));
     }
+    super::drop_before_newer_than_after(&mut before_obs[0], &after_obs, &mut skipped);
+    let before = &before_obs[0];
     // Bands the detector cannot use: the before imagery's fail the run (nothing to compare
     // with); an after observation's are skipped input, named with its files, and the run goes on
     // with the other observations.

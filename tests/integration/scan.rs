@@ -2904,3 +2904,42 @@ fn a_run_that_cannot_write_its_outputs_leaves_the_last_run_s_set_whole() {
     }
     assert!(!out.join(".outputs.partial").exists());
 }
+
+#[test]
+fn before_imagery_newer_than_all_of_the_after_is_not_used() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-newer-before");
+    let before = dir.join("before");
+    std::fs::create_dir_all(&before).unwrap();
+    for e in std::fs::read_dir(src.join("imagery/before")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "tif") {
+            std::fs::copy(&p, before.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    // One tile of the before mosaic is dated after the after imagery (2026-10-14).
+    let tile = before.join("before_r0c0.tif");
+    let moved = dir.join("before_r0c0.tif");
+    std::fs::rename(&tile, &moved).unwrap();
+    redated(&moved, &tile, "2026-11-01T02:00:00");
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    let s = skipped_once(&o, "newer_than_after", "before_r0c0.tif");
+    // Nothing compared backwards: every finding's before imagery is older than its after.
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/findings.geojson")).unwrap())
+            .unwrap();
+    let features = fc["features"].as_array().unwrap();
+    assert!(!features.is_empty(), "{s}");
+    for f in features {
+        let p = &f["properties"];
+        assert!(
+            p["before_date"].as_str().unwrap() < p["after_date"].as_str().unwrap(),
+            "{p}"
+        );
+    }
+}
