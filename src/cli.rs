@@ -1032,7 +1032,19 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
     set_threads(a.threads)?;
     let cfg = scan_config(&a)?;
     let rules = match &cfg.rules.path {
-        Some(p) => landwatch::rules::RuleSet::load(&cfg.resolve(p))?,
+        Some(p) => {
+            let path = cfg.resolve(p);
+            if !path.exists() {
+                bail!(
+                    "{}: no such rules file; check [rules] path or --rules (relative paths are from \
+                     the configuration file's directory, or the current one on the command line), \
+                     or leave it out for the built-in rules (`landwatch init` writes them as \
+                     rules.toml)",
+                    path.display()
+                );
+            }
+            landwatch::rules::RuleSet::load(&path)?
+        }
         None => landwatch::rules::RuleSet::default_rules(),
     };
     // The detector is built (and a model loaded and checked) before any imagery is read.

@@ -2943,3 +2943,31 @@ fn before_imagery_newer_than_all_of_the_after_is_not_used() {
         );
     }
 }
+
+#[test]
+fn a_missing_rules_file_is_named_with_what_to_do() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-missing-rules");
+    let cfg = dir.join("landwatch.toml");
+    let (before, after, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("parcels.gpkg"),
+    );
+    // A relative path, from the configuration file's directory.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[imagery]\nbefore = [{before:?}]\nafter = [{after:?}]\n[parcels]\npath = {parcels:?}\n[rules]\npath = \"rule.toml\"\n"
+        ),
+    )
+    .unwrap();
+    let o = scan_config(&cfg, &dir.join("out"), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let want = format!(
+        "{}: no such rules file; check [rules] path",
+        dir.join("rule.toml").display()
+    );
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    assert!(stderr(&o).contains("built-in rules"), "{}", stderr(&o));
+}
