@@ -317,8 +317,9 @@ For the nightly job: `landwatch scan --config landwatch.toml`. For ad-hoc work: 
 --after B... --parcels P [--permits Q] [--rules R] --out DIR`; --out also overrides the config's output directory.\n\n\
 Runs catalogue → grid → detect → vectorize → overlay → rules with cells in parallel (memory is bounded by the cells \
 in flight), and writes into the output directory: findings.geojson (RFC 7946, WGS84), findings.gpkg (working CRS, for \
-QGIS), findings.csv (UTF-8 with a byte-order mark, for spreadsheets), coverage.gpkg (every protected parcel: observed \
-clean / observed with findings / partly or wholly unobserved, with fractions), changes.geojson (every change region, \
+QGIS), findings.csv (UTF-8 with a byte-order mark, for spreadsheets), coverage.gpkg (every protected parcel of the \
+cells scanned: observed clean — at least 95 % seen on both dates — / observed with findings / partly or wholly \
+unobserved, with fractions), changes.geojson (every change region, \
 vegetation cycles included) and summary.json. A finding is a lead for a field check, never a verdict.\n\n\
 Exit codes: 0 done; 2 done, but some inputs, cells or parcel features were skipped (named in the summary); 1 failed.";
 
@@ -1046,7 +1047,19 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
     set_threads(a.threads)?;
     let cfg = scan_config(&a)?;
     let rules = match &cfg.rules.path {
-        Some(p) => landwatch::rules::RuleSet::load(&cfg.resolve(p))?,
+        Some(p) => {
+            let path = cfg.resolve(p);
+            if !path.exists() {
+                bail!(
+                    "{}: no such rules file; check [rules] path or --rules (relative paths are from \
+                     the configuration file's directory, or the current one on the command line), \
+                     or leave it out for the built-in rules (`landwatch init` writes them as \
+                     rules.toml)",
+                    path.display()
+                );
+            }
+            landwatch::rules::RuleSet::load(&path)?
+        }
         None => landwatch::rules::RuleSet::default_rules(),
     };
     // The detector is built (and a model loaded and checked) before any imagery is read.
@@ -1373,11 +1386,19 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         }
         let cov: Vec<String> = r.coverage.iter().map(|(k, v)| format!("{v} {k}")).collect();
         println!(
-            "  protected parcels: {}",
+            "  protected parcels: {}{}",
             if cov.is_empty() {
                 "none".into()
             } else {
                 cov.join(", ")
+            },
+            if r.cells_unchanged > 0 {
+                format!(
+                    " (in the cells processed; those of the {} unchanged cell(s) as their last run found them)",
+                    r.cells_unchanged
+                )
+            } else {
+                String::new()
             }
         );
         println!(

@@ -28,7 +28,8 @@ impl Observation {
     }
 }
 
-/// Groups the usable entries by sensor kind and band roles, in catalogue order.
+/// Groups the usable entries by sensor kind and band roles, in catalogue order; within a group,
+/// the rasters oldest first (the newest wins where they overlap).
 pub fn group_observations(entries: &[CatalogEntry]) -> Vec<Observation> {
     let mut groups: Vec<(Option<SensorKind>, Vec<BandRole>, Vec<ImageSource>)> = Vec::new();
     for e in entries.iter().filter(|e| e.is_usable()) {
@@ -54,7 +55,12 @@ pub fn group_observations(entries: &[CatalogEntry]) -> Vec<Observation> {
     let mut seen: Vec<String> = Vec::new();
     groups
         .into_iter()
-        .map(|(kind, roles, sources)| {
+        .map(|(kind, roles, mut sources)| {
+            // Composited in order, later sources winning where they have valid pixels: oldest
+            // first, so that where files of several days overlap the newest imagery is the one
+            // compared (a file's name says nothing of its date); files without a date first of
+            // all, the order of the catalogue kept among equals.
+            sources.sort_by_key(|s| s.info.acquired.as_ref().map(|a| a.time));
             let base = match kind {
                 Some(SensorKind::Satellite) => "satellite",
                 Some(SensorKind::Drone) => "drone",

@@ -204,7 +204,7 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     for s in &skipped {
         tracing::warn!("skipped {}", s.message);
     }
-    let before = observations_of(&before_entries, "before")?;
+    let mut before = observations_of(&before_entries, "before")?;
     let after = observations_of(&after_entries, "after")?;
     let after = super::drop_after_not_newer_than_before(&before[0], after, &mut skipped);
     if after.is_empty() {
@@ -212,6 +212,7 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
             "no usable after imagery (every observation was skipped; see the reasons above)".into(),
         ));
     }
+    super::drop_before_newer_than_after(&mut before[0], &after, &mut skipped);
     if before.len() > 1 || after.len() > 1 {
         let names = |o: &[Observation]| {
             o.iter()

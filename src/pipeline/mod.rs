@@ -168,6 +168,46 @@ pub fn drop_after_not_newer_than_before(
     kept
 }
 
+/// Drops every before file acquired after all of the after imagery — a newer scene put among the
+/// before imagery, which compared would date findings' before imagery after their after imagery
+/// and read every change backwards — and names it in `skipped` (kind `newer_than_after`). Run
+/// after [`drop_after_not_newer_than_before`], so that a before file no newer than some after
+/// file is always kept. Undated files are kept.
+pub fn drop_before_newer_than_after(
+    before: &mut Observation,
+    after: &[Observation],
+    skipped: &mut Vec<Skipped>,
+) {
+    let time = |s: &crate::ingest::ImageSource| s.info.acquired.as_ref().map(|a| a.time);
+    let Some(last) = after
+        .iter()
+        .flat_map(|o| &o.sources.sources)
+        .filter_map(time)
+        .max()
+    else {
+        return;
+    };
+    let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut before.sources.sources)
+        .into_iter()
+        .partition(|s| time(s).is_none_or(|d| d <= last));
+    for src in &dropped {
+        let Some(d) = time(src) else { continue };
+        let s = Skipped {
+            what: src.path.display().to_string(),
+            kind: "newer_than_after".into(),
+            message: format!(
+                "{}: before imagery acquired {d}, after all of the after imagery ({last} and \
+                 earlier): not used as before, so that nothing is compared backwards — move \
+                 this file to the after imagery or check its date",
+                src.path.display(),
+            ),
+        };
+        tracing::warn!("skipped {}", s.message);
+        skipped.push(s);
+    }
+    before.sources.sources = kept;
+}
+
 /// The after files with a band whose role no file states, where the before imagery has near
 /// infrared and their observation has none: such a band is most likely it (a description lost in
 /// a copy), and detection without it tells vegetation from other covers worse, so each file is

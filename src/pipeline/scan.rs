@@ -704,6 +704,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     if after_obs.is_empty() {
         return Err(none_usable("after", after_found, cfg.after_paths()));
     }
+    super::drop_before_newer_than_after(&mut before_obs[0], &after_obs, &mut skipped);
+    let before = &before_obs[0];
     // Bands the detector cannot use: the before imagery's fail the run (nothing to compare
     // with); an after observation's are skipped input, named with its files, and the run goes on
     // with the other observations.
@@ -1016,6 +1018,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .map(|i| set.parcels[i].basic_farmland || set.parcels[i].eco_redline)
         .collect();
     ensure_dir(&job.out)?;
+    // This run's score rasters and outputs are written into a staging directory and replace the
+    // last run's together at the end (removed if the run stops before).
+    let staging = Staging::new(&job.out)?;
     // The change score of each after observation, for analysts and for the evidence chips.
     let block = super::detect::block_size_for(grid.cell_size);
     let mut score_spec = GeoTiffSpec::new(&grid.crs, grid.geo_transform(), grid.width, grid.height);
@@ -1034,7 +1039,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         .collect();
     let mut score_writers = score_files
         .iter()
-        .map(|p| GeoTiffWriter::create::<f32>(p, &score_spec, 1))
+        .map(|p| GeoTiffWriter::create::<f32>(&staging.path_of(p), &score_spec, 1))
         .collect::<Result<Vec<_>, _>>()?;
 
     // Detection over the cells in parallel, a bounded number in flight (memory stays bounded).
@@ -1395,6 +1400,33 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 kind: "no_date".into(),
                 message,
             });
+        } else {
+            // A file of a dated mosaic that says no date of its own: what it shows is dated by
+            // the other tiles (which need not be its day), and nothing says it is newer than the
+            // before imagery.
+            for s in obs
+                .sources
+                .sources
+                .iter()
+                .filter(|s| s.info.acquired.is_none())
+            {
+                let message = format!(
+                    "{}: after imagery of observation '{}' has no acquisition date (no sidecar, \
+                     ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with findings over it \
+                     dated by the observation's other files (at latest {after_day}) and permits \
+                     judged on that day; give its date in a sidecar {}.json \
+                     ({{\"acquired_at\": \"2026-10-14T02:51:00\"}})",
+                    s.path.display(),
+                    obs.name,
+                    s.path.display()
+                );
+                tracing::warn!("{message}");
+                skipped.push(Skipped {
+                    what: s.path.display().to_string(),
+                    kind: "no_date".into(),
+                    message,
+                });
+            }
         }
         // An observation that covered cells, yet had a valid pixel in none of them (all nodata
         // or masked): its coverage shows parcels unobserved; the reason is named here.
@@ -1603,12 +1635,21 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     for f in &findings {
         *findings_per_parcel.entry(f.parcel_id.as_str()).or_default() += 1;
     }
+    // The part of each protected parcel in cells this run leaves unchanged: not looked at now
+    // (its coverage is the one of the run that last processed those cells), so neither observed
+    // nor unobserved tonight.
+    let unchanged_area = unchanged_protected_area(&grid, &set, &is_protected, &unchanged_cells);
     let mut coverage = Vec::with_capacity(protected.len());
     let mut unobserved_protected_m2 = 0.0;
     for &pi in &protected {
         let p = &set.parcels[pi];
         // Pixels counted in the CRS's own units: a geographic grid's pixels differ in m² by latitude.
-        let total_px = (p.area / grid.pixel_area().max(1e-300)).max(1.0);
+        let area_here = p.area - unchanged_area.get(&pi).copied().unwrap_or(0.0);
+        if unchanged_area.contains_key(&pi) && area_here < 0.5 * grid.pixel_area() {
+            // Wholly in unchanged cells.
+            continue;
+        }
+        let total_px = (area_here / grid.pixel_area().max(1e-300)).max(1.0);
         let c = coverage_px.get(&pi).copied().unwrap_or([0; 4]);
         let frac = |v: u64| (v as f64 / total_px).min(1.0);
         let observed = frac(c[0]);
@@ -1624,7 +1665,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         } else {
             "unobserved"
         };
-        unobserved_protected_m2 += (1.0 - observed) * measure.m2(&p.polygon);
+        let share_here = (area_here / p.area.max(1e-300)).min(1.0);
+        unobserved_protected_m2 += (1.0 - observed) * share_here * measure.m2(&p.polygon);
         coverage.push(Coverage {
             parcel_id: p.id.clone(),
             approved_use: p.approved_use.clone(),
@@ -1641,7 +1683,14 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     lap("coverage", &mut stages);
 
     // Outputs.
-    let outputs = write_outputs(&job.out, &grid, &findings, &coverage, region_features)?;
+    let outputs = write_outputs(
+        &job.out,
+        &staging.dir,
+        &grid,
+        &findings,
+        &coverage,
+        region_features,
+    )?;
     lap("write", &mut stages);
     let mut by_kind = BTreeMap::new();
     for f in &findings {
@@ -1681,7 +1730,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     };
     let text =
         serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
-    crate::export::write_atomic(&job.out.join("summary.json"), text.as_bytes())?;
+    crate::export::write_atomic(&staging.dir.join("summary.json"), text.as_bytes())?;
+    staging.commit(&job.out)?;
+    remove_stale_scores(&job.out, &score_files);
     Ok(ScanResult {
         report,
         findings,
@@ -1697,6 +1748,74 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         },
         cell_keys,
     })
+}
+
+/// Removes the change-score rasters of after observations this run did not have (an earlier
+/// run's drone or second satellite observation), which would otherwise pass for tonight's, with
+/// QGIS's `.aux.xml` beside them. A raster that cannot be removed is only warned of.
+fn remove_stale_scores(out: &std::path::Path, current: &[PathBuf]) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let raster = name.strip_suffix(".aux.xml").unwrap_or(&name);
+        if !(raster.starts_with("change_score_") && raster.ends_with(".tif"))
+            || current
+                .iter()
+                .any(|c| c.file_name() == Some(std::ffi::OsStr::new(raster)))
+            || !path.is_file()
+        {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(
+                "removed {}: the change scores of an after observation this run did not have",
+                path.display()
+            ),
+            Err(e) => tracing::warn!(
+                "{}: the change scores of an after observation this run did not have, left in \
+                 place ({e}); remove it by hand",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Per protected parcel meeting a cell this run leaves unchanged (an incremental run), the area of
+/// its part in those cells' cores, in the grid CRS's units.
+fn unchanged_protected_area(
+    grid: &GridDef,
+    set: &ParcelSet,
+    is_protected: &[bool],
+    unchanged: &[Cell],
+) -> HashMap<usize, f64> {
+    let mut out: HashMap<usize, f64> = HashMap::new();
+    for cell in unchanged {
+        let b = grid.window_bounds(&cell.core);
+        let rect = geo::Rect::new((b.min_x, b.min_y), (b.max_x, b.max_y));
+        let core = MultiPolygon::new(vec![rect.to_polygon()]);
+        for pi in set.parcels_near(&rect) {
+            if !is_protected[pi] {
+                continue;
+            }
+            let p = &set.parcels[pi];
+            let inside = match geo::BoundingRect::bounding_rect(&p.polygon) {
+                Some(r)
+                    if r.min().x >= b.min_x
+                        && r.max().x <= b.max_x
+                        && r.min().y >= b.min_y
+                        && r.max().y <= b.max_y =>
+                {
+                    p.area
+                }
+                _ => p.polygon.intersection(&core).unsigned_area(),
+            };
+            *out.entry(pi).or_default() += inside;
+        }
+    }
+    out
 }
 
 /// The approved uses and permitted uses the rules cannot judge: parcels whose use is neither a
@@ -2600,13 +2719,104 @@ fn finding_row(f: &Finding) -> Vec<VValue> {
     ]
 }
 
+/// Where a run's score rasters, findings, coverage, change regions and summary are written (a
+/// hidden directory in the output directory) before they replace the last run's together: a run
+/// that stops before the end (a full disk, an unreadable file) leaves the last run's set whole,
+/// not some files of each run. Removed when dropped uncommitted.
+struct Staging {
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    fn new(out: &std::path::Path) -> Result<Staging, PipelineError> {
+        let dir = out.join(".outputs.partial");
+        // Left by a run that was killed.
+        let _ = std::fs::remove_dir_all(&dir);
+        ensure_dir(&dir)?;
+        Ok(Staging {
+            dir,
+            committed: false,
+        })
+    }
+
+    /// Where the file that ends as `path` is written meanwhile.
+    fn path_of(&self, path: &std::path::Path) -> PathBuf {
+        self.dir.join(path.file_name().unwrap_or_default())
+    }
+
+    /// Moves every file written into `out`, replacing the last run's, the summary last (it says
+    /// which run the others are of). Renames within one file system do not fail for want of
+    /// space; a directory in a file's place is named before any file is moved.
+    fn commit(mut self, out: &std::path::Path) -> Result<(), PipelineError> {
+        let io = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| PipelineError::Export(crate::export::ExportError::Io { path, source })
+        };
+        let mut staged: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io(&self.dir))?;
+        staged.sort_by_key(|p| p.file_name() == Some(std::ffi::OsStr::new("summary.json")));
+        for from in &staged {
+            let to = out.join(from.file_name().unwrap_or_default());
+            if to.is_dir() {
+                return Err(PipelineError::Inputs(format!(
+                    "{}: a directory where landwatch writes a file; move it away and run again \
+                     (the last run's files were left as they were)",
+                    to.display()
+                )));
+            }
+        }
+        for from in staged {
+            let to = out.join(from.file_name().unwrap_or_default());
+            std::fs::rename(&from, &to).map_err(io(&to))?;
+        }
+        self.committed = true;
+        std::fs::remove_dir(&self.dir).map_err(io(&self.dir))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Writes the run's findings, coverage and change regions into the staging directory
+/// (see [`Staging`]); returns the paths they will have in `out`.
 fn write_outputs(
     out: &std::path::Path,
+    staging: &std::path::Path,
     grid: &GridDef,
     findings: &[Finding],
     coverage: &[Coverage],
     region_features: Vec<Value>,
 ) -> Result<Vec<PathBuf>, PipelineError> {
+    write_staged(staging, grid, findings, coverage, region_features)?;
+    Ok([
+        "findings.geojson",
+        "findings.gpkg",
+        "findings.csv",
+        "coverage.gpkg",
+        "changes.geojson",
+        "summary.json",
+    ]
+    .iter()
+    .map(|n| out.join(n))
+    .collect())
+}
+
+fn write_staged(
+    out: &std::path::Path,
+    grid: &GridDef,
+    findings: &[Finding],
+    coverage: &[Coverage],
+    region_features: Vec<Value>,
+) -> Result<(), PipelineError> {
     // The five files are independent: written two at a time (each GeoPackage through its own
     // GDAL dataset, each WGS84 transformation its own), not one after the other.
     let gj = out.join("findings.geojson");
@@ -2768,14 +2978,7 @@ fn write_outputs(
         }
         return Err(first);
     }
-    Ok(vec![
-        gj,
-        gpkg,
-        csv_path,
-        cov,
-        changes,
-        out.join("summary.json"),
-    ])
+    Ok(())
 }
 
 /// A `NaiveDate` from an optional date string, for callers that need the after date.

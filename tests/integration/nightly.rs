@@ -877,3 +877,59 @@ fn after_a_kill_mid_packets_the_store_records_each_packet_under_the_run_its_mani
         }
     }
 }
+
+#[test]
+fn an_incremental_run_reports_no_protected_parcel_of_unchanged_cells_as_unobserved() {
+    let dir = scene_copy(1024, 3, "nightly-coverage-scene");
+    let cfg = dir.join("landwatch.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("cell_size = 1024", "cell_size = 512")).unwrap();
+    let out = scratch("nightly-coverage");
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = json_of(&o);
+    assert_eq!(first["cells_scanned"], 4, "{first}");
+    let protected1: u64 = first["coverage"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let unobserved1 = first["unobserved_protected_m2"].as_f64().unwrap();
+
+    // A new after image over the north-west corner only: one cell is processed again.
+    let o = Command::new("gdal_translate")
+        .args(["-q", "-srcwin", "0", "0", "200", "200"])
+        .arg(dir.join("imagery/after/after_r0c0.tif"))
+        .arg(dir.join("imagery/after/after_patch.tif"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = scan_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let second = json_of(&o);
+    assert_eq!(second["cells_scanned"], 1, "{second}");
+    assert_eq!(second["cells_unchanged"], 3, "{second}");
+    // The parcels of the unchanged cells were not looked at tonight: not reported unobserved, and
+    // their area not counted as protected area not observed.
+    let cov = second["coverage"].as_object().unwrap();
+    assert!(cov.get("unobserved").is_none(), "{second}");
+    let protected2: u64 = cov.values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(protected2 >= 1 && protected2 < protected1, "{second}");
+    let unobserved2 = second["unobserved_protected_m2"].as_f64().unwrap();
+    assert!(
+        unobserved2 <= unobserved1 + 1.0,
+        "{unobserved2} > {unobserved1}: {second}"
+    );
+    // The coverage layer agrees with the summary.
+    let o = Command::new("ogrinfo")
+        .args(["-q", "-sql", "SELECT COUNT(*) AS n FROM coverage"])
+        .arg(out.join("coverage.gpkg"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("n (Integer) = {protected2}")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

@@ -2820,3 +2820,223 @@ fn the_findings_gpkg_dates_are_dates() {
         assert!(csv.contains(&format!(",{iso},")), "{iso}: {csv}");
     }
 }
+
+#[test]
+fn a_tile_of_a_dated_mosaic_without_a_date_of_its_own_is_named() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-undated-tile");
+    let after = dir.join("after");
+    std::fs::create_dir_all(&after).unwrap();
+    let mut tiles: Vec<_> = std::fs::read_dir(src.join("imagery/after"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+        .collect();
+    tiles.sort();
+    assert!(tiles.len() >= 2);
+    for t in &tiles[1..] {
+        std::fs::copy(t, after.join(t.file_name().unwrap())).unwrap();
+    }
+    // The first tile says no date: neither ACQUISITION_DATE nor TIFFTAG_DATETIME.
+    let undated = after.join("undated.tif");
+    {
+        let mut ds = copy_for_update(&tiles[0], &undated);
+        for item in ["ACQUISITION_DATE", "TIFFTAG_DATETIME"] {
+            gdal::Metadata::set_metadata_item(&mut ds, item, "", "").unwrap();
+        }
+    }
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&after],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    // Compared with the rest of the mosaic, and named: nothing says when it was taken.
+    let s = skipped_once(&o, "no_date", "undated.tif");
+    assert_eq!(
+        s["observations"][0]["sources"].as_array().unwrap().len(),
+        tiles.len(),
+        "{s}"
+    );
+    let message = s["skipped"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no acquisition date") && message.contains("sidecar"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_scores_of_an_observation_a_rerun_no_longer_has_are_removed() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-stale-scores");
+    let (before, after, drone, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("imagery/drone"),
+        src.join("parcels.gpkg"),
+    );
+    let o = scan_dates(&before, &[&after, &drone], &parcels, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("change_score_drone.tif").exists());
+    std::fs::write(out.join("change_score_drone.tif.aux.xml"), "<PAMDataset/>").unwrap();
+    // The same output directory without the drone orthophoto: its scores are not tonight's.
+    let o = scan_dates(&before, &[&after], &parcels, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["cells_scanned"], 1, "{}", stdout(&o));
+    assert!(out.join("change_score_satellite.tif").exists());
+    assert!(!out.join("change_score_drone.tif").exists());
+    assert!(!out.join("change_score_drone.tif.aux.xml").exists());
+}
+
+#[test]
+fn where_after_files_of_two_days_overlap_the_newer_is_compared() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-two-days");
+    let (before, parcels) = (src.join("imagery/before"), src.join("parcels.gpkg"));
+    let one = dir.join("one");
+    let two = dir.join("two");
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::create_dir_all(&two).unwrap();
+    // The newer file holds the changes; an older one over the same ground (a copy of the before
+    // imagery, taken after it) shows none, and its name sorts after the newer's.
+    let after_tile = src.join("imagery/after/after_r0c0.tif");
+    redated(&after_tile, &one.join("a_new.tif"), "2026-10-20T02:55:00");
+    redated(&after_tile, &two.join("a_new.tif"), "2026-10-20T02:55:00");
+    redated(
+        &before.join("before_r0c0.tif"),
+        &two.join("z_old.tif"),
+        "2026-10-14T02:51:00",
+    );
+    let o = scan_dates(&before, &[&one], &parcels, &dir.join("out-one"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alone = findings_of(&dir.join("out-one"));
+    assert!(!alone.is_empty());
+    let o = scan_dates(&before, &[&two], &parcels, &dir.join("out-two"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert_eq!(s["observations"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(
+        s["observations"][0]["after_date"], "2026-10-14/2026-10-20",
+        "{s}"
+    );
+    // The newer file's changes are all found, as without the older file.
+    let both = findings_of(&dir.join("out-two"));
+    for f in &alone {
+        assert!(both.contains(f), "{f:?} missing: {both:?}");
+    }
+}
+
+#[test]
+fn a_run_that_cannot_write_its_outputs_leaves_the_last_run_s_set_whole() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-outputs-whole");
+    let out = dir.join("out");
+    let (before, after, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("parcels.gpkg"),
+    );
+    let o = scan_dates(&before, &[&after], &parcels, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(json_of(&o)["findings"].as_u64().unwrap() >= 1);
+    let names = [
+        "findings.geojson",
+        "findings.gpkg",
+        "findings.csv",
+        "summary.json",
+        "change_score_satellite.tif",
+    ];
+    let last: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(out.join(n)).unwrap())
+        .collect();
+    // Another night (new after imagery: the before imagery taken again, nothing changed) whose
+    // coverage file cannot be written: a directory stands in its place.
+    let again = dir.join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    for e in std::fs::read_dir(&before).unwrap() {
+        let p = e.unwrap().path();
+        redated(
+            &p,
+            &again.join(p.file_name().unwrap()),
+            "2026-10-20T02:55:00",
+        );
+    }
+    std::fs::remove_file(out.join("coverage.gpkg")).unwrap();
+    std::fs::create_dir_all(out.join("coverage.gpkg/in-the-way")).unwrap();
+    let o = scan_dates(&before, &[&again], &parcels, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("coverage.gpkg"), "{}", stderr(&o));
+    // Not some files of each run: the last run's findings and summary are as they were.
+    for (n, bytes) in names.iter().zip(&last) {
+        assert!(&std::fs::read(out.join(n)).unwrap() == bytes, "{n} changed");
+    }
+    assert!(!out.join(".outputs.partial").exists());
+}
+
+#[test]
+fn before_imagery_newer_than_all_of_the_after_is_not_used() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-newer-before");
+    let before = dir.join("before");
+    std::fs::create_dir_all(&before).unwrap();
+    for e in std::fs::read_dir(src.join("imagery/before")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "tif") {
+            std::fs::copy(&p, before.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    // One tile of the before mosaic is dated after the after imagery (2026-10-14).
+    let tile = before.join("before_r0c0.tif");
+    let moved = dir.join("before_r0c0.tif");
+    std::fs::rename(&tile, &moved).unwrap();
+    redated(&moved, &tile, "2026-11-01T02:00:00");
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    let s = skipped_once(&o, "newer_than_after", "before_r0c0.tif");
+    // Nothing compared backwards: every finding's before imagery is older than its after.
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/findings.geojson")).unwrap())
+            .unwrap();
+    let features = fc["features"].as_array().unwrap();
+    assert!(!features.is_empty(), "{s}");
+    for f in features {
+        let p = &f["properties"];
+        assert!(
+            p["before_date"].as_str().unwrap() < p["after_date"].as_str().unwrap(),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_rules_file_is_named_with_what_to_do() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-missing-rules");
+    let cfg = dir.join("landwatch.toml");
+    let (before, after, parcels) = (
+        src.join("imagery/before"),
+        src.join("imagery/after"),
+        src.join("parcels.gpkg"),
+    );
+    // A relative path, from the configuration file's directory.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[imagery]\nbefore = [{before:?}]\nafter = [{after:?}]\n[parcels]\npath = {parcels:?}\n[rules]\npath = \"rule.toml\"\n"
+        ),
+    )
+    .unwrap();
+    let o = scan_config(&cfg, &dir.join("out"), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let want = format!(
+        "{}: no such rules file; check [rules] path",
+        dir.join("rule.toml").display()
+    );
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    assert!(stderr(&o).contains("built-in rules"), "{}", stderr(&o));
+}
