@@ -263,14 +263,22 @@ pub fn truthy(v: Option<&Value>) -> bool {
     }
 }
 
+/// An attribute as text: `None` when null or blank. A number is written as a person would: a
+/// whole number held in a Real field (a Shapefile's `N(19,11)` or an ArcGIS Double, a
+/// spreadsheet's numbers) without a decimal point, `81` rather than `81.0`, so that a parcel id
+/// of a Real field is the one a permit register or a text id names.
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::Null => None,
         Value::String(s) if s.trim().is_empty() => None,
         Value::String(s) => Some(s.trim().to_string()),
-        Value::Number(n) => Some(match n.as_i64() {
-            Some(i) => i.to_string(),
-            None => n.to_string(),
+        Value::Number(n) => Some(match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            // Whole numbers up to 2^53, which a double holds exactly.
+            (None, Some(x)) if x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0 => {
+                format!("{x:.0}")
+            }
+            _ => n.to_string(),
         }),
         other => Some(other.to_string()),
     }
@@ -1258,6 +1266,40 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(notes.len(), 3);
+    }
+
+    #[test]
+    fn whole_numbers_of_a_real_field_are_ids_without_a_decimal_point() {
+        // A Shapefile's N(19,11) or an ArcGIS Double holds parcel ids 81, 4 as 81.0, 4.0: they
+        // are the parcels 81 and 4 a permit register (text) names, not "81.0".
+        let mut l = layer(vec![
+            (None, "farmland", Some(square(0.0, 0.0, 10.0))),
+            (None, "farmland", Some(square(20.0, 0.0, 10.0))),
+        ]);
+        l.features[0]
+            .attributes
+            .insert("parcel_id".into(), Value::from(81.0));
+        l.features[1]
+            .attributes
+            .insert("parcel_id".into(), Value::from(-4.0));
+        let parcels = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap();
+        let ids: Vec<&str> = parcels.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["81", "-4"]);
+        let mut register = layer(vec![(None, "farmland", None)]);
+        register.has_geometry = false;
+        register.features[0].rejected = Some("no geometry".into());
+        as_permit(&mut register.features[0], "P-1", "construction", Some("81"));
+        let mut notes = vec![];
+        let p = permits_from_layer(&register, &parcels, &mut notes).unwrap();
+        assert_eq!(p.len(), 1, "{notes:?}");
+        assert_eq!(p[0].parcel_id.as_deref(), Some("81"));
+        // A fraction stays one; so does a dated number of a Real field (20260115.0 is a date).
+        assert_eq!(text(Some(&Value::from(81.5))).as_deref(), Some("81.5"));
+        let a = BTreeMap::from([("valid_to".to_string(), Value::from(20260115.0))]);
+        assert_eq!(
+            date_field(&a, "valid_to").unwrap(),
+            NaiveDate::from_ymd_opt(2026, 1, 15)
+        );
     }
 
     #[test]
