@@ -465,13 +465,18 @@ pub fn parcels_from_layer(
 }
 
 /// An error naming the first of `fields` a layer lacks, with the fields it has (for a layer
-/// without features too: its definition says).
+/// without features too: its definition says). A layer with neither features nor fields is
+/// not refused here: a GeoJSON file takes its fields from its features, so an empty one
+/// (`"features": []`) has none, and is the empty layer it is, not one lacking the fields.
 fn require_fields(
     layer: &VectorLayerData,
     fields: &[&str],
     hint: &'static str,
 ) -> Result<(), ParcelError> {
     let available = layer_fields(layer);
+    if layer.features.is_empty() && available.is_empty() {
+        return Ok(());
+    }
     match fields
         .iter()
         .find(|f| !available.contains(&field_name(layer, f)))
@@ -1171,6 +1176,20 @@ mod tests {
         // Without the permit fields, an empty layer is refused like any other.
         permits.fields.truncate(3);
         assert!(permits_from_layer(&permits, &[], &mut vec![]).is_err());
+        // An empty GeoJSON file (`"features": []`) has no fields at all, its fields being its
+        // features': it is an empty layer, not one lacking the fields.
+        permits.fields.clear();
+        let mut notes = vec![];
+        assert!(permits_from_layer(&permits, &[], &mut notes)
+            .unwrap()
+            .is_empty());
+        assert_eq!(notes[0].kind, "permits_empty", "{notes:?}");
+        let mut parcels = layer(vec![]);
+        parcels.fields.clear();
+        let e = parcels_from_layer(&parcels, &fields(), &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the layer has no features"), "{e}");
     }
 
     #[test]
