@@ -104,10 +104,15 @@ pub enum ParcelError {
         hint: &'static str,
     },
     /// No usable parcel at all.
-    #[error("{layer}: no usable parcel (every feature was rejected)")]
+    #[error("{layer}: no usable parcel: every one of its {count} features was rejected, the first as {first}")]
     Empty {
         /// Layer.
         layer: String,
+        /// How many features it has.
+        count: usize,
+        /// The first rejected feature and why (`feature 1 (parcel_id A): a point, not an
+        /// outline (a polygon)`).
+        first: String,
     },
     /// The parcels' layer has no features.
     #[error("{layer}: the layer has no features; if the parcels are in another layer of the file, name it with [parcels] layer in the config or --parcels-layer")]
@@ -420,6 +425,7 @@ pub fn parcels_from_layer(
     }
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
+    let notes_before = notes.len();
     for f in &layer.features {
         let Some(id) = text(f.attributes.get(&id_field)) else {
             notes.push(ParcelNote {
@@ -457,8 +463,15 @@ pub fn parcels_from_layer(
         });
     }
     if out.is_empty() {
+        // The notes, which say why, are only logged once the parcels are loaded: the error says.
+        let first = notes[notes_before..]
+            .iter()
+            .find(|n| n.kind == "parcel_rejected")
+            .map_or_else(String::new, |n| format!("{}: {}", n.feature, n.message));
         return Err(ParcelError::Empty {
             layer: format!("{} ({})", layer.path.display(), layer.layer),
+            count: layer.features.len(),
+            first,
         });
     }
     Ok(out)
@@ -1114,6 +1127,27 @@ mod tests {
             .to_string();
         assert!(
             e.contains("'A'") && e.contains("feature 1") && e.contains("feature 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_layer_whose_every_feature_is_rejected_is_refused_saying_why() {
+        // A layer of points given as the parcels (the permits' pins, say): the reason is in the
+        // error, since the run stops before the notes are logged.
+        let mut l = layer(vec![
+            (Some("A"), "farmland", None),
+            (Some("B"), "farmland", None),
+        ]);
+        for f in &mut l.features {
+            f.rejected = Some("a point, not an outline (a polygon)".into());
+        }
+        let e = parcels_from_layer(&l, &fields(), &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("every one of its 2 features was rejected")
+                && e.contains("feature 1 (parcel_id A): a point, not an outline"),
             "{e}"
         );
     }
