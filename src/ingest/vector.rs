@@ -362,7 +362,8 @@ fn has_undecodable_text(data: &VectorLayerData) -> bool {
 /// (a permit register as CSV or a spreadsheet, its permits naming their parcels), which has no
 /// CRS to speak of. A layer that says another CRS than the stated one is read in its own, with a
 /// warning; one with geometry that says none, with none stated, is refused with what its
-/// coordinates look like.
+/// coordinates look like. A layer that says degrees of coordinates that are none (a GeoJSON file
+/// of metres without its `crs` member, which GDAL takes for WGS 84) is one that says none.
 pub fn layer_srs(
     lyr: &gdal::vector::Layer<'_>,
     path: &Path,
@@ -378,7 +379,51 @@ pub fn layer_srs(
         })?),
         None => None,
     };
-    match (lyr.spatial_ref(), stated) {
+    // A layer that says degrees of coordinates that are none (a GeoJSON file of projected
+    // coordinates without its `crs` member, which GDAL takes for WGS 84) is in the stated CRS if
+    // there is one, else refused: its every feature would fail to be transformed, or land in
+    // the wrong place.
+    let own = lyr.spatial_ref();
+    if let Some(own_srs) = own.as_ref().filter(|o| srs::describe(o).geographic) {
+        // Computed if need be (a GeoJSON file's is not known without reading it).
+        if let Some(e) = lyr.get_extent().ok().filter(|e| {
+            let within = |v: f64, limit: f64| v.abs() <= limit;
+            // Longitudes of 0–360° are met too.
+            !(within(e.MinX, 360.0)
+                && within(e.MaxX, 360.0)
+                && within(e.MinY, 90.0)
+                && within(e.MaxY, 90.0))
+        }) {
+            return match stated {
+                Some(stated) => {
+                    tracing::warn!(
+                        "{}: layer '{}' says its coordinates are degrees ({}), but they run from \
+                         {:.0}, {:.0} to {:.0}, {:.0}: read in {} as stated ([parcels] crs)",
+                        path.display(),
+                        lyr.name(),
+                        srs::describe(own_srs).label(),
+                        e.MinX,
+                        e.MinY,
+                        e.MaxX,
+                        e.MaxY,
+                        srs::short(stated_crs.unwrap_or_default())
+                    );
+                    Ok(Some(stated))
+                }
+                None => Err(IngestError::LayerNotDegrees {
+                    path: path.to_path_buf(),
+                    layer: lyr.name(),
+                    said: srs::describe(own_srs).label(),
+                    extent: format!(
+                        "{:.0}, {:.0} to {:.0}, {:.0}",
+                        e.MinX, e.MinY, e.MaxX, e.MaxY
+                    ),
+                    hint: crs_hint(e.MinX, e.MinY, e.MaxX, e.MaxY),
+                }),
+            };
+        }
+    }
+    match (own, stated) {
         (Some(own), Some(stated)) => {
             if !srs::same_crs(&own, &stated) {
                 tracing::info!(
@@ -681,6 +726,58 @@ mod tests {
         f.set_geometry(Geometry::from_wkt(&wkt).unwrap()).unwrap();
         f.create(&layer).unwrap();
         path
+    }
+
+    #[test]
+    fn a_geojson_of_metres_without_its_crs_member_is_not_taken_for_degrees() {
+        // GDAL takes a GeoJSON file without a `crs` member for WGS 84: projected coordinates
+        // written so (an export that dropped the member) are no degrees, and every feature
+        // failed to be transformed, each rejected with GDAL's error number.
+        super::super::init_gdal();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("parcels.geojson");
+        std::fs::write(
+            &path,
+            r#"{"type": "FeatureCollection", "features": [{"type": "Feature",
+            "properties": {"parcel_id": "A"}, "geometry": {"type": "Polygon", "coordinates":
+            [[[561200, 3449000], [561210, 3449000], [561210, 3449010], [561200, 3449000]]]}}]}"#,
+        )
+        .unwrap();
+        let e = read_layer(&path, None, None, "EPSG:4549").unwrap_err();
+        let text = e.to_string();
+        for part in [
+            "parcels.geojson",
+            "layer 'parcels'",
+            "`crs` member",
+            "561200, 3449000 to 561210, 3449010",
+            "EPSG:4549 for 120°E",
+            "--parcels-crs",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(
+            crate::ingest::plan::vector_crs(&path, None, None).is_err(),
+            "the grid's CRS comes from the same rule"
+        );
+        // Stated, it is read in that CRS.
+        let read = read_layer(&path, None, Some("EPSG:4549"), "EPSG:4549").unwrap();
+        let g = read.features[0].geometry.as_ref().unwrap();
+        assert_eq!(g.0[0].exterior().0[0], geo::coord! { x: 561_200.0, y: 3_449_000.0 });
+        // Degrees are degrees.
+        let degrees = dir.path().join("degrees.geojson");
+        std::fs::write(
+            &degrees,
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("561200", "120.64")
+                .replace("561210", "120.65")
+                .replace("3449000", "31.16")
+                .replace("3449010", "31.17"),
+        )
+        .unwrap();
+        assert!(read_layer(&degrees, None, None, "EPSG:4549").unwrap().features[0]
+            .geometry
+            .is_some());
     }
 
     #[test]
