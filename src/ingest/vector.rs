@@ -146,8 +146,35 @@ fn open_vector_with(path: &Path, open_options: &[&str]) -> Result<Dataset, Inges
     )
     .map_err(|e| IngestError::NotOpenableVector {
         path: path.to_path_buf(),
-        detail: e.to_string(),
+        detail: match e {
+            // GDAL says no more than that no vector driver took the file: say what it is.
+            gdal::errors::GdalError::NullPointer { msg, .. } if msg.trim().is_empty() => {
+                not_vector(path)
+            }
+            e => e.to_string(),
+        },
     })
+}
+
+/// What a file no vector driver opens is, for the message: a raster (of which format), or
+/// nothing GDAL recognises.
+fn not_vector(path: &Path) -> String {
+    let raster = Dataset::open_ex(
+        gdal_path(path),
+        DatasetOptions {
+            open_flags: GdalOpenFlags::GDAL_OF_RASTER | GdalOpenFlags::GDAL_OF_READONLY,
+            ..Default::default()
+        },
+    );
+    match raster {
+        Ok(ds) => format!(
+            "it is a raster ({}), not a layer of polygons",
+            ds.driver().long_name()
+        ),
+        Err(_) => "no format GDAL reads recognises it: is it cut short, or not what its name \
+                   says?"
+            .to_string(),
+    }
 }
 
 /// The names of a vector file's layers.
