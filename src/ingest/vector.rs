@@ -375,6 +375,20 @@ pub fn read_layer_as(
     Ok(again)
 }
 
+/// A GeoPackage feature's value as the text stored (SQLite's own, not GDAL's reading of its
+/// column's type), if there is one.
+fn raw_text(ds: &Dataset, layer: &str, field: &str, fid: u64) -> Option<String> {
+    let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+    let sql = format!(
+        "SELECT CAST({} AS TEXT) AS raw FROM {} WHERE rowid = {fid}",
+        quoted(field),
+        quoted(layer)
+    );
+    let mut rows = ds.execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT).ok()??;
+    let row = rows.features().next()?;
+    row.field_as_string(0).ok().flatten()
+}
+
 /// Whether any text attribute of the layer holds a character its decoding could not make out.
 fn has_undecodable_text(data: &VectorLayerData) -> bool {
     data.features.iter().any(|f| {
@@ -568,12 +582,32 @@ fn read_layer_of(
         }
     };
     let field_names: Vec<String> = lyr.defn().fields().map(|f| f.name()).collect();
+    // A GeoPackage keeps a missing value as NULL; a date GDAL cannot read (`15.01.2026`,
+    // `2026-13-01`, `待定` in a DATE column) it leaves unset, which would read as NULL, an open end
+    // of a permit's validity: such a value is read as the text it is, for the permit to be
+    // rejected as one whose date is not a date.
+    let gpkg = ds.driver().short_name() == "GPKG";
+    let dates: Vec<bool> = lyr
+        .defn()
+        .fields()
+        .map(|f| {
+            matches!(
+                f.field_type(),
+                gdal::vector::OGRFieldType::OFTDate | gdal::vector::OGRFieldType::OFTDateTime
+            )
+        })
+        .collect();
+    let mut unreadable: Vec<(usize, usize)> = Vec::new();
     let mut features = Vec::new();
     for f in lyr.features() {
         let fid = f.fid();
         let mut attributes = BTreeMap::new();
         for (i, name) in field_names.iter().enumerate() {
-            attributes.insert(name.clone(), field_value(f.field(i).ok().flatten()));
+            let value = f.field(i);
+            if gpkg && dates[i] && value.is_err() {
+                unreadable.push((features.len(), i));
+            }
+            attributes.insert(name.clone(), field_value(value.ok().flatten()));
         }
         let (mut repaired, mut rejected, mut pin) = (None, None, None);
         let geometry = match f.geometry() {
@@ -671,6 +705,14 @@ fn read_layer_of(
             rejected,
             pin,
         });
+    }
+    for (k, i) in unreadable {
+        let Some(fid) = features[k].fid else { continue };
+        let raw = raw_text(ds, &layer_name, &field_names[i], fid)
+            .unwrap_or_else(|| "(a value GDAL cannot read as a date)".to_string());
+        features[k]
+            .attributes
+            .insert(field_names[i].clone(), Value::from(raw));
     }
     Ok(VectorLayerData {
         path: path.to_path_buf(),
@@ -955,6 +997,52 @@ mod tests {
             "{why}"
         );
         assert!((f.geometry.as_ref().unwrap().unsigned_area() - 50.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_geopackage_date_gdal_cannot_read_is_read_as_its_text_not_as_null() {
+        // GDAL leaves a DATE value it cannot parse unset, which read as NULL: a permit whose
+        // valid_from is `15.01.2026` was valid since ever. A NULL stays NULL (an open end).
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut ds, srs) = new_gpkg(dir.path(), "permits.gpkg");
+        let layer = ds
+            .create_layer(LayerOptions {
+                name: "permits",
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: None,
+            })
+            .unwrap();
+        layer
+            .create_defn_fields(&[("valid_from", gdal::vector::OGRFieldType::OFTDate)])
+            .unwrap();
+        for _ in 0..3 {
+            let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+            f.set_field_string(0, "2026-01-15").unwrap();
+            f.create(&layer).unwrap();
+        }
+        for sql in [
+            "UPDATE permits SET valid_from = '15.01.2026' WHERE fid = 1",
+            "UPDATE permits SET valid_from = NULL WHERE fid = 2",
+        ] {
+            ds.execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT)
+                .unwrap();
+        }
+        drop(ds);
+        let data = read_layer(&path, None, None, "EPSG:4549").unwrap();
+        let dates: Vec<&Value> = data
+            .features
+            .iter()
+            .map(|f| &f.attributes["valid_from"])
+            .collect();
+        assert_eq!(
+            dates,
+            [
+                &Value::from("15.01.2026"),
+                &Value::Null,
+                &Value::from("2026-01-15")
+            ]
+        );
     }
 
     #[test]
