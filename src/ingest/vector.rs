@@ -384,7 +384,9 @@ fn raw_text(ds: &Dataset, layer: &str, field: &str, fid: u64) -> Option<String> 
         quoted(field),
         quoted(layer)
     );
-    let mut rows = ds.execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT).ok()??;
+    let mut rows = ds
+        .execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT)
+        .ok()??;
     let row = rows.features().next()?;
     row.field_as_string(0).ok().flatten()
 }
@@ -582,10 +584,11 @@ fn read_layer_of(
         }
     };
     let field_names: Vec<String> = lyr.defn().fields().map(|f| f.name()).collect();
-    // A GeoPackage keeps a missing value as NULL; a date GDAL cannot read (`15.01.2026`,
-    // `2026-13-01`, `待定` in a DATE column) it leaves unset, which would read as NULL, an open end
-    // of a permit's validity: such a value is read as the text it is, for the permit to be
-    // rejected as one whose date is not a date.
+    // A date that is none would read as NULL, an open end of a permit's validity: it is read as
+    // the text it is instead, for the permit to be rejected as one whose date is not a date.
+    // GDAL reads some as numbers that make no date (a Shapefile's `01122026`, day first, is
+    // year 112, month 20); a GeoPackage keeps a missing value as NULL, and leaves one it cannot
+    // read (`15.01.2026`, `待定` in a DATE column) unset.
     let gpkg = ds.driver().short_name() == "GPKG";
     let dates: Vec<bool> = lyr
         .defn()
@@ -603,11 +606,19 @@ fn read_layer_of(
         let fid = f.fid();
         let mut attributes = BTreeMap::new();
         for (i, name) in field_names.iter().enumerate() {
-            let value = f.field(i);
-            if gpkg && dates[i] && value.is_err() {
-                unreadable.push((features.len(), i));
-            }
-            attributes.insert(name.clone(), field_value(value.ok().flatten()));
+            let value = match f.field(i) {
+                Err(gdal::errors::GdalError::DateError(_)) if dates[i] => f
+                    .field_as_string(i)
+                    .ok()
+                    .flatten()
+                    .map_or(Value::Null, Value::from),
+                Err(_) if gpkg && dates[i] => {
+                    unreadable.push((features.len(), i));
+                    Value::Null
+                }
+                v => field_value(v.ok().flatten()),
+            };
+            attributes.insert(name.clone(), value);
         }
         let (mut repaired, mut rejected, mut pin) = (None, None, None);
         let geometry = match f.geometry() {
@@ -831,7 +842,10 @@ mod tests {
         // Stated, it is read in that CRS.
         let read = read_layer(&path, None, Some("EPSG:4549"), "EPSG:4549").unwrap();
         let g = read.features[0].geometry.as_ref().unwrap();
-        assert_eq!(g.0[0].exterior().0[0], geo::coord! { x: 561_200.0, y: 3_449_000.0 });
+        assert_eq!(
+            g.0[0].exterior().0[0],
+            geo::coord! { x: 561_200.0, y: 3_449_000.0 }
+        );
         // Degrees are degrees.
         let degrees = dir.path().join("degrees.geojson");
         std::fs::write(
@@ -844,7 +858,9 @@ mod tests {
                 .replace("3449010", "31.17"),
         )
         .unwrap();
-        assert!(read_layer(&degrees, None, None, "EPSG:4549").unwrap().features[0]
+        assert!(read_layer(&degrees, None, None, "EPSG:4549")
+            .unwrap()
+            .features[0]
             .geometry
             .is_some());
     }
@@ -1000,8 +1016,8 @@ mod tests {
     }
 
     #[test]
-    fn a_geopackage_date_gdal_cannot_read_is_read_as_its_text_not_as_null() {
-        // GDAL leaves a DATE value it cannot parse unset, which read as NULL: a permit whose
+    fn a_date_gdal_cannot_read_is_read_as_its_text_not_as_null() {
+        // GDAL leaves a GeoPackage DATE value it cannot parse unset, which read as NULL: a permit whose
         // valid_from is `15.01.2026` was valid since ever. A NULL stays NULL (an open end).
         let dir = tempfile::tempdir().unwrap();
         let (path, mut ds, srs) = new_gpkg(dir.path(), "permits.gpkg");
@@ -1042,6 +1058,46 @@ mod tests {
                 &Value::Null,
                 &Value::from("2026-01-15")
             ]
+        );
+        // A Shapefile's date written day first (01122026) is read by GDAL as year 112, month 20:
+        // no date, read as GDAL shows it.
+        let shp = dir.path().join("register.shp");
+        let drv = gdal::DriverManager::get_driver_by_name("ESRI Shapefile").unwrap();
+        let mut ds = drv.create_vector_only(&shp).unwrap();
+        let layer = ds
+            .create_layer(LayerOptions {
+                name: "register",
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: None,
+            })
+            .unwrap();
+        layer
+            .create_defn_fields(&[("valid_from", gdal::vector::OGRFieldType::OFTDate)])
+            .unwrap();
+        let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+        f.set_field_string(0, "2026-12-01").unwrap();
+        f.set_geometry(
+            Geometry::from_wkt(
+                "POLYGON ((561200 3449000, 561210 3449000, 561210 3449010, 561200 3449000))",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        f.create(&layer).unwrap();
+        drop(f);
+        drop(layer);
+        drop(ds);
+        let dbf = shp.with_extension("dbf");
+        let bytes = std::fs::read(&dbf).unwrap();
+        let at = bytes.windows(8).position(|w| w == b"20261201").unwrap();
+        let mut day_first = bytes.clone();
+        day_first[at..at + 8].copy_from_slice(b"01122026");
+        std::fs::write(&dbf, day_first).unwrap();
+        let data = read_layer(&shp, None, None, "EPSG:4549").unwrap();
+        assert_eq!(
+            data.features[0].attributes["valid_from"],
+            Value::from("0112/20/26")
         );
     }
 
