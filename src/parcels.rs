@@ -130,7 +130,8 @@ pub struct ParcelNote {
     /// What of which layer: `parcel_repaired`, `parcel_rejected`, `permit_repaired`,
     /// `permit_rejected`, `permit_without_outline` (a permit of a layer of outlines without its
     /// own, taken to permit its whole parcel), `permits_empty` (a permits layer without
-    /// features), `control_repaired`, `control_rejected`, `control_empty`. Only a rejection or an empty layer skips input
+    /// features), `permits_off_parcels` (a permits layer none of whose permits lies on a parcel:
+    /// in another CRS than its file says, most often), `control_repaired`, `control_rejected`, `control_empty`. Only a rejection or an empty layer skips input
     /// ([`ParcelNote::skips_input`]); a repaired feature is used.
     pub kind: String,
     /// What and why.
@@ -668,6 +669,56 @@ pub fn permits_from_layer(
             parcel_id,
             footprint,
             source: here,
+        });
+    }
+    // Permits none of which lies on a parcel are in another place than the parcels: most often
+    // a layer whose file says another CRS than its coordinates are in (a Gauss-Krüger zone taken
+    // for UTM). They would explain nothing, each permitted building flagged, without a word.
+    let extent = |rects: &mut dyn Iterator<Item = Option<Rect<f64>>>| {
+        rects.flatten().reduce(|a, b| {
+            Rect::new(
+                (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
+                (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
+            )
+        })
+    };
+    let on_parcels = |p: &Permit| {
+        p.footprint.bounding_rect().is_some_and(|r| {
+            let tree = parcel_tree.get_or_insert_with(|| {
+                rect_tree(parcels.iter().map(|p| p.polygon.bounding_rect()))
+            });
+            tree.locate_in_envelope_intersecting(&aabb(&r))
+                .any(|h| parcels[h.data].polygon.intersects(&p.footprint))
+        })
+    };
+    if !out.is_empty() && !parcels.is_empty() && !out.iter().any(on_parcels) {
+        let shown = |r: Option<Rect<f64>>| {
+            r.map_or("?".to_string(), |r| {
+                format!(
+                    "{:.0}, {:.0} to {:.0}, {:.0}",
+                    r.min().x,
+                    r.min().y,
+                    r.max().x,
+                    r.max().y
+                )
+            })
+        };
+        notes.push(ParcelNote {
+            feature: format!("{} layer {}", layer.path.display(), layer.layer),
+            kind: "permits_off_parcels".into(),
+            message: format!(
+                "none of the layer's {} permits lies on a parcel (the permits run from {}, the \
+                 parcels from {}, in the working CRS), so no change is explained by a permit; \
+                 is the layer's CRS, {}, the one its coordinates are in? If not, write the right \
+                 one into the file (`ogr2ogr -a_srs EPSG:<code> fixed.gpkg {}`)",
+                out.len(),
+                shown(extent(&mut out.iter().map(|p| p.footprint.bounding_rect()))),
+                shown(extent(
+                    &mut parcels.iter().map(|p| p.polygon.bounding_rect())
+                )),
+                layer.source_crs,
+                layer.path.display()
+            ),
         });
     }
     Ok(out)
@@ -1319,6 +1370,38 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(notes.len(), 3);
+    }
+
+    #[test]
+    fn a_permits_layer_none_of_whose_permits_lies_on_a_parcel_is_named() {
+        // A permits layer whose file says another CRS than its coordinates are in lands
+        // hundreds of km from the parcels: every permit would be ignored without a word.
+        let parcels = parcels_a_and_b();
+        let mut permits = layer(vec![
+            (Some("A"), "farmland", Some(square(300_000.0, 0.0, 5.0))),
+            (Some("B"), "farmland", Some(square(300_020.0, 0.0, 5.0))),
+        ]);
+        permits.layer = "permits".into();
+        as_permit(&mut permits.features[0], "P-1", "construction", None);
+        as_permit(&mut permits.features[1], "P-2", "construction", None);
+        let mut notes = vec![];
+        let p = permits_from_layer(&permits, &parcels, &mut notes).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(kinds_of(&notes), [("permits_off_parcels", true)]);
+        assert!(
+            notes[0].feature == "parcels.gpkg layer permits"
+                && notes[0]
+                    .message
+                    .contains("none of the layer's 2 permits lies on a parcel")
+                && notes[0].message.contains("EPSG:4549"),
+            "{notes:?}"
+        );
+        // One on a parcel: the layer is where the parcels are (a register of the district,
+        // parcels of a part of it), nothing said.
+        permits.features[1].geometry = Some(square(22.0, 2.0, 5.0));
+        let mut notes = vec![];
+        permits_from_layer(&permits, &parcels, &mut notes).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
     }
 
     #[test]
