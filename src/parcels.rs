@@ -130,8 +130,9 @@ pub struct ParcelNote {
     /// What of which layer: `parcel_repaired`, `parcel_rejected`, `permit_repaired`,
     /// `permit_rejected`, `permit_without_outline` (a permit of a layer of outlines without its
     /// own, taken to permit its whole parcel), `permits_empty` (a permits layer without
-    /// features), `permits_off_parcels` (a permits layer none of whose permits lies on a parcel:
-    /// in another CRS than its file says, most often), `control_repaired`, `control_rejected`, `control_empty`. Only a rejection or an empty layer skips input
+    /// features), `permits_off_parcels` (a permits layer whose permits all lie apart from the
+    /// parcels: in another CRS than its file says, most often), `control_off_parcels` (the same of a
+    /// control layer), `control_repaired`, `control_rejected`, `control_empty`. Only a rejection or an empty layer skips input
     /// ([`ParcelNote::skips_input`]); a repaired feature is used.
     pub kind: String,
     /// What and why.
@@ -671,57 +672,93 @@ pub fn permits_from_layer(
             source: here,
         });
     }
-    // Permits none of which lies on a parcel are in another place than the parcels: most often
-    // a layer whose file says another CRS than its coordinates are in (a Gauss-Krüger zone taken
-    // for UTM). They would explain nothing, each permitted building flagged, without a word.
-    let extent = |rects: &mut dyn Iterator<Item = Option<Rect<f64>>>| {
-        rects.flatten().reduce(|a, b| {
-            Rect::new(
-                (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
-                (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
-            )
-        })
-    };
-    let on_parcels = |p: &Permit| {
-        p.footprint.bounding_rect().is_some_and(|r| {
-            let tree = parcel_tree.get_or_insert_with(|| {
-                rect_tree(parcels.iter().map(|p| p.polygon.bounding_rect()))
-            });
-            tree.locate_in_envelope_intersecting(&aabb(&r))
-                .any(|h| parcels[h.data].polygon.intersects(&p.footprint))
-        })
-    };
-    if !out.is_empty() && !parcels.is_empty() && !out.iter().any(on_parcels) {
-        let shown = |r: Option<Rect<f64>>| {
-            r.map_or("?".to_string(), |r| {
-                format!(
-                    "{:.0}, {:.0} to {:.0}, {:.0}",
-                    r.min().x,
-                    r.min().y,
-                    r.max().x,
-                    r.max().y
-                )
-            })
-        };
+    // Permits apart from the parcels ([`apart`]) would explain nothing, each permitted building
+    // flagged, without a word.
+    if let Some((own, theirs)) = apart(out.iter().map(|p| &p.footprint), parcels) {
         notes.push(ParcelNote {
             feature: format!("{} layer {}", layer.path.display(), layer.layer),
             kind: "permits_off_parcels".into(),
             message: format!(
-                "none of the layer's {} permits lies on a parcel (the permits run from {}, the \
+                "the layer's {} permits lie apart from the parcels (the permits run from {}, the \
                  parcels from {}, in the working CRS), so no change is explained by a permit; \
                  is the layer's CRS, {}, the one its coordinates are in? If not, write the right \
                  one into the file (`ogr2ogr -a_srs EPSG:<code> fixed.gpkg {}`)",
                 out.len(),
-                shown(extent(&mut out.iter().map(|p| p.footprint.bounding_rect()))),
-                shown(extent(
-                    &mut parcels.iter().map(|p| p.polygon.bounding_rect())
-                )),
+                shown(own),
+                shown(theirs),
                 layer.source_crs,
                 layer.path.display()
             ),
         });
     }
     Ok(out)
+}
+
+/// The extent of polygons (their bounding boxes').
+fn extent_rect<'a>(polygons: impl Iterator<Item = &'a MultiPolygon<f64>>) -> Option<Rect<f64>> {
+    polygons.filter_map(|p| p.bounding_rect()).reduce(|a, b| {
+        Rect::new(
+            (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
+            (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
+        )
+    })
+}
+
+/// An extent for messages: `x0, y0 to x1, y1` (whole units).
+fn shown(r: Rect<f64>) -> String {
+    format!(
+        "{:.0}, {:.0} to {:.0}, {:.0}",
+        r.min().x,
+        r.min().y,
+        r.max().x,
+        r.max().y
+    )
+}
+
+/// The extents of a layer's polygons and of the parcels when they do not meet: the layer is in
+/// another place than the parcels, most often because its file says another CRS than its
+/// coordinates are in (a Gauss-Krüger zone labelled UTM lands ~285 km away). A layer that
+/// spans the parcels without a polygon on one (a county's red line, of which none is in the
+/// parcels' township) is where it should be.
+fn apart<'a>(
+    polygons: impl Iterator<Item = &'a MultiPolygon<f64>>,
+    parcels: &[Parcel],
+) -> Option<(Rect<f64>, Rect<f64>)> {
+    let (own, theirs) = (
+        extent_rect(polygons)?,
+        extent_rect(parcels.iter().map(|p| &p.polygon))?,
+    );
+    (!own.intersects(&theirs)).then_some((own, theirs))
+}
+
+/// Notes a control layer whose polygons lie apart from the parcels (`control_off_parcels`,
+/// skipped input; [`apart`]): it would mark no parcel, and no change, without a word, a
+/// building inside the red line not flagged as such.
+pub fn note_control_off_parcels(
+    layer: &VectorLayerData,
+    zones: &ControlZones,
+    parcels: &[Parcel],
+    notes: &mut Vec<ParcelNote>,
+) {
+    let Some((own, theirs)) = apart(zones.polygons.iter(), parcels) else {
+        return;
+    };
+    let kind = &zones.kind;
+    notes.push(ParcelNote {
+        feature: format!("{} layer {}", layer.path.display(), layer.layer),
+        kind: "control_off_parcels".into(),
+        message: format!(
+            "the {kind} control layer's {} polygons lie apart from the parcels (they run from {}, \
+             the parcels from {}, in the working CRS), so it marks no parcel or change {kind}; \
+             is the layer's CRS, {}, the one its coordinates are in? If not, write the right one \
+             into the file (`ogr2ogr -a_srs EPSG:<code> fixed.gpkg {}`)",
+            zones.polygons.len(),
+            shown(own),
+            shown(theirs),
+            layer.source_crs,
+            layer.path.display()
+        ),
+    });
 }
 
 /// The polygons of a control layer of `kind` (`basic_farmland`, `eco_redline`), noting each
@@ -1373,7 +1410,7 @@ mod tests {
     }
 
     #[test]
-    fn a_permits_layer_none_of_whose_permits_lies_on_a_parcel_is_named() {
+    fn a_permits_or_control_layer_apart_from_the_parcels_is_named() {
         // A permits layer whose file says another CRS than its coordinates are in lands
         // hundreds of km from the parcels: every permit would be ignored without a word.
         let parcels = parcels_a_and_b();
@@ -1392,15 +1429,32 @@ mod tests {
             notes[0].feature == "parcels.gpkg layer permits"
                 && notes[0]
                     .message
-                    .contains("none of the layer's 2 permits lies on a parcel")
+                    .contains("the layer's 2 permits lie apart from the parcels")
+                && notes[0].message.contains("300000, 0 to 300025, 5")
                 && notes[0].message.contains("EPSG:4549"),
             "{notes:?}"
         );
-        // One on a parcel: the layer is where the parcels are (a register of the district,
-        // parcels of a part of it), nothing said.
-        permits.features[1].geometry = Some(square(22.0, 2.0, 5.0));
+        // Over the parcels' ground, even on none of them (between A and B): where it should be.
+        permits.features[0].geometry = Some(square(-100.0, 0.0, 5.0));
+        permits.features[1].geometry = Some(square(12.0, 2.0, 5.0));
         let mut notes = vec![];
         permits_from_layer(&permits, &parcels, &mut notes).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        // A control layer likewise: apart, named; over the parcels' ground, not.
+        let zones = |polygons| ControlZones::new("eco_redline", polygons);
+        let mut notes = vec![];
+        let far = zones(vec![square(300_000.0, 0.0, 5.0)]);
+        note_control_off_parcels(&permits, &far, &parcels, &mut notes);
+        assert_eq!(kinds_of(&notes), [("control_off_parcels", true)]);
+        assert!(
+            notes[0]
+                .message
+                .contains("eco_redline control layer's 1 polygons lie apart"),
+            "{notes:?}"
+        );
+        let mut notes = vec![];
+        let between = zones(vec![square(12.0, 2.0, 5.0)]);
+        note_control_off_parcels(&permits, &between, &parcels, &mut notes);
         assert!(notes.is_empty(), "{notes:?}");
     }
 
