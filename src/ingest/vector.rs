@@ -1063,31 +1063,30 @@ mod tests {
         // no date, read as GDAL shows it.
         let shp = dir.path().join("register.shp");
         let drv = gdal::DriverManager::get_driver_by_name("ESRI Shapefile").unwrap();
-        let mut ds = drv.create_vector_only(&shp).unwrap();
-        let layer = ds
-            .create_layer(LayerOptions {
-                name: "register",
-                srs: Some(&srs),
-                ty: OGRwkbGeometryType::wkbPolygon,
-                options: None,
-            })
-            .unwrap();
-        layer
-            .create_defn_fields(&[("valid_from", gdal::vector::OGRFieldType::OFTDate)])
-            .unwrap();
-        let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
-        f.set_field_string(0, "2026-12-01").unwrap();
-        f.set_geometry(
-            Geometry::from_wkt(
-                "POLYGON ((561200 3449000, 561210 3449000, 561210 3449010, 561200 3449000))",
+        {
+            let mut ds = drv.create_vector_only(&shp).unwrap();
+            let layer = ds
+                .create_layer(LayerOptions {
+                    name: "register",
+                    srs: Some(&srs),
+                    ty: OGRwkbGeometryType::wkbPolygon,
+                    options: None,
+                })
+                .unwrap();
+            layer
+                .create_defn_fields(&[("valid_from", gdal::vector::OGRFieldType::OFTDate)])
+                .unwrap();
+            let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+            f.set_field_string(0, "2026-12-01").unwrap();
+            f.set_geometry(
+                Geometry::from_wkt(
+                    "POLYGON ((561200 3449000, 561210 3449000, 561210 3449010, 561200 3449000))",
+                )
+                .unwrap(),
             )
-            .unwrap(),
-        )
-        .unwrap();
-        f.create(&layer).unwrap();
-        drop(f);
-        drop(layer);
-        drop(ds);
+            .unwrap();
+            f.create(&layer).unwrap();
+        }
         let dbf = shp.with_extension("dbf");
         let bytes = std::fs::read(&dbf).unwrap();
         let at = bytes.windows(8).position(|w| w == b"20261201").unwrap();
