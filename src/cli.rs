@@ -342,7 +342,8 @@ struct ScanArgs {
     #[arg(long, value_name = "LAYER")]
     parcels_layer: Option<String>,
     /// The CRS of the parcels', permits' and control layers' coordinates where the files say none,
-    /// e.g. EPSG:4528 for a Shapefile without its .prj (instead of the config's [parcels] crs).
+    /// e.g. EPSG:4528 for a Shapefile without its .prj or a GeoJSON file of metres without its
+    /// crs member (instead of the config's [parcels] crs).
     #[arg(long, value_name = "CRS")]
     parcels_crs: Option<String>,
     /// Permits, instead of the config's.

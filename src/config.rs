@@ -145,7 +145,8 @@ pub struct ParcelsConfig {
     #[serde(default)]
     pub uses: std::collections::BTreeMap<String, String>,
     /// The CRS of the coordinates of the parcels, permits and control layers whose files say
-    /// none (a Shapefile without its `.prj`); a file that says one is read in its own.
+    /// none (a Shapefile without its `.prj`, a GeoJSON file of metres without its `crs` member,
+    /// which GDAL takes for degrees); a file that says one is read in its own.
     pub crs: Option<String>,
     /// Permit polygons (optional).
     pub permits: Option<PathBuf>,

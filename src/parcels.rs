@@ -104,10 +104,15 @@ pub enum ParcelError {
         hint: &'static str,
     },
     /// No usable parcel at all.
-    #[error("{layer}: no usable parcel (every feature was rejected)")]
+    #[error("{layer}: no usable parcel: every one of its {count} features was rejected, the first as {first}")]
     Empty {
         /// Layer.
         layer: String,
+        /// How many features it has.
+        count: usize,
+        /// The first rejected feature and why (`feature 1 (parcel_id A): a point, not an
+        /// outline (a polygon)`).
+        first: String,
     },
     /// The parcels' layer has no features.
     #[error("{layer}: the layer has no features; if the parcels are in another layer of the file, name it with [parcels] layer in the config or --parcels-layer")]
@@ -125,7 +130,9 @@ pub struct ParcelNote {
     /// What of which layer: `parcel_repaired`, `parcel_rejected`, `permit_repaired`,
     /// `permit_rejected`, `permit_without_outline` (a permit of a layer of outlines without its
     /// own, taken to permit its whole parcel), `permits_empty` (a permits layer without
-    /// features), `control_repaired`, `control_rejected`, `control_empty`. Only a rejection or an empty layer skips input
+    /// features), `permits_off_parcels` (a permits layer whose permits all lie apart from the
+    /// parcels: in another CRS than its file says, most often), `control_off_parcels` (the same of a
+    /// control layer), `control_repaired`, `control_rejected`, `control_empty`. Only a rejection or an empty layer skips input
     /// ([`ParcelNote::skips_input`]); a repaired feature is used.
     pub kind: String,
     /// What and why.
@@ -263,14 +270,22 @@ pub fn truthy(v: Option<&Value>) -> bool {
     }
 }
 
+/// An attribute as text: `None` when null or blank. A number is written as a person would: a
+/// whole number held in a Real field (a Shapefile's `N(19,11)` or an ArcGIS Double, a
+/// spreadsheet's numbers) without a decimal point, `81` rather than `81.0`, so that a parcel id
+/// of a Real field is the one a permit register or a text id names.
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::Null => None,
         Value::String(s) if s.trim().is_empty() => None,
         Value::String(s) => Some(s.trim().to_string()),
-        Value::Number(n) => Some(match n.as_i64() {
-            Some(i) => i.to_string(),
-            None => n.to_string(),
+        Value::Number(n) => Some(match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            // Whole numbers up to 2^53, which a double holds exactly.
+            (None, Some(x)) if x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0 => {
+                format!("{x:.0}")
+            }
+            _ => n.to_string(),
         }),
         other => Some(other.to_string()),
     }
@@ -412,6 +427,7 @@ pub fn parcels_from_layer(
     }
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
+    let notes_before = notes.len();
     for f in &layer.features {
         let Some(id) = text(f.attributes.get(&id_field)) else {
             notes.push(ParcelNote {
@@ -449,21 +465,33 @@ pub fn parcels_from_layer(
         });
     }
     if out.is_empty() {
+        // The notes, which say why, are only logged once the parcels are loaded: the error says.
+        let first = notes[notes_before..]
+            .iter()
+            .find(|n| n.kind == "parcel_rejected")
+            .map_or_else(String::new, |n| format!("{}: {}", n.feature, n.message));
         return Err(ParcelError::Empty {
             layer: format!("{} ({})", layer.path.display(), layer.layer),
+            count: layer.features.len(),
+            first,
         });
     }
     Ok(out)
 }
 
 /// An error naming the first of `fields` a layer lacks, with the fields it has (for a layer
-/// without features too: its definition says).
+/// without features too: its definition says). A layer with neither features nor fields is
+/// not refused here: a GeoJSON file takes its fields from its features, so an empty one
+/// (`"features": []`) has none, and is the empty layer it is, not one lacking the fields.
 fn require_fields(
     layer: &VectorLayerData,
     fields: &[&str],
     hint: &'static str,
 ) -> Result<(), ParcelError> {
     let available = layer_fields(layer);
+    if layer.features.is_empty() && available.is_empty() {
+        return Ok(());
+    }
     match fields
         .iter()
         .find(|f| !available.contains(&field_name(layer, f)))
@@ -644,7 +672,93 @@ pub fn permits_from_layer(
             source: here,
         });
     }
+    // Permits apart from the parcels ([`apart`]) would explain nothing, each permitted building
+    // flagged, without a word.
+    if let Some((own, theirs)) = apart(out.iter().map(|p| &p.footprint), parcels) {
+        notes.push(ParcelNote {
+            feature: format!("{} layer {}", layer.path.display(), layer.layer),
+            kind: "permits_off_parcels".into(),
+            message: format!(
+                "the layer's {} permits lie apart from the parcels (the permits run from {}, the \
+                 parcels from {}, in the working CRS), so no change is explained by a permit; \
+                 is the layer's CRS, {}, the one its coordinates are in? If not, write the right \
+                 one into the file (`ogr2ogr -a_srs EPSG:<code> fixed.gpkg {}`)",
+                out.len(),
+                shown(own),
+                shown(theirs),
+                layer.source_crs,
+                layer.path.display()
+            ),
+        });
+    }
     Ok(out)
+}
+
+/// The extent of polygons (their bounding boxes').
+fn extent_rect<'a>(polygons: impl Iterator<Item = &'a MultiPolygon<f64>>) -> Option<Rect<f64>> {
+    polygons.filter_map(|p| p.bounding_rect()).reduce(|a, b| {
+        Rect::new(
+            (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
+            (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
+        )
+    })
+}
+
+/// An extent for messages: `x0, y0 to x1, y1` (whole units).
+fn shown(r: Rect<f64>) -> String {
+    format!(
+        "{:.0}, {:.0} to {:.0}, {:.0}",
+        r.min().x,
+        r.min().y,
+        r.max().x,
+        r.max().y
+    )
+}
+
+/// The extents of a layer's polygons and of the parcels when they do not meet: the layer is in
+/// another place than the parcels, most often because its file says another CRS than its
+/// coordinates are in (a Gauss-Krüger zone labelled UTM lands ~285 km away). A layer that
+/// spans the parcels without a polygon on one (a county's red line, of which none is in the
+/// parcels' township) is where it should be.
+fn apart<'a>(
+    polygons: impl Iterator<Item = &'a MultiPolygon<f64>>,
+    parcels: &[Parcel],
+) -> Option<(Rect<f64>, Rect<f64>)> {
+    let (own, theirs) = (
+        extent_rect(polygons)?,
+        extent_rect(parcels.iter().map(|p| &p.polygon))?,
+    );
+    (!own.intersects(&theirs)).then_some((own, theirs))
+}
+
+/// Notes a control layer whose polygons lie apart from the parcels (`control_off_parcels`,
+/// skipped input; [`apart`]): it would mark no parcel, and no change, without a word, a
+/// building inside the red line not flagged as such.
+pub fn note_control_off_parcels(
+    layer: &VectorLayerData,
+    zones: &ControlZones,
+    parcels: &[Parcel],
+    notes: &mut Vec<ParcelNote>,
+) {
+    let Some((own, theirs)) = apart(zones.polygons.iter(), parcels) else {
+        return;
+    };
+    let kind = &zones.kind;
+    notes.push(ParcelNote {
+        feature: format!("{} layer {}", layer.path.display(), layer.layer),
+        kind: "control_off_parcels".into(),
+        message: format!(
+            "the {kind} control layer's {} polygons lie apart from the parcels (they run from {}, \
+             the parcels from {}, in the working CRS), so it marks no parcel or change {kind}; \
+             is the layer's CRS, {}, the one its coordinates are in? If not, write the right one \
+             into the file (`ogr2ogr -a_srs EPSG:<code> fixed.gpkg {}`)",
+            zones.polygons.len(),
+            shown(own),
+            shown(theirs),
+            layer.source_crs,
+            layer.path.display()
+        ),
+    });
 }
 
 /// The polygons of a control layer of `kind` (`basic_farmland`, `eco_redline`), noting each
@@ -1106,6 +1220,27 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_whose_every_feature_is_rejected_is_refused_saying_why() {
+        // A layer of points given as the parcels (the permits' pins, say): the reason is in the
+        // error, since the run stops before the notes are logged.
+        let mut l = layer(vec![
+            (Some("A"), "farmland", None),
+            (Some("B"), "farmland", None),
+        ]);
+        for f in &mut l.features {
+            f.rejected = Some("a point, not an outline (a polygon)".into());
+        }
+        let e = parcels_from_layer(&l, &fields(), &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("every one of its 2 features was rejected")
+                && e.contains("feature 1 (parcel_id A): a point, not an outline"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn rejected_geometries_are_noted_and_uses_normalised() {
         let l = layer(vec![
             (Some("A"), "耕地", Some(square(0.0, 0.0, 10.0))),
@@ -1163,6 +1298,20 @@ mod tests {
         // Without the permit fields, an empty layer is refused like any other.
         permits.fields.truncate(3);
         assert!(permits_from_layer(&permits, &[], &mut vec![]).is_err());
+        // An empty GeoJSON file (`"features": []`) has no fields at all, its fields being its
+        // features': it is an empty layer, not one lacking the fields.
+        permits.fields.clear();
+        let mut notes = vec![];
+        assert!(permits_from_layer(&permits, &[], &mut notes)
+            .unwrap()
+            .is_empty());
+        assert_eq!(notes[0].kind, "permits_empty", "{notes:?}");
+        let mut parcels = layer(vec![]);
+        parcels.fields.clear();
+        let e = parcels_from_layer(&parcels, &fields(), &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the layer has no features"), "{e}");
     }
 
     #[test]
@@ -1258,6 +1407,89 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(notes.len(), 3);
+    }
+
+    #[test]
+    fn a_permits_or_control_layer_apart_from_the_parcels_is_named() {
+        // A permits layer whose file says another CRS than its coordinates are in lands
+        // hundreds of km from the parcels: every permit would be ignored without a word.
+        let parcels = parcels_a_and_b();
+        let mut permits = layer(vec![
+            (Some("A"), "farmland", Some(square(300_000.0, 0.0, 5.0))),
+            (Some("B"), "farmland", Some(square(300_020.0, 0.0, 5.0))),
+        ]);
+        permits.layer = "permits".into();
+        as_permit(&mut permits.features[0], "P-1", "construction", None);
+        as_permit(&mut permits.features[1], "P-2", "construction", None);
+        let mut notes = vec![];
+        let p = permits_from_layer(&permits, &parcels, &mut notes).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(kinds_of(&notes), [("permits_off_parcels", true)]);
+        assert!(
+            notes[0].feature == "parcels.gpkg layer permits"
+                && notes[0]
+                    .message
+                    .contains("the layer's 2 permits lie apart from the parcels")
+                && notes[0].message.contains("300000, 0 to 300025, 5")
+                && notes[0].message.contains("EPSG:4549"),
+            "{notes:?}"
+        );
+        // Over the parcels' ground, even on none of them (between A and B): where it should be.
+        permits.features[0].geometry = Some(square(-100.0, 0.0, 5.0));
+        permits.features[1].geometry = Some(square(12.0, 2.0, 5.0));
+        let mut notes = vec![];
+        permits_from_layer(&permits, &parcels, &mut notes).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        // A control layer likewise: apart, named; over the parcels' ground, not.
+        let zones = |polygons| ControlZones::new("eco_redline", polygons);
+        let mut notes = vec![];
+        let far = zones(vec![square(300_000.0, 0.0, 5.0)]);
+        note_control_off_parcels(&permits, &far, &parcels, &mut notes);
+        assert_eq!(kinds_of(&notes), [("control_off_parcels", true)]);
+        assert!(
+            notes[0]
+                .message
+                .contains("eco_redline control layer's 1 polygons lie apart"),
+            "{notes:?}"
+        );
+        let mut notes = vec![];
+        let between = zones(vec![square(12.0, 2.0, 5.0)]);
+        note_control_off_parcels(&permits, &between, &parcels, &mut notes);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn whole_numbers_of_a_real_field_are_ids_without_a_decimal_point() {
+        // A Shapefile's N(19,11) or an ArcGIS Double holds parcel ids 81, 4 as 81.0, 4.0: they
+        // are the parcels 81 and 4 a permit register (text) names, not "81.0".
+        let mut l = layer(vec![
+            (None, "farmland", Some(square(0.0, 0.0, 10.0))),
+            (None, "farmland", Some(square(20.0, 0.0, 10.0))),
+        ]);
+        l.features[0]
+            .attributes
+            .insert("parcel_id".into(), Value::from(81.0));
+        l.features[1]
+            .attributes
+            .insert("parcel_id".into(), Value::from(-4.0));
+        let parcels = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap();
+        let ids: Vec<&str> = parcels.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["81", "-4"]);
+        let mut register = layer(vec![(None, "farmland", None)]);
+        register.has_geometry = false;
+        register.features[0].rejected = Some("no geometry".into());
+        as_permit(&mut register.features[0], "P-1", "construction", Some("81"));
+        let mut notes = vec![];
+        let p = permits_from_layer(&register, &parcels, &mut notes).unwrap();
+        assert_eq!(p.len(), 1, "{notes:?}");
+        assert_eq!(p[0].parcel_id.as_deref(), Some("81"));
+        // A fraction stays one; so does a dated number of a Real field (20260115.0 is a date).
+        assert_eq!(text(Some(&Value::from(81.5))).as_deref(), Some("81.5"));
+        let a = BTreeMap::from([("valid_to".to_string(), Value::from(20260115.0))]);
+        assert_eq!(
+            date_field(&a, "valid_to").unwrap(),
+            NaiveDate::from_ymd_opt(2026, 1, 15)
+        );
     }
 
     #[test]

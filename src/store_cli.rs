@@ -500,7 +500,8 @@ path = "parcels.gpkg"
                                # is read when none is named here; otherwise name it
 id_field = "parcel_id"
 use_field = "approved_use"     # land-use codes and names are known too, e.g. "DLBM" or "DLMC"
-# The CRS of layers whose files say none (a Shapefile without its .prj), e.g. CGCS2000 zone 40:
+# The CRS of layers whose files say none (a Shapefile without its .prj, a GeoJSON file of metres
+# without its "crs" member), e.g. CGCS2000 zone 40:
 # crs = "EPSG:4528"
 # Permits (optional).
 permits = "permits.gpkg"

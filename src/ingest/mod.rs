@@ -109,6 +109,21 @@ pub enum IngestError {
         /// What its coordinates look like (`; its coordinates look like …`), or empty.
         hint: String,
     },
+    /// A vector layer that says its coordinates are degrees when they are not (a GeoJSON file of
+    /// projected coordinates without its `crs` member, which GDAL takes for WGS 84).
+    #[error("{path}: layer '{layer}' says its coordinates are longitude and latitude in degrees ({said}; a GeoJSON file without a `crs` member is taken to be in WGS 84), but they run from {extent}, which are no degrees{hint}; state the CRS they are in with `[parcels] crs = \"EPSG:<code>\"` in the configuration or `--parcels-crs EPSG:<code>`, or write it into the file: `ogr2ogr -a_srs EPSG:<code> fixed.gpkg {path}`")]
+    LayerNotDegrees {
+        /// The file.
+        path: PathBuf,
+        /// The layer.
+        layer: String,
+        /// The CRS the layer says.
+        said: String,
+        /// Its extent, `x0, y0 to x1, y1`.
+        extent: String,
+        /// What its coordinates look like (`; its coordinates look like …`), or empty.
+        hint: String,
+    },
     /// Only ground control points, no geotransform.
     #[error("{path}: georeferenced only by {gcp_count} ground control points (no geotransform); rectify it first with `gdalwarp`")]
     GcpOnly {
@@ -198,6 +213,7 @@ impl IngestError {
             IngestError::NoGeoreferencing { .. } => "no_georeferencing",
             IngestError::NoGeoTransform { .. } => "no_geotransform",
             IngestError::NoCrs { .. } | IngestError::LayerNoCrs { .. } => "no_crs",
+            IngestError::LayerNotDegrees { .. } => "crs",
             IngestError::GcpOnly { .. } => "gcp_only",
             IngestError::NotNorthUp { .. } => "not_north_up",
             IngestError::NoBands { .. } => "no_bands",

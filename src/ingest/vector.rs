@@ -146,8 +146,35 @@ fn open_vector_with(path: &Path, open_options: &[&str]) -> Result<Dataset, Inges
     )
     .map_err(|e| IngestError::NotOpenableVector {
         path: path.to_path_buf(),
-        detail: e.to_string(),
+        detail: match e {
+            // GDAL says no more than that no vector driver took the file: say what it is.
+            gdal::errors::GdalError::NullPointer { msg, .. } if msg.trim().is_empty() => {
+                not_vector(path)
+            }
+            e => e.to_string(),
+        },
     })
+}
+
+/// What a file no vector driver opens is, for the message: a raster (of which format), or
+/// nothing GDAL recognises.
+fn not_vector(path: &Path) -> String {
+    let raster = Dataset::open_ex(
+        gdal_path(path),
+        DatasetOptions {
+            open_flags: GdalOpenFlags::GDAL_OF_RASTER | GdalOpenFlags::GDAL_OF_READONLY,
+            ..Default::default()
+        },
+    );
+    match raster {
+        Ok(ds) => format!(
+            "it is a raster ({}), not a layer of polygons",
+            ds.driver().long_name()
+        ),
+        Err(_) => "no format GDAL reads recognises it: is it cut short, or not what its name \
+                   says?"
+            .to_string(),
+    }
 }
 
 /// The names of a vector file's layers.
@@ -348,6 +375,22 @@ pub fn read_layer_as(
     Ok(again)
 }
 
+/// A GeoPackage feature's value as the text stored (SQLite's own, not GDAL's reading of its
+/// column's type), if there is one.
+fn raw_text(ds: &Dataset, layer: &str, field: &str, fid: u64) -> Option<String> {
+    let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+    let sql = format!(
+        "SELECT CAST({} AS TEXT) AS raw FROM {} WHERE rowid = {fid}",
+        quoted(field),
+        quoted(layer)
+    );
+    let mut rows = ds
+        .execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT)
+        .ok()??;
+    let row = rows.features().next()?;
+    row.field_as_string(0).ok().flatten()
+}
+
 /// Whether any text attribute of the layer holds a character its decoding could not make out.
 fn has_undecodable_text(data: &VectorLayerData) -> bool {
     data.features.iter().any(|f| {
@@ -362,7 +405,8 @@ fn has_undecodable_text(data: &VectorLayerData) -> bool {
 /// (a permit register as CSV or a spreadsheet, its permits naming their parcels), which has no
 /// CRS to speak of. A layer that says another CRS than the stated one is read in its own, with a
 /// warning; one with geometry that says none, with none stated, is refused with what its
-/// coordinates look like.
+/// coordinates look like. A layer that says degrees of coordinates that are none (a GeoJSON file
+/// of metres without its `crs` member, which GDAL takes for WGS 84) is one that says none.
 pub fn layer_srs(
     lyr: &gdal::vector::Layer<'_>,
     path: &Path,
@@ -378,7 +422,51 @@ pub fn layer_srs(
         })?),
         None => None,
     };
-    match (lyr.spatial_ref(), stated) {
+    // A layer that says degrees of coordinates that are none (a GeoJSON file of projected
+    // coordinates without its `crs` member, which GDAL takes for WGS 84) is in the stated CRS if
+    // there is one, else refused: its every feature would fail to be transformed, or land in
+    // the wrong place.
+    let own = lyr.spatial_ref();
+    if let Some(own_srs) = own.as_ref().filter(|o| srs::describe(o).geographic) {
+        // Computed if need be (a GeoJSON file's is not known without reading it).
+        if let Some(e) = lyr.get_extent().ok().filter(|e| {
+            let within = |v: f64, limit: f64| v.abs() <= limit;
+            // Longitudes of 0–360° are met too.
+            !(within(e.MinX, 360.0)
+                && within(e.MaxX, 360.0)
+                && within(e.MinY, 90.0)
+                && within(e.MaxY, 90.0))
+        }) {
+            return match stated {
+                Some(stated) => {
+                    tracing::warn!(
+                        "{}: layer '{}' says its coordinates are degrees ({}), but they run from \
+                         {:.0}, {:.0} to {:.0}, {:.0}: read in {} as stated ([parcels] crs)",
+                        path.display(),
+                        lyr.name(),
+                        srs::describe(own_srs).label(),
+                        e.MinX,
+                        e.MinY,
+                        e.MaxX,
+                        e.MaxY,
+                        srs::short(stated_crs.unwrap_or_default())
+                    );
+                    Ok(Some(stated))
+                }
+                None => Err(IngestError::LayerNotDegrees {
+                    path: path.to_path_buf(),
+                    layer: lyr.name(),
+                    said: srs::describe(own_srs).label(),
+                    extent: format!(
+                        "{:.0}, {:.0} to {:.0}, {:.0}",
+                        e.MinX, e.MinY, e.MaxX, e.MaxY
+                    ),
+                    hint: crs_hint(e.MinX, e.MinY, e.MaxX, e.MaxY),
+                }),
+            };
+        }
+    }
+    match (own, stated) {
         (Some(own), Some(stated)) => {
             if !srs::same_crs(&own, &stated) {
                 tracing::info!(
@@ -496,12 +584,41 @@ fn read_layer_of(
         }
     };
     let field_names: Vec<String> = lyr.defn().fields().map(|f| f.name()).collect();
+    // A date that is none would read as NULL, an open end of a permit's validity: it is read as
+    // the text it is instead, for the permit to be rejected as one whose date is not a date.
+    // GDAL reads some as numbers that make no date (a Shapefile's `01122026`, day first, is
+    // year 112, month 20); a GeoPackage keeps a missing value as NULL, and leaves one it cannot
+    // read (`15.01.2026`, `待定` in a DATE column) unset.
+    let gpkg = ds.driver().short_name() == "GPKG";
+    let dates: Vec<bool> = lyr
+        .defn()
+        .fields()
+        .map(|f| {
+            matches!(
+                f.field_type(),
+                gdal::vector::OGRFieldType::OFTDate | gdal::vector::OGRFieldType::OFTDateTime
+            )
+        })
+        .collect();
+    let mut unreadable: Vec<(usize, usize)> = Vec::new();
     let mut features = Vec::new();
     for f in lyr.features() {
         let fid = f.fid();
         let mut attributes = BTreeMap::new();
         for (i, name) in field_names.iter().enumerate() {
-            attributes.insert(name.clone(), field_value(f.field(i).ok().flatten()));
+            let value = match f.field(i) {
+                Err(gdal::errors::GdalError::DateError(_)) if dates[i] => f
+                    .field_as_string(i)
+                    .ok()
+                    .flatten()
+                    .map_or(Value::Null, Value::from),
+                Err(_) if gpkg && dates[i] => {
+                    unreadable.push((features.len(), i));
+                    Value::Null
+                }
+                v => field_value(v.ok().flatten()),
+            };
+            attributes.insert(name.clone(), value);
         }
         let (mut repaired, mut rejected, mut pin) = (None, None, None);
         let geometry = match f.geometry() {
@@ -600,6 +717,14 @@ fn read_layer_of(
             pin,
         });
     }
+    for (k, i) in unreadable {
+        let Some(fid) = features[k].fid else { continue };
+        let raw = raw_text(ds, &layer_name, &field_names[i], fid)
+            .unwrap_or_else(|| "(a value GDAL cannot read as a date)".to_string());
+        features[k]
+            .attributes
+            .insert(field_names[i].clone(), Value::from(raw));
+    }
     Ok(VectorLayerData {
         path: path.to_path_buf(),
         layer: layer_name,
@@ -681,6 +806,63 @@ mod tests {
         f.set_geometry(Geometry::from_wkt(&wkt).unwrap()).unwrap();
         f.create(&layer).unwrap();
         path
+    }
+
+    #[test]
+    fn a_geojson_of_metres_without_its_crs_member_is_not_taken_for_degrees() {
+        // GDAL takes a GeoJSON file without a `crs` member for WGS 84: projected coordinates
+        // written so (an export that dropped the member) are no degrees, and every feature
+        // failed to be transformed, each rejected with GDAL's error number.
+        super::super::init_gdal();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("parcels.geojson");
+        std::fs::write(
+            &path,
+            r#"{"type": "FeatureCollection", "features": [{"type": "Feature",
+            "properties": {"parcel_id": "A"}, "geometry": {"type": "Polygon", "coordinates":
+            [[[561200, 3449000], [561210, 3449000], [561210, 3449010], [561200, 3449000]]]}}]}"#,
+        )
+        .unwrap();
+        let e = read_layer(&path, None, None, "EPSG:4549").unwrap_err();
+        let text = e.to_string();
+        for part in [
+            "parcels.geojson",
+            "layer 'parcels'",
+            "`crs` member",
+            "561200, 3449000 to 561210, 3449010",
+            "EPSG:4549 for 120°E",
+            "--parcels-crs",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(
+            crate::ingest::plan::vector_crs(&path, None, None).is_err(),
+            "the grid's CRS comes from the same rule"
+        );
+        // Stated, it is read in that CRS.
+        let read = read_layer(&path, None, Some("EPSG:4549"), "EPSG:4549").unwrap();
+        let g = read.features[0].geometry.as_ref().unwrap();
+        assert_eq!(
+            g.0[0].exterior().0[0],
+            geo::coord! { x: 561_200.0, y: 3_449_000.0 }
+        );
+        // Degrees are degrees.
+        let degrees = dir.path().join("degrees.geojson");
+        std::fs::write(
+            &degrees,
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("561200", "120.64")
+                .replace("561210", "120.65")
+                .replace("3449000", "31.16")
+                .replace("3449010", "31.17"),
+        )
+        .unwrap();
+        assert!(read_layer(&degrees, None, None, "EPSG:4549")
+            .unwrap()
+            .features[0]
+            .geometry
+            .is_some());
     }
 
     #[test]
@@ -831,6 +1013,91 @@ mod tests {
             "{why}"
         );
         assert!((f.geometry.as_ref().unwrap().unsigned_area() - 50.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_date_gdal_cannot_read_is_read_as_its_text_not_as_null() {
+        // GDAL leaves a GeoPackage DATE value it cannot parse unset, which read as NULL: a permit whose
+        // valid_from is `15.01.2026` was valid since ever. A NULL stays NULL (an open end).
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut ds, srs) = new_gpkg(dir.path(), "permits.gpkg");
+        let layer = ds
+            .create_layer(LayerOptions {
+                name: "permits",
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: None,
+            })
+            .unwrap();
+        layer
+            .create_defn_fields(&[("valid_from", gdal::vector::OGRFieldType::OFTDate)])
+            .unwrap();
+        for _ in 0..3 {
+            let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+            f.set_field_string(0, "2026-01-15").unwrap();
+            f.create(&layer).unwrap();
+        }
+        for sql in [
+            "UPDATE permits SET valid_from = '15.01.2026' WHERE fid = 1",
+            "UPDATE permits SET valid_from = NULL WHERE fid = 2",
+        ] {
+            ds.execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT)
+                .unwrap();
+        }
+        drop(ds);
+        let data = read_layer(&path, None, None, "EPSG:4549").unwrap();
+        let dates: Vec<&Value> = data
+            .features
+            .iter()
+            .map(|f| &f.attributes["valid_from"])
+            .collect();
+        assert_eq!(
+            dates,
+            [
+                &Value::from("15.01.2026"),
+                &Value::Null,
+                &Value::from("2026-01-15")
+            ]
+        );
+        // A Shapefile's date written day first (01122026) is read by GDAL as year 112, month 20:
+        // no date, read as GDAL shows it.
+        let shp = dir.path().join("register.shp");
+        let drv = gdal::DriverManager::get_driver_by_name("ESRI Shapefile").unwrap();
+        {
+            let mut ds = drv.create_vector_only(&shp).unwrap();
+            let layer = ds
+                .create_layer(LayerOptions {
+                    name: "register",
+                    srs: Some(&srs),
+                    ty: OGRwkbGeometryType::wkbPolygon,
+                    options: None,
+                })
+                .unwrap();
+            layer
+                .create_defn_fields(&[("valid_from", gdal::vector::OGRFieldType::OFTDate)])
+                .unwrap();
+            let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+            f.set_field_string(0, "2026-12-01").unwrap();
+            f.set_geometry(
+                Geometry::from_wkt(
+                    "POLYGON ((561200 3449000, 561210 3449000, 561210 3449010, 561200 3449000))",
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            f.create(&layer).unwrap();
+        }
+        let dbf = shp.with_extension("dbf");
+        let bytes = std::fs::read(&dbf).unwrap();
+        let at = bytes.windows(8).position(|w| w == b"20261201").unwrap();
+        let mut day_first = bytes.clone();
+        day_first[at..at + 8].copy_from_slice(b"01122026");
+        std::fs::write(&dbf, day_first).unwrap();
+        let data = read_layer(&shp, None, None, "EPSG:4549").unwrap();
+        assert_eq!(
+            data.features[0].attributes["valid_from"],
+            Value::from("0112/20/26")
+        );
     }
 
     #[test]

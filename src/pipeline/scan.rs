@@ -18,8 +18,8 @@ use crate::ingest::vector::{read_layer_as, LayerRole, PARCELS_ROLE, PERMITS_ROLE
 use crate::ingest::{group_observations, CellReader, Observation};
 use crate::overlay::pieces;
 use crate::parcels::{
-    apply_control_layer, control_polygons, parcels_from_layer, permits_from_layer, ControlZones,
-    ParcelFields, ParcelNote, ParcelSet,
+    apply_control_layer, control_polygons, note_control_off_parcels, parcels_from_layer,
+    permits_from_layer, ControlZones, ParcelFields, ParcelNote, ParcelSet,
 };
 use crate::rules::{judge, RuleSet};
 use crate::vectorize::{cell_pieces, merge_pieces, EdgeStrips, MergedRegion, Piece as RegionPiece};
@@ -614,6 +614,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 &working_crs,
             )?;
             let zones = ControlZones::new(&c.kind, control_polygons(&l, &c.kind, &mut notes));
+            note_control_off_parcels(&l, &zones, &parcels, &mut notes);
             apply_control_layer(&mut parcels, &zones);
             controls.push(zones);
         }

@@ -929,12 +929,24 @@ fn missing_or_wrong_input_files_are_named_with_what_to_do() {
     );
     let raster = src.join("imagery/before/before_r0c0.tif");
     let missing = dir.join("no-such-parcels.gpkg");
-    let cases: [(&Path, &str); 2] = [
+    // A file that is no vector data says what it is, not GDAL's "NULL pointer. Error msg: ''".
+    let junk = dir.join("parcels.geojson");
+    std::fs::write(&junk, "parcel_id,approved_use\n").unwrap();
+    let cases: [(&Path, &str); 3] = [
         (
             &missing,
             "no-such-parcels.gpkg: no such file; check the path",
         ),
-        (&raster, "cannot open this file as vector data"),
+        (
+            &raster,
+            "cannot open this file as vector data (it is a raster (GeoTIFF), not a layer of \
+             polygons)",
+        ),
+        (
+            &junk,
+            "parcels.geojson: GDAL cannot open this file as vector data (no format GDAL reads \
+             recognises it",
+        ),
     ];
     for (p, want) in cases {
         let o = scan_dates(&before, &[&after], p, &dir.join("out"));
