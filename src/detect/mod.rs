@@ -2061,12 +2061,18 @@ mod tests {
                 }
             }
         }
-        let img = |bands| CellImage {
+        (image(b), image(a))
+    }
+
+    /// A window of blue, green, red and near-infrared bands, every pixel valid.
+    fn image(bands: Array3<f32>) -> CellImage {
+        let (_, h, w) = bands.dim();
+        CellImage {
             window: Window {
                 x: 0,
                 y: 0,
-                width: n,
-                height: n,
+                width: w,
+                height: h,
             },
             roles: vec![
                 BandRole::Blue,
@@ -2075,11 +2081,10 @@ mod tests {
                 BandRole::Nir,
             ],
             bands,
-            valid: Array2::from_elem((n, n), true),
+            valid: Array2::from_elem((h, w), true),
             flagged: None,
             contributing: vec![0],
-        };
-        (img(b), img(a))
+        }
     }
 
     /// The images of `pair(n)` with columns from `edge` on outside the imagery (no data, zero),
@@ -2236,25 +2241,7 @@ mod tests {
                 }
             }
         }
-        let img = |bands| CellImage {
-            window: Window {
-                x: 0,
-                y: 0,
-                width: n,
-                height: n,
-            },
-            roles: vec![
-                BandRole::Blue,
-                BandRole::Green,
-                BandRole::Red,
-                BandRole::Nir,
-            ],
-            bands,
-            valid: Array2::from_elem((n, n), true),
-            flagged: None,
-            contributing: vec![0],
-        };
-        let (b, a) = (img(b), img(a));
+        let (b, a) = (image(b), image(a));
         let input = CellInput {
             cell_id: "test",
             before: &b,
