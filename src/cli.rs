@@ -1155,7 +1155,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         Ok(r) => r,
         Err(e) => {
             let e = anyhow::Error::from(e);
-            if let Err(se) = st.fail_run(&run_id, &format!("{e:#}")) {
+            if let Err(se) = st.fail_run(&run_id, &crate::error_chain(&e)) {
                 tracing::warn!("recording the failed run in the store: {se}");
             }
             return Err(e);

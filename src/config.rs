@@ -109,15 +109,41 @@ impl Default for ProjectConfig {
     }
 }
 
+/// A list of paths, or one path written alone (`after = "imagery/after"` as well as
+/// `after = ["imagery/after"]`).
+fn one_or_more_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    struct Paths;
+    impl<'de> serde::de::Visitor<'de> for Paths {
+        type Value = Vec<PathBuf>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a path or a list of paths, e.g. [\"imagery/after\"]")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![PathBuf::from(v)])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut paths = Vec::new();
+            while let Some(p) = seq.next_element::<PathBuf>()? {
+                paths.push(p);
+            }
+            Ok(paths)
+        }
+    }
+    d.deserialize_any(Paths)
+}
+
 /// `[imagery]`: before and after imagery (files or directories).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageryConfig {
     /// Rasters (or directories of rasters) of the earlier date.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_more_paths")]
     pub before: Vec<PathBuf>,
     /// Rasters (or directories of rasters) of the later date(s).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_more_paths")]
     pub after: Vec<PathBuf>,
     /// Band roles of the before imagery when the files do not say, e.g. `"blue,green,red,nir"`.
     pub bands_before: Option<String>,
@@ -663,6 +689,21 @@ mod tests {
             PathBuf::from("/data/site/landwatch-out/landwatch.db")
         );
         assert_eq!(cfg.store.overlap_ratio, 0.3);
+    }
+
+    /// A cron line's config written by hand: one folder of imagery given alone, not as a list.
+    #[test]
+    fn imagery_given_as_one_path_or_a_list() {
+        let one = parse("[imagery]\nbefore = \"img/before\"\nafter = \"img/after\"\n").unwrap();
+        let list =
+            parse("[imagery]\nbefore = [\"img/before\"]\nafter = [\"img/after\"]\n").unwrap();
+        assert_eq!(one.imagery, list.imagery);
+        assert_eq!(
+            one.after_paths(),
+            vec![PathBuf::from("/data/site/img/after")]
+        );
+        let e = parse("[imagery]\nafter = 5\n").unwrap_err().to_string();
+        assert!(e.contains("a path or a list of paths"), "{e}");
     }
 
     #[test]

@@ -486,7 +486,8 @@ name = "landwatch"
 region_code = "{region_code}"
 
 [imagery]
-# Files or directories (walked recursively) of the earlier and the later date(s).
+# Files or directories (walked recursively) of the earlier and the later date(s): a list, or
+# one path alone.
 before = ["imagery/before"]
 after = ["imagery/after"]
 # Band roles when the files do not say, e.g. "blue,green,red,nir".

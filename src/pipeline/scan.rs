@@ -2732,8 +2732,9 @@ struct Staging {
 impl Staging {
     fn new(out: &std::path::Path) -> Result<Staging, PipelineError> {
         let dir = out.join(".outputs.partial");
-        // Left by a run that was killed.
+        // Left by a run that was killed (or a file in its place: the name is landwatch's).
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&dir);
         ensure_dir(&dir)?;
         Ok(Staging {
             dir,

@@ -2986,6 +2986,33 @@ fn a_run_that_cannot_write_its_outputs_leaves_the_last_run_s_set_whole() {
     assert!(!out.join(".outputs.partial").exists());
 }
 
+/// What a killed run leaves where it stages its outputs, a directory of half-written files or
+/// anything else under that name, does not stop the next night.
+#[test]
+fn what_a_killed_run_left_in_the_staging_place_does_not_stop_the_next() {
+    let src = scene(1024, 3);
+    let out = scratch("scan-staging-left");
+    for left in ["dir", "file"] {
+        let staging = out.join(".outputs.partial");
+        if left == "dir" {
+            std::fs::create_dir_all(staging.join("half")).unwrap();
+            std::fs::write(staging.join("findings.geojson"), b"{\"type\": \"Feat").unwrap();
+        } else {
+            std::fs::write(&staging, b"x").unwrap();
+        }
+        let o = scan_config(
+            &src.join("landwatch.toml"),
+            &out,
+            &["--no-packets", "--full"],
+        );
+        assert!(o.status.success(), "{left}: {}", stderr(&o));
+        assert!(!staging.exists(), "{left}");
+        let g: Value =
+            serde_json::from_slice(&std::fs::read(out.join("findings.geojson")).unwrap()).unwrap();
+        assert!(!g["features"].as_array().unwrap().is_empty(), "{left}");
+    }
+}
+
 #[test]
 fn before_imagery_newer_than_all_of_the_after_is_not_used() {
     let src = scene(1024, 3);
