@@ -2771,9 +2771,17 @@ impl Staging {
                 )));
             }
         }
-        for from in staged {
+        for from in &staged {
             let to = out.join(from.file_name().unwrap_or_default());
-            std::fs::rename(&from, &to).map_err(io(&to))?;
+            std::fs::rename(from, &to).map_err(io(&to))?;
+            // What GDAL and QGIS keep beside a file (statistics, a histogram) is of the file
+            // replaced, unless this run wrote its own.
+            let mut aux = to.clone().into_os_string();
+            aux.push(".aux.xml");
+            let aux = PathBuf::from(aux);
+            if !staged.iter().any(|s| s.file_name() == aux.file_name()) {
+                let _ = std::fs::remove_file(&aux);
+            }
         }
         self.committed = true;
         std::fs::remove_dir(&self.dir).map_err(io(&self.dir))

@@ -2891,6 +2891,9 @@ fn the_scores_of_an_observation_a_rerun_no_longer_has_are_removed() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.join("change_score_drone.tif").exists());
     std::fs::write(out.join("change_score_drone.tif.aux.xml"), "<PAMDataset/>").unwrap();
+    // QGIS's statistics of last night's satellite scores, which tonight's replace.
+    let stats = out.join("change_score_satellite.tif.aux.xml");
+    std::fs::write(&stats, "<PAMDataset/>").unwrap();
     // The same output directory without the drone orthophoto: its scores are not tonight's.
     let o = scan_dates(&before, &[&after], &parcels, &out);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -2898,6 +2901,10 @@ fn the_scores_of_an_observation_a_rerun_no_longer_has_are_removed() {
     assert!(out.join("change_score_satellite.tif").exists());
     assert!(!out.join("change_score_drone.tif").exists());
     assert!(!out.join("change_score_drone.tif.aux.xml").exists());
+    assert!(
+        !stats.exists(),
+        "last night's statistics stayed beside tonight's scores"
+    );
 }
 
 #[test]
