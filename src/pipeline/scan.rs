@@ -1568,7 +1568,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .find(|p| p.parcel == pi)?;
             let mut field = loss.get(&pi).copied().unwrap_or_default();
             if t == Transition::VegetationToBare {
-                field.piece_edge_contact = edge_share(&piece.polygon, parcel, &insets[pi]);
+                field.piece_edge_contact = Some(edge_share(&piece.polygon, parcel, &insets[pi]));
             }
             let mut j = judge(&job.rules, &piece, parcel, t, region_area_m2, field);
             if let Some(o) = j.trace.as_object_mut() {
@@ -2015,8 +2015,8 @@ fn field_losses(
                 crate::rules::FieldLoss {
                     fraction: fraction.min(1.0),
                     edge_contact: contact.min(1.0),
-                    // Set for each piece as it is judged.
-                    piece_edge_contact: 0.0,
+                    // Measured for each piece as it is judged.
+                    piece_edge_contact: None,
                 },
             )
         })

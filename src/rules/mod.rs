@@ -261,10 +261,11 @@ pub struct FieldLoss {
     pub fraction: f64,
     /// Share of the parcel's edge band (two pixels wide) the loss reaches.
     pub edge_contact: f64,
-    /// Share of the parcel's edge band the piece being judged covers. A harvest or ploughing
-    /// goes to the field's edges, and so does each part of it; bare ground that reaches none of
-    /// them inside a harvested field (a pit, a heap of soil) is not part of the operation.
-    pub piece_edge_contact: f64,
+    /// Share of the parcel's edge band the piece being judged covers, measured for losses of
+    /// vegetation to bare ground (`None` for other transitions). A harvest or ploughing goes to
+    /// the field's edges, and so does each part of it; bare ground that reaches none of them
+    /// inside a harvested field (a pit, a heap of soil) is not part of the operation.
+    pub piece_edge_contact: Option<f64>,
 }
 
 /// What the rules decided about one piece of change.
@@ -332,7 +333,7 @@ pub fn judge(
         "parcel_changed_fraction": round3(piece.parcel_fraction),
         "parcel_vegetation_loss_fraction": round3(field.fraction),
         "parcel_edge_contact": round3(field.edge_contact),
-        "piece_edge_contact": round3(field.piece_edge_contact),
+        "piece_edge_contact": field.piece_edge_contact.map(round3),
         "region_inside_parcel_fraction": round3(piece.region_fraction),
     });
     let base = |considered: Vec<Value>, outcome: &str, note: Option<String>| {
@@ -367,7 +368,7 @@ pub fn judge(
         && ["farmland", "garden"].contains(&parcel.approved_use.as_str())
         && filled >= s.field_operation_min_fraction
         && field.edge_contact >= s.field_operation_min_edge_contact
-        && field.piece_edge_contact > 0.0
+        && field.piece_edge_contact.is_some_and(|c| c > 0.0)
         && piece.region_fraction >= s.field_operation_inside_fraction
     {
         let note = format!(
@@ -604,7 +605,7 @@ mod tests {
             FieldLoss {
                 fraction: ps[0].parcel_fraction,
                 edge_contact: 1.0,
-                piece_edge_contact: 1.0,
+                piece_edge_contact: Some(1.0),
             },
         )
     }
@@ -1062,10 +1063,10 @@ mod tests {
             &rules.settings.permitted_uses,
             crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 },
         );
-        let field = |piece_edge_contact| FieldLoss {
+        let field = |contact| FieldLoss {
             fraction: 0.97,
             edge_contact: 1.0,
-            piece_edge_contact,
+            piece_edge_contact: Some(contact),
         };
         let judged = |f| {
             judge(
@@ -1140,7 +1141,7 @@ mod tests {
             let t = ts[t_i];
             let ps = pieces(&region, t, &set, after, &rules.settings.permitted_uses, crate::overlay::AreaMeasure::Planar { m2_per_unit2: 1.0 });
             proptest::prop_assert_eq!(ps.len(), 1);
-            let j = judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area(), FieldLoss { fraction, edge_contact: edge, piece_edge_contact: edge });
+            let j = judge(&rules, &ps[0], &set.parcels[0], t, region.unsigned_area(), FieldLoss { fraction, edge_contact: edge, piece_edge_contact: Some(edge) });
             proptest::prop_assert!(j.rule.is_none(), "fired {:?}: {}", j.rule.map(|r| r.id), j.trace);
         }
     }
