@@ -24,6 +24,20 @@ where
         .expect("the landwatch binary runs")
 }
 
+/// `landwatch eval --json --truth truth --findings findings`, which must succeed: its report.
+pub fn eval_json(truth: &Path, findings: &Path) -> serde_json::Value {
+    let o = run([
+        "eval",
+        "--json",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        findings.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "eval failed: {}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
+}
+
 /// `landwatch scan --config cfg --out out` with `extra` arguments after them.
 pub fn scan_config(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![

@@ -851,15 +851,7 @@ fn scan_with_an_onnx_model_finds_the_violations_and_names_the_model_in_every_man
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["detector_info"], s["detector_info"]);
-    let o = run([
-        "eval",
-        "--json",
-        "--truth",
-        scene.join("truth.geojson").to_str().unwrap(),
-        "--findings",
-        out.join("findings.geojson").to_str().unwrap(),
-    ]);
-    let e: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let e = crate::common::eval_json(&scene.join("truth.geojson"), &out.join("findings.geojson"));
     eprintln!(
         "scan 1024/11 with the onnx absdiff model (both): parcel precision {} recall {}",
         e["parcel"]["precision"], e["parcel"]["recall"]

@@ -1,6 +1,8 @@
 //! Issue 4: parcels, permits, rules and the scan, through the binary.
 
-use crate::common::{copy_dir, detect_refuses, run, scan_config, scene, scratch, stderr, stdout};
+use crate::common::{
+    copy_dir, detect_refuses, eval_json, run, scan_config, scene, scratch, stderr, stdout,
+};
 use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
 use gdal::Dataset;
 use serde_json::Value;
@@ -57,16 +59,7 @@ fn a_pit_in_a_harvested_field_is_flagged_and_a_shadow_over_water_is_not() {
                 );
             }
         }
-        let o = run([
-            "eval",
-            "--json",
-            "--truth",
-            dir.join("truth.geojson").to_str().unwrap(),
-            "--findings",
-            out.join("findings.geojson").to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let e = json_of(&o);
+        let e = eval_json(&dir.join("truth.geojson"), &out.join("findings.geojson"));
         for fa in e["false_alarm_objects"].as_array().unwrap() {
             for bad in ["cloud", "cloud_shadow"] {
                 assert!(
@@ -91,16 +84,7 @@ fn nightly_scan_of_a_4096_px_scene_meets_the_targets() {
     );
     let summary = json_of(&o);
     assert!(summary["findings"].as_u64().unwrap() > 10);
-    let o = run([
-        "eval",
-        "--json",
-        "--truth",
-        dir.join("truth.geojson").to_str().unwrap(),
-        "--findings",
-        out.join("findings.geojson").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let e = json_of(&o);
+    let e = eval_json(&dir.join("truth.geojson"), &out.join("findings.geojson"));
     let (p, r) = (
         e["parcel"]["precision"].as_f64().unwrap(),
         e["parcel"]["recall"].as_f64().unwrap(),
@@ -2678,16 +2662,7 @@ fn eval_per_kind_counts_a_kind_flagged_as_another_on_both_sides() {
 #[test]
 fn eval_lists_areas_in_square_metres() {
     let (truth, findings) = building_flagged_as_excavation("eval-areas");
-    let o = run([
-        "eval",
-        "--json",
-        "--truth",
-        truth.to_str().unwrap(),
-        "--findings",
-        findings.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let e = json_of(&o);
+    let e = eval_json(&truth, &findings);
     // A square of 0.0002° at 31.16° N: 22.24 m north-south by 19.03 m east-west.
     let expected = (0.0002f64 * 111_195.0).powi(2) * 31.16f64.to_radians().cos();
     let area = e["missed_parcels"][0]["area"].as_f64().unwrap();
