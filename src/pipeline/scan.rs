@@ -1733,7 +1733,6 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
     crate::export::write_atomic(&staging.dir.join("summary.json"), text.as_bytes())?;
     staging.commit(&job.out)?;
-    remove_stale_scores(&job.out, &score_files);
     Ok(ScanResult {
         report,
         findings,
@@ -1749,39 +1748,6 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         },
         cell_keys,
     })
-}
-
-/// Removes the change-score rasters of after observations this run did not have (an earlier
-/// run's drone or second satellite observation), which would otherwise pass for tonight's, with
-/// QGIS's `.aux.xml` beside them. A raster that cannot be removed is only warned of.
-fn remove_stale_scores(out: &std::path::Path, current: &[PathBuf]) {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        let raster = name.strip_suffix(".aux.xml").unwrap_or(&name);
-        if !(raster.starts_with("change_score_") && raster.ends_with(".tif"))
-            || current
-                .iter()
-                .any(|c| c.file_name() == Some(std::ffi::OsStr::new(raster)))
-            || !path.is_file()
-        {
-            continue;
-        }
-        match std::fs::remove_file(&path) {
-            Ok(()) => tracing::info!(
-                "removed {}: the change scores of an after observation this run did not have",
-                path.display()
-            ),
-            Err(e) => tracing::warn!(
-                "{}: the change scores of an after observation this run did not have, left in \
-                 place ({e}); remove it by hand",
-                path.display()
-            ),
-        }
-    }
 }
 
 /// Per protected parcel meeting a cell this run leaves unchanged (an incremental run), the area of
@@ -2023,16 +1989,16 @@ fn field_losses(
         .collect()
 }
 
-/// The share of a parcel's edge band (the parcel less its `inset`) that `piece` covers.
+/// The share of a parcel's edge band (the parcel less its `inset`) that `piece`, a part of the
+/// parcel, covers: the piece less the inset, over the band's area.
 fn edge_share(
     piece: &MultiPolygon<f64>,
     parcel: &crate::parcels::Parcel,
     inset: &MultiPolygon<f64>,
 ) -> f64 {
-    let band = parcel.polygon.difference(inset);
-    let area = band.unsigned_area();
-    if area > 0.0 {
-        (piece.intersection(&band).unsigned_area() / area).min(1.0)
+    let band = parcel.area - inset.unsigned_area();
+    if band > 0.0 {
+        (piece.difference(inset).unsigned_area() / band).clamp(0.0, 1.0)
     } else {
         0.0
     }
@@ -2774,17 +2740,47 @@ impl Staging {
         for from in &staged {
             let to = out.join(from.file_name().unwrap_or_default());
             std::fs::rename(from, &to).map_err(io(&to))?;
-            // What GDAL and QGIS keep beside a file (statistics, a histogram) is of the file
-            // replaced, unless this run wrote its own.
-            let mut aux = to.clone().into_os_string();
-            aux.push(".aux.xml");
-            let aux = PathBuf::from(aux);
-            if !staged.iter().any(|s| s.file_name() == aux.file_name()) {
-                let _ = std::fs::remove_file(&aux);
-            }
         }
         self.committed = true;
+        let names: Vec<&std::ffi::OsStr> = staged.iter().filter_map(|p| p.file_name()).collect();
+        remove_left_over(out, &names);
         std::fs::remove_dir(&self.dir).map_err(io(&self.dir))
+    }
+}
+
+/// Removes what the last run left in `out` that this run's files (`staged`) do not replace and
+/// that would pass for tonight's: the change scores of after observations this run did not have
+/// (an earlier run's drone or second satellite observation), and what GDAL and QGIS keep beside
+/// a file (`.aux.xml`: statistics, a histogram) whose file is gone or was replaced without one.
+/// A file that cannot be removed is only warned of.
+fn remove_left_over(out: &std::path::Path, staged: &[&std::ffi::OsStr]) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    let written = |n: &str| staged.iter().any(|s| *s == std::ffi::OsStr::new(n));
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let file = name.strip_suffix(".aux.xml");
+        let why = if let Some(f) = file.filter(|f| written(f) && !written(&name)) {
+            format!("the statistics of {f}, which this run replaced")
+        } else {
+            let f = file.unwrap_or(&name);
+            if !(f.starts_with("change_score_") && f.ends_with(".tif")) || written(f) {
+                continue;
+            }
+            "the change scores of an after observation this run did not have".to_string()
+        };
+        let path = e.path();
+        if !path.is_file() {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!("removed {}: {why}", path.display()),
+            Err(e) => tracing::warn!(
+                "{}: {why}, left in place ({e}); remove it by hand",
+                path.display()
+            ),
+        }
     }
 }
 
