@@ -658,21 +658,26 @@ fn grid_flags_out_of_range_are_refused_naming_the_flag() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// `landwatch demo --out out --size size --seed seed`.
+fn demo(out: &Path, size: u32, seed: u64) -> std::process::Output {
+    run([
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        &size.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ])
+}
+
 /// A second demo into the same directory scanned nothing ("nothing new"), checked no packet and
 /// pointed at no report.
 #[test]
 fn a_second_demo_into_the_same_directory_does_it_all_again() {
     let out = scratch("demo-twice");
     for round in 0..2 {
-        let o = run([
-            "demo",
-            "--out",
-            out.to_str().unwrap(),
-            "--size",
-            "512",
-            "--seed",
-            "5",
-        ]);
+        let o = demo(&out, 512, 5);
         assert!(o.status.success(), "round {round}: {}", stderr(&o));
         let text = stdout(&o);
         assert!(!text.contains("nothing new"), "round {round}: {text}");
@@ -687,15 +692,7 @@ fn a_second_demo_into_the_same_directory_does_it_all_again() {
 #[test]
 fn the_demo_runs_the_whole_pipeline_and_points_at_a_report() {
     let out = scratch("demo-1024");
-    let o = run([
-        "demo",
-        "--out",
-        out.to_str().unwrap(),
-        "--size",
-        "1024",
-        "--seed",
-        "3",
-    ]);
+    let o = demo(&out, 1024, 3);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     for step in ["1/4", "2/4", "3/4", "4/4", "INTACT", "report.html", "疑似"] {
