@@ -279,6 +279,10 @@ pub fn classify(s: &Spectrum, median_brightness: f32, p: &CoverParams) -> Cover 
                 Cover::Water
             } else if exg > p.exg_vegetation && s.green > s.red {
                 Cover::Vegetation
+            } else if exg > p.exg_vegetation {
+                // Green well above blue with red as high as green: yellow, a ripening crop or
+                // straw. Bare soil is browner (green barely above blue, excess green near 0).
+                Cover::DryVegetation
             } else {
                 bare_or_built
             }
@@ -351,6 +355,43 @@ mod tests {
             classify(&rgb([2000.0, 2100.0, 2150.0]), m, &p),
             Cover::Built
         );
+    }
+
+    /// Without near infrared, a ripening crop whose red has caught up with its green (yellow:
+    /// green still well above blue) is dry vegetation, so a crop ripening is a cycle; it read as
+    /// bare ground, and an RGB satellite scene's ripening fields as excavations. Soil, whose
+    /// green is barely above its blue, stays bare.
+    #[test]
+    fn a_yellow_crop_without_near_infrared_is_dry_vegetation_not_bare_ground() {
+        let p = CoverParams::default();
+        let rgb = |v: [f32; 3]| Spectrum {
+            blue: v[0],
+            green: v[1],
+            red: v[2],
+            nir: None,
+        };
+        // Ripening paddy and wheat: red as high as green or higher.
+        for v in [
+            [500.0, 880.0, 900.0],
+            [480.0, 850.0, 850.0],
+            [300.0, 600.0, 700.0],
+        ] {
+            let c = classify(&rgb(v), 1000.0, &p);
+            assert_eq!(c, Cover::DryVegetation, "{v:?}");
+            assert_eq!(
+                Transition::between(classify(&rgb([350.0, 700.0, 450.0]), 1000.0, &p), c),
+                Some(Transition::VegetationCycle)
+            );
+        }
+        // Fresh soil, piled soil, fallow, stubble: bare.
+        for v in [
+            [1150.0, 1450.0, 1850.0],
+            [1350.0, 1700.0, 2100.0],
+            [1000.0, 1300.0, 1600.0],
+            [850.0, 1200.0, 1450.0],
+        ] {
+            assert_eq!(classify(&rgb(v), 1000.0, &p), Cover::Bare, "{v:?}");
+        }
     }
 
     #[test]

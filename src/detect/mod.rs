@@ -1657,7 +1657,8 @@ fn band_slice(a: &Array3<f32>, k: usize) -> &[f32] {
 /// Haze is a flat rise of every visible band by more than `haze_delta` (either way between the
 /// dates, the near infrared not falling); a shadow darkens the pixel while keeping the
 /// spectrum's direction (no band higher by more than [`SHADOW_NOT_UP_SIGMAS`] times its spread
-/// `1 / inv_sigma`, brightness below 65 % of the before date's, cosine above `shadow_cos`).
+/// `1 / inv_sigma`, brightness below 65 % of the before date's, cosine above `shadow_cos`, and
+/// without near infrared green not gaining on blue: [`SHADOW_GREEN_GAIN`]).
 fn haze_and_shadow<const N: usize>(
     before: &Array3<f32>,
     after: &Array3<f32>,
@@ -1689,6 +1690,16 @@ fn haze_and_shadow<const N: usize>(
 /// reflected before, so such a band stays level and its noise lifts it half the time. Every band
 /// strictly lower left the shadow over water speckled, and the water under it read as filled.
 const SHADOW_NOT_UP_SIGMAS: f32 = 2.0;
+
+/// How much a pixel's green may gain on its blue (the ratio green / blue of the after date over
+/// that of the before date) in a pixel still taken for a cloud shadow in imagery without near
+/// infrared. A shadow is lit by the sky alone, whose light is bluer than the sun's: green loses
+/// to blue (the ratio fell to 0.49–0.93 in the synthetic scenes' shadows). Bare soil that turned
+/// green darkens every visible band as a shadow does, at a small spectral angle, but green gains
+/// on blue (1.28 in the median): without this test an RGB satellite scene's sown fields read as
+/// shadows and their parcels as unobserved. With near infrared, greening raises that band and
+/// fails the shadow test anyway.
+const SHADOW_GREEN_GAIN: f32 = 1.1;
 
 /// The rise each band may show in a shadow (see [`SHADOW_NOT_UP_SIGMAS`]) from the inverse
 /// spreads of the bands' differences.
@@ -1745,9 +1756,13 @@ fn haze_and_shadow_into<const N: usize>(
             nb2 += b * b;
             na2 += a * a;
         }
+        // Without a near infrared band, bare ground that turned green (sowing, regrowth) darkens
+        // every visible band within the shadow test's angle; a shadow's sky light is blue, so
+        // green never gains on blue in a shadow (see [`SHADOW_GREEN_GAIN`]).
+        let not_greener = has_nir | (a[1] * b[0] <= SHADOW_GREEN_GAIN * b[1] * a[0]);
         // A shadow keeps the direction of the spectrum (up to the sky light it still
         // receives): the spectral angle between the dates stays small.
-        let darker = all_down & (sum_a < 0.65 * sum_b);
+        let darker = all_down & (sum_a < 0.65 * sum_b) & not_greener;
         let dark = darker & (dot / (nb2.sqrt() * na2.sqrt()).max(1e-9) > shadow_cos);
         *cl = *seen & haze;
         *sh = *seen & !haze & dark;
@@ -2266,6 +2281,65 @@ mod tests {
             .filter(|u| **u == UNOBSERVED_SHADOW)
             .count();
         assert_eq!(shadowed, water_shaded.len());
+    }
+
+    /// Without near infrared, bare ground that turned green (a field sown or grown over)
+    /// darkens every visible band at a small spectral angle, as a shadow does; it is not a
+    /// shadow (green gains on blue; under the sky's blue light it loses), so its parcel is
+    /// observed. A shadow beside it still is one. The old test read the sown field as a shadow.
+    #[test]
+    fn bare_ground_turned_green_without_near_infrared_is_not_a_shadow() {
+        let n = 192;
+        let veg = [350.0f32, 700.0, 450.0];
+        let soil = [946.0f32, 1209.0, 1524.0];
+        // The sky's light in the shadow: blue most.
+        let sky = [160.0f32, 110.0, 70.0];
+        let mut b = Array3::<f32>::zeros((3, n, n));
+        let mut a = Array3::<f32>::zeros((3, n, n));
+        let mut rng = crate::synth::rng::Rng::new(11, "sown-field");
+        let sown = |y: usize, x: usize| (40..150).contains(&y) && (20..90).contains(&x);
+        let shade = |y: usize, x: usize| (40..150).contains(&y) && (110..180).contains(&x);
+        for y in 0..n {
+            for x in 0..n {
+                for k in 0..3 {
+                    let (before, after) = if sown(y, x) {
+                        (soil[k], veg[k])
+                    } else if shade(y, x) {
+                        (veg[k], 0.3 * veg[k] + sky[k])
+                    } else {
+                        (veg[k], veg[k])
+                    };
+                    b[[k, y, x]] = before + 15.0 * rng.normal() as f32;
+                    a[[k, y, x]] = after * 1.05 + 30.0 + 15.0 * rng.normal() as f32;
+                }
+            }
+        }
+        let rgb = |bands: Array3<f32>| {
+            let mut img = image(bands);
+            img.roles.truncate(3);
+            img
+        };
+        let (b, a) = (rgb(b), rgb(a));
+        let input = CellInput {
+            cell_id: "test",
+            before: &b,
+            after: &a,
+            core_offset: (0, 0),
+            core_size: (n, n),
+            pixel_area_m2: 0.25,
+        };
+        let r = SpectralDetector::default().detect(&input).unwrap();
+        let count = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, v: u8| {
+            r.unobserved
+                .slice(s![rows, cols])
+                .iter()
+                .filter(|u| **u == v)
+                .count()
+        };
+        // The sown field, away from the shadow's buffer: observed.
+        assert_eq!(count(50..140, 25..70, UNOBSERVED_SHADOW), 0);
+        // The shadow, away from its rim: a shadow.
+        assert_eq!(count(50..140, 120..170, UNOBSERVED_SHADOW), 90 * 50);
     }
 
     /// A darkened area joins the shadow when enough of it passes the shadow test: a ripening
