@@ -391,6 +391,62 @@ fn raw_text(ds: &Dataset, layer: &str, field: &str, fid: u64) -> Option<String> 
     row.field_as_string(0).ok().flatten()
 }
 
+/// The values of the numeric columns `numeric` (indexes into `fields`) of a SQLite-based layer
+/// (GeoPackage, SpatiaLite) that are stored as text: `(fid, column, text)`. One query reads
+/// them all.
+fn text_in_numeric_columns(
+    ds: &Dataset,
+    layer: &str,
+    fields: &[String],
+    numeric: &[usize],
+) -> Vec<(u64, usize, String)> {
+    if numeric.is_empty() {
+        return Vec::new();
+    }
+    let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+    // Every column of the result is text (`T` and the value, or `N`), so that GDAL, which types
+    // an expression's column by its first row, reads each as text.
+    let columns: Vec<String> = numeric
+        .iter()
+        .map(|&i| {
+            let c = quoted(&fields[i]);
+            format!("CASE WHEN typeof({c}) = 'text' THEN 'T' || {c} ELSE 'N' END")
+        })
+        .collect();
+    let any_text: Vec<String> = numeric
+        .iter()
+        .map(|&i| format!("typeof({}) = 'text'", quoted(&fields[i])))
+        .collect();
+    let sql = format!(
+        "SELECT CAST(rowid AS TEXT), {} FROM {} WHERE {}",
+        columns.join(", "),
+        quoted(layer),
+        any_text.join(" OR ")
+    );
+    let Ok(Some(mut rows)) = ds.execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for row in rows.features() {
+        let Some(fid) = row
+            .field_as_string(0)
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        for (j, &i) in numeric.iter().enumerate() {
+            if let Ok(Some(v)) = row.field_as_string(j + 1) {
+                if let Some(text) = v.strip_prefix('T') {
+                    out.push((fid, i, text.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Whether any text attribute of the layer holds a character its decoding could not make out.
 fn has_undecodable_text(data: &VectorLayerData) -> bool {
     data.features.iter().any(|f| {
@@ -716,6 +772,49 @@ fn read_layer_of(
             rejected,
             pin,
         });
+    }
+    // SQLite keeps whatever a row holds, whatever its column's declared type: a GeoPackage's
+    // INTEGER or BOOLEAN column may hold `是`, `Y` or `true` as text, which GDAL reads as 0
+    // without a word — a basic-farmland flag `是` read as "no". Such values are read as the text
+    // they are, for the reader of the attribute to understand or refuse.
+    if gpkg || ds.driver().short_name() == "SQLite" {
+        let numeric: Vec<usize> = lyr
+            .defn()
+            .fields()
+            .enumerate()
+            .filter(|(_, f)| {
+                matches!(
+                    f.field_type(),
+                    gdal::vector::OGRFieldType::OFTInteger
+                        | gdal::vector::OGRFieldType::OFTInteger64
+                        | gdal::vector::OGRFieldType::OFTReal
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let at: std::collections::HashMap<u64, usize> = features
+            .iter()
+            .enumerate()
+            .filter_map(|(k, f)| Some((f.fid?, k)))
+            .collect();
+        let mut held: BTreeMap<&str, (usize, u64, String)> = BTreeMap::new();
+        for (fid, i, raw) in text_in_numeric_columns(ds, &layer_name, &field_names, &numeric) {
+            let Some(&k) = at.get(&fid) else { continue };
+            let name = field_names[i].as_str();
+            let seen = held.entry(name).or_insert((0, fid, raw.clone()));
+            seen.0 += 1;
+            features[k]
+                .attributes
+                .insert(name.to_string(), Value::from(raw));
+        }
+        for (name, (count, fid, raw)) in held {
+            tracing::warn!(
+                "{} layer {layer_name}: field {name} is declared a number, but {count} \
+                 feature(s) hold text in it (feature {fid}: '{raw}'), which GDAL would read \
+                 as 0 or nothing; read as the text written",
+                path.display()
+            );
+        }
     }
     for (k, i) in unreadable {
         let Some(fid) = features[k].fid else { continue };
@@ -1098,6 +1197,63 @@ mod tests {
             data.features[0].attributes["valid_from"],
             Value::from("0112/20/26")
         );
+    }
+
+    #[test]
+    fn text_in_a_geopackage_s_integer_or_boolean_column_is_read_as_written() {
+        // SQLite keeps text in a column declared INTEGER or BOOLEAN; GDAL reads it as 0, so a
+        // basic-farmland flag `是` read as "no" would hide a protected parcel.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut ds, srs) = new_gpkg(dir.path(), "parcels.gpkg");
+        let layer = ds
+            .create_layer(LayerOptions {
+                name: "parcels",
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: None,
+            })
+            .unwrap();
+        layer
+            .create_defn_fields(&[
+                ("basic_farmland", gdal::vector::OGRFieldType::OFTInteger),
+                ("area", gdal::vector::OGRFieldType::OFTReal),
+            ])
+            .unwrap();
+        crate::gdal_ext::add_boolean_field(&layer, "eco_redline").unwrap();
+        for _ in 0..4 {
+            let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+            f.set_field_integer(0, 1).unwrap();
+            f.set_field_double(1, 12.5).unwrap();
+            f.set_field_integer(2, 0).unwrap();
+            f.create(&layer).unwrap();
+        }
+        for sql in [
+            "UPDATE parcels SET basic_farmland = '是', eco_redline = 'Y' WHERE fid = 1",
+            "UPDATE parcels SET basic_farmland = '否', area = 'n/a' WHERE fid = 2",
+            "UPDATE parcels SET eco_redline = 'true', basic_farmland = NULL WHERE fid = 3",
+        ] {
+            ds.execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT)
+                .unwrap();
+        }
+        drop(ds);
+        let data = read_layer(&path, None, None, "EPSG:4549").unwrap();
+        let row = |k: usize| {
+            let a = &data.features[k].attributes;
+            [&a["basic_farmland"], &a["eco_redline"], &a["area"]].map(Value::clone)
+        };
+        assert_eq!(
+            row(0),
+            [Value::from("是"), Value::from("Y"), Value::from(12.5)]
+        );
+        assert_eq!(
+            row(1),
+            [Value::from("否"), Value::from(0), Value::from("n/a")]
+        );
+        assert_eq!(
+            row(2),
+            [Value::Null, Value::from("true"), Value::from(12.5)]
+        );
+        assert_eq!(row(3), [Value::from(1), Value::from(0), Value::from(12.5)]);
     }
 
     #[test]

@@ -2456,6 +2456,56 @@ fn events_why(case: &Value, what: &str) -> Vec<String> {
         .collect()
 }
 
+/// A register whose control-layer flags are text in GeoPackage INTEGER/BOOLEAN columns (SQLite
+/// keeps it: `是`, `Y`): GDAL read them as 0, so the pond in basic farmland and the building in the
+/// red line were judged as on unprotected land, without a word. A value that is neither yes nor
+/// no stops the run, naming the feature and the value.
+#[test]
+fn control_flags_written_as_text_are_read_and_a_flag_that_is_neither_is_refused() {
+    let n = Nights::new("scan-flags-as-text");
+    n.edit(
+        &n.parcels,
+        "UPDATE parcels SET basic_farmland = CASE basic_farmland WHEN 1 THEN '是' ELSE '否' END, \
+         eco_redline = CASE eco_redline WHEN 1 THEN 'Y' ELSE 'N' END",
+    );
+    let summary = n.scan();
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(n.out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let rules: Vec<&str> = fc["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["properties"]["rule_id"].as_str())
+        .collect();
+    for rule in ["R05-POND-BASIC", "R01-REDLINE"] {
+        assert!(
+            rules.contains(&rule),
+            "{rule} not among {rules:?}: {summary}"
+        );
+    }
+    n.edit(
+        &n.parcels,
+        "UPDATE parcels SET basic_farmland = '基本农田' WHERE basic_farmland = '是'",
+    );
+    let o = scan_dates_with(
+        &n.src.join("imagery/before"),
+        &[&n.src.join("imagery/after")],
+        &n.parcels,
+        &n.out,
+        &[],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("parcels.gpkg layer parcels feature ")
+            && e.contains("(parcel_id WJ-")
+            && e.contains("basic_farmland is '基本农田', which is neither yes nor no")
+            && e.contains("other features too"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_case_a_permit_registered_since_explains_says_so_when_it_disappears() {
     // The register corrected overnight: permit GH-2026-0002 (WJ-000004) was entered as valid
