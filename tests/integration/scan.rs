@@ -2761,6 +2761,61 @@ fn eval_refuses_swapped_or_unrelated_inputs() {
     );
 }
 
+/// An empty truth, a findings table, a file of metres without its CRS and an empty file: eval
+/// said the findings were of another scene, that the table's features had no `parcel_id` (they
+/// have), and told the analyst to state `[parcels] crs` or `--parcels-crs`, which eval has not.
+#[test]
+fn eval_says_what_is_wrong_with_an_empty_truth_a_table_or_a_file_without_its_crs() {
+    let (truth, findings) = building_flagged_as_excavation("eval-inputs");
+    let empty_truth = truth.with_file_name("empty-truth.geojson");
+    std::fs::write(&empty_truth, feature_collection(&[])).unwrap();
+    eval_refuses(&empty_truth, &findings, "the truth has no features");
+    let table = truth.with_file_name("findings.csv");
+    std::fs::write(&table, "finding_id,kind,parcel_id\nf1,excavation,A\n").unwrap();
+    eval_refuses(&truth, &table, "a table without outlines (findings.csv?)");
+    // The findings in EPSG:4549 metres, written without the GeoJSON's `crs` member.
+    let metres = truth.with_file_name("metres.geojson");
+    std::fs::write(
+        &metres,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"kind":"excavation","parcel_id":"A"},"geometry":{"type":"Polygon","coordinates":[[[561000,3448000],[561020,3448000],[561020,3448020],[561000,3448000]]]}}]}"#,
+    )
+    .unwrap();
+    for (t, f) in [(&truth, &metres), (&metres, &findings)] {
+        let o = run([
+            "eval",
+            "--truth",
+            t.to_str().unwrap(),
+            "--findings",
+            f.to_str().unwrap(),
+        ]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert!(
+            e.contains("which are no degrees")
+                && e.contains("ogr2ogr -a_srs EPSG:<code> fixed.gpkg")
+                && !e.contains("parcels"),
+            "{e}"
+        );
+    }
+    let cut = truth.with_file_name("cut.geojson");
+    std::fs::write(&cut, "").unwrap();
+    let o = run([
+        "eval",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        cut.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert!(
+        o.status.code() == Some(1)
+            && e.contains("not findings: GDAL cannot open it")
+            && e.contains("findings.geojson or findings.gpkg")
+            && !e.contains("parcels"),
+        "{e}"
+    );
+}
+
 /// The scan's report names each kind of suspected violation with the rules' bilingual label, as
 /// the findings and packets do: the officer reading it read ids such as `expired_temporary` only.
 #[test]
