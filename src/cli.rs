@@ -38,7 +38,8 @@ struct Cli {
     /// Write log lines as JSON (for log collectors) instead of plain text.
     #[arg(long, global = true, help_heading = "Logging (any command)")]
     log_json: bool,
-    /// More log output (-v: debug, -vv: trace, including GDAL's messages).
+    /// More log output (-v: debug, -vv: trace, including GDAL's messages). The environment's
+    /// LANDWATCH_LOG, a tracing filter such as `warn` or `landwatch=debug`, wins over -v and -q.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Logging (any command)")]
     verbose: u8,
     /// Warnings and errors only: no progress bar or progress lines (for cron jobs and scripts).
@@ -320,7 +321,10 @@ in flight), and writes into the output directory: findings.geojson (RFC 7946, WG
 QGIS), findings.csv (UTF-8 with a byte-order mark, for spreadsheets), coverage.gpkg (every protected parcel of the \
 cells scanned: observed clean — at least 95 % seen on both dates — / observed with findings / partly or wholly \
 unobserved, with fractions), changes.geojson (every change region, \
-vegetation cycles included) and summary.json. A finding is a lead for a field check, never a verdict.\n\n\
+vegetation cycles included), change_score_<observation>.tif (the change scores of each after observation) and \
+summary.json; a signed evidence packet per finding under packets/ (unless --no-packets); the store, landwatch.db \
+(unless [store] path names another), and the detection cache, cache/detect/. A finding is a lead for a field check, \
+never a verdict.\n\n\
 Exit codes: 0 done; 2 done, but some inputs, cells or parcel features were skipped (named in the summary); 1 failed.";
 
 #[derive(Args)]
