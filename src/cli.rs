@@ -1837,10 +1837,13 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
     if !found.is_empty() && !landwatch::eval_findings::share_ground(&truth, &found) {
         bail!(
             "{}: none of its {} findings lies within the area of the truth in {}: findings of \
-             another scene?",
+             another scene, or a file that says another CRS than its coordinates are in (the \
+             findings say {}, the truth {})?",
             a.findings.display(),
             found.len(),
-            a.truth.display()
+            a.truth.display(),
+            found_layer.source_crs,
+            truth_layer.source_crs
         );
     }
     let e = evaluate(&truth, &found);

@@ -2759,6 +2759,19 @@ fn eval_refuses_swapped_or_unrelated_inputs() {
         &elsewhere,
         "none of its 1 findings lies within the area of the truth",
     );
+    // The same findings in a file that says another CRS than its coordinates are in: the message
+    // says which CRS each file says.
+    let mislabelled = truth.with_file_name("mislabelled.geojson");
+    std::fs::write(
+        &mislabelled,
+        r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::32651"}},"features":[{"type":"Feature","properties":{"kind":"excavation","parcel_id":"A"},"geometry":{"type":"Polygon","coordinates":[[[561000,3448000],[561020,3448000],[561020,3448020],[561000,3448000]]]}}]}"#,
+    )
+    .unwrap();
+    eval_refuses(
+        &truth,
+        &mislabelled,
+        "another CRS than its coordinates are in (the findings say EPSG:32651, the truth EPSG:4326)",
+    );
 }
 
 /// An empty truth, a findings table, a file of metres without its CRS and an empty file: eval
