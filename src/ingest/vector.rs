@@ -447,6 +447,18 @@ fn text_in_numeric_columns(
     out
 }
 
+/// The field (index into `fields`) and the text of GDAL's warning that it read a value of a
+/// numeric field of `layer` only in part: `Value '是' of field parcels.basic_farm parsed
+/// incompletely to real 0.`
+fn partly_parsed_value(message: &str, layer: &str, fields: &[String]) -> Option<(usize, String)> {
+    let rest = message.strip_prefix("Value '")?;
+    let (raw, rest) = rest.rsplit_once("' of field ")?;
+    let (qualified, _) = rest.split_once(" parsed incompletely to ")?;
+    let field = qualified.strip_prefix(layer)?.strip_prefix('.')?;
+    let i = fields.iter().position(|f| f == field)?;
+    Some((i, raw.to_string()))
+}
+
 /// Whether any text attribute of the layer holds a character its decoding could not make out.
 fn has_undecodable_text(data: &VectorLayerData) -> bool {
     data.features.iter().any(|f| {
@@ -658,10 +670,26 @@ fn read_layer_of(
         .collect();
     let mut unreadable: Vec<(usize, usize)> = Vec::new();
     let mut features = Vec::new();
+    // A Shapefile keeps numbers as text: one whose numeric column holds `是` or `Y` is read by
+    // GDAL as 0, with only a warning, which is kept to read the value as the text it is.
+    super::keep_partly_parsed(true);
+    let mut partly_parsed: BTreeMap<String, (usize, Option<u64>, String)> = BTreeMap::new();
     for f in lyr.features() {
         let fid = f.fid();
+        let as_text: Vec<(usize, String)> = super::take_partly_parsed()
+            .iter()
+            .filter_map(|m| partly_parsed_value(m, &layer_name, &field_names))
+            .collect();
         let mut attributes = BTreeMap::new();
         for (i, name) in field_names.iter().enumerate() {
+            if let Some((_, raw)) = as_text.iter().find(|(k, _)| *k == i) {
+                let seen = partly_parsed
+                    .entry(name.clone())
+                    .or_insert((0, fid, raw.clone()));
+                seen.0 += 1;
+                attributes.insert(name.clone(), Value::from(raw.clone()));
+                continue;
+            }
             let value = match f.field(i) {
                 Err(gdal::errors::GdalError::DateError(_)) if dates[i] => f
                     .field_as_string(i)
@@ -815,6 +843,16 @@ fn read_layer_of(
                 path.display()
             );
         }
+    }
+    super::keep_partly_parsed(false);
+    for (name, (count, fid, raw)) in partly_parsed {
+        tracing::warn!(
+            "{} layer {layer_name}: field {name} is numeric, but {count} feature(s) hold text in \
+             it (feature {}: '{raw}'), which GDAL would read as a number; read as the text \
+             written",
+            path.display(),
+            fid.map_or("?".to_string(), |f| f.to_string())
+        );
     }
     for (k, i) in unreadable {
         let Some(fid) = features[k].fid else { continue };
@@ -1254,6 +1292,67 @@ mod tests {
             [Value::Null, Value::from("true"), Value::from(12.5)]
         );
         assert_eq!(row(3), [Value::from(1), Value::from(0), Value::from(12.5)]);
+    }
+
+    #[test]
+    fn text_in_a_shapefile_s_numeric_column_is_read_as_written() {
+        // A Shapefile keeps numbers as text, and GDAL reads `是` in a numeric column as 0, with a
+        // warning only: the basic-farmland flag read as "no".
+        super::super::init_gdal();
+        let dir = tempfile::tempdir().unwrap();
+        let shp = dir.path().join("parcels.shp");
+        let drv = gdal::DriverManager::get_driver_by_name("ESRI Shapefile").unwrap();
+        {
+            let mut ds = drv.create_vector_only(&shp).unwrap();
+            let srs = SpatialRef::from_epsg(4549).unwrap();
+            let layer = ds
+                .create_layer(LayerOptions {
+                    name: "parcels",
+                    srs: Some(&srs),
+                    ty: OGRwkbGeometryType::wkbPolygon,
+                    options: Some(&["ENCODING=UTF-8"]),
+                })
+                .unwrap();
+            layer
+                .create_defn_fields(&[("basic_farm", gdal::vector::OGRFieldType::OFTString)])
+                .unwrap();
+            for (k, v) in ["是", "1", "Y", "0", ""].into_iter().enumerate() {
+                let x = 561200.0 + 20.0 * k as f64;
+                let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+                f.set_field_string(0, v).unwrap();
+                f.set_geometry(
+                    Geometry::from_wkt(&format!(
+                        "POLYGON (({x} 3449000, {} 3449000, {} 3449010, {x} 3449000))",
+                        x + 10.0,
+                        x + 10.0
+                    ))
+                    .unwrap(),
+                )
+                .unwrap();
+                f.create(&layer).unwrap();
+            }
+        }
+        // The column declared numeric (N) instead of character (C), its values as they were.
+        let dbf = shp.with_extension("dbf");
+        let mut bytes = std::fs::read(&dbf).unwrap();
+        assert_eq!(&bytes[32..42], b"basic_farm");
+        assert_eq!(bytes[43], b'C');
+        bytes[43] = b'N';
+        std::fs::write(&dbf, bytes).unwrap();
+        let data = read_layer(&shp, None, None, "EPSG:4549").unwrap();
+        let values: Vec<&Value> = data
+            .features
+            .iter()
+            .map(|f| &f.attributes["basic_farm"])
+            .collect();
+        assert!(
+            matches!(values[..], [a, b, c, d, e] if a.as_str() == Some("是")
+                && b.as_f64() == Some(1.0)
+                && c.as_str() == Some("Y")
+                && d.as_f64() == Some(0.0)
+                && e.is_null()),
+            "{values:?}"
+        );
     }
 
     #[test]
