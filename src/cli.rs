@@ -38,7 +38,8 @@ struct Cli {
     /// Write log lines as JSON (for log collectors) instead of plain text.
     #[arg(long, global = true, help_heading = "Logging (any command)")]
     log_json: bool,
-    /// More log output (-v: debug, -vv: trace, including GDAL's messages).
+    /// More log output (-v: debug, -vv: trace, including GDAL's messages). The environment's
+    /// LANDWATCH_LOG, a tracing filter such as `warn` or `landwatch=debug`, wins over -v and -q.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Logging (any command)")]
     verbose: u8,
     /// Warnings and errors only: no progress bar or progress lines (for cron jobs and scripts).
@@ -320,7 +321,10 @@ in flight), and writes into the output directory: findings.geojson (RFC 7946, WG
 QGIS), findings.csv (UTF-8 with a byte-order mark, for spreadsheets), coverage.gpkg (every protected parcel of the \
 cells scanned: observed clean — at least 95 % seen on both dates — / observed with findings / partly or wholly \
 unobserved, with fractions), changes.geojson (every change region, \
-vegetation cycles included) and summary.json. A finding is a lead for a field check, never a verdict.\n\n\
+vegetation cycles included), change_score_<observation>.tif (the change scores of each after observation) and \
+summary.json; a signed evidence packet per finding under packets/ (unless --no-packets); the store, landwatch.db \
+(unless [store] path names another), and the detection cache, cache/detect/. A finding is a lead for a field check, \
+never a verdict.\n\n\
 Exit codes: 0 done; 2 done, but some inputs, cells or parcel features were skipped (named in the summary); 1 failed.";
 
 #[derive(Args)]
@@ -1665,15 +1669,63 @@ fn evidence_stage(
     Ok(rep)
 }
 
+/// Reads a layer `eval` is given — `what` is `truth` or `findings` — in `crs`, saying in eval's
+/// own words what to give it when the file cannot be read (the readers' messages speak of
+/// parcels and of `[parcels] crs`, which eval has not).
+fn eval_layer(
+    path: &Path,
+    what: &str,
+    crs: &str,
+) -> Result<landwatch::ingest::vector::VectorLayerData> {
+    use landwatch::ingest::IngestError as E;
+    let give = if what == "truth" {
+        "give the truth.geojson `landwatch synth` wrote, or the peer scene's truth.gpkg"
+    } else {
+        "give the findings.geojson or findings.gpkg `landwatch scan` wrote"
+    };
+    let state_it = |path: &Path| {
+        format!(
+            "write the CRS they are in into the file and give eval that one: `ogr2ogr -a_srs \
+             EPSG:<code> fixed.gpkg {}`",
+            path.display()
+        )
+    };
+    landwatch::ingest::vector::read_layer(path, None, None, crs).map_err(|e| match e {
+        E::NotOpenableVector { path, detail } => anyhow::anyhow!(
+            "{}: not {what}: GDAL cannot open it as vector data ({detail}); {give}",
+            path.display()
+        ),
+        E::LayerNoCrs { path, layer, hint } => anyhow::anyhow!(
+            "{}: layer '{layer}' does not say which coordinate reference system its coordinates \
+             are in{hint}; {}",
+            path.display(),
+            state_it(&path)
+        ),
+        E::LayerNotDegrees {
+            path,
+            layer,
+            said,
+            extent,
+            hint,
+        } => anyhow::anyhow!(
+            "{}: layer '{layer}' says its coordinates are longitude and latitude in degrees \
+             ({said}; a GeoJSON file without a `crs` member is taken to be in WGS 84), but they \
+             run from {extent}, which are no degrees{hint}; {}",
+            path.display(),
+            state_it(&path)
+        ),
+        other => other.into(),
+    })
+}
+
 fn eval(a: EvalArgs) -> Result<Outcome> {
     use geo::BoundingRect;
     use landwatch::eval_findings::{evaluate, FoundItem, TruthItem};
-    use landwatch::ingest::vector::read_layer;
     // Overlaps and the areas in the lists of misses and false alarms in square metres: an
     // equal-area projection centred on the truth. (Web Mercator's "metres" are sec(latitude) too
     // long, and its areas 1.37 times too large at Suzhou.)
     let crs = {
-        let wgs84 = read_layer(&a.truth, None, None, "EPSG:4326")?;
+        let wgs84 = eval_layer(&a.truth, "truth", "EPSG:4326")?;
         let bounds = wgs84
             .features
             .iter()
@@ -1695,7 +1747,14 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             v => Some(v.to_string()),
         }
     };
-    let truth_layer = read_layer(&a.truth, None, None, crs)?;
+    let truth_layer = eval_layer(&a.truth, "truth", crs)?;
+    if truth_layer.features.is_empty() {
+        bail!(
+            "{}: the truth has no features, so there is nothing to score the findings against \
+             (give the truth.geojson `landwatch synth` wrote, or the peer scene's truth.gpkg)",
+            a.truth.display()
+        );
+    }
     let truth: Vec<TruthItem> = truth_layer
         .features
         .iter()
@@ -1735,7 +1794,15 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
             a.truth.display()
         );
     }
-    let found_layer = read_layer(&a.findings, None, None, crs)?;
+    let found_layer = eval_layer(&a.findings, "findings", crs)?;
+    // A table of findings (findings.csv) names parcels but has no outlines to score by object.
+    if !found_layer.has_geometry && !found_layer.features.is_empty() {
+        bail!(
+            "{}: a table without outlines (findings.csv?): eval scores the findings' outlines; \
+             give the findings.geojson or findings.gpkg `landwatch scan` wrote beside it",
+            a.findings.display()
+        );
+    }
     let found: Vec<FoundItem> = found_layer
         .features
         .iter()
@@ -1770,10 +1837,13 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
     if !found.is_empty() && !landwatch::eval_findings::share_ground(&truth, &found) {
         bail!(
             "{}: none of its {} findings lies within the area of the truth in {}: findings of \
-             another scene?",
+             another scene, or a file that says another CRS than its coordinates are in (the \
+             findings say {}, the truth {})?",
             a.findings.display(),
             found.len(),
-            a.truth.display()
+            a.truth.display(),
+            found_layer.source_crs,
+            truth_layer.source_crs
         );
     }
     let e = evaluate(&truth, &found);

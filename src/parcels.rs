@@ -114,6 +114,24 @@ pub enum ParcelError {
         /// outline (a polygon)`).
         first: String,
     },
+    /// A parcel's yes/no attribute holds something that is neither.
+    #[error(
+        "{feature}: {field} is '{value}', which is neither yes nor no ({spellings}){more}; \
+             correct the value in the layer, so that a protected parcel is not read as \
+             unprotected"
+    )]
+    NotAFlag {
+        /// The file, layer and feature (with its parcel id).
+        feature: String,
+        /// The field.
+        field: String,
+        /// The value as read.
+        value: String,
+        /// The accepted spellings ([`FLAG_SPELLINGS`]).
+        spellings: &'static str,
+        /// How many other features hold such values, if any (`; 3 other features too`).
+        more: String,
+    },
     /// The parcels' layer has no features.
     #[error("{layer}: the layer has no features; if the parcels are in another layer of the file, name it with [parcels] layer in the config or --parcels-layer")]
     NoFeatures {
@@ -257,16 +275,32 @@ pub fn unknown_permitted_uses<'a>(
     )
 }
 
-/// Reads a yes/no attribute: true, 1, yes, y, 是.
-pub fn truthy(v: Option<&Value>) -> bool {
+/// The spellings of a yes/no attribute (a parcel's `basic_farmland`, `eco_redline`), for messages
+/// and docs.
+pub const FLAG_SPELLINGS: &str = "yes: 是, true, t, yes, y, 1 or another number than 0; no: 否, \
+     false, f, no, n, 0, ? (a dBase unknown), empty or NULL; in any case";
+
+/// Reads a yes/no attribute ([`FLAG_SPELLINGS`]): `None` for a value that is neither, which must
+/// not be read as "no" (a parcel of basic farmland marked `√` or `基本农田` would lose its
+/// protection without a word).
+pub fn flag(v: Option<&Value>) -> Option<bool> {
     match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
-        Some(Value::String(s)) => matches!(
-            s.trim().to_ascii_lowercase().as_str(),
-            "true" | "1" | "yes" | "y" | "是" | "t"
-        ),
-        _ => false,
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::Number(n)) => n.as_f64().map(|x| x != 0.0),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            match s.to_lowercase().as_str() {
+                "true" | "t" | "yes" | "y" | "是" => Some(true),
+                "false" | "f" | "no" | "n" | "否" | "?" | "" => Some(false),
+                other => other
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .map(|x| x != 0.0),
+            }
+        }
+        Some(_) => None,
     }
 }
 
@@ -427,6 +461,8 @@ pub fn parcels_from_layer(
     }
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
+    // (feature, field, value) of every yes/no attribute that is neither.
+    let mut not_flags: Vec<(String, String, String)> = Vec::new();
     let notes_before = notes.len();
     for f in &layer.features {
         let Some(id) = text(f.attributes.get(&id_field)) else {
@@ -453,15 +489,42 @@ pub fn parcels_from_layer(
             &text(f.attributes.get(&use_field)).unwrap_or_default(),
             &fields.uses,
         );
+        let mut flag_of = |field: &str| {
+            let v = f.attributes.get(field);
+            flag(v).unwrap_or_else(|| {
+                let value = match v {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                not_flags.push((here.clone(), field.to_string(), value));
+                false
+            })
+        };
+        let (basic_farmland, eco_redline) = (flag_of(&farmland_field), flag_of(&redline_field));
         out.push(Parcel {
             id,
             approved_use,
-            basic_farmland: truthy(f.attributes.get(&farmland_field)),
-            eco_redline: truthy(f.attributes.get(&redline_field)),
+            basic_farmland,
+            eco_redline,
             parcel_permit: text(f.attributes.get(&permit_field)),
             area: polygon.unsigned_area(),
             polygon,
             source: here,
+        });
+    }
+    if let Some((feature, field, value)) = not_flags.first().cloned() {
+        let more = match not_flags.len() - 1 {
+            0 => String::new(),
+            1 => "; 1 other feature too".to_string(),
+            n => format!("; {n} other features too"),
+        };
+        return Err(ParcelError::NotAFlag {
+            feature,
+            field,
+            value,
+            spellings: FLAG_SPELLINGS,
+            more,
         });
     }
     if out.is_empty() {
@@ -1312,6 +1375,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("the layer has no features"), "{e}");
+    }
+
+    #[test]
+    fn yes_no_flags_are_read_in_their_spellings_and_others_refused_by_feature() {
+        // Registers write a protected parcel's flag as 是/否, Y/N, true/false, T/F (a dBase
+        // logical), 1/0; anything else must not silently read as "no".
+        let yes = [
+            "是", "Y", "y", "true", "TRUE", "T", "yes", "1", " 1 ", "2", "1.0",
+        ];
+        let no = ["否", "N", "false", "F", "no", "0", "0.0", "?", "", " "];
+        for (values, expected) in [(&yes[..], true), (&no[..], false)] {
+            for v in values {
+                assert_eq!(flag(Some(&Value::from(*v))), Some(expected), "{v:?}");
+            }
+        }
+        assert_eq!(flag(Some(&Value::from(1))), Some(true));
+        assert_eq!(flag(Some(&Value::from(0))), Some(false));
+        assert_eq!(flag(Some(&Value::Bool(true))), Some(true));
+        assert_eq!(flag(Some(&Value::Null)), Some(false));
+        assert_eq!(flag(None), Some(false));
+        for v in ["√", "基本农田", "x", "nan"] {
+            assert_eq!(flag(Some(&Value::from(v))), None, "{v:?}");
+        }
+        let mut l = layer(vec![
+            (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+            (Some("B"), "farmland", Some(square(20.0, 0.0, 10.0))),
+            (Some("C"), "farmland", Some(square(40.0, 0.0, 10.0))),
+        ]);
+        for (k, v) in ["是", "否", "Y"].into_iter().enumerate() {
+            l.features[k]
+                .attributes
+                .insert("basic_farmland".into(), Value::from(v));
+        }
+        let p = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap();
+        assert_eq!(
+            p.iter().map(|p| p.basic_farmland).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        // A value that is neither refuses the layer, naming the file, layer, feature and value.
+        l.features[1]
+            .attributes
+            .insert("basic_farmland".into(), Value::from("基本农田"));
+        l.features[2]
+            .attributes
+            .insert("eco_redline".into(), Value::from("√"));
+        let e = parcels_from_layer(&l, &fields(), &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "parcels.gpkg layer parcels feature 2 (parcel_id B): basic_farmland is '基本农田'"
+            ) && e.contains("是, true")
+                && e.contains("1 other feature too")
+                && e.contains("correct the value"),
+            "{e}"
+        );
     }
 
     #[test]

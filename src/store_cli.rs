@@ -504,7 +504,11 @@ use_field = "approved_use"     # land-use codes and names are known too, e.g. "D
 # The CRS of layers whose files say none (a Shapefile without its .prj, a GeoJSON file of metres
 # without its "crs" member), e.g. CGCS2000 zone 40:
 # crs = "EPSG:4528"
-# Permits (optional).
+# Protected parcels: the layer's fields basic_farmland (永久基本农田) and eco_redline (生态保护红线),
+# yes as 是/true/y/1, no as 否/false/n/0 or empty (any other value stops the scan, naming the
+# parcel), or control layers of their own (below), or both.
+# Permits (optional: without a permits register, remove the line; then no change is explained by
+# a permit).
 permits = "permits.gpkg"
 # permits_layer = "permits"    # likewise: "permits" unless named
 # Control layers given as their own polygon layers:

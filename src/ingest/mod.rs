@@ -241,9 +241,39 @@ pub fn init_gdal() {
         let _ = gdal::config::set_config_option("GDAL_CACHEMAX", &cache);
         let _ = gdal::config::set_config_option("CPL_LOG_ERRORS", "OFF");
         gdal::config::set_error_handler(|class, code, msg| {
+            if msg.contains(" parsed incompletely to ") {
+                PARTLY_PARSED.with(|kept| {
+                    if let Some(kept) = kept.borrow_mut().as_mut() {
+                        kept.push(msg.to_string());
+                    }
+                });
+            }
             tracing::debug!(target: "gdal", ?class, code, "{msg}");
         });
     });
+}
+
+thread_local! {
+    /// GDAL's warnings of this thread about a value of a numeric field it read only in part
+    /// (`Value '是' of field parcels.basic_farm parsed incompletely to real 0.`: text in a
+    /// Shapefile's numeric column), kept while a vector layer is read ([`keep_partly_parsed`]).
+    static PARTLY_PARSED: std::cell::RefCell<Option<Vec<String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Starts (`true`) or stops keeping this thread's warnings of values GDAL parsed only in part.
+pub(crate) fn keep_partly_parsed(on: bool) {
+    PARTLY_PARSED.with(|kept| *kept.borrow_mut() = on.then(Vec::new));
+}
+
+/// The warnings of values GDAL parsed only in part kept since the last call.
+pub(crate) fn take_partly_parsed() -> Vec<String> {
+    PARTLY_PARSED.with(|kept| {
+        kept.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
 }
 
 /// The smallest block cache a scan sets: below ~32 MiB blocks are decoded again within one

@@ -391,6 +391,74 @@ fn raw_text(ds: &Dataset, layer: &str, field: &str, fid: u64) -> Option<String> 
     row.field_as_string(0).ok().flatten()
 }
 
+/// The values of the numeric columns `numeric` (indexes into `fields`) of a SQLite-based layer
+/// (GeoPackage, SpatiaLite) that are stored as text: `(fid, column, text)`. One query reads
+/// them all.
+fn text_in_numeric_columns(
+    ds: &Dataset,
+    layer: &str,
+    fields: &[String],
+    numeric: &[usize],
+) -> Vec<(u64, usize, String)> {
+    if numeric.is_empty() {
+        return Vec::new();
+    }
+    let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+    // Every column of the result is text (`T` and the value, or `N`), so that GDAL, which types
+    // an expression's column by its first row, reads each as text.
+    let columns: Vec<String> = numeric
+        .iter()
+        .map(|&i| {
+            let c = quoted(&fields[i]);
+            format!("CASE WHEN typeof({c}) = 'text' THEN 'T' || {c} ELSE 'N' END")
+        })
+        .collect();
+    let any_text: Vec<String> = numeric
+        .iter()
+        .map(|&i| format!("typeof({}) = 'text'", quoted(&fields[i])))
+        .collect();
+    let sql = format!(
+        "SELECT CAST(rowid AS TEXT), {} FROM {} WHERE {}",
+        columns.join(", "),
+        quoted(layer),
+        any_text.join(" OR ")
+    );
+    let Ok(Some(mut rows)) = ds.execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for row in rows.features() {
+        let Some(fid) = row
+            .field_as_string(0)
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        for (j, &i) in numeric.iter().enumerate() {
+            if let Ok(Some(v)) = row.field_as_string(j + 1) {
+                if let Some(text) = v.strip_prefix('T') {
+                    out.push((fid, i, text.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The field (index into `fields`) and the text of GDAL's warning that it read a value of a
+/// numeric field of `layer` only in part: `Value '是' of field parcels.basic_farm parsed
+/// incompletely to real 0.`
+fn partly_parsed_value(message: &str, layer: &str, fields: &[String]) -> Option<(usize, String)> {
+    let rest = message.strip_prefix("Value '")?;
+    let (raw, rest) = rest.rsplit_once("' of field ")?;
+    let (qualified, _) = rest.split_once(" parsed incompletely to ")?;
+    let field = qualified.strip_prefix(layer)?.strip_prefix('.')?;
+    let i = fields.iter().position(|f| f == field)?;
+    Some((i, raw.to_string()))
+}
+
 /// Whether any text attribute of the layer holds a character its decoding could not make out.
 fn has_undecodable_text(data: &VectorLayerData) -> bool {
     data.features.iter().any(|f| {
@@ -602,10 +670,26 @@ fn read_layer_of(
         .collect();
     let mut unreadable: Vec<(usize, usize)> = Vec::new();
     let mut features = Vec::new();
+    // A Shapefile keeps numbers as text: one whose numeric column holds `是` or `Y` is read by
+    // GDAL as 0, with only a warning, which is kept to read the value as the text it is.
+    super::keep_partly_parsed(true);
+    let mut partly_parsed: BTreeMap<String, (usize, Option<u64>, String)> = BTreeMap::new();
     for f in lyr.features() {
         let fid = f.fid();
+        let as_text: Vec<(usize, String)> = super::take_partly_parsed()
+            .iter()
+            .filter_map(|m| partly_parsed_value(m, &layer_name, &field_names))
+            .collect();
         let mut attributes = BTreeMap::new();
         for (i, name) in field_names.iter().enumerate() {
+            if let Some((_, raw)) = as_text.iter().find(|(k, _)| *k == i) {
+                let seen = partly_parsed
+                    .entry(name.clone())
+                    .or_insert((0, fid, raw.clone()));
+                seen.0 += 1;
+                attributes.insert(name.clone(), Value::from(raw.clone()));
+                continue;
+            }
             let value = match f.field(i) {
                 Err(gdal::errors::GdalError::DateError(_)) if dates[i] => f
                     .field_as_string(i)
@@ -716,6 +800,59 @@ fn read_layer_of(
             rejected,
             pin,
         });
+    }
+    // SQLite keeps whatever a row holds, whatever its column's declared type: a GeoPackage's
+    // INTEGER or BOOLEAN column may hold `是`, `Y` or `true` as text, which GDAL reads as 0
+    // without a word — a basic-farmland flag `是` read as "no". Such values are read as the text
+    // they are, for the reader of the attribute to understand or refuse.
+    if gpkg || ds.driver().short_name() == "SQLite" {
+        let numeric: Vec<usize> = lyr
+            .defn()
+            .fields()
+            .enumerate()
+            .filter(|(_, f)| {
+                matches!(
+                    f.field_type(),
+                    gdal::vector::OGRFieldType::OFTInteger
+                        | gdal::vector::OGRFieldType::OFTInteger64
+                        | gdal::vector::OGRFieldType::OFTReal
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let at: std::collections::HashMap<u64, usize> = features
+            .iter()
+            .enumerate()
+            .filter_map(|(k, f)| Some((f.fid?, k)))
+            .collect();
+        let mut held: BTreeMap<&str, (usize, u64, String)> = BTreeMap::new();
+        for (fid, i, raw) in text_in_numeric_columns(ds, &layer_name, &field_names, &numeric) {
+            let Some(&k) = at.get(&fid) else { continue };
+            let name = field_names[i].as_str();
+            let seen = held.entry(name).or_insert((0, fid, raw.clone()));
+            seen.0 += 1;
+            features[k]
+                .attributes
+                .insert(name.to_string(), Value::from(raw));
+        }
+        for (name, (count, fid, raw)) in held {
+            tracing::warn!(
+                "{} layer {layer_name}: field {name} is declared a number, but {count} \
+                 feature(s) hold text in it (feature {fid}: '{raw}'), which GDAL would read \
+                 as 0 or nothing; read as the text written",
+                path.display()
+            );
+        }
+    }
+    super::keep_partly_parsed(false);
+    for (name, (count, fid, raw)) in partly_parsed {
+        tracing::warn!(
+            "{} layer {layer_name}: field {name} is numeric, but {count} feature(s) hold text in \
+             it (feature {}: '{raw}'), which GDAL would read as a number; read as the text \
+             written",
+            path.display(),
+            fid.map_or("?".to_string(), |f| f.to_string())
+        );
     }
     for (k, i) in unreadable {
         let Some(fid) = features[k].fid else { continue };
@@ -1097,6 +1234,124 @@ mod tests {
         assert_eq!(
             data.features[0].attributes["valid_from"],
             Value::from("0112/20/26")
+        );
+    }
+
+    #[test]
+    fn text_in_a_geopackage_s_integer_or_boolean_column_is_read_as_written() {
+        // SQLite keeps text in a column declared INTEGER or BOOLEAN; GDAL reads it as 0, so a
+        // basic-farmland flag `是` read as "no" would hide a protected parcel.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut ds, srs) = new_gpkg(dir.path(), "parcels.gpkg");
+        let layer = ds
+            .create_layer(LayerOptions {
+                name: "parcels",
+                srs: Some(&srs),
+                ty: OGRwkbGeometryType::wkbPolygon,
+                options: None,
+            })
+            .unwrap();
+        layer
+            .create_defn_fields(&[
+                ("basic_farmland", gdal::vector::OGRFieldType::OFTInteger),
+                ("area", gdal::vector::OGRFieldType::OFTReal),
+            ])
+            .unwrap();
+        crate::gdal_ext::add_boolean_field(&layer, "eco_redline").unwrap();
+        for _ in 0..4 {
+            let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+            f.set_field_integer(0, 1).unwrap();
+            f.set_field_double(1, 12.5).unwrap();
+            f.set_field_integer(2, 0).unwrap();
+            f.create(&layer).unwrap();
+        }
+        for sql in [
+            "UPDATE parcels SET basic_farmland = '是', eco_redline = 'Y' WHERE fid = 1",
+            "UPDATE parcels SET basic_farmland = '否', area = 'n/a' WHERE fid = 2",
+            "UPDATE parcels SET eco_redline = 'true', basic_farmland = NULL WHERE fid = 3",
+        ] {
+            ds.execute_sql(sql, None, gdal::vector::sql::Dialect::DEFAULT)
+                .unwrap();
+        }
+        drop(ds);
+        let data = read_layer(&path, None, None, "EPSG:4549").unwrap();
+        let row = |k: usize| {
+            let a = &data.features[k].attributes;
+            [&a["basic_farmland"], &a["eco_redline"], &a["area"]].map(Value::clone)
+        };
+        assert_eq!(
+            row(0),
+            [Value::from("是"), Value::from("Y"), Value::from(12.5)]
+        );
+        assert_eq!(
+            row(1),
+            [Value::from("否"), Value::from(0), Value::from("n/a")]
+        );
+        assert_eq!(
+            row(2),
+            [Value::Null, Value::from("true"), Value::from(12.5)]
+        );
+        assert_eq!(row(3), [Value::from(1), Value::from(0), Value::from(12.5)]);
+    }
+
+    #[test]
+    fn text_in_a_shapefile_s_numeric_column_is_read_as_written() {
+        // A Shapefile keeps numbers as text, and GDAL reads `是` in a numeric column as 0, with a
+        // warning only: the basic-farmland flag read as "no".
+        super::super::init_gdal();
+        let dir = tempfile::tempdir().unwrap();
+        let shp = dir.path().join("parcels.shp");
+        let drv = gdal::DriverManager::get_driver_by_name("ESRI Shapefile").unwrap();
+        {
+            let mut ds = drv.create_vector_only(&shp).unwrap();
+            let srs = SpatialRef::from_epsg(4549).unwrap();
+            let layer = ds
+                .create_layer(LayerOptions {
+                    name: "parcels",
+                    srs: Some(&srs),
+                    ty: OGRwkbGeometryType::wkbPolygon,
+                    options: Some(&["ENCODING=UTF-8"]),
+                })
+                .unwrap();
+            layer
+                .create_defn_fields(&[("basic_farm", gdal::vector::OGRFieldType::OFTString)])
+                .unwrap();
+            for (k, v) in ["是", "1", "Y", "0", ""].into_iter().enumerate() {
+                let x = 561200.0 + 20.0 * k as f64;
+                let mut f = gdal::vector::Feature::new(layer.defn()).unwrap();
+                f.set_field_string(0, v).unwrap();
+                f.set_geometry(
+                    Geometry::from_wkt(&format!(
+                        "POLYGON (({x} 3449000, {} 3449000, {} 3449010, {x} 3449000))",
+                        x + 10.0,
+                        x + 10.0
+                    ))
+                    .unwrap(),
+                )
+                .unwrap();
+                f.create(&layer).unwrap();
+            }
+        }
+        // The column declared numeric (N) instead of character (C), its values as they were.
+        let dbf = shp.with_extension("dbf");
+        let mut bytes = std::fs::read(&dbf).unwrap();
+        assert_eq!(&bytes[32..42], b"basic_farm");
+        assert_eq!(bytes[43], b'C');
+        bytes[43] = b'N';
+        std::fs::write(&dbf, bytes).unwrap();
+        let data = read_layer(&shp, None, None, "EPSG:4549").unwrap();
+        let values: Vec<&Value> = data
+            .features
+            .iter()
+            .map(|f| &f.attributes["basic_farm"])
+            .collect();
+        assert!(
+            matches!(values[..], [a, b, c, d, e] if a.as_str() == Some("是")
+                && b.as_f64() == Some(1.0)
+                && c.as_str() == Some("Y")
+                && d.as_f64() == Some(0.0)
+                && e.is_null()),
+            "{values:?}"
         );
     }
 

@@ -40,10 +40,45 @@ fn every_command_has_help() {
     // An ad-hoc scan without --out writes somewhere: the help says where.
     let o = run(["scan", "--help"]);
     assert!(stdout(&o).contains("landwatch-out"), "{}", stdout(&o));
+    // Every file the scan writes is named (the score rasters, the packets and the store were
+    // not), and the filter that wins over -v and -q is (README's).
+    let scan_help = stdout(&run(["scan", "--help"]));
+    for file in ["change_score_<observation>.tif", "packets/", "landwatch.db"] {
+        assert!(scan_help.contains(file), "{file}: {scan_help}");
+    }
     let o = run(["--help"]);
     assert!(stdout(&o).contains("Exit codes"));
+    assert!(stdout(&o).contains("LANDWATCH_LOG"), "{}", stdout(&o));
     let o = run(["--version"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Every flag README's table of commands names is one the command's `--help` lists.
+#[test]
+fn the_flags_readme_names_are_the_commands_own() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `landwatch "))
+        .collect();
+    assert!(rows.len() >= 14, "{rows:?}");
+    for row in rows {
+        let command = row["| `landwatch ".len()..]
+            .split([' ', '`'])
+            .next()
+            .unwrap();
+        let help = stdout(&run([command, "--help"]));
+        let flags = row
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| w.starts_with("--") && w.len() > 2);
+        for flag in flags {
+            assert!(
+                help.contains(flag),
+                "README names {flag} for `landwatch {command}`, which its --help does not list"
+            );
+        }
+    }
 }
 
 /// A usage error exits with 1, "failed": clap's own 2 is landwatch's "done, with skipped inputs",

@@ -2456,6 +2456,56 @@ fn events_why(case: &Value, what: &str) -> Vec<String> {
         .collect()
 }
 
+/// A register whose control-layer flags are text in GeoPackage INTEGER/BOOLEAN columns (SQLite
+/// keeps it: `是`, `Y`): GDAL read them as 0, so the pond in basic farmland and the building in the
+/// red line were judged as on unprotected land, without a word. A value that is neither yes nor
+/// no stops the run, naming the feature and the value.
+#[test]
+fn control_flags_written_as_text_are_read_and_a_flag_that_is_neither_is_refused() {
+    let n = Nights::new("scan-flags-as-text");
+    n.edit(
+        &n.parcels,
+        "UPDATE parcels SET basic_farmland = CASE basic_farmland WHEN 1 THEN '是' ELSE '否' END, \
+         eco_redline = CASE eco_redline WHEN 1 THEN 'Y' ELSE 'N' END",
+    );
+    let summary = n.scan();
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(n.out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let rules: Vec<&str> = fc["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["properties"]["rule_id"].as_str())
+        .collect();
+    for rule in ["R05-POND-BASIC", "R01-REDLINE"] {
+        assert!(
+            rules.contains(&rule),
+            "{rule} not among {rules:?}: {summary}"
+        );
+    }
+    n.edit(
+        &n.parcels,
+        "UPDATE parcels SET basic_farmland = '基本农田' WHERE basic_farmland = '是'",
+    );
+    let o = scan_dates_with(
+        &n.src.join("imagery/before"),
+        &[&n.src.join("imagery/after")],
+        &n.parcels,
+        &n.out,
+        &[],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("parcels.gpkg layer parcels feature ")
+            && e.contains("(parcel_id WJ-")
+            && e.contains("basic_farmland is '基本农田', which is neither yes nor no")
+            && e.contains("other features too"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_case_a_permit_registered_since_explains_says_so_when_it_disappears() {
     // The register corrected overnight: permit GH-2026-0002 (WJ-000004) was entered as valid
@@ -2708,6 +2758,74 @@ fn eval_refuses_swapped_or_unrelated_inputs() {
         &truth,
         &elsewhere,
         "none of its 1 findings lies within the area of the truth",
+    );
+    // The same findings in a file that says another CRS than its coordinates are in: the message
+    // says which CRS each file says.
+    let mislabelled = truth.with_file_name("mislabelled.geojson");
+    std::fs::write(
+        &mislabelled,
+        r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::32651"}},"features":[{"type":"Feature","properties":{"kind":"excavation","parcel_id":"A"},"geometry":{"type":"Polygon","coordinates":[[[561000,3448000],[561020,3448000],[561020,3448020],[561000,3448000]]]}}]}"#,
+    )
+    .unwrap();
+    eval_refuses(
+        &truth,
+        &mislabelled,
+        "another CRS than its coordinates are in (the findings say EPSG:32651, the truth EPSG:4326)",
+    );
+}
+
+/// An empty truth, a findings table, a file of metres without its CRS and an empty file: eval
+/// said the findings were of another scene, that the table's features had no `parcel_id` (they
+/// have), and told the analyst to state `[parcels] crs` or `--parcels-crs`, which eval has not.
+#[test]
+fn eval_says_what_is_wrong_with_an_empty_truth_a_table_or_a_file_without_its_crs() {
+    let (truth, findings) = building_flagged_as_excavation("eval-inputs");
+    let empty_truth = truth.with_file_name("empty-truth.geojson");
+    std::fs::write(&empty_truth, feature_collection(&[])).unwrap();
+    eval_refuses(&empty_truth, &findings, "the truth has no features");
+    let table = truth.with_file_name("findings.csv");
+    std::fs::write(&table, "finding_id,kind,parcel_id\nf1,excavation,A\n").unwrap();
+    eval_refuses(&truth, &table, "a table without outlines (findings.csv?)");
+    // The findings in EPSG:4549 metres, written without the GeoJSON's `crs` member.
+    let metres = truth.with_file_name("metres.geojson");
+    std::fs::write(
+        &metres,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"kind":"excavation","parcel_id":"A"},"geometry":{"type":"Polygon","coordinates":[[[561000,3448000],[561020,3448000],[561020,3448020],[561000,3448000]]]}}]}"#,
+    )
+    .unwrap();
+    for (t, f) in [(&truth, &metres), (&metres, &findings)] {
+        let o = run([
+            "eval",
+            "--truth",
+            t.to_str().unwrap(),
+            "--findings",
+            f.to_str().unwrap(),
+        ]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert!(
+            e.contains("which are no degrees")
+                && e.contains("ogr2ogr -a_srs EPSG:<code> fixed.gpkg")
+                && !e.contains("parcels"),
+            "{e}"
+        );
+    }
+    let cut = truth.with_file_name("cut.geojson");
+    std::fs::write(&cut, "").unwrap();
+    let o = run([
+        "eval",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--findings",
+        cut.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert!(
+        o.status.code() == Some(1)
+            && e.contains("not findings: GDAL cannot open it")
+            && e.contains("findings.geojson or findings.gpkg")
+            && !e.contains("parcels"),
+        "{e}"
     );
 }
 

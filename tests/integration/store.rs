@@ -168,6 +168,44 @@ fn init_writes_a_config_that_loads_rules_and_keys_and_never_overwrites() {
     assert!(!other.join("landwatch.toml").exists());
 }
 
+/// The project `init` writes scans once its data is where its landwatch.toml says, and the
+/// configuration says how protected parcels are marked (it did not).
+#[test]
+fn a_project_init_wrote_scans_once_its_data_is_where_it_says() {
+    let src = crate::common::scene(1024, 3);
+    let dir = scratch("store-init-scan").join("site");
+    let o = run(["init", dir.to_str().unwrap(), "--region-code", "320509"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.join("landwatch.toml")).unwrap();
+    assert!(
+        text.contains("basic_farmland") && text.contains("eco_redline") && text.contains("是"),
+        "{text}"
+    );
+    crate::common::copy_dir(&src.join("imagery/before"), &dir.join("imagery/before"));
+    crate::common::copy_dir(&src.join("imagery/after"), &dir.join("imagery/after"));
+    for file in ["parcels.gpkg", "permits.gpkg"] {
+        std::fs::copy(src.join(file), dir.join(file)).unwrap();
+    }
+    let o = run([
+        "scan",
+        "-q",
+        "--json",
+        "--no-packets",
+        "--config",
+        dir.join("landwatch.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(summary["findings"].as_u64() > Some(0), "{summary}");
+    assert!(dir.join("out/findings.geojson").exists());
+    let cases = stdout(&run([
+        "cases",
+        "--config",
+        dir.join("landwatch.toml").to_str().unwrap(),
+    ]));
+    assert!(cases.contains("320509-"), "{cases}");
+}
+
 #[test]
 fn cases_lists_json_and_a_table() {
     let dir = scratch("store-cases");
