@@ -520,6 +520,71 @@ fn date_span(obs: &Observation) -> Option<String> {
     })
 }
 
+/// The after imagery used without an acquisition date, named (kind `no_date`) and logged: a
+/// whole observation, whose permits are judged on the day of the run, or a file of a dated
+/// mosaic, whose findings are dated by the mosaic's other files (which need not be its day, and
+/// nothing says it is newer than the before imagery).
+fn undated_after(after: &[Observation]) -> Vec<Skipped> {
+    let mut skipped = Vec::new();
+    for obs in after {
+        let sidecar = |p: &std::path::Path| {
+            format!(
+                "give its date in a sidecar {}.json ({{\"acquired_at\": \"2026-10-14T02:51:00\"}})",
+                p.display()
+            )
+        };
+        let Some(first) = obs.sources.sources.first() else {
+            continue;
+        };
+        let Some(after_day) = latest(obs).map(|d| d.date()) else {
+            let today = chrono::Local::now().date_naive();
+            let message = format!(
+                "after observation '{}' ({}) has no acquisition date (no sidecar, \
+                 ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with its permits judged on \
+                 the day of the run ({today}); {}{}",
+                obs.name,
+                obs.files().join(", "),
+                sidecar(&first.path),
+                if obs.sources.sources.len() > 1 {
+                    ", and so for each of its files"
+                } else {
+                    ""
+                }
+            );
+            tracing::warn!("{message}");
+            skipped.push(Skipped {
+                what: obs.name.clone(),
+                kind: "no_date".into(),
+                message,
+            });
+            continue;
+        };
+        for s in obs
+            .sources
+            .sources
+            .iter()
+            .filter(|s| s.info.acquired.is_none())
+        {
+            let message = format!(
+                "{}: after imagery of observation '{}' has no acquisition date (no sidecar, \
+                 ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with findings over it dated by \
+                 the observation's other files (at latest {after_day}) and permits judged on \
+                 that day; {}",
+                s.path.display(),
+                obs.name,
+                sidecar(&s.path)
+            );
+            tracing::warn!("{message}");
+            skipped.push(Skipped {
+                what: s.path.display().to_string(),
+                kind: "no_date".into(),
+                message,
+            });
+        }
+    }
+    skipped
+}
+
 fn latest(obs: &Observation) -> Option<NaiveDateTime> {
     obs.sources
         .sources
@@ -745,6 +810,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         ));
     }
     skipped.extend(super::unused_bands(before, &after_obs));
+    // Named on every run that uses them, one with nothing new to detect included: the files are
+    // used undated as long as they are among the inputs.
+    skipped.extend(undated_after(&after_obs));
     let hashing = if defer_hashes {
         hash_beside(std::iter::once(before).chain(&after_obs))
     } else {
@@ -1393,42 +1461,6 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .map(|d| d.date())
             .unwrap_or_else(|| chrono::Local::now().date_naive());
         let after_footprints = super::dated_footprints(obs, &grid.crs);
-        if after_dt.is_none() {
-            let message = format!("after observation '{}' has no acquisition date; permits were judged on today's date {after_day}", obs.name);
-            tracing::warn!("{message}");
-            skipped.push(Skipped {
-                what: obs.name.clone(),
-                kind: "no_date".into(),
-                message,
-            });
-        } else {
-            // A file of a dated mosaic that says no date of its own: what it shows is dated by
-            // the other tiles (which need not be its day), and nothing says it is newer than the
-            // before imagery.
-            for s in obs
-                .sources
-                .sources
-                .iter()
-                .filter(|s| s.info.acquired.is_none())
-            {
-                let message = format!(
-                    "{}: after imagery of observation '{}' has no acquisition date (no sidecar, \
-                     ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with findings over it \
-                     dated by the observation's other files (at latest {after_day}) and permits \
-                     judged on that day; give its date in a sidecar {}.json \
-                     ({{\"acquired_at\": \"2026-10-14T02:51:00\"}})",
-                    s.path.display(),
-                    obs.name,
-                    s.path.display()
-                );
-                tracing::warn!("{message}");
-                skipped.push(Skipped {
-                    what: s.path.display().to_string(),
-                    kind: "no_date".into(),
-                    message,
-                });
-            }
-        }
         // An observation that covered cells, yet had a valid pixel in none of them (all nodata
         // or masked): its coverage shows parcels unobserved; the reason is named here.
         if per_obs_stats[oi].is_empty() && per_obs_blank[oi] {

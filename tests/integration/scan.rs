@@ -2850,6 +2850,26 @@ fn a_tile_of_a_dated_mosaic_without_a_date_of_its_own_is_named() {
         message.contains("no acquisition date") && message.contains("sidecar"),
         "{message}"
     );
+    // The same night again: nothing new to detect, but the tile is still used without a date,
+    // and said so again (exit 2), in the summary and in the store's record of the run.
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&after],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    let s = skipped_once(&o, "no_date", "undated.tif");
+    assert_eq!(s["cells_scanned"], 0, "{s}");
+    let o = run([
+        "status",
+        "--json",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let last = json_of(&o)["runs"][0].clone();
+    assert_eq!(last["status"], "done_with_skips", "{last}");
+    assert_eq!(last["skipped_inputs"], 1, "{last}");
 }
 
 #[test]
