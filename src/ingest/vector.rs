@@ -412,6 +412,33 @@ pub fn layer_srs(
     path: &Path,
     stated_crs: Option<&str>,
 ) -> Result<Option<SpatialRef>, IngestError> {
+    layer_srs_saying(lyr, path, stated_crs, Say::Log)
+}
+
+/// [`layer_srs`] without logging what it finds (a CRS it reads the layer in instead of the stated
+/// one, or instead of the degrees the layer says): for a look at the CRS of a layer that is read
+/// afterwards, whose reading says it, so that it is said once.
+pub fn layer_srs_quietly(
+    lyr: &gdal::vector::Layer<'_>,
+    path: &Path,
+    stated_crs: Option<&str>,
+) -> Result<Option<SpatialRef>, IngestError> {
+    layer_srs_saying(lyr, path, stated_crs, Say::Nothing)
+}
+
+/// Whether [`layer_srs_saying`] logs what it finds.
+#[derive(Clone, Copy, PartialEq)]
+enum Say {
+    Log,
+    Nothing,
+}
+
+fn layer_srs_saying(
+    lyr: &gdal::vector::Layer<'_>,
+    path: &Path,
+    stated_crs: Option<&str>,
+    say: Say,
+) -> Result<Option<SpatialRef>, IngestError> {
     if lyr.defn().geom_fields().count() == 0 {
         return Ok(None);
     }
@@ -439,18 +466,24 @@ pub fn layer_srs(
         }) {
             return match stated {
                 Some(stated) => {
-                    tracing::warn!(
-                        "{}: layer '{}' says its coordinates are degrees ({}), but they run from \
-                         {:.0}, {:.0} to {:.0}, {:.0}: read in {} as stated ([parcels] crs)",
-                        path.display(),
-                        lyr.name(),
-                        srs::describe(own_srs).label(),
-                        e.MinX,
-                        e.MinY,
-                        e.MaxX,
-                        e.MaxY,
-                        srs::short(stated_crs.unwrap_or_default())
-                    );
+                    if say == Say::Log {
+                        tracing::warn!(
+                            "{}: layer '{}' says its coordinates are degrees ({}), but they run from \
+                             {:.0}, {:.0} to {:.0}, {:.0}: read in {} as stated ([parcels] crs or \
+                             --parcels-crs); write that CRS into the file to say so there: \
+                             `ogr2ogr -a_srs {} fixed.gpkg {}`",
+                            path.display(),
+                            lyr.name(),
+                            srs::describe(own_srs).label(),
+                            e.MinX,
+                            e.MinY,
+                            e.MaxX,
+                            e.MaxY,
+                            srs::short(stated_crs.unwrap_or_default()),
+                            srs::short(stated_crs.unwrap_or_default()),
+                            path.display()
+                        );
+                    }
                     Ok(Some(stated))
                 }
                 None => Err(IngestError::LayerNotDegrees {
@@ -468,7 +501,7 @@ pub fn layer_srs(
     }
     match (own, stated) {
         (Some(own), Some(stated)) => {
-            if !srs::same_crs(&own, &stated) {
+            if say == Say::Log && !srs::same_crs(&own, &stated) {
                 tracing::info!(
                     "{}: layer '{}' says its coordinates are in {}, and is read so ([parcels] \
                      crs, {}, is for layers that say none)",

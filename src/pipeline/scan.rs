@@ -12,7 +12,7 @@ use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLayer};
 use crate::grid::{Cell, GridDef};
 use crate::ingest::catalog::{sha256_file, CatalogEntry};
-use crate::ingest::plan::{plan_grid, vector_crs_as, GridRequest};
+use crate::ingest::plan::{plan_grid, vector_crs_before_reading, GridRequest};
 use crate::ingest::read::SingleBandReader;
 use crate::ingest::vector::{read_layer_as, LayerRole, PARCELS_ROLE, PERMITS_ROLE};
 use crate::ingest::{group_observations, CellReader, Observation};
@@ -633,7 +633,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // once the catalogue has it.
     let parcels_crs = match &cfg.grid.crs {
         Some(c) => c.clone(),
-        None => vector_crs_as(
+        // The layer is read below, which warns of what this finds (once).
+        None => vector_crs_before_reading(
             &parcels_path,
             cfg.parcels.layer.as_deref(),
             Some(&PARCELS_ROLE),

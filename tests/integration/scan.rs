@@ -3055,6 +3055,41 @@ fn before_imagery_newer_than_all_of_the_after_is_not_used() {
 }
 
 #[test]
+fn a_layer_that_says_degrees_of_metres_is_warned_of_once() {
+    // A GeoJSON file of the scene's parcels in metres without its `crs` member (GDAL takes it
+    // for WGS 84 degrees), the CRS stated on the command line and no grid CRS: the layer is read
+    // as stated, and the warning saying so is logged once, not once per reading.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-degrees-once");
+    let parcels = dir.join("parcels.geojson");
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-f", "GeoJSON", "-lco", "RFC7946=NO"])
+        .arg(&parcels)
+        .arg(src.join("parcels.gpkg"))
+        .arg("parcels")
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "ogr2ogr failed");
+    let mut g: Value = serde_json::from_slice(&std::fs::read(&parcels).unwrap()).unwrap();
+    g.as_object_mut().unwrap().remove("crs");
+    std::fs::write(&parcels, serde_json::to_vec(&g).unwrap()).unwrap();
+    let o = scan_dates_with(
+        &src.join("imagery/before"),
+        &[&src.join("imagery/after")],
+        &parcels,
+        &dir.join("out"),
+        &["--parcels-crs", "EPSG:4549"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["working_crs"], "EPSG:4549");
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("says its coordinates are degrees").count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
 fn a_missing_rules_file_is_named_with_what_to_do() {
     let src = scene(1024, 3);
     let dir = scratch("scan-missing-rules");
