@@ -208,6 +208,61 @@ pub fn drop_before_newer_than_after(
     before.sources.sources = kept;
 }
 
+/// Drops every after observation older than some before file — a scene of 20 October among the
+/// before imagery, a drone flight of 14 October and satellite tiles of 1 November after: the
+/// drone's imagery compared with that scene would read every change there backwards — and names
+/// it in `skipped` (kind `newer_than_after`) with the before files newer than it; the other
+/// observations are compared with all of the before imagery. (A scan compares every after
+/// observation with the same before imagery.) An observation's time is its newest file's, as
+/// for [`drop_before_newer_than_after`], which is run first: it leaves out the before files newer
+/// than all of the after imagery, so the newest observation is always kept. Undated files and
+/// observations are kept.
+pub fn drop_after_older_than_some_before(
+    before: &Observation,
+    after: Vec<Observation>,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Observation> {
+    let time = |s: &crate::ingest::ImageSource| s.info.acquired.as_ref().map(|a| a.time);
+    let mut kept = Vec::with_capacity(after.len());
+    for o in after {
+        let Some(after_time) = o.sources.sources.iter().filter_map(time).max() else {
+            kept.push(o);
+            continue;
+        };
+        let newer: Vec<String> = before
+            .sources
+            .sources
+            .iter()
+            .filter_map(|s| {
+                let t = time(s).filter(|t| *t > after_time)?;
+                Some(format!("{} ({t})", s.path.display()))
+            })
+            .collect();
+        if newer.is_empty() {
+            kept.push(o);
+            continue;
+        }
+        let s = Skipped {
+            what: o.name.clone(),
+            kind: "newer_than_after".into(),
+            message: format!(
+                "after observation '{}' ({}, acquired {after_time}) is older than before imagery \
+                 {}: compared with it, every change there would be read backwards, so this \
+                 observation is not compared (the others are) — check the before file's date, \
+                 move it to the after imagery, or scan '{}' in a run of its own with before \
+                 imagery older than it",
+                o.name,
+                o.files().join(", "),
+                newer.join(", "),
+                o.name,
+            ),
+        };
+        tracing::warn!("skipped {}", s.message);
+        skipped.push(s);
+    }
+    kept
+}
+
 /// The after files with a band whose role no file states, where the before imagery has near
 /// infrared and their observation has none: such a band is most likely it (a description lost in
 /// a copy), and detection without it tells vegetation from other covers worse, so each file is

@@ -767,11 +767,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let Some(before) = before_obs.first() else {
         return Err(none_usable("before", before_found, cfg.before_paths()));
     };
-    let mut after_obs = super::drop_after_not_newer_than_before(before, after_obs, &mut skipped);
+    let after_obs = super::drop_after_not_newer_than_before(before, after_obs, &mut skipped);
     if after_obs.is_empty() {
         return Err(none_usable("after", after_found, cfg.after_paths()));
     }
     super::drop_before_newer_than_after(&mut before_obs[0], &after_obs, &mut skipped);
+    let mut after_obs =
+        super::drop_after_older_than_some_before(&before_obs[0], after_obs, &mut skipped);
     let before = &before_obs[0];
     // Bands the detector cannot use: the before imagery's fail the run (nothing to compare
     // with); an after observation's are skipped input, named with its files, and the run goes on

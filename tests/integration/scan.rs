@@ -3055,6 +3055,80 @@ fn before_imagery_newer_than_all_of_the_after_is_not_used() {
 }
 
 #[test]
+fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
+    // One tile of the before mosaic is of 15 October: newer than the satellite's tiles (14
+    // October), older than the drone's flight (16 October). Compared with it, the satellite would
+    // read every change there backwards: that observation is left out, named with the tile, and
+    // the drone's is compared as usual.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-before-between-afters");
+    let before = dir.join("before");
+    std::fs::create_dir_all(&before).unwrap();
+    for e in std::fs::read_dir(src.join("imagery/before")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "tif") {
+            std::fs::copy(&p, before.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let tile = before.join("before_r0c0.tif");
+    let moved = dir.join("before_r0c0.tif");
+    std::fs::rename(&tile, &moved).unwrap();
+    redated(&moved, &tile, "2026-10-15T02:00:00");
+    let out = dir.join("out");
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after"), &src.join("imagery/drone")],
+        &src.join("parcels.gpkg"),
+        &out,
+    );
+    let s = skipped_once(&o, "newer_than_after", "satellite");
+    let message = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "newer_than_after")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for part in ["before_r0c0.tif", "2026-10-15", "'satellite'", "2026-10-14"] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    let names: Vec<&str> = s["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["drone"], "{s}");
+    // Nothing compared backwards: every finding's before imagery is older than its after.
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let features = fc["features"].as_array().unwrap();
+    assert!(!features.is_empty(), "{s}");
+    for f in features {
+        let p = &f["properties"];
+        assert_eq!(p["observation"], "drone", "{p}");
+        assert!(
+            p["before_date"].as_str().unwrap() < p["after_date"].as_str().unwrap(),
+            "{p}"
+        );
+    }
+    // A before tile newer than all of the after imagery is still left out alone, whatever the
+    // observations: both are compared, with the other tiles.
+    redated(&moved, &tile, "2026-11-01T02:00:00");
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after"), &src.join("imagery/drone")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out-newest"),
+    );
+    let s = skipped_once(&o, "newer_than_after", "before_r0c0.tif");
+    assert_eq!(s["observations"].as_array().unwrap().len(), 2, "{s}");
+}
+
+#[test]
 fn a_layer_that_says_degrees_of_metres_is_warned_of_once() {
     // A GeoJSON file of the scene's parcels in metres without its `crs` member (GDAL takes it
     // for WGS 84 degrees), the CRS stated on the command line and no grid CRS: the layer is read
