@@ -1424,10 +1424,27 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     }
     // A cell that could not be read or detected is not done: the store does not mark it (the
     // next run tries it again) and does not judge its cases seen or disappeared.
+    // Nor is a cell of an after observation without a valid pixel in any cell it covers (named
+    // below, `no_valid_pixels`): nothing of it was seen, and a run with nothing new would no
+    // longer name it; the next run processes the cell again (from the detection cache) and says
+    // so again, until the file is replaced or left out.
+    let blank: Vec<&Option<crate::grid::Bounds>> = (0..after_obs.len())
+        .filter(|&oi| per_obs_stats[oi].is_empty() && per_obs_blank[oi])
+        .map(|oi| &after_b[oi])
+        .collect();
     let failed: std::collections::HashSet<&str> = skipped
         .iter()
         .filter(|s| s.is_failed_cell())
         .map(|s| s.what.as_str())
+        .chain(
+            cells
+                .iter()
+                .filter(|c| {
+                    let cb = Some(grid.window_bounds(&c.core));
+                    blank.iter().any(|b| overlaps(b, &cb))
+                })
+                .map(|c| c.id.as_str()),
+        )
         .collect();
     cell_keys.retain(|k| !failed.contains(k.cell_id.as_str()));
     let before = &before_obs[0];

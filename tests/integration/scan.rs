@@ -1143,6 +1143,16 @@ fn an_after_image_without_a_valid_pixel_is_named() {
     );
     let s = skipped_once(&o, "no_valid_pixels", "satellite");
     assert_eq!(s["findings"], 0, "{s}");
+    // The same night again: nothing of it was seen, so its cell is not done, and the run names
+    // it again (it said "nothing new" and exited 0).
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&blank],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    let s = skipped_once(&o, "no_valid_pixels", "satellite");
+    assert_eq!(s["cells_scanned"], 1, "{s}");
 }
 
 #[test]
