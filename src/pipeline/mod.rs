@@ -75,6 +75,60 @@ pub fn drop_files_of_both_dates(
     after
 }
 
+/// Drops every after file dated later than a day after `now` (the margin allows for dates in
+/// UTC or another time zone) — a typo in a sidecar, a camera's clock set wrong — and names it in
+/// `skipped` (kind `dated_in_future`): a finding on it would be dated then, its permits judged
+/// on that day (a valid permit taken for expired: a building flagged for nothing), and its view
+/// would decide over every other. An observation left without files is dropped. Undated files
+/// are kept.
+pub fn drop_after_dated_in_future(
+    after: Vec<Observation>,
+    now: NaiveDateTime,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Observation> {
+    let latest_possible = now + chrono::Duration::days(1);
+    let mut kept = Vec::with_capacity(after.len());
+    for mut o in after {
+        let (good, future): (Vec<_>, Vec<_>) = std::mem::take(&mut o.sources.sources)
+            .into_iter()
+            .partition(|s| {
+                s.info
+                    .acquired
+                    .as_ref()
+                    .is_none_or(|a| a.time <= latest_possible)
+            });
+        for src in &future {
+            let when = src
+                .info
+                .acquired
+                .as_ref()
+                .map_or_else(String::new, |a| a.time.to_string());
+            let s = Skipped {
+                what: src.path.display().to_string(),
+                kind: "dated_in_future".into(),
+                message: format!(
+                    "{}: after imagery of observation '{}' is dated {when}, after the day of \
+                     this run ({}): the date cannot be right, and judged on it permits would be \
+                     taken for expired; not compared — correct its date (a sidecar {}.json \
+                     {{\"acquired_at\": \"2026-10-14T02:51:00\"}}, or its ACQUISITION_DATE or \
+                     TIFFTAG_DATETIME)",
+                    src.path.display(),
+                    o.name,
+                    now.date(),
+                    src.path.display(),
+                ),
+            };
+            tracing::warn!("skipped {}", s.message);
+            skipped.push(s);
+        }
+        if !good.is_empty() {
+            o.sources.sources = good;
+            kept.push(o);
+        }
+    }
+    kept
+}
+
 /// Drops every after file acquired before all of the before imagery — the dates given the wrong
 /// way round, which compared would read every new building as one torn down — and names it in
 /// `skipped` (kind `older_than_before`): a whole observation, or one file of a mosaic whose other

@@ -744,7 +744,11 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     }
     let mut before_obs = group_observations(&before_entries);
     skipped.extend(one_before(&mut before_obs));
-    let after_obs = group_observations(&after_entries);
+    let after_obs = super::drop_after_dated_in_future(
+        group_observations(&after_entries),
+        chrono::Local::now().naive_local(),
+        &mut skipped,
+    );
     // No usable imagery of a date: every file was skipped (the reasons are above), or there was
     // no raster at all where the configuration points.
     let none_usable = |date: &str, found: bool, paths: Vec<PathBuf>| {

@@ -3139,6 +3139,55 @@ fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
 }
 
 #[test]
+fn after_imagery_dated_after_the_run_is_not_compared() {
+    // One tile of the satellite's mosaic says 2099 (a typo in a sidecar, a camera's clock):
+    // judged on that day every permit would have expired, and findings on it would be dated
+    // then. It is left out, named; the rest of the mosaic is compared.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-future-date");
+    let after = dir.join("after");
+    copy_dir(&src.join("imagery/after"), &after);
+    let tile = after.join("after_r0c1.tif");
+    std::fs::remove_file(&tile).unwrap();
+    redated(
+        &src.join("imagery/after/after_r0c1.tif"),
+        &tile,
+        "2099-10-14T02:51:00",
+    );
+    let out = dir.join("out");
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&after],
+        &src.join("parcels.gpkg"),
+        &out,
+    );
+    let s = skipped_once(&o, "dated_in_future", "after_r0c1.tif");
+    let message = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "dated_in_future")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("2099-10-14") && message.contains("sidecar"),
+        "{message}"
+    );
+    let sources = s["observations"][0]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{s}");
+    assert!(
+        sources
+            .iter()
+            .all(|p| !p.as_str().unwrap().ends_with("after_r0c1.tif")),
+        "{s}"
+    );
+    assert_eq!(s["observations"][0]["after_date"], "2026-10-14", "{s}");
+    assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
+}
+
+#[test]
 fn a_layer_that_says_degrees_of_metres_is_warned_of_once() {
     // A GeoJSON file of the scene's parcels in metres without its `crs` member (GDAL takes it
     // for WGS 84 degrees), the CRS stated on the command line and no grid CRS: the layer is read
