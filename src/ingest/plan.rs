@@ -51,9 +51,38 @@ pub fn vector_crs_as(
     role: Option<&super::vector::LayerRole<'_>>,
     stated: Option<&str>,
 ) -> Result<String, IngestError> {
+    crs_label(path, layer, role, stated, super::vector::layer_srs)
+}
+
+/// [`vector_crs_as`] of a layer that is read afterwards (`read_layer_as`), which logs what it
+/// finds about the layer's CRS: this logs nothing, so that a warning is given once, not twice.
+pub fn vector_crs_before_reading(
+    path: &Path,
+    layer: Option<&str>,
+    role: Option<&super::vector::LayerRole<'_>>,
+    stated: Option<&str>,
+) -> Result<String, IngestError> {
+    crs_label(path, layer, role, stated, super::vector::layer_srs_quietly)
+}
+
+/// How the CRS of a layer is found ([`super::vector::layer_srs`] or its quiet twin).
+type LayerSrs = fn(
+    &gdal::vector::Layer<'_>,
+    &Path,
+    Option<&str>,
+) -> Result<Option<gdal::spatial_ref::SpatialRef>, IngestError>;
+
+/// The label of the CRS `layer_srs` finds for the layer; a layer without one is refused.
+fn crs_label(
+    path: &Path,
+    layer: Option<&str>,
+    role: Option<&super::vector::LayerRole<'_>>,
+    stated: Option<&str>,
+    layer_srs: LayerSrs,
+) -> Result<String, IngestError> {
     let ds = super::vector::open_vector(path)?;
     let lyr = super::vector::layer_for(&ds, path, layer, role)?;
-    let s = super::vector::layer_srs(&lyr, path, stated)?.ok_or_else(|| IngestError::NoCrs {
+    let s = layer_srs(&lyr, path, stated)?.ok_or_else(|| IngestError::NoCrs {
         path: path.to_path_buf(),
     })?;
     Ok(srs::describe(&s).label())

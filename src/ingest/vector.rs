@@ -480,6 +480,33 @@ pub fn layer_srs(
     path: &Path,
     stated_crs: Option<&str>,
 ) -> Result<Option<SpatialRef>, IngestError> {
+    layer_srs_saying(lyr, path, stated_crs, Say::Log)
+}
+
+/// [`layer_srs`] without logging what it finds (a CRS it reads the layer in instead of the stated
+/// one, or instead of the degrees the layer says): for a look at the CRS of a layer that is read
+/// afterwards, whose reading says it, so that it is said once.
+pub fn layer_srs_quietly(
+    lyr: &gdal::vector::Layer<'_>,
+    path: &Path,
+    stated_crs: Option<&str>,
+) -> Result<Option<SpatialRef>, IngestError> {
+    layer_srs_saying(lyr, path, stated_crs, Say::Nothing)
+}
+
+/// Whether [`layer_srs_saying`] logs what it finds.
+#[derive(Clone, Copy, PartialEq)]
+enum Say {
+    Log,
+    Nothing,
+}
+
+fn layer_srs_saying(
+    lyr: &gdal::vector::Layer<'_>,
+    path: &Path,
+    stated_crs: Option<&str>,
+    say: Say,
+) -> Result<Option<SpatialRef>, IngestError> {
     if lyr.defn().geom_fields().count() == 0 {
         return Ok(None);
     }
@@ -507,18 +534,24 @@ pub fn layer_srs(
         }) {
             return match stated {
                 Some(stated) => {
-                    tracing::warn!(
-                        "{}: layer '{}' says its coordinates are degrees ({}), but they run from \
-                         {:.0}, {:.0} to {:.0}, {:.0}: read in {} as stated ([parcels] crs)",
-                        path.display(),
-                        lyr.name(),
-                        srs::describe(own_srs).label(),
-                        e.MinX,
-                        e.MinY,
-                        e.MaxX,
-                        e.MaxY,
-                        srs::short(stated_crs.unwrap_or_default())
-                    );
+                    if say == Say::Log {
+                        tracing::warn!(
+                            "{}: layer '{}' says its coordinates are degrees ({}), but they run from \
+                             {:.0}, {:.0} to {:.0}, {:.0}: read in {} as stated ([parcels] crs or \
+                             --parcels-crs); write that CRS into the file to say so there: \
+                             `ogr2ogr -a_srs {} fixed.gpkg {}`",
+                            path.display(),
+                            lyr.name(),
+                            srs::describe(own_srs).label(),
+                            e.MinX,
+                            e.MinY,
+                            e.MaxX,
+                            e.MaxY,
+                            srs::short(stated_crs.unwrap_or_default()),
+                            srs::short(stated_crs.unwrap_or_default()),
+                            path.display()
+                        );
+                    }
                     Ok(Some(stated))
                 }
                 None => Err(IngestError::LayerNotDegrees {
@@ -536,7 +569,7 @@ pub fn layer_srs(
     }
     match (own, stated) {
         (Some(own), Some(stated)) => {
-            if !srs::same_crs(&own, &stated) {
+            if say == Say::Log && !srs::same_crs(&own, &stated) {
                 tracing::info!(
                     "{}: layer '{}' says its coordinates are in {}, and is read so ([parcels] \
                      crs, {}, is for layers that say none)",
@@ -569,52 +602,100 @@ pub fn layer_srs(
 ///
 /// Degrees of longitude and latitude; eastings that carry a Gauss-Krüger zone number in their
 /// millions (3-degree zones 25–45, 6-degree zones 13–23, as Third Land Survey layers are
-/// delivered) name their zone's CRS; eastings below 1,000 km, a transverse Mercator projection
-/// whose central meridian the numbers alone do not tell.
+/// delivered) name their zone's CRS; eastings below 1,000 km, UTM or Gauss-Krüger without the
+/// zone number, whose central meridian the numbers alone do not tell. Coordinates whose axes are
+/// swapped — latitude before longitude, or northing before easting (X north and Y east, as
+/// Chinese surveys write them) — are said to be, since no CRS read the usual way places them.
 pub fn crs_hint(min_x: f64, min_y: f64, max_x: f64, max_y: f64) -> String {
     let finite = [min_x, min_y, max_x, max_y].iter().all(|v| v.is_finite());
     if !finite || min_x > max_x || min_y > max_y {
         return String::new();
     }
-    if min_x >= -180.0 && max_x <= 180.0 && min_y >= -90.0 && max_y <= 90.0 {
+    let degrees = |min_lon: f64, min_lat: f64, max_lon: f64, max_lat: f64| {
+        min_lon >= -180.0 && max_lon <= 180.0 && min_lat >= -90.0 && max_lat <= 90.0
+    };
+    const SWAP: &str = "no CRS reads them as they are: swap the two coordinates of every point \
+                        first (QGIS: Processing, \"Swap X and Y coordinates\"; SpatiaLite or \
+                        ogr2ogr -dialect SQLite: SwapCoords)";
+    if degrees(min_x, min_y, max_x, max_y) {
         return "; its coordinates look like longitude and latitude in degrees (CGCS2000: \
                 EPSG:4490; WGS 84: EPSG:4326)"
             .to_string();
     }
-    // Northings of a transverse Mercator projection, from the equator.
-    if min_y < 0.0 || max_y > 10_000_000.0 {
-        return String::new();
+    if degrees(min_y, min_x, max_y, max_x) {
+        return format!(
+            "; its coordinates look like latitude and longitude in degrees (CGCS2000: \
+             EPSG:4490; WGS 84: EPSG:4326) in that order, the axes swapped (GIS files give \
+             longitude first); {SWAP}"
+        );
     }
-    let zone = (min_x / 1_000_000.0).floor();
-    if zone == (max_x / 1_000_000.0).floor() {
+    // The Gauss-Krüger zone a range of eastings carries in its millions, if any, and its CRS.
+    let zone_of = |min_e: f64, max_e: f64| -> Option<String> {
+        let zone = (min_e / 1_000_000.0).floor();
+        if zone != (max_e / 1_000_000.0).floor() {
+            return None;
+        }
         let z = zone as u32;
         if (25..=45).contains(&z) {
-            return format!(
-                "; its eastings carry the number {z} of a 3-degree Gauss-Krüger zone \
-                 (CGCS2000 / 3-degree Gauss-Kruger zone {z}: EPSG:{}; older data of that zone: \
-                 Xian 1980 EPSG:{}, Beijing 1954 EPSG:{})",
+            return Some(format!(
+                "the number {z} of a 3-degree Gauss-Krüger zone (CGCS2000 / 3-degree \
+                 Gauss-Kruger zone {z}: EPSG:{}; older data of that zone: Xian 1980 EPSG:{}, \
+                 Beijing 1954 EPSG:{})",
                 4513 + z - 25,
                 2349 + z - 25,
                 2401 + z - 25
-            );
+            ));
         }
         if (13..=23).contains(&z) {
-            return format!(
-                "; its eastings carry the number {z} of a 6-degree Gauss-Krüger zone \
-                 (CGCS2000 / Gauss-Kruger zone {z}: EPSG:{}; older data of that zone: Xian 1980 \
-                 EPSG:{}, Beijing 1954 EPSG:{})",
+            return Some(format!(
+                "the number {z} of a 6-degree Gauss-Krüger zone (CGCS2000 / Gauss-Kruger zone \
+                 {z}: EPSG:{}; older data of that zone: Xian 1980 EPSG:{}, Beijing 1954 \
+                 EPSG:{})",
                 4491 + z - 13,
                 2327 + z - 13,
                 21413 + z - 13
+            ));
+        }
+        None
+    };
+    // Eastings of UTM or of Gauss-Krüger without the zone number: metres about the 500 km false
+    // easting of the central meridian, within a zone's width.
+    let plain_eastings = |min_e: f64, max_e: f64| min_e > 0.0 && max_e < 1_000_000.0;
+    const PLAIN: &str = "UTM or Gauss-Krüger without the zone number in the eastings (CGCS2000 / \
+                         3-degree Gauss-Kruger CM 75E to 135E: EPSG:4534 to EPSG:4554, e.g. \
+                         EPSG:4549 for central meridian 120°E; WGS 84 / UTM zone 50N: \
+                         EPSG:32650): the numbers do not tell the central meridian, but the \
+                         imagery's CRS is most likely the one if it covers the same ground";
+    // Northings (metres from the equator) of the northern hemisphere.
+    let northings = |min_n: f64, max_n: f64| min_n >= 0.0 && max_n <= 10_000_000.0;
+    if northings(min_y, max_y) {
+        if let Some(zone) = zone_of(min_x, max_x) {
+            return format!("; its eastings carry {zone}");
+        }
+        if plain_eastings(min_x, max_x) {
+            return format!(
+                "; its coordinates look like eastings and northings in metres of a transverse \
+                 Mercator projection, {PLAIN}"
             );
         }
     }
-    if min_x > 0.0 && max_x < 1_000_000.0 {
-        return "; its coordinates look like metres of a transverse Mercator projection without \
-                a zone number in the eastings: CGCS2000 / 3-degree Gauss-Kruger by its central \
-                meridian (EPSG:4534 for 75°E to EPSG:4554 for 135°E, e.g. EPSG:4549 for 120°E) or \
-                a UTM zone; the imagery's CRS, if it covers the same ground"
-            .to_string();
+    // Northing first: below the 10,000 km of the equator's false northing, and above the
+    // eastings' millions (China lies from 2,000 km to 6,000 km north of the equator).
+    if min_x >= 1_000_000.0 && max_x <= 10_000_000.0 {
+        if let Some(zone) = zone_of(min_y, max_y) {
+            return format!(
+                "; its coordinates look like northings and eastings in that order (X north and \
+                 Y east, as surveys write them; the axes swapped for a GIS file), the eastings \
+                 carrying {zone}; {SWAP}"
+            );
+        }
+        if plain_eastings(min_y, max_y) {
+            return format!(
+                "; its coordinates look like northings and eastings in metres in that order (X \
+                 north and Y east, as surveys write them; the axes swapped for a GIS file), of \
+                 {PLAIN}; {SWAP}"
+            );
+        }
     }
     String::new()
 }
@@ -896,7 +977,36 @@ mod tests {
             "{z20}"
         );
         let plain = hint([561_157.5, 3_448_837.5, 561_658.5, 3_449_338.5]);
-        assert!(plain.contains("EPSG:4549 for 120°E"), "{plain}");
+        for part in [
+            "eastings and northings in metres",
+            "UTM or Gauss-Krüger",
+            "EPSG:4549 for central meridian 120°E",
+            "UTM zone 50N: EPSG:32650",
+            "the imagery's CRS",
+        ] {
+            assert!(plain.contains(part), "{part}: {plain}");
+        }
+        assert!(!plain.contains("swap"), "{plain}");
+        // Latitude first (a spreadsheet's columns in the order people say them), and northing
+        // first (X north, Y east, as Chinese surveys write them), with and without the zone
+        // number: the axes are swapped, which no CRS mends. (Latitude first was taken for
+        // metres of a transverse Mercator projection.)
+        let lat_lon = hint([31.0, 120.1, 31.2, 120.4]);
+        assert!(
+            lat_lon.contains("latitude and longitude") && lat_lon.contains("EPSG:4490"),
+            "{lat_lon}"
+        );
+        let north_east = hint([3_448_837.5, 561_157.5, 3_449_338.5, 561_658.5]);
+        assert!(
+            north_east.contains("northings and eastings"),
+            "{north_east}"
+        );
+        let north_zone = hint([3_448_837.5, 40_561_157.5, 3_449_338.5, 40_561_658.5]);
+        assert!(north_zone.contains("zone 40: EPSG:4528"), "{north_zone}");
+        for swapped in [&lat_lon, &north_east, &north_zone] {
+            assert!(swapped.contains("Swap X and Y coordinates"), "{swapped}");
+            assert!(!swapped.contains("transverse Mercator"), "{swapped}");
+        }
         // Across two zones' numbers, south of the equator, nothing, or no extent: nothing said.
         for b in [
             [39_900_000.0, 3e6, 40_100_000.0, 3.1e6],
@@ -967,7 +1077,7 @@ mod tests {
             "layer 'parcels'",
             "`crs` member",
             "561200, 3449000 to 561210, 3449010",
-            "EPSG:4549 for 120°E",
+            "EPSG:4549 for central meridian 120°E",
             "--parcels-crs",
         ] {
             assert!(text.contains(part), "{part}: {text}");

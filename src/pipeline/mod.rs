@@ -75,6 +75,60 @@ pub fn drop_files_of_both_dates(
     after
 }
 
+/// Drops every after file dated later than a day after `now` (the margin allows for dates in
+/// UTC or another time zone) — a typo in a sidecar, a camera's clock set wrong — and names it in
+/// `skipped` (kind `dated_in_future`): a finding on it would be dated then, its permits judged
+/// on that day (a valid permit taken for expired: a building flagged for nothing), and its view
+/// would decide over every other. An observation left without files is dropped. Undated files
+/// are kept.
+pub fn drop_after_dated_in_future(
+    after: Vec<Observation>,
+    now: NaiveDateTime,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Observation> {
+    let latest_possible = now + chrono::Duration::days(1);
+    let mut kept = Vec::with_capacity(after.len());
+    for mut o in after {
+        let (good, future): (Vec<_>, Vec<_>) = std::mem::take(&mut o.sources.sources)
+            .into_iter()
+            .partition(|s| {
+                s.info
+                    .acquired
+                    .as_ref()
+                    .is_none_or(|a| a.time <= latest_possible)
+            });
+        for src in &future {
+            let when = src
+                .info
+                .acquired
+                .as_ref()
+                .map_or_else(String::new, |a| a.time.to_string());
+            let s = Skipped {
+                what: src.path.display().to_string(),
+                kind: "dated_in_future".into(),
+                message: format!(
+                    "{}: after imagery of observation '{}' is dated {when}, after the day of \
+                     this run ({}): the date cannot be right, and judged on it permits would be \
+                     taken for expired; not compared — correct its date (a sidecar {}.json \
+                     {{\"acquired_at\": \"2026-10-14T02:51:00\"}}, or its ACQUISITION_DATE or \
+                     TIFFTAG_DATETIME)",
+                    src.path.display(),
+                    o.name,
+                    now.date(),
+                    src.path.display(),
+                ),
+            };
+            tracing::warn!("skipped {}", s.message);
+            skipped.push(s);
+        }
+        if !good.is_empty() {
+            o.sources.sources = good;
+            kept.push(o);
+        }
+    }
+    kept
+}
+
 /// Drops every after file acquired before all of the before imagery — the dates given the wrong
 /// way round, which compared would read every new building as one torn down — and names it in
 /// `skipped` (kind `older_than_before`): a whole observation, or one file of a mosaic whose other
@@ -206,6 +260,61 @@ pub fn drop_before_newer_than_after(
         skipped.push(s);
     }
     before.sources.sources = kept;
+}
+
+/// Drops every after observation older than some before file — a scene of 20 October among the
+/// before imagery, a drone flight of 14 October and satellite tiles of 1 November after: the
+/// drone's imagery compared with that scene would read every change there backwards — and names
+/// it in `skipped` (kind `newer_than_after`) with the before files newer than it; the other
+/// observations are compared with all of the before imagery. (A scan compares every after
+/// observation with the same before imagery.) An observation's time is its newest file's, as
+/// for [`drop_before_newer_than_after`], which is run first: it leaves out the before files newer
+/// than all of the after imagery, so the newest observation is always kept. Undated files and
+/// observations are kept.
+pub fn drop_after_older_than_some_before(
+    before: &Observation,
+    after: Vec<Observation>,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Observation> {
+    let time = |s: &crate::ingest::ImageSource| s.info.acquired.as_ref().map(|a| a.time);
+    let mut kept = Vec::with_capacity(after.len());
+    for o in after {
+        let Some(after_time) = o.sources.sources.iter().filter_map(time).max() else {
+            kept.push(o);
+            continue;
+        };
+        let newer: Vec<String> = before
+            .sources
+            .sources
+            .iter()
+            .filter_map(|s| {
+                let t = time(s).filter(|t| *t > after_time)?;
+                Some(format!("{} ({t})", s.path.display()))
+            })
+            .collect();
+        if newer.is_empty() {
+            kept.push(o);
+            continue;
+        }
+        let s = Skipped {
+            what: o.name.clone(),
+            kind: "newer_than_after".into(),
+            message: format!(
+                "after observation '{}' ({}, acquired {after_time}) is older than before imagery \
+                 {}: compared with it, every change there would be read backwards, so this \
+                 observation is not compared (the others are) — check the before file's date, \
+                 move it to the after imagery, or scan '{}' in a run of its own with before \
+                 imagery older than it",
+                o.name,
+                o.files().join(", "),
+                newer.join(", "),
+                o.name,
+            ),
+        };
+        tracing::warn!("skipped {}", s.message);
+        skipped.push(s);
+    }
+    kept
 }
 
 /// The after files with a band whose role no file states, where the before imagery has near

@@ -12,7 +12,7 @@ use crate::export::raster::{GeoTiffSpec, GeoTiffWriter};
 use crate::export::vector::{write_vector, FieldKind, Value as VValue, VectorLayer};
 use crate::grid::{Cell, GridDef};
 use crate::ingest::catalog::{sha256_file, CatalogEntry};
-use crate::ingest::plan::{plan_grid, vector_crs_as, GridRequest};
+use crate::ingest::plan::{plan_grid, vector_crs_before_reading, GridRequest};
 use crate::ingest::read::SingleBandReader;
 use crate::ingest::vector::{read_layer_as, LayerRole, PARCELS_ROLE, PERMITS_ROLE};
 use crate::ingest::{group_observations, CellReader, Observation};
@@ -520,6 +520,71 @@ fn date_span(obs: &Observation) -> Option<String> {
     })
 }
 
+/// The after imagery used without an acquisition date, named (kind `no_date`) and logged: a
+/// whole observation, whose permits are judged on the day of the run, or a file of a dated
+/// mosaic, whose findings are dated by the mosaic's other files (which need not be its day, and
+/// nothing says it is newer than the before imagery).
+fn undated_after(after: &[Observation]) -> Vec<Skipped> {
+    let mut skipped = Vec::new();
+    for obs in after {
+        let sidecar = |p: &std::path::Path| {
+            format!(
+                "give its date in a sidecar {}.json ({{\"acquired_at\": \"2026-10-14T02:51:00\"}})",
+                p.display()
+            )
+        };
+        let Some(first) = obs.sources.sources.first() else {
+            continue;
+        };
+        let Some(after_day) = latest(obs).map(|d| d.date()) else {
+            let today = chrono::Local::now().date_naive();
+            let message = format!(
+                "after observation '{}' ({}) has no acquisition date (no sidecar, \
+                 ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with its permits judged on \
+                 the day of the run ({today}); {}{}",
+                obs.name,
+                obs.files().join(", "),
+                sidecar(&first.path),
+                if obs.sources.sources.len() > 1 {
+                    ", and so for each of its files"
+                } else {
+                    ""
+                }
+            );
+            tracing::warn!("{message}");
+            skipped.push(Skipped {
+                what: obs.name.clone(),
+                kind: "no_date".into(),
+                message,
+            });
+            continue;
+        };
+        for s in obs
+            .sources
+            .sources
+            .iter()
+            .filter(|s| s.info.acquired.is_none())
+        {
+            let message = format!(
+                "{}: after imagery of observation '{}' has no acquisition date (no sidecar, \
+                 ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with findings over it dated by \
+                 the observation's other files (at latest {after_day}) and permits judged on \
+                 that day; {}",
+                s.path.display(),
+                obs.name,
+                sidecar(&s.path)
+            );
+            tracing::warn!("{message}");
+            skipped.push(Skipped {
+                what: s.path.display().to_string(),
+                kind: "no_date".into(),
+                message,
+            });
+        }
+    }
+    skipped
+}
+
 fn latest(obs: &Observation) -> Option<NaiveDateTime> {
     obs.sources
         .sources
@@ -568,7 +633,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // once the catalogue has it.
     let parcels_crs = match &cfg.grid.crs {
         Some(c) => c.clone(),
-        None => vector_crs_as(
+        // The layer is read below, which warns of what this finds (once).
+        None => vector_crs_before_reading(
             &parcels_path,
             cfg.parcels.layer.as_deref(),
             Some(&PARCELS_ROLE),
@@ -678,7 +744,11 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     }
     let mut before_obs = group_observations(&before_entries);
     skipped.extend(one_before(&mut before_obs));
-    let after_obs = group_observations(&after_entries);
+    let after_obs = super::drop_after_dated_in_future(
+        group_observations(&after_entries),
+        chrono::Local::now().naive_local(),
+        &mut skipped,
+    );
     // No usable imagery of a date: every file was skipped (the reasons are above), or there was
     // no raster at all where the configuration points.
     let none_usable = |date: &str, found: bool, paths: Vec<PathBuf>| {
@@ -701,11 +771,13 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     let Some(before) = before_obs.first() else {
         return Err(none_usable("before", before_found, cfg.before_paths()));
     };
-    let mut after_obs = super::drop_after_not_newer_than_before(before, after_obs, &mut skipped);
+    let after_obs = super::drop_after_not_newer_than_before(before, after_obs, &mut skipped);
     if after_obs.is_empty() {
         return Err(none_usable("after", after_found, cfg.after_paths()));
     }
     super::drop_before_newer_than_after(&mut before_obs[0], &after_obs, &mut skipped);
+    let mut after_obs =
+        super::drop_after_older_than_some_before(&before_obs[0], after_obs, &mut skipped);
     let before = &before_obs[0];
     // Bands the detector cannot use: the before imagery's fail the run (nothing to compare
     // with); an after observation's are skipped input, named with its files, and the run goes on
@@ -745,6 +817,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         ));
     }
     skipped.extend(super::unused_bands(before, &after_obs));
+    // Named on every run that uses them, one with nothing new to detect included: the files are
+    // used undated as long as they are among the inputs.
+    skipped.extend(undated_after(&after_obs));
     let hashing = if defer_hashes {
         hash_beside(std::iter::once(before).chain(&after_obs))
     } else {
@@ -1353,10 +1428,27 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     }
     // A cell that could not be read or detected is not done: the store does not mark it (the
     // next run tries it again) and does not judge its cases seen or disappeared.
+    // Nor is a cell of an after observation without a valid pixel in any cell it covers (named
+    // below, `no_valid_pixels`): nothing of it was seen, and a run with nothing new would no
+    // longer name it; the next run processes the cell again (from the detection cache) and says
+    // so again, until the file is replaced or left out.
+    let blank: Vec<&Option<crate::grid::Bounds>> = (0..after_obs.len())
+        .filter(|&oi| per_obs_stats[oi].is_empty() && per_obs_blank[oi])
+        .map(|oi| &after_b[oi])
+        .collect();
     let failed: std::collections::HashSet<&str> = skipped
         .iter()
         .filter(|s| s.is_failed_cell())
         .map(|s| s.what.as_str())
+        .chain(
+            cells
+                .iter()
+                .filter(|c| {
+                    let cb = Some(grid.window_bounds(&c.core));
+                    blank.iter().any(|b| overlaps(b, &cb))
+                })
+                .map(|c| c.id.as_str()),
+        )
         .collect();
     cell_keys.retain(|k| !failed.contains(k.cell_id.as_str()));
     let before = &before_obs[0];
@@ -1393,42 +1485,6 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             .map(|d| d.date())
             .unwrap_or_else(|| chrono::Local::now().date_naive());
         let after_footprints = super::dated_footprints(obs, &grid.crs);
-        if after_dt.is_none() {
-            let message = format!("after observation '{}' has no acquisition date; permits were judged on today's date {after_day}", obs.name);
-            tracing::warn!("{message}");
-            skipped.push(Skipped {
-                what: obs.name.clone(),
-                kind: "no_date".into(),
-                message,
-            });
-        } else {
-            // A file of a dated mosaic that says no date of its own: what it shows is dated by
-            // the other tiles (which need not be its day), and nothing says it is newer than the
-            // before imagery.
-            for s in obs
-                .sources
-                .sources
-                .iter()
-                .filter(|s| s.info.acquired.is_none())
-            {
-                let message = format!(
-                    "{}: after imagery of observation '{}' has no acquisition date (no sidecar, \
-                     ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with findings over it \
-                     dated by the observation's other files (at latest {after_day}) and permits \
-                     judged on that day; give its date in a sidecar {}.json \
-                     ({{\"acquired_at\": \"2026-10-14T02:51:00\"}})",
-                    s.path.display(),
-                    obs.name,
-                    s.path.display()
-                );
-                tracing::warn!("{message}");
-                skipped.push(Skipped {
-                    what: s.path.display().to_string(),
-                    kind: "no_date".into(),
-                    message,
-                });
-            }
-        }
         // An observation that covered cells, yet had a valid pixel in none of them (all nodata
         // or masked): its coverage shows parcels unobserved; the reason is named here.
         if per_obs_stats[oi].is_empty() && per_obs_blank[oi] {

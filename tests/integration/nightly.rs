@@ -755,7 +755,7 @@ fn a_run_redoes_cells_when_what_it_takes_the_imagery_for_changes_not_when_a_path
     // is not.
     std::fs::write(
         dir.join("imagery/after/after_r0c1.tif.json"),
-        r#"{"acquired_at": "2027-03-01T02:51:00"}"#,
+        r#"{"acquired_at": "2026-10-20T02:51:00"}"#,
     )
     .unwrap();
     let redated = scan_in("landwatch.toml");

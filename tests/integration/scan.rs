@@ -1143,6 +1143,16 @@ fn an_after_image_without_a_valid_pixel_is_named() {
     );
     let s = skipped_once(&o, "no_valid_pixels", "satellite");
     assert_eq!(s["findings"], 0, "{s}");
+    // The same night again: nothing of it was seen, so its cell is not done, and the run names
+    // it again (it said "nothing new" and exited 0).
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&blank],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    let s = skipped_once(&o, "no_valid_pixels", "satellite");
+    assert_eq!(s["cells_scanned"], 1, "{s}");
 }
 
 #[test]
@@ -2968,6 +2978,26 @@ fn a_tile_of_a_dated_mosaic_without_a_date_of_its_own_is_named() {
         message.contains("no acquisition date") && message.contains("sidecar"),
         "{message}"
     );
+    // The same night again: nothing new to detect, but the tile is still used without a date,
+    // and said so again (exit 2), in the summary and in the store's record of the run.
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&after],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    let s = skipped_once(&o, "no_date", "undated.tif");
+    assert_eq!(s["cells_scanned"], 0, "{s}");
+    let o = run([
+        "status",
+        "--json",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let last = json_of(&o)["runs"][0].clone();
+    assert_eq!(last["status"], "done_with_skips", "{last}");
+    assert_eq!(last["skipped_inputs"], 1, "{last}");
 }
 
 #[test]
@@ -3150,6 +3180,164 @@ fn before_imagery_newer_than_all_of_the_after_is_not_used() {
             "{p}"
         );
     }
+}
+
+#[test]
+fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
+    // One tile of the before mosaic is of 15 October: newer than the satellite's tiles (14
+    // October), older than the drone's flight (16 October). Compared with it, the satellite would
+    // read every change there backwards: that observation is left out, named with the tile, and
+    // the drone's is compared as usual.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-before-between-afters");
+    let before = dir.join("before");
+    std::fs::create_dir_all(&before).unwrap();
+    for e in std::fs::read_dir(src.join("imagery/before")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "tif") {
+            std::fs::copy(&p, before.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let tile = before.join("before_r0c0.tif");
+    let moved = dir.join("before_r0c0.tif");
+    std::fs::rename(&tile, &moved).unwrap();
+    redated(&moved, &tile, "2026-10-15T02:00:00");
+    let out = dir.join("out");
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after"), &src.join("imagery/drone")],
+        &src.join("parcels.gpkg"),
+        &out,
+    );
+    let s = skipped_once(&o, "newer_than_after", "satellite");
+    let message = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "newer_than_after")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for part in ["before_r0c0.tif", "2026-10-15", "'satellite'", "2026-10-14"] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    let names: Vec<&str> = s["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["drone"], "{s}");
+    // Nothing compared backwards: every finding's before imagery is older than its after.
+    let fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("findings.geojson")).unwrap())
+            .unwrap();
+    let features = fc["features"].as_array().unwrap();
+    assert!(!features.is_empty(), "{s}");
+    for f in features {
+        let p = &f["properties"];
+        assert_eq!(p["observation"], "drone", "{p}");
+        assert!(
+            p["before_date"].as_str().unwrap() < p["after_date"].as_str().unwrap(),
+            "{p}"
+        );
+    }
+    // A before tile newer than all of the after imagery is still left out alone, whatever the
+    // observations: both are compared, with the other tiles.
+    redated(&moved, &tile, "2026-11-01T02:00:00");
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after"), &src.join("imagery/drone")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out-newest"),
+    );
+    let s = skipped_once(&o, "newer_than_after", "before_r0c0.tif");
+    assert_eq!(s["observations"].as_array().unwrap().len(), 2, "{s}");
+}
+
+#[test]
+fn after_imagery_dated_after_the_run_is_not_compared() {
+    // One tile of the satellite's mosaic says 2099 (a typo in a sidecar, a camera's clock):
+    // judged on that day every permit would have expired, and findings on it would be dated
+    // then. It is left out, named; the rest of the mosaic is compared.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-future-date");
+    let after = dir.join("after");
+    copy_dir(&src.join("imagery/after"), &after);
+    let tile = after.join("after_r0c1.tif");
+    std::fs::remove_file(&tile).unwrap();
+    redated(
+        &src.join("imagery/after/after_r0c1.tif"),
+        &tile,
+        "2099-10-14T02:51:00",
+    );
+    let out = dir.join("out");
+    let o = scan_dates(
+        &src.join("imagery/before"),
+        &[&after],
+        &src.join("parcels.gpkg"),
+        &out,
+    );
+    let s = skipped_once(&o, "dated_in_future", "after_r0c1.tif");
+    let message = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "dated_in_future")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("2099-10-14") && message.contains("sidecar"),
+        "{message}"
+    );
+    let sources = s["observations"][0]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{s}");
+    assert!(
+        sources
+            .iter()
+            .all(|p| !p.as_str().unwrap().ends_with("after_r0c1.tif")),
+        "{s}"
+    );
+    assert_eq!(s["observations"][0]["after_date"], "2026-10-14", "{s}");
+    assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
+}
+
+#[test]
+fn a_layer_that_says_degrees_of_metres_is_warned_of_once() {
+    // A GeoJSON file of the scene's parcels in metres without its `crs` member (GDAL takes it
+    // for WGS 84 degrees), the CRS stated on the command line and no grid CRS: the layer is read
+    // as stated, and the warning saying so is logged once, not once per reading.
+    let src = scene(1024, 3);
+    let dir = scratch("scan-degrees-once");
+    let parcels = dir.join("parcels.geojson");
+    let status = std::process::Command::new("ogr2ogr")
+        .args(["-f", "GeoJSON", "-lco", "RFC7946=NO"])
+        .arg(&parcels)
+        .arg(src.join("parcels.gpkg"))
+        .arg("parcels")
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "ogr2ogr failed");
+    let mut g: Value = serde_json::from_slice(&std::fs::read(&parcels).unwrap()).unwrap();
+    g.as_object_mut().unwrap().remove("crs");
+    std::fs::write(&parcels, serde_json::to_vec(&g).unwrap()).unwrap();
+    let o = scan_dates_with(
+        &src.join("imagery/before"),
+        &[&src.join("imagery/after")],
+        &parcels,
+        &dir.join("out"),
+        &["--parcels-crs", "EPSG:4549"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["working_crs"], "EPSG:4549");
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("says its coordinates are degrees").count(),
+        1,
+        "{err}"
+    );
 }
 
 #[test]
