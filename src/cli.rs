@@ -1740,12 +1740,9 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
         format!("+proj=laea +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m +no_defs")
     };
     let crs = crs.as_str();
+    // Ids of a Real field (`110.0`) read as the whole numbers they are, as the scan reads them.
     let text = |f: &landwatch::ingest::vector::VectorFeature, k: &str| -> Option<String> {
-        match f.attributes.get(k)? {
-            serde_json::Value::Null => None,
-            serde_json::Value::String(s) => Some(s.clone()),
-            v => Some(v.to_string()),
-        }
+        landwatch::parcels::attribute_text(f.attributes.get(k))
     };
     let truth_layer = eval_layer(&a.truth, "truth", crs)?;
     if truth_layer.features.is_empty() {

@@ -170,6 +170,11 @@ pub struct ParcelsConfig {
     /// names), tried before the land-use codes and names landwatch knows (docs/RULES.md).
     #[serde(default)]
     pub uses: std::collections::BTreeMap<String, String>,
+    /// The attribute marking basic farmland (yes/no), when it is not `basic_farmland`: a
+    /// register's own name such as `是否基本农田` or `JBNT`; named, it must be in the layer.
+    pub basic_farmland_field: Option<String>,
+    /// The attribute marking the ecological red line, when it is not `eco_redline`.
+    pub eco_redline_field: Option<String>,
     /// The CRS of the coordinates of the parcels, permits and control layers whose files say
     /// none (a Shapefile without its `.prj`, a GeoJSON file of metres without its `crs` member,
     /// which GDAL takes for degrees); a file that says one is read in its own.
@@ -220,6 +225,8 @@ impl Default for ParcelsConfig {
             id_field: default_id_field(),
             use_field: default_use_field(),
             uses: Default::default(),
+            basic_farmland_field: None,
+            eco_redline_field: None,
             crs: None,
             permits: None,
             permits_layer: None,
@@ -704,6 +711,16 @@ mod tests {
         );
         let e = parse("[imagery]\nafter = 5\n").unwrap_err().to_string();
         assert!(e.contains("a path or a list of paths"), "{e}");
+    }
+
+    #[test]
+    fn protection_flag_fields_are_named_in_the_parcels_section() {
+        let cfg = parse("[parcels]\nbasic_farmland_field = \"是否基本农田\"\n").unwrap();
+        assert_eq!(
+            cfg.parcels.basic_farmland_field.as_deref(),
+            Some("是否基本农田")
+        );
+        assert_eq!(cfg.parcels.eco_redline_field, None);
     }
 
     #[test]

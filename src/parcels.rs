@@ -183,6 +183,12 @@ pub struct ParcelFields {
     pub approved_use: String,
     /// The layer's own approved-use values mapped to uses (`[parcels.uses]`).
     pub uses: BTreeMap<String, String>,
+    /// The basic-farmland flag's field when the config names one (`[parcels]
+    /// basic_farmland_field`, e.g. a register's `是否基本农田` or `JBNT`): it must then be there.
+    /// `None`: `basic_farmland`, if the layer has it.
+    pub basic_farmland: Option<String>,
+    /// The ecological-red-line flag's field likewise (`[parcels] eco_redline_field`).
+    pub eco_redline: Option<String>,
 }
 
 /// Normalises an approved-use value: the layer's own mapping (`[parcels.uses]`) first, then a
@@ -302,6 +308,12 @@ pub fn flag(v: Option<&Value>) -> Option<bool> {
         }
         Some(_) => None,
     }
+}
+
+/// An attribute as text, as the parcels and permits read it ([`text`]): `eval` reads a truth's
+/// and findings' ids so too, so that a truth's ids of a Real field match the findings'.
+pub fn attribute_text(v: Option<&Value>) -> Option<String> {
+    text(v)
 }
 
 /// An attribute as text: `None` when null or blank. A number is written as a person would: a
@@ -447,11 +459,23 @@ pub fn parcels_from_layer(
         "name the layer's fields in [parcels] id_field and use_field of the config, or with \
          --id-field and --use-field",
     )?;
+    let named: Vec<&str> = [&fields.basic_farmland, &fields.eco_redline]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if !named.is_empty() {
+        require_fields(
+            layer,
+            &named,
+            "correct [parcels] basic_farmland_field or eco_redline_field in the config",
+        )?;
+    }
     let name = |wanted: &str| field_name(layer, wanted);
     let (id_field, use_field) = (name(&fields.id), name(&fields.approved_use));
     let (farmland_field, redline_field, permit_field) = (
-        name("basic_farmland"),
-        name("eco_redline"),
+        name(fields.basic_farmland.as_deref().unwrap_or("basic_farmland")),
+        name(fields.eco_redline.as_deref().unwrap_or("eco_redline")),
         name("permit_id"),
     );
     if layer.features.is_empty() {
@@ -1087,6 +1111,8 @@ mod tests {
             id: "parcel_id".into(),
             approved_use: "approved_use".into(),
             uses: BTreeMap::new(),
+            basic_farmland: None,
+            eco_redline: None,
         }
     }
 
@@ -1324,6 +1350,8 @@ mod tests {
                 id: "pid".into(),
                 approved_use: "u".into(),
                 uses: BTreeMap::new(),
+                basic_farmland: None,
+                eco_redline: None,
             },
             &mut vec![],
         )
@@ -1375,6 +1403,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("the layer has no features"), "{e}");
+    }
+
+    /// A register names its flags its own way (`是否基本农田`, `JBNT`): the config names the
+    /// field, which must then be there; unnamed, such a field is not read (no parcel protected).
+    #[test]
+    fn protection_flags_are_read_from_the_fields_the_config_names() {
+        let mut l = layer(vec![
+            (Some("A"), "farmland", Some(square(0.0, 0.0, 10.0))),
+            (Some("B"), "farmland", Some(square(20.0, 0.0, 10.0))),
+        ]);
+        for (k, (farmland, redline)) in [("是", "否"), ("否", "是")].into_iter().enumerate() {
+            let a = &mut l.features[k].attributes;
+            a.remove("basic_farmland");
+            a.insert("是否基本农田".into(), Value::from(farmland));
+            a.insert("STBHHX".into(), Value::from(redline));
+        }
+        let flags = |p: &[Parcel]| -> Vec<(bool, bool)> {
+            p.iter()
+                .map(|p| (p.basic_farmland, p.eco_redline))
+                .collect()
+        };
+        let p = parcels_from_layer(&l, &fields(), &mut vec![]).unwrap();
+        assert_eq!(flags(&p), [(false, false), (false, false)]);
+        let named = ParcelFields {
+            basic_farmland: Some("是否基本农田".into()),
+            eco_redline: Some("stbhhx".into()),
+            ..fields()
+        };
+        let p = parcels_from_layer(&l, &named, &mut vec![]).unwrap();
+        assert_eq!(flags(&p), [(true, false), (false, true)]);
+        // A field named that the layer lacks is an error naming it and the fields there are.
+        let wrong = ParcelFields {
+            basic_farmland: Some("JBNT".into()),
+            ..fields()
+        };
+        let e = parcels_from_layer(&l, &wrong, &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("JBNT") && e.contains("是否基本农田") && e.contains("basic_farmland_field"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1469,6 +1539,8 @@ mod tests {
             id: "宗地编号".into(),
             approved_use: "地类名称".into(),
             uses: BTreeMap::new(),
+            basic_farmland: None,
+            eco_redline: None,
         };
         let p = parcels_from_layer(&l, &chinese, &mut vec![]).unwrap();
         assert_eq!(

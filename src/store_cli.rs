@@ -506,7 +506,9 @@ use_field = "approved_use"     # land-use codes and names are known too, e.g. "D
 # crs = "EPSG:4528"
 # Protected parcels: the layer's fields basic_farmland (永久基本农田) and eco_redline (生态保护红线),
 # yes as 是/true/y/1, no as 否/false/n/0 or empty (any other value stops the scan, naming the
-# parcel), or control layers of their own (below), or both.
+# parcel), or control layers of their own (below), or both. Fields of other names:
+# basic_farmland_field = "是否基本农田"
+# eco_redline_field = "STBHHX"
 # Permits (optional: without a permits register, remove the line; then no change is explained by
 # a permit).
 permits = "permits.gpkg"

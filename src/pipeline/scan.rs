@@ -661,6 +661,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             id: cfg.parcels.id_field.clone(),
             approved_use: cfg.parcels.use_field.clone(),
             uses: cfg.parcels.uses.clone(),
+            basic_farmland: cfg.parcels.basic_farmland_field.clone(),
+            eco_redline: cfg.parcels.eco_redline_field.clone(),
         };
         let mut parcels = parcels_from_layer(&layer, &fields, &mut notes)
             .map_err(|e| PipelineError::Inputs(e.to_string()))?;

@@ -2675,6 +2675,42 @@ fn building_flagged_as_excavation(name: &str) -> (std::path::PathBuf, std::path:
     (truth, findings)
 }
 
+/// A truth whose parcel ids are numbers of a Real field (`110.0`, as a Shapefile's `N(19,11)` or
+/// a GeoPackage REAL column holds them) scores findings naming parcel `110`: eval read the truth's
+/// id as "110.0" and every finding as a false alarm, every violation as missed.
+#[test]
+fn eval_matches_a_truth_s_whole_number_ids_of_a_real_field_to_the_findings() {
+    let dir = scratch("eval-real-ids");
+    let (truth, findings) = (dir.join("truth.geojson"), dir.join("findings.geojson"));
+    std::fs::write(
+        &truth,
+        feature_collection(&[eval_feature(
+            r#"{"kind":"excavation","category":"violation","parcel_id":110.0}"#,
+            0.0,
+        )]),
+    )
+    .unwrap();
+    std::fs::write(
+        &findings,
+        feature_collection(&[eval_feature(
+            r#"{"kind":"excavation","parcel_id":"110","finding_id":"f1","rule_id":"R"}"#,
+            0.0,
+        )]),
+    )
+    .unwrap();
+    let r = crate::common::eval_json(&truth, &findings);
+    let parcel = &r["parcel"];
+    assert_eq!(
+        (
+            parcel["tp"].as_u64(),
+            parcel["fp"].as_u64(),
+            parcel["fn"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
+        "{r}"
+    );
+}
+
 /// A building on farmland flagged as excavation: the per-kind lines said "none in the truth and
 /// none found" for the building and counted the excavation finding as its own true positive, and
 /// the JSON gave a kind with no findings precision 0 and one with no truth recall 1.
