@@ -2080,6 +2080,19 @@ mod tests {
     }
 
     /// A window of blue, green, red and near-infrared bands, every pixel valid.
+    /// The whole window of `before` and `after` as one cell (its core the window), 0.5 m pixels.
+    fn whole<'a>(before: &'a CellImage, after: &'a CellImage) -> CellInput<'a> {
+        let (h, w) = before.valid.dim();
+        CellInput {
+            cell_id: "test",
+            before,
+            after,
+            core_offset: (0, 0),
+            core_size: (w, h),
+            pixel_area_m2: 0.25,
+        }
+    }
+
     fn image(bands: Array3<f32>) -> CellImage {
         let (_, h, w) = bands.dim();
         CellImage {
@@ -2257,14 +2270,7 @@ mod tests {
             }
         }
         let (b, a) = (image(b), image(a));
-        let input = CellInput {
-            cell_id: "test",
-            before: &b,
-            after: &a,
-            core_offset: (0, 0),
-            core_size: (n, n),
-            pixel_area_m2: 0.25,
-        };
+        let input = whole(&b, &a);
         let r = SpectralDetector::default().detect(&input).unwrap();
         let changes: Vec<(Transition, u64)> = r
             .regions
@@ -2320,14 +2326,7 @@ mod tests {
             img
         };
         let (b, a) = (rgb(b), rgb(a));
-        let input = CellInput {
-            cell_id: "test",
-            before: &b,
-            after: &a,
-            core_offset: (0, 0),
-            core_size: (n, n),
-            pixel_area_m2: 0.25,
-        };
+        let input = whole(&b, &a);
         let r = SpectralDetector::default().detect(&input).unwrap();
         let count = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, v: u8| {
             r.unobserved
@@ -2365,14 +2364,7 @@ mod tests {
     #[test]
     fn finds_the_building_and_calls_the_harvest_a_cycle() {
         let (b, a) = pair(128);
-        let input = CellInput {
-            cell_id: "test",
-            before: &b,
-            after: &a,
-            core_offset: (0, 0),
-            core_size: (128, 128),
-            pixel_area_m2: 0.25,
-        };
+        let input = whole(&b, &a);
         let det = SpectralDetector::default();
         let r = det.detect(&input).unwrap();
         let built: Vec<&RegionStats> = r
@@ -2421,14 +2413,7 @@ mod tests {
     #[test]
     fn another_detectors_mask_combines_with_the_spectral_one() {
         let (b, a) = pair(128);
-        let input = CellInput {
-            cell_id: "test",
-            before: &b,
-            after: &a,
-            core_offset: (0, 0),
-            core_size: (128, 128),
-            pixel_area_m2: 0.25,
-        };
+        let input = whole(&b, &a);
         let det = SpectralDetector::default();
         // A "model" that sees only the left half of the building.
         let score = Array2::from_shape_fn((128, 128), |(y, x)| {

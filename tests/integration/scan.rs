@@ -3179,10 +3179,9 @@ fn what_a_killed_run_left_in_the_staging_place_does_not_stop_the_next() {
     }
 }
 
-#[test]
-fn before_imagery_newer_than_all_of_the_after_is_not_used() {
-    let src = scene(1024, 3);
-    let dir = scratch("scan-newer-before");
+/// A copy of the scene's before mosaic in `dir/before` whose tile `before_r0c0.tif` is dated
+/// `when` (the others keep the scene's date).
+fn before_with_a_tile_of(src: &Path, dir: &Path, when: &str) -> std::path::PathBuf {
     let before = dir.join("before");
     std::fs::create_dir_all(&before).unwrap();
     for e in std::fs::read_dir(src.join("imagery/before")).unwrap() {
@@ -3191,11 +3190,19 @@ fn before_imagery_newer_than_all_of_the_after_is_not_used() {
             std::fs::copy(&p, before.join(p.file_name().unwrap())).unwrap();
         }
     }
-    // One tile of the before mosaic is dated after the after imagery (2026-10-14).
     let tile = before.join("before_r0c0.tif");
     let moved = dir.join("before_r0c0.tif");
     std::fs::rename(&tile, &moved).unwrap();
-    redated(&moved, &tile, "2026-11-01T02:00:00");
+    redated(&moved, &tile, when);
+    before
+}
+
+#[test]
+fn before_imagery_newer_than_all_of_the_after_is_not_used() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-newer-before");
+    // One tile of the before mosaic is dated after the after imagery (2026-10-14).
+    let before = before_with_a_tile_of(&src, &dir, "2026-11-01T02:00:00");
     let o = scan_dates(
         &before,
         &[&src.join("imagery/after")],
@@ -3226,18 +3233,7 @@ fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
     // the drone's is compared as usual.
     let src = scene(1024, 3);
     let dir = scratch("scan-before-between-afters");
-    let before = dir.join("before");
-    std::fs::create_dir_all(&before).unwrap();
-    for e in std::fs::read_dir(src.join("imagery/before")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|e| e == "tif") {
-            std::fs::copy(&p, before.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    let tile = before.join("before_r0c0.tif");
-    let moved = dir.join("before_r0c0.tif");
-    std::fs::rename(&tile, &moved).unwrap();
-    redated(&moved, &tile, "2026-10-15T02:00:00");
+    let before = before_with_a_tile_of(&src, &dir, "2026-10-15T02:00:00");
     let out = dir.join("out");
     let o = scan_dates(
         &before,
@@ -3281,7 +3277,11 @@ fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
     }
     // A before tile newer than all of the after imagery is still left out alone, whatever the
     // observations: both are compared, with the other tiles.
-    redated(&moved, &tile, "2026-11-01T02:00:00");
+    redated(
+        &dir.join("before_r0c0.tif"),
+        &before.join("before_r0c0.tif"),
+        "2026-11-01T02:00:00",
+    );
     let o = scan_dates(
         &before,
         &[&src.join("imagery/after"), &src.join("imagery/drone")],
