@@ -2032,15 +2032,7 @@ fn permits_whose_use_the_rules_do_not_name_are_named() {
 
     let (o, out) = with(&register("local.gpkg", "规划许可"), "local");
     let s = skipped_once(&o, "unknown_permitted_use", "permitted_use '规划许可'");
-    let message = s["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kind"] == "unknown_permitted_use")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = skip_message(&s, "unknown_permitted_use");
     assert!(
         message.contains("local.gpkg: 4 permit(s)")
             && message.contains("GH-2026-0001")
@@ -3179,6 +3171,19 @@ fn what_a_killed_run_left_in_the_staging_place_does_not_stop_the_next() {
     }
 }
 
+/// The message of the summary's skipped input of `kind`.
+fn skip_message(summary: &Value, kind: &str) -> String {
+    summary["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} among the skipped inputs: {summary}"))["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// A copy of the scene's before mosaic in `dir/before` whose tile `before_r0c0.tif` is dated
 /// `when` (the others keep the scene's date).
 fn before_with_a_tile_of(src: &Path, dir: &Path, when: &str) -> std::path::PathBuf {
@@ -3242,15 +3247,7 @@ fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
         &out,
     );
     let s = skipped_once(&o, "newer_than_after", "satellite");
-    let message = s["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kind"] == "newer_than_after")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = skip_message(&s, "newer_than_after");
     for part in ["before_r0c0.tif", "2026-10-15", "'satellite'", "2026-10-14"] {
         assert!(message.contains(part), "{part}: {message}");
     }
@@ -3316,15 +3313,7 @@ fn after_imagery_dated_after_the_run_is_not_compared() {
         &out,
     );
     let s = skipped_once(&o, "dated_in_future", "after_r0c1.tif");
-    let message = s["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kind"] == "dated_in_future")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = skip_message(&s, "dated_in_future");
     assert!(
         message.contains("2099-10-14") && message.contains("sidecar"),
         "{message}"
