@@ -212,7 +212,12 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
             "no usable after imagery (every observation was skipped; see the reasons above)".into(),
         ));
     }
-    super::drop_before_newer_than_after(&mut before[0], &after, &mut skipped);
+    super::drop_before_newer_than_after(
+        &mut before[0],
+        &after,
+        chrono::Local::now().naive_local(),
+        &mut skipped,
+    );
     if before.len() > 1 || after.len() > 1 {
         let names = |o: &[Observation]| {
             o.iter()

@@ -230,6 +230,7 @@ pub fn drop_after_not_newer_than_before(
 pub fn drop_before_newer_than_after(
     before: &mut Observation,
     after: &[Observation],
+    now: NaiveDateTime,
     skipped: &mut Vec<Skipped>,
 ) {
     let time = |s: &crate::ingest::ImageSource| s.info.acquired.as_ref().map(|a| a.time);
@@ -246,13 +247,26 @@ pub fn drop_before_newer_than_after(
         .partition(|s| time(s).is_none_or(|d| d <= last));
     for src in &dropped {
         let Some(d) = time(src) else { continue };
+        // A date after the day of the run is a typo (a sidecar's year, a camera's clock), not
+        // after imagery given as before.
+        let what_to_do = if d > now + chrono::Duration::days(1) {
+            format!(
+                "that is after the day of this run ({}), so the date cannot be right: correct \
+                 it (a sidecar {}.json {{\"acquired_at\": \"2026-04-12T02:51:00\"}}, or its \
+                 ACQUISITION_DATE or TIFFTAG_DATETIME)",
+                now.date(),
+                src.path.display()
+            )
+        } else {
+            "move this file to the after imagery or check its date".to_string()
+        };
         let s = Skipped {
             what: src.path.display().to_string(),
             kind: "newer_than_after".into(),
             message: format!(
                 "{}: before imagery acquired {d}, after all of the after imagery ({last} and \
-                 earlier): not used as before, so that nothing is compared backwards — move \
-                 this file to the after imagery or check its date",
+                 earlier): not used as before, so that nothing is compared backwards — \
+                 {what_to_do}",
                 src.path.display(),
             ),
         };

@@ -777,7 +777,12 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     if after_obs.is_empty() {
         return Err(none_usable("after", after_found, cfg.after_paths()));
     }
-    super::drop_before_newer_than_after(&mut before_obs[0], &after_obs, &mut skipped);
+    super::drop_before_newer_than_after(
+        &mut before_obs[0],
+        &after_obs,
+        chrono::Local::now().naive_local(),
+        &mut skipped,
+    );
     let mut after_obs =
         super::drop_after_older_than_some_before(&before_obs[0], after_obs, &mut skipped);
     let before = &before_obs[0];

@@ -3228,6 +3228,29 @@ fn before_imagery_newer_than_all_of_the_after_is_not_used() {
             "{p}"
         );
     }
+    assert!(
+        skip_message(&s, "newer_than_after").contains("move this file to the after imagery"),
+        "{s}"
+    );
+    // Dated after the day of the run, the tile's date is a typo, not after imagery given as
+    // before: the message says to correct it (it said to move the file to the after imagery).
+    redated(
+        &dir.join("before_r0c0.tif"),
+        &before.join("before_r0c0.tif"),
+        "2099-11-01T02:00:00",
+    );
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out-typo"),
+    );
+    let s = skipped_once(&o, "newer_than_after", "before_r0c0.tif");
+    let message = skip_message(&s, "newer_than_after");
+    assert!(
+        message.contains("the date cannot be right") && !message.contains("move this file"),
+        "{message}"
+    );
 }
 
 #[test]
