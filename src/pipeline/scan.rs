@@ -585,6 +585,40 @@ fn undated_after(after: &[Observation]) -> Vec<Skipped> {
     skipped
 }
 
+/// The files of a dated before mosaic used without an acquisition date, named (kind `no_date`)
+/// and logged: nothing shows such a file is older than the after imagery (a newer one is left
+/// out, `newer_than_after`), and findings over it are dated by the mosaic's other files. Before
+/// imagery without any date is used as it is, unnamed: the after imagery's date decides.
+fn undated_before(before: &Observation) -> Vec<Skipped> {
+    let Some(before_day) = latest(before).map(|d| d.date()) else {
+        return Vec::new();
+    };
+    let mut skipped = Vec::new();
+    for s in before
+        .sources
+        .sources
+        .iter()
+        .filter(|s| s.info.acquired.is_none())
+    {
+        let message = format!(
+            "{}: before imagery has no acquisition date (no sidecar, ACQUISITION_DATE or \
+             TIFFTAG_DATETIME) where the rest of the before imagery has (at latest \
+             {before_day}): compared, but nothing shows it is older than the after imagery, and \
+             findings over it are dated by the other files; give its date in a sidecar {}.json \
+             ({{\"acquired_at\": \"2026-04-12T02:48:00\"}})",
+            s.path.display(),
+            s.path.display()
+        );
+        tracing::warn!("{message}");
+        skipped.push(Skipped {
+            what: s.path.display().to_string(),
+            kind: "no_date".into(),
+            message,
+        });
+    }
+    skipped
+}
+
 fn latest(obs: &Observation) -> Option<NaiveDateTime> {
     obs.sources
         .sources
@@ -827,6 +861,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     // Named on every run that uses them, one with nothing new to detect included: the files are
     // used undated as long as they are among the inputs.
     skipped.extend(undated_after(&after_obs));
+    skipped.extend(undated_before(before));
     let hashing = if defer_hashes {
         hash_beside(std::iter::once(before).chain(&after_obs))
     } else {

@@ -2964,6 +2964,45 @@ fn the_findings_gpkg_dates_are_dates() {
     }
 }
 
+/// A tile of the before mosaic without a date of its own was used silently: nothing shows it is
+/// older than the after imagery (a newer one is left out), so it is named, and still compared.
+#[test]
+fn a_tile_of_a_dated_before_mosaic_without_a_date_of_its_own_is_named() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-undated-before-tile");
+    let before = dir.join("before");
+    std::fs::create_dir_all(&before).unwrap();
+    let mut tiles: Vec<_> = std::fs::read_dir(src.join("imagery/before"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+        .collect();
+    tiles.sort();
+    assert!(tiles.len() >= 2);
+    for t in &tiles[1..] {
+        std::fs::copy(t, before.join(t.file_name().unwrap())).unwrap();
+    }
+    {
+        let mut ds = copy_for_update(&tiles[0], &before.join("undated.tif"));
+        for item in ["ACQUISITION_DATE", "TIFFTAG_DATETIME"] {
+            gdal::Metadata::set_metadata_item(&mut ds, item, "", "").unwrap();
+        }
+    }
+    let o = scan_dates(
+        &before,
+        &[&src.join("imagery/after")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    let s = skipped_once(&o, "no_date", "undated.tif");
+    let message = skip_message(&s, "no_date");
+    assert!(
+        message.contains("before imagery has no acquisition date") && message.contains("sidecar"),
+        "{message}"
+    );
+    assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
+}
+
 #[test]
 fn a_tile_of_a_dated_mosaic_without_a_date_of_its_own_is_named() {
     let src = scene(1024, 3);
