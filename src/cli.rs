@@ -1863,6 +1863,21 @@ fn eval(a: EvalArgs) -> Result<Outcome> {
     };
     line("parcel level", &e.parcel);
     line("object level", &e.object);
+    let p = &e.parcel;
+    if p.tp + p.fn_ == 0 {
+        // Recall is undefined: say why rather than leave the n/a unexplained.
+        println!(
+            "the truth has no observable violation, so recall is n/a; {}",
+            if p.fp == 0 {
+                "nothing was flagged either: a clean scene scored clean".to_string()
+            } else {
+                format!(
+                    "every one of the {} flagged parcel(s) is a false alarm",
+                    p.fp
+                )
+            }
+        );
+    }
     // Per kind, recall and precision count different parcels (the truth's kind, the findings'
     // kind), so each side's counts are named rather than folded into one TP/FP/FN.
     for (k, s) in &e.per_kind {

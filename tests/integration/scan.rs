@@ -2667,6 +2667,33 @@ fn building_flagged_as_excavation(name: &str) -> (std::path::PathBuf, std::path:
     (truth, findings)
 }
 
+/// A truth without violations scored against no findings printed n/a lines and nothing else:
+/// eval now says why recall is undefined and that a clean scene was scored clean.
+#[test]
+fn eval_says_why_recall_is_undefined_on_a_truth_without_violations() {
+    let dir = scratch("eval-no-violations");
+    let (truth, findings) = (dir.join("truth.geojson"), dir.join("findings.geojson"));
+    std::fs::write(
+        &truth,
+        feature_collection(&[eval_feature(
+            r#"{"kind":"harvest","category":"cycle","parcel_id":"A"}"#,
+            0.0,
+        )]),
+    )
+    .unwrap();
+    std::fs::write(&findings, feature_collection(&[])).unwrap();
+    let (t, f) = (truth.to_str().unwrap(), findings.to_str().unwrap());
+    let o = run(["eval", "--truth", t, "--findings", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "the truth has no observable violation, so recall is n/a; nothing was flagged either"
+        ),
+        "{}",
+        stdout(&o)
+    );
+}
+
 /// A truth whose parcel ids are numbers of a Real field (`110.0`, as a Shapefile's `N(19,11)` or
 /// a GeoPackage REAL column holds them) scores findings naming parcel `110`: eval read the truth's
 /// id as "110.0" and every finding as a false alarm, every violation as missed.
