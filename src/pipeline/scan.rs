@@ -559,30 +559,41 @@ fn undated_after(after: &[Observation]) -> Vec<Skipped> {
             });
             continue;
         };
-        for s in obs
-            .sources
-            .sources
-            .iter()
-            .filter(|s| s.info.acquired.is_none())
-        {
-            let message = format!(
+        skipped.extend(name_undated_files(obs, |path| {
+            format!(
                 "{}: after imagery of observation '{}' has no acquisition date (no sidecar, \
                  ACQUISITION_DATE or TIFFTAG_DATETIME): compared, with findings over it dated by \
                  the observation's other files (at latest {after_day}) and permits judged on \
                  that day; {}",
-                s.path.display(),
+                path.display(),
                 obs.name,
-                sidecar(&s.path)
-            );
+                sidecar(path)
+            )
+        }));
+    }
+    skipped
+}
+
+/// Each file of `obs` without an acquisition date, named (kind `no_date`, `message` of its path)
+/// and logged.
+fn name_undated_files(
+    obs: &Observation,
+    message: impl Fn(&std::path::Path) -> String,
+) -> Vec<Skipped> {
+    obs.sources
+        .sources
+        .iter()
+        .filter(|s| s.info.acquired.is_none())
+        .map(|s| {
+            let message = message(&s.path);
             tracing::warn!("{message}");
-            skipped.push(Skipped {
+            Skipped {
                 what: s.path.display().to_string(),
                 kind: "no_date".into(),
                 message,
-            });
-        }
-    }
-    skipped
+            }
+        })
+        .collect()
 }
 
 /// The files of a dated before mosaic used without an acquisition date, named (kind `no_date`)
@@ -593,30 +604,17 @@ fn undated_before(before: &Observation) -> Vec<Skipped> {
     let Some(before_day) = latest(before).map(|d| d.date()) else {
         return Vec::new();
     };
-    let mut skipped = Vec::new();
-    for s in before
-        .sources
-        .sources
-        .iter()
-        .filter(|s| s.info.acquired.is_none())
-    {
-        let message = format!(
+    name_undated_files(before, |path| {
+        format!(
             "{}: before imagery has no acquisition date (no sidecar, ACQUISITION_DATE or \
              TIFFTAG_DATETIME) where the rest of the before imagery has (at latest \
              {before_day}): compared, but nothing shows it is older than the after imagery, and \
              findings over it are dated by the other files; give its date in a sidecar {}.json \
              ({{\"acquired_at\": \"2026-04-12T02:48:00\"}})",
-            s.path.display(),
-            s.path.display()
-        );
-        tracing::warn!("{message}");
-        skipped.push(Skipped {
-            what: s.path.display().to_string(),
-            kind: "no_date".into(),
-            message,
-        });
-    }
-    skipped
+            path.display(),
+            path.display()
+        )
+    })
 }
 
 fn latest(obs: &Observation) -> Option<NaiveDateTime> {

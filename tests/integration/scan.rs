@@ -2991,15 +2991,11 @@ fn the_findings_gpkg_dates_are_dates() {
     }
 }
 
-/// A tile of the before mosaic without a date of its own was used silently: nothing shows it is
-/// older than the after imagery (a newer one is left out), so it is named, and still compared.
-#[test]
-fn a_tile_of_a_dated_before_mosaic_without_a_date_of_its_own_is_named() {
-    let src = scene(1024, 3);
-    let dir = scratch("scan-undated-before-tile");
-    let before = dir.join("before");
-    std::fs::create_dir_all(&before).unwrap();
-    let mut tiles: Vec<_> = std::fs::read_dir(src.join("imagery/before"))
+/// A copy of the mosaic in `from` in `to` whose first tile, as `undated.tif`, says no date
+/// (neither ACQUISITION_DATE nor TIFFTAG_DATETIME); the mosaic's number of tiles.
+fn with_an_undated_tile(from: &Path, to: &Path) -> usize {
+    std::fs::create_dir_all(to).unwrap();
+    let mut tiles: Vec<_> = std::fs::read_dir(from)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "tif"))
@@ -3007,14 +3003,23 @@ fn a_tile_of_a_dated_before_mosaic_without_a_date_of_its_own_is_named() {
     tiles.sort();
     assert!(tiles.len() >= 2);
     for t in &tiles[1..] {
-        std::fs::copy(t, before.join(t.file_name().unwrap())).unwrap();
+        std::fs::copy(t, to.join(t.file_name().unwrap())).unwrap();
     }
-    {
-        let mut ds = copy_for_update(&tiles[0], &before.join("undated.tif"));
-        for item in ["ACQUISITION_DATE", "TIFFTAG_DATETIME"] {
-            gdal::Metadata::set_metadata_item(&mut ds, item, "", "").unwrap();
-        }
+    let mut ds = copy_for_update(&tiles[0], &to.join("undated.tif"));
+    for item in ["ACQUISITION_DATE", "TIFFTAG_DATETIME"] {
+        gdal::Metadata::set_metadata_item(&mut ds, item, "", "").unwrap();
     }
+    tiles.len()
+}
+
+/// A tile of the before mosaic without a date of its own was used silently: nothing shows it is
+/// older than the after imagery (a newer one is left out), so it is named, and still compared.
+#[test]
+fn a_tile_of_a_dated_before_mosaic_without_a_date_of_its_own_is_named() {
+    let src = scene(1024, 3);
+    let dir = scratch("scan-undated-before-tile");
+    let before = dir.join("before");
+    with_an_undated_tile(&src.join("imagery/before"), &before);
     let o = scan_dates(
         &before,
         &[&src.join("imagery/after")],
@@ -3035,25 +3040,7 @@ fn a_tile_of_a_dated_mosaic_without_a_date_of_its_own_is_named() {
     let src = scene(1024, 3);
     let dir = scratch("scan-undated-tile");
     let after = dir.join("after");
-    std::fs::create_dir_all(&after).unwrap();
-    let mut tiles: Vec<_> = std::fs::read_dir(src.join("imagery/after"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
-        .collect();
-    tiles.sort();
-    assert!(tiles.len() >= 2);
-    for t in &tiles[1..] {
-        std::fs::copy(t, after.join(t.file_name().unwrap())).unwrap();
-    }
-    // The first tile says no date: neither ACQUISITION_DATE nor TIFFTAG_DATETIME.
-    let undated = after.join("undated.tif");
-    {
-        let mut ds = copy_for_update(&tiles[0], &undated);
-        for item in ["ACQUISITION_DATE", "TIFFTAG_DATETIME"] {
-            gdal::Metadata::set_metadata_item(&mut ds, item, "", "").unwrap();
-        }
-    }
+    let tiles = with_an_undated_tile(&src.join("imagery/after"), &after);
     let o = scan_dates(
         &src.join("imagery/before"),
         &[&after],
@@ -3064,7 +3051,7 @@ fn a_tile_of_a_dated_mosaic_without_a_date_of_its_own_is_named() {
     let s = skipped_once(&o, "no_date", "undated.tif");
     assert_eq!(
         s["observations"][0]["sources"].as_array().unwrap().len(),
-        tiles.len(),
+        tiles,
         "{s}"
     );
     let message = s["skipped"][0]["message"].as_str().unwrap();
