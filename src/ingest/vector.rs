@@ -375,10 +375,14 @@ pub fn read_layer_as(
     Ok(again)
 }
 
+/// A table or column name quoted for SQLite's SQL.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// A GeoPackage feature's value as the text stored (SQLite's own, not GDAL's reading of its
 /// column's type), if there is one.
 fn raw_text(ds: &Dataset, layer: &str, field: &str, fid: u64) -> Option<String> {
-    let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
     let sql = format!(
         "SELECT CAST({} AS TEXT) AS raw FROM {} WHERE rowid = {fid}",
         quoted(field),
@@ -403,7 +407,6 @@ fn text_in_numeric_columns(
     if numeric.is_empty() {
         return Vec::new();
     }
-    let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
     // Every column of the result is text (`T` and the value, or `N`), so that GDAL, which types
     // an expression's column by its first row, reads each as text.
     let columns: Vec<String> = numeric
@@ -754,7 +757,9 @@ fn read_layer_of(
     // A Shapefile keeps numbers as text: one whose numeric column holds `是` or `Y` is read by
     // GDAL as 0, with only a warning, which is kept to read the value as the text it is.
     super::keep_partly_parsed(true);
-    let mut partly_parsed: BTreeMap<String, (usize, Option<u64>, String)> = BTreeMap::new();
+    // Per numeric field holding text (read as the text): how many features, and the first's
+    // id and value, for one warning per field.
+    let mut held_as_text: BTreeMap<String, (usize, Option<u64>, String)> = BTreeMap::new();
     for f in lyr.features() {
         let fid = f.fid();
         let as_text: Vec<(usize, String)> = super::take_partly_parsed()
@@ -764,7 +769,7 @@ fn read_layer_of(
         let mut attributes = BTreeMap::new();
         for (i, name) in field_names.iter().enumerate() {
             if let Some((_, raw)) = as_text.iter().find(|(k, _)| *k == i) {
-                let seen = partly_parsed
+                let seen = held_as_text
                     .entry(name.clone())
                     .or_insert((0, fid, raw.clone()));
                 seen.0 += 1;
@@ -906,31 +911,24 @@ fn read_layer_of(
             .enumerate()
             .filter_map(|(k, f)| Some((f.fid?, k)))
             .collect();
-        let mut held: BTreeMap<&str, (usize, u64, String)> = BTreeMap::new();
         for (fid, i, raw) in text_in_numeric_columns(ds, &layer_name, &field_names, &numeric) {
             let Some(&k) = at.get(&fid) else { continue };
-            let name = field_names[i].as_str();
-            let seen = held.entry(name).or_insert((0, fid, raw.clone()));
+            let name = &field_names[i];
+            let seen = held_as_text
+                .entry(name.clone())
+                .or_insert((0, Some(fid), raw.clone()));
             seen.0 += 1;
             features[k]
                 .attributes
-                .insert(name.to_string(), Value::from(raw));
-        }
-        for (name, (count, fid, raw)) in held {
-            tracing::warn!(
-                "{} layer {layer_name}: field {name} is declared a number, but {count} \
-                 feature(s) hold text in it (feature {fid}: '{raw}'), which GDAL would read \
-                 as 0 or nothing; read as the text written",
-                path.display()
-            );
+                .insert(name.clone(), Value::from(raw));
         }
     }
     super::keep_partly_parsed(false);
-    for (name, (count, fid, raw)) in partly_parsed {
+    for (name, (count, fid, raw)) in held_as_text {
         tracing::warn!(
-            "{} layer {layer_name}: field {name} is numeric, but {count} feature(s) hold text in \
-             it (feature {}: '{raw}'), which GDAL would read as a number; read as the text \
-             written",
+            "{} layer {layer_name}: field {name} is declared a number, but {count} feature(s) \
+             hold text in it (feature {}: '{raw}'), which GDAL would read as a number (0) or \
+             nothing; read as the text written",
             path.display(),
             fid.map_or("?".to_string(), |f| f.to_string())
         );
@@ -1019,6 +1017,21 @@ mod tests {
     }
 
     /// A new, empty GeoPackage `file` in `dir`, and the CRS its test layers are in (EPSG:4549).
+    /// A new layer of polygons `name` in `ds`, in `srs`.
+    fn polygon_layer<'a>(
+        ds: &'a mut Dataset,
+        name: &str,
+        srs: Option<&SpatialRef>,
+    ) -> gdal::vector::Layer<'a> {
+        ds.create_layer(LayerOptions {
+            name,
+            srs,
+            ty: OGRwkbGeometryType::wkbPolygon,
+            options: None,
+        })
+        .unwrap()
+    }
+
     fn new_gpkg(dir: &Path, file: &str) -> (PathBuf, Dataset, SpatialRef) {
         super::super::init_gdal();
         let path = dir.join(file);
@@ -1034,14 +1047,7 @@ mod tests {
         let drv = gdal::DriverManager::get_driver_by_name("ESRI Shapefile").unwrap();
         let mut ds = drv.create_vector_only(&path).unwrap();
         let srs = epsg.map(|c| SpatialRef::from_epsg(c).unwrap());
-        let layer = ds
-            .create_layer(LayerOptions {
-                name,
-                srs: srs.as_ref(),
-                ty: OGRwkbGeometryType::wkbPolygon,
-                options: None,
-            })
-            .unwrap();
+        let layer = polygon_layer(&mut ds, name, srs.as_ref());
         let wkt = format!(
             "POLYGON (({x} {y}, {} {y}, {} {}, {x} {}, {x} {y}))",
             x + 10.0,
@@ -1167,14 +1173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, mut ds, srs) = new_gpkg(dir.path(), "several.gpkg");
         for (name, n) in [("empty", 0), ("parcels", 2), ("permits", 1)] {
-            let layer = ds
-                .create_layer(LayerOptions {
-                    name,
-                    srs: Some(&srs),
-                    ty: OGRwkbGeometryType::wkbPolygon,
-                    options: None,
-                })
-                .unwrap();
+            let layer = polygon_layer(&mut ds, name, Some(&srs));
             for i in 0..n {
                 let x = 500_000.0 + 20.0 * f64::from(i);
                 let wkt = format!(
@@ -1268,14 +1267,7 @@ mod tests {
         // valid_from is `15.01.2026` was valid since ever. A NULL stays NULL (an open end).
         let dir = tempfile::tempdir().unwrap();
         let (path, mut ds, srs) = new_gpkg(dir.path(), "permits.gpkg");
-        let layer = ds
-            .create_layer(LayerOptions {
-                name: "permits",
-                srs: Some(&srs),
-                ty: OGRwkbGeometryType::wkbPolygon,
-                options: None,
-            })
-            .unwrap();
+        let layer = polygon_layer(&mut ds, "permits", Some(&srs));
         layer
             .create_defn_fields(&[("valid_from", gdal::vector::OGRFieldType::OFTDate)])
             .unwrap();
@@ -1312,14 +1304,7 @@ mod tests {
         let drv = gdal::DriverManager::get_driver_by_name("ESRI Shapefile").unwrap();
         {
             let mut ds = drv.create_vector_only(&shp).unwrap();
-            let layer = ds
-                .create_layer(LayerOptions {
-                    name: "register",
-                    srs: Some(&srs),
-                    ty: OGRwkbGeometryType::wkbPolygon,
-                    options: None,
-                })
-                .unwrap();
+            let layer = polygon_layer(&mut ds, "register", Some(&srs));
             layer
                 .create_defn_fields(&[("valid_from", gdal::vector::OGRFieldType::OFTDate)])
                 .unwrap();
@@ -1353,14 +1338,7 @@ mod tests {
         // basic-farmland flag `是` read as "no" would hide a protected parcel.
         let dir = tempfile::tempdir().unwrap();
         let (path, mut ds, srs) = new_gpkg(dir.path(), "parcels.gpkg");
-        let layer = ds
-            .create_layer(LayerOptions {
-                name: "parcels",
-                srs: Some(&srs),
-                ty: OGRwkbGeometryType::wkbPolygon,
-                options: None,
-            })
-            .unwrap();
+        let layer = polygon_layer(&mut ds, "parcels", Some(&srs));
         layer
             .create_defn_fields(&[
                 ("basic_farmland", gdal::vector::OGRFieldType::OFTInteger),

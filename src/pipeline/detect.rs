@@ -206,18 +206,17 @@ pub fn run_detect(job: &DetectJob) -> Result<DetectReport, PipelineError> {
     }
     let mut before = observations_of(&before_entries, "before")?;
     let after = observations_of(&after_entries, "after")?;
-    let after = super::drop_after_not_newer_than_before(&before[0], after, &mut skipped);
+    let after = super::in_time_order(
+        &mut before[0],
+        after,
+        chrono::Local::now().naive_local(),
+        &mut skipped,
+    );
     if after.is_empty() {
         return Err(PipelineError::Inputs(
             "no usable after imagery (every observation was skipped; see the reasons above)".into(),
         ));
     }
-    super::drop_before_newer_than_after(
-        &mut before[0],
-        &after,
-        chrono::Local::now().naive_local(),
-        &mut skipped,
-    );
     if before.len() > 1 || after.len() > 1 {
         let names = |o: &[Observation]| {
             o.iter()

@@ -75,6 +75,26 @@ pub fn drop_files_of_both_dates(
     after
 }
 
+/// The after observations that can be compared with `before` in time, in the order the date
+/// checks must run (each names what it leaves out in `skipped`): after files dated in the
+/// future, after imagery not newer than the before imagery, before files newer than all of the
+/// after imagery, then after observations older than some before file. Empty when no after
+/// observation is left. `scan` and `detect` both go through it.
+pub fn in_time_order(
+    before: &mut Observation,
+    after: Vec<Observation>,
+    now: NaiveDateTime,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Observation> {
+    let after = drop_after_dated_in_future(after, now, skipped);
+    let after = drop_after_not_newer_than_before(before, after, skipped);
+    if after.is_empty() {
+        return after;
+    }
+    drop_before_newer_than_after(before, &after, now, skipped);
+    drop_after_older_than_some_before(before, after, skipped)
+}
+
 /// Drops every after file dated later than a day after `now` (the margin allows for dates in
 /// UTC or another time zone) — a typo in a sidecar, a camera's clock set wrong — and names it in
 /// `skipped` (kind `dated_in_future`): a finding on it would be dated then, its permits judged

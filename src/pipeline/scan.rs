@@ -778,11 +778,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
     }
     let mut before_obs = group_observations(&before_entries);
     skipped.extend(one_before(&mut before_obs));
-    let after_obs = super::drop_after_dated_in_future(
-        group_observations(&after_entries),
-        chrono::Local::now().naive_local(),
-        &mut skipped,
-    );
+    let after_obs = group_observations(&after_entries);
     // No usable imagery of a date: every file was skipped (the reasons are above), or there was
     // no raster at all where the configuration points.
     let none_usable = |date: &str, found: bool, paths: Vec<PathBuf>| {
@@ -802,21 +798,18 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         };
         PipelineError::Inputs(msg)
     };
-    let Some(before) = before_obs.first() else {
+    let Some(before) = before_obs.first_mut() else {
         return Err(none_usable("before", before_found, cfg.before_paths()));
     };
-    let after_obs = super::drop_after_not_newer_than_before(before, after_obs, &mut skipped);
-    if after_obs.is_empty() {
-        return Err(none_usable("after", after_found, cfg.after_paths()));
-    }
-    super::drop_before_newer_than_after(
-        &mut before_obs[0],
-        &after_obs,
+    let mut after_obs = super::in_time_order(
+        before,
+        after_obs,
         chrono::Local::now().naive_local(),
         &mut skipped,
     );
-    let mut after_obs =
-        super::drop_after_older_than_some_before(&before_obs[0], after_obs, &mut skipped);
+    if after_obs.is_empty() {
+        return Err(none_usable("after", after_found, cfg.after_paths()));
+    }
     let before = &before_obs[0];
     // Bands the detector cannot use: the before imagery's fail the run (nothing to compare
     // with); an after observation's are skipped input, named with its files, and the run goes on
