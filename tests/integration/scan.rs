@@ -3248,11 +3248,18 @@ fn before_with_a_tile_of(src: &Path, dir: &Path, when: &str) -> std::path::PathB
             std::fs::copy(&p, before.join(p.file_name().unwrap())).unwrap();
         }
     }
-    let tile = before.join("before_r0c0.tif");
-    let moved = dir.join("before_r0c0.tif");
-    std::fs::rename(&tile, &moved).unwrap();
-    redated(&moved, &tile, when);
+    std::fs::rename(before.join("before_r0c0.tif"), dir.join("before_r0c0.tif")).unwrap();
+    date_the_first_before_tile(dir, &before, when);
     before
+}
+
+/// Dates the tile `before_r0c0.tif` of [`before_with_a_tile_of`]'s mosaic `when` (again).
+fn date_the_first_before_tile(dir: &Path, before: &Path, when: &str) {
+    redated(
+        &dir.join("before_r0c0.tif"),
+        &before.join("before_r0c0.tif"),
+        when,
+    );
 }
 
 #[test]
@@ -3287,11 +3294,7 @@ fn before_imagery_newer_than_all_of_the_after_is_not_used() {
     );
     // Dated after the day of the run, the tile's date is a typo, not after imagery given as
     // before: the message says to correct it (it said to move the file to the after imagery).
-    redated(
-        &dir.join("before_r0c0.tif"),
-        &before.join("before_r0c0.tif"),
-        "2099-11-01T02:00:00",
-    );
+    date_the_first_before_tile(&dir, &before, "2099-11-01T02:00:00");
     let o = scan_dates(
         &before,
         &[&src.join("imagery/after")],
@@ -3350,11 +3353,7 @@ fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
     }
     // A before tile newer than all of the after imagery is still left out alone, whatever the
     // observations: both are compared, with the other tiles.
-    redated(
-        &dir.join("before_r0c0.tif"),
-        &before.join("before_r0c0.tif"),
-        "2026-11-01T02:00:00",
-    );
+    date_the_first_before_tile(&dir, &before, "2026-11-01T02:00:00");
     let o = scan_dates(
         &before,
         &[&src.join("imagery/after"), &src.join("imagery/drone")],
