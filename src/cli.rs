@@ -1086,6 +1086,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         config: cfg,
         select_cells: None,
         selects_every_cell: false,
+        watch: Vec::new(),
     };
     let mut job = job;
     // One run at a time per store; a lock left by a killed run is taken over.
@@ -1106,6 +1107,13 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             );
         }
     }
+    // The known cases' ground: the scan measures how much of each it sees, so that a case under
+    // cloud or outside tonight's imagery is not taken for one that is gone.
+    job.watch = lock_store(&store)?
+        .case_areas()?
+        .into_iter()
+        .map(|(id, area)| landwatch::pipeline::scan::WatchedArea { id, area })
+        .collect();
     let full = a.full;
     // A first run (no cell marked done yet) or `--full` processes every cell.
     job.selects_every_cell = full || !lock_store(&store)?.has_cell_marks()?;
@@ -1249,6 +1257,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .iter()
             .map(|p| p.id.clone())
             .collect();
+        let case_observed: std::collections::HashMap<String, f64> = result
+            .watched
+            .iter()
+            .map(|w| (w.id.clone(), w.observed_fraction))
+            .collect();
         let assignments = st.commit_findings_observed(
             &run_id,
             &ctx,
@@ -1258,6 +1271,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                 unobserved_wkt: &unobserved,
                 unflagged: &unflagged,
                 parcel_ids: Some(&parcel_ids),
+                case_observed: Some(&case_observed),
             },
         )?;
         landwatch::pipeline::crash_point("after_commit");

@@ -22,6 +22,21 @@ pub fn fill_polygon(
     value: i32,
     target: &mut [i32],
 ) {
+    for_each_span(gt, width, height, poly, |row, cols| {
+        target[row * width + cols.start..row * width + cols.end].fill(value);
+    });
+}
+
+/// Calls `f(row, columns)` for each run of pixels of one row of a `width` × `height` grid whose
+/// centres lie inside the polygon (holes excluded), rows in order; the runs of a row do not
+/// overlap and none is empty. `gt` maps pixel (column, row) to map coordinates.
+pub fn for_each_span(
+    gt: &[f64; 6],
+    width: usize,
+    height: usize,
+    poly: &Polygon<f64>,
+    mut f: impl FnMut(usize, std::ops::Range<usize>),
+) {
     let rings: Vec<Vec<(f64, f64)>> = std::iter::once(poly.exterior())
         .chain(poly.interiors())
         .map(|ring| ring.coords().map(|c| map_to_pixel(gt, c.x, c.y)).collect())
@@ -55,7 +70,7 @@ pub fn fill_polygon(
             let c0 = (pair[0] - 0.5).ceil().max(0.0) as usize;
             let c1 = ((pair[1] - 0.5).ceil()).clamp(0.0, width as f64) as usize;
             if c0 < c1 {
-                target[row * width + c0..row * width + c1].fill(value);
+                f(row, c0..c1);
             }
         }
     }

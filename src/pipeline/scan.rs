@@ -69,6 +69,29 @@ pub struct ScanJob {
     /// written is re-judged from the entry (and the scores in the last run's score raster)
     /// without reading imagery or detecting.
     pub detect_cache: Option<CacheOptions>,
+    /// Areas whose sight the run reports ([`ScanResult::watched`]): the known cases' ground, in
+    /// the working CRS, so that a case the imagery did not show is not taken for one that is gone.
+    pub watch: Vec<WatchedArea>,
+}
+
+/// An area whose sight a run reports (see [`ScanJob::watch`]).
+#[derive(Debug, Clone)]
+pub struct WatchedArea {
+    /// Its id (a case's).
+    pub id: String,
+    /// The area, working CRS.
+    pub area: MultiPolygon<f64>,
+}
+
+/// How much of a watched area the after imagery of the cells processed saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AreaSight {
+    /// The area's id.
+    pub id: String,
+    /// The share of its pixels (by pixel centres) observed by at least one after observation,
+    /// clear of cloud and shadow; for an area too small to hold a pixel centre, the pixel under
+    /// its interior point.
+    pub observed_fraction: f64,
 }
 
 /// Chooses the cells of an incremental run (see [`ScanJob::select_cells`]).
@@ -301,6 +324,8 @@ pub struct ScanResult {
     /// The keys of the cells processed (for the store's record of what is done); a cell that
     /// could not be read or detected is left out, so that the next run tries it again.
     pub cell_keys: Vec<CellKey>,
+    /// What the processed cells saw of each watched area they meet ([`ScanJob::watch`]).
+    pub watched: Vec<AreaSight>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -353,7 +378,120 @@ struct CellScan {
     per_obs: Vec<ObsCell>,
     /// Per protected parcel index: pixels observed, no data, cloud, shadow.
     coverage: Vec<(usize, [u64; 4])>,
+    /// Per watched area index: [`WatchedSight`].
+    watched: Vec<(usize, WatchedSight)>,
     errors: Vec<Skipped>,
+}
+
+/// What one cell saw of a watched area: the pixels whose centres lie inside it and how many of
+/// them were observed; the pixel under its interior point (when in the cell) and whether it was.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct WatchedSight {
+    pixels: u64,
+    observed: u64,
+    point: u64,
+    point_observed: u64,
+}
+
+impl WatchedSight {
+    fn add(&mut self, o: &WatchedSight) {
+        self.pixels += o.pixels;
+        self.observed += o.observed;
+        self.point += o.point;
+        self.point_observed += o.point_observed;
+    }
+
+    /// The share observed: of the pixels inside, else of the pixel under the interior point
+    /// (`None`: neither met a processed cell).
+    fn fraction(&self) -> Option<f64> {
+        if self.pixels > 0 {
+            Some(self.observed as f64 / self.pixels as f64)
+        } else if self.point > 0 {
+            Some(self.point_observed as f64 / self.point as f64)
+        } else {
+            None
+        }
+    }
+}
+
+/// The watched areas by bounding box.
+struct WatchIndex<'a> {
+    areas: &'a [WatchedArea],
+    /// Each area's interior point (`None`: empty).
+    points: Vec<Option<geo::Point<f64>>>,
+    tree: rstar::RTree<
+        rstar::primitives::GeomWithData<rstar::primitives::Rectangle<[f64; 2]>, usize>,
+    >,
+}
+
+impl<'a> WatchIndex<'a> {
+    fn new(areas: &'a [WatchedArea]) -> Self {
+        use geo::{BoundingRect, InteriorPoint};
+        let tree = rstar::RTree::bulk_load(
+            areas
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| {
+                    let r = a.area.bounding_rect()?;
+                    Some(rstar::primitives::GeomWithData::new(
+                        rstar::primitives::Rectangle::from_corners(
+                            [r.min().x, r.min().y],
+                            [r.max().x, r.max().y],
+                        ),
+                        i,
+                    ))
+                })
+                .collect(),
+        );
+        WatchIndex {
+            areas,
+            points: areas.iter().map(|a| a.area.interior_point()).collect(),
+            tree,
+        }
+    }
+
+    /// What a cell's core (`gt`, `w` × `h` pixels, bounds `rect`) saw of the areas meeting it,
+    /// given each pixel's unobserved reason.
+    fn sight(
+        &self,
+        rect: &geo::Rect<f64>,
+        gt: &[f64; 6],
+        (w, h): (usize, usize),
+        reason: &[u8],
+    ) -> Vec<(usize, WatchedSight)> {
+        if self.areas.is_empty() {
+            return Vec::new();
+        }
+        let envelope =
+            rstar::AABB::from_corners([rect.min().x, rect.min().y], [rect.max().x, rect.max().y]);
+        let mut near: Vec<usize> = self
+            .tree
+            .locate_in_envelope_intersecting(&envelope)
+            .map(|g| g.data)
+            .collect();
+        near.sort_unstable();
+        near.into_iter()
+            .map(|i| {
+                let mut s = WatchedSight::default();
+                for poly in &self.areas[i].area.0 {
+                    crate::rasterize::for_each_span(gt, w, h, poly, |row, cols| {
+                        let run = &reason[row * w + cols.start..row * w + cols.end];
+                        s.pixels += run.len() as u64;
+                        s.observed += run.iter().filter(|r| **r == UNOBSERVED_NO).count() as u64;
+                    });
+                }
+                if let Some(p) = self.points[i] {
+                    let (col, row) = crate::rasterize::map_to_pixel(gt, p.x(), p.y());
+                    if (0.0..w as f64).contains(&col) && (0.0..h as f64).contains(&row) {
+                        s.point = 1;
+                        s.point_observed =
+                            u64::from(reason[row as usize * w + col as usize] == UNOBSERVED_NO);
+                    }
+                }
+                (i, s)
+            })
+            .collect()
+    }
 }
 
 struct ObsCell {
@@ -1118,6 +1256,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 m2_per_unit2,
             },
             cell_keys,
+            watched: Vec::new(),
         });
     }
     let protected: Vec<usize> = (0..set.parcels.len())
@@ -1189,6 +1328,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         })
         .collect();
     let mut coverage_px: HashMap<usize, [u64; 4]> = HashMap::new();
+    let watch = WatchIndex::new(&job.watch);
+    let mut watched_px: BTreeMap<usize, WatchedSight> = BTreeMap::new();
     let mut cache = match &job.detect_cache {
         Some(options) => {
             let keys = if defer_hashes {
@@ -1265,6 +1406,9 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                             e[k] += c[k];
                         }
                     }
+                    for (wi, c) in s.watched {
+                        watched_px.entry(wi).or_default().add(&c);
+                    }
                     for (oi, o) in s.per_obs.into_iter().enumerate() {
                         if let Some(score) = &o.score {
                             let c = &s.cell.core;
@@ -1330,7 +1474,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             let (next, gathered, stop, failure) = (&next, &gathered, &stop, &failure);
             let (grid, after_b, set) = (&grid, &after_b, &set);
             let (is_protected, insets, cache) = (&is_protected, &insets, cache.as_ref());
-            let last_scores = &last_scores;
+            let (last_scores, watch) = (&last_scores, &watch);
             let detector = job.detector.as_ref();
             let readers = &readers;
             let n = cells.len();
@@ -1381,6 +1525,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                             insets,
                             cache,
                             last_scores,
+                            watch,
                         )
                     }));
                     let s = match s {
@@ -1836,6 +1981,15 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             m2_per_unit2,
         },
         cell_keys,
+        watched: watched_px
+            .into_iter()
+            .filter_map(|(i, s)| {
+                Some(AreaSight {
+                    id: job.watch[i].id.clone(),
+                    observed_fraction: s.fraction()?,
+                })
+            })
+            .collect(),
     })
 }
 
@@ -2164,6 +2318,7 @@ fn scan_cell(
     insets: &[MultiPolygon<f64>],
     cache: Option<&DetectCache>,
     last_scores: &[Option<std::sync::Mutex<SingleBandReader>>],
+    watch: &WatchIndex<'_>,
 ) -> CellScan {
     super::panic_point("cell", &cell.id);
     let mut errors = Vec::new();
@@ -2314,6 +2469,7 @@ fn scan_cell(
         source,
         per_obs,
         coverage,
+        watched: watch.sight(&rect, &gt, (cw, ch), &reason),
         errors,
     }
 }
@@ -3232,5 +3388,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("after.tif"), "{e}");
+    }
+
+    #[test]
+    fn a_watched_area_s_sight_counts_its_pixels_and_a_small_one_its_interior_point() {
+        use crate::detect::UNOBSERVED_NO_DATA;
+        let square = |x0: f64, y0: f64, x1: f64, y1: f64| WatchedArea {
+            id: format!("{x0}"),
+            area: MultiPolygon(vec![geo::Rect::new((x0, y0), (x1, y1)).to_polygon()]),
+        };
+        let areas = vec![
+            square(2.0, 2.0, 8.0, 8.0),
+            square(6.6, 6.6, 6.9, 6.9),
+            square(100.0, 100.0, 101.0, 101.0),
+        ];
+        let index = WatchIndex::new(&areas);
+        // A 10 × 10 core of 1 m pixels: its left half observed, its right half without data.
+        let gt = [0.0, 1.0, 0.0, 10.0, 0.0, -1.0];
+        let reason: Vec<u8> = (0..100)
+            .map(|i| {
+                if i % 10 < 5 {
+                    UNOBSERVED_NO
+                } else {
+                    UNOBSERVED_NO_DATA
+                }
+            })
+            .collect();
+        let rect = geo::Rect::new((0.0, 0.0), (10.0, 10.0));
+        let sight = index.sight(&rect, &gt, (10, 10), &reason);
+        let big = WatchedSight {
+            pixels: 36,
+            observed: 18,
+            // Its interior point (5, 5) falls on column 5, without data.
+            point: 1,
+            point_observed: 0,
+        };
+        let small = WatchedSight {
+            point: 1,
+            ..Default::default()
+        };
+        assert_eq!(sight, vec![(0, big), (1, small)]);
+        assert_eq!(big.fraction(), Some(0.5));
+        assert_eq!(small.fraction(), Some(0.0));
+        assert_eq!(WatchedSight::default().fraction(), None);
+        assert!(WatchIndex::new(&[])
+            .sight(&rect, &gt, (10, 10), &reason)
+            .is_empty());
     }
 }

@@ -170,6 +170,10 @@ pub struct RunSight<'a> {
     /// among them (the layer re-surveyed: parcels split, merged or renumbered) is continued by a
     /// finding on another parcel over the same ground, and says so.
     pub parcel_ids: Option<&'a HashSet<String>>,
+    /// The share of each case's ground the run observed (`None`: not known; a case not named:
+    /// not measured): a case seen over no more than half of it ([`matching::UNOBSERVED_SHARE`])
+    /// is not marked disappeared, since not finding it there means nothing.
+    pub case_observed: Option<&'a HashMap<String, f64>>,
 }
 
 /// A finding of this run, as the store keeps it.
@@ -786,6 +790,33 @@ impl Store {
             .map_err(sql(&self.path, "reading cell marks"))
     }
 
+    /// The ground of each case a run may find gone (open, confirmed, referred or dismissed), for
+    /// the run to measure how much of it it saw ([`RunSight::case_observed`]).
+    pub fn case_areas(&self) -> Result<Vec<(String, MultiPolygon<f64>)>, StoreError> {
+        let p = &self.path;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, geometry_wkt FROM cases
+                 WHERE status IN ('open', 'confirmed', 'referred', 'dismissed') ORDER BY id",
+            )
+            .map_err(sql(p, "reading cases"))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sql(p, "reading cases"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, wkt) = row.map_err(sql(p, "reading cases"))?;
+            let area = parse_polygons(&wkt).map_err(|e| StoreError::CorruptCase {
+                path: p.clone(),
+                case_id: id.clone(),
+                detail: format!("geometry_wkt: {e}"),
+            })?;
+            out.push((id, area));
+        }
+        Ok(out)
+    }
+
     /// The last processing of each cell under a grid fingerprint (for incremental runs).
     pub fn cell_marks(
         &self,
@@ -889,7 +920,7 @@ impl Store {
         let known = known_cases(&tx, &p)?;
         let processed: BTreeSet<String> = processed_cells.iter().cloned().collect();
         let gone = |parcel: &str| sight.parcel_ids.is_some_and(|ids| !ids.contains(parcel));
-        let plan = plan_matches_with(
+        let mut plan = plan_matches_with(
             &known.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
             &new_findings,
             &processed,
@@ -897,6 +928,9 @@ impl Store {
             ctx.overlap_ratio,
             &gone,
         );
+        let observed_share = |id: &str| sight.case_observed.and_then(|m| m.get(id)).copied();
+        plan.not_seen
+            .retain(|id| observed_share(id).is_none_or(|f| f > 1.0 - matching::UNOBSERVED_SHARE));
         let case_of: HashMap<&str, &KnownCase> =
             known.iter().map(|(c, _)| (c.id.as_str(), c)).collect();
         // The unflagged changes on the parcels of cases not seen (the only ones asked about; all
@@ -986,8 +1020,11 @@ impl Store {
                 .map_or_else(String::new, |p| {
                     format!("; its parcel {p} is no longer in the parcel layer")
                 });
+            let observed = observed_share(id)
+                .map(|f| format!(" and {:.0} % of it was observed", 100.0 * f))
+                .unwrap_or_default();
             let unmatched = format!(
-                "no finding matched it although every cell it touches was processed{still_seen}{parcel_gone}"
+                "no finding matched it although every cell it touches was processed{observed}{still_seen}{parcel_gone}"
             );
             match status_of.get(id.as_str()).copied() {
                 Some("open") => w.event(

@@ -706,6 +706,55 @@ fn a_case_under_cloud_does_not_disappear() {
 }
 
 #[test]
+fn a_case_the_run_saw_too_little_of_does_not_disappear_and_one_it_saw_says_how_much() {
+    let (_dir, mut store) = temp_store();
+    let (_, a) = run_once(
+        &mut store,
+        "2026-11-28T02:00:00Z",
+        &[finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0))],
+    );
+    let id = a[0].case_id.clone();
+    let areas = store.case_areas().unwrap();
+    assert_eq!(areas.len(), 1);
+    assert_eq!(areas[0].0, id);
+    let night = |store: &mut Store, at: &str, share: f64| {
+        let run = store.begin_run(&new_run(at)).unwrap();
+        let seen = HashMap::from([(id.clone(), share)]);
+        store
+            .commit_findings_observed(
+                &run,
+                &ctx(&at[..10]),
+                &cells(),
+                &[],
+                &RunSight {
+                    case_observed: Some(&seen),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    };
+    // Half of it seen: not finding it means nothing, and nothing is written.
+    night(&mut store, "2026-11-29T02:00:00Z", 0.5);
+    assert_eq!(status_of(&store, &id), "open");
+    assert_eq!(store.case(&id).unwrap().unwrap().events.len(), 1);
+    night(&mut store, "2026-11-30T02:00:00Z", 0.97);
+    assert_eq!(status_of(&store, &id), "disappeared");
+    let d = store.case(&id).unwrap().unwrap();
+    let why = &d
+        .events
+        .iter()
+        .find(|e| e.what == "disappeared")
+        .unwrap()
+        .why;
+    assert!(
+        why.contains("processed and 97 % of it was observed"),
+        "{why}"
+    );
+    // A disappeared case is no longer watched.
+    assert!(store.case_areas().unwrap().is_empty());
+}
+
+#[test]
 fn a_confirmed_case_stays_matched_and_keeps_its_status() {
     let (_dir, mut store) = temp_store();
     let f = finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0));

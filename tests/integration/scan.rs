@@ -2529,12 +2529,56 @@ fn a_case_a_permit_registered_since_explains_says_so_when_it_disappears() {
     let why = events_why(&c, "disappeared");
     assert!(
         why.len() == 1
-            && why[0].contains("the change is still seen there")
+            && why[0].contains(
+                "was processed and 100 % of it was observed: the change is still seen there"
+            )
             && why[0].contains("no rule flags it now: valid permits explain")
             && why[0].contains("(GH-2026-0002)"),
         "{why:?}"
     );
     assert_eq!(n.case(&other)["status"], "open");
+}
+
+#[test]
+fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
+    // The second night's after imagery has no data over the excavation on WJ-000082 (ordinary
+    // farmland, outside any protected parcel's coverage): not finding it there means nothing, so
+    // the case stays open, without an event; the third night sees it again and continues it.
+    let n = Nights::new("scan-case-not-shown");
+    n.scan();
+    let pit = n.case_where("parcel_id", "WJ-000082");
+    let holed = n.out.parent().unwrap().join("after-holed");
+    copy_dir(&n.src.join("imagery/after"), &holed);
+    for tile in std::fs::read_dir(&holed).unwrap() {
+        let status = std::process::Command::new("gdal_rasterize")
+            .args(["-q", "-b", "1", "-b", "2", "-b", "3", "-b", "4"])
+            .args(["-burn", "0", "-burn", "0", "-burn", "0", "-burn", "0"])
+            .args(["-dialect", "SQLite", "-sql"])
+            .arg("SELECT ST_Buffer(geom, 30) FROM findings WHERE parcel_id = 'WJ-000082'")
+            .arg(n.out.join("findings.gpkg"))
+            .arg(tile.unwrap().path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let o = scan_dates_with(
+        &n.src.join("imagery/before"),
+        &[&holed],
+        &n.parcels,
+        &n.out,
+        &["--permits", n.permits.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
+    let c = n.case(&pit);
+    assert_eq!(c["status"], "open", "{c}");
+    assert_eq!(c["events"].as_array().unwrap().len(), 1, "{c}");
+    n.scan();
+    let c = n.case(&pit);
+    assert_eq!(c["status"], "open", "{c}");
+    assert_eq!(events_why(&c, "seen").len(), 1, "{c}");
+    assert!(events_why(&c, "reopened").is_empty(), "{c}");
 }
 
 #[test]
@@ -3403,6 +3447,41 @@ fn after_imagery_dated_after_the_run_is_not_compared() {
     );
     assert_eq!(s["observations"][0]["after_date"], "2026-10-14", "{s}");
     assert!(s["findings"].as_u64().unwrap() >= 1, "{s}");
+}
+
+#[test]
+fn detect_leaves_out_after_imagery_dated_after_the_run_as_the_scan_does() {
+    // `detect` goes through the scan's date checks: a tile of the after mosaic dated 2099 is left
+    // out and named, the rest compared, exit 2.
+    let src = scene(1024, 3);
+    let dir = scratch("detect-future-date");
+    let after = dir.join("after");
+    copy_dir(&src.join("imagery/after"), &after);
+    let tile = after.join("after_r0c1.tif");
+    std::fs::remove_file(&tile).unwrap();
+    redated(
+        &src.join("imagery/after/after_r0c1.tif"),
+        &tile,
+        "2099-10-14T02:51:00",
+    );
+    let out = dir.join("out");
+    let o = run([
+        "detect",
+        "--before",
+        src.join("imagery/before").to_str().unwrap(),
+        "--after",
+        after.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("after_r0c1.tif: after imagery of observation")
+            && e.contains("is dated 2099-10-14 02:51:00, after the day of this run"),
+        "{e}"
+    );
+    assert!(out.join("change_mask.tif").is_file());
 }
 
 #[test]
