@@ -1043,7 +1043,89 @@ fn scan_config(a: &ScanArgs) -> Result<Config> {
             in_config("[parcels] path")
         );
     }
+    missing_inputs(&cfg, a)?;
     Ok(cfg)
+}
+
+/// Refuses a scan two or more of whose inputs are missing, naming them all at once (a new
+/// configuration whose files are not in place yet would otherwise fail on one after another).
+/// A single missing input is left to the message of the step that reads it; imagery counts only
+/// when every before or every after path is missing (a night without the drone's folder scans
+/// the rest).
+fn missing_inputs(cfg: &landwatch::config::Config, a: &ScanArgs) -> Result<()> {
+    let name = |key: &str, flag: &str, given: bool| {
+        if given || a.config.is_none() {
+            flag.to_string()
+        } else {
+            key.to_string()
+        }
+    };
+    let mut missing: Vec<(String, std::path::PathBuf)> = Vec::new();
+    let mut need = |what: String, path: std::path::PathBuf| {
+        if !path.exists() {
+            missing.push((what, path));
+        }
+    };
+    if let Some(p) = &cfg.rules.path {
+        need(
+            name("[rules] path", "--rules", a.rules.is_some()),
+            cfg.resolve(p),
+        );
+    }
+    if let Some(p) = &cfg.parcels.path {
+        need(
+            name("[parcels] path", "--parcels", a.parcels.is_some()),
+            cfg.resolve(p),
+        );
+    }
+    if let Some(p) = &cfg.parcels.permits {
+        need(
+            format!(
+                "{} (optional: leave it out to scan without permits, explaining no change by one)",
+                name("[parcels] permits", "--permits", a.permits.is_some())
+            ),
+            cfg.resolve(p),
+        );
+    }
+    for c in &cfg.parcels.control {
+        need(
+            format!("[[parcels.control]] path ({})", c.kind),
+            cfg.resolve(&c.path),
+        );
+    }
+    for (paths, key, flag, given) in [
+        (
+            cfg.before_paths(),
+            "[imagery] before",
+            "--before",
+            !a.before.is_empty(),
+        ),
+        (
+            cfg.after_paths(),
+            "[imagery] after",
+            "--after",
+            !a.after.is_empty(),
+        ),
+    ] {
+        if paths.iter().all(|p| !p.exists()) {
+            for p in paths {
+                need(name(key, flag, given), p);
+            }
+        }
+    }
+    if missing.len() < 2 {
+        return Ok(());
+    }
+    let list: String = missing
+        .iter()
+        .map(|(what, path)| format!("\n  {what}: {}", path.display()))
+        .collect();
+    bail!(
+        "{} inputs of this scan do not exist:{list}\nput the files there or correct the paths \
+         (relative paths are from the configuration file's directory, or the current one on the \
+         command line)",
+        missing.len()
+    )
 }
 
 fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)> {

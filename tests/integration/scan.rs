@@ -3485,6 +3485,54 @@ fn detect_leaves_out_after_imagery_dated_after_the_run_as_the_scan_does() {
 }
 
 #[test]
+fn a_scan_whose_inputs_are_not_in_place_names_them_all_at_once() {
+    // A configuration `landwatch init` just wrote, nothing put in place yet: one message lists
+    // the parcels, the permits and both dates' imagery (it named the parcels alone, then the
+    // permits on the next try, then the imagery). Ad hoc, the flags are named.
+    let dir = scratch("scan-inputs-not-in-place");
+    let o = run(["init", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run([
+        "scan",
+        "--config",
+        dir.join("landwatch.toml").to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    for line in [
+        "4 inputs of this scan do not exist:",
+        &format!("  [parcels] path: {}", dir.join("parcels.gpkg").display()),
+        &format!(
+            "  [parcels] permits (optional: leave it out to scan without permits, explaining no \
+             change by one): {}",
+            dir.join("permits.gpkg").display()
+        ),
+        &format!(
+            "  [imagery] before: {}",
+            dir.join("imagery/before").display()
+        ),
+        &format!("  [imagery] after: {}", dir.join("imagery/after").display()),
+    ] {
+        assert!(e.contains(line), "{line}: {e}");
+    }
+    let o = scan_dates(
+        &dir.join("b.tif"),
+        &[&dir.join("a.tif")],
+        &dir.join("parcels.gpkg"),
+        &dir.join("out"),
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("3 inputs of this scan do not exist:")
+            && e.contains("  --parcels: ")
+            && e.contains("  --before: ")
+            && e.contains("  --after: "),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_layer_that_says_degrees_of_metres_is_warned_of_once() {
     // A GeoJSON file of the scene's parcels in metres without its `crs` member (GDAL takes it
     // for WGS 84 degrees), the CRS stated on the command line and no grid CRS: the layer is read
