@@ -78,7 +78,7 @@ pub fn drop_files_of_both_dates(
 /// The after observations that can be compared with `before` in time, in the order the date
 /// checks must run (each names what it leaves out in `skipped`): after files dated in the
 /// future, after imagery not newer than the before imagery, before files newer than all of the
-/// after imagery, then after observations older than some before file. Empty when no after
+/// after imagery, then after files older than some before file over the same ground. Empty when no after
 /// observation is left. `scan` and `detect` both go through it.
 pub fn in_time_order(
     before: &mut Observation,
@@ -296,57 +296,82 @@ pub fn drop_before_newer_than_after(
     before.sources.sources = kept;
 }
 
-/// Drops every after observation older than some before file — a scene of 20 October among the
-/// before imagery, a drone flight of 14 October and satellite tiles of 1 November after: the
-/// drone's imagery compared with that scene would read every change there backwards — and names
-/// it in `skipped` (kind `newer_than_after`) with the before files newer than it; the other
-/// observations are compared with all of the before imagery. (A scan compares every after
-/// observation with the same before imagery.) An observation's time is its newest file's, as
-/// for [`drop_before_newer_than_after`], which is run first: it leaves out the before files newer
-/// than all of the after imagery, so the newest observation is always kept. Undated files and
-/// observations are kept.
+/// Drops every after file older than some before file over the same ground — a scene of 20
+/// October among the before imagery, a drone flight of 14 October over it and satellite tiles of
+/// 1 November after: the drone's imagery compared with that scene would read every change there
+/// backwards — and names it in `skipped` (kind `newer_than_after`) with the before files newer
+/// than it; the rest of its observation and the other observations are compared with all of the
+/// before imagery. (A scan compares every after observation with the same before imagery.) An
+/// observation left without files is dropped. Ground is judged by the files' WGS84 bounds; a file
+/// whose bounds are unknown is taken to meet every other. [`drop_before_newer_than_after`] runs
+/// first: it leaves out the before files newer than all of the after imagery. Undated files are
+/// kept.
 pub fn drop_after_older_than_some_before(
     before: &Observation,
     after: Vec<Observation>,
     skipped: &mut Vec<Skipped>,
 ) -> Vec<Observation> {
     let time = |s: &crate::ingest::ImageSource| s.info.acquired.as_ref().map(|a| a.time);
+    let bounds =
+        |s: &crate::ingest::ImageSource| s.info.footprint.as_ref().and_then(|f| f.wgs84_bounds);
+    let meet = |a: &crate::ingest::ImageSource, b: &crate::ingest::ImageSource| match (
+        bounds(a),
+        bounds(b),
+    ) {
+        (Some(x), Some(y)) => x.intersection(&y).is_some(),
+        _ => true,
+    };
     let mut kept = Vec::with_capacity(after.len());
-    for o in after {
-        let Some(after_time) = o.sources.sources.iter().filter_map(time).max() else {
-            kept.push(o);
-            continue;
-        };
-        let newer: Vec<String> = before
-            .sources
-            .sources
-            .iter()
-            .filter_map(|s| {
-                let t = time(s).filter(|t| *t > after_time)?;
-                Some(format!("{} ({t})", s.path.display()))
-            })
-            .collect();
-        if newer.is_empty() {
-            kept.push(o);
-            continue;
+    for mut o in after {
+        let mut left_out = Vec::new();
+        let files = std::mem::take(&mut o.sources.sources);
+        for f in files {
+            let newer: Vec<String> = time(&f)
+                .map(|after_time| {
+                    before
+                        .sources
+                        .sources
+                        .iter()
+                        .filter_map(|b| {
+                            let t = time(b).filter(|t| *t > after_time && meet(&f, b))?;
+                            Some(format!("{} ({t})", b.path.display()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if newer.is_empty() {
+                o.sources.sources.push(f);
+            } else {
+                left_out.push((f, newer));
+            }
         }
-        let s = Skipped {
-            what: o.name.clone(),
-            kind: "newer_than_after".into(),
-            message: format!(
-                "after observation '{}' ({}, acquired {after_time}) is older than before imagery \
-                 {}: compared with it, every change there would be read backwards, so this \
-                 observation is not compared (the others are) — check the before file's date, \
-                 move it to the after imagery, or scan '{}' in a run of its own with before \
-                 imagery older than it",
-                o.name,
-                o.files().join(", "),
-                newer.join(", "),
-                o.name,
-            ),
+        let rest = if o.sources.sources.is_empty() {
+            format!("nor is observation '{}', which has no other file", o.name)
+        } else {
+            format!("the rest of observation '{}' is", o.name)
         };
-        tracing::warn!("skipped {}", s.message);
-        skipped.push(s);
+        for (f, newer) in left_out {
+            let when = time(&f).map_or_else(String::new, |t| t.to_string());
+            let s = Skipped {
+                what: f.path.display().to_string(),
+                kind: "newer_than_after".into(),
+                message: format!(
+                    "{}: after imagery of observation '{}', acquired {when}, is older than before \
+                     imagery over the same ground, {}: compared with it, every change there would \
+                     be read backwards, so this file is not compared ({rest}) — check the before \
+                     file's date, move it to the after imagery, or scan this file in a run of its \
+                     own with before imagery older than it",
+                    f.path.display(),
+                    o.name,
+                    newer.join(", "),
+                ),
+            };
+            tracing::warn!("skipped {}", s.message);
+            skipped.push(s);
+        }
+        if !o.sources.sources.is_empty() {
+            kept.push(o);
+        }
     }
     kept
 }

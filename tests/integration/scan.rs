@@ -3355,10 +3355,11 @@ fn before_imagery_newer_than_all_of_the_after_is_not_used() {
 
 #[test]
 fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
-    // One tile of the before mosaic is of 15 October: newer than the satellite's tiles (14
-    // October), older than the drone's flight (16 October). Compared with it, the satellite would
-    // read every change there backwards: that observation is left out, named with the tile, and
-    // the drone's is compared as usual.
+    // One tile of the before mosaic (its north-west quarter) is of 15 October: newer than the
+    // satellite's tiles (14 October), older than the drone's flight (16 October). Compared with
+    // it, the satellite's two western tiles would read every change there backwards: each is left
+    // out, named with the tile; the satellite's eastern tile, which does not meet it, and the
+    // drone are compared as usual (the whole satellite observation was left out).
     let src = scene(1024, 3);
     let dir = scratch("scan-before-between-afters");
     let before = before_with_a_tile_of(&src, &dir, "2026-10-15T02:00:00");
@@ -3369,18 +3370,36 @@ fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
         &src.join("parcels.gpkg"),
         &out,
     );
-    let s = skipped_once(&o, "newer_than_after", "satellite");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = json_of(&o);
+    let mut named = skipped_of_kind(&s, "newer_than_after");
+    named.sort();
+    assert!(
+        named.len() == 2
+            && named[0].ends_with("after_r0c0.tif")
+            && named[1].ends_with("after_r0c1.tif"),
+        "{s}"
+    );
     let message = skip_message(&s, "newer_than_after");
-    for part in ["before_r0c0.tif", "2026-10-15", "'satellite'", "2026-10-14"] {
+    for part in [
+        "before_r0c0.tif",
+        "2026-10-15",
+        "observation 'satellite', acquired 2026-10-14",
+        "the rest of observation 'satellite' is",
+    ] {
         assert!(message.contains(part), "{part}: {message}");
     }
-    let names: Vec<&str> = s["observations"]
-        .as_array()
-        .unwrap()
+    let observations = s["observations"].as_array().unwrap();
+    let names: Vec<&str> = observations
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["drone"], "{s}");
+    assert_eq!(names, ["satellite", "drone"], "{s}");
+    let sources = observations[0]["sources"].as_array().unwrap();
+    assert!(
+        sources.len() == 1 && sources[0].as_str().unwrap().ends_with("after_r0c2.tif"),
+        "{s}"
+    );
     // Nothing compared backwards: every finding's before imagery is older than its after.
     let fc: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("findings.geojson")).unwrap())
@@ -3389,12 +3408,35 @@ fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
     assert!(!features.is_empty(), "{s}");
     for f in features {
         let p = &f["properties"];
-        assert_eq!(p["observation"], "drone", "{p}");
+        assert!(
+            p["observation"] == "drone" || p["after_date"] == "2026-10-14",
+            "{p}"
+        );
         assert!(
             p["before_date"].as_str().unwrap() < p["after_date"].as_str().unwrap(),
             "{p}"
         );
     }
+    // The satellite's western tiles alone: none of it is left to compare, and that is said.
+    let west = dir.join("after-west");
+    std::fs::create_dir_all(&west).unwrap();
+    for tile in ["after_r0c0.tif", "after_r0c1.tif"] {
+        std::fs::copy(src.join("imagery/after").join(tile), west.join(tile)).unwrap();
+    }
+    let o = scan_dates(
+        &before,
+        &[&west, &src.join("imagery/drone")],
+        &src.join("parcels.gpkg"),
+        &dir.join("out-west"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = json_of(&o);
+    assert!(
+        skip_message(&s, "newer_than_after")
+            .contains("nor is observation 'satellite', which has no other file"),
+        "{s}"
+    );
+    assert_eq!(s["observations"].as_array().unwrap().len(), 1, "{s}");
     // A before tile newer than all of the after imagery is still left out alone, whatever the
     // observations: both are compared, with the other tiles.
     date_the_first_before_tile(&dir, &before, "2026-11-01T02:00:00");
