@@ -1713,6 +1713,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         // The parcels each land-use change region overlaps, with the overlap: the costly part,
         // computed for all regions in parallel, then taken in region order.
         let mut overlaps = parcel_overlaps(&merged, &set, |t| t.is_land_use_change());
+        // Both dates have near infrared: the covers tell water from land by it.
+        let with_nir = [&before.sources.roles, &obs.sources.roles]
+            .iter()
+            .all(|r| r.contains(&crate::bands::BandRole::Nir));
         for (ri, m) in merged.iter().enumerate() {
             let t = effective_transition(m);
             let min_px = job.config.detect.min_area(t) / pixel_area;
@@ -1741,6 +1745,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             }
             for (pi, inside) in std::mem::take(&mut overlaps[ri]) {
                 let cycle = m.stats.transition == Transition::VegetationCycle;
+                let t = on_registered_water(t, m, &set.parcels[pi].approved_use, with_nir);
                 groups.entry((pi, t, cycle)).or_default().push((ri, inside));
             }
         }
@@ -2287,6 +2292,34 @@ fn effective_transition(m: &MergedRegion) -> Transition {
         }
     }
     t
+}
+
+/// The transition judged on a parcel the register calls water, where the imagery has no near
+/// infrared: water then looks like vegetation (green-tinted, as bright as crops in the visible)
+/// or like a blue roof, and a filled pond read as vegetation or a roof turned to bare ground or
+/// built was never judged as filled water (0 of 8 on a 4096² scene). The register says what was
+/// there: a change that ends in bare ground or built there is water to land. With near infrared
+/// the covers say it themselves, and the detected transition stands.
+fn on_registered_water(
+    t: Transition,
+    m: &MergedRegion,
+    approved_use: &str,
+    with_nir: bool,
+) -> Transition {
+    use crate::detect::cover::Cover;
+    if with_nir || approved_use != "water" {
+        return t;
+    }
+    let (before, after) = m.stats.covers();
+    let misread = matches!(
+        before,
+        Cover::Vegetation | Cover::DryVegetation | Cover::Built
+    );
+    if misread && matches!(after, Cover::Bare | Cover::Built) && t.is_land_use_change() {
+        Transition::WaterToLand
+    } else {
+        t
+    }
 }
 
 fn median_f32(mut v: Vec<f32>) -> f32 {
@@ -3434,5 +3467,55 @@ mod tests {
         assert!(WatchIndex::new(&[])
             .sight(&rect, &gt, (10, 10), &reason)
             .is_empty());
+    }
+
+    #[test]
+    fn a_change_to_land_on_a_registered_water_parcel_is_filled_water_without_near_infrared() {
+        use crate::detect::cover::Cover;
+        // A region whose covers are `before` → `after` (all its pixels), read as `t`.
+        let region = |t: Transition, before: Cover, after: Cover| {
+            let (mut b, mut a) = ([0u64; 7], [0u64; 7]);
+            b[before as usize] = 100;
+            a[after as usize] = 100;
+            MergedRegion {
+                stats: crate::detect::RegionStats {
+                    transition: t,
+                    pixels: 100,
+                    transition_pixels: [0; 9],
+                    before_cover: b,
+                    after_cover: a,
+                    score_sum: 0.0,
+                    score_max: 0.0,
+                    chi2_sum: 0.0,
+                    ring_pixels: 0,
+                    ring_observed: 0,
+                    agree_pixels: None,
+                },
+                polygon: MultiPolygon::new(vec![]),
+                cells: Vec::new(),
+            }
+        };
+        use Transition::*;
+        // Green-tinted water read as vegetation, blue water read as a roof: filled.
+        for (t, before, after) in [
+            (VegetationToBare, Cover::Vegetation, Cover::Bare),
+            (VegetationToBuilt, Cover::Vegetation, Cover::Built),
+            (BuiltToOther, Cover::Built, Cover::Bare),
+        ] {
+            let m = region(t, before, after);
+            assert_eq!(on_registered_water(t, &m, "water", false), WaterToLand);
+            // With near infrared the covers are believed; elsewhere the register says otherwise.
+            assert_eq!(on_registered_water(t, &m, "water", true), t);
+            assert_eq!(on_registered_water(t, &m, "farmland", false), t);
+        }
+        // What does not end on land, or a cycle, stays as read.
+        for (t, before, after) in [
+            (VegetationCycle, Cover::Vegetation, Cover::DryVegetation),
+            (BuiltToOther, Cover::Built, Cover::Vegetation),
+            (BareToBuilt, Cover::Bare, Cover::Built),
+        ] {
+            let m = region(t, before, after);
+            assert_eq!(on_registered_water(t, &m, "water", false), t);
+        }
     }
 }

@@ -3574,6 +3574,80 @@ fn a_scan_whose_inputs_are_not_in_place_names_them_all_at_once() {
     );
 }
 
+/// Satellite imagery without near infrared (an RGB product): the pond filled on seed 6's parcel
+/// WJ-000262, registered as water, read before as vegetation or a roof, was judged no filling at
+/// all; it is flagged as filled water, as the four-band imagery flags it.
+#[test]
+fn a_filled_pond_is_flagged_on_imagery_without_near_infrared() {
+    let src = scene(2048, 6);
+    let dir = scratch("scan-rgb-filled-water");
+    let rgb = dir.join("after_rgb");
+    std::fs::create_dir_all(&rgb).unwrap();
+    for e in std::fs::read_dir(src.join("imagery/after")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "tif") {
+            let status = std::process::Command::new("gdal_translate")
+                .args(["-q", "-b", "1", "-b", "2", "-b", "3"])
+                .arg(&p)
+                .arg(rgb.join(p.file_name().unwrap()))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    // The scene's configuration, its satellite imagery replaced by the three-band copy.
+    let quoted = |p: &Path| format!("{:?}", p.display().to_string());
+    let mut text = std::fs::read_to_string(src.join("landwatch.toml"))
+        .unwrap()
+        .replace("\"imagery/after\"", &quoted(&rgb));
+    for rel in [
+        "imagery/before",
+        "imagery/drone",
+        "parcels.gpkg",
+        "permits.gpkg",
+    ] {
+        text = text.replace(&format!("\"{rel}\""), &quoted(&src.join(rel)));
+    }
+    let cfg = dir.join("rgb.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.join("out");
+    let o = scan_config(&cfg, &out, &["--no-packets"]);
+    assert!(matches!(o.status.code(), Some(0 | 2)), "{}", stderr(&o));
+    let found: Value =
+        serde_json::from_slice(&std::fs::read(out.join("findings.geojson")).unwrap()).unwrap();
+    let on = |pid: &str| -> Vec<(String, String)> {
+        found["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| &f["properties"])
+            .filter(|p| p["parcel_id"] == pid)
+            .map(|p| {
+                (
+                    p["kind"].as_str().unwrap().to_string(),
+                    p["observation"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let all: Vec<String> = found["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["properties"]["parcel_id"], f["properties"]["kind"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        on("WJ-000262"),
+        [("filled_water".to_string(), "satellite".to_string())],
+        "{all:?}"
+    );
+}
+
 #[test]
 fn a_layer_that_says_degrees_of_metres_is_warned_of_once() {
     // A GeoJSON file of the scene's parcels in metres without its `crs` member (GDAL takes it
