@@ -58,6 +58,15 @@ pub const REVIEW_STATUSES: &[&str] = &["open", "confirmed", "dismissed", "referr
 pub const RUN_ACTOR: &str = "landwatch";
 
 /// How long a writer waits for another connection's transaction before giving up.
+/// The runs whose work run `?1` stands for: itself and the interrupted runs it redoes (those
+/// since the last run that finished). A killed run may have committed its findings: what it
+/// recorded is the night's, which the run that redoes it reports and does not record again.
+const RUN_AND_REDONE: &str = "SELECT r.id FROM runs r WHERE r.id = ?1
+   OR (r.status = 'interrupted'
+       AND r.rowid < (SELECT rowid FROM runs WHERE id = ?1)
+       AND r.rowid > coalesce((SELECT max(rowid) FROM runs
+                               WHERE status IN ('done', 'done_with_skips') AND id <> ?1), 0))";
+
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A new run, as `begin_run` records it.
@@ -1207,14 +1216,23 @@ impl Store {
             .map_err(sql(&p, format!("closing failed run {run_id}")))
     }
 
-    /// How many audit-log events of each kind a run recorded (`opened`, `seen`, `reopened`,
+    /// How many cases a run recorded events of each kind on (`opened`, `seen`, `reopened`,
     /// `disappeared`, `not_seen`, `merged`, `split`, `packet`), e.g. for the run's outcome counts.
+    /// The interrupted runs it redoes count as its own (a killed run that committed its findings
+    /// marked the night's disappeared cases, which the rerun then finds disappeared already), as
+    /// long as the status an event set is still the case's.
     pub fn run_event_counts(&self, run_id: &str) -> Result<BTreeMap<String, usize>, StoreError> {
         let p = &self.path;
         let op = || format!("counting the events of run {run_id}");
         let mut st = self
             .conn
-            .prepare("SELECT what, count(*) FROM case_events WHERE run_id = ?1 GROUP BY what")
+            .prepare(&format!(
+                "SELECT e.what, count(DISTINCT e.case_id) FROM case_events e
+                   JOIN cases c ON c.id = e.case_id
+                 WHERE e.run_id IN ({RUN_AND_REDONE})
+                   AND (e.to_status IS NULL OR e.to_status = c.status)
+                 GROUP BY e.what"
+            ))
             .map_err(sql(p, op()))?;
         let rows = st
             .query_map([run_id], |r| {
@@ -1734,7 +1752,8 @@ impl Writer<'_> {
         sql(self.path, op)
     }
 
-    /// Adds an audit-log entry; `once`: not if this run already logged `what` on the case.
+    /// Adds an audit-log entry; `once`: not if this run (or an interrupted run it redoes)
+    /// already logged `what` on the case.
     fn event(
         &self,
         case_id: &str,
@@ -1748,9 +1767,12 @@ impl Writer<'_> {
             let exists = self
                 .tx
                 .query_row(
-                    "SELECT 1 FROM case_events WHERE case_id = ?1 AND run_id = ?2 AND what = ?3
-                       AND coalesce(related_case, '') = coalesce(?4, '') LIMIT 1",
-                    params![case_id, self.run_id, what, related],
+                    &format!(
+                        "SELECT 1 FROM case_events WHERE case_id = ?2 AND what = ?3
+                           AND coalesce(related_case, '') = coalesce(?4, '')
+                           AND run_id IN ({RUN_AND_REDONE}) LIMIT 1"
+                    ),
+                    params![self.run_id, case_id, what, related],
                     |_| Ok(()),
                 )
                 .optional()
@@ -1899,12 +1921,15 @@ impl Writer<'_> {
         } else if status_before == "dismissed" {
             self.reopen_if_changed(case_id, f, ctx)?;
         }
-        // A case opened by this very run (a redone commit) is not "seen" again.
+        // A case opened by this very run (a redone commit), or by an interrupted run it redoes,
+        // is not "seen" again.
         let opened_now = self
             .tx
             .query_row(
-                "SELECT 1 FROM cases WHERE id = ?1 AND first_run_id = ?2",
-                params![case_id, self.run_id],
+                &format!(
+                    "SELECT 1 FROM cases WHERE id = ?2 AND first_run_id IN ({RUN_AND_REDONE})"
+                ),
+                params![self.run_id, case_id],
                 |_| Ok(()),
             )
             .optional()

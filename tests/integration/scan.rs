@@ -746,6 +746,17 @@ fn scan_dates_with(
     out: &Path,
     extra: &[&str],
 ) -> std::process::Output {
+    run(scan_dates_args(before, after, parcels, out, extra))
+}
+
+/// The arguments of [`scan_dates_with`].
+fn scan_dates_args(
+    before: &Path,
+    after: &[&Path],
+    parcels: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut args = vec![
         "scan".to_string(),
         "--before".into(),
@@ -764,7 +775,7 @@ fn scan_dates_with(
     }
     args.push(out.display().to_string());
     args.extend(extra.iter().map(|a| a.to_string()));
-    run(args)
+    args
 }
 
 /// The `what` of the summary's skipped inputs of this kind.
@@ -2409,6 +2420,24 @@ impl Nights {
         json_of(&o)
     }
 
+    /// One night's scan killed (SIGKILL) at a crash point (`LANDWATCH_CRASH_AT`).
+    fn scan_killed_at(&self, point: &str) {
+        let o = std::process::Command::new(crate::common::bin())
+            .args(scan_dates_args(
+                &self.src.join("imagery/before"),
+                &[&self.src.join("imagery/after")],
+                &self.parcels,
+                &self.out,
+                &["--permits", self.permits.to_str().unwrap()],
+            ))
+            .env("LANDWATCH_LOG", "warn")
+            .env("LANDWATCH_CRASH_AT", point)
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(o.status.signal(), Some(9), "{point}: {}", stderr(&o));
+    }
+
     /// An edit of a layer's file in SQL (`ogrinfo -sql`).
     fn edit(&self, file: &Path, sql: &str) {
         let status = std::process::Command::new("ogrinfo")
@@ -2537,6 +2566,39 @@ fn a_case_a_permit_registered_since_explains_says_so_when_it_disappears() {
         "{why:?}"
     );
     assert_eq!(n.case(&other)["status"], "open");
+}
+
+#[test]
+fn a_night_redone_after_a_kill_counts_the_cases_the_killed_run_closed_or_reopened() {
+    // The killed run had committed its findings: the case it marked disappeared (a permit
+    // registered since) is the night's, but the rerun found it disappeared already and said
+    // "0 no longer flagged", and `landwatch status` 0 disappeared: the night's only news was
+    // nowhere but in the case's history. Likewise a case the killed run opened again.
+    let n = Nights::new("scan-killed-counts");
+    n.scan();
+    let building = n.case_where("parcel_id", "WJ-000004");
+    n.edit(
+        &n.permits,
+        "UPDATE permits SET valid_from = '2026-10-01' WHERE permit_id = 'GH-2026-0002'",
+    );
+    n.scan_killed_at("after_commit");
+    let s = n.scan();
+    assert_eq!(s["cases_disappeared"], 1, "{s}");
+    let runs = n.store_json(&["status"]);
+    assert_eq!(runs["runs"][0]["disappeared_cases"], 1, "{runs}");
+    n.edit(
+        &n.permits,
+        "UPDATE permits SET valid_from = '2026-12-01' WHERE permit_id = 'GH-2026-0002'",
+    );
+    n.scan_killed_at("after_commit");
+    let s = n.scan();
+    assert_eq!(s["cases_reopened"], 1, "{s}");
+    // Nothing twice in the history either: one event of each per night.
+    let c = n.case(&building);
+    assert_eq!(c["status"], "open", "{c}");
+    assert_eq!(events_why(&c, "disappeared").len(), 1, "{c}");
+    assert_eq!(events_why(&c, "reopened").len(), 1, "{c}");
+    assert_eq!(events_why(&c, "seen").len(), 1, "{c}");
 }
 
 #[test]
