@@ -1262,6 +1262,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .iter()
             .map(|w| (w.id.clone(), w.observed_fraction))
             .collect();
+        let case_acquired: std::collections::HashMap<String, chrono::NaiveDate> = result
+            .watched
+            .iter()
+            .filter_map(|w| Some((w.id.clone(), w.acquired?.date())))
+            .collect();
         let assignments = st.commit_findings_observed(
             &run_id,
             &ctx,
@@ -1272,6 +1277,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                 unflagged: &unflagged,
                 parcel_ids: Some(&parcel_ids),
                 case_observed: Some(&case_observed),
+                case_acquired: Some(&case_acquired),
             },
         )?;
         landwatch::pipeline::crash_point("after_commit");

@@ -92,6 +92,9 @@ pub struct AreaSight {
     /// clear of cloud and shadow; for an area too small to hold a pixel centre, the pixel under
     /// its interior point.
     pub observed_fraction: f64,
+    /// When the after imagery over it was taken: the latest acquisition time of the after files
+    /// whose footprints meet it ([`super::acquired_over`]); `None` when no dated file does.
+    pub acquired: Option<NaiveDateTime>,
 }
 
 /// Chooses the cells of an incremental run (see [`ScanJob::select_cells`]).
@@ -1967,6 +1970,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
     crate::export::write_atomic(&staging.dir.join("summary.json"), text.as_bytes())?;
     staging.commit(&job.out)?;
+    let after_footprints: Vec<_> = after_obs
+        .iter()
+        .flat_map(|o| super::dated_footprints(o, &grid.crs))
+        .collect();
     Ok(ScanResult {
         report,
         findings,
@@ -1987,6 +1994,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 Some(AreaSight {
                     id: job.watch[i].id.clone(),
                     observed_fraction: s.fraction()?,
+                    acquired: super::bounds_of(&job.watch[i].area)
+                        .and_then(|b| super::acquired_over(&after_footprints, &b)),
                 })
             })
             .collect(),

@@ -183,6 +183,11 @@ pub struct RunSight<'a> {
     /// not measured): a case seen over no more than half of it ([`matching::UNOBSERVED_SHARE`])
     /// is not marked disappeared, since not finding it there means nothing.
     pub case_observed: Option<&'a HashMap<String, f64>>,
+    /// The day the run's after imagery over each case was taken (`None`: not known; a case not
+    /// named: not known): a case whose last finding is of later imagery is not marked
+    /// disappeared, since an image taken before the one that showed a change cannot show it gone
+    /// (an archive scene delivered late).
+    pub case_acquired: Option<&'a HashMap<String, NaiveDate>>,
 }
 
 /// A finding of this run, as the store keeps it.
@@ -940,6 +945,25 @@ impl Store {
         let observed_share = |id: &str| sight.case_observed.and_then(|m| m.get(id)).copied();
         plan.not_seen
             .retain(|id| observed_share(id).is_none_or(|f| f > 1.0 - matching::UNOBSERVED_SHARE));
+        if let Some(acquired) = sight.case_acquired {
+            let mut older = HashSet::new();
+            for id in &plan.not_seen {
+                let Some(run_day) = acquired.get(id) else {
+                    continue;
+                };
+                let last: Option<String> = tx
+                    .query_row("SELECT after_date FROM cases WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .map_err(sql(&p, format!("reading case {id}")))?;
+                let last =
+                    last.and_then(|d| NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok());
+                if last.is_some_and(|last| *run_day < last) {
+                    older.insert(id.clone());
+                }
+            }
+            plan.not_seen.retain(|id| !older.contains(id));
+        }
         let case_of: HashMap<&str, &KnownCase> =
             known.iter().map(|(c, _)| (c.id.as_str(), c)).collect();
         // The unflagged changes on the parcels of cases not seen (the only ones asked about; all

@@ -2409,9 +2409,14 @@ impl Nights {
 
     /// One night's scan (exit 0), its `--json` summary.
     fn scan(&self) -> Value {
+        self.scan_after(&self.src.join("imagery/after"))
+    }
+
+    /// One night's scan (exit 0) of other after imagery, its `--json` summary.
+    fn scan_after(&self, after: &Path) -> Value {
         let o = scan_dates_with(
             &self.src.join("imagery/before"),
-            &[&self.src.join("imagery/after")],
+            &[after],
             &self.parcels,
             &self.out,
             &["--permits", self.permits.to_str().unwrap()],
@@ -2623,15 +2628,7 @@ fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
             .unwrap();
         assert!(status.success());
     }
-    let o = scan_dates_with(
-        &n.src.join("imagery/before"),
-        &[&holed],
-        &n.parcels,
-        &n.out,
-        &["--permits", n.permits.to_str().unwrap()],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = json_of(&o);
+    let s = n.scan_after(&holed);
     assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
     let c = n.case(&pit);
     assert_eq!(c["status"], "open", "{c}");
@@ -2641,6 +2638,40 @@ fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
     assert_eq!(c["status"], "open", "{c}");
     assert_eq!(events_why(&c, "seen").len(), 1, "{c}");
     assert!(events_why(&c, "reopened").is_empty(), "{c}");
+}
+
+#[test]
+fn imagery_older_than_the_imagery_that_last_showed_a_case_does_not_mark_it_disappeared() {
+    // The first night's imagery was taken on 20 October. The second night's is an archive scene
+    // of 14 October delivered late (the before imagery's ground, taken again before the changes
+    // were made): it shows none of them, and every case was marked disappeared, as if an image
+    // taken before the one that showed a change could show it gone.
+    let n = Nights::new("scan-older-imagery");
+    let dir = n.out.parent().unwrap();
+    let (newer, older) = (dir.join("after-20-oct"), dir.join("archive-14-oct"));
+    for (from, to, when) in [
+        ("imagery/after", &newer, "2026-10-20T02:51:00"),
+        ("imagery/before", &older, "2026-10-14T02:51:00"),
+    ] {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(n.src.join(from)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|e| e == "tif") {
+                redated(&p, &to.join(p.file_name().unwrap()), when);
+            }
+        }
+    }
+    n.scan_after(&newer);
+    let first = n.cases();
+    assert!(first.len() >= 5, "{first:?}");
+    let s = n.scan_after(&older);
+    assert_eq!(s["findings"], 0, "{s}");
+    assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
+    for c in n.cases() {
+        assert_eq!(c["status"], "open", "{c}");
+        let id = c["id"].as_str().unwrap();
+        assert!(events_why(&n.case(id), "disappeared").is_empty(), "{id}");
+    }
 }
 
 #[test]
