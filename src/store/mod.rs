@@ -956,9 +956,11 @@ impl Store {
                         r.get(0)
                     })
                     .map_err(sql(&p, format!("reading case {id}")))?;
-                let last =
-                    last.and_then(|d| NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok());
-                if last.is_some_and(|last| *run_day < last) {
+                if last
+                    .as_deref()
+                    .and_then(day_of)
+                    .is_some_and(|last| *run_day < last)
+                {
                     older.insert(id.clone());
                 }
             }
@@ -1590,6 +1592,11 @@ impl Store {
 }
 
 /// The order of the rules' severities (`low` < `medium` < `high`); another word ranks lowest.
+/// The day of an after date as the store keeps it (`2026-10-14`, or a span's first day).
+fn day_of(after_date: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(after_date.get(..10)?, "%Y-%m-%d").ok()
+}
+
 fn severity_rank(severity: &str) -> u8 {
     match severity {
         "high" => 3,
@@ -2010,21 +2017,32 @@ impl Writer<'_> {
         };
         // The case as the analyst saw it: the finding of the last run before the dismissal (in
         // the audit log's order, not by clocks).
-        let seen: Option<(f64, String, String)> = self
+        let seen: Option<(f64, String, String, Option<String>)> = self
             .tx
             .query_row(
-                "SELECT fi.area_m2, fi.kind, fi.severity FROM case_events s
+                "SELECT fi.area_m2, fi.kind, fi.severity, fi.after_date FROM case_events s
                    JOIN findings fi ON fi.case_id = s.case_id AND fi.run_id = s.run_id
                  WHERE s.case_id = ?1 AND s.id < ?2
                  ORDER BY s.id DESC LIMIT 1",
                 params![case_id, event_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(self.err(read()))?;
-        let Some((area, kind, severity)) = seen else {
+        let Some((area, kind, severity, dismissed_on)) = seen else {
             return Ok(());
         };
+        // Imagery taken before the image the analyst judged cannot show that the change grew or
+        // worsened since (an older scene, or another observation of an earlier day, read
+        // otherwise): only imagery of that day or later reopens the case.
+        let day = |d: Option<&str>| d.and_then(day_of);
+        if let (Some(now), Some(then)) =
+            (day(f.after_date.as_deref()), day(dismissed_on.as_deref()))
+        {
+            if now < then {
+                return Ok(());
+            }
+        }
         let grown = f.area_m2 - area;
         let mut changed = Vec::new();
         if grown >= ctx.reopen_growth * area && grown >= ctx.reopen_growth_m2 {

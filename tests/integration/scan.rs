@@ -2409,14 +2409,14 @@ impl Nights {
 
     /// One night's scan (exit 0), its `--json` summary.
     fn scan(&self) -> Value {
-        self.scan_after(&self.src.join("imagery/after"))
+        self.scan_after(&[&self.src.join("imagery/after")])
     }
 
     /// One night's scan (exit 0) of other after imagery, its `--json` summary.
-    fn scan_after(&self, after: &Path) -> Value {
+    fn scan_after(&self, after: &[&Path]) -> Value {
         let o = scan_dates_with(
             &self.src.join("imagery/before"),
-            &[after],
+            after,
             &self.parcels,
             &self.out,
             &["--permits", self.permits.to_str().unwrap()],
@@ -2628,7 +2628,7 @@ fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
             .unwrap();
         assert!(status.success());
     }
-    let s = n.scan_after(&holed);
+    let s = n.scan_after(&[&holed]);
     assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
     let c = n.case(&pit);
     assert_eq!(c["status"], "open", "{c}");
@@ -2661,10 +2661,10 @@ fn imagery_older_than_the_imagery_that_last_showed_a_case_does_not_mark_it_disap
             }
         }
     }
-    n.scan_after(&newer);
+    n.scan_after(&[&newer]);
     let first = n.cases();
     assert!(first.len() >= 5, "{first:?}");
-    let s = n.scan_after(&older);
+    let s = n.scan_after(&[&older]);
     assert_eq!(s["findings"], 0, "{s}");
     assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
     for c in n.cases() {
@@ -2752,6 +2752,49 @@ fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
             && (areas[0] - dismissed_m2).abs() < 0.1,
         "{why:?}"
     );
+}
+
+#[test]
+fn a_dismissed_case_is_not_opened_again_by_imagery_older_than_what_it_was_dismissed_on() {
+    // The first night has the satellite scene of 14 October and a drone flight of 16 October
+    // over WJ-000019, whose newer image the case takes: an excavation, which the analyst
+    // dismisses. The second night has the satellite scene only, which reads the same ground as a
+    // building: the case was "open again" because it "became building_on_farmland (high) from
+    // excavation (medium) since it was dismissed", from an image taken before the one dismissed.
+    let n = Nights::new("scan-dismissed-older");
+    let (satellite, drone) = (n.src.join("imagery/after"), n.src.join("imagery/drone"));
+    n.scan_after(&[&satellite, &drone]);
+    let id = n.case_where("parcel_id", "WJ-000019");
+    let c = n.case(&id);
+    assert_eq!(
+        (&c["after_date"], &c["severity"]),
+        (&"2026-10-16".into(), &"medium".into()),
+        "{c}"
+    );
+    let o = run([
+        "case",
+        &id,
+        "--out",
+        n.out.to_str().unwrap(),
+        "--set-status",
+        "dismissed",
+        "--by",
+        "王警官",
+        "--reason",
+        "field check: soil for the farm's own dike",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = n.scan_after(&[&satellite]);
+    assert_eq!(s["cases_reopened"], Value::Null, "{s}");
+    let c = n.case(&id);
+    // Seen, on the older image, as a building (the test's premise).
+    assert_eq!(
+        (&c["after_date"], &c["severity"]),
+        (&"2026-10-14".into(), &"high".into()),
+        "{c}"
+    );
+    assert_eq!(c["status"], "dismissed", "{c}");
+    assert!(events_why(&c, "reopened").is_empty(), "{c}");
 }
 
 /// A square feature of a hand-written GeoJSON file near Wujiang, `d` degrees east of the first.
