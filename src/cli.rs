@@ -1089,6 +1089,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         watch: Vec::new(),
     };
     let mut job = job;
+    // A run without packets is keyed as one (see `inputs_key`): a later run with packets does its
+    // cells again and writes them.
+    if a.no_packets {
+        job.config.evidence.enabled = false;
+    }
     // One run at a time per store; a lock left by a killed run is taken over.
     let store_path = job.config.store_path();
     if let Some(dir) = store_path.parent() {

@@ -2170,7 +2170,7 @@ fn inputs_key(job: &ScanJob, parcels_path: &std::path::Path) -> Result<String, P
     for c in &cfg.parcels.control {
         file(&cfg.resolve(&c.path));
     }
-    let rest = json!({
+    let mut rest = json!({
         "bands_before": cfg.imagery.bands_before,
         "bands_after": cfg.imagery.bands_after,
         "parcels": cfg.parcels,
@@ -2180,6 +2180,12 @@ fn inputs_key(job: &ScanJob, parcels_path: &std::path::Path) -> Result<String, P
         "rules": job.rules,
         "version": crate::VERSION,
     });
+    // A run that writes no evidence packets leaves its findings' cases without evidence: its
+    // cells' keys say so, so that the next run that writes packets does them again (the keys of
+    // runs that write packets are as they were).
+    if !cfg.evidence.enabled {
+        rest["packets"] = json!(false);
+    }
     let text = serde_json::to_vec(&rest).map_err(|e| PipelineError::Inputs(e.to_string()))?;
     let mut h2 = Sha256::new();
     h2.update(h.finalize());

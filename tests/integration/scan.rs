@@ -2425,6 +2425,21 @@ impl Nights {
         json_of(&o)
     }
 
+    /// One night's scan (exit 0) that writes evidence packets, its `--json` summary.
+    fn scan_with_packets(&self) -> Value {
+        let mut args = scan_dates_args(
+            &self.src.join("imagery/before"),
+            &[&self.src.join("imagery/after")],
+            &self.parcels,
+            &self.out,
+            &["--permits", self.permits.to_str().unwrap()],
+        );
+        args.retain(|a| a != "--no-packets");
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        json_of(&o)
+    }
+
     /// One night's scan killed (SIGKILL) at a crash point (`LANDWATCH_CRASH_AT`).
     fn scan_killed_at(&self, point: &str) {
         let o = std::process::Command::new(crate::common::bin())
@@ -2604,6 +2619,22 @@ fn a_night_redone_after_a_kill_counts_the_cases_the_killed_run_closed_or_reopene
     assert_eq!(events_why(&c, "disappeared").len(), 1, "{c}");
     assert_eq!(events_why(&c, "reopened").len(), 1, "{c}");
     assert_eq!(events_why(&c, "seen").len(), 1, "{c}");
+}
+
+#[test]
+fn a_night_that_writes_packets_writes_those_a_night_without_packets_left_out() {
+    // A run with --no-packets (an ad-hoc check into the nightly output directory) marked its
+    // cells done: the next night, which writes packets, said "nothing new", and the cases it had
+    // opened were left without evidence until a --full run.
+    let n = Nights::new("scan-packets-later");
+    let first = n.scan();
+    let s = n.scan_with_packets();
+    assert_eq!(s["cells_scanned"], 1, "{s}");
+    assert_eq!(s["packets"]["written"], first["findings"], "{s}");
+    for c in n.cases() {
+        assert!(c["latest_packet"].is_string(), "{c}");
+    }
+    assert_eq!(n.scan_with_packets()["cells_scanned"], 0);
 }
 
 #[test]
