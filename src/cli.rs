@@ -1171,6 +1171,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         watch: Vec::new(),
     };
     let mut job = job;
+    // A run without packets is keyed as one (see `inputs_key`): a later run with packets does its
+    // cells again and writes them.
+    if a.no_packets {
+        job.config.evidence.enabled = false;
+    }
     // One run at a time per store; a lock left by a killed run is taken over.
     let store_path = job.config.store_path();
     if let Some(dir) = store_path.parent() {
@@ -1344,6 +1349,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .iter()
             .map(|w| (w.id.clone(), w.observed_fraction))
             .collect();
+        let case_acquired: std::collections::HashMap<String, chrono::NaiveDate> = result
+            .watched
+            .iter()
+            .filter_map(|w| Some((w.id.clone(), w.acquired?.date())))
+            .collect();
         let assignments = st.commit_findings_observed(
             &run_id,
             &ctx,
@@ -1354,6 +1364,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
                 unflagged: &unflagged,
                 parcel_ids: Some(&parcel_ids),
                 case_observed: Some(&case_observed),
+                case_acquired: Some(&case_acquired),
             },
         )?;
         landwatch::pipeline::crash_point("after_commit");

@@ -92,6 +92,9 @@ pub struct AreaSight {
     /// clear of cloud and shadow; for an area too small to hold a pixel centre, the pixel under
     /// its interior point.
     pub observed_fraction: f64,
+    /// When the after imagery over it was taken: the latest acquisition time of the after files
+    /// whose footprints meet it ([`super::acquired_over`]); `None` when no dated file does.
+    pub acquired: Option<NaiveDateTime>,
 }
 
 /// Chooses the cells of an incremental run (see [`ScanJob::select_cells`]).
@@ -1972,6 +1975,10 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Inputs(e.to_string()))?;
     crate::export::write_atomic(&staging.dir.join("summary.json"), text.as_bytes())?;
     staging.commit(&job.out)?;
+    let after_footprints: Vec<_> = after_obs
+        .iter()
+        .flat_map(|o| super::dated_footprints(o, &grid.crs))
+        .collect();
     Ok(ScanResult {
         report,
         findings,
@@ -1992,6 +1999,8 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 Some(AreaSight {
                     id: job.watch[i].id.clone(),
                     observed_fraction: s.fraction()?,
+                    acquired: super::bounds_of(&job.watch[i].area)
+                        .and_then(|b| super::acquired_over(&after_footprints, &b)),
                 })
             })
             .collect(),
@@ -2166,7 +2175,7 @@ fn inputs_key(job: &ScanJob, parcels_path: &std::path::Path) -> Result<String, P
     for c in &cfg.parcels.control {
         file(&cfg.resolve(&c.path));
     }
-    let rest = json!({
+    let mut rest = json!({
         "bands_before": cfg.imagery.bands_before,
         "bands_after": cfg.imagery.bands_after,
         "parcels": cfg.parcels,
@@ -2176,6 +2185,12 @@ fn inputs_key(job: &ScanJob, parcels_path: &std::path::Path) -> Result<String, P
         "rules": job.rules,
         "version": crate::VERSION,
     });
+    // A run that writes no evidence packets leaves its findings' cases without evidence: its
+    // cells' keys say so, so that the next run that writes packets does them again (the keys of
+    // runs that write packets are as they were).
+    if !cfg.evidence.enabled {
+        rest["packets"] = json!(false);
+    }
     let text = serde_json::to_vec(&rest).map_err(|e| PipelineError::Inputs(e.to_string()))?;
     let mut h2 = Sha256::new();
     h2.update(h.finalize());

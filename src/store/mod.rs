@@ -58,6 +58,15 @@ pub const REVIEW_STATUSES: &[&str] = &["open", "confirmed", "dismissed", "referr
 pub const RUN_ACTOR: &str = "landwatch";
 
 /// How long a writer waits for another connection's transaction before giving up.
+/// The runs whose work run `?1` stands for: itself and the interrupted runs it redoes (those
+/// since the last run that finished). A killed run may have committed its findings: what it
+/// recorded is the night's, which the run that redoes it reports and does not record again.
+const RUN_AND_REDONE: &str = "SELECT r.id FROM runs r WHERE r.id = ?1
+   OR (r.status = 'interrupted'
+       AND r.rowid < (SELECT rowid FROM runs WHERE id = ?1)
+       AND r.rowid > coalesce((SELECT max(rowid) FROM runs
+                               WHERE status IN ('done', 'done_with_skips') AND id <> ?1), 0))";
+
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A new run, as `begin_run` records it.
@@ -174,6 +183,11 @@ pub struct RunSight<'a> {
     /// not measured): a case seen over no more than half of it ([`matching::UNOBSERVED_SHARE`])
     /// is not marked disappeared, since not finding it there means nothing.
     pub case_observed: Option<&'a HashMap<String, f64>>,
+    /// The day the run's after imagery over each case was taken (`None`: not known; a case not
+    /// named: not known): a case whose last finding is of later imagery is not marked
+    /// disappeared, since an image taken before the one that showed a change cannot show it gone
+    /// (an archive scene delivered late).
+    pub case_acquired: Option<&'a HashMap<String, NaiveDate>>,
 }
 
 /// A finding of this run, as the store keeps it.
@@ -931,6 +945,27 @@ impl Store {
         let observed_share = |id: &str| sight.case_observed.and_then(|m| m.get(id)).copied();
         plan.not_seen
             .retain(|id| observed_share(id).is_none_or(|f| f > 1.0 - matching::UNOBSERVED_SHARE));
+        if let Some(acquired) = sight.case_acquired {
+            let mut older = HashSet::new();
+            for id in &plan.not_seen {
+                let Some(run_day) = acquired.get(id) else {
+                    continue;
+                };
+                let last: Option<String> = tx
+                    .query_row("SELECT after_date FROM cases WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .map_err(sql(&p, format!("reading case {id}")))?;
+                if last
+                    .as_deref()
+                    .and_then(day_of)
+                    .is_some_and(|last| *run_day < last)
+                {
+                    older.insert(id.clone());
+                }
+            }
+            plan.not_seen.retain(|id| !older.contains(id));
+        }
         let case_of: HashMap<&str, &KnownCase> =
             known.iter().map(|(c, _)| (c.id.as_str(), c)).collect();
         // The unflagged changes on the parcels of cases not seen (the only ones asked about; all
@@ -1207,14 +1242,23 @@ impl Store {
             .map_err(sql(&p, format!("closing failed run {run_id}")))
     }
 
-    /// How many audit-log events of each kind a run recorded (`opened`, `seen`, `reopened`,
+    /// How many cases a run recorded events of each kind on (`opened`, `seen`, `reopened`,
     /// `disappeared`, `not_seen`, `merged`, `split`, `packet`), e.g. for the run's outcome counts.
+    /// The interrupted runs it redoes count as its own (a killed run that committed its findings
+    /// marked the night's disappeared cases, which the rerun then finds disappeared already), as
+    /// long as the status an event set is still the case's.
     pub fn run_event_counts(&self, run_id: &str) -> Result<BTreeMap<String, usize>, StoreError> {
         let p = &self.path;
         let op = || format!("counting the events of run {run_id}");
         let mut st = self
             .conn
-            .prepare("SELECT what, count(*) FROM case_events WHERE run_id = ?1 GROUP BY what")
+            .prepare(&format!(
+                "SELECT e.what, count(DISTINCT e.case_id) FROM case_events e
+                   JOIN cases c ON c.id = e.case_id
+                 WHERE e.run_id IN ({RUN_AND_REDONE})
+                   AND (e.to_status IS NULL OR e.to_status = c.status)
+                 GROUP BY e.what"
+            ))
             .map_err(sql(p, op()))?;
         let rows = st
             .query_map([run_id], |r| {
@@ -1548,6 +1592,11 @@ impl Store {
 }
 
 /// The order of the rules' severities (`low` < `medium` < `high`); another word ranks lowest.
+/// The day of an after date as the store keeps it (`2026-10-14`, or a span's first day).
+fn day_of(after_date: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(after_date.get(..10)?, "%Y-%m-%d").ok()
+}
+
 fn severity_rank(severity: &str) -> u8 {
     match severity {
         "high" => 3,
@@ -1734,7 +1783,8 @@ impl Writer<'_> {
         sql(self.path, op)
     }
 
-    /// Adds an audit-log entry; `once`: not if this run already logged `what` on the case.
+    /// Adds an audit-log entry; `once`: not if this run (or an interrupted run it redoes)
+    /// already logged `what` on the case.
     fn event(
         &self,
         case_id: &str,
@@ -1748,9 +1798,12 @@ impl Writer<'_> {
             let exists = self
                 .tx
                 .query_row(
-                    "SELECT 1 FROM case_events WHERE case_id = ?1 AND run_id = ?2 AND what = ?3
-                       AND coalesce(related_case, '') = coalesce(?4, '') LIMIT 1",
-                    params![case_id, self.run_id, what, related],
+                    &format!(
+                        "SELECT 1 FROM case_events WHERE case_id = ?2 AND what = ?3
+                           AND coalesce(related_case, '') = coalesce(?4, '')
+                           AND run_id IN ({RUN_AND_REDONE}) LIMIT 1"
+                    ),
+                    params![self.run_id, case_id, what, related],
                     |_| Ok(()),
                 )
                 .optional()
@@ -1899,12 +1952,15 @@ impl Writer<'_> {
         } else if status_before == "dismissed" {
             self.reopen_if_changed(case_id, f, ctx)?;
         }
-        // A case opened by this very run (a redone commit) is not "seen" again.
+        // A case opened by this very run (a redone commit), or by an interrupted run it redoes,
+        // is not "seen" again.
         let opened_now = self
             .tx
             .query_row(
-                "SELECT 1 FROM cases WHERE id = ?1 AND first_run_id = ?2",
-                params![case_id, self.run_id],
+                &format!(
+                    "SELECT 1 FROM cases WHERE id = ?2 AND first_run_id IN ({RUN_AND_REDONE})"
+                ),
+                params![self.run_id, case_id],
                 |_| Ok(()),
             )
             .optional()
@@ -1961,21 +2017,32 @@ impl Writer<'_> {
         };
         // The case as the analyst saw it: the finding of the last run before the dismissal (in
         // the audit log's order, not by clocks).
-        let seen: Option<(f64, String, String)> = self
+        let seen: Option<(f64, String, String, Option<String>)> = self
             .tx
             .query_row(
-                "SELECT fi.area_m2, fi.kind, fi.severity FROM case_events s
+                "SELECT fi.area_m2, fi.kind, fi.severity, fi.after_date FROM case_events s
                    JOIN findings fi ON fi.case_id = s.case_id AND fi.run_id = s.run_id
                  WHERE s.case_id = ?1 AND s.id < ?2
                  ORDER BY s.id DESC LIMIT 1",
                 params![case_id, event_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(self.err(read()))?;
-        let Some((area, kind, severity)) = seen else {
+        let Some((area, kind, severity, dismissed_on)) = seen else {
             return Ok(());
         };
+        // Imagery taken before the image the analyst judged cannot show that the change grew or
+        // worsened since (an older scene, or another observation of an earlier day, read
+        // otherwise): only imagery of that day or later reopens the case.
+        let day = |d: Option<&str>| d.and_then(day_of);
+        if let (Some(now), Some(then)) =
+            (day(f.after_date.as_deref()), day(dismissed_on.as_deref()))
+        {
+            if now < then {
+                return Ok(());
+            }
+        }
         let grown = f.area_m2 - area;
         let mut changed = Vec::new();
         if grown >= ctx.reopen_growth * area && grown >= ctx.reopen_growth_m2 {

@@ -746,6 +746,17 @@ fn scan_dates_with(
     out: &Path,
     extra: &[&str],
 ) -> std::process::Output {
+    run(scan_dates_args(before, after, parcels, out, extra))
+}
+
+/// The arguments of [`scan_dates_with`].
+fn scan_dates_args(
+    before: &Path,
+    after: &[&Path],
+    parcels: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut args = vec![
         "scan".to_string(),
         "--before".into(),
@@ -764,7 +775,7 @@ fn scan_dates_with(
     }
     args.push(out.display().to_string());
     args.extend(extra.iter().map(|a| a.to_string()));
-    run(args)
+    args
 }
 
 /// The `what` of the summary's skipped inputs of this kind.
@@ -2398,15 +2409,53 @@ impl Nights {
 
     /// One night's scan (exit 0), its `--json` summary.
     fn scan(&self) -> Value {
+        self.scan_after(&[&self.src.join("imagery/after")])
+    }
+
+    /// One night's scan (exit 0) of other after imagery, its `--json` summary.
+    fn scan_after(&self, after: &[&Path]) -> Value {
         let o = scan_dates_with(
             &self.src.join("imagery/before"),
-            &[&self.src.join("imagery/after")],
+            after,
             &self.parcels,
             &self.out,
             &["--permits", self.permits.to_str().unwrap()],
         );
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         json_of(&o)
+    }
+
+    /// One night's scan (exit 0) that writes evidence packets, its `--json` summary.
+    fn scan_with_packets(&self) -> Value {
+        let mut args = scan_dates_args(
+            &self.src.join("imagery/before"),
+            &[&self.src.join("imagery/after")],
+            &self.parcels,
+            &self.out,
+            &["--permits", self.permits.to_str().unwrap()],
+        );
+        args.retain(|a| a != "--no-packets");
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        json_of(&o)
+    }
+
+    /// One night's scan killed (SIGKILL) at a crash point (`LANDWATCH_CRASH_AT`).
+    fn scan_killed_at(&self, point: &str) {
+        let o = std::process::Command::new(crate::common::bin())
+            .args(scan_dates_args(
+                &self.src.join("imagery/before"),
+                &[&self.src.join("imagery/after")],
+                &self.parcels,
+                &self.out,
+                &["--permits", self.permits.to_str().unwrap()],
+            ))
+            .env("LANDWATCH_LOG", "warn")
+            .env("LANDWATCH_CRASH_AT", point)
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(o.status.signal(), Some(9), "{point}: {}", stderr(&o));
     }
 
     /// An edit of a layer's file in SQL (`ogrinfo -sql`).
@@ -2540,6 +2589,55 @@ fn a_case_a_permit_registered_since_explains_says_so_when_it_disappears() {
 }
 
 #[test]
+fn a_night_redone_after_a_kill_counts_the_cases_the_killed_run_closed_or_reopened() {
+    // The killed run had committed its findings: the case it marked disappeared (a permit
+    // registered since) is the night's, but the rerun found it disappeared already and said
+    // "0 no longer flagged", and `landwatch status` 0 disappeared: the night's only news was
+    // nowhere but in the case's history. Likewise a case the killed run opened again.
+    let n = Nights::new("scan-killed-counts");
+    n.scan();
+    let building = n.case_where("parcel_id", "WJ-000004");
+    n.edit(
+        &n.permits,
+        "UPDATE permits SET valid_from = '2026-10-01' WHERE permit_id = 'GH-2026-0002'",
+    );
+    n.scan_killed_at("after_commit");
+    let s = n.scan();
+    assert_eq!(s["cases_disappeared"], 1, "{s}");
+    let runs = n.store_json(&["status"]);
+    assert_eq!(runs["runs"][0]["disappeared_cases"], 1, "{runs}");
+    n.edit(
+        &n.permits,
+        "UPDATE permits SET valid_from = '2026-12-01' WHERE permit_id = 'GH-2026-0002'",
+    );
+    n.scan_killed_at("after_commit");
+    let s = n.scan();
+    assert_eq!(s["cases_reopened"], 1, "{s}");
+    // Nothing twice in the history either: one event of each per night.
+    let c = n.case(&building);
+    assert_eq!(c["status"], "open", "{c}");
+    assert_eq!(events_why(&c, "disappeared").len(), 1, "{c}");
+    assert_eq!(events_why(&c, "reopened").len(), 1, "{c}");
+    assert_eq!(events_why(&c, "seen").len(), 1, "{c}");
+}
+
+#[test]
+fn a_night_that_writes_packets_writes_those_a_night_without_packets_left_out() {
+    // A run with --no-packets (an ad-hoc check into the nightly output directory) marked its
+    // cells done: the next night, which writes packets, said "nothing new", and the cases it had
+    // opened were left without evidence until a --full run.
+    let n = Nights::new("scan-packets-later");
+    let first = n.scan();
+    let s = n.scan_with_packets();
+    assert_eq!(s["cells_scanned"], 1, "{s}");
+    assert_eq!(s["packets"]["written"], first["findings"], "{s}");
+    for c in n.cases() {
+        assert!(c["latest_packet"].is_string(), "{c}");
+    }
+    assert_eq!(n.scan_with_packets()["cells_scanned"], 0);
+}
+
+#[test]
 fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
     // The second night's after imagery has no data over the excavation on WJ-000082 (ordinary
     // farmland, outside any protected parcel's coverage): not finding it there means nothing, so
@@ -2561,15 +2659,7 @@ fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
             .unwrap();
         assert!(status.success());
     }
-    let o = scan_dates_with(
-        &n.src.join("imagery/before"),
-        &[&holed],
-        &n.parcels,
-        &n.out,
-        &["--permits", n.permits.to_str().unwrap()],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = json_of(&o);
+    let s = n.scan_after(&[&holed]);
     assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
     let c = n.case(&pit);
     assert_eq!(c["status"], "open", "{c}");
@@ -2579,6 +2669,40 @@ fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
     assert_eq!(c["status"], "open", "{c}");
     assert_eq!(events_why(&c, "seen").len(), 1, "{c}");
     assert!(events_why(&c, "reopened").is_empty(), "{c}");
+}
+
+#[test]
+fn imagery_older_than_the_imagery_that_last_showed_a_case_does_not_mark_it_disappeared() {
+    // The first night's imagery was taken on 20 October. The second night's is an archive scene
+    // of 14 October delivered late (the before imagery's ground, taken again before the changes
+    // were made): it shows none of them, and every case was marked disappeared, as if an image
+    // taken before the one that showed a change could show it gone.
+    let n = Nights::new("scan-older-imagery");
+    let dir = n.out.parent().unwrap();
+    let (newer, older) = (dir.join("after-20-oct"), dir.join("archive-14-oct"));
+    for (from, to, when) in [
+        ("imagery/after", &newer, "2026-10-20T02:51:00"),
+        ("imagery/before", &older, "2026-10-14T02:51:00"),
+    ] {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(n.src.join(from)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|e| e == "tif") {
+                redated(&p, &to.join(p.file_name().unwrap()), when);
+            }
+        }
+    }
+    n.scan_after(&[&newer]);
+    let first = n.cases();
+    assert!(first.len() >= 5, "{first:?}");
+    let s = n.scan_after(&[&older]);
+    assert_eq!(s["findings"], 0, "{s}");
+    assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
+    for c in n.cases() {
+        assert_eq!(c["status"], "open", "{c}");
+        let id = c["id"].as_str().unwrap();
+        assert!(events_why(&n.case(id), "disappeared").is_empty(), "{id}");
+    }
 }
 
 #[test]
@@ -2659,6 +2783,49 @@ fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
             && (areas[0] - dismissed_m2).abs() < 0.1,
         "{why:?}"
     );
+}
+
+#[test]
+fn a_dismissed_case_is_not_opened_again_by_imagery_older_than_what_it_was_dismissed_on() {
+    // The first night has the satellite scene of 14 October and a drone flight of 16 October
+    // over WJ-000019, whose newer image the case takes: an excavation, which the analyst
+    // dismisses. The second night has the satellite scene only, which reads the same ground as a
+    // building: the case was "open again" because it "became building_on_farmland (high) from
+    // excavation (medium) since it was dismissed", from an image taken before the one dismissed.
+    let n = Nights::new("scan-dismissed-older");
+    let (satellite, drone) = (n.src.join("imagery/after"), n.src.join("imagery/drone"));
+    n.scan_after(&[&satellite, &drone]);
+    let id = n.case_where("parcel_id", "WJ-000019");
+    let c = n.case(&id);
+    assert_eq!(
+        (&c["after_date"], &c["severity"]),
+        (&"2026-10-16".into(), &"medium".into()),
+        "{c}"
+    );
+    let o = run([
+        "case",
+        &id,
+        "--out",
+        n.out.to_str().unwrap(),
+        "--set-status",
+        "dismissed",
+        "--by",
+        "王警官",
+        "--reason",
+        "field check: soil for the farm's own dike",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = n.scan_after(&[&satellite]);
+    assert_eq!(s["cases_reopened"], Value::Null, "{s}");
+    let c = n.case(&id);
+    // Seen, on the older image, as a building (the test's premise).
+    assert_eq!(
+        (&c["after_date"], &c["severity"]),
+        (&"2026-10-14".into(), &"high".into()),
+        "{c}"
+    );
+    assert_eq!(c["status"], "dismissed", "{c}");
+    assert!(events_why(&c, "reopened").is_empty(), "{c}");
 }
 
 /// A square feature of a hand-written GeoJSON file near Wujiang, `d` degrees east of the first.
