@@ -57,7 +57,6 @@ pub const REVIEW_STATUSES: &[&str] = &["open", "confirmed", "dismissed", "referr
 /// Who runs write as in the audit log.
 pub const RUN_ACTOR: &str = "landwatch";
 
-/// How long a writer waits for another connection's transaction before giving up.
 /// The runs whose work run `?1` stands for: itself and the interrupted runs it redoes (those
 /// since the last run that finished). A killed run may have committed its findings: what it
 /// recorded is the night's, which the run that redoes it reports and does not record again.
@@ -67,6 +66,7 @@ const RUN_AND_REDONE: &str = "SELECT r.id FROM runs r WHERE r.id = ?1
        AND r.rowid > coalesce((SELECT max(rowid) FROM runs
                                WHERE status IN ('done', 'done_with_skips') AND id <> ?1), 0))";
 
+/// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A new run, as `begin_run` records it.
@@ -1591,12 +1591,12 @@ impl Store {
     }
 }
 
-/// The order of the rules' severities (`low` < `medium` < `high`); another word ranks lowest.
 /// The day of an after date as the store keeps it (`2026-10-14`, or a span's first day).
 fn day_of(after_date: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(after_date.get(..10)?, "%Y-%m-%d").ok()
 }
 
+/// The order of the rules' severities (`low` < `medium` < `high`); another word ranks lowest.
 fn severity_rank(severity: &str) -> u8 {
     match severity {
         "high" => 3,
