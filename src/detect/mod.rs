@@ -2136,6 +2136,31 @@ mod tests {
         (image(b), image(a))
     }
 
+    /// The default detector over two windows of blue, green and red bands (no near infrared).
+    fn detect_rgb(before: Array3<f32>, after: Array3<f32>) -> CellResult {
+        let rgb = |bands: Array3<f32>| {
+            let mut img = image(bands);
+            img.roles.truncate(3);
+            img
+        };
+        let (b, a) = (rgb(before), rgb(after));
+        SpectralDetector::default().detect(&whole(&b, &a)).unwrap()
+    }
+
+    /// The pixels of a window's part whose unobserved reason is `v`.
+    fn count_unobserved(
+        r: &CellResult,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        v: u8,
+    ) -> usize {
+        r.unobserved
+            .slice(s![rows, cols])
+            .iter()
+            .filter(|u| **u == v)
+            .count()
+    }
+
     /// A window of blue, green, red and near-infrared bands, every pixel valid.
     /// The whole window of `before` and `after` as one cell (its core the window), 0.5 m pixels.
     fn whole<'a>(before: &'a CellImage, after: &'a CellImage) -> CellInput<'a> {
@@ -2377,21 +2402,8 @@ mod tests {
                 }
             }
         }
-        let rgb = |bands: Array3<f32>| {
-            let mut img = image(bands);
-            img.roles.truncate(3);
-            img
-        };
-        let (b, a) = (rgb(b), rgb(a));
-        let input = whole(&b, &a);
-        let r = SpectralDetector::default().detect(&input).unwrap();
-        let count = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, v: u8| {
-            r.unobserved
-                .slice(s![rows, cols])
-                .iter()
-                .filter(|u| **u == v)
-                .count()
-        };
+        let r = detect_rgb(b, a);
+        let count = |rows, cols, v| count_unobserved(&r, rows, cols, v);
         // The sown field, away from the shadow's buffer: observed.
         assert_eq!(count(50..140, 25..70, UNOBSERVED_SHADOW), 0);
         // The shadow, away from its rim: a shadow.
@@ -2437,20 +2449,8 @@ mod tests {
                 }
             }
         }
-        let rgb = |bands: Array3<f32>| {
-            let mut img = image(bands);
-            img.roles.truncate(3);
-            img
-        };
-        let (b, a) = (rgb(b), rgb(a));
-        let r = SpectralDetector::default().detect(&whole(&b, &a)).unwrap();
-        let count = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, v: u8| {
-            r.unobserved
-                .slice(s![rows, cols])
-                .iter()
-                .filter(|u| **u == v)
-                .count()
-        };
+        let r = detect_rgb(b, a);
+        let count = |rows, cols, v| count_unobserved(&r, rows, cols, v);
         assert_eq!(count(25..75, 25..75, UNOBSERVED_CLOUD), 0);
         let changed = r
             .mask

@@ -3617,6 +3617,17 @@ fn before_imagery_newer_than_one_after_observation_is_not_compared_with_it() {
     assert_eq!(s["observations"].as_array().unwrap().len(), 2, "{s}");
 }
 
+/// A copy of the scene's satellite mosaic in `dir/after` whose tile `after_r0c1.tif` is dated
+/// `when` (the others keep the scene's date).
+fn after_with_a_tile_of(src: &Path, dir: &Path, when: &str) -> std::path::PathBuf {
+    let after = dir.join("after");
+    copy_dir(&src.join("imagery/after"), &after);
+    let tile = after.join("after_r0c1.tif");
+    std::fs::remove_file(&tile).unwrap();
+    redated(&src.join("imagery/after/after_r0c1.tif"), &tile, when);
+    after
+}
+
 #[test]
 fn after_imagery_dated_after_the_run_is_not_compared() {
     // One tile of the satellite's mosaic says 2099 (a typo in a sidecar, a camera's clock):
@@ -3624,15 +3635,7 @@ fn after_imagery_dated_after_the_run_is_not_compared() {
     // then. It is left out, named; the rest of the mosaic is compared.
     let src = scene(1024, 3);
     let dir = scratch("scan-future-date");
-    let after = dir.join("after");
-    copy_dir(&src.join("imagery/after"), &after);
-    let tile = after.join("after_r0c1.tif");
-    std::fs::remove_file(&tile).unwrap();
-    redated(
-        &src.join("imagery/after/after_r0c1.tif"),
-        &tile,
-        "2099-10-14T02:51:00",
-    );
+    let after = after_with_a_tile_of(&src, &dir, "2099-10-14T02:51:00");
     let out = dir.join("out");
     let o = scan_dates(
         &src.join("imagery/before"),
@@ -3664,15 +3667,7 @@ fn detect_leaves_out_after_imagery_dated_after_the_run_as_the_scan_does() {
     // out and named, the rest compared, exit 2.
     let src = scene(1024, 3);
     let dir = scratch("detect-future-date");
-    let after = dir.join("after");
-    copy_dir(&src.join("imagery/after"), &after);
-    let tile = after.join("after_r0c1.tif");
-    std::fs::remove_file(&tile).unwrap();
-    redated(
-        &src.join("imagery/after/after_r0c1.tif"),
-        &tile,
-        "2099-10-14T02:51:00",
-    );
+    let after = after_with_a_tile_of(&src, &dir, "2099-10-14T02:51:00");
     let out = dir.join("out");
     let o = run([
         "detect",
