@@ -943,13 +943,15 @@ pub fn apply_control_layer(parcels: &mut [Parcel], zones: &ControlZones) {
     }
 }
 
-type RectTree = RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>;
+/// Bounding boxes, each with the index of its item.
+pub(crate) type RectTree = RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>;
 
 fn aabb(r: &Rect<f64>) -> AABB<[f64; 2]> {
     AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y])
 }
 
-fn rect_tree(rects: impl Iterator<Item = Option<Rect<f64>>>) -> RectTree {
+/// The items' bounding boxes (`None`: an empty item, left out), indexed by position.
+pub(crate) fn rect_tree(rects: impl Iterator<Item = Option<Rect<f64>>>) -> RectTree {
     let items: Vec<_> = rects
         .enumerate()
         .filter_map(|(i, r)| {
@@ -962,6 +964,16 @@ fn rect_tree(rects: impl Iterator<Item = Option<Rect<f64>>>) -> RectTree {
         })
         .collect();
     RTree::bulk_load(items)
+}
+
+/// The indices of the boxes of `tree` that meet a rectangle, in order.
+pub(crate) fn indices_near(tree: &RectTree, r: &Rect<f64>) -> Vec<usize> {
+    let mut v: Vec<usize> = tree
+        .locate_in_envelope_intersecting(&aabb(r))
+        .map(|g| g.data)
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 /// Parcels and permits with R-trees over their bounding boxes.
@@ -1013,24 +1025,12 @@ impl ParcelSet {
 
     /// Indices of parcels whose bounding box meets a rectangle.
     pub fn parcels_near(&self, r: &Rect<f64>) -> Vec<usize> {
-        let mut v: Vec<usize> = self
-            .parcel_tree
-            .locate_in_envelope_intersecting(&aabb(r))
-            .map(|g| g.data)
-            .collect();
-        v.sort_unstable();
-        v
+        indices_near(&self.parcel_tree, r)
     }
 
     /// Indices of permits whose bounding box meets a rectangle.
     pub fn permits_near(&self, r: &Rect<f64>) -> Vec<usize> {
-        let mut v: Vec<usize> = self
-            .permit_tree
-            .locate_in_envelope_intersecting(&aabb(r))
-            .map(|g| g.data)
-            .collect();
-        v.sort_unstable();
-        v
+        indices_near(&self.permit_tree, r)
     }
 
     /// The bounds of all parcels.

@@ -1932,11 +1932,17 @@ fn all_of<const N: usize>(
 fn keep_large(mask: &Array2<bool>, min_px: u64) -> Array2<bool> {
     let (h, w) = mask.dim();
     let (runs, n) = morphology::component_runs(mask);
+    let size = component_sizes(&runs, n);
+    runs_mask(h, w, &runs, |l| size[l as usize] >= min_px)
+}
+
+/// The pixels of each component (by label; 0 for none) of `n` labelled in `runs`.
+fn component_sizes(runs: &[morphology::Run], n: usize) -> Vec<u64> {
     let mut size = vec![0u64; n + 1];
-    for r in &runs {
+    for r in runs {
         size[r.label as usize] += u64::from(r.x1 - r.x0);
     }
-    runs_mask(h, w, &runs, |l| size[l as usize] >= min_px)
+    size
 }
 
 /// An `h × w` mask set on the runs whose component passes `keep`.
@@ -1978,10 +1984,7 @@ fn keep_large_and_their_fringe(
 ) -> Array2<bool> {
     let (h, w) = mask.dim();
     let (runs, n) = morphology::component_runs(mask);
-    let mut size = vec![0u64; n + 1];
-    for r in &runs {
-        size[r.label as usize] += u64::from(r.x1 - r.x0);
-    }
+    let size = component_sizes(&runs, n);
     let big = runs_mask(h, w, &runs, |l| size[l as usize] >= big_px);
     if !any_set(&big) {
         return big;

@@ -78,8 +78,8 @@ pub fn drop_files_of_both_dates(
 /// The after observations that can be compared with `before` in time, in the order the date
 /// checks must run (each names what it leaves out in `skipped`): after files dated in the
 /// future, after imagery not newer than the before imagery, before files newer than all of the
-/// after imagery, then after files older than some before file over the same ground. Empty when no after
-/// observation is left. `scan` and `detect` both go through it.
+/// after imagery, then after files older than some before file over the same ground. Empty when
+/// no after observation is left. `scan` and `detect` both go through it.
 pub fn in_time_order(
     before: &mut Observation,
     after: Vec<Observation>,
@@ -109,14 +109,12 @@ pub fn drop_after_dated_in_future(
     let latest_possible = now + chrono::Duration::days(1);
     let mut kept = Vec::with_capacity(after.len());
     for mut o in after {
-        let (good, future): (Vec<_>, Vec<_>) = std::mem::take(&mut o.sources.sources)
-            .into_iter()
-            .partition(|s| {
-                s.info
-                    .acquired
-                    .as_ref()
-                    .is_none_or(|a| a.time <= latest_possible)
-            });
+        let future = take_files(&mut o, |s| {
+            s.info
+                .acquired
+                .as_ref()
+                .is_some_and(|a| a.time > latest_possible)
+        });
         for src in &future {
             let when = src
                 .info
@@ -141,12 +139,23 @@ pub fn drop_after_dated_in_future(
             tracing::warn!("skipped {}", s.message);
             skipped.push(s);
         }
-        if !good.is_empty() {
-            o.sources.sources = good;
+        if !o.sources.sources.is_empty() {
             kept.push(o);
         }
     }
     kept
+}
+
+/// Takes the files of `o` that `leave_out` picks out of it, in order; the others stay.
+fn take_files(
+    o: &mut Observation,
+    mut leave_out: impl FnMut(&crate::ingest::ImageSource) -> bool,
+) -> Vec<crate::ingest::ImageSource> {
+    let (out, kept) = std::mem::take(&mut o.sources.sources)
+        .into_iter()
+        .partition(|s| leave_out(s));
+    o.sources.sources = kept;
+    out
 }
 
 /// Drops every after file acquired before all of the before imagery — the dates given the wrong
@@ -321,36 +330,31 @@ pub fn drop_after_older_than_some_before(
         (Some(x), Some(y)) => x.intersection(&y).is_some(),
         _ => true,
     };
+    // The before files newer than `f` over its ground.
+    let newer = |f: &crate::ingest::ImageSource| -> Vec<String> {
+        let Some(after_time) = time(f) else {
+            return Vec::new();
+        };
+        before
+            .sources
+            .sources
+            .iter()
+            .filter_map(|b| {
+                let t = time(b).filter(|t| *t > after_time && meet(f, b))?;
+                Some(format!("{} ({t})", b.path.display()))
+            })
+            .collect()
+    };
     let mut kept = Vec::with_capacity(after.len());
     for mut o in after {
-        let mut left_out = Vec::new();
-        let files = std::mem::take(&mut o.sources.sources);
-        for f in files {
-            let newer: Vec<String> = time(&f)
-                .map(|after_time| {
-                    before
-                        .sources
-                        .sources
-                        .iter()
-                        .filter_map(|b| {
-                            let t = time(b).filter(|t| *t > after_time && meet(&f, b))?;
-                            Some(format!("{} ({t})", b.path.display()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            if newer.is_empty() {
-                o.sources.sources.push(f);
-            } else {
-                left_out.push((f, newer));
-            }
-        }
+        let left_out = take_files(&mut o, |f| !newer(f).is_empty());
         let rest = if o.sources.sources.is_empty() {
             format!("nor is observation '{}', which has no other file", o.name)
         } else {
             format!("the rest of observation '{}' is", o.name)
         };
-        for (f, newer) in left_out {
+        for f in left_out {
+            let newer = newer(&f);
             let when = time(&f).map_or_else(String::new, |t| t.to_string());
             let s = Skipped {
                 what: f.path.display().to_string(),

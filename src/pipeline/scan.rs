@@ -422,34 +422,16 @@ struct WatchIndex<'a> {
     areas: &'a [WatchedArea],
     /// Each area's interior point (`None`: empty).
     points: Vec<Option<geo::Point<f64>>>,
-    tree: rstar::RTree<
-        rstar::primitives::GeomWithData<rstar::primitives::Rectangle<[f64; 2]>, usize>,
-    >,
+    tree: crate::parcels::RectTree,
 }
 
 impl<'a> WatchIndex<'a> {
     fn new(areas: &'a [WatchedArea]) -> Self {
         use geo::{BoundingRect, InteriorPoint};
-        let tree = rstar::RTree::bulk_load(
-            areas
-                .iter()
-                .enumerate()
-                .filter_map(|(i, a)| {
-                    let r = a.area.bounding_rect()?;
-                    Some(rstar::primitives::GeomWithData::new(
-                        rstar::primitives::Rectangle::from_corners(
-                            [r.min().x, r.min().y],
-                            [r.max().x, r.max().y],
-                        ),
-                        i,
-                    ))
-                })
-                .collect(),
-        );
         WatchIndex {
             areas,
             points: areas.iter().map(|a| a.area.interior_point()).collect(),
-            tree,
+            tree: crate::parcels::rect_tree(areas.iter().map(|a| a.area.bounding_rect())),
         }
     }
 
@@ -465,15 +447,8 @@ impl<'a> WatchIndex<'a> {
         if self.areas.is_empty() {
             return Vec::new();
         }
-        let envelope =
-            rstar::AABB::from_corners([rect.min().x, rect.min().y], [rect.max().x, rect.max().y]);
-        let mut near: Vec<usize> = self
-            .tree
-            .locate_in_envelope_intersecting(&envelope)
-            .map(|g| g.data)
-            .collect();
-        near.sort_unstable();
-        near.into_iter()
+        crate::parcels::indices_near(&self.tree, rect)
+            .into_iter()
             .map(|i| {
                 let mut s = WatchedSight::default();
                 for poly in &self.areas[i].area.0 {
