@@ -1369,15 +1369,17 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         )?;
         landwatch::pipeline::crash_point("after_commit");
         outcome_counts.new_cases = assignments.iter().filter(|c| c.is_new).count();
-        outcome_counts.updated_cases = assignments.len() - outcome_counts.new_cases;
+        outcome_counts.updated_cases = assignments
+            .iter()
+            .filter(|c| !c.is_new && c.kept_newer.is_none())
+            .count();
         let events = st.run_event_counts(&run_id)?;
         outcome_counts.disappeared_cases = events.get("disappeared").copied().unwrap_or(0);
         result.report.cases_reopened = events.get("reopened").copied().unwrap_or(0);
         result.report.cases = assignments.clone();
         result.report.cases_disappeared = outcome_counts.disappeared_cases;
         if let Some(key) = key {
-            let case_ids: Vec<String> = assignments.iter().map(|c| c.case_id.clone()).collect();
-            let p = evidence_stage(&job, &a, &result, &case_ids, &run_id, run_started, key)?;
+            let p = evidence_stage(&job, &a, &result, &assignments, &run_id, run_started, key)?;
             for (line, f) in p.cases.iter().zip(&result.findings) {
                 if let (Some(dir), Some(version)) = (&line.dir, line.version) {
                     let manifest = std::fs::read(dir.join("manifest.json")).with_context(|| {
@@ -1422,7 +1424,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .cases
             .iter()
             .zip(&result.findings)
-            .filter(|(line, _)| line.dir.is_none())
+            .filter(|(line, _)| line.dir.is_none() && line.left_out.is_none())
             .flat_map(|(_, f)| f.cells.iter().map(String::as_str))
             .collect();
         if !owed.is_empty() {
@@ -1525,6 +1527,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             println!("  wrote {}", o.display());
         }
         let new = r.cases.iter().filter(|c| c.is_new).count();
+        let older = r.cases.iter().filter(|c| c.kept_newer.is_some()).count();
         let failed: std::collections::BTreeSet<&str> = r
             .skipped
             .iter()
@@ -1533,8 +1536,9 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             .collect();
         println!(
             "  cases: {new} new, {} updated{} ({} cell(s) processed{}, {} unchanged since their last run)",
-            r.cases.len() - new,
+            r.cases.len() - new - older,
             [
+                (older, "seen on older imagery (kept as newer imagery showed them)"),
                 (r.cases_reopened, "open again"),
                 (r.cases_disappeared, "no longer flagged")
             ]
@@ -1564,10 +1568,18 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         );
         if let Some(p) = &r.packets {
             println!(
-                "  evidence packets in {}: {} written, {} unchanged, {} failed (signed by key {}); open report.html in a packet",
+                "  evidence packets in {}: {} written, {} unchanged, {}{} failed (signed by key {}); open report.html in a packet",
                 p.dir.display(),
                 p.written,
                 p.unchanged,
+                if p.left_out > 0 {
+                    format!(
+                        "{} left out (imagery older than their cases' packets), ",
+                        p.left_out
+                    )
+                } else {
+                    String::new()
+                },
                 p.failed.len(),
                 &p.key_fingerprint[..16.min(p.key_fingerprint.len())]
             );
@@ -1674,7 +1686,7 @@ fn evidence_stage(
     job: &landwatch::pipeline::scan::ScanJob,
     a: &ScanArgs,
     result: &landwatch::pipeline::scan::ScanResult,
-    case_ids: &[String],
+    cases: &[landwatch::store::CaseAssignment],
     run_id: &str,
     started: chrono::DateTime<chrono::Utc>,
     key: landwatch::evidence::SigningKey,
@@ -1698,7 +1710,14 @@ fn evidence_stage(
         min_px: cfg.evidence.min_chip_px,
         max_px: cfg.evidence.max_chip_px,
     };
-    let n = result.findings.len();
+    // A finding on imagery older than its case's gets no packet: the case's latest packet
+    // stays the evidence of the newest imagery.
+    let todo: Vec<usize> = (0..result.findings.len())
+        .filter(|&i| cases[i].kept_newer.is_none())
+        .collect();
+    let findings: Vec<_> = todo.iter().map(|&i| result.findings[i].clone()).collect();
+    let case_ids: Vec<String> = todo.iter().map(|&i| cases[i].case_id.clone()).collect();
+    let n = findings.len();
     let bar = if progress_bar() && n > 0 {
         let b = indicatif::ProgressBar::new(n as u64);
         b.set_style(
@@ -1722,13 +1741,10 @@ fn evidence_stage(
             None => {}
         }
     };
-    let outcomes = write_packets(
-        &result.context,
-        &result.findings,
-        case_ids,
-        &settings,
-        &on_done,
-    );
+    let mut outcomes = write_packets(&result.context, &findings, &case_ids, &settings, &on_done);
+    for o in &mut outcomes {
+        o.finding = todo[o.finding];
+    }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -1737,8 +1753,24 @@ fn evidence_stage(
         key_fingerprint: fingerprint,
         ..Default::default()
     };
-    for o in outcomes {
-        let f = &result.findings[o.finding];
+    let mut outcomes = outcomes.into_iter().peekable();
+    for (i, f) in result.findings.iter().enumerate() {
+        if let Some(day) = cases[i].kept_newer {
+            rep.left_out += 1;
+            rep.cases.push(PacketLine {
+                finding_id: f.finding_id.clone(),
+                case_id: cases[i].case_id.clone(),
+                dir: None,
+                version: None,
+                left_out: Some(format!(
+                    "its imagery is older than the imagery of {day} the case's packet shows"
+                )),
+            });
+            continue;
+        }
+        let Some(o) = outcomes.next_if(|o| o.finding == i) else {
+            continue;
+        };
         match o.result {
             Ok(w) => {
                 if w.unchanged {
@@ -1751,6 +1783,7 @@ fn evidence_stage(
                     case_id: o.case_id,
                     dir: Some(w.dir),
                     version: Some(w.version),
+                    left_out: None,
                 });
             }
             Err(e) => {
@@ -1768,6 +1801,7 @@ fn evidence_stage(
                     case_id: o.case_id,
                     dir: None,
                     version: None,
+                    left_out: None,
                 });
             }
         }

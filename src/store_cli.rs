@@ -394,7 +394,7 @@ fn print_status(r: &StatusReport, lock: Option<&(landwatch::store::lock::LockInf
         if run.cells_processed.is_some() {
             println!(
                 "      cells {} processed ({} detected, {} from the detection cache), {} unchanged; {} finding(s); \
-                 cases {} new, {} updated, {} disappeared; {} input(s) skipped or packet(s) failed; protected area not observed {:.1} m²{}",
+                 cases {} new, {} updated, {} reopened, {} disappeared{}; {} input(s) skipped or packet(s) failed; protected area not observed {:.1} m²{}",
                 n(run.cells_processed),
                 n(run.cells_detected),
                 n(run.cells_from_cache),
@@ -402,7 +402,12 @@ fn print_status(r: &StatusReport, lock: Option<&(landwatch::store::lock::LockInf
                 n(run.findings),
                 n(run.new_cases),
                 n(run.updated_cases),
+                n(run.reopened_cases),
                 n(run.disappeared_cases),
+                match run.seen_older_cases {
+                    Some(k) if k > 0 => format!(", {k} seen on older imagery (kept as newer imagery showed them)"),
+                    _ => String::new(),
+                },
                 n(run.skipped_inputs),
                 run.unobserved_protected_m2.unwrap_or(0.0),
                 if run.full { " (--full)" } else { "" }

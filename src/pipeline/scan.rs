@@ -288,6 +288,10 @@ pub struct PacketsReport {
     pub written: usize,
     /// Packets already there and identical (nothing written).
     pub unchanged: usize,
+    /// Findings left without a packet because their imagery is older than their case's (the
+    /// case kept what the newer imagery showed).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left_out: usize,
     /// Packets that could not be made, with why.
     pub failed: Vec<String>,
     /// The fingerprint of the signing key.
@@ -309,6 +313,9 @@ pub struct PacketLine {
     pub dir: Option<PathBuf>,
     /// The packet's version.
     pub version: Option<u32>,
+    /// Why the finding has no packet, when it was left out on purpose (not a failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<String>,
 }
 
 /// Everything a scan produced.

@@ -228,6 +228,11 @@ pub struct CaseAssignment {
     pub is_new: bool,
     /// The case's parents (split from / merged from), sorted.
     pub parents: Vec<String>,
+    /// The day of the imagery the case was last updated from, when the finding's imagery is of
+    /// an earlier day (an archive scene delivered late): the case kept what that newer imagery
+    /// showed (a `seen_older` event) and the finding gets no evidence packet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_newer: Option<NaiveDate>,
 }
 
 /// An evidence packet version written for a case.
@@ -451,6 +456,14 @@ pub struct RunRow {
     pub updated_cases: Option<usize>,
     /// Cases marked disappeared.
     pub disappeared_cases: Option<usize>,
+    /// Cases opened again (seen after they disappeared, or grown since a dismissal), from the
+    /// run's events.
+    #[serde(default)]
+    pub reopened_cases: Option<usize>,
+    /// Cases seen on imagery older than theirs and kept as the newer imagery showed them, from
+    /// the run's events.
+    #[serde(default)]
+    pub seen_older_cases: Option<usize>,
     /// Protected area not observed, m².
     pub unobserved_protected_m2: Option<f64>,
     /// Inputs skipped.
@@ -1003,9 +1016,21 @@ impl Store {
         let mut order: Vec<usize> = (0..findings.len()).collect();
         order.sort_by(|&a, &b| findings[a].finding_id.cmp(&findings[b].finding_id));
         let mut case_of_finding: Vec<String> = vec![String::new(); findings.len()];
+        let mut kept: Vec<Option<NaiveDate>> = vec![None; findings.len()];
         for &i in &order {
             let f = &findings[i];
+            // Imagery older than what a case was last updated from shows its ground as it was
+            // before: the case keeps the newer state (kind, area, geometry, date, status), and
+            // no case is merged on its word.
+            let kept_newer = match &plan.decisions[i] {
+                Decision::Continue { case_id, .. } => w.newer_than(case_id, f)?,
+                Decision::New { .. } => None,
+            };
             let case_id = match &plan.decisions[i] {
+                Decision::Continue { case_id, .. } if kept_newer.is_some() => {
+                    w.seen_older(case_id, f, kept_newer)?;
+                    case_id.clone()
+                }
                 Decision::Continue { case_id, merged } => {
                     let before = status_of.get(case_id.as_str()).copied().unwrap_or("open");
                     let moved_from = case_of
@@ -1026,9 +1051,12 @@ impl Store {
                     id
                 }
             };
-            w.record_geometry(&case_id, f, &seen_at)?;
+            if kept_newer.is_none() {
+                w.record_geometry(&case_id, f, &seen_at)?;
+            }
             w.record_finding(&case_id, f)?;
             case_of_finding[i] = case_id;
+            kept[i] = kept_newer;
         }
         for id in &plan.not_seen {
             // Where the change is still seen, why no rule flags it now.
@@ -1082,8 +1110,11 @@ impl Store {
             }
         }
         let mut out = Vec::with_capacity(findings.len());
-        for case_id in case_of_finding {
-            out.push(w.assignment(&case_id)?);
+        for (case_id, kept_newer) in case_of_finding.into_iter().zip(kept) {
+            out.push(CaseAssignment {
+                kept_newer,
+                ..w.assignment(&case_id)?
+            });
         }
         tx.commit()
             .map_err(sql(&p, format!("committing the findings of run {run_id}")))?;
@@ -1481,7 +1512,9 @@ impl Store {
                 "SELECT id, started_at, finished_at, status, full, software_version, grid_fingerprint,
                    cells_processed, cells_skipped_unchanged, findings, new_cases, updated_cases,
                    disappeared_cases, unobserved_protected_m2, skipped_inputs, cells_detected,
-                   cells_from_cache, error
+                   cells_from_cache, error,
+                   (SELECT count(*) FROM case_events e WHERE e.run_id = runs.id AND e.what = 'reopened'),
+                   (SELECT count(*) FROM case_events e WHERE e.run_id = runs.id AND e.what = 'seen_older')
                  FROM runs ORDER BY rowid DESC LIMIT ?1",
             )
             .map_err(sql(p, "reading runs"))?;
@@ -1509,6 +1542,8 @@ impl Store {
                     cells_detected: n(r, 15)?,
                     cells_from_cache: n(r, 16)?,
                     error: r.get(17)?,
+                    reopened_cases: n(r, 18)?,
+                    seen_older_cases: n(r, 19)?,
                 })
             })
             .map_err(sql(p, "reading runs"))?
@@ -1904,6 +1939,57 @@ impl Writer<'_> {
     /// one too when its change grew or worsened since (`reopen_if_changed`). `moved_from`: the
     /// case's parcel, when the finding lies on another (the case's parcel is no longer in the
     /// parcel layer).
+    /// The day of the imagery case `case_id` was last updated from, when finding `f`'s imagery
+    /// is of an earlier day (`None` when it is not, or either has no date).
+    fn newer_than(
+        &self,
+        case_id: &str,
+        f: &FindingRecord,
+    ) -> Result<Option<NaiveDate>, StoreError> {
+        let last: Option<String> = self
+            .tx
+            .query_row(
+                "SELECT after_date FROM cases WHERE id = ?1",
+                [case_id],
+                |r| r.get(0),
+            )
+            .map_err(self.err(format!("reading case {case_id}")))?;
+        let day = |d: Option<&str>| d.and_then(day_of);
+        Ok(match (day(f.after_date.as_deref()), day(last.as_deref())) {
+            (Some(now), Some(last)) if now < last => Some(last),
+            _ => None,
+        })
+    }
+
+    /// Logs that finding `f`, on imagery older than the case's, showed the case's ground again;
+    /// the case itself is left as it is.
+    fn seen_older(
+        &self,
+        case_id: &str,
+        f: &FindingRecord,
+        latest: Option<NaiveDate>,
+    ) -> Result<(), StoreError> {
+        let day = f.after_date.as_deref().and_then(day_of);
+        let show = |d: Option<NaiveDate>| d.map_or_else(|| "?".to_string(), |d| d.to_string());
+        self.event(
+            case_id,
+            "seen_older",
+            &format!(
+                "seen on older imagery, of {} (finding {}: {} on parcel {}, {:.1} m²); the case \
+                 keeps what the imagery of {} showed",
+                show(day),
+                f.finding_id,
+                f.kind,
+                f.parcel_id,
+                f.area_m2,
+                show(latest)
+            ),
+            None,
+            None,
+            true,
+        )
+    }
+
     fn update_case(
         &self,
         case_id: &str,
@@ -2022,7 +2108,7 @@ impl Writer<'_> {
             .query_row(
                 "SELECT fi.area_m2, fi.kind, fi.severity, fi.after_date FROM case_events s
                    JOIN findings fi ON fi.case_id = s.case_id AND fi.run_id = s.run_id
-                 WHERE s.case_id = ?1 AND s.id < ?2
+                 WHERE s.case_id = ?1 AND s.id < ?2 AND s.what <> 'seen_older'
                  ORDER BY s.id DESC LIMIT 1",
                 params![case_id, event_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -2205,6 +2291,7 @@ impl Writer<'_> {
             case_id: case_id.to_string(),
             is_new,
             parents,
+            kept_newer: None,
         })
     }
 }

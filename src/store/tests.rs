@@ -581,6 +581,69 @@ fn a_dismissed_case_is_opened_again_when_its_change_grows() {
 }
 
 #[test]
+fn a_finding_on_older_imagery_leaves_the_case_as_the_newer_imagery_showed_it() {
+    let (_dir, mut store) = temp_store();
+    let seen = |area: f64, kind: &str, on: &str| FindingRecord {
+        area_m2: area,
+        kind: kind.into(),
+        after_date: Some(on.into()),
+        ..finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0))
+    };
+    let (_, a) = run_once(
+        &mut store,
+        "2026-11-28T02:00:00Z",
+        &[seen(300.0, "farmland_construction", "2026-11-27")],
+    );
+    let id = a[0].case_id.clone();
+    assert_eq!(a[0].kept_newer, None);
+    // An archive scene of two days earlier shows a smaller excavation there.
+    let (_, a) = run_once(
+        &mut store,
+        "2026-11-29T02:00:00Z",
+        &[seen(120.0, "excavation", "2026-11-25T02:51:00")],
+    );
+    assert_eq!(a[0].kept_newer, NaiveDate::from_ymd_opt(2026, 11, 27));
+    let d = store.case(&id).unwrap().unwrap();
+    assert_eq!(
+        (
+            d.case.kind.as_str(),
+            d.case.area_m2,
+            d.after_date.as_deref()
+        ),
+        ("farmland_construction", 300.0, Some("2026-11-27"))
+    );
+    assert_eq!(d.geometries.len(), 1);
+    let e = d.events.last().unwrap();
+    assert_eq!(e.what, "seen_older");
+    assert!(
+        e.why.starts_with(
+            "seen on older imagery, of 2026-11-25 (finding f1: excavation on parcel p1, 120.0 m²)"
+        ),
+        "{}",
+        e.why
+    );
+    // Dismissed as it was at 300 m²: the older sighting's 120 m² is not what the analyst
+    // judged, so the same 300 m² seen again does not reopen it as "grown".
+    store
+        .set_case_status(&id, "dismissed", "王警官", "a shed the village allowed")
+        .unwrap();
+    run_once(
+        &mut store,
+        "2026-11-30T02:00:00Z",
+        &[seen(300.0, "farmland_construction", "2026-11-29")],
+    );
+    assert_eq!(status_of(&store, &id), "dismissed");
+    // The same day's imagery (another observation of it) updates the case as usual.
+    let (_, a) = run_once(
+        &mut store,
+        "2026-12-01T02:00:00Z",
+        &[seen(310.0, "farmland_construction", "2026-11-29T10:00:00")],
+    );
+    assert_eq!(a[0].kept_newer, None);
+    assert_eq!(store.case(&id).unwrap().unwrap().case.area_m2, 310.0);
+}
+
+#[test]
 fn a_dismissed_case_is_opened_again_when_its_change_becomes_more_serious() {
     let (_dir, mut store) = temp_store();
     let of_kind = |kind: &str, severity: &str| FindingRecord {

@@ -2427,9 +2427,15 @@ impl Nights {
 
     /// One night's scan (exit 0) that writes evidence packets, its `--json` summary.
     fn scan_with_packets(&self) -> Value {
+        self.scan_after_with_packets(&[&self.src.join("imagery/after")])
+    }
+
+    /// One night's scan (exit 0) of other after imagery that writes evidence packets, its
+    /// `--json` summary.
+    fn scan_after_with_packets(&self, after: &[&Path]) -> Value {
         let mut args = scan_dates_args(
             &self.src.join("imagery/before"),
-            &[&self.src.join("imagery/after")],
+            after,
             &self.parcels,
             &self.out,
             &["--permits", self.permits.to_str().unwrap()],
@@ -2706,6 +2712,97 @@ fn imagery_older_than_the_imagery_that_last_showed_a_case_does_not_mark_it_disap
 }
 
 #[test]
+fn imagery_older_than_a_case_s_leaves_the_case_and_its_packet_as_newer_imagery_showed_them() {
+    // The first night's imagery was taken on 20 October; the second night's is the same ground
+    // taken on 14 October, an archive scene delivered late. Each case was set back to the older
+    // imagery (its date, and with it kind, area and geometry where they differ) and got a new
+    // packet version showing the older image, as if the older scene were the latest word.
+    let n = Nights::new("scan-older-sighting");
+    let dir = n.out.parent().unwrap();
+    let (newer, older) = (dir.join("after-20-oct"), dir.join("after-14-oct"));
+    for (to, when) in [
+        (&newer, "2026-10-20T02:51:00"),
+        (&older, "2026-10-14T02:51:00"),
+    ] {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(n.src.join("imagery/after")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|e| e == "tif") {
+                redated(&p, &to.join(p.file_name().unwrap()), when);
+            }
+        }
+    }
+    let first = n.scan_after_with_packets(&[&newer]);
+    let cases: Vec<Value> = n
+        .cases()
+        .iter()
+        .map(|c| n.case(c["id"].as_str().unwrap()))
+        .collect();
+    assert!(cases.len() >= 5, "{cases:?}");
+    assert_eq!(first["packets"]["written"], cases.len(), "{first}");
+    let s = n.scan_after_with_packets(&[&older]);
+    let found = s["findings"].as_u64().unwrap() as usize;
+    assert_eq!(found, cases.len(), "{s}");
+    let assigned = s["cases"].as_array().unwrap();
+    assert!(
+        assigned.iter().all(|c| c["kept_newer"] == "2026-10-20"),
+        "{assigned:?}"
+    );
+    assert_eq!(
+        (&s["packets"]["written"], &s["packets"]["left_out"]),
+        (&Value::from(0), &Value::from(found)),
+        "{s}"
+    );
+    assert_eq!(s["packets"]["failed"], Value::Array(vec![]), "{s}");
+    let last = &n.store_json(&["status"])["runs"][0];
+    assert_eq!(
+        (&last["seen_older_cases"], &last["updated_cases"]),
+        (&Value::from(found), &Value::from(0)),
+        "{last}"
+    );
+    let key = |c: &Value| {
+        [
+            "status",
+            "kind",
+            "area_m2",
+            "after_date",
+            "geometry_wkt",
+            "latest_packet",
+            "packets",
+        ]
+        .map(|k| c[k].clone())
+    };
+    for was in &cases {
+        let id = was["id"].as_str().unwrap();
+        let c = n.case(id);
+        assert!(
+            was["after_date"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-10-20"),
+            "{was}"
+        );
+        assert_eq!(key(was), key(&c), "{c}");
+        let older_seen = events_why(&c, "seen_older");
+        assert!(
+            older_seen.len() == 1
+                && older_seen[0].contains("seen on older imagery, of 2026-10-14")
+                && older_seen[0].contains("keeps what the imagery of 2026-10-20 showed"),
+            "{id}: {older_seen:?}"
+        );
+        assert!(events_why(&c, "seen").is_empty(), "{id}");
+    }
+    // The newer imagery again: the cases are seen, not left out.
+    let again = n.scan_after_with_packets(&[&newer]);
+    assert_eq!(again["packets"]["left_out"], Value::Null, "{again}");
+    assert!(again["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["kept_newer"].is_null()));
+}
+
+#[test]
 fn a_case_follows_its_ground_when_the_parcel_layer_is_renumbered() {
     // The annual update of the parcel layer gives the pond's parcel a new number: the next night
     // continues its case on the new parcel (and says so) instead of closing it and opening
@@ -2783,6 +2880,9 @@ fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
             && (areas[0] - dismissed_m2).abs() < 0.1,
         "{why:?}"
     );
+    // `landwatch status` counts it on the run's line.
+    let last = &n.store_json(&["status"])["runs"][0];
+    assert_eq!(last["reopened_cases"], 1, "{last}");
 }
 
 #[test]
@@ -2818,10 +2918,18 @@ fn a_dismissed_case_is_not_opened_again_by_imagery_older_than_what_it_was_dismis
     let s = n.scan_after(&[&satellite]);
     assert_eq!(s["cases_reopened"], Value::Null, "{s}");
     let c = n.case(&id);
-    // Seen, on the older image, as a building (the test's premise).
+    // Seen, on the older image, as a building (the test's premise); the case keeps what the
+    // newer image showed.
+    let older = events_why(&c, "seen_older");
+    assert!(
+        older.len() == 1
+            && older[0].contains("of 2026-10-14 (finding ")
+            && older[0].contains(": building_on_farmland on parcel WJ-000019"),
+        "{older:?}"
+    );
     assert_eq!(
         (&c["after_date"], &c["severity"]),
-        (&"2026-10-14".into(), &"high".into()),
+        (&"2026-10-16".into(), &"medium".into()),
         "{c}"
     );
     assert_eq!(c["status"], "dismissed", "{c}");
