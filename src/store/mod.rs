@@ -1026,6 +1026,9 @@ impl Store {
                 Decision::Continue { case_id, .. } => w.newer_than(case_id, f)?,
                 Decision::New { .. } => None,
             };
+            // A case judged again on the very finding it holds (the same imagery's cells done
+            // again) keeps its one geometry row for that finding.
+            let mut same_as_before = false;
             let case_id = match &plan.decisions[i] {
                 Decision::Continue { case_id, .. } if kept_newer.is_some() => {
                     w.seen_older(case_id, f, kept_newer)?;
@@ -1037,7 +1040,8 @@ impl Store {
                         .get(case_id.as_str())
                         .map(|c| c.parcel_id.as_str())
                         .filter(|p| *p != f.parcel_id);
-                    w.update_case(case_id, f, &seen_at, before, moved_from, ctx)?;
+                    same_as_before =
+                        w.update_case(case_id, f, &seen_at, before, moved_from, ctx)?;
                     for m in merged {
                         w.merge_case(m, case_id)?;
                     }
@@ -1051,7 +1055,7 @@ impl Store {
                     id
                 }
             };
-            if kept_newer.is_none() {
+            if kept_newer.is_none() && !same_as_before {
                 w.record_geometry(&case_id, f, &seen_at)?;
             }
             w.record_finding(&case_id, f)?;
@@ -1990,6 +1994,9 @@ impl Writer<'_> {
         )
     }
 
+    /// Updates a case from the finding that continues it; true when that finding is the one the
+    /// case already held (the same imagery's cells judged again) and a finished run recorded its
+    /// geometry.
     fn update_case(
         &self,
         case_id: &str,
@@ -1998,7 +2005,18 @@ impl Writer<'_> {
         status_before: &str,
         moved_from: Option<&str>,
         ctx: &CaseContext,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        // The finding the case already holds, from the same imagery: its cells were judged
+        // again (a `--full` run, new rules, parcels or permits), nothing new was seen.
+        let same: bool = self
+            .tx
+            .query_row(
+                "SELECT after_date IS ?2 AND last_finding_id = ?3 AND geometry_wkt = ?4
+                 FROM cases WHERE id = ?1",
+                params![case_id, f.after_date, f.finding_id, f.geometry_wkt],
+                |r| r.get(0),
+            )
+            .map_err(self.err(format!("reading case {case_id}")))?;
         self.tx
             .execute(
                 "UPDATE cases SET parcel_id = ?2, kind = ?3, rule_id = ?4, severity = ?5, transition = ?6,
@@ -2057,7 +2075,13 @@ impl Writer<'_> {
                 case_id,
                 "seen",
                 &format!(
-                    "seen again: finding {} ({} on parcel {}, {:.1} m²){}",
+                    "seen again{}: finding {} ({} on parcel {}, {:.1} m²){}",
+                    if same {
+                        " on the same imagery (its cells judged again: a --full run, or new \
+                         rules, parcels or permits)"
+                    } else {
+                        ""
+                    },
                     f.finding_id,
                     f.kind,
                     f.parcel_id,
@@ -2073,7 +2097,20 @@ impl Writer<'_> {
                 true,
             )?;
         }
-        Ok(())
+        // Its geometry row is kept once, unless only an interrupted run recorded it (a run
+        // that redoes one records its own: whether a case is new is read off those rows).
+        let recorded = same
+            && self
+                .tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM case_geometries g JOIN runs r ON r.id = g.run_id
+                       WHERE g.case_id = ?1 AND g.finding_id = ?2 AND g.run_id <> ?3
+                         AND r.status <> 'interrupted')",
+                    params![case_id, f.finding_id, self.run_id],
+                    |r| r.get(0),
+                )
+                .map_err(self.err(format!("reading the geometries of case {case_id}")))?;
+        Ok(recorded)
     }
 
     /// Opens a dismissed case again when the finding continuing it is larger than the case was

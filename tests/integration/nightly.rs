@@ -131,6 +131,29 @@ fn a_second_nightly_scan_opens_no_new_case_and_touches_nothing() {
     assert_eq!(seen.len(), n);
     assert!(seen.iter().all(|c| c["is_new"] == false), "{third}");
     assert_eq!(state(&cfg, &out), state1);
+    // … on the same imagery, which each case's history says; its geometry is recorded once.
+    for c in seen {
+        let o = run([
+            "case",
+            c["case_id"].as_str().unwrap(),
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let case = json_of(&o);
+        assert_eq!(case["geometries"].as_array().unwrap().len(), 1, "{case}");
+        let last = case["events"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["what"], "seen", "{case}");
+        assert!(
+            last["why"].as_str().unwrap().starts_with(
+                "seen again on the same imagery (its cells judged again: a --full run"
+            ),
+            "{last}"
+        );
+    }
     // The human summary says when there is nothing to do.
     let o = scan_config(&cfg, &out, &[]);
     assert!(stdout(&o).contains("nothing new"), "{}", stdout(&o));
