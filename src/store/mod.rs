@@ -2215,10 +2215,35 @@ impl Writer<'_> {
             Some(into),
             true,
         )?;
+        // An analyst's decision on the merged case stays on it: the case that continues says
+        // so, for whoever reviews it.
+        let decision = if matches!(before.as_str(), "confirmed" | "referred" | "dismissed") {
+            self.tx
+                .query_row(
+                    "SELECT at, who, why FROM case_events
+                     WHERE case_id = ?1 AND what = 'status' AND to_status = ?2
+                     ORDER BY id DESC LIMIT 1",
+                    params![merged, before],
+                    |r| {
+                        Ok(format!(
+                            "; it had been {before} ({}, by {}: {}), a decision on its ground \
+                             alone that stays with it: review this case as a whole",
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(self.err(format!("reading the decision on case {merged}")))?
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         self.event(
             into,
             "merged_from",
-            &format!("case {merged} merged into this case"),
+            &format!("case {merged} merged into this case{decision}"),
             None,
             Some(merged),
             true,

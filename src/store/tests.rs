@@ -342,6 +342,9 @@ fn a_merge_continues_the_oldest_case() {
     );
     let (old, young) = (a[0].case_id.clone(), b[1].case_id.clone());
     assert_ne!(old, young);
+    store
+        .set_case_status(&young, "confirmed", "王警官", "a shed, field-checked")
+        .unwrap();
     let (_, c) = run_once(
         &mut store,
         "2026-11-29T02:00:00Z",
@@ -354,6 +357,21 @@ fn a_merge_continues_the_oldest_case() {
     assert_eq!(y.merged_into.as_deref(), Some(old.as_str()));
     let merged_event = y.events.iter().find(|e| e.what == "merged").unwrap();
     assert_eq!(merged_event.related_case.as_deref(), Some(old.as_str()));
+    assert_eq!(merged_event.from_status.as_deref(), Some("confirmed"));
+    // The open case that continues it says what the analyst had decided on the merged one.
+    let o = store.case(&old).unwrap().unwrap();
+    assert_eq!(o.case.status, "open");
+    let from = o.events.iter().find(|e| e.what == "merged_from").unwrap();
+    assert!(
+        from.why.starts_with(&format!(
+            "case {young} merged into this case; it had been confirmed ("
+        )) && from.why.ends_with(
+            ", by 王警官: a shed, field-checked), a decision on its ground alone that stays \
+                 with it: review this case as a whole"
+        ),
+        "{}",
+        from.why
+    );
     // A merged case is not matched again and cannot be reviewed.
     let (_, d) = run_once(
         &mut store,
