@@ -1768,9 +1768,14 @@ fn evidence_stage(
             });
             continue;
         }
-        let Some(o) = outcomes.next_if(|o| o.finding == i) else {
-            continue;
-        };
+        // write_packets answers each finding it was given, in their order.
+        let o = outcomes.next_if(|o| o.finding == i).unwrap_or_else(|| {
+            landwatch::pipeline::packets::PacketOutcome {
+                finding: i,
+                case_id: cases[i].case_id.clone(),
+                result: Err("no packet was made".into()),
+            }
+        });
         match o.result {
             Ok(w) => {
                 if w.unchanged {

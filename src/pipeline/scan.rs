@@ -1876,28 +1876,35 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
             }
         }
     }
+    // A loss of vegetation seen without near infrared where near infrared reads a harvest.
     let findings = if cycle_readings.is_empty() {
         findings
     } else {
-        let (kept, explained): (Vec<Finding>, Vec<Finding>) = findings.into_iter().partition(|f| {
-            !without_nir.contains(&f.observation.as_str())
-                || harvest_read_in_near_infrared(f, &cycle_readings).is_none()
-        });
-        if !explained.is_empty() {
-            tracing::info!(
-                "{} change(s) seen without near infrared not flagged: imagery with near \
-                 infrared of the same days reads their ground as a harvest or ripening crop",
-                explained.len()
-            );
+        let mut kept = Vec::with_capacity(findings.len());
+        let mut explained = 0usize;
+        for f in findings {
+            let why = without_nir
+                .contains(&f.observation.as_str())
+                .then(|| harvest_read_in_near_infrared(&f, &cycle_readings))
+                .flatten();
+            match why {
+                Some(why) => {
+                    explained += 1;
+                    unflagged.push(Unflagged {
+                        parcel_id: f.parcel_id,
+                        area_m2: f.area_m2,
+                        polygon: f.polygon,
+                        why,
+                    });
+                }
+                None => kept.push(f),
+            }
         }
-        for f in explained {
-            let why = harvest_read_in_near_infrared(&f, &cycle_readings).unwrap_or_default();
-            unflagged.push(Unflagged {
-                parcel_id: f.parcel_id,
-                area_m2: f.area_m2,
-                polygon: f.polygon,
-                why,
-            });
+        if explained > 0 {
+            tracing::info!(
+                "{explained} change(s) seen without near infrared not flagged: imagery with near \
+                 infrared of the same days reads their ground as a harvest or ripening crop"
+            );
         }
         kept
     };
