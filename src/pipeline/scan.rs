@@ -3652,72 +3652,63 @@ mod tests {
                  ground in the visible alone)"
             )
         );
-        // Bare ground half and three quarters inside the field is judged as it is; four fifths
-        // inside, it is the harvest.
-        assert!(harvest_read_in_near_infrared(
-            &finding(
+        // Bare ground half and three quarters inside the field is judged as it is, four fifths
+        // inside it is the harvest; a loss of vegetation half outside the field, one more than
+        // a week from the pass, and a pond are judged as they are.
+        let square_at = |x0: f64, y0: f64, side: f64| square(x0, y0, x0 + side, y0 + side);
+        for (t, g, day, harvest) in [
+            (
                 "vegetation_to_bare",
                 square(90.0, 0.0, 110.0, 10.0),
-                "2026-10-16"
+                "2026-10-16",
+                false,
             ),
-            &readings
-        )
-        .is_none());
-        assert!(harvest_read_in_near_infrared(
-            &finding(
+            (
                 "vegetation_to_bare",
                 square(85.0, 0.0, 105.0, 10.0),
-                "2026-10-16"
+                "2026-10-16",
+                false,
             ),
-            &readings
-        )
-        .is_none());
-        assert!(harvest_read_in_near_infrared(
-            &finding(
+            (
                 "vegetation_to_bare",
                 square(84.0, 0.0, 104.0, 10.0),
-                "2026-10-16"
-            ),
-            &readings
-        )
-        .is_some());
-        // Half outside the field; a pass more than a week away; a pond: judged as they are.
-        for (t, g, day) in [
-            (
-                "vegetation_to_built",
-                square(90.0, 10.0, 110.0, 30.0),
                 "2026-10-16",
+                true,
             ),
             (
                 "vegetation_to_built",
-                square(10.0, 10.0, 30.0, 30.0),
+                square_at(90.0, 10.0, 20.0),
+                "2026-10-16",
+                false,
+            ),
+            (
+                "vegetation_to_built",
+                square_at(10.0, 10.0, 20.0),
                 "2026-10-22",
+                false,
             ),
             (
                 "vegetation_to_built",
-                square(10.0, 10.0, 30.0, 30.0),
+                square_at(10.0, 10.0, 20.0),
+                "2026-10-21",
+                true,
+            ),
+            (
+                "vegetation_to_built",
+                square_at(10.0, 10.0, 20.0),
                 "2026-10-06",
+                false,
             ),
             (
                 "vegetation_to_water",
-                square(10.0, 10.0, 30.0, 30.0),
+                square_at(10.0, 10.0, 20.0),
                 "2026-10-16",
+                false,
             ),
         ] {
-            assert!(
-                harvest_read_in_near_infrared(&finding(t, g, day), &readings).is_none(),
-                "{t} {day}"
-            );
+            let why = harvest_read_in_near_infrared(&finding(t, g, day), &readings);
+            assert_eq!(why.is_some(), harvest, "{t} {day}: {why:?}");
         }
-        assert!(harvest_read_in_near_infrared(
-            &finding(
-                "vegetation_to_built",
-                square(10.0, 10.0, 30.0, 30.0),
-                "2026-10-21"
-            ),
-            &readings
-        )
-        .is_some());
     }
 
     #[test]

@@ -39,17 +39,23 @@ fn scan_cmd(cfg: &Path, out: &Path) -> Command {
     c
 }
 
-fn cases(cfg: &Path, out: &Path) -> Vec<Value> {
-    let o = run([
-        "cases",
+/// A store command's `--json` output, on the store of `cfg` and `out`.
+fn store_json(args: &[&str], cfg: &Path, out: &Path) -> Value {
+    let mut all = args.to_vec();
+    all.extend([
         "--json",
         "--config",
         cfg.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ]);
+    let o = run(all);
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut v: Vec<Value> = json_of(&o).as_array().unwrap().clone();
+    json_of(&o)
+}
+
+fn cases(cfg: &Path, out: &Path) -> Vec<Value> {
+    let mut v: Vec<Value> = store_json(&["cases"], cfg, out).as_array().unwrap().clone();
     v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     v
 }
@@ -133,17 +139,7 @@ fn a_second_nightly_scan_opens_no_new_case_and_touches_nothing() {
     assert_eq!(state(&cfg, &out), state1);
     // … on the same imagery, which each case's history says; its geometry is recorded once.
     for c in seen {
-        let o = run([
-            "case",
-            c["case_id"].as_str().unwrap(),
-            "--json",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let case = json_of(&o);
+        let case = store_json(&["case", c["case_id"].as_str().unwrap()], &cfg, &out);
         assert_eq!(case["geometries"].as_array().unwrap().len(), 1, "{case}");
         let last = case["events"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["what"], "seen", "{case}");

@@ -3885,21 +3885,7 @@ fn a_filled_pond_is_flagged_on_imagery_without_near_infrared() {
     assert!(matches!(o.status.code(), Some(0 | 2)), "{}", stderr(&o));
     let found: Value =
         serde_json::from_slice(&std::fs::read(out.join("findings.geojson")).unwrap()).unwrap();
-    let on = |pid: &str| -> Vec<(String, String)> {
-        found["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| &f["properties"])
-            .filter(|p| p["parcel_id"] == pid)
-            .map(|p| {
-                (
-                    p["kind"].as_str().unwrap().to_string(),
-                    p["observation"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
+    let on = |pid: &str| kinds_seen_on(&found, pid);
     let all: Vec<String> = found["features"]
         .as_array()
         .unwrap()
@@ -3995,19 +3981,7 @@ fn a_harvest_the_drone_sees_as_built_is_not_flagged_where_near_infrared_reads_a_
         assert!(matches!(o.status.code(), Some(0 | 2)), "{}", stderr(&o));
         let found: Value =
             serde_json::from_slice(&std::fs::read(out.join("findings.geojson")).unwrap()).unwrap();
-        found["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| &f["properties"])
-            .filter(|p| p["parcel_id"] == pid)
-            .map(|p| {
-                (
-                    p["kind"].as_str().unwrap().to_string(),
-                    p["observation"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
+        kinds_seen_on(&found, pid)
     };
     assert_eq!(
         kinds_on(2048, 1, "scan-drone-harvest", "WJ-000023"),
@@ -4017,4 +3991,21 @@ fn a_harvest_the_drone_sees_as_built_is_not_flagged_where_near_infrared_reads_a_
         kinds_on(2048, 6, "scan-drone-building", "WJ-000035"),
         [("building_on_farmland".to_string(), "drone".to_string())]
     );
+}
+
+/// The (kind, observation) of each finding on parcel `pid` in a findings.geojson.
+fn kinds_seen_on(found: &Value, pid: &str) -> Vec<(String, String)> {
+    found["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["properties"])
+        .filter(|p| p["parcel_id"] == pid)
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["observation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
