@@ -1715,7 +1715,12 @@ fn evidence_stage(
     let todo: Vec<usize> = (0..result.findings.len())
         .filter(|&i| cases[i].kept_newer.is_none())
         .collect();
-    let findings: Vec<_> = todo.iter().map(|&i| result.findings[i].clone()).collect();
+    let findings: std::borrow::Cow<[landwatch::pipeline::scan::Finding]> =
+        if todo.len() == result.findings.len() {
+            std::borrow::Cow::Borrowed(&result.findings)
+        } else {
+            std::borrow::Cow::Owned(todo.iter().map(|&i| result.findings[i].clone()).collect())
+        };
     let case_ids: Vec<String> = todo.iter().map(|&i| cases[i].case_id.clone()).collect();
     let n = findings.len();
     let bar = if progress_bar() && n > 0 {

@@ -2398,29 +2398,18 @@ const CYCLE_READING_SHARE: f64 = 0.8;
 /// fields lay 88–98 % in such regions, every true drone finding 0 %: a building on a harvested
 /// field is a built region of its own in near infrared). `None` otherwise.
 fn harvest_read_in_near_infrared(f: &Finding, readings: &[CycleReading]) -> Option<String> {
-    if !matches!(
-        f.transition.as_str(),
-        "vegetation_to_built" | "vegetation_to_bare"
-    ) {
+    use geo::{BoundingRect, Intersects};
+    let losses = [Transition::VegetationToBuilt, Transition::VegetationToBare];
+    if !losses.iter().any(|t| t.name() == f.transition) {
         return None;
     }
-    let day = f
-        .after_date
-        .as_deref()
-        .and_then(|d| NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok());
+    let day = f.after_date.as_deref().and_then(crate::store::day_of);
     let area = f.polygon.unsigned_area();
-    let bounds = geo::BoundingRect::bounding_rect(&f.polygon)?;
+    let bounds = f.polygon.bounding_rect()?;
     if area.is_nan() || area <= 0.0 {
         return None;
     }
-    let meets = |r: &MultiPolygon<f64>| {
-        geo::BoundingRect::bounding_rect(r).is_some_and(|b| {
-            b.min().x <= bounds.max().x
-                && bounds.min().x <= b.max().x
-                && b.min().y <= bounds.max().y
-                && bounds.min().y <= b.max().y
-        })
-    };
+    let meets = |r: &MultiPolygon<f64>| r.bounding_rect().is_some_and(|b| b.intersects(&bounds));
     let (share, reading) = readings
         .iter()
         .filter(|r| day.is_none_or(|d| (r.day - d).num_days().abs() <= CYCLE_READING_DAYS))

@@ -964,16 +964,7 @@ impl Store {
                 let Some(run_day) = acquired.get(id) else {
                     continue;
                 };
-                let last: Option<String> = tx
-                    .query_row("SELECT after_date FROM cases WHERE id = ?1", [id], |r| {
-                        r.get(0)
-                    })
-                    .map_err(sql(&p, format!("reading case {id}")))?;
-                if last
-                    .as_deref()
-                    .and_then(day_of)
-                    .is_some_and(|last| *run_day < last)
-                {
+                if case_day(&tx, &p, id)?.is_some_and(|last| *run_day < last) {
                     older.insert(id.clone());
                 }
             }
@@ -1630,8 +1621,19 @@ impl Store {
     }
 }
 
-/// The day of an after date as the store keeps it (`2026-10-14`, or a span's first day).
-fn day_of(after_date: &str) -> Option<NaiveDate> {
+/// The day of the imagery case `id` was last updated from (`None` when undated).
+fn case_day(tx: &Transaction, path: &Path, id: &str) -> Result<Option<NaiveDate>, StoreError> {
+    let last: Option<String> = tx
+        .query_row("SELECT after_date FROM cases WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .map_err(sql(path, format!("reading case {id}")))?;
+    Ok(last.as_deref().and_then(day_of))
+}
+
+/// The day of an after date as the store and the findings keep it (`2026-10-14`, or a span's
+/// first day).
+pub fn day_of(after_date: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(after_date.get(..10)?, "%Y-%m-%d").ok()
 }
 
@@ -1950,16 +1952,8 @@ impl Writer<'_> {
         case_id: &str,
         f: &FindingRecord,
     ) -> Result<Option<NaiveDate>, StoreError> {
-        let last: Option<String> = self
-            .tx
-            .query_row(
-                "SELECT after_date FROM cases WHERE id = ?1",
-                [case_id],
-                |r| r.get(0),
-            )
-            .map_err(self.err(format!("reading case {case_id}")))?;
-        let day = |d: Option<&str>| d.and_then(day_of);
-        Ok(match (day(f.after_date.as_deref()), day(last.as_deref())) {
+        let last = case_day(self.tx, self.path, case_id)?;
+        Ok(match (f.after_date.as_deref().and_then(day_of), last) {
             (Some(now), Some(last)) if now < last => Some(last),
             _ => None,
         })

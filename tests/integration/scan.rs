@@ -2500,6 +2500,23 @@ impl Nights {
     fn case(&self, id: &str) -> Value {
         self.store_json(&["case", id])
     }
+
+    /// An analyst's decision on a case (exit 0), by 王警官.
+    fn set_status(&self, id: &str, status: &str, reason: &str) {
+        let o = run([
+            "case",
+            id,
+            "--out",
+            self.out.to_str().unwrap(),
+            "--set-status",
+            status,
+            "--by",
+            "王警官",
+            "--reason",
+            reason,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
 }
 
 /// The reasons of a case's events of one kind.
@@ -2843,19 +2860,7 @@ fn a_dismissed_case_whose_permit_is_revoked_is_open_again() {
     n.scan();
     let id = n.case_where("kind", "beyond_permit");
     let dismissed_m2 = n.case(&id)["area_m2"].as_f64().unwrap();
-    let o = run([
-        "case",
-        &id,
-        "--out",
-        n.out.to_str().unwrap(),
-        "--set-status",
-        "dismissed",
-        "--by",
-        "王警官",
-        "--reason",
-        "the excess is within the tolerance",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    n.set_status(&id, "dismissed", "the excess is within the tolerance");
     n.edit(
         &n.permits,
         "DELETE FROM permits WHERE permit_id = 'GH-2026-0001'",
@@ -2902,19 +2907,11 @@ fn a_dismissed_case_is_not_opened_again_by_imagery_older_than_what_it_was_dismis
         (&"2026-10-16".into(), &"medium".into()),
         "{c}"
     );
-    let o = run([
-        "case",
+    n.set_status(
         &id,
-        "--out",
-        n.out.to_str().unwrap(),
-        "--set-status",
         "dismissed",
-        "--by",
-        "王警官",
-        "--reason",
         "field check: soil for the farm's own dike",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    );
     let s = n.scan_after(&[&satellite]);
     assert_eq!(s["cases_reopened"], Value::Null, "{s}");
     let c = n.case(&id);
