@@ -1376,6 +1376,7 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
         let events = st.run_event_counts(&run_id)?;
         outcome_counts.disappeared_cases = events.get("disappeared").copied().unwrap_or(0);
         result.report.cases_reopened = events.get("reopened").copied().unwrap_or(0);
+        result.report.cases_not_judged = events.get("not_judged").copied().unwrap_or(0);
         result.report.cases = assignments.clone();
         result.report.cases_disappeared = outcome_counts.disappeared_cases;
         if let Some(key) = key {
@@ -1540,7 +1541,11 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             [
                 (older, "seen on older imagery (kept as newer imagery showed them)"),
                 (r.cases_reopened, "open again"),
-                (r.cases_disappeared, "no longer flagged")
+                (r.cases_disappeared, "no longer flagged"),
+                (
+                    r.cases_not_judged,
+                    "not judged (too little of them observed, or older imagery)"
+                )
             ]
             .iter()
             .filter(|(n, _)| *n > 0)

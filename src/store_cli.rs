@@ -232,12 +232,21 @@ pub fn case(a: CaseArgs) -> Result<Outcome> {
     if let Some(status) = &a.set_status {
         let who = a.by.as_deref().unwrap_or_default();
         let why = a.reason.as_deref().unwrap_or_default();
-        store.set_case_status(&a.id, status, who, why)?;
+        let before = store.set_case_status(&a.id, status, who, why)?;
         if !a.json {
-            println!(
-                "case {}: status set to '{status}' by {who} (recorded in the audit log)",
-                a.id
-            );
+            if before == *status {
+                println!(
+                    "case {}: already '{status}'; the decision is recorded again, by {who} with \
+                     this reason, in the audit log",
+                    a.id
+                );
+            } else {
+                println!(
+                    "case {}: status set to '{status}' (was '{before}') by {who} (recorded in \
+                     the audit log)",
+                    a.id
+                );
+            }
         }
     }
     let Some(d) = store.case(&a.id)? else {
@@ -279,6 +288,9 @@ fn print_case(d: &CaseDetail) {
     println!("  last seen   {} (run {})", c.last_seen, d.last_run_id);
     if let Some(t) = &d.after_date {
         println!("  after image {t}");
+    }
+    if let Some(t) = &d.gone_date {
+        println!("  gone on     {t} (the day of the imagery that no longer showed it)");
     }
     println!("  cells       {}", d.cells.join(", "));
     println!(
@@ -404,10 +416,13 @@ fn print_status(r: &StatusReport, lock: Option<&(landwatch::store::lock::LockInf
                 n(run.updated_cases),
                 n(run.reopened_cases),
                 n(run.disappeared_cases),
-                match run.seen_older_cases {
-                    Some(k) if k > 0 => format!(", {k} seen on older imagery (kept as newer imagery showed them)"),
-                    _ => String::new(),
-                },
+                [
+                    (run.seen_older_cases, "seen on older imagery (kept as newer imagery showed them)"),
+                    (run.not_judged_cases, "not judged (too little of them observed, or older imagery)"),
+                ]
+                .iter()
+                .filter_map(|(k, what)| k.filter(|k| *k > 0).map(|k| format!(", {k} {what}")))
+                .collect::<String>(),
                 n(run.skipped_inputs),
                 run.unobserved_protected_m2.unwrap_or(0.0),
                 if run.full { " (--full)" } else { "" }

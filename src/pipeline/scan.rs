@@ -274,6 +274,11 @@ pub struct ScanReport {
     /// analyst dismissed them), once the store has marked them.
     #[serde(skip_serializing_if = "is_zero")]
     pub cases_reopened: usize,
+    /// Cases whose cells this run processed without finding them, but which it could not judge
+    /// (too little of them observed, or imagery older than theirs): left as they were, each
+    /// case's history says so.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cases_not_judged: usize,
     /// Evidence packets (filled by the evidence stage after the scan).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packets: Option<PacketsReport>,
@@ -1216,6 +1221,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 cases: Vec::new(),
                 cases_disappeared: 0,
                 cases_reopened: 0,
+                cases_not_judged: 0,
                 parcels: set.parcels.len(),
                 permits: set.permits.len(),
                 findings: 0,
@@ -1996,6 +2002,7 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
         cases: Vec::new(),
         cases_disappeared: 0,
         cases_reopened: 0,
+        cases_not_judged: 0,
         parcels: set.parcels.len(),
         permits: set.permits.len(),
         findings: findings.len(),

@@ -73,6 +73,9 @@ pub struct MatchPlan {
     pub decisions: Vec<Decision>,
     /// Cases no finding matched although all their cells were processed (sorted).
     pub not_seen: Vec<String>,
+    /// Cases no finding matched, all their cells processed, but at least
+    /// [`UNOBSERVED_SHARE`] of them unobserved: not finding them means nothing (sorted).
+    pub not_observed: Vec<String>,
 }
 
 /// The overlap of two geometries as a share of the smaller one: `area(A ∩ B) / min(area(A), area(B))`.
@@ -255,18 +258,21 @@ pub fn plan_matches_with(
             }
         })
         .collect();
-    let mut not_seen: Vec<String> = cases
+    let (not_seen, not_observed): (Vec<&KnownCase>, Vec<&KnownCase>) = cases
         .iter()
         .filter(|c| !by_case.contains_key(c.id.as_str()))
         .filter(|c| !c.cells.is_empty() && c.cells.iter().all(|x| processed_cells.contains(x)))
-        .filter(|c| covered_share(&c.geometry, unobserved) < UNOBSERVED_SHARE)
-        .map(|c| c.id.clone())
-        .collect();
-    not_seen.sort();
-    not_seen.dedup();
+        .partition(|c| covered_share(&c.geometry, unobserved) < UNOBSERVED_SHARE);
+    let sorted_ids = |cs: Vec<&KnownCase>| {
+        let mut ids: Vec<String> = cs.into_iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
     MatchPlan {
         decisions,
-        not_seen,
+        not_seen: sorted_ids(not_seen),
+        not_observed: sorted_ids(not_observed),
     }
 }
 
@@ -511,9 +517,11 @@ mod tests {
         let cloud = pieces(&[rect(-5.0, -5.0, 7.0, 15.0)]);
         let plan = plan_matches(std::slice::from_ref(&a), &[], &cells(&["c1"]), &cloud, 0.3);
         assert!(plan.not_seen.is_empty());
+        assert_eq!(plan.not_observed, vec!["A".to_string()]);
         let haze = pieces(&[rect(-5.0, -5.0, 3.0, 15.0)]);
         let plan = plan_matches(&[a], &[], &cells(&["c1"]), &haze, 0.3);
         assert_eq!(plan.not_seen, vec!["A".to_string()]);
+        assert!(plan.not_observed.is_empty());
     }
 
     #[test]

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_detection_cache.sql"),
     include_str!("migrations/0003_run_error.sql"),
+    include_str!("migrations/0004_gone_date.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -322,7 +323,8 @@ pub struct CaseEvent {
     pub at: String,
     /// Who: `landwatch` for runs, the analyst's name otherwise.
     pub who: String,
-    /// What: opened, seen, reopened, disappeared, not_seen, merged, merged_from, split, packet, status.
+    /// What: opened, seen, seen_older, reopened, disappeared, not_seen, not_judged, merged,
+    /// merged_from, split, packet, status.
     pub what: String,
     /// Why, in words.
     pub why: String,
@@ -399,6 +401,9 @@ pub struct CaseDetail {
     pub confidence: f64,
     /// Latest after image date.
     pub after_date: Option<String>,
+    /// While it is marked disappeared: the day of the imagery that no longer showed it (`None`
+    /// when that imagery had no date). Imagery older than that day does not open it again.
+    pub gone_date: Option<String>,
     /// Cells it touches.
     pub cells: Vec<String>,
     /// Latest geometry, WKT in the working CRS.
@@ -464,6 +469,10 @@ pub struct RunRow {
     /// the run's events.
     #[serde(default)]
     pub seen_older_cases: Option<usize>,
+    /// Cases whose cells the run processed but which it could not judge (too little of them
+    /// observed, or imagery older than theirs), from the run's events.
+    #[serde(default)]
+    pub not_judged_cases: Option<usize>,
     /// Protected area not observed, m².
     pub unobserved_protected_m2: Option<f64>,
     /// Inputs skipped.
@@ -955,21 +964,49 @@ impl Store {
             ctx.overlap_ratio,
             &gone,
         );
+        // Cases whose cells were processed but which the run could not judge, and why: not
+        // finding them means nothing.
+        let mut not_judged: Vec<(String, String)> = std::mem::take(&mut plan.not_observed)
+            .into_iter()
+            .map(|id| {
+                (
+                    id,
+                    "every cell it touches was processed, but at least half of it was not \
+                     observed (cloud, shadow or no data)"
+                        .to_string(),
+                )
+            })
+            .collect();
         let observed_share = |id: &str| sight.case_observed.and_then(|m| m.get(id)).copied();
-        plan.not_seen
-            .retain(|id| observed_share(id).is_none_or(|f| f > 1.0 - matching::UNOBSERVED_SHARE));
-        if let Some(acquired) = sight.case_acquired {
-            let mut older = HashSet::new();
-            for id in &plan.not_seen {
-                let Some(run_day) = acquired.get(id) else {
-                    continue;
-                };
-                if case_day(&tx, &p, id)?.is_some_and(|last| *run_day < last) {
-                    older.insert(id.clone());
-                }
+        let mut judged = Vec::with_capacity(plan.not_seen.len());
+        for id in std::mem::take(&mut plan.not_seen) {
+            let seen_share = observed_share(&id).filter(|f| *f <= 1.0 - matching::UNOBSERVED_SHARE);
+            let older = match sight.case_acquired.and_then(|m| m.get(&id)) {
+                Some(run_day) => case_day(&tx, &p, &id)?
+                    .filter(|last| *run_day < last.day)
+                    .map(|last| (*run_day, last.day)),
+                None => None,
+            };
+            match (seen_share, older) {
+                (Some(f), _) => not_judged.push((
+                    id,
+                    if f < 0.005 {
+                        "none of it was observed (cloud, shadow or no data)".to_string()
+                    } else {
+                        format!("only {:.0} % of it was observed", 100.0 * f)
+                    },
+                )),
+                (None, Some((run_day, last))) => not_judged.push((
+                    id,
+                    format!(
+                        "the imagery over it, of {run_day}, is older than the imagery of {last} \
+                         the case was judged on: it cannot show the change gone"
+                    ),
+                )),
+                (None, None) => judged.push(id),
             }
-            plan.not_seen.retain(|id| !older.contains(id));
         }
+        plan.not_seen = judged;
         let case_of: HashMap<&str, &KnownCase> =
             known.iter().map(|(c, _)| (c.id.as_str(), c)).collect();
         // The unflagged changes on the parcels of cases not seen (the only ones asked about; all
@@ -1020,12 +1057,12 @@ impl Store {
             // A case judged again on the very finding it holds (the same imagery's cells done
             // again) keeps its one geometry row for that finding.
             let mut same_as_before = false;
-            let case_id = match &plan.decisions[i] {
-                Decision::Continue { case_id, .. } if kept_newer.is_some() => {
-                    w.seen_older(case_id, f, kept_newer)?;
+            let case_id = match (&plan.decisions[i], kept_newer) {
+                (Decision::Continue { case_id, .. }, Some(latest)) => {
+                    w.seen_older(case_id, f, latest)?;
                     case_id.clone()
                 }
-                Decision::Continue { case_id, merged } => {
+                (Decision::Continue { case_id, merged }, None) => {
                     let before = status_of.get(case_id.as_str()).copied().unwrap_or("open");
                     let moved_from = case_of
                         .get(case_id.as_str())
@@ -1038,7 +1075,7 @@ impl Store {
                     }
                     case_id.clone()
                 }
-                Decision::New { parents } => {
+                (Decision::New { parents }, _) => {
                     let id = w.open_case(ctx, f, &seen_at)?;
                     for parent in parents {
                         w.split_case(parent, &id)?;
@@ -1051,7 +1088,7 @@ impl Store {
             }
             w.record_finding(&case_id, f)?;
             case_of_finding[i] = case_id;
-            kept[i] = kept_newer;
+            kept[i] = kept_newer.map(|d| d.day);
         }
         for id in &plan.not_seen {
             // Where the change is still seen, why no rule flags it now.
@@ -1085,14 +1122,27 @@ impl Store {
                 "no finding matched it although every cell it touches was processed{observed}{still_seen}{parcel_gone}"
             );
             match status_of.get(id.as_str()).copied() {
-                Some("open") => w.event(
-                    id,
-                    "disappeared",
-                    &unmatched,
-                    Some(("open", "disappeared")),
-                    None,
-                    true,
-                )?,
+                Some("open") => {
+                    w.event(
+                        id,
+                        "disappeared",
+                        &unmatched,
+                        Some(("open", "disappeared")),
+                        None,
+                        true,
+                    )?;
+                    // The day of the imagery that no longer showed it: older imagery cannot
+                    // open it again.
+                    let gone_on = sight
+                        .case_acquired
+                        .and_then(|m| m.get(id))
+                        .map(|d| d.format("%Y-%m-%d").to_string());
+                    tx.execute(
+                        "UPDATE cases SET gone_date = ?2 WHERE id = ?1",
+                        params![id, gone_on],
+                    )
+                    .map_err(sql(&p, format!("marking case {id} disappeared")))?;
+                }
                 Some(s @ ("confirmed" | "referred" | "dismissed")) => w.event(
                     id,
                     "not_seen",
@@ -1102,6 +1152,20 @@ impl Store {
                     true,
                 )?,
                 _ => {}
+            }
+        }
+        for (id, why) in &not_judged {
+            if let Some("open" | "confirmed" | "referred" | "dismissed") =
+                status_of.get(id.as_str()).copied()
+            {
+                w.event(
+                    id,
+                    "not_judged",
+                    &format!("not judged: {why}; not finding it means nothing"),
+                    None,
+                    None,
+                    true,
+                )?;
             }
         }
         let mut out = Vec::with_capacity(findings.len());
@@ -1359,7 +1423,8 @@ impl Store {
             .query_row(
                 &format!(
                     "SELECT {CASE_ROW_COLUMNS}, c.region_code, c.transition, c.confidence, c.after_date,
-                       c.cells, c.geometry_wkt, c.merged_into, c.first_run_id, c.last_run_id
+                       c.cells, c.geometry_wkt, c.merged_into, c.first_run_id, c.last_run_id,
+                       CASE WHEN c.status = 'disappeared' THEN c.gone_date END
                      FROM cases c WHERE c.id = ?1"
                 ),
                 [id],
@@ -1375,6 +1440,7 @@ impl Store {
                         r.get::<_, Option<String>>(16)?,
                         r.get::<_, String>(17)?,
                         r.get::<_, String>(18)?,
+                        r.get::<_, Option<String>>(19)?,
                     ))
                 },
             )
@@ -1391,6 +1457,7 @@ impl Store {
             merged_into,
             first_run_id,
             last_run_id,
+            gone_date,
         )) = head
         else {
             return Ok(None);
@@ -1485,6 +1552,7 @@ impl Store {
             transition,
             confidence,
             after_date,
+            gone_date,
             cells,
             geometry_wkt,
             merged_into,
@@ -1509,7 +1577,8 @@ impl Store {
                    disappeared_cases, unobserved_protected_m2, skipped_inputs, cells_detected,
                    cells_from_cache, error,
                    (SELECT count(*) FROM case_events e WHERE e.run_id = runs.id AND e.what = 'reopened'),
-                   (SELECT count(*) FROM case_events e WHERE e.run_id = runs.id AND e.what = 'seen_older')
+                   (SELECT count(*) FROM case_events e WHERE e.run_id = runs.id AND e.what = 'seen_older'),
+                   (SELECT count(*) FROM case_events e WHERE e.run_id = runs.id AND e.what = 'not_judged')
                  FROM runs ORDER BY rowid DESC LIMIT ?1",
             )
             .map_err(sql(p, "reading runs"))?;
@@ -1539,6 +1608,7 @@ impl Store {
                     error: r.get(17)?,
                     reopened_cases: n(r, 18)?,
                     seen_older_cases: n(r, 19)?,
+                    not_judged_cases: n(r, 20)?,
                 })
             })
             .map_err(sql(p, "reading runs"))?
@@ -1570,14 +1640,16 @@ impl Store {
     }
 
     /// An analyst's decision on a case (see [`REVIEW_STATUSES`]), recorded in the audit log with
-    /// who and why.
+    /// who and why; returns the status it had. A decision the case already has is recorded
+    /// again (the analyst judged the case as it is now, e.g. a dismissal of a change that has
+    /// grown since, which later growth is then measured from).
     pub fn set_case_status(
         &mut self,
         id: &str,
         status: &str,
         who: &str,
         why: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<String, StoreError> {
         check_status(status, REVIEW_STATUSES)?;
         for (what, v) in [("reviewer (--by)", who), ("reason (--reason)", why)] {
             if v.trim().is_empty() {
@@ -1617,18 +1689,39 @@ impl Store {
         )
         .map_err(sql(&p, format!("recording the status change of case {id}")))?;
         tx.commit()
-            .map_err(sql(&p, format!("setting the status of case {id}")))
+            .map_err(sql(&p, format!("setting the status of case {id}")))?;
+        Ok(before)
     }
 }
 
-/// The day of the imagery case `id` was last updated from (`None` when undated).
-fn case_day(tx: &Transaction, path: &Path, id: &str) -> Result<Option<NaiveDate>, StoreError> {
-    let last: Option<String> = tx
-        .query_row("SELECT after_date FROM cases WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+/// The day of the latest imagery a case was judged on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CaseDay {
+    day: NaiveDate,
+    /// The day is that of the imagery that showed the case gone (it is marked disappeared).
+    gone: bool,
+}
+
+/// The day of the latest imagery case `id` was judged on: the imagery it was last updated from,
+/// or, while it is marked disappeared, the imagery that no longer showed it when that is later
+/// (`None` when undated).
+fn case_day(tx: &Transaction, path: &Path, id: &str) -> Result<Option<CaseDay>, StoreError> {
+    let (last, gone): (Option<String>, Option<String>) = tx
+        .query_row(
+            "SELECT after_date, CASE WHEN status = 'disappeared' THEN gone_date END
+             FROM cases WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .map_err(sql(path, format!("reading case {id}")))?;
-    Ok(last.as_deref().and_then(day_of))
+    let seen = last.as_deref().and_then(day_of);
+    Ok(match (seen, gone.as_deref().and_then(day_of)) {
+        (seen, Some(gone)) if seen.is_none_or(|s| gone > s) => Some(CaseDay {
+            day: gone,
+            gone: true,
+        }),
+        (seen, _) => seen.map(|day| CaseDay { day, gone: false }),
+    })
 }
 
 /// The day of an after date as the store and the findings keep it (`2026-10-14`, or a span's
@@ -1945,16 +2038,13 @@ impl Writer<'_> {
     /// one too when its change grew or worsened since (`reopen_if_changed`). `moved_from`: the
     /// case's parcel, when the finding lies on another (the case's parcel is no longer in the
     /// parcel layer).
-    /// The day of the imagery case `case_id` was last updated from, when finding `f`'s imagery
-    /// is of an earlier day (`None` when it is not, or either has no date).
-    fn newer_than(
-        &self,
-        case_id: &str,
-        f: &FindingRecord,
-    ) -> Result<Option<NaiveDate>, StoreError> {
+    /// The day of the latest imagery case `case_id` was judged on ([`case_day`]: the imagery it
+    /// was last updated from, or the one that showed it gone), when finding `f`'s imagery is of
+    /// an earlier day (`None` when it is not, or either has no date).
+    fn newer_than(&self, case_id: &str, f: &FindingRecord) -> Result<Option<CaseDay>, StoreError> {
         let last = case_day(self.tx, self.path, case_id)?;
         Ok(match (f.after_date.as_deref().and_then(day_of), last) {
-            (Some(now), Some(last)) if now < last => Some(last),
+            (Some(now), Some(last)) if now < last.day => Some(last),
             _ => None,
         })
     }
@@ -1965,22 +2055,28 @@ impl Writer<'_> {
         &self,
         case_id: &str,
         f: &FindingRecord,
-        latest: Option<NaiveDate>,
+        latest: CaseDay,
     ) -> Result<(), StoreError> {
         let day = f.after_date.as_deref().and_then(day_of);
         let show = |d: Option<NaiveDate>| d.map_or_else(|| "?".to_string(), |d| d.to_string());
+        let keeps = if latest.gone {
+            format!(
+                "the imagery of {} no longer showed it: the case stays disappeared",
+                latest.day
+            )
+        } else {
+            format!("the case keeps what the imagery of {} showed", latest.day)
+        };
         self.event(
             case_id,
             "seen_older",
             &format!(
-                "seen on older imagery, of {} (finding {}: {} on parcel {}, {:.1} m²); the case \
-                 keeps what the imagery of {} showed",
+                "seen on older imagery, of {} (finding {}: {} on parcel {}, {:.1} m²); {keeps}",
                 show(day),
                 f.finding_id,
                 f.kind,
                 f.parcel_id,
                 f.area_m2,
-                show(latest)
             ),
             None,
             None,
@@ -2015,7 +2111,7 @@ impl Writer<'_> {
             .execute(
                 "UPDATE cases SET parcel_id = ?2, kind = ?3, rule_id = ?4, severity = ?5, transition = ?6,
                    area_m2 = ?7, confidence = ?8, after_date = ?9, last_seen = ?10, last_run_id = ?11,
-                   last_finding_id = ?12, cells = ?13, geometry_wkt = ?14
+                   last_finding_id = ?12, cells = ?13, geometry_wkt = ?14, gone_date = NULL
                  WHERE id = ?1",
                 params![
                     case_id,

@@ -747,6 +747,83 @@ fn a_case_not_seen_disappears_and_is_reopened_when_seen_again() {
 }
 
 #[test]
+fn imagery_older_than_what_showed_a_case_gone_does_not_open_it_again() {
+    let (_dir, mut store) = temp_store();
+    let seen = |area: f64, on: &str| FindingRecord {
+        area_m2: area,
+        after_date: Some(on.into()),
+        ..finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0))
+    };
+    let (_, a) = run_once(
+        &mut store,
+        "2026-11-28T02:00:00Z",
+        &[seen(100.0, "2026-11-27")],
+    );
+    let id = a[0].case_id.clone();
+    // The night of 30 November, on imagery of the 29th, no longer sees it.
+    let run = store.begin_run(&new_run("2026-11-30T02:00:00Z")).unwrap();
+    let acquired = HashMap::from([(id.clone(), NaiveDate::from_ymd_opt(2026, 11, 29).unwrap())]);
+    let sight = RunSight {
+        case_acquired: Some(&acquired),
+        ..Default::default()
+    };
+    store
+        .commit_findings_observed(&run, &ctx("2026-11-30"), &cells(), &[], &sight)
+        .unwrap();
+    store.finish_run(&run, &[], &outcome("done")).unwrap();
+    let d = store.case(&id).unwrap().unwrap();
+    assert_eq!(
+        (d.case.status.as_str(), d.gone_date.as_deref()),
+        ("disappeared", Some("2026-11-29"))
+    );
+    // An archive scene of the 28th, delivered late, still shows the change: it was there on the
+    // 28th, and gone by the 29th. The case stays disappeared, as it was.
+    let (_, a) = run_once(
+        &mut store,
+        "2026-12-01T02:00:00Z",
+        &[seen(140.0, "2026-11-28")],
+    );
+    assert_eq!(a[0].case_id, id);
+    assert_eq!(a[0].kept_newer, NaiveDate::from_ymd_opt(2026, 11, 29));
+    let d = store.case(&id).unwrap().unwrap();
+    assert_eq!(
+        (
+            d.case.status.as_str(),
+            d.case.area_m2,
+            d.after_date.as_deref(),
+            d.gone_date.as_deref()
+        ),
+        ("disappeared", 100.0, Some("2026-11-27"), Some("2026-11-29"))
+    );
+    assert!(!d.events.iter().any(|e| e.what == "reopened"));
+    let e = d.events.last().unwrap();
+    assert_eq!(e.what, "seen_older");
+    assert!(
+        e.why
+            .ends_with("the imagery of 2026-11-29 no longer showed it: the case stays disappeared"),
+        "{}",
+        e.why
+    );
+    // Imagery of the same day as the one that no longer showed it, or later, opens it again.
+    let (_, a) = run_once(
+        &mut store,
+        "2026-12-02T02:00:00Z",
+        &[seen(150.0, "2026-11-29")],
+    );
+    assert_eq!(a[0].kept_newer, None);
+    let d = store.case(&id).unwrap().unwrap();
+    assert_eq!(
+        (
+            d.case.status.as_str(),
+            d.case.area_m2,
+            d.gone_date.as_deref()
+        ),
+        ("open", 150.0, None)
+    );
+    assert_eq!(d.events.iter().filter(|e| e.what == "reopened").count(), 1);
+}
+
+#[test]
 fn a_case_under_cloud_does_not_disappear() {
     let (_dir, mut store) = temp_store();
     let (_, a) = run_once(
@@ -772,6 +849,14 @@ fn a_case_under_cloud_does_not_disappear() {
         )
         .unwrap();
     assert_eq!(status_of(&store, &a[0].case_id), "open");
+    let d = store.case(&a[0].case_id).unwrap().unwrap();
+    let e = d.events.last().unwrap();
+    assert_eq!(e.what, "not_judged");
+    assert!(
+        e.why.contains("at least half of it was not observed"),
+        "{}",
+        e.why
+    );
     assert!(store
         .commit_findings_observed(
             &run,
@@ -814,10 +899,18 @@ fn a_case_the_run_saw_too_little_of_does_not_disappear_and_one_it_saw_says_how_m
             )
             .unwrap();
     };
-    // Half of it seen: not finding it means nothing, and nothing is written.
+    // Half of it seen: not finding it means nothing, and the case's log says so.
     night(&mut store, "2026-11-29T02:00:00Z", 0.5);
     assert_eq!(status_of(&store, &id), "open");
-    assert_eq!(store.case(&id).unwrap().unwrap().events.len(), 1);
+    let d = store.case(&id).unwrap().unwrap();
+    assert_eq!(
+        d.events.iter().map(|e| e.what.as_str()).collect::<Vec<_>>(),
+        ["opened", "not_judged"]
+    );
+    assert_eq!(
+        d.events[1].why,
+        "not judged: only 50 % of it was observed; not finding it means nothing"
+    );
     night(&mut store, "2026-11-30T02:00:00Z", 0.97);
     assert_eq!(status_of(&store, &id), "disappeared");
     let d = store.case(&id).unwrap().unwrap();

@@ -2664,7 +2664,8 @@ fn a_night_that_writes_packets_writes_those_a_night_without_packets_left_out() {
 fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
     // The second night's after imagery has no data over the excavation on WJ-000082 (ordinary
     // farmland, outside any protected parcel's coverage): not finding it there means nothing, so
-    // the case stays open, without an event; the third night sees it again and continues it.
+    // the case stays open and its log says it was not judged; the third night sees it again and
+    // continues it.
     let n = Nights::new("scan-case-not-shown");
     n.scan();
     let pit = n.case_where("parcel_id", "WJ-000082");
@@ -2686,7 +2687,13 @@ fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
     assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
     let c = n.case(&pit);
     assert_eq!(c["status"], "open", "{c}");
-    assert_eq!(c["events"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["events"].as_array().unwrap().len(), 2, "{c}");
+    let why = events_why(&c, "not_judged");
+    assert!(
+        why.len() == 1
+            && why[0] == "not judged: none of it was observed (cloud, shadow or no data); not finding it means nothing",
+        "{why:?}"
+    );
     n.scan();
     let c = n.case(&pit);
     assert_eq!(c["status"], "open", "{c}");
@@ -2724,7 +2731,82 @@ fn imagery_older_than_the_imagery_that_last_showed_a_case_does_not_mark_it_disap
     for c in n.cases() {
         assert_eq!(c["status"], "open", "{c}");
         let id = c["id"].as_str().unwrap();
-        assert!(events_why(&n.case(id), "disappeared").is_empty(), "{id}");
+        let c = n.case(id);
+        assert!(events_why(&c, "disappeared").is_empty(), "{id}");
+        let why = events_why(&c, "not_judged");
+        assert!(
+            why.len() == 1
+                && why[0].contains(
+                    "the imagery over it, of 2026-10-14, is older than the imagery of 2026-10-20"
+                ),
+            "{id}: {why:?}"
+        );
+    }
+}
+
+#[test]
+fn imagery_older_than_what_showed_the_changes_gone_does_not_open_their_cases_again() {
+    // Imagery of 20 October shows the changes; imagery of 22 October (the ground as it was
+    // before them) no longer does, and their cases are marked disappeared. An archive scene of
+    // 21 October, delivered after both, still shows them: it opened every case again, as if
+    // the changes had come back since the 22nd.
+    let n = Nights::new("scan-gone-then-older");
+    let dir = n.out.parent().unwrap();
+    let (shown, gone, archive) = (
+        dir.join("after-20-oct"),
+        dir.join("gone-22-oct"),
+        dir.join("archive-21-oct"),
+    );
+    for (from, to, when) in [
+        ("imagery/after", &shown, "2026-10-20T02:51:00"),
+        ("imagery/before", &gone, "2026-10-22T02:51:00"),
+        ("imagery/after", &archive, "2026-10-21T02:51:00"),
+    ] {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(n.src.join(from)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|e| e == "tif") {
+                redated(&p, &to.join(p.file_name().unwrap()), when);
+            }
+        }
+    }
+    n.scan_after(&[&shown]);
+    let ids: Vec<String> = n
+        .cases()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.len() >= 5, "{ids:?}");
+    let s = n.scan_after(&[&gone]);
+    assert_eq!(s["cases_disappeared"], ids.len(), "{s}");
+    for id in &ids {
+        let c = n.case(id);
+        assert_eq!(
+            (&c["status"], &c["gone_date"]),
+            (&Value::from("disappeared"), &Value::from("2026-10-22")),
+            "{c}"
+        );
+    }
+    let s = n.scan_after(&[&archive]);
+    assert_eq!(s["findings"], ids.len(), "{s}");
+    let assigned = s["cases"].as_array().unwrap();
+    assert!(
+        assigned.iter().all(|c| c["kept_newer"] == "2026-10-22"),
+        "{assigned:?}"
+    );
+    for id in &ids {
+        let c = n.case(id);
+        assert_eq!(c["status"], "disappeared", "{c}");
+        assert!(events_why(&c, "reopened").is_empty(), "{c}");
+        let why = events_why(&c, "seen_older");
+        assert!(
+            why.len() == 1
+                && why[0].starts_with("seen on older imagery, of 2026-10-21")
+                && why[0].ends_with(
+                    "the imagery of 2026-10-22 no longer showed it: the case stays disappeared"
+                ),
+            "{why:?}"
+        );
     }
 }
 
