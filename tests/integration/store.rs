@@ -315,12 +315,37 @@ fn case_shows_history_and_records_a_review() {
         "field check: new shed on farmland",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("confirmed"));
+    assert!(
+        stdout(&o).contains("status set to 'confirmed' (was 'open') by Wang Fang"),
+        "{}",
+        stdout(&o)
+    );
     let o = run(["case", &ids[0], "--store", db]);
     let t = stdout(&o);
     assert!(t.contains("status      confirmed"), "{t}");
     assert!(t.contains("Wang Fang") && t.contains("field check"), "{t}");
     assert!(t.contains("[open → confirmed]"), "{t}");
+    // The same decision again (a second field check) is recorded again, and said to be.
+    let o = run([
+        "case",
+        &ids[0],
+        "--store",
+        db,
+        "--set-status",
+        "confirmed",
+        "--by",
+        "Li Wei",
+        "--reason",
+        "second field check: the shed is still there",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("already 'confirmed'; the decision is recorded again, by Li Wei"),
+        "{}",
+        stdout(&o)
+    );
+    let t = stdout(&run(["case", &ids[0], "--store", db]));
+    assert!(t.contains("second field check"), "{t}");
     // --set-status needs --by and --reason.
     let o = run(["case", &ids[0], "--store", db, "--set-status", "dismissed"]);
     assert_eq!(o.status.code(), Some(1), "a usage error: {}", stderr(&o));
