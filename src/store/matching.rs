@@ -10,13 +10,17 @@
 //! - a finding that claims cases continues the oldest of them; the others are *merged* into it and
 //!   become its parents;
 //! - a finding that claims no case opens a new one; when it matched cases that other findings
-//!   claimed (a region that split), those cases are its parents;
+//!   claimed (a region that split), those cases are its parents, and so are cases on other
+//!   parcels still in the layer whose ground it overlaps as much (the layer re-surveyed, a
+//!   parcel's id kept for part of it: findings are clipped to their parcels, so only moved
+//!   boundaries make a finding overlap a case on another parcel) — such a case is never
+//!   continued or merged across parcels;
 //! - a case that no finding matched, whose cells were all processed in this run and which was
 //!   mostly observed (less than half of it under cloud, shadow or without data), was not seen.
 //!
 //! The result depends only on the sets of cases and findings, never on their order.
 
-use geo::{Area, BooleanOps, BoundingRect, MultiPolygon, Polygon};
+use geo::{Area, BooleanOps, BoundingRect, Intersects, MultiPolygon, Polygon, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 use std::collections::{BTreeMap, BTreeSet};
@@ -201,16 +205,30 @@ pub fn plan_matches_with(
     // Edges of the match graph, keyed by ids so that nothing depends on input order.
     let mut by_case: BTreeMap<&str, Vec<(&NewFinding, f64)>> = BTreeMap::new();
     let mut by_finding: BTreeMap<&str, Vec<&KnownCase>> = BTreeMap::new();
+    // Cases on other parcels still in the layer whose ground a finding overlaps: lineage only.
+    let mut moved_from: BTreeMap<&str, Vec<&KnownCase>> = BTreeMap::new();
+    let boxes: Vec<Option<Rect<f64>>> = findings
+        .iter()
+        .map(|f| f.geometry.bounding_rect())
+        .collect();
     for c in cases {
+        let Some(case_box) = c.geometry.bounding_rect() else {
+            continue;
+        };
         let gone = parcel_gone(&c.parcel_id);
-        for f in findings
-            .iter()
-            .filter(|f| f.parcel_id == c.parcel_id || gone)
-        {
+        for (f, b) in findings.iter().zip(&boxes) {
+            if !b.is_some_and(|b| b.intersects(&case_box)) {
+                continue;
+            }
             let r = overlap_ratio(&f.geometry, &c.geometry);
-            if r >= min_overlap && r > 0.0 {
+            if !(r >= min_overlap && r > 0.0) {
+                continue;
+            }
+            if f.parcel_id == c.parcel_id || gone {
                 by_case.entry(&c.id).or_default().push((f, r));
                 by_finding.entry(&f.finding_id).or_default().push(c);
+            } else {
+                moved_from.entry(&f.finding_id).or_default().push(c);
             }
         }
     }
@@ -248,10 +266,12 @@ pub fn plan_matches_with(
                 }
             }
             _ => {
-                let mut parents: Vec<String> = by_finding
-                    .get(f.finding_id.as_str())
-                    .map(|cs| cs.iter().map(|c| c.id.clone()).collect())
-                    .unwrap_or_default();
+                let mut parents: Vec<String> = [&by_finding, &moved_from]
+                    .iter()
+                    .filter_map(|edges| edges.get(f.finding_id.as_str()))
+                    .flatten()
+                    .map(|c| c.id.clone())
+                    .collect();
                 parents.sort();
                 parents.dedup();
                 Decision::New { parents }
@@ -346,12 +366,41 @@ mod tests {
     }
 
     #[test]
-    fn another_parcel_never_matches() {
+    fn another_parcel_never_continues_a_case_but_a_finding_over_its_ground_splits_from_it() {
+        // p1's boundary moved (a re-survey that kept its id for part of it): the change on what
+        // is now p2 opens a new case, split from p1's case, which is not continued across parcels.
         let cases = [case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0))];
         let fs = [finding("f1", "p2", rect(0.0, 0.0, 10.0, 10.0))];
         let plan = plan_matches(&cases, &fs, &cells(&["c1"]), &none(), 0.3);
-        assert_eq!(plan.decisions, vec![Decision::New { parents: vec![] }]);
+        assert_eq!(
+            plan.decisions,
+            vec![Decision::New {
+                parents: vec!["A".into()]
+            }]
+        );
         assert_eq!(plan.not_seen, vec!["A".to_string()]);
+        // The part still on p1 continues it; the part on p2 splits from it.
+        let fs = [
+            finding("f1", "p1", rect(0.0, 0.0, 6.0, 10.0)),
+            finding("f2", "p2", rect(6.0, 0.0, 10.0, 10.0)),
+        ];
+        let plan = plan_matches(&cases, &fs, &cells(&["c1"]), &none(), 0.3);
+        assert_eq!(
+            plan.decisions,
+            vec![
+                Decision::Continue {
+                    case_id: "A".into(),
+                    merged: vec![]
+                },
+                Decision::New {
+                    parents: vec!["A".into()]
+                }
+            ]
+        );
+        // A neighbour's finding beside the case (parcels clipped apart) is no relation.
+        let fs = [finding("f2", "p2", rect(10.0, 0.0, 20.0, 10.0))];
+        let plan = plan_matches(&cases, &fs, &cells(&["c1"]), &none(), 0.3);
+        assert_eq!(plan.decisions, vec![Decision::New { parents: vec![] }]);
     }
 
     #[test]
@@ -435,7 +484,8 @@ mod tests {
     fn a_case_whose_parcel_is_gone_continues_on_the_parcel_now_there() {
         // The parcel layer re-surveyed: p1 split into p7 and p8, p2 kept. The change on p1's
         // ground, now on p7 (and a little on p8), continues p1's case (p8's piece splits from
-        // it); a finding on p2's neighbour p9 never takes p2's case, which is still there.
+        // it); a finding on p2's neighbour p9 over p2's case's ground (p2's boundary moved) never
+        // takes p2's case, which is still there, but its new case is split from it.
         let a = case("A", "p1", "t1", rect(0.0, 0.0, 10.0, 10.0));
         let b = case("B", "p2", "t1", rect(20.0, 0.0, 30.0, 10.0));
         let fs = [
@@ -462,16 +512,23 @@ mod tests {
                 Decision::New {
                     parents: vec!["A".into()]
                 },
-                Decision::New { parents: vec![] },
+                Decision::New {
+                    parents: vec!["B".into()]
+                },
             ]
         );
         assert_eq!(plan.not_seen, vec!["B".to_string()]);
-        // With every parcel still there, cases stay on their own parcels.
+        // With every parcel still there, cases stay on their own parcels; the new cases over
+        // their ground are split from them.
         let plan = plan_matches(&[a, b], &fs, &cells(&["c1"]), &none(), 0.3);
-        assert!(plan
-            .decisions
-            .iter()
-            .all(|d| matches!(d, Decision::New { parents } if parents.is_empty())));
+        assert_eq!(
+            plan.decisions,
+            ["A", "A", "B"]
+                .map(|p| Decision::New {
+                    parents: vec![p.into()]
+                })
+                .to_vec()
+        );
         assert_eq!(plan.not_seen, vec!["A".to_string(), "B".to_string()]);
     }
 

@@ -1078,7 +1078,11 @@ impl Store {
                 (Decision::New { parents }, _) => {
                     let id = w.open_case(ctx, f, &seen_at)?;
                     for parent in parents {
-                        w.split_case(parent, &id)?;
+                        // A parent on another parcel still in the layer: its boundary moved.
+                        let elsewhere = case_of
+                            .get(parent.as_str())
+                            .is_some_and(|c| c.parcel_id != f.parcel_id && !gone(&c.parcel_id));
+                        w.split_case(parent, &id, elsewhere.then_some(f.parcel_id.as_str()))?;
                     }
                     id
                 }
@@ -2341,11 +2345,24 @@ impl Writer<'_> {
         self.parent(into, merged, "merge")
     }
 
-    fn split_case(&self, parent: &str, child: &str) -> Result<(), StoreError> {
+    /// Records `child` as split from `parent`; `on_parcel`: the child's parcel, when the part
+    /// lies on another parcel than the parent's (whose boundary moved).
+    fn split_case(
+        &self,
+        parent: &str,
+        child: &str,
+        on_parcel: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.event(
             parent,
             "split",
-            &format!("part of its region is now case {child}"),
+            &format!(
+                "part of its region is now case {child}{}",
+                on_parcel.map_or_else(String::new, |p| format!(
+                    ", on parcel {p}: the parcel layer gives that ground to parcel {p} now \
+                     (re-surveyed?)"
+                ))
+            ),
             None,
             Some(child),
             true,

@@ -403,7 +403,27 @@ fn another_parcel_opens_another_case() {
     );
     assert_eq!(b[0].case_id, a[0].case_id);
     assert_ne!(b[1].case_id, a[0].case_id);
-    assert!(b[1].is_new && b[1].parents.is_empty());
+    // A new case on the other parcel, linked to the case whose ground it shares.
+    assert!(
+        b[1].is_new && b[1].parents == [a[0].case_id.clone()],
+        "{:?}",
+        b[1]
+    );
+    // From then on each parcel's case goes on by itself.
+    let (_, c) = run_once(
+        &mut store,
+        "2026-11-30T02:00:00Z",
+        &[
+            finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0)),
+            finding("f9", "p2", rect_wkt(0.0, 0.0, 10.0, 10.0)),
+        ],
+    );
+    assert_eq!(
+        c.iter()
+            .map(|c| (c.case_id.clone(), c.is_new))
+            .collect::<Vec<_>>(),
+        [(a[0].case_id.clone(), false), (b[1].case_id.clone(), false)]
+    );
 }
 
 #[test]
@@ -547,6 +567,54 @@ fn a_case_on_a_parcel_no_longer_in_the_layer_says_so() {
          still seen there (100.0 m²), but no rule flags it now: no rule flags vegetation_to_built \
          on a parcel of approved use 'construction'; its parcel p7 is no longer in the parcel \
          layer"
+    );
+}
+
+#[test]
+fn a_change_on_ground_a_parcel_gave_to_another_opens_a_case_split_from_its_case() {
+    // The survey kept p1's id for part of it and gave the rest to a new parcel p2: the part of
+    // the change there opens a new case, split from p1's case, which the part on p1 continues.
+    let (_dir, mut store) = temp_store();
+    let (_, a) = run_once(
+        &mut store,
+        "2026-11-28T02:00:00Z",
+        &[finding("f1", "p1", rect_wkt(0.0, 0.0, 10.0, 10.0))],
+    );
+    let id = a[0].case_id.clone();
+    let ids: HashSet<String> = ["p1".to_string(), "p2".to_string()].into();
+    let run = store.begin_run(&new_run("2026-11-29T02:00:00Z")).unwrap();
+    let b = store
+        .commit_findings_observed(
+            &run,
+            &ctx("2026-11-29"),
+            &cells(),
+            &[
+                finding("f1", "p1", rect_wkt(0.0, 0.0, 6.0, 10.0)),
+                finding("f2", "p2", rect_wkt(6.0, 0.0, 10.0, 10.0)),
+            ],
+            &RunSight {
+                parcel_ids: Some(&ids),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    store.finish_run(&run, &[], &outcome("done")).unwrap();
+    assert_eq!(b[0].case_id, id);
+    let child = store.case(&b[1].case_id).unwrap().unwrap();
+    assert_eq!(
+        (child.case.parcel_id.as_str(), child.case.parents.clone()),
+        ("p2", vec![id.clone()])
+    );
+    let d = store.case(&id).unwrap().unwrap();
+    assert_eq!(d.children, vec![b[1].case_id.clone()]);
+    let split = d.events.iter().find(|e| e.what == "split").unwrap();
+    assert_eq!(
+        split.why,
+        format!(
+            "part of its region is now case {}, on parcel p2: the parcel layer gives that \
+             ground to parcel p2 now (re-surveyed?)",
+            b[1].case_id
+        )
     );
 }
 
