@@ -621,14 +621,33 @@ fn read_aligned(
             .map(|&bi| src.ds.rasterband(bi).ok().and_then(|b| b.no_data_value()))
             .collect();
         if src.zero_is_nodata {
-            // Valid where any band is not 0: one branch-free pass per band (it vectorises).
+            // Valid where any band is not 0: branch-free passes that vectorise, all of a row's
+            // bands at once for the usual three or four.
             for (r, ok_row) in ok.chunks_exact_mut(rw.max(1)).enumerate() {
-                ok_row.fill(false);
-                for k in 0..nb {
-                    ok_row
-                        .iter_mut()
-                        .zip(row(k, r))
-                        .for_each(|(o, v)| *o |= *v != 0.0);
+                match nb {
+                    4 => {
+                        let (b0, b1, b2, b3) = (row(0, r), row(1, r), row(2, r), row(3, r));
+                        for ((((o, v0), v1), v2), v3) in
+                            ok_row.iter_mut().zip(b0).zip(b1).zip(b2).zip(b3)
+                        {
+                            *o = (*v0 != 0.0) | (*v1 != 0.0) | (*v2 != 0.0) | (*v3 != 0.0);
+                        }
+                    }
+                    3 => {
+                        let (b0, b1, b2) = (row(0, r), row(1, r), row(2, r));
+                        for (((o, v0), v1), v2) in ok_row.iter_mut().zip(b0).zip(b1).zip(b2) {
+                            *o = (*v0 != 0.0) | (*v1 != 0.0) | (*v2 != 0.0);
+                        }
+                    }
+                    _ => {
+                        ok_row.fill(false);
+                        for k in 0..nb {
+                            ok_row
+                                .iter_mut()
+                                .zip(row(k, r))
+                                .for_each(|(o, v)| *o |= *v != 0.0);
+                        }
+                    }
                 }
             }
         } else if nodatas.iter().any(|n| n.is_some()) {
@@ -1102,6 +1121,39 @@ mod tests {
         let (_, want_valid) = expected(&src, value, (0, 0, 2), &win);
         assert_eq!(got.valid, want_valid);
         assert!(!got.valid[[200, 10]] && got.valid[[10, 155]] && got.valid[[200, 200]]);
+        // Read directly onto a grid of its own pixels: as the same file with nodata 0 declared.
+        let grid = GridDef::covering(
+            "EPSG:32651",
+            &crate::grid::Bounds {
+                min_x: 300000.0,
+                min_y: 3449500.0,
+                max_x: 300500.0,
+                max_y: 3450000.0,
+            },
+            0.5,
+            1024,
+            32,
+            Some((300000.0, 3450000.0)),
+        );
+        let date = DateSources {
+            sources: vec![src.clone()],
+            roles: DateSources::common_roles(std::slice::from_ref(&src)),
+        };
+        let mut direct = CellReader::new(&grid, &date).unwrap();
+        assert!(matches!(
+            direct.sources[0].placement,
+            Placement::Lattice { dx: 0, dy: 0, k: 1 }
+        ));
+        let win = Window {
+            x: 0,
+            y: 0,
+            width: 601,
+            height: 403,
+        };
+        let got = direct.read("c", &win).unwrap();
+        let (_, want_valid) = expected(&src, value, (0, 0, 1), &win);
+        assert_eq!(got.valid, want_valid);
+        assert!(!got.valid[[400, 10]] && got.valid[[10, 310]] && got.valid[[400, 400]]);
         // Warped onto a grid whose pixels do not tile the source's: the collar is no data too.
         let grid = GridDef::covering(
             "EPSG:32651",
