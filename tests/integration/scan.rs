@@ -2685,6 +2685,9 @@ fn a_case_the_imagery_did_not_show_is_not_marked_disappeared() {
     }
     let s = n.scan_after(&[&holed]);
     assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
+    assert_eq!(s["cases_not_judged"], 1, "{s}");
+    let last = &n.store_json(&["status"])["runs"][0];
+    assert_eq!(last["not_judged_cases"], 1, "{last}");
     let c = n.case(&pit);
     assert_eq!(c["status"], "open", "{c}");
     assert_eq!(c["events"].as_array().unwrap().len(), 2, "{c}");
@@ -2728,6 +2731,7 @@ fn imagery_older_than_the_imagery_that_last_showed_a_case_does_not_mark_it_disap
     let s = n.scan_after(&[&older]);
     assert_eq!(s["findings"], 0, "{s}");
     assert_eq!(s["cases_disappeared"], Value::Null, "{s}");
+    assert_eq!(s["cases_not_judged"], first.len(), "{s}");
     for c in n.cases() {
         assert_eq!(c["status"], "open", "{c}");
         let id = c["id"].as_str().unwrap();
