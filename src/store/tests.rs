@@ -77,9 +77,19 @@ fn run_once(
     started_at: &str,
     findings: &[FindingRecord],
 ) -> (String, Vec<CaseAssignment>) {
+    run_seeing(store, started_at, findings, &RunSight::default())
+}
+
+/// [`run_once`], the run also having seen `sight`.
+fn run_seeing(
+    store: &mut Store,
+    started_at: &str,
+    findings: &[FindingRecord],
+    sight: &RunSight,
+) -> (String, Vec<CaseAssignment>) {
     let run = store.begin_run(&new_run(started_at)).unwrap();
     let a = store
-        .commit_findings(&run, &ctx(&started_at[..10]), &cells(), findings)
+        .commit_findings_observed(&run, &ctx(&started_at[..10]), &cells(), findings, sight)
         .unwrap();
     store.finish_run(&run, &[], &outcome("done")).unwrap();
     (run, a)
@@ -520,17 +530,12 @@ fn a_case_on_a_parcel_no_longer_in_the_layer_says_so() {
         ..Default::default()
     };
     // Seen on the parcel now there: the same case, on p7, saying why.
-    let run = store.begin_run(&new_run("2026-11-29T02:00:00Z")).unwrap();
-    let b = store
-        .commit_findings_observed(
-            &run,
-            &ctx("2026-11-29"),
-            &cells(),
-            &[finding("f7", "p7", g)],
-            &sight,
-        )
-        .unwrap();
-    store.finish_run(&run, &[], &outcome("done")).unwrap();
+    let (_, b) = run_seeing(
+        &mut store,
+        "2026-11-29T02:00:00Z",
+        &[finding("f7", "p7", g)],
+        &sight,
+    );
     assert_eq!(b[0].case_id, id);
     let d = store.case(&id).unwrap().unwrap();
     assert_eq!(d.case.parcel_id, "p7");
@@ -582,23 +587,18 @@ fn a_change_on_ground_a_parcel_gave_to_another_opens_a_case_split_from_its_case(
     );
     let id = a[0].case_id.clone();
     let ids: HashSet<String> = ["p1".to_string(), "p2".to_string()].into();
-    let run = store.begin_run(&new_run("2026-11-29T02:00:00Z")).unwrap();
-    let b = store
-        .commit_findings_observed(
-            &run,
-            &ctx("2026-11-29"),
-            &cells(),
-            &[
-                finding("f1", "p1", rect_wkt(0.0, 0.0, 6.0, 10.0)),
-                finding("f2", "p2", rect_wkt(6.0, 0.0, 10.0, 10.0)),
-            ],
-            &RunSight {
-                parcel_ids: Some(&ids),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    store.finish_run(&run, &[], &outcome("done")).unwrap();
+    let (_, b) = run_seeing(
+        &mut store,
+        "2026-11-29T02:00:00Z",
+        &[
+            finding("f1", "p1", rect_wkt(0.0, 0.0, 6.0, 10.0)),
+            finding("f2", "p2", rect_wkt(6.0, 0.0, 10.0, 10.0)),
+        ],
+        &RunSight {
+            parcel_ids: Some(&ids),
+            ..Default::default()
+        },
+    );
     assert_eq!(b[0].case_id, id);
     let child = store.case(&b[1].case_id).unwrap().unwrap();
     assert_eq!(
@@ -829,16 +829,12 @@ fn imagery_older_than_what_showed_a_case_gone_does_not_open_it_again() {
     );
     let id = a[0].case_id.clone();
     // The night of 30 November, on imagery of the 29th, no longer sees it.
-    let run = store.begin_run(&new_run("2026-11-30T02:00:00Z")).unwrap();
     let acquired = HashMap::from([(id.clone(), NaiveDate::from_ymd_opt(2026, 11, 29).unwrap())]);
     let sight = RunSight {
         case_acquired: Some(&acquired),
         ..Default::default()
     };
-    store
-        .commit_findings_observed(&run, &ctx("2026-11-30"), &cells(), &[], &sight)
-        .unwrap();
-    store.finish_run(&run, &[], &outcome("done")).unwrap();
+    run_seeing(&mut store, "2026-11-30T02:00:00Z", &[], &sight);
     let d = store.case(&id).unwrap().unwrap();
     assert_eq!(
         (d.case.status.as_str(), d.gone_date.as_deref()),

@@ -302,18 +302,21 @@ fn case_shows_history_and_records_a_review() {
         .collect();
     assert_eq!(whats, ["opened", "packet", "seen", "split"]);
     // An analyst's decision goes into the audit log.
-    let o = run([
-        "case",
-        &ids[0],
-        "--store",
-        db,
-        "--set-status",
-        "confirmed",
-        "--by",
-        "Wang Fang",
-        "--reason",
-        "field check: new shed on farmland",
-    ]);
+    let decide = |by: &str, why: &str| {
+        run([
+            "case",
+            &ids[0],
+            "--store",
+            db,
+            "--set-status",
+            "confirmed",
+            "--by",
+            by,
+            "--reason",
+            why,
+        ])
+    };
+    let o = decide("Wang Fang", "field check: new shed on farmland");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("status set to 'confirmed' (was 'open') by Wang Fang"),
@@ -326,18 +329,7 @@ fn case_shows_history_and_records_a_review() {
     assert!(t.contains("Wang Fang") && t.contains("field check"), "{t}");
     assert!(t.contains("[open → confirmed]"), "{t}");
     // The same decision again (a second field check) is recorded again, and said to be.
-    let o = run([
-        "case",
-        &ids[0],
-        "--store",
-        db,
-        "--set-status",
-        "confirmed",
-        "--by",
-        "Li Wei",
-        "--reason",
-        "second field check: the shed is still there",
-    ]);
+    let o = decide("Li Wei", "second field check: the shed is still there");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("already 'confirmed'; the decision is recorded again, by Li Wei"),
