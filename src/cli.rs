@@ -1539,13 +1539,10 @@ fn scan(a: ScanArgs) -> Result<(Outcome, landwatch::pipeline::scan::ScanResult)>
             "  cases: {new} new, {} updated{} ({} cell(s) processed{}, {} unchanged since their last run)",
             r.cases.len() - new - older,
             [
-                (older, "seen on older imagery (kept as newer imagery showed them)"),
+                (older, landwatch::store::SEEN_OLDER),
                 (r.cases_reopened, "open again"),
                 (r.cases_disappeared, "no longer flagged"),
-                (
-                    r.cases_not_judged,
-                    "not judged (too little of them observed, or older imagery)"
-                )
+                (r.cases_not_judged, landwatch::store::NOT_JUDGED)
             ]
             .iter()
             .filter(|(n, _)| *n > 0)
@@ -1720,14 +1717,8 @@ fn evidence_stage(
     let todo: Vec<usize> = (0..result.findings.len())
         .filter(|&i| cases[i].kept_newer.is_none())
         .collect();
-    let findings: std::borrow::Cow<[landwatch::pipeline::scan::Finding]> =
-        if todo.len() == result.findings.len() {
-            std::borrow::Cow::Borrowed(&result.findings)
-        } else {
-            std::borrow::Cow::Owned(todo.iter().map(|&i| result.findings[i].clone()).collect())
-        };
-    let case_ids: Vec<String> = todo.iter().map(|&i| cases[i].case_id.clone()).collect();
-    let n = findings.len();
+    let case_ids: Vec<String> = cases.iter().map(|c| c.case_id.clone()).collect();
+    let n = todo.len();
     let bar = if progress_bar() && n > 0 {
         let b = indicatif::ProgressBar::new(n as u64);
         b.set_style(
@@ -1751,10 +1742,14 @@ fn evidence_stage(
             None => {}
         }
     };
-    let mut outcomes = write_packets(&result.context, &findings, &case_ids, &settings, &on_done);
-    for o in &mut outcomes {
-        o.finding = todo[o.finding];
-    }
+    let outcomes = write_packets(
+        &result.context,
+        &result.findings,
+        &case_ids,
+        &todo,
+        &settings,
+        &on_done,
+    );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -417,8 +417,8 @@ fn print_status(r: &StatusReport, lock: Option<&(landwatch::store::lock::LockInf
                 n(run.reopened_cases),
                 n(run.disappeared_cases),
                 [
-                    (run.seen_older_cases, "seen on older imagery (kept as newer imagery showed them)"),
-                    (run.not_judged_cases, "not judged (too little of them observed, or older imagery)"),
+                    (run.seen_older_cases, landwatch::store::SEEN_OLDER),
+                    (run.not_judged_cases, landwatch::store::NOT_JUDGED),
                 ]
                 .iter()
                 .filter_map(|(k, what)| k.filter(|k| *k > 0).map(|k| format!(", {k} {what}")))

@@ -157,12 +157,14 @@ struct Readers {
     scores: Vec<Result<SingleBandReader, String>>,
 }
 
-/// Writes one packet per finding (`case_ids[i]` for `findings[i]`), in parallel with one set of
-/// readers per worker thread. A finding whose packet cannot be made is reported, not fatal.
+/// Writes the packet of each finding `which` names (`case_ids[i]` for `findings[i]`), in
+/// parallel with one set of readers per worker thread; the outcomes come in `which`'s order. A
+/// finding whose packet cannot be made is reported, not fatal.
 pub fn write_packets(
     ctx: &ScanContext,
     findings: &[Finding],
     case_ids: &[String],
+    which: &[usize],
     s: &PacketSettings,
     on_done: &(dyn Fn(usize) + Sync),
 ) -> Vec<PacketOutcome> {
@@ -189,10 +191,9 @@ pub fn write_packets(
     let metres_per_unit = ctx.m2_per_unit2.sqrt().max(1e-12);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let opts = PacketOptions { zip: s.zip };
-    findings
+    which
         .par_iter()
-        .zip(case_ids.par_iter())
-        .enumerate()
+        .filter_map(|&i| Some((i, (findings.get(i)?, case_ids.get(i)?))))
         .map_init(
             || Readers {
                 before: CellReader::new(&ctx.grid, &ctx.before.sources).map_err(|e| e.to_string()),

@@ -1728,7 +1728,12 @@ pub fn run_scan(job: &ScanJob) -> Result<ScanResult, PipelineError> {
                 regions: merged
                     .iter()
                     .filter(|m| m.stats.transition == Transition::VegetationCycle)
-                    .map(|m| m.polygon.clone())
+                    .filter_map(|m| {
+                        Some((
+                            geo::BoundingRect::bounding_rect(&m.polygon)?,
+                            m.polygon.clone(),
+                        ))
+                    })
                     .collect(),
             });
         }
@@ -2387,7 +2392,8 @@ fn on_registered_water(
 struct CycleReading {
     observation: String,
     day: NaiveDate,
-    regions: Vec<MultiPolygon<f64>>,
+    /// Each region with its bounding box.
+    regions: Vec<(geo::Rect<f64>, MultiPolygon<f64>)>,
 }
 
 /// How many days apart imagery with near infrared may be from a finding's for its reading of a
@@ -2416,7 +2422,6 @@ fn harvest_read_in_near_infrared(f: &Finding, readings: &[CycleReading]) -> Opti
     if area.is_nan() || area <= 0.0 {
         return None;
     }
-    let meets = |r: &MultiPolygon<f64>| r.bounding_rect().is_some_and(|b| b.intersects(&bounds));
     let (share, reading) = readings
         .iter()
         .filter(|r| day.is_none_or(|d| (r.day - d).num_days().abs() <= CYCLE_READING_DAYS))
@@ -2424,8 +2429,8 @@ fn harvest_read_in_near_infrared(f: &Finding, readings: &[CycleReading]) -> Opti
             let inside: f64 = r
                 .regions
                 .iter()
-                .filter(|g| meets(g))
-                .map(|g| f.polygon.intersection(g).unsigned_area())
+                .filter(|(b, _)| b.intersects(&bounds))
+                .map(|(_, g)| f.polygon.intersection(g).unsigned_area())
                 .sum();
             (inside / area, r)
         })
@@ -3625,10 +3630,12 @@ mod tests {
             observation: "satellite".into(),
             day: NaiveDate::from_ymd_opt(2026, 10, 14).unwrap(),
             // The harvested field, in two regions.
-            regions: vec![
+            regions: [
                 square(0.0, 0.0, 100.0, 50.0),
                 square(0.0, 50.0, 100.0, 100.0),
-            ],
+            ]
+            .map(|g| (geo::BoundingRect::bounding_rect(&g).unwrap(), g))
+            .to_vec(),
         }];
         // Roof-like stubble across both regions, two days after the satellite's pass.
         let why = harvest_read_in_near_infrared(

@@ -38,6 +38,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_gone_date.sql"),
 ];
 
+/// How the scan's summary and `landwatch status` name a run's cases seen on imagery older than
+/// theirs ([`RunRow::seen_older_cases`]).
+pub const SEEN_OLDER: &str = "seen on older imagery (kept as newer imagery showed them)";
+
+/// How they name a run's cases it could not judge ([`RunRow::not_judged_cases`]).
+pub const NOT_JUDGED: &str = "not judged (too little of them observed, or older imagery)";
+
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
