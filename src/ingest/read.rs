@@ -965,6 +965,11 @@ mod tests {
     /// A reader of `src`'s four bands onto a 1 m grid over the square kilometre south-east of
     /// (300000, 3450000).
     fn reader_on_a_1m_grid(src: &ImageSource) -> CellReader {
+        reader_on_a_grid(src, 1.0)
+    }
+
+    /// [`reader_on_a_1m_grid`] with pixels of `pixel` metres.
+    fn reader_on_a_grid(src: &ImageSource, pixel: f64) -> CellReader {
         let grid = GridDef::covering(
             "EPSG:32651",
             &crate::grid::Bounds {
@@ -973,7 +978,7 @@ mod tests {
                 max_x: 301000.0,
                 max_y: 3450000.0,
             },
-            1.0,
+            pixel,
             1024,
             32,
             Some((300000.0, 3450000.0)),
@@ -1122,24 +1127,7 @@ mod tests {
         assert_eq!(got.valid, want_valid);
         assert!(!got.valid[[200, 10]] && got.valid[[10, 155]] && got.valid[[200, 200]]);
         // Read directly onto a grid of its own pixels: as the same file with nodata 0 declared.
-        let grid = GridDef::covering(
-            "EPSG:32651",
-            &crate::grid::Bounds {
-                min_x: 300000.0,
-                min_y: 3449500.0,
-                max_x: 300500.0,
-                max_y: 3450000.0,
-            },
-            0.5,
-            1024,
-            32,
-            Some((300000.0, 3450000.0)),
-        );
-        let date = DateSources {
-            sources: vec![src.clone()],
-            roles: DateSources::common_roles(std::slice::from_ref(&src)),
-        };
-        let mut direct = CellReader::new(&grid, &date).unwrap();
+        let mut direct = reader_on_a_grid(&src, 0.5);
         assert!(matches!(
             direct.sources[0].placement,
             Placement::Lattice { dx: 0, dy: 0, k: 1 }
